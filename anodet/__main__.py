@@ -1,0 +1,5 @@
+"""``python -m anodet``: the command line."""
+
+from anodet.cli import main
+
+raise SystemExit(main())

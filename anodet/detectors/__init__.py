@@ -1,0 +1,63 @@
+"""The detector family behind one interface, with a registry that imports lazily.
+
+Importing this package never imports TensorFlow: only asking for a neural detector does.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from anodet.detectors.base import Detector
+
+REGISTRY: dict[str, str] = {
+    "autoencoder": "anodet.detectors.neural:Autoencoder",
+    "vae": "anodet.detectors.neural:VariationalAutoencoder",
+    "bigan": "anodet.detectors.neural:BiGAN",
+    "seq2seq": "anodet.detectors.neural:Seq2Seq",
+    "pca": "anodet.detectors.classical:PCAReconstruction",
+    "ocsvm": "anodet.detectors.classical:OneClassSVMDetector",
+    "iforest": "anodet.detectors.classical:IsolationForestDetector",
+    "lof": "anodet.detectors.classical:LocalOutlierFactorDetector",
+    "kmeans": "anodet.detectors.classical:KMeansDistance",
+    "zscore": "anodet.detectors.classical:ZScore",
+    "mahalanobis": "anodet.detectors.classical:Mahalanobis",
+    "ensemble": "anodet.detectors.ensemble:Ensemble",
+}
+"""Detector name → ``module:Class``; the order is the order they are trained and shown."""
+
+DISPLAY_NAMES: dict[str, str] = {
+    "autoencoder": "Autoencoder",
+    "vae": "Variational autoencoder",
+    "bigan": "BiGAN",
+    "seq2seq": "Sequence-to-sequence",
+    "pca": "PCA",
+    "ocsvm": "One-Class SVM",
+    "iforest": "Isolation Forest",
+    "lof": "Local Outlier Factor",
+    "kmeans": "k-means distance",
+    "zscore": "z-score",
+    "mahalanobis": "Mahalanobis",
+    "ensemble": "Ensemble",
+}
+
+NEURAL = ("autoencoder", "vae", "bigan", "seq2seq")
+
+
+def detector_class(name: str) -> type[Detector]:
+    """The class registered under ``name``, imported on first use."""
+    try:
+        target = REGISTRY[name]
+    except KeyError:
+        raise KeyError(
+            f"unknown detector {name!r}; known detectors: {', '.join(REGISTRY)}"
+        ) from None
+    module_name, class_name = target.split(":")
+    return getattr(importlib.import_module(module_name), class_name)
+
+
+def create(name: str, seed: int = 0, **params) -> Detector:
+    """A new, unfitted detector."""
+    return detector_class(name)(seed=seed, **params)
+
+
+__all__ = ["DISPLAY_NAMES", "NEURAL", "REGISTRY", "Detector", "create", "detector_class"]

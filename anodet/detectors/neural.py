@@ -1,0 +1,262 @@
+"""TensorFlow / Keras 3 detectors: autoencoder, VAE, BiGAN and sequence-to-sequence.
+
+All four score a record by how badly they reconstruct it (squared error summed over the 18
+features), so their per-feature contributions are the squared errors. TensorFlow is imported
+only when this module is, which the registry does only when a neural detector is asked for.
+Models are stored as ``.keras`` files and loaded with ``safe_mode=True``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import tensorflow as tf  # noqa: E402
+from tqdm.auto import tqdm  # noqa: E402
+
+from anodet.detectors.base import Detector, as_matrix  # noqa: E402
+from anodet.schema import N_FEATURES  # noqa: E402
+
+MODEL_FILE = "model.keras"
+PREDICT_CHUNK = 16_384
+
+
+def _seed_everything(seed: int) -> None:
+    """Same seed, same weights: seed every generator and ask TensorFlow for deterministic ops."""
+    keras.utils.set_random_seed(seed)
+    tf.config.experimental.enable_op_determinism()
+
+
+def _dense_stack(x, widths: list[int], activation: str = "relu", prefix: str = "dense"):
+    for i, width in enumerate(widths):
+        x = keras.layers.Dense(width, activation=activation, name=f"{prefix}_{i}")(x)
+    return x
+
+
+def _batches(X: np.ndarray, batch_size: int, rng: np.random.Generator):
+    order = rng.permutation(len(X))
+    for start in range(0, len(X), batch_size):
+        yield X[order[start:start + batch_size]]
+
+
+def _epochs(n: int, label: str):
+    return tqdm(range(n), desc=label, unit="epoch", leave=False, disable=not sys.stderr.isatty())
+
+
+class _ReconstructionDetector(Detector):
+    """A detector that owns one Keras model mapping records to their reconstructions."""
+
+    family = "neural"
+
+    def _build_inference(self) -> None:
+        model = self.model_
+        spec = [tf.TensorSpec([None, N_FEATURES], tf.float32)]
+        self._infer = tf.function(lambda x: model(x, training=False), input_signature=spec)
+
+    def reconstruct(self, X: np.ndarray) -> np.ndarray:
+        """The model's reconstruction of each record, shape ``(n, 18)``."""
+        X = as_matrix(X)
+        if len(X) == 0:
+            return np.empty((0, N_FEATURES), dtype=np.float32)
+        parts = [self._infer(X[i:i + PREDICT_CHUNK]).numpy().reshape(-1, N_FEATURES)
+                 for i in range(0, len(X), PREDICT_CHUNK)]
+        return np.concatenate(parts)
+
+    def feature_scores(self, X: np.ndarray) -> np.ndarray:
+        return (as_matrix(X) - self.reconstruct(X)) ** 2
+
+    def score(self, X: np.ndarray) -> np.ndarray:
+        return self.feature_scores(X).sum(axis=1).astype(np.float64)
+
+    def _save_state(self, folder: Path) -> list[Path]:
+        path = folder / MODEL_FILE
+        self.model_.save(path)
+        return [path]
+
+    def _load_state(self, folder: Path) -> None:
+        self.model_ = keras.saving.load_model(folder / MODEL_FILE, safe_mode=True, compile=False)
+        self._build_inference()
+
+
+class Autoencoder(_ReconstructionDetector):
+    """A dense autoencoder trained to reconstruct normal records (mean squared error)."""
+
+    name = "autoencoder"
+    display_name = "Autoencoder"
+    default_params: ClassVar[dict[str, Any]] = {
+        "hidden": [64, 32], "latent": 8, "epochs": 20, "batch_size": 256, "learning_rate": 1e-3,
+    }
+
+    def fit(self, X: np.ndarray) -> Autoencoder:
+        _seed_everything(self.seed)
+        p = self.params
+        inputs = keras.Input((N_FEATURES,), name="record")
+        x = _dense_stack(inputs, p["hidden"], prefix="encoder")
+        x = keras.layers.Dense(p["latent"], name="code")(x)
+        x = _dense_stack(x, p["hidden"][::-1], prefix="decoder")
+        outputs = keras.layers.Dense(N_FEATURES, activation="sigmoid", name="reconstruction")(x)
+        self.model_ = keras.Model(inputs, outputs, name="autoencoder")
+        self.model_.compile(optimizer=keras.optimizers.Adam(p["learning_rate"]), loss="mse")
+        X = as_matrix(X)
+        for _ in _epochs(p["epochs"], self.name):
+            self.model_.fit(X, X, epochs=1, batch_size=p["batch_size"], shuffle=True, verbose=0)
+        self._build_inference()
+        return self
+
+
+class Seq2Seq(_ReconstructionDetector):
+    """An LSTM encoder-decoder that reads the 18 features as a sequence and writes it back."""
+
+    name = "seq2seq"
+    display_name = "Sequence-to-sequence"
+    default_params: ClassVar[dict[str, Any]] = {
+        "units": 32, "epochs": 8, "batch_size": 256, "learning_rate": 3e-3, "max_rows": 40_000,
+    }
+
+    def fit(self, X: np.ndarray) -> Seq2Seq:
+        _seed_everything(self.seed)
+        p = self.params
+        X = as_matrix(X)
+        if len(X) > p["max_rows"]:
+            X = X[np.random.default_rng(self.seed).choice(len(X), p["max_rows"], replace=False)]
+        inputs = keras.Input((N_FEATURES,), name="record")
+        seq = keras.layers.Reshape((N_FEATURES, 1), name="as_sequence")(inputs)
+        state = keras.layers.LSTM(p["units"], name="encoder")(seq)
+        repeated = keras.layers.RepeatVector(N_FEATURES, name="repeat")(state)
+        decoded = keras.layers.LSTM(p["units"], return_sequences=True, name="decoder")(repeated)
+        out = keras.layers.TimeDistributed(
+            keras.layers.Dense(1, activation="sigmoid"), name="reconstruction")(decoded)
+        outputs = keras.layers.Reshape((N_FEATURES,), name="as_record")(out)
+        self.model_ = keras.Model(inputs, outputs, name="seq2seq")
+        self.model_.compile(optimizer=keras.optimizers.Adam(p["learning_rate"]), loss="mse")
+        for _ in _epochs(p["epochs"], self.name):
+            self.model_.fit(X, X, epochs=1, batch_size=p["batch_size"], shuffle=True, verbose=0)
+        self._build_inference()
+        return self
+
+
+class VariationalAutoencoder(_ReconstructionDetector):
+    """A VAE (Gaussian latent, ELBO loss); scored on the reconstruction of the latent mean."""
+
+    name = "vae"
+    display_name = "Variational autoencoder"
+    default_params: ClassVar[dict[str, Any]] = {
+        "hidden": [64, 32], "latent": 4, "epochs": 20, "batch_size": 256,
+        "learning_rate": 1e-3, "beta": 0.05,
+    }
+
+    def fit(self, X: np.ndarray) -> VariationalAutoencoder:
+        _seed_everything(self.seed)
+        p = self.params
+        inputs = keras.Input((N_FEATURES,), name="record")
+        h = _dense_stack(inputs, p["hidden"], prefix="encoder")
+        z_mean = keras.layers.Dense(p["latent"], name="z_mean")(h)
+        z_log_var = keras.layers.Dense(p["latent"], name="z_log_var")(h)
+        encoder = keras.Model(inputs, [z_mean, z_log_var], name="encoder")
+        code = keras.Input((p["latent"],), name="code")
+        d = _dense_stack(code, p["hidden"][::-1], prefix="decoder")
+        decoder = keras.Model(
+            code, keras.layers.Dense(N_FEATURES, activation="sigmoid", name="reconstruction")(d),
+            name="decoder")
+        optimizer = keras.optimizers.Adam(p["learning_rate"])
+        beta = float(p["beta"])
+        weights = encoder.trainable_weights + decoder.trainable_weights
+
+        @tf.function(reduce_retracing=True)
+        def step(x):
+            with tf.GradientTape() as tape:
+                mean, log_var = encoder(x, training=True)
+                eps = tf.random.normal(tf.shape(mean))
+                z = mean + tf.exp(0.5 * log_var) * eps
+                recon = decoder(z, training=True)
+                rec = tf.reduce_mean(tf.reduce_sum(tf.square(x - recon), axis=1))
+                kl = -0.5 * tf.reduce_mean(
+                    tf.reduce_sum(1 + log_var - tf.square(mean) - tf.exp(log_var), axis=1))
+                loss = rec + beta * kl
+            optimizer.apply_gradients(zip(tape.gradient(loss, weights), weights))
+            return loss
+
+        X = as_matrix(X)
+        rng = np.random.default_rng(self.seed)
+        for _ in _epochs(p["epochs"], self.name):
+            for batch in _batches(X, p["batch_size"], rng):
+                step(tf.constant(batch))
+        record = keras.Input((N_FEATURES,), name="record")
+        self.model_ = keras.Model(record, decoder(encoder(record)[0]), name="vae_mean_path")
+        self._build_inference()
+        return self
+
+
+class BiGAN(_ReconstructionDetector):
+    """A BiGAN (encoder, generator, joint discriminator) with a cycle-consistency term.
+
+    The adversarial game alone reconstructs poorly; adding the ALICE-style reconstruction
+    term ``|x - G(E(x))|^2`` to the encoder/generator loss keeps ``G(E(x))`` close to ``x`` for
+    normal records. Score: squared reconstruction error ``|x - G(E(x))|^2``.
+    """
+
+    name = "bigan"
+    display_name = "BiGAN"
+    default_params: ClassVar[dict[str, Any]] = {
+        "hidden": [64, 32], "latent": 8, "epochs": 15, "batch_size": 256,
+        "learning_rate": 1e-3, "cycle_weight": 10.0,
+    }
+
+    def fit(self, X: np.ndarray) -> BiGAN:
+        _seed_everything(self.seed)
+        p = self.params
+        latent = p["latent"]
+        x_in = keras.Input((N_FEATURES,), name="record")
+        encoder = keras.Model(
+            x_in, keras.layers.Dense(latent, name="code")(_dense_stack(x_in, p["hidden"], prefix="enc")),
+            name="encoder")
+        z_in = keras.Input((latent,), name="code")
+        generator = keras.Model(
+            z_in, keras.layers.Dense(N_FEATURES, activation="sigmoid", name="record_out")(
+                _dense_stack(z_in, p["hidden"][::-1], prefix="gen")),
+            name="generator")
+        dx, dz = keras.Input((N_FEATURES,), name="d_record"), keras.Input((latent,), name="d_code")
+        h = keras.layers.Concatenate()([dx, dz])
+        h = _dense_stack(h, p["hidden"], activation="leaky_relu", prefix="disc")
+        discriminator = keras.Model([dx, dz], keras.layers.Dense(1, name="logit")(h), name="discriminator")
+
+        bce = keras.losses.BinaryCrossentropy(from_logits=True)
+        opt_d = keras.optimizers.Adam(p["learning_rate"], beta_1=0.5)
+        opt_g = keras.optimizers.Adam(p["learning_rate"], beta_1=0.5)
+        cycle = float(p["cycle_weight"])
+        ge_weights = encoder.trainable_weights + generator.trainable_weights
+        d_weights = discriminator.trainable_weights
+
+        @tf.function(reduce_retracing=True)
+        def step(x):
+            z = tf.random.normal((tf.shape(x)[0], latent))
+            with tf.GradientTape() as tape_d, tf.GradientTape() as tape_g:
+                z_hat = encoder(x, training=True)
+                x_gen = generator(z, training=True)
+                real = discriminator([x, z_hat], training=True)
+                fake = discriminator([x_gen, z], training=True)
+                loss_d = bce(tf.ones_like(real), real) + bce(tf.zeros_like(fake), fake)
+                recon = generator(z_hat, training=True)
+                loss_cycle = tf.reduce_mean(tf.reduce_sum(tf.square(x - recon), axis=1))
+                loss_g = bce(tf.zeros_like(real), real) + bce(tf.ones_like(fake), fake) + cycle * loss_cycle
+            opt_d.apply_gradients(zip(tape_d.gradient(loss_d, d_weights), d_weights))
+            opt_g.apply_gradients(zip(tape_g.gradient(loss_g, ge_weights), ge_weights))
+            return loss_d, loss_g
+
+        X = as_matrix(X)
+        rng = np.random.default_rng(self.seed)
+        for _ in _epochs(p["epochs"], self.name):
+            for batch in _batches(X, p["batch_size"], rng):
+                step(tf.constant(batch))
+        record = keras.Input((N_FEATURES,), name="record")
+        self.model_ = keras.Model(record, generator(encoder(record)), name="bigan_reconstruction")
+        self._build_inference()
+        return self

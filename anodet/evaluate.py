@@ -1,0 +1,169 @@
+"""Curves, metrics at a threshold, and threshold presets chosen on the validation split.
+
+A record is flagged when ``score >= threshold``. Everything here is a pure function of arrays.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from sklearn.metrics import average_precision_score, precision_recall_curve, roc_auc_score, roc_curve
+
+QUANTILE_PROBS = np.union1d(np.linspace(0.0, 1.0, 101), np.linspace(0.9, 1.0, 201))
+"""Probabilities at which the manifest keeps validation score quantiles (for FPR/contamination presets)."""
+
+METRIC_HELP = {
+    "roc_auc": "Area under the ROC curve: the chance a random attack scores above a random normal record (1 = perfect, 0.5 = chance).",
+    "pr_auc": "Area under the precision-recall curve (average precision); unlike ROC AUC it reflects how rare attacks are.",
+    "precision": "Of the records flagged, the share that are attacks.",
+    "recall": "Of the attacks, the share flagged (detection rate).",
+    "f1": "Harmonic mean of precision and recall.",
+    "f2": "F-beta with beta = 2: recall weighs twice as much as precision.",
+    "accuracy": "Share of all records classified correctly.",
+    "fpr": "False-positive rate: the share of normal records flagged.",
+}
+
+PRESET_HELP = {
+    "best_accuracy": "The threshold with the best accuracy on the validation split.",
+    "best_f1": "The threshold with the best F1 on the validation split.",
+    "mean_3sigma": "Mean + 3 standard deviations of the normal validation scores.",
+    "target_fpr": "The threshold at which the chosen share of normal validation records is flagged.",
+    "contamination": "The threshold that flags the chosen share of all validation records.",
+}
+
+
+def roc_auc(y: np.ndarray, scores: np.ndarray) -> float:
+    """ROC AUC, or NaN when only one class is present."""
+    return float(roc_auc_score(y, scores)) if len(np.unique(y)) == 2 else float("nan")
+
+
+def pr_auc(y: np.ndarray, scores: np.ndarray) -> float:
+    """Average precision, or NaN when there are no attacks."""
+    return float(average_precision_score(y, scores)) if np.any(y == 1) else float("nan")
+
+
+def roc_points(y: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(false-positive rate, true-positive rate, thresholds) of the ROC curve."""
+    fpr, tpr, thr = roc_curve(y, scores)
+    return fpr, tpr, thr
+
+
+def pr_points(y: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(recall, precision, thresholds) of the precision-recall curve."""
+    precision, recall, thr = precision_recall_curve(y, scores)
+    return recall, precision, thr
+
+
+def _ratio(a: float, b: float) -> float:
+    return float(a / b) if b else 0.0
+
+
+def metrics_from_counts(tp: int, fp: int, fn: int, tn: int) -> dict[str, float]:
+    """Precision, recall, F1, F2, accuracy and FPR from confusion counts."""
+    precision, recall = _ratio(tp, tp + fp), _ratio(tp, tp + fn)
+    f1 = _ratio(2 * precision * recall, precision + recall)
+    f2 = _ratio(5 * precision * recall, 4 * precision + recall)
+    return {
+        "precision": precision, "recall": recall, "f1": f1, "f2": f2,
+        "accuracy": _ratio(tp + tn, tp + fp + fn + tn), "fpr": _ratio(fp, fp + tn),
+        "tp": int(tp), "fp": int(fp), "fn": int(fn), "tn": int(tn),
+    }
+
+
+def metrics_at(y: np.ndarray, scores: np.ndarray, threshold: float) -> dict[str, float]:
+    """Confusion counts and metrics when records scoring ``>= threshold`` are flagged."""
+    flagged = scores >= threshold
+    positive = y == 1
+    tp = int(np.sum(flagged & positive))
+    fp = int(np.sum(flagged & ~positive))
+    return metrics_from_counts(tp, fp, int(positive.sum()) - tp, int((~positive).sum()) - fp)
+
+
+@dataclass(frozen=True)
+class ThresholdCurve:
+    """Scores sorted once so that metrics at any threshold cost one binary search.
+
+    This is what keeps a slider move cheap: no pass over the records per move.
+    """
+
+    sorted_scores: np.ndarray
+    attacks_at_or_above: np.ndarray  # attacks among sorted_scores[i:], for each i
+    n_attacks: int
+
+    @classmethod
+    def from_scores(cls, y: np.ndarray, scores: np.ndarray) -> ThresholdCurve:
+        order = np.argsort(scores, kind="stable")
+        y_sorted = (np.asarray(y)[order] == 1).astype(np.int64)
+        tail = np.concatenate([np.cumsum(y_sorted[::-1])[::-1], [0]])
+        return cls(np.asarray(scores)[order], tail, int(y_sorted.sum()))
+
+    def counts(self, threshold: float) -> tuple[int, int, int, int]:
+        """(tp, fp, fn, tn) at ``threshold``."""
+        i = int(np.searchsorted(self.sorted_scores, threshold, side="left"))
+        flagged = len(self.sorted_scores) - i
+        tp = int(self.attacks_at_or_above[i])
+        fp = flagged - tp
+        fn = self.n_attacks - tp
+        tn = len(self.sorted_scores) - self.n_attacks - fp
+        return tp, fp, fn, tn
+
+    def metrics(self, threshold: float) -> dict[str, float]:
+        return metrics_from_counts(*self.counts(threshold))
+
+    def best_threshold(self, metric: str) -> float:
+        """The threshold (one of the scores) that maximises ``metric`` ("f1" or "accuracy")."""
+        n = len(self.sorted_scores)
+        # Candidate i flags sorted_scores[i:]; only the first index of each distinct score counts.
+        starts = np.flatnonzero(np.r_[True, np.diff(self.sorted_scores) > 0])
+        tp = self.attacks_at_or_above[starts].astype(float)
+        flagged = (n - starts).astype(float)
+        fp = flagged - tp
+        if metric == "f1":
+            values = np.divide(2 * tp, flagged + self.n_attacks, out=np.zeros_like(tp),
+                               where=(flagged + self.n_attacks) > 0)
+        elif metric == "accuracy":
+            tn = (n - self.n_attacks) - fp
+            values = (tp + tn) / n
+        else:
+            raise ValueError(f"unknown metric {metric!r}")
+        return float(self.sorted_scores[starts[int(np.argmax(values))]])
+
+
+def threshold_presets(
+    scores: np.ndarray, y: np.ndarray, target_fpr: float = 0.01, contamination: float = 0.2
+) -> dict[str, float]:
+    """Threshold presets from validation scores and labels (see :data:`PRESET_HELP`)."""
+    curve = ThresholdCurve.from_scores(y, scores)
+    normal = scores[y == 0]
+    return {
+        "best_accuracy": curve.best_threshold("accuracy"),
+        "best_f1": curve.best_threshold("f1"),
+        "mean_3sigma": float(normal.mean() + 3 * normal.std()),
+        "target_fpr": threshold_for_rate(np.quantile(normal, QUANTILE_PROBS), target_fpr),
+        "contamination": threshold_for_rate(np.quantile(scores, QUANTILE_PROBS), contamination),
+    }
+
+
+def threshold_for_rate(quantiles: np.ndarray, rate: float) -> float:
+    """The threshold above which a share ``rate`` of a score distribution lies.
+
+    ``quantiles`` are that distribution's values at :data:`QUANTILE_PROBS` (as the manifest
+    keeps them), so a target false-positive rate uses the normal scores' quantiles and an
+    expected contamination rate uses all scores' quantiles.
+    """
+    if not 0.0 <= rate <= 1.0:
+        raise ValueError(f"rate must be between 0 and 1, got {rate}")
+    return float(np.interp(1.0 - rate, QUANTILE_PROBS, np.asarray(quantiles)))
+
+
+def detection_rates(scores: np.ndarray, threshold: float, categories: np.ndarray) -> dict[str, float]:
+    """Share of records flagged within each category (for attacks: the detection rate)."""
+    flagged = scores >= threshold
+    categories = np.asarray(categories)
+    return {str(c): float(flagged[categories == c].mean()) for c in np.unique(categories)}
+
+
+def summary(y: np.ndarray, scores: np.ndarray, threshold: float) -> dict[str, float]:
+    """ROC AUC, PR AUC and every metric at ``threshold``."""
+    return {"roc_auc": roc_auc(y, scores), "pr_auc": pr_auc(y, scores), **metrics_at(y, scores, threshold)}

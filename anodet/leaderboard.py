@@ -1,0 +1,36 @@
+"""Score the test split with every stored detector and tabulate the results."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from anodet import evaluate
+from anodet.data import Splits
+from anodet.schema import ATTACK_CATEGORIES, FEATURES, label_column
+from anodet.store import Store
+
+
+def score_frame(store: Store, frame: pd.DataFrame, names: list[str] | None = None) -> dict[str, np.ndarray]:
+    """Every named detector's scores for the records of ``frame`` (raw features)."""
+    X = store.scaler.transform(frame[list(FEATURES)].to_numpy(dtype=np.float64))
+    return {name: store.detector(name).score(X) for name in (names or store.names)}
+
+
+def leaderboard(store: Store, splits: Splits, view: str, scores: dict[str, np.ndarray],
+                thresholds: dict[str, float] | None = None) -> pd.DataFrame:
+    """One row per detector: ROC AUC, PR AUC and metrics at its threshold on the test split.
+
+    Thresholds default to each detector's validation-chosen best-F1 threshold.
+    """
+    y = splits.test[label_column(view)].to_numpy()
+    categories = splits.test["category"].to_numpy()
+    rows = []
+    for name, s in scores.items():
+        threshold = (thresholds or {}).get(name, store.default_threshold(name, view))
+        row = {"detector": name, "name": store.entry(name)["display_name"], "threshold": threshold,
+               **evaluate.summary(y, s, threshold)}
+        rates = evaluate.detection_rates(s, threshold, categories)
+        row.update({f"detect_{c}": rates.get(c, np.nan) for c in ATTACK_CATEGORIES})
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("detector")

@@ -1,0 +1,1 @@
+"""Validate and score tabular input in chunks (placeholder until issue 4 lands)."""

@@ -1,0 +1,1 @@
+"""The real-time pipeline (placeholder until issue 5 lands)."""
