@@ -1,0 +1,121 @@
+"""The only Streamlit-aware module of the library: cached loaders and shared widgets.
+
+Heavy objects (the store with its detectors, the splits, the test scores) are loaded once per
+server process and shared by all sessions, keyed by the manifest's hash; a session holds only
+its choices (label view, thresholds, selections, uploads).
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import streamlit as st
+
+from anodet.data import DataError, Splits, load_splits
+from anodet.evaluate import ThresholdCurve
+from anodet.schema import LABEL_VIEW_HELP, LABEL_VIEWS, label_column
+from anodet.store import MANIFEST, Store, StoreError, default_root
+
+NORMAL_COLOUR = "#1f77b4"
+ATTACK_COLOUR = "#d62728"
+"""The two colours for normal and attack records, everywhere."""
+
+DATA_FIX = "Run `python -m anodet data` (with `ANODET_KDD_SOURCE` naming the folder or URL of the raw KDD files) to build it."
+
+
+def _manifest_hash() -> str:
+    path = default_root() / MANIFEST
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        raise StoreError(f"No model store at {default_root()}. Run `python -m anodet train` to build it.") from None
+
+
+@st.cache_resource(show_spinner="Loading the pretrained detectors…", max_entries=2)
+def _load_store(root: str, manifest_hash: str) -> Store:
+    store = Store.open(root)
+    for name in store.names:
+        store.detector(name)
+    return store
+
+
+def get_store() -> Store:
+    """The model store with every detector loaded (shared by all sessions)."""
+    return _load_store(str(default_root()), _manifest_hash())
+
+
+@st.cache_resource(show_spinner="Loading the KDD splits…", max_entries=1)
+def _load_splits() -> Splits:
+    return load_splits()
+
+
+def get_splits() -> Splits:
+    """The KDD splits (shared by all sessions)."""
+    return _load_splits()
+
+
+def _readonly(values: np.ndarray) -> np.ndarray:
+    values.flags.writeable = False
+    return values
+
+
+@st.cache_resource(show_spinner="Scoring the test split…", max_entries=2)
+def _test_scores(root: str, manifest_hash: str) -> dict[str, np.ndarray]:
+    from anodet.leaderboard import score_frame
+
+    store = _load_store(root, manifest_hash)
+    return {n: _readonly(s) for n, s in score_frame(store, get_splits().test).items()}
+
+
+def get_test_scores() -> dict[str, np.ndarray]:
+    """Every detector's scores on the test split, read-only (shared by all sessions)."""
+    return _test_scores(str(default_root()), _manifest_hash())
+
+
+@st.cache_resource(max_entries=4)
+def _test_curves(root: str, manifest_hash: str, view: str) -> dict[str, ThresholdCurve]:
+    y = get_splits().test[label_column(view)].to_numpy()
+    return {n: ThresholdCurve.from_scores(y, s) for n, s in _test_scores(root, manifest_hash).items()}
+
+
+def get_test_curves(view: str) -> dict[str, ThresholdCurve]:
+    """Per detector, the sorted test scores that make metrics at any threshold O(log n)."""
+    return _test_curves(str(default_root()), _manifest_hash(), view)
+
+
+def label_view() -> str:
+    """The session's label view ("reference" or "true")."""
+    return st.session_state.get("label_view", LABEL_VIEWS[0])
+
+
+def label_view_switch() -> str:
+    """The sidebar switch between label views; every page reads :func:`label_view`."""
+    return st.sidebar.radio(
+        "Label view", LABEL_VIEWS, key="label_view", horizontal=True,
+        help="  \n".join(f"**{v}**: {LABEL_VIEW_HELP[v]}" for v in LABEL_VIEWS),
+    )
+
+
+def get_threshold(name: str) -> float:
+    """The session's threshold for a detector; the validation best-F1 threshold until set."""
+    chosen = st.session_state.setdefault("thresholds", {})
+    if name not in chosen:
+        chosen[name] = get_store().default_threshold(name, label_view())
+    return float(chosen[name])
+
+
+def set_threshold(name: str, value: float) -> None:
+    """Keep ``value`` as the detector's threshold for this session (every page uses it)."""
+    st.session_state.setdefault("thresholds", {})[name] = float(value)
+
+
+def show_failure(exc: Exception) -> None:
+    """One sentence on what is wrong and what to do; never a stack trace."""
+    if isinstance(exc, DataError):
+        st.error(f"The KDD data is not available: {exc}\n\n{DATA_FIX}")
+    elif isinstance(exc, StoreError):
+        st.error(f"The model store cannot be used: {exc}")
+    else:
+        st.error(f"Something went wrong: {type(exc).__name__}: {exc}. Reload the page; if it persists, "
+                 "report it with the steps that led here.")

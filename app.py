@@ -1,0 +1,28 @@
+"""anodet: the Streamlit entry point (page config, navigation, shared sidebar)."""
+
+import streamlit as st
+
+from anodet import ui
+
+st.set_page_config(page_title="anodet", page_icon="🛡️", layout="wide")
+
+PAGES = {
+    "Compare": [
+        st.Page("pages/overview.py", title="Overview", icon="📊", default=True),
+        st.Page("pages/threshold_explorer.py", title="Threshold explorer", icon="🎚️"),
+        st.Page("pages/flagged_records.py", title="Flagged records", icon="🚩"),
+    ],
+    "Put to work": [
+        st.Page("pages/score_csv.py", title="Score a CSV", icon="📄"),
+        st.Page("pages/live_monitor.py", title="Live monitor", icon="📡"),
+    ],
+}
+
+page = st.navigation(PAGES)
+st.sidebar.title("anodet")
+st.sidebar.caption("Anomaly detectors on KDD Cup 99, side by side.")
+ui.label_view_switch()
+try:
+    page.run()
+except Exception as exc:  # noqa: BLE001 - the browser gets a sentence, never a stack trace
+    ui.show_failure(exc)
