@@ -59,7 +59,7 @@ class Store:
             raise StoreError(f"No model store at {root} ({MANIFEST} is missing). {TRAIN_HINT}") from None
         try:
             manifest = json.loads(raw)
-            manifest["detectors"]  # noqa: B018 - presence check
+            manifest["detectors"]
         except (ValueError, KeyError, TypeError) as exc:
             raise StoreError(f"{path} is not a valid anodet manifest ({exc}). {TRAIN_HINT}") from None
         if manifest.get("format") != FORMAT_VERSION:
@@ -113,7 +113,7 @@ class Store:
                 detector = detector_class(name).load(self.root / name)
             except StoreError:
                 raise
-            except Exception as exc:  # noqa: BLE001 - any loader failure becomes one clear message
+            except Exception as exc:
                 raise StoreError(f"Cannot load detector {name!r} from {self.root / name}: {exc}. {TRAIN_HINT}") from None
             if hasattr(detector, "attach"):
                 detector.attach({m: self.detector(m) for m in detector.params["members"]})

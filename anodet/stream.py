@@ -301,8 +301,11 @@ def open_source(spec: str | None, follow: bool = False) -> Source:
 
 VALUES_TEMPLATE = "{" + ", ".join(f'"{f}": %r' for f in FEATURES) + "}"
 ALERT_TEMPLATE = ('{"time": "%s", "detector": %s, "score": %r, "threshold": %r, "record": %d, "line": %d, '
-                  '"label": %s, "values": ' + VALUES_TEMPLATE + "}\n")
+                  '"label": %s, "values": %s}\n')
 """One alert as a JSON line, built with ``%`` so that a flood of alerts stays cheap to write."""
+VALUES_CACHE = 65_536
+"""Distinct feature vectors whose JSON is remembered: floods (smurf, neptune) repeat the same
+vector over and over, and formatting 18 floats is the dearest part of writing an alert."""
 
 
 def _open_out(path: str | None, default: IO[str]) -> IO[str]:
@@ -449,6 +452,7 @@ class Pipeline:
         self._stderr_rejects = 0
         self._detector_json = json.dumps(detector)
         self._label_json: dict[str | None, str] = {None: "null"}
+        self._values_json: dict[tuple[float, ...], str] = {}
 
     # -- reader ----------------------------------------------------------------------------
 
@@ -607,15 +611,20 @@ class Pipeline:
         values = X[flagged].tolist()
         rows = meta[flagged].tolist()
         alert_scores = scores[flagged].tolist()
-        label_json = self._label_json
+        label_json, values_json = self._label_json, self._values_json
+        if len(values_json) > VALUES_CACHE:
+            values_json.clear()
         out = []
         for k, i in enumerate(flagged.tolist()):
             label = labels[i]
             lj = label_json.get(label)
             if lj is None:
                 lj = label_json[label] = json.dumps(label)
-            out.append(ALERT_TEMPLATE % (*head, alert_scores[k], self.threshold, rows[k][0], rows[k][1],
-                                         lj, *values[k]))
+            key = tuple(values[k])
+            vj = values_json.get(key)
+            if vj is None:
+                vj = values_json[key] = VALUES_TEMPLATE % key
+            out.append(ALERT_TEMPLATE % (*head, alert_scores[k], self.threshold, rows[k][0], rows[k][1], lj, vj))
         text = "".join(out)
         self.alerts.write(text)
         if self.webhook:

@@ -94,7 +94,7 @@ def train(
     scaler_path = scaler.save(root / SCALER_FILE)
     manifest.update({
         "format": FORMAT_VERSION,
-        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "data": {"split": SPLIT_NAME, "checksums": splits.checksums, "train_rows": len(X_train),
                  "validation_rows": len(X_val), "test_rows": len(X_test)},
         "versions": library_versions(),

@@ -8,18 +8,23 @@ its choices (label view, thresholds, selections, uploads).
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 
 import numpy as np
 import streamlit as st
 
+from anodet import dashboard, evaluate, figures
 from anodet.data import DataError, Splits, load_splits
 from anodet.evaluate import ThresholdCurve
-from anodet.schema import LABEL_VIEW_HELP, LABEL_VIEWS, label_column
+from anodet.schema import FEATURES, LABEL_VIEW_HELP, LABEL_VIEWS, label_column
 from anodet.store import MANIFEST, Store, StoreError, default_root
 
-NORMAL_COLOUR = "#1f77b4"
-ATTACK_COLOUR = "#d62728"
-"""The two colours for normal and attack records, everywhere."""
+NORMAL_COLOUR = figures.NORMAL_COLOUR
+ATTACK_COLOUR = figures.ATTACK_COLOUR
+"""The two colours for normal and attack records, everywhere (defined in :mod:`anodet.figures`)."""
+
+FOCUS_KEY = "focus_detector"
+"""Session key of the detector the user is looking at; shared by the explorer and flagged records."""
 
 DATA_FIX = "Run `python -m anodet data` (with `ANODET_KDD_SOURCE` naming the folder or URL of the raw KDD files) to build it."
 
@@ -82,6 +87,77 @@ def _test_curves(root: str, manifest_hash: str, view: str) -> dict[str, Threshol
 def get_test_curves(view: str) -> dict[str, ThresholdCurve]:
     """Per detector, the sorted test scores that make metrics at any threshold O(log n)."""
     return _test_curves(str(default_root()), _manifest_hash(), view)
+
+
+@st.cache_resource(max_entries=4)
+def _curve_summaries(root: str, manifest_hash: str, view: str) -> dict[str, dashboard.CurveSummary]:
+    y = get_splits().test[label_column(view)].to_numpy()
+    return {n: dashboard.curve_summary(y, s) for n, s in _test_scores(root, manifest_hash).items()}
+
+
+def get_curve_summaries(view: str) -> dict[str, dashboard.CurveSummary]:
+    """Per detector, ROC/PR AUCs and light curves on the test split (shared by all sessions)."""
+    return _curve_summaries(str(default_root()), _manifest_hash(), view)
+
+
+@st.cache_resource(max_entries=4)
+def _histograms(root: str, manifest_hash: str, view: str) -> dict[str, figures.HistogramBins]:
+    y = get_splits().test[label_column(view)].to_numpy()
+    return {n: figures.histogram_bins(s, y) for n, s in _test_scores(root, manifest_hash).items()}
+
+
+def get_histograms(view: str) -> dict[str, figures.HistogramBins]:
+    """Per detector, the normal/attack score histogram of the test split, binned once."""
+    return _histograms(str(default_root()), _manifest_hash(), view)
+
+
+@st.cache_resource(max_entries=1)
+def _sorted_train() -> np.ndarray:
+    return _readonly(np.sort(get_splits().train[list(FEATURES)].to_numpy(dtype=np.float64), axis=0))
+
+
+def get_sorted_train() -> np.ndarray:
+    """The normal training records with each feature column sorted (for percentiles)."""
+    return _sorted_train()
+
+
+def display_name(name: str) -> str:
+    """A detector's display name from the manifest (its key when unknown)."""
+    try:
+        return get_store().entry(name).get("display_name", name)
+    except StoreError:
+        return name
+
+
+def get_thresholds(names: Sequence[str]) -> dict[str, float]:
+    """The session's threshold of every named detector."""
+    return {n: get_threshold(n) for n in names}
+
+
+def detector_picker(label: str, names: Sequence[str], key: str, help: str | None = None,
+                    default: str | None = None) -> str:
+    """A detector selectbox that remembers the choice across pages (under :data:`FOCUS_KEY`).
+
+    A widget's own state is dropped when its page is left; the shared key is not.
+    """
+    names = list(names)
+    focus = st.session_state.get(FOCUS_KEY, default or names[0])
+    if st.session_state.get(key) not in names:
+        st.session_state[key] = focus if focus in names else names[0]
+
+    def _remember() -> None:
+        st.session_state[FOCUS_KEY] = st.session_state[key]
+
+    return st.selectbox(label, names, key=key, format_func=display_name, on_change=_remember, help=help)
+
+
+def metric_tiles(metrics: dict[str, float], keys: Sequence[str], columns: int | None = None) -> None:
+    """One ``st.metric`` per metric, each with its help text from :data:`evaluate.METRIC_HELP`."""
+    cols = st.columns(columns or len(keys))
+    for i, k in enumerate(keys):
+        value = metrics.get(k, float("nan"))
+        cols[i % len(cols)].metric(dashboard.METRIC_LABELS.get(k, k), "–" if np.isnan(value) else f"{value:.3f}",
+                                   help=evaluate.METRIC_HELP.get(k))
 
 
 def label_view() -> str:

@@ -173,6 +173,15 @@ class _SkopsDetector(Detector):
 
         self.model_ = sio.load(folder / SKOPS_FILE, trusted=list(self.trusted_types))
 
+    def score(self, X: np.ndarray) -> np.ndarray:
+        X = as_matrix(X)
+        if len(X) == 0:  # scikit-learn refuses empty input; an empty batch has no scores
+            return np.empty(0, dtype=np.float64)
+        return self._score(X)
+
+    def _score(self, X: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
 
 class OneClassSVMDetector(_SkopsDetector):
     """RBF One-Class SVM on a random subset of distinct normals; score = minus the decision value."""
@@ -190,8 +199,8 @@ class OneClassSVMDetector(_SkopsDetector):
         self.model_ = OneClassSVM(nu=self.params["nu"], gamma=self.params["gamma"]).fit(subset)
         return self
 
-    def score(self, X: np.ndarray) -> np.ndarray:
-        return -self.model_.decision_function(as_matrix(X)).astype(np.float64)
+    def _score(self, X: np.ndarray) -> np.ndarray:
+        return -self.model_.decision_function(X).astype(np.float64)
 
 
 class IsolationForestDetector(_SkopsDetector):
@@ -216,8 +225,8 @@ class IsolationForestDetector(_SkopsDetector):
         ).fit(as_matrix(X))
         return self
 
-    def score(self, X: np.ndarray) -> np.ndarray:
-        return -self.model_.score_samples(as_matrix(X)).astype(np.float64)
+    def _score(self, X: np.ndarray) -> np.ndarray:
+        return -self.model_.score_samples(X).astype(np.float64)
 
 
 class LocalOutlierFactorDetector(_SkopsDetector):
@@ -242,5 +251,5 @@ class LocalOutlierFactorDetector(_SkopsDetector):
         ).fit(subset)
         return self
 
-    def score(self, X: np.ndarray) -> np.ndarray:
-        return -self.model_.score_samples(as_matrix(X)).astype(np.float64)
+    def _score(self, X: np.ndarray) -> np.ndarray:
+        return -self.model_.score_samples(X).astype(np.float64)

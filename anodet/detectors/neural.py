@@ -18,12 +18,12 @@ import numpy as np
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import keras  # noqa: E402
-import tensorflow as tf  # noqa: E402
-from tqdm.auto import tqdm  # noqa: E402
+import keras
+import tensorflow as tf
+from tqdm.auto import tqdm
 
-from anodet.detectors.base import Detector, as_matrix  # noqa: E402
-from anodet.schema import N_FEATURES  # noqa: E402
+from anodet.detectors.base import Detector, as_matrix
+from anodet.schema import N_FEATURES
 
 MODEL_FILE = "model.keras"
 PREDICT_CHUNK = 16_384
@@ -92,7 +92,7 @@ class Autoencoder(_ReconstructionDetector):
     name = "autoencoder"
     display_name = "Autoencoder"
     default_params: ClassVar[dict[str, Any]] = {
-        "hidden": [64, 32], "latent": 8, "epochs": 20, "batch_size": 256, "learning_rate": 1e-3,
+        "hidden": [32, 16], "latent": 2, "epochs": 10, "batch_size": 256, "learning_rate": 1e-3,
     }
 
     def fit(self, X: np.ndarray) -> Autoencoder:
@@ -181,7 +181,7 @@ class VariationalAutoencoder(_ReconstructionDetector):
                 kl = -0.5 * tf.reduce_mean(
                     tf.reduce_sum(1 + log_var - tf.square(mean) - tf.exp(log_var), axis=1))
                 loss = rec + beta * kl
-            optimizer.apply_gradients(zip(tape.gradient(loss, weights), weights))
+            optimizer.apply_gradients(zip(tape.gradient(loss, weights), weights, strict=True))
             return loss
 
         X = as_matrix(X)
@@ -247,8 +247,8 @@ class BiGAN(_ReconstructionDetector):
                 recon = generator(z_hat, training=True)
                 loss_cycle = tf.reduce_mean(tf.reduce_sum(tf.square(x - recon), axis=1))
                 loss_g = bce(tf.zeros_like(real), real) + bce(tf.ones_like(fake), fake) + cycle * loss_cycle
-            opt_d.apply_gradients(zip(tape_d.gradient(loss_d, d_weights), d_weights))
-            opt_g.apply_gradients(zip(tape_g.gradient(loss_g, ge_weights), ge_weights))
+            opt_d.apply_gradients(zip(tape_d.gradient(loss_d, d_weights), d_weights, strict=True))
+            opt_g.apply_gradients(zip(tape_g.gradient(loss_g, ge_weights), ge_weights, strict=True))
             return loss_d, loss_g
 
         X = as_matrix(X)

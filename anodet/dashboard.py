@@ -1,0 +1,201 @@
+"""What the dashboard pages compute, as pure functions of arrays and frames (no Streamlit).
+
+The pages only lay out widgets; every number they show comes from here or from
+:mod:`anodet.evaluate`, so it can be tested without a browser.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from anodet import evaluate
+from anodet.evaluate import ThresholdCurve
+from anodet.figures import downsample_curve
+
+OUTCOMES = ("true positive", "false positive", "missed attack", "true negative")
+"""Outcome of a record at a threshold: flagged attack, flagged normal, passed attack, passed normal."""
+
+LEADERBOARD_METRICS = ("roc_auc", "pr_auc", "precision", "recall", "f1", "f2", "accuracy", "fpr")
+METRIC_LABELS = {"roc_auc": "ROC AUC", "pr_auc": "PR AUC", "precision": "Precision", "recall": "Recall",
+                 "f1": "F1", "f2": "F2", "accuracy": "Accuracy", "fpr": "False-positive rate"}
+PRESET_LABELS = {"best_accuracy": "Best accuracy", "best_f1": "Best F1", "mean_3sigma": "Mean + 3σ",
+                 "target_fpr": "Target FPR", "contamination": "Contamination"}
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+@dataclass(frozen=True)
+class CurveSummary:
+    """One detector's threshold-free results on the test split under one label view.
+
+    Curves are downsampled for drawing; the AUCs are computed on every record.
+    """
+
+    roc_auc: float
+    pr_auc: float
+    roc: tuple[np.ndarray, np.ndarray]  # (fpr, tpr)
+    pr: tuple[np.ndarray, np.ndarray]  # (recall, precision)
+    base_rate: float
+
+
+def curve_summary(y: np.ndarray, scores: np.ndarray, max_points: int = 300) -> CurveSummary:
+    """AUCs and light ROC/PR curves of one detector (computed once per view, then shared)."""
+    fpr, tpr, _ = evaluate.roc_points(y, scores)
+    recall, precision, _ = evaluate.pr_points(y, scores)
+    return CurveSummary(
+        roc_auc=evaluate.roc_auc(y, scores), pr_auc=evaluate.pr_auc(y, scores),
+        roc=downsample_curve(fpr, tpr, max_points), pr=downsample_curve(recall, precision, max_points),
+        base_rate=float(np.mean(np.asarray(y) == 1)),
+    )
+
+
+def leaderboard(curves: Mapping[str, ThresholdCurve], summaries: Mapping[str, CurveSummary],
+                thresholds: Mapping[str, float], display_names: Mapping[str, str] | None = None) -> pd.DataFrame:
+    """One row per detector: ROC AUC, PR AUC, and the metrics at that detector's threshold.
+
+    Uses :class:`ThresholdCurve`, so it costs one binary search per detector.
+    """
+    rows = []
+    for name, curve in curves.items():
+        metrics = curve.metrics(thresholds[name])
+        rows.append({
+            "detector": (display_names or {}).get(name, name), "threshold": float(thresholds[name]),
+            "roc_auc": summaries[name].roc_auc, "pr_auc": summaries[name].pr_auc,
+            **{k: metrics[k] for k in ("precision", "recall", "f1", "f2", "accuracy", "fpr")},
+            "flagged": metrics["tp"] + metrics["fp"],
+        })
+    return pd.DataFrame(rows, index=pd.Index(list(curves), name="name"))
+
+
+def flag_matrix(scores: Mapping[str, np.ndarray], thresholds: Mapping[str, float]) -> np.ndarray:
+    """Boolean ``(records, detectors)`` matrix: which detector flags which record."""
+    return np.column_stack([np.asarray(s) >= thresholds[n] for n, s in scores.items()])
+
+
+def agreement(flags: np.ndarray) -> np.ndarray:
+    """``(detectors, detectors)`` counts of records flagged by both; the diagonal is each one's total."""
+    f = np.asarray(flags, dtype=np.int64)
+    return f.T @ f
+
+
+def category_rates(scores: Mapping[str, np.ndarray], thresholds: Mapping[str, float],
+                   categories: np.ndarray, order: Sequence[str]) -> np.ndarray:
+    """``(detectors, categories)`` share of each category's records flagged; NaN when a category is empty."""
+    out = np.full((len(scores), len(order)), np.nan)
+    for i, (name, s) in enumerate(scores.items()):
+        rates = evaluate.detection_rates(s, thresholds[name], categories)
+        out[i] = [rates.get(c, np.nan) for c in order]
+    return out
+
+
+def percentile_threshold(sorted_scores: np.ndarray, percentile: float) -> float:
+    """The threshold that leaves ``percentile`` % of the (sorted) scores unflagged.
+
+    100 flags nothing (a threshold just above the largest score); 0 flags everything.
+    """
+    n = len(sorted_scores)
+    i = round(float(np.clip(percentile, 0.0, 100.0)) / 100.0 * n)
+    if i >= n:
+        return float(np.nextafter(sorted_scores[-1], np.inf))
+    return float(sorted_scores[i])
+
+
+def threshold_percentile(sorted_scores: np.ndarray, threshold: float) -> float:
+    """Share (in %) of the sorted scores below ``threshold``: the records it leaves unflagged."""
+    return 100.0 * int(np.searchsorted(sorted_scores, threshold, side="left")) / len(sorted_scores)
+
+
+def outcomes(y: np.ndarray, flagged: np.ndarray) -> np.ndarray:
+    """Each record's outcome (one of :data:`OUTCOMES`) from its label and verdict."""
+    y = np.asarray(y) == 1
+    flagged = np.asarray(flagged, dtype=bool)
+    return np.select([flagged & y, flagged & ~y, ~flagged & y], OUTCOMES[:3], default=OUTCOMES[3])
+
+
+def record_table(test: pd.DataFrame, scores: np.ndarray, threshold: float, label_column: str) -> pd.DataFrame:
+    """The test records with score, verdict and outcome, sorted by score (most anomalous first).
+
+    The index stays the record's line number in the raw test file; ``position`` is its row in
+    the test split (what the cached score arrays are indexed by).
+    """
+    y = test[label_column].to_numpy()
+    flagged = np.asarray(scores) >= threshold
+    table = pd.DataFrame({
+        "position": np.arange(len(test)), "score": np.asarray(scores, dtype=float),
+        "outcome": outcomes(y, flagged), "label": np.where(y == 1, "attack", "normal"),
+        "attack": test["attack"].to_numpy(), "category": test["category"].to_numpy(),
+    }, index=test.index.rename("record"))
+    table = pd.concat([table, test.drop(columns=["attack", "category"]).filter(regex="^(?!label_)")], axis=1)
+    return table.sort_values("score", ascending=False, kind="stable")
+
+
+def filter_records(table: pd.DataFrame, outcomes_: Sequence[str] | None = None, attacks: Sequence[str] | None = None,
+                   categories: Sequence[str] | None = None, score_range: tuple[float, float] | None = None) -> pd.DataFrame:
+    """Rows of a :func:`record_table` matching every given filter (an empty filter keeps all)."""
+    keep = np.ones(len(table), dtype=bool)
+    if outcomes_:
+        keep &= table["outcome"].isin(list(outcomes_)).to_numpy()
+    if attacks:
+        keep &= table["attack"].isin(list(attacks)).to_numpy()
+    if categories:
+        keep &= table["category"].isin(list(categories)).to_numpy()
+    if score_range is not None:
+        lo, hi = score_range
+        s = table["score"].to_numpy()
+        keep &= (s >= lo) & (s <= hi)
+    return table[keep]
+
+
+def feature_percentiles(sorted_columns: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Percentile (0–100) of each feature value among normal training records.
+
+    ``sorted_columns`` is the training matrix with every column sorted; ties count half, so a
+    value equal to the whole column sits at 50.
+    """
+    sorted_columns = np.asarray(sorted_columns)
+    n = sorted_columns.shape[0]
+    out = np.empty(sorted_columns.shape[1])
+    for j, v in enumerate(np.asarray(values, dtype=float)):
+        below = np.searchsorted(sorted_columns[:, j], v, side="left")
+        at_or_below = np.searchsorted(sorted_columns[:, j], v, side="right")
+        out[j] = 100.0 * (below + at_or_below) / (2 * n)
+    return out
+
+
+def record_verdicts(scores: Mapping[str, np.ndarray], thresholds: Mapping[str, float], position: int,
+                    display_names: Mapping[str, str] | None = None) -> pd.DataFrame:
+    """Every detector's score, threshold and verdict for one test record."""
+    rows = []
+    for name, s in scores.items():
+        score = float(s[position])
+        rows.append({"detector": (display_names or {}).get(name, name), "score": score,
+                     "threshold": float(thresholds[name]),
+                     "verdict": "flagged" if score >= thresholds[name] else "passed",
+                     "score / threshold": score / thresholds[name] if thresholds[name] > 0 else np.nan})
+    return pd.DataFrame(rows, index=pd.Index(list(scores), name="name"))
+
+
+def neutralise_formulas(frame: pd.DataFrame) -> pd.DataFrame:
+    """A copy whose text cells cannot run as spreadsheet formulas (CSV injection).
+
+    Text starting with ``= + - @`` (or a tab / carriage return) gets a leading apostrophe;
+    numeric columns are left alone, so negative numbers stay numbers.
+    """
+    out = frame.copy()
+    for column in out.columns:
+        if out[column].dtype == object or pd.api.types.is_string_dtype(out[column]):
+            text = out[column].astype(str)
+            risky = text.str.startswith(FORMULA_PREFIXES)
+            out[column] = text.where(~risky, "'" + text)
+    if out.index.dtype == object or pd.api.types.is_string_dtype(out.index):
+        text = out.index.astype(str)
+        out.index = pd.Index(np.where(text.str.startswith(FORMULA_PREFIXES), "'" + text, text), name=out.index.name)
+    return out
+
+
+def records_csv(table: pd.DataFrame) -> bytes:
+    """Flagged records as UTF-8 CSV, formula-neutralised, ready to download."""
+    return neutralise_formulas(table).to_csv().encode("utf-8")
