@@ -1,0 +1,112 @@
+"""Threshold explorer: one detector (or two side by side), a threshold slider and its effects.
+
+Each detector panel is an ``st.fragment``: moving its slider or clicking a preset reruns only
+that panel, and every number comes from the cached, pre-sorted test scores (one binary search).
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from anodet import dashboard, evaluate, figures, ui
+
+SLIDER_HELP = (
+    "Scores are heavy-tailed, so the slider moves by score percentile: at 80 the threshold is the "
+    "score above which the top 20% of test records lie. The raw threshold is shown below it. "
+    "Your threshold is kept for this session and used on every page."
+)
+TILES = ("precision", "recall", "f1", "f2", "accuracy", "fpr")
+
+
+def _apply(name: str, threshold: float) -> None:
+    ui.set_threshold(name, threshold)
+
+
+@st.fragment
+def panel(name: str, view: str, compact: bool) -> None:
+    """Slider, presets, metrics and charts of one detector; reruns on its own."""
+    store = ui.get_store()
+    curve = ui.get_test_curves(view)[name]
+    summary = ui.get_curve_summaries(view)[name]
+    bins = ui.get_histograms(view)[name]
+    label = ui.display_name(name)
+    slider_key, synced_key = f"explorer_pct_{name}", f"explorer_pct_for_{name}"
+
+    threshold = ui.get_threshold(name)
+    if slider_key not in st.session_state or st.session_state.get(synced_key) != threshold:
+        # The threshold changed elsewhere (preset, another page): move the slider to it.
+        st.session_state[slider_key] = round(dashboard.threshold_percentile(curve.sorted_scores, threshold), 2)
+        st.session_state[synced_key] = threshold
+
+    def _slid() -> None:
+        value = dashboard.percentile_threshold(curve.sorted_scores, st.session_state[slider_key])
+        ui.set_threshold(name, value)
+        st.session_state[synced_key] = value
+
+    st.subheader(label)
+    st.slider("Threshold (score percentile of the test records)", 0.0, 100.0, step=0.01, format="%.2f",
+              key=slider_key, on_change=_slid, help=SLIDER_HELP)
+    threshold = ui.get_threshold(name)
+    metrics = curve.metrics(threshold)
+    flagged = metrics["tp"] + metrics["fp"]
+    st.markdown(f"Threshold **{threshold:.6g}** (raw score) · flags **{flagged:,}** of "
+                f"{len(curve.sorted_scores):,} test records ({flagged / len(curve.sorted_scores):.1%})")
+
+    presets = store.thresholds(name, view)
+    with st.container(border=True):
+        st.caption("Threshold presets, chosen on the validation split (one click each)")
+        cols = st.columns(3)
+        for col, key in zip(cols, ("best_accuracy", "best_f1", "mean_3sigma"), strict=True):
+            col.button(dashboard.PRESET_LABELS[key], key=f"preset_{key}_{name}", on_click=_apply,
+                       args=(name, presets[key]), help=evaluate.PRESET_HELP[key], width="stretch")
+        fpr_col, fpr_btn, cont_col, cont_btn = st.columns([3, 2, 3, 2], vertical_alignment="bottom")
+        fpr = fpr_col.number_input("Target FPR (%)", 0.0, 100.0, 1.0, step=0.5, key=f"target_fpr_{name}",
+                                   help=evaluate.PRESET_HELP["target_fpr"])
+        fpr_btn.button("Set FPR", key=f"preset_target_fpr_{name}", on_click=_apply, width="stretch",
+                       args=(name, evaluate.threshold_for_rate(store.quantiles(name, view, "normal"), fpr / 100)))
+        cont = cont_col.number_input("Contamination (%)", 0.0, 100.0, 20.0, step=1.0, key=f"contamination_{name}",
+                                     help=evaluate.PRESET_HELP["contamination"])
+        cont_btn.button("Set rate", key=f"preset_contamination_{name}", on_click=_apply, width="stretch",
+                        args=(name, evaluate.threshold_for_rate(store.quantiles(name, view, "all"), cont / 100)))
+
+    ui.metric_tiles(metrics, TILES, columns=3 if compact else 6)
+    ui.metric_tiles({"roc_auc": summary.roc_auc, "pr_auc": summary.pr_auc}, ("roc_auc", "pr_auc"),
+                    columns=3 if compact else 6)
+
+    log_count = st.toggle("Log count axis", key=f"explorer_log_{name}",
+                          help="Attacks can be rare at some scores; a log count axis shows small bars too.")
+    st.plotly_chart(figures.score_histogram(bins, threshold, log_count, title=f"{label}: test scores, normal vs attack"),
+                    key=f"explorer_hist_{name}")
+    fpr_now, tpr_now = metrics["fpr"], metrics["recall"]
+    roc = figures.roc_figure({label: summary.roc}, {label: summary.roc_auc}, {label: (fpr_now, tpr_now)},
+                             title="ROC curve, × = current threshold")
+    pr = figures.pr_figure(*summary.pr, point=(metrics["recall"], metrics["precision"]) if flagged else None,
+                           base_rate=summary.base_rate, ap=summary.pr_auc, title="Precision-recall, × = current threshold")
+    confusion = figures.confusion_figure(metrics["tp"], metrics["fp"], metrics["fn"], metrics["tn"])
+    if compact:
+        st.plotly_chart(roc, key=f"explorer_roc_{name}")
+        st.plotly_chart(pr, key=f"explorer_pr_{name}")
+        st.plotly_chart(confusion, key=f"explorer_cm_{name}")
+    else:
+        left, middle, right = st.columns(3)
+        left.plotly_chart(roc, key=f"explorer_roc_{name}")
+        middle.plotly_chart(pr, key=f"explorer_pr_{name}")
+        right.plotly_chart(confusion, key=f"explorer_cm_{name}")
+
+
+st.title("Threshold explorer")
+st.caption("Choose where a detector draws the line between normal and attack, and see what it costs. "
+           f"Labels: **{ui.label_view()}** view (switch in the sidebar).")
+view = ui.label_view()
+names = ui.get_store().names
+ui.get_test_curves(view)  # load and score before the panels draw, under one spinner
+pick, compare = st.columns(2)
+with pick:
+    primary = ui.detector_picker("Detector", names, key="explorer_detector")
+with compare:
+    other = st.selectbox("Compare with (optional)", [n for n in names if n != primary], index=None,
+                         key="explorer_compare", format_func=ui.display_name, placeholder="No second detector")
+chosen = [primary, *([other] if other else [])]
+for column, name in zip(st.columns(len(chosen)), chosen, strict=True):
+    with column:
+        panel(name, view, compact=len(chosen) > 1)
