@@ -607,26 +607,33 @@ class Pipeline:
     def _write_alerts(self, flagged: np.ndarray, X: np.ndarray, scores: np.ndarray, meta: np.ndarray,
                       labels: list[str | None]) -> None:
         now = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-        head = (now, self._detector_json)
-        values = X[flagged].tolist()
-        rows = meta[flagged].tolist()
-        alert_scores = scores[flagged].tolist()
-        label_json, values_json = self._label_json, self._values_json
+        Xf = X[flagged]
+        # Floods repeat one feature vector back to back: format each run of equal rows once.
+        new_run = np.ones(len(Xf), dtype=bool)
+        new_run[1:] = np.any(Xf[1:] != Xf[:-1], axis=1)
+        run_id = np.cumsum(new_run) - 1
+        values_json = self._values_json
         if len(values_json) > VALUES_CACHE:
             values_json.clear()
+        run_json = []
+        for key in map(tuple, Xf[new_run].tolist()):
+            vj = values_json.get(key)
+            if vj is None:
+                vj = values_json[key] = VALUES_TEMPLATE % key
+            run_json.append(vj)
+        label_json = self._label_json
+        # What every alert of this batch shares goes into the template once.
+        template = ALERT_TEMPLATE.replace("%s", now, 1).replace("%s", self._detector_json, 1).replace(
+            '"threshold": %r', f'"threshold": {self.threshold!r}', 1)
         out = []
-        for k, i in enumerate(flagged.tolist()):
+        for i, score, (record, line), run in zip(flagged.tolist(), scores[flagged].tolist(), meta[flagged].tolist(),
+                                                  run_id.tolist(), strict=True):
             label = labels[i]
             lj = label_json.get(label)
             if lj is None:
                 lj = label_json[label] = json.dumps(label)
-            key = tuple(values[k])
-            vj = values_json.get(key)
-            if vj is None:
-                vj = values_json[key] = VALUES_TEMPLATE % key
-            out.append(ALERT_TEMPLATE % (*head, alert_scores[k], self.threshold, rows[k][0], rows[k][1], lj, vj))
-        text = "".join(out)
-        self.alerts.write(text)
+            out.append(template % (score, record, line, lj, run_json[run]))
+        self.alerts.write("".join(out))
         if self.webhook:
             for line in out:
                 self.webhook.submit(line.encode())
