@@ -1,0 +1,336 @@
+"""The stream pipeline: bulk parsing, alerts exactly once, rejects, SIGTERM drain, follow, TCP, webhook."""
+
+from __future__ import annotations
+
+import gzip
+import http.server
+import io
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+import pytest
+
+from anodet import stream
+from anodet.data import fetch_raw, parse_raw_lines
+from anodet.records import RAW_LAYOUT, FormatError, detect_layout, parse_lines
+from anodet.schema import FEATURES
+
+ROOT = Path(__file__).resolve().parent.parent
+BAD_LINES = {  # position in the stream (0-based data line) -> malformed line
+    5: b"this is not a record",
+    17: b"0,tcp,http,SF,1,2,0,0,0,0,0,1,0,0,0,0,0,0,0,0,0,0,1,1,x,0.00,0.00,0.00,1.00,0.00,0.00,9,9,1.00,0.00,0.11,0.00,0.00,0.00,0.00,0.00,normal.",
+    300: b"1,2,3",
+}
+
+
+@pytest.fixture(scope="module")
+def raw_lines() -> list[bytes]:
+    """The first 3,000 raw lines of the KDD test file (real records, labelled)."""
+    with gzip.open(fetch_raw()["test"], "rb") as fh:
+        return [fh.readline().rstrip(b"\n") for _ in range(3000)]
+
+
+def with_bad_lines(lines: list[bytes]) -> list[bytes]:
+    out = list(lines)
+    for pos in sorted(BAD_LINES):
+        out.insert(pos, BAD_LINES[pos])
+    return out
+
+
+def expected_alerts(store, name: str, lines: list[bytes], threshold: float) -> dict[int, float]:
+    """Record number (1-based, every data line counts) -> score, computed with the detector directly."""
+    good = [(i + 1, ln) for i, ln in enumerate(lines) if i not in BAD_LINES or ln != BAD_LINES[i]]
+    frame = parse_raw_lines(b"\n".join(ln for _, ln in good))
+    scores = store.score_raw(name, frame[list(FEATURES)].to_numpy(dtype=np.float64))
+    return {rec: float(s) for (rec, _), s in zip(good, scores, strict=True) if s >= threshold}
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def cli(*args: str, **kwargs) -> subprocess.Popen:
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(ROOT)}
+    return subprocess.Popen([sys.executable, "-m", "anodet", "stream", *args], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kwargs)
+
+
+# -- parsing ------------------------------------------------------------------------------------
+
+
+def test_parse_lines_bulk_matches_reference_parser(raw_lines):
+    parsed = parse_lines(raw_lines, RAW_LAYOUT)
+    reference = parse_raw_lines(b"\n".join(raw_lines))[list(FEATURES)].to_numpy(dtype=np.float64)
+    assert parsed.ok.all() and not parsed.rejects
+    np.testing.assert_array_equal(parsed.X, reference)
+    assert parsed.labels[0] == raw_lines[0].rsplit(b",", 1)[1].decode()
+
+
+def test_parse_lines_names_what_is_wrong(raw_lines):
+    unlabelled = raw_lines[3].rsplit(b",", 1)[0]  # 41 fields: accepted, no label
+    lines = [raw_lines[0], b"1,2,3", raw_lines[1].replace(b",0.00,", b",abc,", 1), raw_lines[2] + b",extra",
+             unlabelled, raw_lines[4].replace(b",1.00,", b",inf,", 1)]
+    parsed = parse_lines(lines, RAW_LAYOUT)
+    assert parsed.ok.tolist() == [True, False, False, False, True, False]
+    reasons = dict(parsed.rejects)
+    assert "3 fields, expected 41 or 42" in reasons[1]
+    assert "not a number: 'abc'" in reasons[2]
+    assert "43 fields" in reasons[3]
+    assert "not a finite number: 'inf'" in reasons[5]
+    assert parsed.labels == [raw_lines[0].rsplit(b",", 1)[1].decode(), None]
+
+
+def test_header_layout_any_order_and_errors():
+    names = [*reversed(FEATURES), "label", "note"]
+    layout, is_header = detect_layout(",".join(names).encode())
+    assert is_header and layout.kind == "header"
+    row = [*[str(i) for i in range(18)][::-1], "smurf.", "x"]
+    parsed = parse_lines([",".join(row).encode(), b"1,2"], layout)
+    np.testing.assert_array_equal(parsed.X[0], np.arange(18, dtype=float))
+    assert parsed.labels == ["smurf."] and parsed.rejects[0][0] == 1
+    with pytest.raises(FormatError, match="missing: serror_rate"):
+        detect_layout(b"srv_count,foo")
+    assert detect_layout(b"0,tcp,http,SF")[1] is False
+
+
+def test_latency_histogram_quantiles():
+    hist = stream.LatencyHistogram()
+    hist.add(np.array([0.001, 0.010, 0.100]), np.array([50, 49, 1]))
+    assert 0.00095 < hist.quantile(0.5) < 0.00105
+    assert 0.0095 < hist.quantile(0.99) < 0.0105
+    assert hist.total == 100
+
+
+# -- the command line ---------------------------------------------------------------------------
+
+
+def test_cli_pipe_every_alert_exactly_once(tmp_path, store, raw_lines):
+    lines = with_bad_lines(raw_lines)
+    threshold = store.default_threshold("pca", "reference")
+    alerts, rejects, stats = tmp_path / "alerts.jsonl", tmp_path / "rejects.jsonl", tmp_path / "stats.json"
+    proc = cli("--detector", "pca", "--alerts", str(alerts), "--rejects", str(rejects), "--stats", str(stats),
+               "--batch-size", "256", stdin=subprocess.PIPE)
+    _, err = proc.communicate(b"\n".join(lines) + b"\n", timeout=60)
+    assert proc.returncode == 0, err.decode()
+    got = read_jsonl(alerts)
+    expected = expected_alerts(store, "pca", lines, threshold)
+    records = [a["record"] for a in got]
+    assert len(records) == len(set(records)), "an alert was written twice"
+    assert set(records) == set(expected)
+    for a in got:
+        assert a["score"] == pytest.approx(expected[a["record"]], rel=1e-5)
+        assert a["detector"] == "pca" and a["threshold"] == pytest.approx(threshold)
+        assert a["line"] == a["record"] and set(a["values"]) == set(FEATURES)
+    bad = read_jsonl(rejects)
+    assert [r["line"] for r in bad] == [p + 1 for p in sorted(BAD_LINES)]
+    assert [r["raw"] for r in bad] == [BAD_LINES[p].decode() for p in sorted(BAD_LINES)]
+    assert all(r["reason"] for r in bad)
+    final = json.loads(stats.read_text())
+    assert final["read"] == len(lines) and final["scored"] == len(raw_lines) and final["rejected"] == len(BAD_LINES)
+    assert final["alerts"] == len(expected) and final["running"] is False
+    assert "stream done:" in err.decode()
+
+
+def test_cli_autoencoder_from_file_with_header(tmp_path, store, splits):
+    frame = splits.test.iloc[:2000]
+    cols = [*list(reversed(FEATURES)), "label_true"]
+    src = tmp_path / "records.csv"
+    frame[cols].rename(columns={"label_true": "label"}).to_csv(src, index=False)
+    alerts = tmp_path / "alerts.jsonl"
+    proc = cli("--detector", "autoencoder", "--input", str(src), "--alerts", str(alerts), "--threshold", "target_fpr")
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err.decode()
+    threshold = store.thresholds("autoencoder", "reference")["target_fpr"]
+    scores = store.score_raw("autoencoder", frame[list(FEATURES)].to_numpy(dtype=np.float64))
+    expected = set((np.flatnonzero(scores >= threshold) + 1).tolist())
+    got = read_jsonl(alerts)
+    assert [a["record"] for a in got] == sorted(expected)
+    assert all(a["line"] == a["record"] + 1 for a in got)  # the header is line 1
+    assert {a["label"] for a in got} <= {"0", "1"}
+
+
+def test_cli_sigterm_drains_everything_read(tmp_path, store, raw_lines):
+    alerts, rejects, stats = tmp_path / "alerts.jsonl", tmp_path / "rejects.jsonl", tmp_path / "stats.json"
+    proc = cli("--detector", "zscore", "--alerts", str(alerts), "--rejects", str(rejects), "--stats", str(stats),
+               "--status-every", "0.2", stdin=subprocess.PIPE)
+    try:
+        proc.stdin.write(b"\n".join(raw_lines[:2000]) + b"\n")
+        proc.stdin.write(raw_lines[2000][:30])  # a record cut mid-line: read, but never completed
+        proc.stdin.flush()
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if stats.exists() and json.loads(stats.read_text())["read"] >= 2000:
+                break
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)  # stdin stays open: the signal alone must end it
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err.decode()
+    assert "SIGTERM, draining" in err.decode()
+    final = json.loads(stats.read_text())
+    assert final["read"] == 2001 and final["scored"] == 2000 and final["rejected"] == 1
+    expected = expected_alerts(store, "zscore", raw_lines[:2000], store.default_threshold("zscore", "reference"))
+    records = [a["record"] for a in read_jsonl(alerts)]
+    assert sorted(records) == sorted(expected) and len(records) == len(set(records))
+    (cut,) = read_jsonl(rejects)
+    assert cut["line"] == 2001 and "stopped" in cut["reason"] and cut["raw"] == raw_lines[2000][:30].decode()
+
+
+def test_cli_bad_input_is_a_sentence(tmp_path):
+    proc = cli("--detector", "pca", "--input", str(tmp_path / "missing.csv"))
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 2 and "cannot read" in err.decode() and "Traceback" not in err.decode()
+    proc = cli("--detector", "pca", "--threshold", "bogus", stdin=subprocess.DEVNULL)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 2 and "neither a number nor a preset" in err.decode()
+
+
+# -- in-process pipelines -----------------------------------------------------------------------
+
+
+def make_pipeline(store, source, name="pca", threshold=None, **kwargs):
+    det, scaler = store.detector(name), store.scaler
+    threshold = store.default_threshold(name, "reference") if threshold is None else threshold
+    out = io.StringIO()
+    kwargs.setdefault("config", stream.StreamConfig(status_every=0, batch_size=128, max_wait=0.005))
+    return stream.Pipeline(source, lambda X: det.score(scaler.transform(X)), threshold, name, out,
+                           status=lambda m: None, **kwargs), out
+
+
+def run_in_thread(pipeline):
+    result = {}
+    thread = threading.Thread(target=lambda: result.update(pipeline.run()), daemon=True)
+    thread.start()
+    return thread, result
+
+
+def wait_for(predicate, timeout=30.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def test_follow_reads_a_growing_file(tmp_path, store, raw_lines):
+    path = tmp_path / "live.csv"
+    path.write_bytes(b"\n".join(raw_lines[:500]) + b"\n")
+    pipeline, out = make_pipeline(store, stream.FileSource(path, follow=True))
+    thread, result = run_in_thread(pipeline)
+    assert wait_for(lambda: pipeline.stats.scored == 500)
+    with open(path, "ab") as fh:
+        fh.write(b"\n".join(raw_lines[500:1200]) + b"\n")
+    assert wait_for(lambda: pipeline.stats.scored == 1200)
+    assert thread.is_alive(), "follow mode must keep waiting at the end of the file"
+    pipeline.stop()
+    thread.join(10)
+    assert result["scored"] == 1200
+    expected = expected_alerts(store, "pca", raw_lines[:1200], pipeline.threshold)
+    assert sorted(json.loads(x)["record"] for x in out.getvalue().splitlines()) == sorted(expected)
+
+
+def test_tcp_listener_on_loopback(store, raw_lines):
+    source = stream.TcpSource("127.0.0.1", 0)
+    pipeline, out = make_pipeline(store, source)
+    thread, result = run_in_thread(pipeline)
+    with socket.create_connection(("127.0.0.1", source.port), timeout=10) as conn:
+        for i in range(0, 800, 100):  # a producer writing in pieces, cut anywhere
+            piece = b"\n".join(raw_lines[i:i + 100]) + b"\n"
+            conn.sendall(piece[:37])
+            conn.sendall(piece[37:])
+    thread.join(30)
+    assert result["read"] == 800 and result["scored"] == 800
+    expected = expected_alerts(store, "pca", raw_lines[:800], pipeline.threshold)
+    assert sorted(json.loads(x)["record"] for x in out.getvalue().splitlines()) == sorted(expected)
+
+
+def test_backpressure_bounds_what_is_read_ahead(store, raw_lines):
+    """A slow scorer blocks the reader (and so the producer) instead of buffering everything."""
+    read_fd, write_fd = os.pipe()
+    det, scaler = store.detector("pca"), store.scaler
+    gate = threading.Event()
+
+    def slow_score(X):
+        gate.wait(10)
+        return det.score(scaler.transform(X))
+
+    config = stream.StreamConfig(status_every=0, batch_size=64, max_wait=0.0, queue_chunks=2)
+    pipeline = stream.Pipeline(stream.FdSource(read_fd, "pipe"), slow_score, 1e9, "pca", io.StringIO(),
+                               status=lambda m: None, config=config)
+    thread, result = run_in_thread(pipeline)
+    payload = (b"\n".join(raw_lines) + b"\n") * 20  # 60,000 records, ~6 MB
+    os.set_blocking(write_fd, False)
+    written = 0
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and written < len(payload):
+        try:
+            written += os.write(write_fd, payload[written:written + 65536])
+        except BlockingIOError:
+            time.sleep(0.05)
+    assert written < len(payload), "the producer was never held back"
+    assert pipeline.stats.read < 60_000
+    gate.set()
+    os.set_blocking(write_fd, True)
+    os.write(write_fd, payload[written:])
+    os.close(write_fd)
+    thread.join(60)
+    os.close(read_fd)
+    assert result["scored"] == 60_000 and result["read"] == 60_000
+
+
+class _Hook(http.server.BaseHTTPRequestHandler):
+    received: ClassVar[list[dict]] = []
+    attempts = 0
+    fail_first = 1
+
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        type(self).attempts += 1
+        if type(self).attempts <= type(self).fail_first:
+            self.send_response(503)
+            self.end_headers()
+            return
+        type(self).received.append(json.loads(body))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+def test_webhook_posts_each_alert_with_retry(store, raw_lines):
+    _Hook.received, _Hook.attempts = [], 0
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Hook)
+    server_thread = threading.Thread(target=server.serve_forever, daemon=True)
+    server_thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/alerts"
+        stats = stream.Stats()
+        sender = stream.WebhookSender(url, stats, retries=2, backoff=0.05, warn=lambda m: None)
+        path_lines = raw_lines[:150]
+        read_fd, write_fd = os.pipe()
+        os.write(write_fd, b"\n".join(path_lines) + b"\n")
+        os.close(write_fd)
+        pipeline, out = make_pipeline(store, stream.FdSource(read_fd, "pipe"), webhook=sender, stats=stats)
+        result = pipeline.run()
+        os.close(read_fd)
+    finally:
+        server.shutdown()
+        server.server_close()
+    logged = [json.loads(x) for x in out.getvalue().splitlines()]
+    assert logged, "the sample should raise alerts"
+    assert sorted(a["record"] for a in _Hook.received) == sorted(a["record"] for a in logged)
+    assert _Hook.attempts == len(logged) + 1  # the first POST failed and was retried once
+    assert result["webhook_sent"] == len(logged) and result["webhook_failed"] == 0
