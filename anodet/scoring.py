@@ -41,7 +41,7 @@ from anodet.schema import FEATURES, LABEL_VIEWS, NORMAL, RAW_COLUMNS
 DEFAULT_EXCLUDED: tuple[str, ...] = ("lof", "seq2seq")
 """Detectors left out by default: they score one to two orders of magnitude slower than the rest."""
 
-CHUNK_BYTES = 16 << 20
+CHUNK_BYTES = 8 << 20
 """Bytes of input parsed at a time; bounds memory whatever the input size."""
 
 MAX_PROBLEMS_KEPT = 1_000
@@ -486,6 +486,31 @@ def label_views(values: np.ndarray | list) -> dict[str, np.ndarray]:
 # ---------------------------------------------------------------- scoring
 
 
+def distinct_rows(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(index of the first occurrence of each distinct row, row → distinct index), exactly.
+
+    Rows are hashed to 64 bits and factorised (fast, linear); the grouping is then checked
+    against the rows themselves and, on a hash collision, redone exactly with pandas.
+    """
+    import pandas as pd
+
+    X = np.ascontiguousarray(X, dtype=np.float64) + 0.0  # -0.0 and 0.0 are the same value
+    bits = X.view(np.uint64)
+    h = np.full(len(X), np.uint64(0xCBF29CE484222325))
+    with np.errstate(over="ignore"):
+        for j in range(X.shape[1]):
+            col = np.ascontiguousarray(bits[:, j])
+            h ^= col ^ (col >> np.uint64(29))
+            h *= np.uint64(0x100000001B3)
+            h ^= h >> np.uint64(32)
+    codes, _ = pd.factorize(h)
+    first = np.unique(codes, return_index=True)[1]
+    if not (X[first][codes] == X).all():  # a collision: group exactly instead
+        codes = pd.DataFrame(X).groupby(list(range(X.shape[1])), sort=False, dropna=False).ngroup().to_numpy()
+        first = np.unique(codes, return_index=True)[1]
+    return first, codes
+
+
 def default_detectors(available: list[str]) -> list[str]:
     """The default selection: every stored detector but the slow ones."""
     return [n for n in available if n not in DEFAULT_EXCLUDED]
@@ -549,8 +574,7 @@ class Scorer:
         n = len(X_raw)
         if n == 0:
             return {name: np.empty(0) for name in self.names}, np.zeros(0, dtype=bool)
-        keys_view = X_raw.view(np.dtype((np.void, X_raw.dtype.itemsize * X_raw.shape[1]))).ravel()
-        _, first, inverse = np.unique(keys_view, return_index=True, return_inverse=True)
+        first, inverse = distinct_rows(X_raw)
         distinct = X_raw[first]
         keys = [row.tobytes() for row in distinct]
         where = np.array([self._cache.get(k, -1) for k in keys], dtype=np.int64)
@@ -567,7 +591,7 @@ class Scorer:
                 base = len(self._cached)
                 self._cached = np.concatenate([self._cached, fresh[:room]])
                 self._cache.update({keys[k]: base + i for i, k in enumerate(keep)})
-        full = results[inverse.ravel()]
+        full = results[inverse]
         return {name: full[:, i] for i, name in enumerate(self.names)}, full[:, -1].astype(bool)
 
 
@@ -608,6 +632,7 @@ class Summary:
     labelled: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
     detector_seconds: dict[str, float] = field(default_factory=dict)
+    distinct_rows: dict[str, int] = field(default_factory=dict)  # rows each detector actually scored
 
     def metrics(self, view: str) -> dict[str, dict[str, float]]:
         """Precision, recall, F1… per detector at its threshold, from the streamed confusion counts."""
@@ -726,6 +751,7 @@ def score_source(
             sink(table, summary.layout)
     summary.seconds = time.perf_counter() - t_start
     summary.detector_seconds = dict(scorer.seconds)
+    summary.distinct_rows = dict(scorer.rows_scored)
     return summary
 
 
@@ -778,6 +804,28 @@ def example_csv(test_frame: Any, rows: int = 400, seed: int = 7) -> bytes:
     out.insert(0, "id", [f"rec-{i:05d}" for i in range(len(out))])
     out["label"] = sample["attack"].astype(str).to_numpy() + "."
     return out.to_csv(index=False).encode()
+
+
+def unlabelled_histogram(scores: np.ndarray, threshold: float, title: str, bins: int = 60) -> Any:
+    """Histogram of scores without labels (one neutral colour), the threshold as a dashed line."""
+    import plotly.graph_objects as go
+
+    scores = np.asarray(scores, dtype=float)
+    lo, hi = float(scores.min()), float(scores.max())
+    counts, edges = np.histogram(scores, bins=np.linspace(lo, hi if hi > lo else lo + 1.0, bins + 1))
+    fig = go.Figure(
+        data=[{"type": "bar", "x": (edges[:-1] + edges[1:]) / 2, "y": counts, "width": np.diff(edges),
+               "name": "records (no labels)", "marker": {"color": "#7f7f7f", "line": {"width": 0}},
+               "hovertemplate": "score %{x:.4g}<br>%{y} records<extra></extra>"}],
+        layout={"title": {"text": title, "x": 0.0, "xanchor": "left"}, "bargap": 0, "height": 340,
+                "margin": {"l": 60, "r": 20, "t": 50, "b": 50},
+                "xaxis": {"title": {"text": "anomaly score"}},
+                "yaxis": {"title": {"text": "records (log scale)"}, "type": "log"},
+                "shapes": [{"type": "line", "x0": threshold, "x1": threshold, "y0": 0, "y1": 1, "yref": "paper",
+                            "line": {"color": "#222222", "width": 2, "dash": "dash"}}],
+                "annotations": [{"x": threshold, "y": 1, "yref": "paper", "text": f"threshold {threshold:.4g}",
+                                 "showarrow": False, "xanchor": "left", "yanchor": "bottom"}]})
+    return fig
 
 
 # ---------------------------------------------------------------- the command line
