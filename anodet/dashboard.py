@@ -129,6 +129,7 @@ def record_table(test: pd.DataFrame, scores: np.ndarray, threshold: float, label
         "attack": test["attack"].to_numpy(), "category": test["category"].to_numpy(),
     }, index=test.index.rename("record"))
     table = pd.concat([table, test.drop(columns=["attack", "category"]).filter(regex="^(?!label_)")], axis=1)
+    table.index.name = "record"
     return table.sort_values("score", ascending=False, kind="stable")
 
 

@@ -119,11 +119,17 @@ def score_histogram(bins: HistogramBins, threshold: float | None = None, log_cou
 
 
 def roc_figure(curves: dict[str, tuple[np.ndarray, np.ndarray]], aucs: dict[str, float] | None = None,
-               points: dict[str, tuple[float, float]] | None = None, title: str = "ROC curves") -> go.Figure:
-    """ROC curves (false-positive rate vs detection rate), overlaid, each with its operating point."""
-    data: list[dict] = [{"type": "scatter", "x": [0, 1], "y": [0, 1], "mode": "lines", "name": "chance",
-                         "line": {"color": "#bbbbbb", "dash": "dot"}, "hoverinfo": "skip", "showlegend": False}]
+               points: dict[str, tuple[float, float]] | None = None, title: str = "ROC curves",
+               log_fpr: bool = False) -> go.Figure:
+    """ROC curves (false-positive rate vs detection rate), overlaid, each with its operating point.
+
+    ``log_fpr`` puts the false-positive rate on a log axis (0.1% to 100%): good detectors all
+    hug the top-left corner, and the low-FPR region is where they differ.
+    """
     single = len(curves) == 1
+    data: list[dict] = [] if log_fpr else [
+        {"type": "scatter", "x": [0, 1], "y": [0, 1], "mode": "lines", "name": "chance",
+         "line": {"color": "#bbbbbb", "dash": "dot"}, "hoverinfo": "skip", "showlegend": False}]
     for i, (name, (fpr, tpr)) in enumerate(curves.items()):
         colour = ATTACK_COLOUR if single else _PALETTE[i % len(_PALETTE)]
         label = f"{name} (AUC {aucs[name]:.3f})" if aucs and name in aucs else name
@@ -136,14 +142,16 @@ def roc_figure(curves: dict[str, tuple[np.ndarray, np.ndarray]], aucs: dict[str,
                          "showlegend": False, "name": f"{name} at threshold",
                          "marker": {**OPERATING_POINT, "color": colour if not single else THRESHOLD_COLOUR},
                          "hovertemplate": "at threshold: FPR %{x:.3f}, detection rate %{y:.3f}<extra>" + name + "</extra>"})
-    layout = {
-        "title": _title(title), "height": 420 if not single else 340,
-        "xaxis": {"title": {"text": "false-positive rate (share of normal records flagged)"}, "range": [0, 1]},
-        "yaxis": {"title": {"text": "detection rate (share of attacks flagged)"}, "range": [0, 1.02]},
-    }
-    if not single:
-        layout["legend"] = {"orientation": "v", "x": 1.02, "y": 1, "font": {"size": 11}}
-        layout["margin"] = {**_MARGIN, "r": 10}
+    xaxis = {"title": {"text": "false-positive rate" + (" (log scale)" if log_fpr else "")}, "range": [0, 1]}
+    if log_fpr:
+        xaxis.update({"type": "log", "range": [-3, 0], "tickformat": ".1%"})
+    layout = {"title": _title(title), "height": 340, "xaxis": xaxis,
+              "yaxis": {"title": {"text": "detection rate (recall)"}, "range": [0, 1.02]}}
+    if single:
+        layout["showlegend"] = False
+    else:
+        layout["height"] = 560
+        layout["legend"] = {"orientation": "h", "y": -0.18, "yanchor": "top", "font": {"size": 11}}
     return _figure(data, layout)
 
 
@@ -164,24 +172,29 @@ def pr_figure(recall: np.ndarray, precision: np.ndarray, point: tuple[float, flo
                      "name": "at threshold", "marker": OPERATING_POINT,
                      "hovertemplate": "at threshold: recall %{x:.3f}, precision %{y:.3f}<extra></extra>"})
     return _figure(data, {
-        "title": _title(title), "height": 340,
+        "title": _title(title), "height": 340, "showlegend": False,
         "xaxis": {"title": {"text": "recall (share of attacks flagged)"}, "range": [0, 1]},
-        "yaxis": {"title": {"text": "precision (share of flagged that are attacks)"}, "range": [0, 1.02]},
+        "yaxis": {"title": {"text": "precision"}, "range": [0, 1.02]},
     })
 
 
 def confusion_figure(tp: int, fp: int, fn: int, tn: int, title: str = "Confusion matrix") -> go.Figure:
-    """2×2 confusion matrix (records), rows the true class, columns the verdict."""
+    """2×2 confusion matrix (records), rows the true class, columns the verdict.
+
+    Cells are shaded by their share of the row (so the rare attack row is as readable as the
+    normal one) and labelled with the record count.
+    """
     z = [[tn, fp], [fn, tp]]
-    total = max(tp + fp + fn + tn, 1)
+    shares = [[v / max(sum(row), 1) for v in row] for row in z]
     names = [["true negative", "false positive"], ["missed attack", "true positive"]]
-    text = [[f"{names[r][c]}<br><b>{z[r][c]:,}</b> ({z[r][c] / total:.1%})" for c in range(2)] for r in range(2)]
-    data = [{"type": "heatmap", "z": z, "x": ["passed", "flagged"], "y": ["normal", "attack"], "text": text,
-             "texttemplate": "%{text}", "colorscale": [[0, "#f7f7f7"], [1, "#6baed6"]], "showscale": False,
+    text = [[f"{names[r][c]}<br><b>{z[r][c]:,}</b> ({shares[r][c]:.1%} of row)" for c in range(2)] for r in range(2)]
+    data = [{"type": "heatmap", "z": shares, "x": ["passed", "flagged"], "y": ["normal", "attack"], "text": text,
+             "texttemplate": "%{text}", "textfont": {"size": 14}, "zmin": 0, "zmax": 1,
+             "colorscale": [[0, "#f7f7f7"], [1, "#9ecae1"]], "showscale": False,
              "hovertemplate": "%{text}<extra></extra>"}]
     return _figure(data, {
-        "title": _title(title), "height": 300,
-        "xaxis": {"title": {"text": "verdict at threshold (records)"}, "side": "bottom"},
+        "title": _title(title), "height": 340,
+        "xaxis": {"title": {"text": "verdict at the threshold"}, "side": "bottom"},
         "yaxis": {"title": {"text": "true class"}, "autorange": "reversed"},
     })
 

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import streamlit as st
 
 from anodet import dashboard, evaluate, figures
 from anodet.data import DataError, Splits, load_splits
+from anodet.detectors import NEURAL, Detector
 from anodet.evaluate import ThresholdCurve
 from anodet.schema import FEATURES, LABEL_VIEW_HELP, LABEL_VIEWS, label_column
 from anodet.store import MANIFEST, Store, StoreError, default_root
@@ -40,7 +42,13 @@ def _manifest_hash() -> str:
 @st.cache_resource(show_spinner="Loading the pretrained detectors…", max_entries=2)
 def _load_store(root: str, manifest_hash: str) -> Store:
     store = Store.open(root)
-    for name in store.names:
+    names = store.names
+    # Two threads: the neural models (TensorFlow) and the classical ones (scikit-learn via skops)
+    # load side by side; most of a cold start is importing those two stacks and reading files.
+    groups = [[n for n in names if n in NEURAL], [n for n in names if n not in NEURAL and n != "ensemble"]]
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        list(pool.map(lambda group: [store.detector(n) for n in group], groups))
+    for name in names:  # the ensemble last, attached to members already loaded
         store.detector(name)
     return store
 
@@ -67,10 +75,48 @@ def _readonly(values: np.ndarray) -> np.ndarray:
 
 @st.cache_resource(show_spinner="Scoring the test split…", max_entries=2)
 def _test_scores(root: str, manifest_hash: str) -> dict[str, np.ndarray]:
-    from anodet.leaderboard import score_frame
-
     store = _load_store(root, manifest_hash)
-    return {n: _readonly(s) for n, s in score_frame(store, get_splits().test).items()}
+    return {n: _readonly(s) for n, s in score_all(store, get_splits().test[list(FEATURES)].to_numpy()).items()}
+
+
+# Most expensive first, so that two worker threads finish together.
+_SCORING_ORDER = ("lof", "seq2seq", "ocsvm", "autoencoder", "vae", "bigan", "iforest")
+
+
+def _from_members(detector: Detector, member_scores: dict[str, np.ndarray]) -> np.ndarray | None:
+    """An ensemble's scores from its members' scores already computed, or None if not an ensemble."""
+    members = getattr(detector, "members_", None)
+    if not members or not all(m in member_scores for m in members):
+        return None
+    stacked = np.column_stack([member_scores[m] for m in members])
+    return ((stacked - detector.center_) / detector.spread_).mean(axis=1)
+
+
+def score_all(store: Store, X_raw: np.ndarray) -> dict[str, np.ndarray]:
+    """Every stored detector's scores for raw feature rows, in store order.
+
+    Detectors score in two threads (TensorFlow and scikit-learn release the GIL while they
+    compute); an ensemble reuses its members' scores instead of scoring them again, after
+    checking on the first rows that this gives what its own ``score`` gives.
+    """
+    X = store.scaler.transform(X_raw)
+    names = store.names
+    plain = sorted((n for n in names if not hasattr(store.detector(n), "members_")),
+                   key=lambda n: _SCORING_ORDER.index(n) if n in _SCORING_ORDER else len(_SCORING_ORDER))
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        scores = dict(zip(plain, pool.map(lambda n: np.asarray(store.detector(n).score(X), dtype=np.float64), plain),
+                          strict=True))
+    for name in names:
+        if name in scores:
+            continue
+        detector = store.detector(name)
+        reused = _from_members(detector, scores)
+        head = slice(0, min(256, len(X)))
+        if reused is not None and np.allclose(reused[head], detector.score(X[head]), rtol=1e-5, atol=1e-6):
+            scores[name] = reused
+        else:
+            scores[name] = np.asarray(detector.score(X), dtype=np.float64)
+    return {n: scores[n] for n in names}
 
 
 def get_test_scores() -> dict[str, np.ndarray]:

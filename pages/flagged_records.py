@@ -25,7 +25,7 @@ table = dashboard.record_table(test, scores[name], threshold, label_column(view)
 with top[1]:
     st.markdown(f"**{ui.display_name(name)}** flags **{int((table['score'] >= threshold).sum()):,}** of "
                 f"{len(table):,} test records at threshold **{threshold:.6g}** (labels: **{view}** view).")
-    st.page_link("pages/threshold_explorer.py", label="Move the threshold in the threshold explorer", icon="🎚️")
+    st.page_link("pages/threshold_explorer.py", label="Move the threshold in the threshold explorer", icon=":material/tune:")
 
 f1, f2, f3 = st.columns([3, 2, 2])
 chosen_outcomes = f1.pills("Outcome", dashboard.OUTCOMES[:3], selection_mode="multi", default=DEFAULT_OUTCOMES,
@@ -73,7 +73,7 @@ else:
     elif points:
         position = int(shown.iloc[0]["position"])
     st.download_button(f"Download these {len(shown):,} records (CSV)", dashboard.records_csv(shown.drop(columns="position")),
-                       file_name=f"anodet-{name}-flagged.csv", mime="text/csv", icon="⬇️", key="flagged_download")
+                       file_name=f"anodet-{name}-flagged.csv", mime="text/csv", icon=":material/download:", key="flagged_download")
 
 if position is not None:
     record = table[table["position"] == position].iloc[0]

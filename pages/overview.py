@@ -23,7 +23,7 @@ st.caption(
     f"labels in the **{view}** view (switch in the sidebar). Metrics at a threshold use each detector's "
     "current threshold: the validation best-F1 one until you move it in the threshold explorer."
 )
-st.page_link("pages/threshold_explorer.py", label="Change a threshold in the threshold explorer", icon="🎚️")
+st.page_link("pages/threshold_explorer.py", label="Change a threshold in the threshold explorer", icon=":material/tune:")
 
 table = dashboard.leaderboard(curves, summaries, thresholds, labels).sort_values("roc_auc", ascending=False)
 percent = {"format": "%.3f"}
@@ -37,7 +37,7 @@ column_config = {
 }
 st.subheader("Leaderboard")
 st.caption("Click a column header to sort; hover a header for what the metric means.")
-st.dataframe(table, hide_index=True, column_config=column_config, key="overview_leaderboard",
+st.dataframe(table, hide_index=True, column_config=column_config, key="overview_leaderboard", height=36 * (len(table) + 1) + 4,
              column_order=["detector", *dashboard.LEADERBOARD_METRICS, "threshold", "flagged"])
 
 left, right = st.columns(2)
@@ -45,8 +45,10 @@ with left:
     points = {labels[n]: (table.loc[n, "fpr"], table.loc[n, "recall"]) for n in names}
     st.plotly_chart(figures.roc_figure({labels[n]: summaries[n].roc for n in names},
                                        {labels[n]: summaries[n].roc_auc for n in names}, points,
-                                       title="ROC curves (● = current threshold)"), key="overview_roc")
-    st.caption(evaluate.METRIC_HELP["roc_auc"])
+                                       title="ROC curves (× = current threshold)", log_fpr=True),
+                    key="overview_roc")
+    st.caption(evaluate.METRIC_HELP["roc_auc"] + " The false-positive rate is on a log scale: good detectors "
+               "differ mostly below 10%.")
 with right:
     categories = test["category"].to_numpy()
     rates = dashboard.category_rates(scores, thresholds, categories, ATTACK_CATEGORIES)

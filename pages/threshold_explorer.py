@@ -79,9 +79,9 @@ def panel(name: str, view: str, compact: bool) -> None:
                     key=f"explorer_hist_{name}")
     fpr_now, tpr_now = metrics["fpr"], metrics["recall"]
     roc = figures.roc_figure({label: summary.roc}, {label: summary.roc_auc}, {label: (fpr_now, tpr_now)},
-                             title="ROC curve, × = current threshold")
+                             title=f"ROC curve (AUC {summary.roc_auc:.3f}), × = threshold")
     pr = figures.pr_figure(*summary.pr, point=(metrics["recall"], metrics["precision"]) if flagged else None,
-                           base_rate=summary.base_rate, ap=summary.pr_auc, title="Precision-recall, × = current threshold")
+                           base_rate=summary.base_rate, ap=summary.pr_auc, title=f"Precision-recall (AP {summary.pr_auc:.3f}), × = threshold")
     confusion = figures.confusion_figure(metrics["tp"], metrics["fp"], metrics["fn"], metrics["tn"])
     if compact:
         st.plotly_chart(roc, key=f"explorer_roc_{name}")

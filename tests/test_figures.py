@@ -1,0 +1,206 @@
+"""Figures and dashboard computations: pure functions of arrays, checked without Streamlit."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from anodet import dashboard, evaluate, figures
+from anodet.evaluate import ThresholdCurve
+
+RNG = np.random.default_rng(7)
+
+
+def heavy_tailed(n_normal: int = 800, n_attack: int = 200) -> tuple[np.ndarray, np.ndarray]:
+    scores = np.concatenate([RNG.lognormal(-6, 1, n_normal), RNG.lognormal(0, 1, n_attack)])
+    y = np.r_[np.zeros(n_normal, int), np.ones(n_attack, int)]
+    return scores, y
+
+
+# --- figures -----------------------------------------------------------------------------------
+
+
+def test_histogram_counts_every_record_once_and_uses_log_bins_for_heavy_tails():
+    scores, y = heavy_tailed()
+    bins = figures.histogram_bins(scores, y, bins=50)
+    assert bins.log_x
+    assert bins.normal.sum() == 800 and bins.attack.sum() == 200
+    assert len(bins.edges) == 51
+
+
+def test_histogram_falls_back_to_linear_bins_for_scores_that_can_be_negative():
+    scores = np.r_[RNG.normal(0, 1, 500), RNG.normal(5, 1, 100)]
+    y = np.r_[np.zeros(500, int), np.ones(100, int)]
+    bins = figures.histogram_bins(scores, y)
+    assert not bins.log_x
+    assert bins.normal.sum() + bins.attack.sum() == 600
+
+
+def test_score_histogram_draws_normal_and_attack_in_house_colours_with_the_threshold_line():
+    scores, y = heavy_tailed()
+    bins = figures.histogram_bins(scores, y)
+    fig = figures.score_histogram(bins, threshold=0.05, log_count=True)
+    normal, attack = fig.data
+    assert (normal.name, normal.marker.color) == ("normal", figures.NORMAL_COLOUR)
+    assert (attack.name, attack.marker.color) == ("attack", figures.ATTACK_COLOUR)
+    assert fig.layout.shapes[0].x0 == pytest.approx(np.log10(0.05))  # the axis is in log10 units
+    assert fig.layout.yaxis.type == "log"
+    assert fig.layout.title.text and fig.layout.xaxis.title.text and fig.layout.yaxis.title.text
+    # Each bar carries its raw bin edges, so a selected bar maps back to records.
+    np.testing.assert_allclose(np.asarray(normal.customdata)[:, 0], bins.edges[:-1])
+
+
+def test_moving_the_threshold_moves_only_the_line():
+    bins = figures.histogram_bins(*heavy_tailed())
+    a, b = figures.score_histogram(bins, 0.01), figures.score_histogram(bins, 1.0)
+    assert a.layout.shapes[0].x0 != b.layout.shapes[0].x0
+    np.testing.assert_array_equal(a.data[0].y, b.data[0].y)
+
+
+def test_roc_figure_marks_each_operating_point():
+    fpr, tpr = np.linspace(0, 1, 50), np.sqrt(np.linspace(0, 1, 50))
+    fig = figures.roc_figure({"a": (fpr, tpr), "b": (fpr, tpr**2)}, {"a": 0.9, "b": 0.6},
+                             {"a": (0.1, 0.8), "b": (0.2, 0.3)}, log_fpr=True)
+    markers = [t for t in fig.data if t.mode == "markers"]
+    assert [(m.x[0], m.y[0]) for m in markers] == [(0.1, 0.8), (0.2, 0.3)]
+    assert fig.layout.xaxis.type == "log"
+    assert "AUC 0.900" in fig.data[0].name
+
+
+def test_confusion_figure_shows_counts_and_row_shares():
+    fig = figures.confusion_figure(tp=90, fp=30, fn=10, tn=870)
+    z = np.asarray(fig.data[0].z)
+    np.testing.assert_allclose(z.sum(axis=1), [1.0, 1.0])
+    assert "<b>90</b>" in fig.data[0].text[1][1] and "<b>870</b>" in fig.data[0].text[0][0]
+
+
+def test_rate_heatmap_marks_empty_categories():
+    fig = figures.rate_heatmap(["a"], ["dos", "u2r"], np.array([[0.5, np.nan]]))
+    assert list(fig.data[0].text[0]) == ["50%", "–"]
+
+
+def test_feature_percentile_figure_highlights_values_outside_normal_range():
+    fig = figures.feature_percentile_figure(["f1", "f2", "f3"], np.array([50.0, 99.9, 0.2]), np.array([1, 2, 3]))
+    assert list(fig.data[0].marker.color) == [figures.NORMAL_COLOUR, figures.ATTACK_COLOUR, figures.ATTACK_COLOUR]
+
+
+def test_feature_contributions_are_sorted_largest_first():
+    fig = figures.feature_contribution_figure(["a", "b", "c"], np.array([0.1, 3.0, -0.5]), "PCA")
+    assert list(fig.data[0].y) == ["b", "c", "a"]
+
+
+def test_downsample_keeps_both_ends():
+    x, y = figures.downsample_curve(np.arange(5000.0), np.arange(5000.0), max_points=100)
+    assert len(x) <= 100 and x[0] == 0 and x[-1] == 4999
+
+
+# --- dashboard computations --------------------------------------------------------------------
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.floats(-1e6, 1e6, allow_nan=False), min_size=2, max_size=200, unique=True),
+       st.floats(0, 100))
+def test_percentile_slider_flags_the_share_it_says(values, percentile):
+    scores = np.sort(np.asarray(values))
+    threshold = dashboard.percentile_threshold(scores, percentile)
+    flagged = np.mean(scores >= threshold) * 100
+    assert abs(flagged - (100 - percentile)) <= 100 / len(scores) / 2 + 1e-9
+    # And the slider position shown for a threshold is where that threshold sits.
+    assert dashboard.threshold_percentile(scores, threshold) == pytest.approx(100 - flagged)
+
+
+def test_percentile_100_flags_nothing_and_0_flags_everything():
+    scores = np.sort(RNG.normal(size=100))
+    assert np.sum(scores >= dashboard.percentile_threshold(scores, 100)) == 0
+    assert np.sum(scores >= dashboard.percentile_threshold(scores, 0)) == 100
+
+
+def test_leaderboard_matches_the_direct_computation():
+    scores, y = heavy_tailed()
+    other = scores * RNG.uniform(0.5, 1.5, len(scores))
+    all_scores = {"a": scores, "b": other}
+    curves = {n: ThresholdCurve.from_scores(y, s) for n, s in all_scores.items()}
+    summaries = {n: dashboard.curve_summary(y, s) for n, s in all_scores.items()}
+    thresholds = {"a": 0.05, "b": 0.2}
+    table = dashboard.leaderboard(curves, summaries, thresholds)
+    for name, s in all_scores.items():
+        expected = evaluate.summary(y, s, thresholds[name])
+        for metric in dashboard.LEADERBOARD_METRICS:
+            assert table.loc[name, metric] == pytest.approx(expected[metric]), metric
+        assert table.loc[name, "flagged"] == np.sum(s >= thresholds[name])
+
+
+def test_agreement_counts_records_flagged_by_both():
+    scores = {"a": np.array([1, 2, 3, 4.0]), "b": np.array([4, 3, 2, 1.0])}
+    flags = dashboard.flag_matrix(scores, {"a": 2.5, "b": 2.5})  # a flags 2,3; b flags 0,1
+    common = dashboard.agreement(flags)
+    np.testing.assert_array_equal(common, [[2, 0], [0, 2]])
+    flags = dashboard.flag_matrix(scores, {"a": 1.5, "b": 1.5})  # a flags 1,2,3; b flags 0,1,2
+    np.testing.assert_array_equal(dashboard.agreement(flags), [[3, 2], [2, 3]])
+
+
+def test_category_rates_are_shares_flagged_per_category():
+    scores = {"a": np.array([0.1, 0.9, 0.8, 0.2])}
+    rates = dashboard.category_rates(scores, {"a": 0.5}, np.array(["dos", "dos", "probe", "probe"]),
+                                     ["dos", "probe", "u2r"])
+    np.testing.assert_allclose(rates[0, :2], [0.5, 0.5])
+    assert np.isnan(rates[0, 2])
+
+
+def test_outcomes_name_each_cell_of_the_confusion_matrix():
+    out = dashboard.outcomes(np.array([1, 0, 1, 0]), np.array([True, True, False, False]))
+    assert list(out) == ["true positive", "false positive", "missed attack", "true negative"]
+
+
+def _test_frame() -> pd.DataFrame:
+    return pd.DataFrame({
+        "srv_count": [1.0, 2.0, 3.0, 4.0], "attack": ["normal", "smurf", "=cmd|' /C calc'!A0", "normal"],
+        "category": ["normal", "dos", "novel", "normal"], "label_reference": [0, 1, 0, 0], "label_true": [0, 1, 1, 0],
+    }, index=[10, 11, 12, 13])
+
+
+def test_record_table_is_sorted_by_score_and_follows_the_label_view():
+    scores = np.array([0.2, 0.9, 0.7, 0.1])
+    ref = dashboard.record_table(_test_frame(), scores, 0.5, "label_reference")
+    true = dashboard.record_table(_test_frame(), scores, 0.5, "label_true")
+    assert list(ref.index) == [11, 12, 10, 13] and ref.index.name == "record"
+    assert list(ref["position"]) == [1, 2, 0, 3]
+    assert ref.loc[12, "outcome"] == "false positive" and true.loc[12, "outcome"] == "true positive"
+    assert not any(c.startswith("label_") for c in ref.columns)
+
+
+def test_filters_combine():
+    table = dashboard.record_table(_test_frame(), np.array([0.2, 0.9, 0.7, 0.1]), 0.5, "label_true")
+    assert list(dashboard.filter_records(table, ["true positive"]).index) == [11, 12]
+    assert list(dashboard.filter_records(table, ["true positive"], categories=["dos"]).index) == [11]
+    assert list(dashboard.filter_records(table, [], attacks=["normal"]).index) == [10, 13]
+    assert list(dashboard.filter_records(table, score_range=(0.15, 0.75)).index) == [12, 10]
+
+
+def test_feature_percentiles_place_values_among_normal_records():
+    train = np.sort(np.column_stack([np.arange(100.0), np.zeros(100)]), axis=0)
+    pct = dashboard.feature_percentiles(train, np.array([-5.0, 0.0]))
+    assert pct[0] == 0.0 and pct[1] == 50.0  # below every normal; equal to all of them
+    assert dashboard.feature_percentiles(train, np.array([1000.0, 1.0]))[0] == 100.0
+
+
+def test_record_verdicts_use_each_detectors_threshold():
+    verdicts = dashboard.record_verdicts({"a": np.array([1.0, 5.0]), "b": np.array([1.0, 5.0])}, {"a": 2.0, "b": 6.0}, 1)
+    assert list(verdicts["verdict"]) == ["flagged", "passed"]
+
+
+def test_csv_download_neutralises_formulas_in_text_but_keeps_numbers():
+    table = dashboard.record_table(_test_frame(), np.array([-0.2, 0.9, 0.7, 0.1]), 0.5, "label_true")
+    table.loc[10, "outcome"] = "@SUM(A1)"
+    data = dashboard.records_csv(table)
+    back = pd.read_csv(io.BytesIO(data), index_col=0)
+    assert back.loc[12, "attack"] == "'=cmd|' /C calc'!A0"
+    assert back.loc[10, "outcome"] == "'@SUM(A1)"
+    assert back.loc[10, "score"] == pytest.approx(-0.2)  # a negative number is not text
+    for line in data.decode().splitlines():
+        assert not any(cell.startswith(("=", "@", "+")) for cell in line.split(","))
