@@ -149,7 +149,7 @@ class VariationalAutoencoder(_ReconstructionDetector):
     name = "vae"
     display_name = "Variational autoencoder"
     default_params: ClassVar[dict[str, Any]] = {
-        "hidden": [64, 32], "latent": 4, "epochs": 20, "batch_size": 256,
+        "hidden": [32, 16], "latent": 2, "epochs": 20, "batch_size": 256,
         "learning_rate": 1e-3, "beta": 0.05,
     }
 
@@ -206,7 +206,7 @@ class BiGAN(_ReconstructionDetector):
     name = "bigan"
     display_name = "BiGAN"
     default_params: ClassVar[dict[str, Any]] = {
-        "hidden": [64, 32], "latent": 8, "epochs": 15, "batch_size": 256,
+        "hidden": [32, 16], "latent": 2, "epochs": 15, "batch_size": 256,
         "learning_rate": 1e-3, "cycle_weight": 10.0,
     }
 
