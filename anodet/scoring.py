@@ -201,12 +201,13 @@ def _check_binary(head: bytes, name: str) -> None:
                 f"{name} is {what}, not CSV text. Export it as CSV (in a spreadsheet: File > Save as > "
                 "CSV UTF-8) and upload that file."
             )
-    if b"\x00" in head[:8192]:
-        at = head.index(b"\x00")
-        if head[:2] in (b"\xff\xfe", b"\xfe\xff") or (len(head) > 1 and at <= 1):
+    sample = head[:8192]
+    if b"\x00" in sample:
+        half = max(1, len(sample) // 2)
+        if sample[:2] in (b"\xff\xfe", b"\xfe\xff") or max(sample[0::2].count(0), sample[1::2].count(0)) > 0.4 * half:
             raise InputError(f"{name} looks like UTF-16 text; anodet reads UTF-8. Save it as CSV UTF-8.")
         raise InputError(
-            f"{name} contains binary data (a NUL byte at byte {at:,}), so it is not a CSV text file. "
+            f"{name} contains binary data (a NUL byte at byte {sample.index(0):,}), so it is not a CSV text file. "
             "Upload the CSV export, not the original binary file."
         )
 
@@ -351,7 +352,7 @@ def _slow_parse(data: bytes, layout: Layout, first_row: int) -> tuple[Chunk, int
         if len(fields) != ncols:
             rows.append(None)
             reasons.append(f"has {len(fields)} field(s), expected {ncols} (a stray comma, a missing value, "
-                           "or a line break inside a quoted value?)")
+                           f"or a line break inside a quoted value?); the line: {text[:300]!r}")
             continue
         rows.append(fields)
         reasons.append(None)

@@ -1,0 +1,318 @@
+"""Scoring: every class of bad input gets its own clear message; good input is scored exactly once per row."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pytest
+
+from anodet import scoring
+from anodet.schema import FEATURES, RAW_COLUMNS
+from tests.conftest import ROOT
+
+FAST = ["pca", "zscore", "kmeans"]
+
+
+@pytest.fixture(scope="module")
+def sample(splits) -> pd.DataFrame:
+    return splits.test.iloc[:300]
+
+
+def header_csv(sample: pd.DataFrame, extra: dict | None = None, order=None) -> bytes:
+    frame = sample[list(order or FEATURES)].copy()
+    frame.insert(0, "id", [f"r{i}" for i in range(len(frame))])
+    for k, v in (extra or {}).items():
+        frame[k] = v
+    return frame.to_csv(index=False).encode()
+
+
+def score(data: bytes | str, store, names=FAST, policy="skip", **kw):
+    tables = []
+    source = io.BytesIO(data.encode() if isinstance(data, str) else data)
+    thresholds = scoring.resolve_thresholds(store, names, None, "reference")
+    summary = scoring.score_source(source, store, names, thresholds, policy, name="t.csv",
+                                   sink=lambda t, layout: tables.append(t), **kw)
+    return summary, (pa.concat_tables(tables).to_pandas() if tables else None)
+
+
+def error_of(data: bytes | str, store, **kw) -> str:
+    with pytest.raises(scoring.InputError) as info:
+        score(data, store, **kw)
+    return str(info.value)
+
+
+# ------------------------------------------------------------------ good input
+
+
+def test_header_csv_any_order_passes_columns_through(store, sample):
+    order = list(FEATURES)[::-1]
+    summary, out = score(header_csv(sample, {"when": "2024-01-01"}, order), store)
+    assert summary.rows_read == summary.rows_scored == len(sample)
+    assert list(out.columns[: len(order) + 2]) == ["id", *order, "when"][: len(order) + 2]
+    assert out["id"].tolist() == [f"r{i}" for i in range(len(sample))]
+    assert out["row"].tolist() == list(range(1, len(sample) + 1))
+    X = store.scaler.transform(sample[list(FEATURES)].to_numpy())
+    for name in FAST:
+        np.testing.assert_allclose(out[f"score_{name}"], store.detector(name).score(X), rtol=1e-6)
+        assert (out[f"flag_{name}"] == (out[f"score_{name}"] >= summary.thresholds[name])).all()
+
+
+def test_raw_kdd_format_gzip_and_labels(store):
+    from anodet.data import fetch_raw
+
+    lines = gzip.decompress(fetch_raw()["test"].read_bytes()).split(b"\n")[:500]
+    data = gzip.compress(b"\n".join(lines) + b"\n")
+    summary, out = score(data, store)
+    assert summary.layout.kind == "raw" and summary.layout.compressed and summary.layout.label == "label"
+    assert summary.rows_read == 500 and list(out.columns[:41]) == list(RAW_COLUMNS)
+    y = scoring.label_views(out["label"].to_numpy(dtype=str))
+    expected = np.array([0.0 if line.split(b",")[-1] == b"normal." else 1.0 for line in lines])
+    np.testing.assert_array_equal(y["true"], expected)
+    assert summary.labelled["true"] == 500 and sum(summary.confusion["true"]["pca"]) == 500
+
+
+def test_raw_format_without_label(store):
+    from anodet.data import fetch_raw
+
+    lines = gzip.decompress(fetch_raw()["test"].read_bytes()).split(b"\n")[:50]
+    data = b"\n".join(line.rsplit(b",", 1)[0] for line in lines) + b"\n"
+    summary, out = score(data, store)
+    assert summary.layout.kind == "raw" and summary.layout.label is None and len(out) == 50
+
+
+def test_label_views_novel_attacks():
+    y = scoring.label_views(np.array(["normal.", "smurf.", "mscan.", "", "1", "0", "Neptune"]))
+    np.testing.assert_array_equal(y["true"], [0, 1, 1, np.nan, 1, 0, 1])
+    np.testing.assert_array_equal(y["reference"], [0, 1, 0, np.nan, 1, 0, 1])
+
+
+def test_training_attack_types_match_the_kdd_file():
+    from anodet.data import fetch_raw, parse_attack_types
+
+    assert parse_attack_types(fetch_raw()["attack_types"].read_bytes()) == scoring.TRAINING_ATTACK_TYPES
+
+
+def test_ensemble_from_member_scores_equals_its_own_score(store, sample):
+    X = sample[list(FEATURES)].to_numpy()
+    scores, _ = scoring.Scorer(store, ["ensemble", "pca"]).score(X)
+    np.testing.assert_allclose(scores["ensemble"], store.detector("ensemble").score(store.scaler.transform(X)),
+                               rtol=1e-6)
+
+
+def test_duplicates_and_cache_give_the_same_scores(store, sample):
+    X = np.concatenate([sample[list(FEATURES)].to_numpy()] * 3)
+    scorer = scoring.Scorer(store, ["pca", "zscore"], cache_rows=50)
+    first, _ = scorer.score(X)
+    again, _ = scorer.score(X[::-1])
+    direct = store.detector("pca").score(store.scaler.transform(X))
+    np.testing.assert_allclose(first["pca"], direct, rtol=1e-6)
+    np.testing.assert_allclose(again["pca"], direct[::-1], rtol=1e-6)
+
+
+def test_distinct_rows_is_exact():
+    rng = np.random.default_rng(0)
+    X = rng.integers(0, 3, (5000, 18)).astype(float)
+    X[0, 0] = -0.0
+    first, codes = scoring.distinct_rows(X)
+    assert len(first) == len(np.unique(X + 0.0, axis=0))
+    np.testing.assert_array_equal(X[first][codes], X)
+
+
+def test_out_of_range_rows_are_scored_and_marked(store, sample):
+    frame = sample.iloc[:20].copy()
+    frame.loc[frame.index[3], "srv_count"] = 1e9
+    frame.loc[frame.index[4], "serror_rate"] = -5
+    summary, out = score(header_csv(frame), store)
+    assert summary.rows_scored == 20 and summary.out_of_range >= 2
+    assert out.loc[3, "out_of_range"] and out.loc[4, "out_of_range"]
+    assert out.loc[3, "score_pca"] > out["score_pca"].median()
+
+
+def test_chunking_does_not_change_results(store, sample):
+    data = header_csv(sample)
+    _, whole = score(data, store)
+    summary, chunked = score(data, store, chunk_bytes=997)
+    assert summary.rows_read == len(sample)
+    pd.testing.assert_frame_equal(whole, chunked)
+
+
+# ------------------------------------------------------------------ bad input: the whole file
+
+
+def test_empty_file(store):
+    assert "empty (0 bytes)" in error_of(b"", store)
+    assert "no records" in error_of(b"\n \n", store)
+
+
+def test_header_without_rows(store):
+    assert "header but no data rows" in error_of(",".join(FEATURES) + "\n\n", store)
+
+
+def test_missing_columns_are_listed(store, sample):
+    data = header_csv(sample).replace(b"id,srv_count,", b"id,srvcount,", 1).replace(b"dst_host_count,", b"dhc,")
+    message = error_of(data, store)
+    assert "lacks 2 of the 18 feature columns" in message and "srv_count" in message and "dst_host_count" in message
+
+
+def test_duplicate_columns(store):
+    message = error_of(",".join([*FEATURES, "serror_rate"]) + "\n" + ",".join(["0"] * 19) + "\n", store)
+    assert "more than once: serror_rate" in message
+
+
+def test_unrecognised_first_line(store):
+    message = error_of("a,b,c\n1,2,3\n", store)
+    assert "neither a header naming the 18 feature columns nor a raw KDD record" in message
+
+
+@pytest.mark.parametrize("delimiter,word", [(";", "semicolons"), ("\t", "tabs")])
+def test_wrong_delimiter(store, sample, delimiter, word):
+    data = sample[list(FEATURES)].to_csv(index=False, sep=delimiter).encode()
+    assert f"separates its values with {word}" in error_of(data, store)
+
+
+def test_not_utf8_header(store):
+    header = (",".join(FEATURES) + ",caf\xe9\n").encode("latin-1")
+    assert "not UTF-8 text" in error_of(header + b"0," * 18 + b"x\n", store)
+
+
+def test_utf16_file(store, sample):
+    assert "UTF-16" in error_of(header_csv(sample).decode().encode("utf-16"), store)
+
+
+@pytest.mark.parametrize("magic,what", [(b"PK\x03\x04\x14\x00", "Excel"), (b"\xd0\xcf\x11\xe0\xa1\xb1", "Excel"),
+                                        (b"%PDF-1.7\n", "PDF"), (b"\x00\x01\x02binary", "binary data")])
+def test_binary_or_spreadsheet_renamed_to_csv(store, magic, what):
+    assert what in error_of(magic + bytes(range(256)) * 4, store)
+
+
+def test_corrupt_gzip(store, sample):
+    data = gzip.compress(header_csv(sample))
+    assert "corrupt or truncated" in error_of(data[: len(data) // 2], store)
+
+
+def test_file_over_the_limit(store, sample):
+    message = error_of(header_csv(sample), store, max_bytes=1000)
+    assert "over the 0 MB limit" in message or "limit" in message
+    assert "python -m anodet score" in message
+
+
+# ------------------------------------------------------------------ bad input: rows
+
+
+def bad_rows_csv(sample: pd.DataFrame) -> bytes:
+    text = header_csv(sample.iloc[:10]).decode().splitlines()
+    rows = [line.split(",") for line in text]
+    col = rows[0].index("srv_count")
+    rows[2][col] = "abc"  # row 2: not a number
+    rows[4][col] = ""  # row 4: missing
+    rows[5][col] = "inf"  # row 5: infinite
+    rows[6][col] = "NaN"  # row 6: NaN
+    rows[8] = rows[8][:-3]  # row 8: too few fields
+    return ("\n".join(",".join(r) for r in rows) + "\n").encode()
+
+
+def test_bad_rows_are_skipped_listed_and_kept_in_the_output(store, sample):
+    summary, out = score(bad_rows_csv(sample), store)
+    assert summary.rows_read == 10 and summary.rows_skipped == 5 and summary.rows_scored == 5
+    reasons = {p.row: p.reason for p in summary.problems}
+    assert set(reasons) == {2, 4, 5, 6, 8}
+    assert "srv_count is not a number ('abc')" in reasons[2]
+    assert "missing" in reasons[4] and "infinite" in reasons[5] and "NaN" in reasons[6]
+    assert "has 16 field(s), expected 19" in reasons[8] and "the line: 'r7," in reasons[8]
+    assert out["row"].tolist() == list(range(1, 11))
+    skipped = out[out["status"] != scoring.OK]
+    assert skipped["row"].tolist() == [2, 4, 5, 6, 8] and skipped["score_pca"].isna().all()
+    assert all(s.startswith("skipped: ") for s in skipped["status"])
+
+
+def test_bad_rows_reject_names_rows(store, sample):
+    with pytest.raises(scoring.BadRowsError) as info:
+        score(bad_rows_csv(sample), store, policy="reject")
+    assert info.value.total == 5 and "row 2: srv_count is not a number ('abc')" in str(info.value)
+
+
+def test_non_utf8_data_row(store, sample):
+    data = header_csv(sample.iloc[:5]).replace(b"r3,", b"r\xff3,")
+    summary, out = score(data, store)
+    assert [p.row for p in summary.problems] == [4] and "not UTF-8" in summary.problems[0].reason
+    assert len(out) == 5
+
+
+def test_nan_and_empty_found_by_the_fast_path(store, sample):
+    frame = sample.iloc[:5].copy()
+    frame.loc[frame.index[2], "srv_count"] = np.nan
+    summary, _ = score(header_csv(frame).replace(b",,", b",NaN,"), store)
+    assert [p.row for p in summary.problems] == [3] and "srv_count is missing (empty or NaN)" in summary.problems[0].reason
+
+
+# ------------------------------------------------------------------ downloads
+
+
+def test_formula_cells_are_neutralised_in_downloads(store, sample):
+    data = header_csv(sample.iloc[:4], {"note": ["=1+2", "+cmd", "-5", "@SUM(A1)"]})
+    summary, _ = score(data, store)
+    tables = []
+    scoring.score_source(io.BytesIO(data), store, FAST, summary.thresholds, sink=lambda t, layout: tables.append(t))
+    text = scoring.results_csv(pa.concat_tables(tables), summary.layout).decode()
+    notes = [row["note"] for row in csv.DictReader(io.StringIO(text))]
+    assert notes == ["'=1+2", "'+cmd", "-5", "'@SUM(A1)"]
+
+
+def test_thresholds(store):
+    names = ["pca", "zscore"]
+    assert scoring.resolve_thresholds(store, names, "target_fpr", "true") == {
+        n: store.thresholds(n, "true")["target_fpr"] for n in names}
+    assert scoring.resolve_thresholds(store, names, "0.5", "true") == {"pca": 0.5, "zscore": 0.5}
+    with pytest.raises(scoring.InputError, match="Unknown threshold 'best'"):
+        scoring.resolve_thresholds(store, names, "best", "true")
+
+
+# ------------------------------------------------------------------ the command
+
+
+def run_cli(*args: str, cwd=None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "anodet", "score", *args], capture_output=True, text=True,
+                          cwd=cwd or ROOT, timeout=300, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(ROOT)})
+
+
+def test_cli_round_trip_every_row_once(tmp_path, sample):
+    src = tmp_path / "in.csv.gz"
+    src.write_bytes(gzip.compress(bad_rows_csv(sample) + header_csv(sample).split(b"\n", 1)[1]))
+    out = tmp_path / "out.csv"
+    result = run_cli(str(src), "-o", str(out), "--detectors", "pca,zscore,ensemble", "--threshold", "best_f1")
+    assert result.returncode == 0, result.stderr
+    assert "Rows read: 310; scored: 305; skipped: 5" in result.stderr
+    table = pd.read_csv(out, dtype={"id": str})
+    assert table["row"].tolist() == list(range(1, 311))
+    # the row with too few fields cannot be split into columns: its whole line is in the status
+    assert table["id"].fillna("?").tolist() == [f"r{i}" if i != 7 else "?" for i in range(10)] + [
+        f"r{i}" for i in range(300)]
+    assert "the line: 'r7," in table.loc[7, "status"]
+    assert {"score_pca", "flag_pca", "score_ensemble", "flag_ensemble"} <= set(table.columns)
+    assert table["score_ensemble"].notna().sum() == 305
+
+
+def test_cli_bad_input_exit_code_and_message(tmp_path, sample):
+    src = tmp_path / "bad.csv"
+    src.write_bytes(bad_rows_csv(sample))
+    out = tmp_path / "out.csv"
+    result = run_cli(str(src), "-o", str(out), "--detectors", "pca", "--on-bad-rows", "reject")
+    assert result.returncode == 1 and "row 2: srv_count is not a number" in result.stderr
+    assert "Traceback" not in result.stderr and not out.exists() and not list(tmp_path.glob("*.part*"))
+    empty = tmp_path / "empty.csv"
+    empty.write_bytes(b"")
+    result = run_cli(str(empty), "--detectors", "pca", cwd=tmp_path)
+    assert result.returncode == 1 and "is empty" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_cli_help():
+    result = run_cli("--help")
+    assert result.returncode == 0 and "--on-bad-rows" in result.stdout
