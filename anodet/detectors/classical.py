@@ -247,7 +247,7 @@ class LocalOutlierFactorDetector(_SkopsDetector):
 
         subset = _distinct_subset(X, self.params["max_rows"], self.seed)
         self.model_ = LocalOutlierFactor(
-            n_neighbors=self.params["n_neighbors"], novelty=True, algorithm="kd_tree"
+            n_neighbors=self.params["n_neighbors"], novelty=True, algorithm="brute"
         ).fit(subset)
         return self
 
