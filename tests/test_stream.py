@@ -172,10 +172,12 @@ def test_cli_sigterm_drains_everything_read(tmp_path, store, raw_lines):
                 break
             time.sleep(0.05)
         proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=30)  # stdin stays open: the signal alone must end it
+        proc.wait(timeout=30)  # stdin stays open: the signal alone must end it
+        err = proc.stderr.read()
     finally:
         if proc.poll() is None:
             proc.kill()
+        proc.stdin.close()
     assert proc.returncode == 0, err.decode()
     assert "SIGTERM, draining" in err.decode()
     final = json.loads(stats.read_text())
