@@ -50,6 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     ev = sub.add_parser("evaluate", help="Print the leaderboard on the test split for both label views.")
     ev.add_argument("--detectors", type=_detector_list, help="comma-separated names (default: all in the store)")
+    ev.add_argument("--markdown", action="store_true", help="print Markdown tables (as in the README)")
     _add_data_source(ev)
     _add_store(ev)
 
@@ -82,9 +83,24 @@ def _cmd_data(args: argparse.Namespace) -> int:
     return 0
 
 
+LEADERBOARD_COLUMNS = ["roc_auc", "pr_auc", "precision", "recall", "f1", "f2", "accuracy"]
+
+
+def format_leaderboard_markdown(table, view: str) -> str:
+    """The leaderboard as a Markdown table."""
+    cols = LEADERBOARD_COLUMNS
+    head = ["detector", *cols, *(f"detected {c}" for c in ATTACK_CATEGORIES)]
+    lines = [f"**Label view: {view}** (metrics at each detector's best-F1 threshold on validation)", "",
+             "| " + " | ".join(head) + " |", "| --- |" + " ---: |" * (len(head) - 1)]
+    for _, row in table.sort_values("roc_auc", ascending=False).iterrows():
+        rates = [f"{row['detect_' + c]:.3f}" if not np.isnan(row["detect_" + c]) else "–" for c in ATTACK_CATEGORIES]
+        lines.append("| " + " | ".join([row["name"], *(f"{row[c]:.4f}" for c in cols), *rates]) + " |")
+    return "\n".join(lines)
+
+
 def format_leaderboard(table, view: str) -> str:
     """The leaderboard as an aligned text table."""
-    cols = ["roc_auc", "pr_auc", "precision", "recall", "f1", "f2", "accuracy"]
+    cols = LEADERBOARD_COLUMNS
     header = f"{'detector':<24}" + "".join(f"{c:>10}" for c in cols) + "".join(
         f"{'det_' + c:>10}" for c in ATTACK_CATEGORIES)
     lines = [f"Test split kdd-8020, label view: {view} (thresholds: best F1 on validation)", header,
@@ -106,8 +122,9 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     splits = load_splits(args.data_source)
     names = [n for n in (args.detectors or store.names) if n in store.names] if args.detectors else store.names
     scores = score_frame(store, splits.test, names)
+    formatter = format_leaderboard_markdown if args.markdown else format_leaderboard
     for view in LABEL_VIEWS:
-        print(format_leaderboard(leaderboard(store, splits, view, scores), view))
+        print(formatter(leaderboard(store, splits, view, scores), view))
         print()
     return 0
 

@@ -2,7 +2,7 @@
 # Idempotent set-up shared by run.sh, test.sh and .ci/run: virtual environment, pinned
 # dependencies, and the KDD splits (fetched, verified and cached under data/).
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 PYTHON=${PYTHON:-$(command -v python3.11 || command -v python3)}
 if [ ! -x .venv/bin/python ]; then
