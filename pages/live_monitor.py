@@ -62,14 +62,12 @@ def replay_mode() -> None:
         st.session_state["live_replay_key"] = (name, view, store.hash)
     replay.speed = float(speed)
 
+    # Callbacks change the replay before the page is drawn, so the buttons show the new state.
     buttons = st.columns([1, 1, 1, 5])
-    if buttons[0].button("Start" if replay.position == 0 or replay.finished else "Resume", type="primary",
-                         disabled=replay.running, key="live_start"):
-        replay.start(time.monotonic())
-    if buttons[1].button("Pause", disabled=not replay.running, key="live_pause"):
-        replay.pause()
-    if buttons[2].button("Stop", disabled=replay.position == 0, key="live_stop"):
-        replay.reset()
+    buttons[0].button("Start" if replay.position == 0 or replay.finished else "Resume", type="primary",
+                      disabled=replay.running, key="live_start", on_click=lambda: replay.start(time.monotonic()))
+    buttons[1].button("Pause", disabled=not replay.running, key="live_pause", on_click=replay.pause)
+    buttons[2].button("Stop", disabled=replay.position == 0, key="live_stop", on_click=replay.reset)
     buttons[3].caption(f"Replays the {len(replay.scores):,} records of the test split in a fixed shuffled order; "
                        "it pauses by itself while you are on another page.")
 
@@ -86,8 +84,9 @@ def replay_mode() -> None:
         cols[0].metric("Records", f"{seen:,}", help="Records replayed so far.")
         cols[1].metric("Alerts", f"{flagged:,}", help="Records scoring at or above the threshold.")
         cols[2].metric("Anomaly rate", f"{flagged / seen:.1%}" if seen else "–")
-        cols[3].metric("Attacks caught", f"{caught:,} / {attacks_seen:,}",
-                       help="True attacks (under the sidebar's label view) among the alerts.")
+        cols[3].metric("Attacks caught", f"{caught / attacks_seen:.0%}" if attacks_seen else "–",
+                       help=f"{caught:,} of the {attacks_seen:,} attacks replayed so far (under the sidebar's "
+                            "label view) raised an alert.")
         cols[4].metric("False alarms", f"{flagged - caught:,}", help="Normal records that raised an alert.")
         st.progress(seen / len(replay.scores), text=("running" if replay.running else
                                                      "finished" if replay.finished else "paused"))
