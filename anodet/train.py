@@ -6,12 +6,14 @@ import datetime as dt
 import json
 import platform
 import shutil
+import sys
 import time
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from anodet import evaluate
 from anodet.data import SPLIT_NAME, Splits, load_splits
@@ -102,7 +104,9 @@ def train(
     })
 
     fitted: dict[str, Detector] = {}
-    for name in names:
+    bar = tqdm(names, desc="training", unit="detector", disable=not sys.stderr.isatty())
+    for name in bar:
+        bar.set_postfix_str(name)
         overrides = {"epochs": epochs} if epochs and "epochs" in create(name).default_params else {}
         detector = create(name, seed=seed, **overrides)
         if hasattr(detector, "attach"):
