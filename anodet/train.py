@@ -85,14 +85,14 @@ def train(
         X_train = X_train[np.random.default_rng(seed).choice(len(X_train), train_rows, replace=False)]
     X_val, X_test = scaler.transform(_features(splits.validation)), scaler.transform(_features(splits.test))
 
+    final_root, root = root, _staging_copy(root)
     try:
-        previous = Store.open(root)
+        previous = Store.open(final_root)
         manifest = previous.manifest
         if manifest.get("data", {}).get("checksums") != splits.checksums:
             raise StoreError("store built from other data")
     except StoreError:
         previous, manifest = None, {"detectors": {}}
-    root.mkdir(parents=True, exist_ok=True)
     scaler_path = scaler.save(root / SCALER_FILE)
     manifest.update({
         "format": FORMAT_VERSION,
@@ -147,5 +147,27 @@ def train(
         log(f"  {name}: trained in {seconds:.1f}s; test ROC AUC reference {ref:.4f}, true {true:.4f}")
     manifest["detectors"] = {n: manifest["detectors"][n] for n in REGISTRY if n in manifest["detectors"]}
     write_store(root, manifest)
-    log(f"wrote {root / MANIFEST} ({len(manifest['detectors'])} detectors)")
-    return json.loads((root / MANIFEST).read_text())
+    _swap_in(root, final_root)
+    log(f"wrote {final_root / MANIFEST} ({len(manifest['detectors'])} detectors)")
+    return json.loads((final_root / MANIFEST).read_text())
+
+
+def _staging_copy(root: Path) -> Path:
+    """A private copy of the store to train into, so readers never see a half-written store."""
+    staging = root.with_name(f".{root.name}.staging")
+    shutil.rmtree(staging, ignore_errors=True)
+    if root.exists():
+        shutil.copytree(root, staging)
+    else:
+        staging.mkdir(parents=True)
+    return staging
+
+
+def _swap_in(staging: Path, root: Path) -> None:
+    """Replace ``root`` by ``staging`` with two renames (the old store is gone only after)."""
+    old = root.with_name(f".{root.name}.old")
+    shutil.rmtree(old, ignore_errors=True)
+    if root.exists():
+        root.rename(old)
+    staging.rename(root)
+    shutil.rmtree(old, ignore_errors=True)
