@@ -32,16 +32,25 @@ def panel(name: str, view: str, compact: bool) -> None:
     label = ui.display_name(name)
     slider_key, synced_key = f"explorer_pct_{name}", f"explorer_pct_for_{name}"
 
+    # The slider's own state is dropped when the page is left, so its position is also kept with
+    # the threshold it produced; when the threshold changed elsewhere (a preset, another view),
+    # the slider moves to where that threshold sits among the test scores.
     threshold = ui.get_threshold(name)
+    memory = st.session_state.setdefault("explorer_slider_memory", {})
     if slider_key not in st.session_state or st.session_state.get(synced_key) != threshold:
-        # The threshold changed elsewhere (preset, another page): move the slider to it.
-        st.session_state[slider_key] = round(dashboard.threshold_percentile(curve.sorted_scores, threshold), 2)
+        remembered = memory.get(name)
+        if remembered is not None and remembered[1] == threshold:
+            st.session_state[slider_key] = remembered[0]
+        else:
+            st.session_state[slider_key] = round(dashboard.threshold_percentile(curve.sorted_scores, threshold), 2)
         st.session_state[synced_key] = threshold
 
     def _slid() -> None:
-        value = dashboard.percentile_threshold(curve.sorted_scores, st.session_state[slider_key])
+        percentile = st.session_state[slider_key]
+        value = dashboard.percentile_threshold(curve.sorted_scores, percentile)
         ui.set_threshold(name, value)
         st.session_state[synced_key] = value
+        memory[name] = (percentile, value)
 
     st.subheader(label)
     st.slider("Threshold (score percentile of the test records)", 0.0, 100.0, step=0.01, format="%.2f",

@@ -1,0 +1,219 @@
+"""The dashboard pages (overview, threshold explorer, flagged records) through Streamlit's AppTest.
+
+These run the real ``app.py`` with the committed model store and the cached KDD splits; the
+first test pays for loading and scoring (shared by the rest through ``st.cache_resource``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from anodet import dashboard, evaluate
+from anodet.evaluate import ThresholdCurve
+from anodet.schema import label_column
+
+APP = str(Path(__file__).resolve().parent.parent / "app.py")
+
+EXPLORER = "pages/threshold_explorer.py"
+FLAGGED = "pages/flagged_records.py"
+OVERVIEW = "pages/overview.py"
+DETECTOR = "autoencoder"  # the explorer's default: the first detector in the store
+
+
+def problems(at: AppTest) -> list[str]:
+    return [e.value for e in at.exception] + [e.value for e in at.error]
+
+
+@pytest.fixture
+def app(store, splits) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=300)
+    at.run()
+    assert not problems(at), problems(at)
+    return at
+
+
+def goto(at: AppTest, page: str) -> AppTest:
+    at.switch_page(page).run()
+    assert not problems(at), problems(at)
+    return at
+
+
+def metric_values(at: AppTest) -> dict[str, str]:
+    return {m.label: m.value for m in at.metric}
+
+
+def table_with(at: AppTest, column: str):
+    """The (first) table on the page that has ``column``; plain tables carry no key in AppTest."""
+    return next(d.value for d in at.dataframe if column in d.value.columns)
+
+
+def label_view_radio(at: AppTest):
+    return next(r for r in at.sidebar.radio if r.label == "Label view")
+
+
+def threshold(at: AppTest, name: str = DETECTOR) -> float:
+    return at.session_state["thresholds"][name]
+
+
+def test_overview_shows_every_detector_with_metrics_at_its_threshold(app, store, splits):
+    board = table_with(app, "roc_auc")
+    assert len(board) == len(store.names)
+    assert {"roc_auc", "pr_auc", "precision", "recall", "f1", "f2", "accuracy", "fpr"} <= set(board.columns)
+    y = splits.test[label_column("reference")].to_numpy()
+    # Until the user moves it, each detector's threshold is its validation best-F1 one.
+    row = board.set_index("threshold").loc[store.default_threshold("pca", "reference")]
+    assert row["detector"] == "PCA"
+    assert len(app.get("plotly_chart")) == 3  # ROC overlay, detection rates, agreement
+    assert 0 < row["precision"] <= 1 and 0 < y.mean() < 1
+
+
+@pytest.mark.parametrize("page", [EXPLORER, FLAGGED])
+def test_each_dashboard_page_renders(app, page):
+    goto(app, page)
+    assert app.get("plotly_chart"), "every page draws at least one chart"
+
+
+def test_moving_the_slider_changes_the_metrics_and_the_shared_threshold(app, splits):
+    goto(app, EXPLORER)
+    before, before_threshold = metric_values(app), threshold(app)
+    app.slider(key=f"explorer_pct_{DETECTOR}").set_value(50.0).run()
+    assert not problems(app)
+    after = metric_values(app)
+    assert after["Recall"] != before["Recall"] or after["Precision"] != before["Precision"]
+    assert threshold(app) != before_threshold
+    # At the 50th percentile half of the test records are flagged, and the numbers say so.
+    y = splits.test[label_column("reference")].to_numpy()
+    assert np.mean(_scores()[DETECTOR] >= threshold(app)) == pytest.approx(0.5, abs=0.01)
+    expected = evaluate.metrics_at(y, _scores()[DETECTOR], threshold(app))
+    assert after["Recall"] == f"{expected['recall']:.3f}"
+    assert after["False-positive rate"] == f"{expected['fpr']:.3f}"
+
+
+def _scores() -> dict[str, np.ndarray]:
+    from anodet import ui
+
+    return ui.get_test_scores()
+
+
+@pytest.mark.parametrize("preset", ["best_accuracy", "best_f1", "mean_3sigma"])
+def test_each_validation_preset_sets_its_threshold(app, store, preset):
+    goto(app, EXPLORER)
+    app.slider(key=f"explorer_pct_{DETECTOR}").set_value(10.0).run()
+    app.button(key=f"preset_{preset}_{DETECTOR}").click().run()
+    assert not problems(app)
+    assert threshold(app) == store.thresholds(DETECTOR, "reference")[preset]
+    # The slider follows to where that threshold sits among the test scores.
+    sorted_scores = np.sort(_scores()[DETECTOR])
+    expected = dashboard.threshold_percentile(sorted_scores, threshold(app))
+    assert app.slider(key=f"explorer_pct_{DETECTOR}").value == pytest.approx(expected, abs=0.01)
+
+
+@pytest.mark.parametrize(("preset", "field", "kind"), [("target_fpr", "target_fpr", "normal"),
+                                                       ("contamination", "contamination", "all")])
+def test_rate_presets_use_the_rate_the_user_typed(app, store, preset, field, kind):
+    goto(app, EXPLORER)
+    app.number_input(key=f"{field}_{DETECTOR}").set_value(5.0).run()
+    app.button(key=f"preset_{preset}_{DETECTOR}").click().run()
+    assert not problems(app)
+    expected = evaluate.threshold_for_rate(store.quantiles(DETECTOR, "reference", kind), 0.05)
+    assert threshold(app) == pytest.approx(expected)
+
+
+def test_the_threshold_chosen_in_the_explorer_is_used_on_every_page(app, store):
+    goto(app, EXPLORER)
+    app.slider(key=f"explorer_pct_{DETECTOR}").set_value(90.0).run()
+    chosen = threshold(app)
+    goto(app, OVERVIEW)
+    board = table_with(app, "roc_auc").set_index("detector")
+    assert board.loc["Autoencoder", "threshold"] == pytest.approx(chosen)
+    assert board.loc["Autoencoder", "flagged"] == int(np.sum(_scores()[DETECTOR] >= chosen))
+    goto(app, FLAGGED)
+    assert any(f"{int(np.sum(_scores()[DETECTOR] >= chosen)):,}" in m.value for m in app.markdown)
+    goto(app, EXPLORER)  # and coming back, the slider is where it was left
+    assert app.slider(key=f"explorer_pct_{DETECTOR}").value == pytest.approx(90.0, abs=0.01)
+
+
+def test_label_view_switch_changes_the_numbers(app):
+    board_reference = table_with(app, "roc_auc").set_index("detector")
+    label_view_radio(app).set_value("true").run()
+    assert not problems(app)
+    board_true = table_with(app, "roc_auc").set_index("detector")
+    assert not np.allclose(board_reference["roc_auc"], board_true.loc[board_reference.index, "roc_auc"])
+
+
+@pytest.mark.parametrize("page", [EXPLORER, FLAGGED])
+def test_other_pages_follow_the_label_view(app, page):
+    # AppTest drops the main script's sidebar after switch_page (Streamlit 1.67), so the view is
+    # set through session state here; the browser test flips the real switch.
+    goto(app, page)
+    shown = {"reference": None, "true": None}
+    for view in shown:
+        app.session_state["label_view"] = view
+        app.run()
+        assert not problems(app)
+        shown[view] = metric_values(app) if page == EXPLORER else list(table_with(app, "outcome")["outcome"])
+    assert shown["reference"] != shown["true"]
+
+
+def test_compare_two_detectors_side_by_side(app):
+    goto(app, EXPLORER)
+    app.selectbox(key="explorer_compare").set_value("pca").run()
+    assert not problems(app)
+    assert {s.key for s in app.slider} >= {f"explorer_pct_{DETECTOR}", "explorer_pct_pca"}
+    app.slider(key="explorer_pct_pca").set_value(95.0).run()
+    assert threshold(app, "pca") != threshold(app, DETECTOR)
+
+
+def _table_key(at: AppTest) -> str:
+    return next(d.key for d in at.dataframe if d.key and d.key.startswith("flagged_table"))
+
+
+def test_selecting_a_record_shows_its_detail(app, splits, store):
+    goto(app, FLAGGED)
+    table = app.dataframe(key=_table_key(app)).value
+    assert (table["score"].diff().dropna() <= 0).all(), "sorted by score, highest first"
+    assert set(table["outcome"]) <= {"true positive", "false positive"}  # flagged records by default
+    app.session_state[_table_key(app)] = {"selection": {"rows": [3], "columns": [], "cells": []}}
+    app.run()
+    assert not problems(app)
+    record_id = int(table.iloc[3]["record"])
+    record = splits.test.loc[record_id]
+    assert app.subheader[-1].value == f"Record {record_id}"
+    shown = metric_values(app)
+    assert shown["Attack name"] == record["attack"] and shown["Category"] == record["category"]
+    assert shown["Label"] == ("attack" if record[label_column("reference")] == 1 else "normal")
+    verdicts = table_with(app, "verdict").set_index("detector")
+    position = splits.test.index.get_loc(record_id)
+    assert len(verdicts) == len(store.names)
+    assert verdicts.loc["PCA", "score"] == pytest.approx(_scores()["pca"][position])
+    assert len(app.get("plotly_chart")) >= 3  # histogram, feature percentiles, feature contributions
+
+
+def test_outcome_filter_lists_missed_attacks(app):
+    goto(app, FLAGGED)
+    app.button_group(key="flagged_outcomes").set_value(["missed attack"]).run()
+    table = app.dataframe(key=_table_key(app)).value
+    assert len(table) and set(table["outcome"]) == {"missed attack"}
+    assert set(table["label"]) == {"attack"}
+
+
+def test_missing_store_says_which_command_fixes_it(tmp_path, monkeypatch, splits):
+    monkeypatch.setenv("ANODET_STORE", str(tmp_path))
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.run()
+    assert not at.exception
+    assert any("python -m anodet train" in e.value for e in at.error)
+
+
+def test_threshold_curve_and_metrics_agree_on_the_real_scores(splits):
+    """What the slider shows (ThresholdCurve) is what a full pass over the records gives."""
+    y = splits.test[label_column("true")].to_numpy()
+    s = _scores()["ensemble"]
+    curve = ThresholdCurve.from_scores(y, s)
+    for p in (5.0, 50.0, 99.0):
+        t = dashboard.percentile_threshold(curve.sorted_scores, p)
+        assert curve.metrics(t) == evaluate.metrics_at(y, s, t)
