@@ -190,8 +190,13 @@ def _normalise(name: str) -> str:
     return name.strip().lstrip("\ufeff").strip().lower()
 
 
+_LINE_END = re.compile(rb"\r\n|\r|\n")
+"""Line ends as pyarrow reads them: a lone carriage return ends a line too."""
+
+
 def _split_line(line: str, delimiter: str = ",") -> list[str]:
-    return next(csv.reader([line], delimiter=delimiter), [])
+    """The fields of one CSV line; raises csv.Error on a line the csv module cannot read."""
+    return next(csv.reader([line], delimiter=delimiter, strict=True), [])
 
 
 def _check_binary(head: bytes, name: str) -> None:
@@ -256,7 +261,11 @@ def _header_layout(fields: list[str], name: str, compressed: bool) -> Layout:
 
 def sniff(first_line: str, name: str, compressed: bool) -> Layout:
     """The layout of an input from its first non-blank line, or an InputError saying what is wrong."""
-    fields = _split_line(first_line)
+    try:
+        fields = _split_line(first_line)
+    except csv.Error as exc:
+        raise InputError(f"The first line of {name} cannot be read as CSV ({exc}): {first_line[:80]!r}. "
+                         "Check its quotes and separators.") from None
     lowered = {_normalise(f) for f in fields}
     if len(fields) <= 1:
         for delimiter, word in _OTHER_DELIMITERS.items():
@@ -337,8 +346,7 @@ def _slow_parse(data: bytes, layout: Layout, first_row: int) -> tuple[Chunk, int
     ncols = len(layout.columns)
     rows: list[list[str] | None] = []
     reasons: list[str | None] = []
-    for raw_line in data.split(b"\n"):
-        line = raw_line.rstrip(b"\r")
+    for line in _LINE_END.split(data):
         if not line.strip():
             continue
         try:
@@ -348,7 +356,12 @@ def _slow_parse(data: bytes, layout: Layout, first_row: int) -> tuple[Chunk, int
             reasons.append(f"not UTF-8 text (byte 0x{line[exc.start]:02x} at column {exc.start + 1}); "
                            "save the file as CSV UTF-8")
             continue
-        fields = _split_line(text)
+        try:
+            fields = _split_line(text)
+        except csv.Error as exc:
+            rows.append(None)
+            reasons.append(f"cannot be read as CSV ({exc}; a quote that is not closed?); the line: {text[:300]!r}")
+            continue
         if len(fields) != ncols:
             rows.append(None)
             reasons.append(f"has {len(fields)} field(s), expected {ncols} (a stray comma, a missing value, "
@@ -418,31 +431,34 @@ def read_chunks(
                              "holds your records.")
         # The first non-blank line decides the format.
         start = len(head) - len(head.lstrip())
-        end = head.find(b"\n", start)
-        while end < 0:
+        end = _LINE_END.search(head, start)
+        while end is None or (end.group() == b"\r" and end.end() == len(head)):
             more = handle.read(chunk_bytes)
             if not more:
-                end = len(head)
                 break
             head += more
-            end = head.find(b"\n", start)
-        first = _decode(head[start:end].rstrip(b"\r"), handle.name, "The first line")
+            end = _LINE_END.search(head, start)
+        stop, after = (end.start(), end.end()) if end else (len(head), len(head))
+        first = _decode(head[start:stop], handle.name, "The first line")
         layout = sniff(first.lstrip("\ufeff"), handle.name, handle.compressed)
         if on_layout:
             on_layout(layout)
-        buffer = head[end + 1:] if layout.kind == "header" else head[start:]
+        buffer = head[after:] if layout.kind == "header" else head[start:]
         options = _convert_options(layout)
         row = 1
         emitted = False
-        while True:
-            more = handle.read(chunk_bytes) if len(buffer) < chunk_bytes else b""
-            eof = not more and len(buffer) < chunk_bytes
+        eof = False
+        while not eof:
+            more = handle.read(chunk_bytes)
+            eof = not more
             buffer += more
             if eof:
                 block, buffer = buffer, b""
             else:
                 cut = buffer.rfind(b"\n")
-                if cut < 0:  # one line longer than a block: keep reading
+                if cut < 0:  # old Mac line ends: a carriage return that is not the last byte
+                    cut = buffer.rfind(b"\r", 0, len(buffer) - 1)
+                if cut < 0:  # no line ends in the buffer yet: read on
                     continue
                 block, buffer = buffer[:cut + 1], buffer[cut + 1:]
             if block.strip():
@@ -452,8 +468,6 @@ def read_chunks(
                 if progress:
                     progress(handle.fraction)
                 yield chunk
-            if eof:
-                break
         if not emitted:
             raise InputError(
                 f"{handle.name} has a header but no data rows. Add the records below the header line."

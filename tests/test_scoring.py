@@ -103,8 +103,9 @@ def test_training_attack_types_match_the_kdd_file():
 def test_ensemble_from_member_scores_equals_its_own_score(store, sample):
     X = sample[list(FEATURES)].to_numpy()
     scores, _ = scoring.Scorer(store, ["ensemble", "pca"]).score(X)
+    # float32 networks differ in the last bits with the batch a row is scored in
     np.testing.assert_allclose(scores["ensemble"], store.detector("ensemble").score(store.scaler.transform(X)),
-                               rtol=1e-6)
+                               rtol=1e-4, atol=1e-6)
 
 
 def test_duplicates_and_cache_give_the_same_scores(store, sample):
