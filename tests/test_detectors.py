@@ -87,3 +87,12 @@ def test_registry_does_not_import_tensorflow_for_classical_detectors():
 
 def test_every_neural_detector_is_registered():
     assert set(NEURAL) <= set(REGISTRY)
+
+
+@pytest.mark.parametrize("name", ["autoencoder", "vae", "bigan"])
+def test_dense_models_score_without_tensorflow_calls_and_agree_with_keras(name):
+    normals, anomalies = synthetic()
+    detector = fitted(name, normals)
+    assert detector._chain is not None, "a Dense-only model should use the numpy forward pass"
+    X = np.vstack([normals[:100], anomalies])
+    np.testing.assert_allclose(detector._numpy_forward(X), detector._tf_forward(X), atol=1e-5)
