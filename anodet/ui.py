@@ -8,8 +8,12 @@ its choices (label view, thresholds, selections, uploads).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+import os
+import sys
+import time
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 
 import numpy as np
 import streamlit as st
@@ -204,6 +208,26 @@ def metric_tiles(metrics: dict[str, float], keys: Sequence[str], columns: int | 
         value = metrics.get(k, float("nan"))
         cols[i % len(cols)].metric(dashboard.METRIC_LABELS.get(k, k), "–" if np.isnan(value) else f"{value:.3f}",
                                    help=evaluate.METRIC_HELP.get(k))
+
+
+TIMING_ENV = "ANODET_UI_TIMING"
+
+
+@contextmanager
+def timed(label: str) -> Iterator[None]:
+    """With ``$ANODET_UI_TIMING`` set, print how long a block of a page took on the server.
+
+    ``bench/bench_ui.py`` reads these lines from the server's output to report server-side
+    rerun times next to what the browser measures.
+    """
+    if not os.environ.get(TIMING_ENV):
+        yield
+        return
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        print(f"anodet-timing {label} {(time.perf_counter() - start) * 1000:.2f} ms", file=sys.stderr, flush=True)
 
 
 def label_view() -> str:

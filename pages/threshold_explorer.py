@@ -25,6 +25,11 @@ def _apply(name: str, threshold: float) -> None:
 @st.fragment
 def panel(name: str, view: str, compact: bool) -> None:
     """Slider, presets, metrics and charts of one detector; reruns on its own."""
+    with ui.timed(f"explorer_panel {name}"):
+        _panel(name, view, compact)
+
+
+def _panel(name: str, view: str, compact: bool) -> None:
     store = ui.get_store()
     curve = ui.get_test_curves(view)[name]
     summary = ui.get_curve_summaries(view)[name]

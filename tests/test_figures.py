@@ -6,6 +6,7 @@ import io
 
 import numpy as np
 import pandas as pd
+import plotly.graph_objects as go
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -92,6 +93,33 @@ def test_feature_percentile_figure_highlights_values_outside_normal_range():
 def test_feature_contributions_are_sorted_largest_first():
     fig = figures.feature_contribution_figure(["a", "b", "c"], np.array([0.1, 3.0, -0.5]), "PCA")
     assert list(fig.data[0].y) == ["b", "c", "a"]
+
+
+def _every_figure() -> list:
+    scores, y = heavy_tailed()
+    bins = figures.histogram_bins(scores, y)
+    curve = (np.linspace(0, 1, 20), np.linspace(0, 1, 20))
+    return [
+        figures.score_histogram(bins, 0.05, log_count=True),
+        figures.score_histogram(figures.histogram_bins(scores - 1, y), 0.0),
+        figures.roc_figure({"a": curve, "b": curve}, {"a": 0.5, "b": 0.5}, {"a": (0.1, 0.2)}, log_fpr=True),
+        figures.roc_figure({"a": curve}, {"a": 0.5}, {"a": (0.1, 0.2)}),
+        figures.pr_figure(*curve, point=(0.5, 0.5), base_rate=0.2, ap=0.4),
+        figures.confusion_figure(1, 2, 3, 4),
+        figures.rate_heatmap(["a", "b"], ["dos", "u2r"], np.array([[0.5, np.nan], [1.0, 0.0]])),
+        figures.agreement_heatmap(["a", "b"], np.array([[3, 1], [1, 2]])),
+        figures.feature_percentile_figure(["f1", "f2"], np.array([50.0, 99.9]), np.array([1, 2])),
+        figures.feature_contribution_figure(["f1", "f2"], np.array([0.1, 3.0]), "PCA"),
+    ]
+
+
+@pytest.mark.parametrize("index", range(10))
+def test_every_figure_passes_plotly_validation_and_has_titles(index):
+    """Builders skip plotly's validation for speed; here every property is checked once."""
+    fig = _every_figure()[index]
+    checked = go.Figure(fig.to_dict())  # validating constructor: raises on any invalid property
+    assert checked.layout.title.text
+    assert checked.layout.xaxis.title.text or checked.data[0].type == "heatmap"
 
 
 def test_downsample_keeps_both_ends():
