@@ -17,6 +17,7 @@ the reason. Rows are numbered 1, 2, … in file order, not counting the header o
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import gzip
 import io
@@ -41,7 +42,7 @@ from anodet.schema import FEATURES, LABEL_VIEWS, NORMAL, RAW_COLUMNS
 DEFAULT_EXCLUDED: tuple[str, ...] = ("lof", "seq2seq")
 """Detectors left out by default: they score one to two orders of magnitude slower than the rest."""
 
-CHUNK_BYTES = 8 << 20
+CHUNK_BYTES = 4 << 20
 """Bytes of input parsed at a time; bounds memory whatever the input size."""
 
 MAX_PROBLEMS_KEPT = 1_000
@@ -397,6 +398,28 @@ def _slow_parse(data: bytes, layout: Layout, first_row: int) -> tuple[Chunk, int
     table = pa.table(columns) if n else pa.table({c: pa.array([], pa.float64() if c in FEATURES else pa.string())
                                                   for c in layout.columns})
     return Chunk(table, X, valid, reasons, first_row), n
+
+
+def release_memory() -> None:
+    """Hand freed memory back to the system after a chunk, so RSS tracks the working set.
+
+    glibc keeps freed blocks in per-thread arenas; without this the resident size of a long run
+    creeps up with every chunk even though the working set does not grow.
+    """
+    global _libc
+    if _libc is None:
+        try:
+            import ctypes
+
+            _libc = ctypes.CDLL("libc.so.6")
+        except OSError:
+            _libc = False
+    pa.default_memory_pool().release_unused()
+    if _libc:
+        _libc.malloc_trim(0)
+
+
+_libc: Any = None
 
 
 def _parse_block(data: bytes, layout: Layout, options: pacsv.ConvertOptions, first_row: int) -> Chunk:
@@ -764,6 +787,8 @@ def score_source(
                 summary.labelled[view] = summary.labelled.get(view, 0) + int((~np.isnan(labels[view])).sum())
         if sink:
             sink(table, summary.layout)
+        del table, chunk
+        release_memory()
     summary.seconds = time.perf_counter() - t_start
     summary.detector_seconds = dict(scorer.seconds)
     summary.distinct_rows = dict(scorer.rows_scored)
@@ -771,15 +796,43 @@ def score_source(
 
 
 class CsvSink:
-    """Writes results chunks to a CSV file (gzip if the name ends in .gz) or a binary stream."""
+    """Writes results chunks to a CSV file (gzip if the name ends in .gz) or a binary stream.
+
+    Formatting numbers as text is as costly as scoring them, so chunks are written by a
+    background thread while the next chunk is parsed and scored (at most one chunk waits).
+    """
 
     def __init__(self, target: str | os.PathLike | IO[bytes]) -> None:
+        import queue
+        import threading
+
         self._target = target
         self._writer: pacsv.CSVWriter | None = None
         self._schema: pa.Schema | None = None
         self._file: IO[bytes] | None = None
+        self._queue: queue.Queue = queue.Queue(maxsize=1)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._work, name="anodet-csv-writer", daemon=True)
+        self._thread.start()
 
     def __call__(self, table: pa.Table, layout: Layout) -> None:
+        if self._error is not None:
+            raise self._error
+        self._queue.put((table, layout))
+
+    def _work(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            if self._error is not None:
+                continue
+            try:
+                self._write(*item)
+            except BaseException as exc:
+                self._error = exc
+
+    def _write(self, table: pa.Table, layout: Layout) -> None:
         table = for_download(table, layout)
         if self._writer is None:
             if isinstance(self._target, (str, os.PathLike)):
@@ -792,10 +845,18 @@ class CsvSink:
         self._writer.write_table(table.cast(self._schema))
 
     def close(self) -> None:
+        """Finish writing (waits for the queued chunks); raise any error the writer met."""
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()
         if self._writer is not None:
             self._writer.close()
+            self._writer = None
         if self._file is not None and isinstance(self._target, (str, os.PathLike)):
             self._file.close()
+            self._file = None
+        if self._error is not None:
+            raise self._error
 
 
 def results_csv(table: pa.Table, layout: Layout) -> bytes:
@@ -917,30 +978,29 @@ def run(args: argparse.Namespace) -> int:
         bar.set_postfix_str(f"{rows:,} rows")
 
     sink = CsvSink(sys.stdout.buffer if to_stdout else partial)
+
+    def discard() -> None:
+        bar.close()
+        with contextlib.suppress(Exception):
+            sink.close()
+        if partial is not None:
+            partial.unlink(missing_ok=True)
+
     try:
         summary = score_source(args.input, store, names, thresholds, args.on_bad_rows, sink=sink,
                                progress=progress, chunk_bytes=int(args.chunk_mb * 2**20), scorer=scorer,
                                name=args.input)
-    except InputError as exc:
-        bar.close()
         sink.close()
-        if partial is not None:
-            partial.unlink(missing_ok=True)
+    except (InputError, OSError) as exc:
+        discard()
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except BaseException:
-        bar.close()
-        sink.close()
-        if partial is not None:
-            partial.unlink(missing_ok=True)
+        discard()
         raise
     bar.close()
-    sink.close()
     if partial is not None:
-        if summary.rows_read == 0:
-            partial.unlink(missing_ok=True)
-        else:
-            partial.replace(output)
+        partial.replace(output)
     _print_summary(summary, args.label_view, output)
     return 0
 

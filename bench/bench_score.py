@@ -53,11 +53,15 @@ def write_input(records: pd.DataFrame, rows: int, path: Path, seed: int = 0) -> 
     pacsv.write_csv(table, path, write_options=pacsv.WriteOptions(quoting_style="none"))
 
 
-def grow_to(path: Path, big: Path, target_bytes: int) -> None:
-    """A big input: ``path``'s header once, then its data rows repeated until ``target_bytes``."""
+def grow_to(path: Path, big: Path, target_bytes: int, note_bytes: int) -> None:
+    """A big input: ``path``'s rows, each with a ``note`` text column of ``note_bytes`` (like a
+    user-agent or URL field of a log), repeated until ``target_bytes``."""
     data = path.read_bytes()
     header_end = data.index(b"\n") + 1
-    body = data[header_end:]
+    note = b',"' + (b"GET /index.html?q=" + b"x" * note_bytes)[:note_bytes] + b'"\n'
+    body = data[header_end:].replace(b"\n", note)
+    data = data[:header_end].replace(b"\n", b",note\n") + body
+    header_end = data.index(b"\n") + 1
     with open(big, "wb") as out:
         out.write(data[:header_end])
         written = header_end
@@ -122,6 +126,8 @@ def main() -> int:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--big-gb", type=float, default=5.0)
     parser.add_argument("--skip-big", action="store_true")
+    parser.add_argument("--note-bytes", type=int, default=150,
+                        help="width of the extra text column of the big input (fewer, wider rows)")
     args = parser.parse_args()
 
     store = Store.open()
@@ -192,8 +198,8 @@ def main() -> int:
 
         if not args.skip_big:
             big = tmp / "big.csv"
-            grow_to(src, big, int(args.big_gb * 1e9))
-            big_rows = (big.stat().st_size - 1) // (src.stat().st_size / args.rows)
+            grow_to(src, big, int(args.big_gb * 1e9), args.note_bytes)
+            big_rows = big.stat().st_size / ((src.stat().st_size + args.rows * (args.note_bytes + 3)) / args.rows)
             print(f"big input: {big.stat().st_size / 1e9:.2f} GB (~{big_rows:,.0f} rows)", flush=True)
             wall_big, peak_big, _ = run_cli([str(big), "-o", "-"], poll=0.2)  # results to a pipe: the disk holds no 15 GB output
             print(f"5 GB: wall {wall_big:.0f} s, peak RSS {peak_big:.0f} MB", flush=True)
@@ -201,7 +207,8 @@ def main() -> int:
                 "| memory | input | wall (s) | peak RSS of the command |",
                 "| --- | ---: | ---: | ---: |",
                 f"| 1M rows | {size_mb:.0f} MB | {wall:.1f} | {peak_1m:.0f} MB |",
-                f"| big input | {big.stat().st_size / 1e9:.2f} GB (~{big_rows / 1e6:.0f}M rows) | {wall_big:.0f} | "
+                f"| big input, rows with a {args.note_bytes}-byte text column | {big.stat().st_size / 1e9:.2f} GB "
+                f"(~{big_rows / 1e6:.0f}M rows) | {wall_big:.0f} | "
                 f"{peak_big:.0f} MB |",
                 "",
                 "Peak RSS is polled with psutil (process and children). The input is read in "
