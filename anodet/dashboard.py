@@ -115,6 +115,16 @@ def outcomes(y: np.ndarray, flagged: np.ndarray) -> np.ndarray:
     return np.select([flagged & y, flagged & ~y, ~flagged & y], OUTCOMES[:3], default=OUTCOMES[3])
 
 
+def confusion_table(tp: int, fp: int, fn: int, tn: int) -> pd.DataFrame:
+    """The confusion matrix as a small table: counts and each cell's share of its true class."""
+    def cell(count: int, row_total: int) -> str:
+        return f"{count:,} ({count / row_total:.1%})" if row_total else f"{count:,}"
+
+    return pd.DataFrame(
+        {"passed": [cell(tn, tn + fp), cell(fn, fn + tp)], "flagged": [cell(fp, tn + fp), cell(tp, fn + tp)]},
+        index=pd.Index(["normal records", "attacks"], name="true class"))
+
+
 def record_table(test: pd.DataFrame, scores: np.ndarray, threshold: float, label_column: str) -> pd.DataFrame:
     """The test records with score, verdict and outcome, sorted by score (most anomalous first).
 

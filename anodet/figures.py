@@ -161,47 +161,46 @@ def roc_figure(curves: dict[str, tuple[np.ndarray, np.ndarray]], aucs: dict[str,
     return _figure(data, layout)
 
 
-def pr_figure(recall: np.ndarray, precision: np.ndarray, point: tuple[float, float] | None = None,
-              base_rate: float | None = None, ap: float | None = None,
-              title: str = "Precision-recall curve") -> go.Figure:
-    """Precision-recall curve with the current operating point and the chance level (attack share)."""
-    name = f"PR curve (AP {ap:.3f})" if ap is not None else "PR curve"
-    data: list[dict] = [{"type": "scatter", "x": recall, "y": precision, "mode": "lines", "name": name,
-                         "line": {"color": ATTACK_COLOUR, "width": 2},
-                         "hovertemplate": "recall %{x:.3f}<br>precision %{y:.3f}<extra></extra>"}]
-    if base_rate is not None:
-        data.append({"type": "scatter", "x": [0, 1], "y": [base_rate, base_rate], "mode": "lines",
-                     "name": f"chance ({base_rate:.0%} attacks)", "line": {"color": "#bbbbbb", "dash": "dot"},
-                     "hoverinfo": "skip"})
-    if point is not None:
-        data.append({"type": "scatter", "x": [point[0]], "y": [point[1]], "mode": "markers",
-                     "name": "at threshold", "marker": OPERATING_POINT,
-                     "hovertemplate": "at threshold: recall %{x:.3f}, precision %{y:.3f}<extra></extra>"})
-    return _figure(data, {
-        "title": _title(title), "height": 340, "showlegend": False,
-        "xaxis": {"title": {"text": "recall (share of attacks flagged)"}, "range": [0, 1]},
-        "yaxis": {"title": {"text": "precision"}, "range": [0, 1.02]},
-    })
+def curves_figure(roc: tuple[np.ndarray, np.ndarray], pr: tuple[np.ndarray, np.ndarray],
+                  roc_point: tuple[float, float], pr_point: tuple[float, float] | None,
+                  roc_auc: float, ap: float, base_rate: float) -> go.Figure:
+    """ROC (left) and precision-recall (right) curves of one detector, × at the current threshold.
 
-
-def confusion_figure(tp: int, fp: int, fn: int, tn: int, title: str = "Confusion matrix") -> go.Figure:
-    """2×2 confusion matrix (records), rows the true class, columns the verdict.
-
-    Cells are shaded by their share of the row (so the rare attack row is as readable as the
-    normal one) and labelled with the record count.
+    One figure with two panels rather than two charts: a slider move then redraws one chart
+    less in the browser.
     """
-    z = [[tn, fp], [fn, tp]]
-    shares = [[v / max(sum(row), 1) for v in row] for row in z]
-    names = [["true negative", "false positive"], ["missed attack", "true positive"]]
-    text = [[f"{names[r][c]}<br><b>{z[r][c]:,}</b> ({shares[r][c]:.1%} of row)" for c in range(2)] for r in range(2)]
-    data = [{"type": "heatmap", "z": shares, "x": ["passed", "flagged"], "y": ["normal", "attack"], "text": text,
-             "texttemplate": "%{text}", "textfont": {"size": 14}, "zmin": 0, "zmax": 1,
-             "colorscale": [[0, "#f7f7f7"], [1, "#9ecae1"]], "showscale": False,
-             "hovertemplate": "%{text}<extra></extra>"}]
+    hover_roc = "FPR %{x:.3f}<br>detection rate %{y:.3f}<extra></extra>"
+    hover_pr = "recall %{x:.3f}<br>precision %{y:.3f}<extra></extra>"
+    data: list[dict] = [
+        {"type": "scatter", "x": [0, 1], "y": [0, 1], "mode": "lines", "line": {"color": "#bbbbbb", "dash": "dot"},
+         "hoverinfo": "skip", "name": "chance"},
+        {"type": "scatter", "x": roc[0], "y": roc[1], "mode": "lines", "name": "ROC",
+         "line": {"color": ATTACK_COLOUR, "width": 2}, "hovertemplate": hover_roc},
+        {"type": "scatter", "x": [roc_point[0]], "y": [roc_point[1]], "mode": "markers", "name": "ROC at threshold",
+         "marker": OPERATING_POINT, "hovertemplate": "at threshold: " + hover_roc},
+        {"type": "scatter", "x": [0, 1], "y": [base_rate, base_rate], "mode": "lines", "xaxis": "x2", "yaxis": "y2",
+         "line": {"color": "#bbbbbb", "dash": "dot"}, "hoverinfo": "skip", "name": "chance"},
+        {"type": "scatter", "x": pr[0], "y": pr[1], "mode": "lines", "name": "PR", "xaxis": "x2", "yaxis": "y2",
+         "line": {"color": ATTACK_COLOUR, "width": 2}, "hovertemplate": hover_pr},
+    ]
+    if pr_point is not None:
+        data.append({"type": "scatter", "x": [pr_point[0]], "y": [pr_point[1]], "mode": "markers", "xaxis": "x2",
+                     "yaxis": "y2", "name": "PR at threshold", "marker": OPERATING_POINT,
+                     "hovertemplate": "at threshold: " + hover_pr})
+    panel_title = {"xref": "paper", "yref": "paper", "y": 1.0, "yanchor": "bottom", "showarrow": False,
+                   "font": {"size": 13}}
     return _figure(data, {
-        "title": _title(title), "height": 340,
-        "xaxis": {"title": {"text": "verdict at the threshold"}, "side": "bottom"},
-        "yaxis": {"title": {"text": "true class"}, "autorange": "reversed"},
+        "title": _title("ROC and precision-recall curves (× = current threshold)"), "height": 360,
+        "showlegend": False, "margin": {**_MARGIN, "t": 70},
+        "xaxis": {"domain": [0, 0.44], "range": [0, 1], "title": {"text": "false-positive rate"}},
+        "yaxis": {"range": [0, 1.02], "title": {"text": "detection rate (recall)"}},
+        "xaxis2": {"domain": [0.56, 1], "range": [0, 1], "anchor": "y2", "title": {"text": "recall"}},
+        "yaxis2": {"range": [0, 1.02], "anchor": "x2", "title": {"text": "precision"}},
+        "annotations": [
+            {**panel_title, "x": 0.0, "xanchor": "left", "text": f"ROC, AUC {roc_auc:.3f}"},
+            {**panel_title, "x": 0.56, "xanchor": "left",
+             "text": f"Precision-recall, AP {ap:.3f} (dotted: {base_rate:.0%} attacks)"},
+        ],
     })
 
 
@@ -252,7 +251,7 @@ def feature_percentile_figure(features: Sequence[str], percentiles: np.ndarray, 
              "hovertemplate": "%{y} = %{customdata:.4g}<br>percentile among normals: %{x:.1f}<extra></extra>"}]
     return _figure(data, {
         "title": _title(title), "height": 80 + 24 * len(features),
-        "xaxis": {"title": {"text": "percentile among normal training records (bar label: raw value)"},
+        "xaxis": {"title": {"text": "percentile among normal training records"},
                   "range": [0, 112]},
         "yaxis": {"autorange": "reversed"}, "showlegend": False,
         "shapes": [{"type": "line", "x0": 50, "x1": 50, "y0": 0, "y1": 1, "yref": "paper",

@@ -89,7 +89,7 @@ if position is not None:
     with left:
         pct = dashboard.feature_percentiles(ui.get_sorted_train(), values)
         st.plotly_chart(figures.feature_percentile_figure(FEATURES, pct, values), key="flagged_percentiles")
-        st.caption("Red: outside the 1st–99th percentile of normal training records.")
+        st.caption("Bar labels are the raw values. Red: outside the 1st–99th percentile of normal training records.")
     with right:
         explainers = [n for n in names if store.detector(n).feature_scores(np.zeros((1, len(FEATURES)))) is not None]
         default = name if name in explainers else explainers[0]
@@ -103,7 +103,7 @@ if position is not None:
     st.markdown("**Every detector on this record**, each at its current threshold")
     verdicts = dashboard.record_verdicts(scores, ui.get_thresholds(names), position,
                                          {n: ui.display_name(n) for n in names})
-    st.dataframe(verdicts, hide_index=True, key="flagged_verdicts",
+    st.dataframe(verdicts, hide_index=True, key="flagged_verdicts", height=36 * (len(verdicts) + 1) + 4,
                  column_config={"score": st.column_config.NumberColumn(format="%.4g"),
                                 "threshold": st.column_config.NumberColumn(format="%.4g"),
                                 "score / threshold": st.column_config.NumberColumn(format="%.2f")})

@@ -91,22 +91,16 @@ def _panel(name: str, view: str, compact: bool) -> None:
                           help="Attacks can be rare at some scores; a log count axis shows small bars too.")
     st.plotly_chart(figures.score_histogram(bins, threshold, log_count, title=f"{label}: test scores, normal vs attack"),
                     key=f"explorer_hist_{name}")
-    fpr_now, tpr_now = metrics["fpr"], metrics["recall"]
-    roc = figures.roc_figure({label: summary.roc}, {label: summary.roc_auc}, {label: (fpr_now, tpr_now)},
-                             title=f"ROC curve (AUC {summary.roc_auc:.3f}), × = threshold")
-    pr = figures.pr_figure(*summary.pr, point=(metrics["recall"], metrics["precision"]) if flagged else None,
-                           base_rate=summary.base_rate, ap=summary.pr_auc, title=f"Precision-recall (AP {summary.pr_auc:.3f}), × = threshold")
-    confusion = figures.confusion_figure(metrics["tp"], metrics["fp"], metrics["fn"], metrics["tn"])
-    if compact:
-        st.plotly_chart(roc, key=f"explorer_roc_{name}")
-        st.plotly_chart(pr, key=f"explorer_pr_{name}")
-        st.plotly_chart(confusion, key=f"explorer_cm_{name}")
-    else:
-        left, middle, right = st.columns(3)
-        left.plotly_chart(roc, key=f"explorer_roc_{name}")
-        middle.plotly_chart(pr, key=f"explorer_pr_{name}")
-        right.plotly_chart(confusion, key=f"explorer_cm_{name}")
-
+    curves = figures.curves_figure(summary.roc, summary.pr, (metrics["fpr"], metrics["recall"]),
+                                   (metrics["recall"], metrics["precision"]) if flagged else None,
+                                   summary.roc_auc, summary.pr_auc, summary.base_rate)
+    confusion = dashboard.confusion_table(metrics["tp"], metrics["fp"], metrics["fn"], metrics["tn"])
+    chart_col, table_col = (st.container(), st.container()) if compact else st.columns([3, 1])
+    chart_col.plotly_chart(curves, key=f"explorer_curves_{name}")
+    with table_col:
+        st.markdown("**Confusion matrix** (test records; share of each true class)")
+        st.table(confusion)
+        st.caption("Flagged normal records are false positives; passed attacks are missed.")
 
 st.title("Threshold explorer")
 st.caption("Choose where a detector draws the line between normal and attack, and see what it costs. "

@@ -73,11 +73,20 @@ def test_roc_figure_marks_each_operating_point():
     assert "AUC 0.900" in fig.data[0].name
 
 
-def test_confusion_figure_shows_counts_and_row_shares():
-    fig = figures.confusion_figure(tp=90, fp=30, fn=10, tn=870)
-    z = np.asarray(fig.data[0].z)
-    np.testing.assert_allclose(z.sum(axis=1), [1.0, 1.0])
-    assert "<b>90</b>" in fig.data[0].text[1][1] and "<b>870</b>" in fig.data[0].text[0][0]
+def test_curves_figure_marks_the_operating_point_on_both_panels():
+    curve = (np.linspace(0, 1, 20), np.linspace(0, 1, 20))
+    fig = figures.curves_figure(curve, curve, (0.1, 0.8), (0.8, 0.6), 0.9, 0.7, 0.2)
+    markers = [t for t in fig.data if t.mode == "markers"]
+    assert [(m.x[0], m.y[0], m.xaxis or "x") for m in markers] == [(0.1, 0.8, "x"), (0.8, 0.6, "x2")]
+    assert "AUC 0.900" in fig.layout.annotations[0].text and "AP 0.700" in fig.layout.annotations[1].text
+    # Nothing flagged: no precision, so no point on the PR panel.
+    assert sum(t.mode == "markers" for t in figures.curves_figure(curve, curve, (0, 0), None, 0.9, 0.7, 0.2).data) == 1
+
+
+def test_confusion_table_shows_counts_and_class_shares():
+    table = dashboard.confusion_table(tp=90, fp=30, fn=10, tn=870)
+    assert table.loc["attacks", "flagged"] == "90 (90.0%)"
+    assert table.loc["normal records", "passed"] == "870 (96.7%)"
 
 
 def test_rate_heatmap_marks_empty_categories():
@@ -104,8 +113,8 @@ def _every_figure() -> list:
         figures.score_histogram(figures.histogram_bins(scores - 1, y), 0.0),
         figures.roc_figure({"a": curve, "b": curve}, {"a": 0.5, "b": 0.5}, {"a": (0.1, 0.2)}, log_fpr=True),
         figures.roc_figure({"a": curve}, {"a": 0.5}, {"a": (0.1, 0.2)}),
-        figures.pr_figure(*curve, point=(0.5, 0.5), base_rate=0.2, ap=0.4),
-        figures.confusion_figure(1, 2, 3, 4),
+        figures.curves_figure(curve, curve, (0.5, 0.5), (0.5, 0.5), 0.5, 0.4, 0.2),
+        figures.roc_figure({"a": curve}, None, None),
         figures.rate_heatmap(["a", "b"], ["dos", "u2r"], np.array([[0.5, np.nan], [1.0, 0.0]])),
         figures.agreement_heatmap(["a", "b"], np.array([[3, 1], [1, 2]])),
         figures.feature_percentile_figure(["f1", "f2"], np.array([50.0, 99.9]), np.array([1, 2])),

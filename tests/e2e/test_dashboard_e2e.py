@@ -53,6 +53,7 @@ def drag_slider(page, fraction: float) -> None:
 
 def tall_screenshot(page, name: str, also: Path | None = None) -> Path:
     """Full-length screenshot: Streamlit scrolls inside its main block, so grow the viewport."""
+    page.mouse.move(0, 0)  # no tooltip in the picture
     height = page.evaluate("() => document.querySelector('[data-testid=stMain]').scrollHeight")
     page.set_viewport_size({"width": 1440, "height": int(height) + 20})
     page.wait_for_timeout(300)  # let plotly re-layout to the new size before the picture
