@@ -88,12 +88,12 @@ with st.expander("What file can I upload?", expanded=RESULT_KEY not in st.sessio
 upload = st.file_uploader("CSV file (optionally .gz)", type=["csv", "gz", "txt"], key="score_upload",
                           help="A header naming the 18 features, or raw KDD records.")
 
-c1, c2, c3 = st.columns([3, 2, 2])
-names = c1.multiselect("Detectors", store.names, default=scoring.default_detectors(store.names),
+names = st.multiselect("Detectors", store.names, default=scoring.default_detectors(store.names),
                        format_func=ui.display_name, key="score_detectors",
                        help="Local Outlier Factor and sequence-to-sequence are left out by default: they are "
                             "much slower.")
 presets = list(store.thresholds(store.names[0], view))
+c2, c3 = st.columns(2)
 threshold_source = c2.selectbox(
     "Thresholds", [EXPLORER, *presets], key="score_threshold_source",
     format_func=lambda p: "as set in the threshold explorer" if p == EXPLORER else f"preset: {p}",
@@ -102,9 +102,9 @@ threshold_source = c2.selectbox(
 policy = c3.radio("Rows that cannot be scored", ["skip", "reject"], key="score_policy", horizontal=True,
                   format_func=lambda p: {"skip": "skip and list them", "reject": "reject the file"}[p])
 
-b1, b2, _ = st.columns([1, 1, 3])
-go = b1.button("Score the file", type="primary", disabled=upload is None or not names, key="score_go")
-go_example = b2.button("Try the example file", disabled=example is None or not names, key="score_go_example")
+buttons = st.container(horizontal=True)
+go = buttons.button("Score the file", type="primary", disabled=upload is None or not names, key="score_go")
+go_example = buttons.button("Try the example file", disabled=example is None or not names, key="score_go_example")
 if not names:
     st.info("Choose at least one detector.")
 elif go or go_example:
