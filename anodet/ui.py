@@ -8,18 +8,21 @@ its choices (label view, thresholds, selections, uploads).
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import sys
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from pathlib import Path
 
 import numpy as np
 import streamlit as st
 
 from anodet import dashboard, evaluate, figures
-from anodet.data import DataError, Splits, load_splits
+from anodet.data import DataError, Splits, cache_root, load_splits
 from anodet.detectors import NEURAL, Detector
 from anodet.evaluate import ThresholdCurve
 from anodet.schema import FEATURES, LABEL_VIEW_HELP, LABEL_VIEWS, label_column
@@ -43,9 +46,14 @@ def _manifest_hash() -> str:
         raise StoreError(f"No model store at {default_root()}. Run `python -m anodet train` to build it.") from None
 
 
+@st.cache_resource(max_entries=2)
+def _open_store(root: str, manifest_hash: str) -> Store:
+    return Store.open(root)
+
+
 @st.cache_resource(show_spinner="Loading the pretrained detectors…", max_entries=2)
 def _load_store(root: str, manifest_hash: str) -> Store:
-    store = Store.open(root)
+    store = _open_store(root, manifest_hash)
     names = store.names
     # Two threads: the neural models (TensorFlow) and the classical ones (scikit-learn via skops)
     # load side by side; most of a cold start is importing those two stacks and reading files.
@@ -57,9 +65,16 @@ def _load_store(root: str, manifest_hash: str) -> Store:
     return store
 
 
-def get_store() -> Store:
-    """The model store with every detector loaded (shared by all sessions)."""
-    return _load_store(str(default_root()), _manifest_hash())
+def get_store(loaded: bool = True) -> Store:
+    """The model store (shared by all sessions).
+
+    ``loaded=True`` (the default) waits until every detector is loaded; ``loaded=False`` returns
+    the same store as soon as its manifest is read, for pages that need only names, thresholds
+    and quantiles (and the test scores, which :func:`get_test_scores` keeps on disk).
+    """
+    if loaded:
+        return _load_store(str(default_root()), _manifest_hash())
+    return _open_store(str(default_root()), _manifest_hash())
 
 
 @st.cache_resource(show_spinner="Loading the KDD splits…", max_entries=1)
@@ -79,8 +94,66 @@ def _readonly(values: np.ndarray) -> np.ndarray:
 
 @st.cache_resource(show_spinner="Scoring the test split…", max_entries=2)
 def _test_scores(root: str, manifest_hash: str) -> dict[str, np.ndarray]:
-    store = _load_store(root, manifest_hash)
-    return {n: _readonly(s) for n, s in score_all(store, get_splits().test[list(FEATURES)].to_numpy()).items()}
+    test = get_splits().test
+    store = _open_store(root, manifest_hash)
+    path = _scores_cache(manifest_hash, get_splits())
+    scores = _read_scores(path, test.index.to_numpy(), store.names)
+    if scores is None:
+        scores = score_all(_load_store(root, manifest_hash), test[list(FEATURES)].to_numpy())
+        _write_scores(path, scores, test.index.to_numpy())
+    else:
+        _warm_up(root, manifest_hash)
+    return {n: _readonly(s) for n, s in scores.items()}
+
+
+def _scores_cache(manifest_hash: str, splits: Splits) -> Path:
+    """Where the test scores of this store on this split are kept between server runs."""
+    key = hashlib.sha256((manifest_hash + json.dumps(splits.checksums, sort_keys=True)).encode()).hexdigest()[:20]
+    return cache_root() / "cache" / f"test-scores-{key}.npz"
+
+
+def _read_scores(path: Path, index: np.ndarray, names: list[str]) -> dict[str, np.ndarray] | None:
+    """Scores saved by an earlier run for exactly these records and detectors, else None."""
+    try:
+        with np.load(path, allow_pickle=False) as saved:
+            if not np.array_equal(saved["__index__"], index) or set(saved.files) != {"__index__", *names}:
+                return None
+            return {n: saved[n].astype(np.float64) for n in names}
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def _write_scores(path: Path, scores: dict[str, np.ndarray], index: np.ndarray) -> None:
+    """Keep the test scores for the next server run (best effort: a read-only disk only costs time)."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.stem + ".tmp.npz")
+        np.savez(tmp, __index__=index, **scores)
+        tmp.replace(path)
+    except OSError:
+        pass
+
+
+_warming: set[tuple[str, str]] = set()
+
+
+def _warm_up(root: str, manifest_hash: str) -> None:
+    """Load the detectors in the background once per store, so pages that need them find them ready.
+
+    A failure here is not lost: the page that needs the detectors loads them again and shows
+    the error in its own words.
+    """
+    if (root, manifest_hash) in _warming:
+        return
+    _warming.add((root, manifest_hash))
+
+    def load() -> None:
+        try:
+            _load_store(root, manifest_hash)
+        except Exception:  # reported again by the page that needs the detectors
+            _warming.discard((root, manifest_hash))
+
+    threading.Thread(target=load, name="anodet-load-detectors", daemon=True).start()
 
 
 # Most expensive first, so that two worker threads finish together.
@@ -174,7 +247,7 @@ def get_sorted_train() -> np.ndarray:
 def display_name(name: str) -> str:
     """A detector's display name from the manifest (its key when unknown)."""
     try:
-        return get_store().entry(name).get("display_name", name)
+        return get_store(loaded=False).entry(name).get("display_name", name)
     except StoreError:
         return name
 
@@ -247,7 +320,7 @@ def get_threshold(name: str) -> float:
     """The session's threshold for a detector; the validation best-F1 threshold until set."""
     chosen = st.session_state.setdefault("thresholds", {})
     if name not in chosen:
-        chosen[name] = get_store().default_threshold(name, label_view())
+        chosen[name] = get_store(loaded=False).default_threshold(name, label_view())
     return float(chosen[name])
 
 

@@ -12,7 +12,7 @@ DEFAULT_OUTCOMES = ["true positive", "false positive"]
 
 st.title("Flagged records")
 view = ui.label_view()
-store = ui.get_store()
+store = ui.get_store(loaded=False)
 names = store.names
 scores = ui.get_test_scores()
 test = ui.get_splits().test
@@ -91,6 +91,7 @@ if position is not None:
         st.plotly_chart(figures.feature_percentile_figure(FEATURES, pct, values), key="flagged_percentiles")
         st.caption("Bar labels are the raw values. Red: outside the 1st–99th percentile of normal training records.")
     with right:
+        store = ui.get_store()  # the detectors themselves, for per-feature contributions
         explainers = [n for n in names if store.detector(n).feature_scores(np.zeros((1, len(FEATURES)))) is not None]
         default = name if name in explainers else explainers[0]
         explain = st.selectbox("Explain with", explainers, index=explainers.index(default), key="flagged_explainer",

@@ -9,7 +9,7 @@ from anodet.schema import ATTACK_CATEGORIES
 
 st.title("Overview")
 view = ui.label_view()
-store = ui.get_store()
+store = ui.get_store(loaded=False)
 names = store.names
 scores = ui.get_test_scores()
 curves = ui.get_test_curves(view)

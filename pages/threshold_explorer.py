@@ -30,7 +30,7 @@ def panel(name: str, view: str, compact: bool) -> None:
 
 
 def _panel(name: str, view: str, compact: bool) -> None:
-    store = ui.get_store()
+    store = ui.get_store(loaded=False)
     curve = ui.get_test_curves(view)[name]
     summary = ui.get_curve_summaries(view)[name]
     bins = ui.get_histograms(view)[name]
@@ -106,7 +106,7 @@ st.title("Threshold explorer")
 st.caption("Choose where a detector draws the line between normal and attack, and see what it costs. "
            f"Labels: **{ui.label_view()}** view (switch in the sidebar).")
 view = ui.label_view()
-names = ui.get_store().names
+names = ui.get_store(loaded=False).names
 ui.get_test_curves(view)  # load and score before the panels draw, under one spinner
 pick, compare = st.columns(2)
 with pick:

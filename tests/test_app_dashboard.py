@@ -14,7 +14,7 @@ from streamlit.testing.v1 import AppTest
 
 from anodet import dashboard, evaluate
 from anodet.evaluate import ThresholdCurve
-from anodet.schema import label_column
+from anodet.schema import FEATURES, label_column
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 
@@ -217,3 +217,13 @@ def test_threshold_curve_and_metrics_agree_on_the_real_scores(splits):
     for p in (5.0, 50.0, 99.0):
         t = dashboard.percentile_threshold(curve.sorted_scores, p)
         assert curve.metrics(t) == evaluate.metrics_at(y, s, t)
+
+
+def test_scores_shown_are_the_detectors_own_scores(splits):
+    """The dashboard's scores (possibly read back from the on-disk cache) are what each detector gives."""
+    from anodet import ui
+
+    store = ui.get_store()
+    X = splits.test[list(FEATURES)].to_numpy()  # the whole split: LOF's scores depend a little on the batch
+    for name, scores in _scores().items():
+        np.testing.assert_allclose(scores, store.score_raw(name, X), rtol=1e-4, atol=1e-6, err_msg=name)
