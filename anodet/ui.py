@@ -38,10 +38,23 @@ FOCUS_KEY = "focus_detector"
 DATA_FIX = "Run `python -m anodet data` (with `ANODET_KDD_SOURCE` naming the folder or URL of the raw KDD files) to build it."
 
 
+_hash_memo: dict[tuple[str, int, int], str] = {}
+
+
 def _manifest_hash() -> str:
+    """sha256 of the manifest, recomputed only when the file changes (it is read on every rerun).
+
+    The store is written by replacing ``manifest.json``, which changes its mtime and size.
+    """
     path = default_root() / MANIFEST
     try:
-        return hashlib.sha256(path.read_bytes()).hexdigest()
+        stat = path.stat()
+        key = (str(path), stat.st_mtime_ns, stat.st_size)
+        if key not in _hash_memo:
+            digest = hashlib.sha256(path.read_bytes()).hexdigest()
+            _hash_memo.clear()
+            _hash_memo[key] = digest
+        return _hash_memo[key]
     except OSError:
         raise StoreError(f"No model store at {default_root()}. Run `python -m anodet train` to build it.") from None
 
