@@ -693,12 +693,15 @@ class Summary:
 
 def _neutralise(column: pa.ChunkedArray | pa.Array) -> pa.Array:
     """Prefix cells that a spreadsheet would run as a formula (=, +, -, @) with a quote."""
+    if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
+        return column
     risky = pc.and_(pc.match_substring_regex(column, _FORMULA_START),
                     pc.invert(pc.match_substring_regex(column, _NUMBER)))
     risky = pc.fill_null(risky, False)
     if not pc.any(risky).as_py():
         return column
-    return pc.if_else(risky, pc.binary_join_element_wise("'", column, ""), column)
+    quote, empty = pa.scalar("'", column.type), pa.scalar("", column.type)
+    return pc.if_else(risky, pc.binary_join_element_wise(quote, column, empty), column)
 
 
 def neutralise_cell(text: str) -> str:

@@ -48,9 +48,10 @@ def _score(source, name: str, names: list[str], thresholds: dict[str, float], po
         return
     finally:
         bar.empty()
-    table = pa.concat_tables(tables) if tables else None
-    st.session_state[RESULT_KEY] = {"name": name, "summary": summary, "table": table, "layout": layouts[0],
-                                    "frame": table.to_pandas() if table is not None else None}
+    # Only the pandas frame is kept (one copy per session); the download is rebuilt from it on click.
+    frame = pa.concat_tables(tables).to_pandas() if tables else None
+    del tables[:]
+    st.session_state[RESULT_KEY] = {"name": name, "summary": summary, "layout": layouts[0], "frame": frame}
 
 
 def _problem_table(problems: list[scoring.RowProblem]) -> None:
@@ -157,9 +158,9 @@ st.dataframe(
                    "share flagged": st.column_config.ProgressColumn(format="percent", min_value=0, max_value=1)})
 
 stem = Path(result["name"]).name.removesuffix(".gz").removesuffix(".csv")
-table, layout = result["table"], result["layout"]
+layout = result["layout"]
 st.download_button(f"Download the results ({summary.rows_read:,} rows, CSV)",
-                   lambda: scoring.results_csv(table, layout), file_name=f"{stem}.scored.csv", mime="text/csv",
+                   lambda: scoring.results_csv(pa.Table.from_pandas(frame, preserve_index=False), layout), file_name=f"{stem}.scored.csv", mime="text/csv",
                    icon="⬇️", type="primary", on_click="ignore", key="score_download",
                    help="Your columns, then row, status and out_of_range, then a score and a flag per detector. "
                         "Cells that a spreadsheet would run as formulas are prefixed with a quote.")

@@ -60,13 +60,17 @@ def test_upload_score_and_download(app_url, page, splits, tmp_path):
     page.wait_for_function("document.querySelectorAll('.js-plotly-plot .main-svg').length >= 2", timeout=60_000)
     wait_idle(page)
 
+    page.locator(METRIC).nth(2).wait_for()
     values = page.locator(METRIC).all_text_contents()
+    if values[:3] != ["120", "119", "1"]:
+        tall_screenshot(page, "score_csv_unexpected")
     assert values[:3] == ["120", "119", "1"], values
     warning = page.locator("[data-testid='stAlertContentWarning']").first.text_content()
     assert "row 7:" in warning and "not-a-number" in warning
     tall_screenshot(page, "score_csv_results")
 
-    with page.expect_download() as info:
+    wait_idle(page)
+    with page.expect_download(timeout=90_000) as info:
         page.get_by_role("button", name="Download the results").click()
     path = tmp_path / "out.csv"
     info.value.save_as(path)
