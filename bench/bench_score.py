@@ -193,7 +193,10 @@ def main() -> int:
             eff = args.rows / sec if sec else float("inf")
             lines.append(f"| {n} | {sec:.2f} | {scoring_rows(summary, n):,} | {eff:,.0f} | {worst[n]:,.0f} |")
         lines.append("")
-        lines.append("The ensemble reuses its members' scores, so its own cost is the normalisation only.")
+        lines.append("The ensemble reuses its members' scores, so its own cost in the run is the normalisation only; "
+                     "its worst-case figure is the ensemble scored alone (all its members included).")
+        lines.append(f"Load average when the run began: {os.getloadavg()[0]:.1f} on {psutil.cpu_count()} CPUs "
+                     "(other jobs on the machine slow every figure).")
         lines.append("")
 
         if not args.skip_big:
