@@ -226,7 +226,7 @@ def agreement_heatmap(detectors: Sequence[str], common: np.ndarray,
     """How many records each pair of detectors flags in common (the diagonal: flagged by each)."""
     common = np.asarray(common)
     data = [{"type": "heatmap", "z": common, "x": list(detectors), "y": list(detectors),
-             "texttemplate": "%{z:,}", "colorscale": "Blues",
+             "texttemplate": "%{z:,}", "colorscale": [[0, "#f7fbff"], [1, "#6baed6"]],
              "colorbar": {"title": {"text": "records"}},
              "hovertemplate": "%{y} and %{x}: %{z:,} records flagged by both<extra></extra>"}]
     return _figure(data, {

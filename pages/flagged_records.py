@@ -104,7 +104,7 @@ if position is not None:
     st.markdown("**Every detector on this record**, each at its current threshold")
     verdicts = dashboard.record_verdicts(scores, ui.get_thresholds(names), position,
                                          {n: ui.display_name(n) for n in names})
-    st.dataframe(verdicts, hide_index=True, key="flagged_verdicts", height=36 * (len(verdicts) + 1) + 4,
+    st.dataframe(verdicts, hide_index=True, key="flagged_verdicts", height=35 * (len(verdicts) + 1) + 40,
                  column_config={"score": st.column_config.NumberColumn(format="%.4g"),
                                 "threshold": st.column_config.NumberColumn(format="%.4g"),
                                 "score / threshold": st.column_config.NumberColumn(format="%.2f")})

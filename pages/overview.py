@@ -37,7 +37,7 @@ column_config = {
 }
 st.subheader("Leaderboard")
 st.caption("Click a column header to sort; hover a header for what the metric means.")
-st.dataframe(table, hide_index=True, column_config=column_config, key="overview_leaderboard", height=36 * (len(table) + 1) + 4,
+st.dataframe(table, hide_index=True, column_config=column_config, key="overview_leaderboard", height=35 * (len(table) + 1) + 40,
              column_order=["detector", *dashboard.LEADERBOARD_METRICS, "threshold", "flagged"])
 
 left, right = st.columns(2)
