@@ -1,9 +1,13 @@
 """TensorFlow / Keras 3 detectors: autoencoder, VAE, BiGAN and sequence-to-sequence.
 
 All four score a record by how badly they reconstruct it (squared error summed over the 18
-features), so their per-feature contributions are the squared errors. TensorFlow is imported
-only when this module is, which the registry does only when a neural detector is asked for.
-Models are stored as ``.keras`` files and loaded with ``safe_mode=True``.
+features), so their per-feature contributions are the squared errors. Models are stored as
+``.keras`` files and loaded with ``safe_mode=True``.
+
+TensorFlow is imported only by code that needs a Keras model: training, and scoring with a
+model that is not a plain chain of Dense layers (seq2seq). Dense-only models (autoencoder, VAE
+mean path, BiGAN reconstruction) also store their weights as ``dense.npz`` and score from it
+with numpy, so loading and scoring them never pays TensorFlow's import or per-call cost.
 """
 
 from __future__ import annotations
@@ -14,29 +18,36 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
-
-os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-import keras
-import tensorflow as tf
 from scipy.special import expit
 from tqdm.auto import tqdm
 
-from anodet.detectors.base import Detector, as_matrix
+from anodet.detectors.base import Detector, as_matrix, load_arrays, save_arrays
 from anodet.schema import N_FEATURES
 
 MODEL_FILE = "model.keras"
+DENSE_FILE = "dense.npz"
 PREDICT_CHUNK = 16_384
+
+
+def _frameworks():
+    """Keras and TensorFlow, imported on first use."""
+    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import keras
+    import tensorflow as tf
+
+    return keras, tf
 
 
 def _seed_everything(seed: int) -> None:
     """Same seed, same weights: seed every generator and ask TensorFlow for deterministic ops."""
+    keras, tf = _frameworks()
     keras.utils.set_random_seed(seed)
     tf.config.experimental.enable_op_determinism()
 
 
 def _dense_stack(x, widths: list[int], activation: str = "relu", prefix: str = "dense"):
+    keras, _ = _frameworks()
     for i, width in enumerate(widths):
         x = keras.layers.Dense(width, activation=activation, name=f"{prefix}_{i}")(x)
     return x
@@ -66,6 +77,7 @@ def _dense_chain(model) -> list[tuple[np.ndarray, np.ndarray, str]] | None:
     Nested models are flattened; a VAE encoder's ``z_log_var`` head is skipped (scoring uses
     the mean path). Returns None for anything else (an LSTM, say), which stays on TensorFlow.
     """
+    keras, _ = _frameworks()
     chain = []
     for layer in model.layers:
         if isinstance(layer, keras.layers.InputLayer) or layer.name == "z_log_var":
@@ -96,11 +108,17 @@ class _ReconstructionDetector(Detector):
     """
 
     family = "neural"
+    model_ = None
+    _chain: list[tuple[np.ndarray, np.ndarray, str]] | None = None
+    _folder: Path | None = None
 
-    def _build_inference(self) -> None:
+    def _build_inference(self, check_chain: bool = True) -> None:
+        _, tf = _frameworks()
         model = self.model_
         spec = [tf.TensorSpec([None, N_FEATURES], tf.float32)]
         self._infer = tf.function(lambda x: model(x, training=False), input_signature=spec)
+        if not check_chain:
+            return
         self._chain = _dense_chain(model)
         if self._chain is not None:
             probe = np.random.default_rng(0).uniform(0, 1, (64, N_FEATURES)).astype(np.float32)
@@ -114,6 +132,8 @@ class _ReconstructionDetector(Detector):
         return h
 
     def _tf_forward(self, X: np.ndarray) -> np.ndarray:
+        if self.model_ is None:  # loaded from dense.npz: bring in the Keras model on demand
+            self._load_keras(self._folder)
         parts = [self._infer(X[i:i + PREDICT_CHUNK]).numpy().reshape(-1, N_FEATURES)
                  for i in range(0, len(X), PREDICT_CHUNK)]
         return np.concatenate(parts)
@@ -136,11 +156,27 @@ class _ReconstructionDetector(Detector):
     def _save_state(self, folder: Path) -> list[Path]:
         path = folder / MODEL_FILE
         self.model_.save(path)
-        return [path]
+        files = [path]
+        if self._chain is not None:
+            arrays = {f"kernel_{i}": k for i, (k, _, _) in enumerate(self._chain)}
+            arrays |= {f"bias_{i}": b for i, (_, b, _) in enumerate(self._chain)}
+            arrays["activations"] = np.array([a for _, _, a in self._chain])
+            files.append(save_arrays(folder / DENSE_FILE, **arrays))
+        return files
+
+    def _load_keras(self, folder: Path) -> None:
+        keras, _ = _frameworks()
+        self.model_ = keras.saving.load_model(folder / MODEL_FILE, safe_mode=True, compile=False)
+        self._build_inference(check_chain=False)
 
     def _load_state(self, folder: Path) -> None:
-        self.model_ = keras.saving.load_model(folder / MODEL_FILE, safe_mode=True, compile=False)
-        self._build_inference()
+        self._folder = Path(folder)
+        if (folder / DENSE_FILE).exists():
+            state = load_arrays(folder / DENSE_FILE)
+            activations = [str(a) for a in state["activations"]]
+            self._chain = [(state[f"kernel_{i}"], state[f"bias_{i}"], a) for i, a in enumerate(activations)]
+        else:
+            self._load_keras(folder)
 
 
 class Autoencoder(_ReconstructionDetector):
@@ -153,6 +189,7 @@ class Autoencoder(_ReconstructionDetector):
     }
 
     def fit(self, X: np.ndarray) -> Autoencoder:
+        keras, _ = _frameworks()
         _seed_everything(self.seed)
         p = self.params
         inputs = keras.Input((N_FEATURES,), name="record")
@@ -179,6 +216,7 @@ class Seq2Seq(_ReconstructionDetector):
     }
 
     def fit(self, X: np.ndarray) -> Seq2Seq:
+        keras, _ = _frameworks()
         _seed_everything(self.seed)
         p = self.params
         X = as_matrix(X)
@@ -211,6 +249,7 @@ class VariationalAutoencoder(_ReconstructionDetector):
     }
 
     def fit(self, X: np.ndarray) -> VariationalAutoencoder:
+        keras, tf = _frameworks()
         _seed_everything(self.seed)
         p = self.params
         inputs = keras.Input((N_FEATURES,), name="record")
@@ -268,6 +307,7 @@ class BiGAN(_ReconstructionDetector):
     }
 
     def fit(self, X: np.ndarray) -> BiGAN:
+        keras, tf = _frameworks()
         _seed_everything(self.seed)
         p = self.params
         latent = p["latent"]
