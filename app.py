@@ -4,17 +4,17 @@ import streamlit as st
 
 from anodet import ui
 
-st.set_page_config(page_title="anodet", page_icon="🛡️", layout="wide")
+st.set_page_config(page_title="anodet", page_icon=":material/shield:", layout="wide")
 
 PAGES = {
     "Compare": [
-        st.Page("pages/overview.py", title="Overview", icon="📊", default=True),
-        st.Page("pages/threshold_explorer.py", title="Threshold explorer", icon="🎚️"),
-        st.Page("pages/flagged_records.py", title="Flagged records", icon="🚩"),
+        st.Page("pages/overview.py", title="Overview", icon=":material/leaderboard:", default=True),
+        st.Page("pages/threshold_explorer.py", title="Threshold explorer", icon=":material/tune:"),
+        st.Page("pages/flagged_records.py", title="Flagged records", icon=":material/flag:"),
     ],
     "Put to work": [
-        st.Page("pages/score_csv.py", title="Score a CSV", icon="📄"),
-        st.Page("pages/live_monitor.py", title="Live monitor", icon="📡"),
+        st.Page("pages/score_csv.py", title="Score a CSV", icon=":material/upload_file:"),
+        st.Page("pages/live_monitor.py", title="Live monitor", icon=":material/sensors:"),
     ],
 }
 
@@ -22,6 +22,7 @@ page = st.navigation(PAGES)
 st.sidebar.title("anodet")
 st.sidebar.caption("Anomaly detectors on KDD Cup 99, side by side.")
 ui.label_view_switch()
+ui.mark_app_frame()
 try:
     page.run()
 except Exception as exc:

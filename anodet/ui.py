@@ -351,3 +351,27 @@ def show_failure(exc: Exception) -> None:
     else:
         st.error(f"Something went wrong: {type(exc).__name__}: {exc}. Reload the page; if it persists, "
                  "report it with the steps that led here.")
+
+
+APP_FRAME_KEY = "_anodet_app_frame"
+APP_SCRIPT = Path(__file__).resolve().parent.parent / "app.py"
+
+
+def mark_app_frame() -> None:
+    """Called by app.py before it runs a page: the page is inside the app's navigation."""
+    st.session_state[APP_FRAME_KEY] = True
+
+
+def ensure_app_frame() -> None:
+    """Run this page inside app.py even when its URL is the first one a fresh server serves.
+
+    With a ``pages/`` folder, Streamlit runs a page's file on its own until some session has
+    run ``st.navigation``: no wide layout, no label-view switch, no error handler. Running
+    app.py here switches the server to app.py's navigation, which then runs this page.
+    """
+    if st.session_state.get(APP_FRAME_KEY):
+        return
+    import runpy
+
+    runpy.run_path(str(APP_SCRIPT), run_name="__main__")
+    st.stop()

@@ -8,6 +8,8 @@ import streamlit as st
 from anodet import dashboard, figures, ui
 from anodet.schema import CATEGORIES, FEATURES, label_column
 
+ui.ensure_app_frame()
+
 DEFAULT_OUTCOMES = ["true positive", "false positive"]
 
 st.title("Flagged records")

@@ -13,6 +13,8 @@ from anodet import ui
 from anodet.schema import label_column
 from anodet.stream import AlertFollower, Replay
 
+ui.ensure_app_frame()
+
 TICK_SECONDS = 1.0
 WINDOW = 1500
 SPEEDS = [50, 100, 200, 500, 1000, 2000, 5000]

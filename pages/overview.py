@@ -7,6 +7,8 @@ import streamlit as st
 from anodet import dashboard, evaluate, figures, ui
 from anodet.schema import ATTACK_CATEGORIES
 
+ui.ensure_app_frame()
+
 st.title("Overview")
 view = ui.label_view()
 store = ui.get_store(loaded=False)

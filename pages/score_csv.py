@@ -15,6 +15,8 @@ from anodet import evaluate, figures, scoring, ui
 from anodet.data import DataError
 from anodet.evaluate import PRESET_HELP
 
+ui.ensure_app_frame()
+
 RESULT_KEY = "score_csv_result"
 EXPLORER = "explorer"
 TABLE_ROWS = 5_000

@@ -10,6 +10,8 @@ import streamlit as st
 
 from anodet import dashboard, evaluate, figures, ui
 
+ui.ensure_app_frame()
+
 SLIDER_HELP = (
     "Scores are heavy-tailed, so the slider moves by score percentile: at 80 the threshold is the "
     "score above which the top 20% of test records lie. The raw threshold is shown below it. "

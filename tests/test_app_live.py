@@ -10,7 +10,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 ROOT = Path(__file__).resolve().parent.parent
-PAGE = str(ROOT / "pages" / "live_monitor.py")
+APP = str(ROOT / "app.py")
 
 
 def metric(at: AppTest, label: str) -> str:
@@ -23,8 +23,9 @@ def count(value: str) -> int:
 
 @pytest.fixture
 def app() -> AppTest:
-    at = AppTest.from_file(PAGE, default_timeout=180)
+    at = AppTest.from_file(APP, default_timeout=180)
     at.run()
+    at.switch_page("pages/live_monitor.py").run()
     assert not at.exception, at.exception
     return at
 
