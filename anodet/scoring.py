@@ -596,9 +596,7 @@ class Scorer:
         for i, name in enumerate(self.names):
             if name == "ensemble":
                 t0 = time.perf_counter()
-                ens = self._ensemble
-                stacked = np.column_stack([base[m] for m in ens.params["members"]])
-                out[:, i] = ((stacked - ens.center_) / ens.spread_).mean(axis=1)
+                out[:, i] = self._ensemble.score_from_members(base)
                 self.seconds[name] += time.perf_counter() - t0
                 self.rows_scored[name] += len(X)
             else:

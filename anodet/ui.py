@@ -178,8 +178,7 @@ def _from_members(detector: Detector, member_scores: dict[str, np.ndarray]) -> n
     members = getattr(detector, "members_", None)
     if not members or not all(m in member_scores for m in members):
         return None
-    stacked = np.column_stack([member_scores[m] for m in members])
-    return ((stacked - detector.center_) / detector.spread_).mean(axis=1)
+    return detector.score_from_members(member_scores)
 
 
 def score_all(store: Store, X_raw: np.ndarray) -> dict[str, np.ndarray]:

@@ -57,8 +57,17 @@ class Ensemble(Detector):
         """Each member's normalised score, shape ``(n, members)``."""
         return (self._member_scores(X) - self.center_) / self.spread_
 
+    def score_from_members(self, scores: dict[str, np.ndarray]) -> np.ndarray:
+        """The ensemble score from its members' raw scores already computed (no rescoring).
+
+        Callers that score the members anyway (the dashboard, the CSV scorer) use this
+        rather than paying for every member twice.
+        """
+        stacked = np.column_stack([scores[m] for m in self.params["members"]])
+        return ((stacked - self.center_) / self.spread_).mean(axis=1)
+
     def score(self, X: np.ndarray) -> np.ndarray:
-        return self.member_scores(X).mean(axis=1)
+        return self.score_from_members(dict(zip(self.members_, self._member_scores(X).T, strict=True)))
 
     def _save_state(self, folder: Path) -> list[Path]:
         return [save_arrays(folder / STATE_FILE, center=self.center_, spread=self.spread_)]
