@@ -180,7 +180,7 @@ def main() -> int:
             f"{t_pandas / t_parse:.1f} |",
             f"| **score end to end** (parse, validate, score, write CSV; models loaded) | **{t_inproc:.2f}** | "
             f"{args.rows / t_inproc:,.0f} | {t_inproc / t_parse:.1f} |",
-            f"| the command, wall clock (adds start-up, TensorFlow import, model loading) | {wall:.2f} | "
+            f"| the command, wall clock (adds interpreter start-up and model loading) | {wall:.2f} | "
             f"{args.rows / wall:,.0f} | {wall / t_parse:.1f} |",
             f"| loading the {len(names)} detectors alone (in process) | {t_load:.2f} | | |",
             "",
