@@ -89,25 +89,25 @@ def test_every_neural_detector_is_registered():
     assert set(NEURAL) <= set(REGISTRY)
 
 
-@pytest.mark.parametrize("name", ["autoencoder", "vae", "bigan"])
-def test_dense_models_score_with_numpy_and_agree_with_keras(name, tmp_path):
+@pytest.mark.parametrize("name", ["autoencoder", "vae", "bigan", "seq2seq"])
+def test_neural_models_score_with_numpy_and_agree_with_keras(name, tmp_path):
     normals, anomalies = synthetic()
     detector = fitted(name, normals)
-    assert detector._chain is not None, "a Dense-only model should use the numpy forward pass"
+    assert detector._chain is not None, "the model should use the numpy forward pass"
     X = np.vstack([normals[:100], anomalies])
     np.testing.assert_allclose(detector._numpy_forward(X), detector._tf_forward(X), atol=1e-5)
     detector.save(tmp_path)
     loaded = detector_class(name).load(tmp_path)
-    assert loaded.model_ is None  # scored from dense.npz, the Keras model is not even loaded
+    assert loaded.model_ is None  # scored from forward.npz, the Keras model is not even loaded
     np.testing.assert_allclose(loaded._tf_forward(X), loaded._numpy_forward(X), atol=1e-5)
 
 
-def test_scoring_with_the_stored_autoencoder_does_not_import_tensorflow():
+def test_scoring_with_the_stored_neural_models_does_not_import_tensorflow():
     import subprocess
     import sys
 
     code = ("import sys, numpy as np; from anodet.store import Store; s = Store.open();"
-            "s.detector('autoencoder').score(np.zeros((3, 18), np.float32));"
-            "print('tensorflow' in sys.modules)")
+            "[s.detector(n).score(np.zeros((3, 18), np.float32)) for n in s.names];"
+            "print('tensorflow' in sys.modules, 'keras' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "False"
+    assert out.stdout.strip() == "False False"

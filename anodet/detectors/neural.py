@@ -4,10 +4,12 @@ All four score a record by how badly they reconstruct it (squared error summed o
 features), so their per-feature contributions are the squared errors. Models are stored as
 ``.keras`` files and loaded with ``safe_mode=True``.
 
-TensorFlow is imported only by code that needs a Keras model: training, and scoring with a
-model that is not a plain chain of Dense layers (seq2seq). Dense-only models (autoencoder, VAE
-mean path, BiGAN reconstruction) also store their weights as ``dense.npz`` and score from it
-with numpy, so loading and scoring them never pays TensorFlow's import or per-call cost.
+TensorFlow is imported only by code that needs a Keras model: training, and checking the
+numpy forward pass. Every model also stores its weights as ``forward.npz`` (a numpy program of
+Dense, LSTM, RepeatVector and Reshape steps, checked against Keras when it is written) and
+scores from it, so loading and scoring never pay TensorFlow's import or per-call cost — and a
+Streamlit server that never imports Keras is spared the ``keras.backend.clear_session()`` that
+Streamlit runs after every rerun once Keras is loaded.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from anodet.detectors.base import Detector, as_matrix, load_arrays, save_arrays
 from anodet.schema import N_FEATURES
 
 MODEL_FILE = "model.keras"
-DENSE_FILE = "dense.npz"
+FORWARD_FILE = "forward.npz"
 PREDICT_CHUNK = 16_384
 
 
@@ -67,49 +69,105 @@ _NUMPY_ACTIVATIONS = {
     "linear": lambda x: x,
     "relu": lambda x: np.maximum(x, 0, out=x),
     "sigmoid": expit,
+    "tanh": np.tanh,
     "leaky_relu": lambda x: np.where(x > 0, x, 0.2 * x),
 }
 
+Step = tuple[str, tuple[np.ndarray, ...], str]
+"""One step of a numpy forward pass: (operation, weights, activation)."""
 
-def _dense_chain(model) -> list[tuple[np.ndarray, np.ndarray, str]] | None:
-    """The (weights, bias, activation) of a model that is a plain chain of Dense layers.
 
-    Nested models are flattened; a VAE encoder's ``z_log_var`` head is skipped (scoring uses
-    the mean path). Returns None for anything else (an LSTM, say), which stays on TensorFlow.
+def _activation_name(fn) -> str:
+    keras, _ = _frameworks()
+    serialized = keras.activations.serialize(fn)
+    return serialized if isinstance(serialized, str) else serialized.get("config", {}).get("name", "")
+
+
+def _numpy_program(model) -> list[Step] | None:
+    """The steps of a numpy forward pass equivalent to ``model``, or None if it has other layers.
+
+    Covers the layers anodet's models use: Dense, LSTM, RepeatVector, TimeDistributed(Dense)
+    and Reshape; nested models are flattened, and a VAE encoder's ``z_log_var`` head is skipped
+    (scoring uses the mean path).
     """
     keras, _ = _frameworks()
-    chain = []
+    steps: list[Step] = []
     for layer in model.layers:
         if isinstance(layer, keras.layers.InputLayer) or layer.name == "z_log_var":
             continue
         if isinstance(layer, keras.Model):
-            inner = _dense_chain(layer)
+            inner = _numpy_program(layer)
             if inner is None:
                 return None
-            chain.extend(inner)
+            steps.extend(inner)
         elif isinstance(layer, keras.layers.Dense):
-            activation = keras.activations.serialize(layer.activation)
-            name = activation if isinstance(activation, str) else activation.get("config", {}).get("name", "")
-            if name not in _NUMPY_ACTIVATIONS:
+            steps.append(("dense", tuple(w.astype(np.float32) for w in layer.get_weights()),
+                          _activation_name(layer.activation)))
+        elif isinstance(layer, keras.layers.TimeDistributed) and isinstance(layer.layer, keras.layers.Dense):
+            steps.append(("dense", tuple(w.astype(np.float32) for w in layer.layer.get_weights()),
+                          _activation_name(layer.layer.activation)))
+        elif isinstance(layer, keras.layers.LSTM):
+            if (_activation_name(layer.activation), _activation_name(layer.recurrent_activation)) != ("tanh", "sigmoid"):
                 return None
-            kernel, bias = (w.astype(np.float32) for w in layer.get_weights())
-            chain.append((kernel, bias, name))
+            op = "lstm_sequence" if layer.return_sequences else "lstm_last"
+            steps.append((op, tuple(w.astype(np.float32) for w in layer.get_weights()), ""))
+        elif isinstance(layer, keras.layers.RepeatVector):
+            steps.append(("repeat", (np.array([layer.n]),), ""))
+        elif isinstance(layer, keras.layers.Reshape):
+            steps.append(("reshape", (np.array(layer.target_shape),), ""))
         else:
             return None
-    return chain
+    if any(a and a not in _NUMPY_ACTIVATIONS for _, _, a in steps):
+        return None
+    return steps
+
+
+def _lstm(x: np.ndarray, kernel: np.ndarray, recurrent: np.ndarray, bias: np.ndarray) -> np.ndarray:
+    """Keras' LSTM (gates i, f, c, o; tanh and sigmoid) over ``x`` (n, steps, d); every h_t."""
+    n, steps, _ = x.shape
+    units = recurrent.shape[0]
+    projected = x @ kernel + bias  # (n, steps, 4 units): the input part of every gate, at once
+    h = np.zeros((n, units), np.float32)
+    c = np.zeros((n, units), np.float32)
+    out = np.empty((n, steps, units), np.float32)
+    for t in range(steps):
+        z = projected[:, t] + h @ recurrent
+        i, f, g, o = expit(z[:, :units]), expit(z[:, units:2 * units]), np.tanh(z[:, 2 * units:3 * units]), expit(z[:, 3 * units:])
+        c = f * c + i * g
+        h = o * np.tanh(c)
+        out[:, t] = h
+    return out
+
+
+def _run_program(steps: list[Step], X: np.ndarray) -> np.ndarray:
+    h = X
+    for op, weights, activation in steps:
+        if op == "dense":
+            h = _NUMPY_ACTIVATIONS[activation](h @ weights[0] + weights[1])
+        elif op == "lstm_sequence":
+            h = _lstm(h, *weights)
+        elif op == "lstm_last":
+            h = _lstm(h, *weights)[:, -1]
+        elif op == "repeat":
+            h = np.repeat(h[:, None, :], int(weights[0][0]), axis=1)
+        elif op == "reshape":
+            h = h.reshape(len(h), *(int(d) for d in weights[0]))
+        else:
+            raise ValueError(f"unknown step {op!r}")
+    return h
 
 
 class _ReconstructionDetector(Detector):
     """A detector that owns one Keras model mapping records to their reconstructions.
 
-    Dense-only models are evaluated with numpy from the Keras weights (checked against the
-    Keras model when built): the same numbers without TensorFlow's fixed cost per call, which
+    Models are evaluated with numpy from the Keras weights (checked against the Keras model
+    when built): the same numbers without TensorFlow's fixed cost per call, which
     dominates small streaming batches.
     """
 
     family = "neural"
     model_ = None
-    _chain: list[tuple[np.ndarray, np.ndarray, str]] | None = None
+    _chain: list[Step] | None = None
     _folder: Path | None = None
 
     def _build_inference(self, check_chain: bool = True) -> None:
@@ -119,20 +177,17 @@ class _ReconstructionDetector(Detector):
         self._infer = tf.function(lambda x: model(x, training=False), input_signature=spec)
         if not check_chain:
             return
-        self._chain = _dense_chain(model)
+        self._chain = _numpy_program(model)
         if self._chain is not None:
             probe = np.random.default_rng(0).uniform(0, 1, (64, N_FEATURES)).astype(np.float32)
             if not np.allclose(self._numpy_forward(probe), self._tf_forward(probe), atol=1e-5):
                 self._chain = None
 
     def _numpy_forward(self, X: np.ndarray) -> np.ndarray:
-        h = X
-        for kernel, bias, activation in self._chain:
-            h = _NUMPY_ACTIVATIONS[activation](h @ kernel + bias)
-        return h
+        return _run_program(self._chain, X).reshape(len(X), N_FEATURES)
 
     def _tf_forward(self, X: np.ndarray) -> np.ndarray:
-        if self.model_ is None:  # loaded from dense.npz: bring in the Keras model on demand
+        if self.model_ is None:  # loaded from forward.npz: bring in the Keras model on demand
             self._load_keras(self._folder)
         parts = [self._infer(X[i:i + PREDICT_CHUNK]).numpy().reshape(-1, N_FEATURES)
                  for i in range(0, len(X), PREDICT_CHUNK)]
@@ -158,10 +213,10 @@ class _ReconstructionDetector(Detector):
         self.model_.save(path)
         files = [path]
         if self._chain is not None:
-            arrays = {f"kernel_{i}": k for i, (k, _, _) in enumerate(self._chain)}
-            arrays |= {f"bias_{i}": b for i, (_, b, _) in enumerate(self._chain)}
+            arrays = {f"step{i}_{j}": w for i, (_, ws, _) in enumerate(self._chain) for j, w in enumerate(ws)}
+            arrays["ops"] = np.array([op for op, _, _ in self._chain])
             arrays["activations"] = np.array([a for _, _, a in self._chain])
-            files.append(save_arrays(folder / DENSE_FILE, **arrays))
+            files.append(save_arrays(folder / FORWARD_FILE, **arrays))
         return files
 
     def _load_keras(self, folder: Path) -> None:
@@ -171,10 +226,12 @@ class _ReconstructionDetector(Detector):
 
     def _load_state(self, folder: Path) -> None:
         self._folder = Path(folder)
-        if (folder / DENSE_FILE).exists():
-            state = load_arrays(folder / DENSE_FILE)
-            activations = [str(a) for a in state["activations"]]
-            self._chain = [(state[f"kernel_{i}"], state[f"bias_{i}"], a) for i, a in enumerate(activations)]
+        if (folder / FORWARD_FILE).exists():
+            state = load_arrays(folder / FORWARD_FILE)
+            self._chain = []
+            for i, (op, activation) in enumerate(zip(state["ops"], state["activations"], strict=True)):
+                weights = tuple(state[f"step{i}_{j}"] for j in range(sum(k.startswith(f"step{i}_") for k in state)))
+                self._chain.append((str(op), weights, str(activation)))
         else:
             self._load_keras(folder)
 
