@@ -226,10 +226,10 @@ def main() -> None:
                f"load average {load_before:.1f} when the run started")
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(
-        "# Dashboard benchmark (`python bench/bench_ui.py`)\n\n"
+        "Dashboard benchmark (`python bench/bench_ui.py`)\n\n"
         f"Measured {time.strftime('%Y-%m-%d %H:%M')} in headless Chromium on {machine}.\n\n"
         + "\n".join(table) + "\n\n"
-        f"Cold start: {'the test scores were read from the on-disk cache (data/cache), detectors loaded in the background' if cached else 'no score cache yet: imports TensorFlow and scikit-learn, loads the 12 detectors and scores the 10,000 test records'}; "
+        f"Cold start: {'the test scores were read from the on-disk cache (data/cache), detectors loaded in the background' if cached else 'no score cache yet: imports scikit-learn, loads the 12 detectors (numpy forward passes; no TensorFlow) and scores the 10,000 test records'}; "
         "later sessions share everything (`st.cache_resource`). Slider times run "
         "from the `pointerup` event to the moment the page shows the new metrics, histogram line and ROC "
         "marker with the script idle.\n")

@@ -69,7 +69,7 @@ def tall_screenshot(page, name: str, also: Path | None = None) -> Path:
 
 def test_overview_draws_every_chart(page, app_url):
     open_page(page, app_url, charts=3)
-    assert page.get_by_text("Leaderboard").is_visible()
+    assert page.get_by_text("Leaderboard", exact=True).is_visible()
     assert page.locator("[data-testid='stDataFrame']").count() >= 1
     assert page.locator("[data-testid='stException']").count() == 0
     tall_screenshot(page, "overview", also=DOCS / "overview.png")
