@@ -19,7 +19,8 @@ SUBCOMMAND_MODULES = {
 }
 
 
-def _detector_list(value: str) -> list[str]:
+def detector_list(value: str) -> list[str]:
+    """argparse type: comma- or space-separated detector names, each checked against the registry."""
     names = [v.strip() for v in value.replace(",", " ").split() if v.strip()]
     unknown = [n for n in names if n not in REGISTRY]
     if unknown:
@@ -41,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     train = sub.add_parser("train", help="Build the data, train detectors and write the model store.")
-    train.add_argument("--detectors", type=_detector_list, help="comma-separated names (default: all)")
+    train.add_argument("--detectors", type=detector_list, help="comma-separated names (default: all)")
     train.add_argument("--seed", type=int, default=0, help="random seed (same seed, same models)")
     train.add_argument("--train-rows", type=int, help="train on a random subset of this many normals (quick runs)")
     train.add_argument("--epochs", type=int, help="override the epochs of the neural detectors (quick runs)")
@@ -49,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_store(train)
 
     ev = sub.add_parser("evaluate", help="Print the leaderboard on the test split for both label views.")
-    ev.add_argument("--detectors", type=_detector_list, help="comma-separated names (default: all in the store)")
+    ev.add_argument("--detectors", type=detector_list, help="comma-separated names (default: all in the store)")
     ev.add_argument("--markdown", action="store_true", help="print Markdown tables (as in the README)")
     _add_data_source(ev)
     _add_store(ev)

@@ -36,7 +36,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from anodet.detectors import REGISTRY
 from anodet.schema import FEATURES, LABEL_VIEWS, NORMAL, RAW_COLUMNS
 
 DEFAULT_EXCLUDED: tuple[str, ...] = ("lof", "seq2seq")
@@ -908,16 +907,10 @@ def unlabelled_histogram(scores: np.ndarray, threshold: float, title: str, bins:
 # ---------------------------------------------------------------- the command line
 
 
-def _detector_names(value: str) -> list[str]:
-    names = [v.strip() for v in value.replace(",", " ").split() if v.strip()]
-    unknown = [n for n in names if n not in REGISTRY]
-    if unknown:
-        raise argparse.ArgumentTypeError(f"unknown detector(s) {', '.join(unknown)}; choose from {', '.join(REGISTRY)}")
-    return names
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Configure the ``score`` subcommand."""
+    from anodet.cli import detector_list
+
     parser.description = (
         "Score a CSV file (header naming the 18 features, any order, other columns passed through) or raw "
         "KDD records, optionally .gz, in bounded memory. Writes the input columns, then row, status, "
@@ -926,7 +919,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-o", "--output", metavar="OUTPUT",
                         help="results CSV (.gz to compress; '-' for standard output); "
                              "default: INPUT's name with .scored.csv, in the current folder")
-    parser.add_argument("--detectors", type=_detector_names,
+    parser.add_argument("--detectors", type=detector_list,
                         help=f"comma-separated names (default: all stored but {', '.join(DEFAULT_EXCLUDED)})")
     parser.add_argument("--threshold", metavar="PRESET|VALUE",
                         help="best_f1 (default), best_accuracy, mean_3sigma, target_fpr, contamination, "

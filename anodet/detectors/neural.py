@@ -183,6 +183,17 @@ class _ReconstructionDetector(Detector):
             if not np.allclose(self._numpy_forward(probe), self._tf_forward(probe), atol=1e-5):
                 self._chain = None
 
+    def _fit_to_reconstruct(self, model, X: np.ndarray):
+        """Train ``model`` to output its input (mean squared error), one progress tick per epoch."""
+        keras, _ = _frameworks()
+        p = self.params
+        model.compile(optimizer=keras.optimizers.Adam(p["learning_rate"]), loss="mse")
+        for _ in _epochs(p["epochs"], self.name):
+            model.fit(X, X, epochs=1, batch_size=p["batch_size"], shuffle=True, verbose=0)
+        self.model_ = model
+        self._build_inference()
+        return self
+
     def _numpy_forward(self, X: np.ndarray) -> np.ndarray:
         return _run_program(self._chain, X).reshape(len(X), N_FEATURES)
 
@@ -254,13 +265,7 @@ class Autoencoder(_ReconstructionDetector):
         x = keras.layers.Dense(p["latent"], name="code")(x)
         x = _dense_stack(x, p["hidden"][::-1], prefix="decoder")
         outputs = keras.layers.Dense(N_FEATURES, activation="sigmoid", name="reconstruction")(x)
-        self.model_ = keras.Model(inputs, outputs, name="autoencoder")
-        self.model_.compile(optimizer=keras.optimizers.Adam(p["learning_rate"]), loss="mse")
-        X = as_matrix(X)
-        for _ in _epochs(p["epochs"], self.name):
-            self.model_.fit(X, X, epochs=1, batch_size=p["batch_size"], shuffle=True, verbose=0)
-        self._build_inference()
-        return self
+        return self._fit_to_reconstruct(keras.Model(inputs, outputs, name="autoencoder"), as_matrix(X))
 
 
 class Seq2Seq(_ReconstructionDetector):
@@ -287,12 +292,7 @@ class Seq2Seq(_ReconstructionDetector):
         out = keras.layers.TimeDistributed(
             keras.layers.Dense(1, activation="sigmoid"), name="reconstruction")(decoded)
         outputs = keras.layers.Reshape((N_FEATURES,), name="as_record")(out)
-        self.model_ = keras.Model(inputs, outputs, name="seq2seq")
-        self.model_.compile(optimizer=keras.optimizers.Adam(p["learning_rate"]), loss="mse")
-        for _ in _epochs(p["epochs"], self.name):
-            self.model_.fit(X, X, epochs=1, batch_size=p["batch_size"], shuffle=True, verbose=0)
-        self._build_inference()
-        return self
+        return self._fit_to_reconstruct(keras.Model(inputs, outputs, name="seq2seq"), X)
 
 
 class VariationalAutoencoder(_ReconstructionDetector):
