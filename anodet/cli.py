@@ -121,7 +121,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
     store = Store.open(args.store)
     splits = load_splits(args.data_source)
-    names = [n for n in (args.detectors or store.names) if n in store.names] if args.detectors else store.names
+    names = args.detectors or store.names  # a name not in the store is a StoreError saying how to add it
     scores = score_frame(store, splits.test, names)
     formatter = format_leaderboard_markdown if args.markdown else format_leaderboard
     for view in LABEL_VIEWS:

@@ -17,7 +17,7 @@ from tqdm.auto import tqdm
 
 from anodet import evaluate
 from anodet.data import SPLIT_NAME, Splits, load_splits
-from anodet.detectors import REGISTRY, Detector, create
+from anodet.detectors import REGISTRY, Detector, create, detector_class
 from anodet.scaler import MinMaxScaler
 from anodet.schema import FEATURES, LABEL_VIEWS
 from anodet.store import FORMAT_VERSION, MANIFEST, SCALER_FILE, Store, StoreError, file_hashes, write_store
@@ -107,7 +107,7 @@ def train(
     bar = tqdm(names, desc="training", unit="detector", disable=not sys.stderr.isatty())
     for name in bar:
         bar.set_postfix_str(name)
-        overrides = {"epochs": epochs} if epochs and "epochs" in create(name).default_params else {}
+        overrides = {"epochs": epochs} if epochs and "epochs" in detector_class(name).default_params else {}
         detector = create(name, seed=seed, **overrides)
         if hasattr(detector, "attach"):
             members = {}

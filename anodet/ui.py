@@ -68,8 +68,8 @@ def _open_store(root: str, manifest_hash: str) -> Store:
 def _load_store(root: str, manifest_hash: str) -> Store:
     store = _open_store(root, manifest_hash)
     names = store.names
-    # Two threads: the neural models (TensorFlow) and the classical ones (scikit-learn via skops)
-    # load side by side; most of a cold start is importing those two stacks and reading files.
+    # Two threads: the neural models (numpy weights) and the classical ones (scikit-learn via
+    # skops) load side by side; most of a cold start is importing scikit-learn and reading files.
     groups = [[n for n in names if n in NEURAL], [n for n in names if n not in NEURAL and n != "ensemble"]]
     with ThreadPoolExecutor(max_workers=2) as pool:
         list(pool.map(lambda group: [store.detector(n) for n in group], groups))

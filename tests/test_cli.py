@@ -30,6 +30,9 @@ def test_train_then_evaluate_on_a_reduced_run(tmp_path):
     recorded = manifest["detectors"]["pca"]["metrics"]["test"]["reference"]["roc_auc"]
     assert f"{recorded:.4f}" in report
 
+    missing = run("evaluate", "--store", str(store), "--detectors", "lof", check=False)
+    assert missing.returncode == 2 and "python -m anodet train --detectors lof" in missing.stderr
+
 
 def test_missing_store_is_one_clear_line_and_exit_2(tmp_path):
     out = run("evaluate", "--store", str(tmp_path / "none"), check=False)
