@@ -73,9 +73,6 @@ class LatencyHistogram:
         idx = np.searchsorted(self.EDGES, seconds)
         np.add.at(self.counts, idx, weights)
 
-    def merge(self, other: LatencyHistogram) -> None:
-        self.counts += other.counts
-
     @property
     def total(self) -> int:
         return int(self.counts.sum())
