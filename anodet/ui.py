@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import sys
 import threading
 import time
@@ -328,17 +329,44 @@ def label_view_switch() -> str:
     )
 
 
-def get_threshold(name: str) -> float:
-    """The session's threshold for a detector; the validation best-F1 threshold until set."""
-    chosen = st.session_state.setdefault("thresholds", {})
+THRESHOLDS_KEY = "thresholds"
+"""Session key of the chosen thresholds: ``{label view: {detector: threshold}}``.
+
+A threshold is kept per detector *and* label view: the validation-chosen defaults differ
+between the views, so switching the view must not carry one view's threshold into the other.
+"""
+
+
+def session_thresholds(view: str | None = None) -> dict[str, float]:
+    """The session's chosen thresholds of one label view (default: the current one), editable."""
+    return st.session_state.setdefault(THRESHOLDS_KEY, {}).setdefault(view or label_view(), {})
+
+
+def get_threshold(name: str, view: str | None = None) -> float:
+    """The session's threshold for a detector under a label view; the validation best-F1 one until set."""
+    view = view or label_view()
+    chosen = session_thresholds(view)
     if name not in chosen:
-        chosen[name] = get_store(loaded=False).default_threshold(name, label_view())
+        chosen[name] = get_store(loaded=False).default_threshold(name, view)
     return float(chosen[name])
 
 
-def set_threshold(name: str, value: float) -> None:
-    """Keep ``value`` as the detector's threshold for this session (every page uses it)."""
-    st.session_state.setdefault("thresholds", {})[name] = float(value)
+def set_threshold(name: str, value: float, view: str | None = None) -> None:
+    """Keep ``value`` as the detector's threshold for this session and label view (every page uses it)."""
+    session_thresholds(view)[name] = float(value)
+
+
+def markdown_text(text: object) -> str:
+    """User-controlled text (file names, cells, column names, alert fields) made safe for Markdown.
+
+    Every character Markdown or Streamlit would interpret (links, emphasis, code, HTML, LaTeX,
+    emoji and colour directives) is backslash-escaped, so the text shows exactly as typed and
+    nothing in it becomes a link or formatting.
+    """
+    return _MARKDOWN_SPECIAL.sub(r"\\\g<0>", str(text)).replace("\n", " ")
+
+
+_MARKDOWN_SPECIAL = re.compile(r"[\\`*_{}\[\]()<>#+\-.!|~:$=&\"']")
 
 
 def show_failure(exc: Exception) -> None:

@@ -10,8 +10,8 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from anodet import ui
+from anodet.live import AlertFollower, Replay
 from anodet.schema import label_column
-from anodet.stream import AlertFollower, Replay
 
 ui.ensure_app_frame()
 

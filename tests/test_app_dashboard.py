@@ -56,7 +56,8 @@ def label_view_radio(at: AppTest):
 
 
 def threshold(at: AppTest, name: str = DETECTOR) -> float:
-    return at.session_state["thresholds"][name]
+    view = at.session_state["label_view"] if "label_view" in at.session_state else "reference"
+    return at.session_state["thresholds"][view][name]
 
 
 def test_overview_shows_every_detector_with_metrics_at_its_threshold(app, store, splits):

@@ -57,7 +57,8 @@ def test_replay_starts_runs_pauses_and_stops(app):
 
 def replay_threshold(at: AppTest) -> float:
     name = at.session_state["live_detector"]
-    return at.session_state["thresholds"][name]
+    view = at.session_state["label_view"] if "label_view" in at.session_state else "reference"
+    return at.session_state["thresholds"][view][name]
 
 
 def test_follow_mode_reads_an_alert_log(app, tmp_path):

@@ -115,7 +115,7 @@ def test_gzip_upload_and_presets(page, splits, store):
 
 
 def test_explorer_threshold_is_used(page, splits):
-    page.session_state["thresholds"] = {"pca": 0.0}
+    page.session_state["thresholds"] = {"reference": {"pca": 0.0}}
     at = upload(page, "mine.csv", sample_csv(splits, 30))
     summary = at.session_state["score_csv_result"]["summary"]
     assert summary.thresholds["pca"] == 0.0 and summary.flagged["pca"] == 30
