@@ -1,9 +1,13 @@
-"""The command line: ``python -m anodet {train,evaluate,score,stream}``."""
+"""The command line: ``python -m anodet {train,evaluate,data,score,stream}``.
+
+Building the parser imports nothing heavy; each subcommand's module is imported only when it runs.
+"""
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import sys
 
 import numpy as np
@@ -14,9 +18,11 @@ from anodet.schema import ATTACK_CATEGORIES, LABEL_VIEWS
 from anodet.store import StoreError
 
 SUBCOMMAND_MODULES = {
-    "score": ("anodet.scoring", "Score CSV files with the pretrained detectors."),
-    "stream": ("anodet.stream", "Stream records through a detector and raise alerts."),
+    "score": "anodet.commands.score",
+    "stream": "anodet.commands.stream",
 }
+CHUNK_MB = 4.0
+PRESETS_HELP = "best_f1 (default), best_accuracy, mean_3sigma, target_fpr, contamination, or one number"
 
 
 def detector_list(value: str) -> list[str]:
@@ -59,12 +65,73 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--rebuild", action="store_true", help="rebuild the cached splits")
     _add_data_source(data)
 
-    for name, (module, help_text) in SUBCOMMAND_MODULES.items():
-        command = sub.add_parser(name, help=help_text)
-        adder = getattr(importlib.import_module(module), "add_arguments", None)
-        if adder:
-            adder(command)
+    _add_score(sub.add_parser("score", help="Score CSV files with the pretrained detectors."))
+    _add_stream(sub.add_parser("stream", help="Stream records through a detector and raise alerts."))
+    parser.add_argument("-v", "--verbose", action="store_true", help="log what happens (to stderr)")
     return parser
+
+
+def _add_thresholds(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--threshold", metavar="PRESET|VALUE", help=f"{PRESETS_HELP} for every detector")
+    parser.add_argument("--thresholds", metavar="FILE",
+                        help="a thresholds file exported from the dashboard; overrides --threshold for the "
+                             "detectors it names")
+    parser.add_argument("--label-view", choices=LABEL_VIEWS, default=LABEL_VIEWS[0],
+                        help="label view of the threshold presets (and of the metrics when the input has labels)")
+
+
+def _add_score(parser: argparse.ArgumentParser) -> None:
+    from anodet.reader.limits import READ_TIMEOUT_S
+
+    parser.description = (
+        "Score a CSV file (header naming the 18 features, any order, other columns passed through) or raw "
+        "KDD records, optionally .gz, in bounded memory; '-' reads standard input. Writes the input columns, "
+        "then row, status, out_of_range, and score_<detector>, flag_<detector> per detector.")
+    parser.add_argument("input", metavar="INPUT", help="CSV or raw KDD file (.gz accepted), a FIFO, or - for stdin")
+    parser.add_argument("-o", "--output", metavar="OUTPUT",
+                        help="results CSV (.gz to compress; '-' for standard output); "
+                             "default: INPUT's name with .scored.csv, in the current folder")
+    parser.add_argument("--detectors", type=detector_list,
+                        help="comma-separated names (default: all stored but lof, seq2seq)")
+    _add_thresholds(parser)
+    parser.add_argument("--on-bad-rows", choices=("skip", "reject"), default="skip",
+                        help="skip rows that cannot be scored (listed in the output) or reject the file "
+                             "(default: skip)")
+    parser.add_argument("--read-timeout", type=float, default=READ_TIMEOUT_S, metavar="S",
+                        help=f"give up when a pipe or standard input stays silent this long (default {READ_TIMEOUT_S:.0f})")
+    _add_store(parser)
+    parser.add_argument("--chunk-mb", type=float, default=CHUNK_MB, help=argparse.SUPPRESS)
+
+
+def _add_stream(parser: argparse.ArgumentParser) -> None:
+    from anodet.sources import IDLE_TIMEOUT_S
+
+    defaults = {"batch_size": 8192, "max_wait": 0.01, "status_every": 5.0}
+    parser.add_argument("--detector", required=True, choices=list(REGISTRY), help="detector to score with")
+    _add_thresholds(parser)
+    parser.add_argument("--input", default="-", metavar="SRC",
+                        help="'-' for stdin (default), a file path, or tcp://127.0.0.1:PORT to listen for a producer")
+    parser.add_argument("--follow", action="store_true",
+                        help="at the end of input keep waiting: a file is read as it grows (tail -F), a TCP "
+                             "listener accepts the next connection; stop with Ctrl-C or SIGTERM")
+    parser.add_argument("--alerts", default="-", metavar="FILE",
+                        help="alert log, one JSON line per anomaly, appended (default: stdout)")
+    parser.add_argument("--rejects", metavar="FILE",
+                        help="malformed lines as JSON lines (line, reason, raw); default: the first few on stderr")
+    parser.add_argument("--webhook", metavar="URL", help="POST each alert (its JSON) to this URL")
+    parser.add_argument("--webhook-retries", type=int, default=3, metavar="N", help="retries per alert (default 3)")
+    parser.add_argument("--webhook-timeout", type=float, default=5.0, metavar="S", help="seconds per POST (default 5)")
+    parser.add_argument("--batch-size", type=int, default=defaults["batch_size"], metavar="N",
+                        help=f"most records per micro-batch (default {defaults['batch_size']})")
+    parser.add_argument("--max-wait", type=float, default=defaults["max_wait"], metavar="S",
+                        help=f"seconds a micro-batch waits to fill up (default {defaults['max_wait']})")
+    parser.add_argument("--status-every", type=float, default=defaults["status_every"], metavar="S",
+                        help="seconds between status lines on stderr; 0: only the final one (default 5)")
+    parser.add_argument("--idle-timeout", type=float, default=IDLE_TIMEOUT_S, metavar="S",
+                        help=f"close a TCP connection silent this long (default {IDLE_TIMEOUT_S:.0f})")
+    parser.add_argument("--stats", metavar="FILE",
+                        help="also keep the latest status as JSON in FILE (the Live monitor page reads it)")
+    _add_store(parser)
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -132,11 +199,13 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, stream=sys.stderr,
+                        format="%(levelname)s %(name)s: %(message)s")
     handlers = {"train": _cmd_train, "evaluate": _cmd_evaluate, "data": _cmd_data}
     try:
         if args.command in handlers:
             return handlers[args.command](args)
-        return importlib.import_module(SUBCOMMAND_MODULES[args.command][0]).run(args)
+        return importlib.import_module(SUBCOMMAND_MODULES[args.command]).run(args)
     except (DataError, StoreError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -15,6 +15,7 @@ import pandas as pd
 from anodet import evaluate
 from anodet.evaluate import ThresholdCurve
 from anodet.figures import downsample_curve
+from anodet.textsafe import neutralise_frame
 
 OUTCOMES = ("true positive", "false positive", "missed attack", "true negative")
 """Outcome of a record at a threshold: flagged attack, flagged normal, passed attack, passed normal."""
@@ -24,7 +25,6 @@ METRIC_LABELS = {"roc_auc": "ROC AUC", "pr_auc": "PR AUC", "precision": "Precisi
                  "f1": "F1", "f2": "F2", "accuracy": "Accuracy", "fpr": "False-positive rate"}
 PRESET_LABELS = {"best_accuracy": "Best accuracy", "best_f1": "Best F1", "mean_3sigma": "Mean + 3σ",
                  "target_fpr": "Target FPR", "contamination": "Contamination"}
-FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
 
 @dataclass(frozen=True)
@@ -190,21 +190,8 @@ def record_verdicts(scores: Mapping[str, np.ndarray], thresholds: Mapping[str, f
 
 
 def neutralise_formulas(frame: pd.DataFrame) -> pd.DataFrame:
-    """A copy whose text cells cannot run as spreadsheet formulas (CSV injection).
-
-    Text starting with ``= + - @`` (or a tab / carriage return) gets a leading apostrophe;
-    numeric columns are left alone, so negative numbers stay numbers.
-    """
-    out = frame.copy()
-    for column in out.columns:
-        if out[column].dtype == object or pd.api.types.is_string_dtype(out[column]):
-            text = out[column].astype(str)
-            risky = text.str.startswith(FORMULA_PREFIXES)
-            out[column] = text.where(~risky, "'" + text)
-    if out.index.dtype == object or pd.api.types.is_string_dtype(out.index):
-        text = out.index.astype(str)
-        out.index = pd.Index(np.where(text.str.startswith(FORMULA_PREFIXES), "'" + text, text), name=out.index.name)
-    return out
+    """A copy whose text cells cannot run as spreadsheet formulas (the one rule, :mod:`anodet.textsafe`)."""
+    return neutralise_frame(frame)
 
 
 def records_csv(table: pd.DataFrame) -> bytes:

@@ -17,11 +17,15 @@ import urllib.request
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
-from anodet.schema import FEATURES, NORMAL, NOVEL, RAW_COLUMNS, label_column
+from anodet.labels import label_views
+from anodet.schema import FEATURES, LABEL_VIEWS, NORMAL, NOVEL, RAW_COLUMNS, TRAINING_ATTACK_TYPES, label_column
+
+if TYPE_CHECKING:  # pandas (and with it pyarrow) is imported only by what reads or builds the splits
+    import pandas as pd
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SOURCE_ENV = "ANODET_KDD_SOURCE"
@@ -181,6 +185,8 @@ def fetch_raw(source: str | None = None) -> dict[str, Path]:
 
 def parse_raw_lines(content: bytes | str) -> pd.DataFrame:
     """Parse raw KDD lines (41 features and a label, no header) into a DataFrame."""
+    import pandas as pd
+
     buffer = io.BytesIO(content) if isinstance(content, bytes) else io.StringIO(content)
     frame = pd.read_csv(buffer, header=None, names=[*RAW_COLUMNS, "label"])
     frame["label"] = frame["label"].astype(str).str.rstrip(".")
@@ -198,16 +204,36 @@ def parse_attack_types(content: bytes) -> dict[str, str]:
 
 
 def annotate(frame: pd.DataFrame, attack_types: dict[str, str]) -> pd.DataFrame:
-    """Add attack name, category and both label views to parsed raw records."""
+    """Add attack name, category and both label views (by the one label rule) to parsed raw records."""
+    if attack_types != TRAINING_ATTACK_TYPES:
+        raise DataError("The training_attack_types file does not list the 22 attack types anodet knows; it is a "
+                        f"different version. {_fix_hint()}")
     attack = frame["label"]
     category = attack.map(attack_types)
     category = category.where(attack != NORMAL, NORMAL).fillna(NOVEL)
     out = frame[list(FEATURES)].astype("float64")
     out["attack"] = attack.to_numpy()
     out["category"] = category.to_numpy()
-    out[label_column("reference")] = attack.isin(list(attack_types)).astype("int8").to_numpy()
-    out[label_column("true")] = (attack != NORMAL).astype("int8").to_numpy()
+    views = label_views(attack.to_numpy())
+    for view in LABEL_VIEWS:
+        out[label_column(view)] = views[view].astype("int8")
     return out
+
+
+def example_csv(test_frame: pd.DataFrame, rows: int = 400, seed: int = 7) -> bytes:
+    """A small example input built at run time from the cached test split (never committed).
+
+    It has an ``id`` column, the 18 features in a shuffled order and the attack name as label,
+    so it exercises column reordering, passthrough and labels.
+    """
+    rng = np.random.default_rng(seed)
+    sample = test_frame.iloc[np.sort(rng.choice(len(test_frame), min(rows, len(test_frame)), replace=False))]
+    features = list(FEATURES)
+    rng.shuffle(features)
+    out = sample[features].copy()
+    out.insert(0, "id", [f"rec-{i:05d}" for i in range(len(out))])
+    out["label"] = sample["attack"].astype(str).to_numpy() + "."
+    return out.to_csv(index=False).encode()
 
 
 def reference_split(test: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -220,6 +246,8 @@ def reference_split(test: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     inliers, outliers = inliers.drop(val_in.index), outliers.drop(val_out.index)
     test_in = inliers.sample(TEST_INLIERS, random_state=SAMPLE_SEED)
     test_out = outliers.sample(TEST_OUTLIERS, random_state=SAMPLE_SEED)
+    import pandas as pd
+
     return pd.concat([val_in, val_out]), pd.concat([test_in, test_out])
 
 
@@ -265,6 +293,8 @@ def _read_cache() -> Splits | None:
     folder = _split_dir()
     try:
         meta = json.loads((folder / "meta.json").read_text())
+        import pandas as pd
+
         frames = {n: pd.read_parquet(folder / f"{n}.parquet") for n in ("train", "validation", "test")}
     except (OSError, ValueError):
         return None

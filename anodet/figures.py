@@ -272,3 +272,24 @@ def feature_contribution_figure(features: Sequence[str], contributions: np.ndarr
         "xaxis": {"title": {"text": "contribution to the anomaly score (score units)"}},
         "yaxis": {"autorange": "reversed"}, "showlegend": False,
     })
+
+
+def unlabelled_histogram(scores: np.ndarray, threshold: float, title: str, bins: int = 60) -> go.Figure:
+    """Histogram of scores without labels (one neutral colour), the threshold as a dashed line."""
+    scores = np.asarray(scores, dtype=float)
+    lo, hi = float(scores.min()), float(scores.max())
+    counts, edges = np.histogram(scores, bins=np.linspace(lo, hi if hi > lo else lo + 1.0, bins + 1))
+    fig = go.Figure(
+        data=[{"type": "bar", "x": (edges[:-1] + edges[1:]) / 2, "y": counts, "width": np.diff(edges),
+               "name": "records (no labels)", "marker": {"color": "#7f7f7f", "line": {"width": 0}},
+               "hovertemplate": "score %{x:.4g}<br>%{y} records<extra></extra>"}],
+        layout={"title": {"text": title, "x": 0.0, "xanchor": "left"}, "bargap": 0, "height": 340,
+                "margin": {"l": 60, "r": 20, "t": 50, "b": 50},
+                "xaxis": {"title": {"text": "anomaly score"}},
+                "yaxis": {"title": {"text": "records (log scale)"}, "type": "log"},
+                "shapes": [{"type": "line", "x0": threshold, "x1": threshold, "y0": 0, "y1": 1, "yref": "paper",
+                            "line": {"color": "#222222", "width": 2, "dash": "dash"}}],
+                "annotations": [{"x": threshold, "y": 1, "yref": "paper", "text": f"threshold {threshold:.4g}",
+                                 "showarrow": False, "xanchor": "left", "yanchor": "bottom"}]})
+    return fig
+

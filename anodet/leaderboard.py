@@ -8,13 +8,13 @@ import pandas as pd
 from anodet import evaluate
 from anodet.data import Splits
 from anodet.schema import ATTACK_CATEGORIES, FEATURES, label_column
+from anodet.scorer import score_rows
 from anodet.store import Store
 
 
 def score_frame(store: Store, frame: pd.DataFrame, names: list[str] | None = None) -> dict[str, np.ndarray]:
-    """Every named detector's scores for the records of ``frame`` (raw features)."""
-    X = store.scaler.transform(frame[list(FEATURES)].to_numpy(dtype=np.float64))
-    return {name: store.detector(name).score(X) for name in (names or store.names)}
+    """Every named detector's scores for the records of ``frame`` (raw features), by the one scoring routine."""
+    return score_rows(store, frame[list(FEATURES)].to_numpy(dtype=np.float64), names).by_detector
 
 
 def leaderboard(store: Store, splits: Splits, view: str, scores: dict[str, np.ndarray],

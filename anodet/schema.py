@@ -46,6 +46,22 @@ LABEL_VIEW_HELP = {
 }
 
 
+TRAINING_ATTACK_TYPES: dict[str, str] = {
+    "back": "dos", "land": "dos", "neptune": "dos", "pod": "dos", "smurf": "dos", "teardrop": "dos",
+    "ipsweep": "probe", "nmap": "probe", "portsweep": "probe", "satan": "probe",
+    "ftp_write": "r2l", "guess_passwd": "r2l", "imap": "r2l", "multihop": "r2l", "phf": "r2l",
+    "spy": "r2l", "warezclient": "r2l", "warezmaster": "r2l",
+    "buffer_overflow": "u2r", "loadmodule": "u2r", "perl": "u2r", "rootkit": "u2r",
+}
+"""The 22 attack types of KDD's ``training_attack_types`` file and their categories.
+
+Kept here so that labelling a user's file needs no raw data; a test checks it against the file.
+"""
+
+LABEL_COLUMN_NAMES: tuple[str, ...] = ("label", "attack", "class", "attack_type")
+"""Header names recognised (case-insensitively) as a label column, in every input path."""
+
+
 def label_column(view: str) -> str:
     """Name of the 0/1 label column for a label view."""
     if view not in LABEL_VIEWS:

@@ -115,8 +115,8 @@ class Store:
                 raise
             except Exception as exc:
                 raise StoreError(f"Cannot load detector {name!r} from {self.root / name}: {exc}. {TRAIN_HINT}") from None
-            if hasattr(detector, "attach"):
-                detector.attach({m: self.detector(m) for m in detector.params["members"]})
+            if detector.members:
+                detector.attach({m: self.detector(m) for m in detector.members})
             self._detectors[name] = detector
         return self._detectors[name]
 

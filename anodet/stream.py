@@ -1,20 +1,21 @@
 """The real-time pipeline: read records as they come, score them in micro-batches, raise alerts.
 
-``python -m anodet stream --detector NAME`` reads CSV records (see :mod:`anodet.records`) from
-stdin, a file (``--follow`` keeps reading as it grows, like ``tail -f``) or a TCP listener
-(``tcp://127.0.0.1:9000``), and writes one JSON line per anomaly to the alert log (stdout by
-default), optionally POSTing each to a webhook.
+``python -m anodet stream --detector NAME`` reads CSV records (the formats of
+:mod:`anodet.reader`) from stdin, a file (``--follow`` keeps reading as it grows, like
+``tail -f``) or a TCP listener (:mod:`anodet.sources`), and writes one JSON line per anomaly
+to the alert log (stdout by default), optionally POSTing each to a webhook (:mod:`anodet.alerts`).
 
-Three threads, so that no stage stalls another:
+Two threads, so that no stage stalls another:
 
 * the **reader** turns bytes into lines and hands them on in chunks through a *bounded* queue:
   when scoring falls behind, the reader blocks and the producer feels backpressure instead of
-  this process growing without bound;
-* the **scorer** gathers chunks into micro-batches (up to ``--batch-size`` records or
-  ``--max-wait`` seconds after the first arrived, so it is fast under load and prompt when
-  traffic is light), parses each batch in bulk, scores it, writes alerts and flushes the logs;
-* the **sender** POSTs alerts to the webhook from its own queue, with retries, so a slow
-  webhook never holds up scoring.
+  this process growing without bound. A line over the length limit is rejected without being
+  kept; the first line that is a valid header or record decides the format (a rejected line
+  never does);
+* the **scorer** gathers chunks into micro-batches (up to ``batch_size`` records or
+  ``max_wait`` seconds after the first arrived), parses each batch with the one reader, scores
+  it with the one scoring routine, writes alerts and flushes the logs. A batch that cannot be
+  scored is retried row by row, so one bad record never stops the stream.
 
 SIGINT/SIGTERM stop reading, drain the queue (every record read gets scored), flush the logs and
 exit 0; a second signal exits at once.
@@ -22,39 +23,31 @@ exit 0; a second signal exits at once.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
-import datetime as dt
 import json
-import os
+import logging
 import queue
-import select
-import signal
-import socket
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
 
-from anodet.records import FormatError, Layout, detect_layout, parse_lines
-from anodet.schema import FEATURES, LABEL_VIEWS
+from anodet.alerts import AlertFormatter, WebhookSender
+from anodet.reader import InputError, Layout, parse_block, sniff
+from anodet.reader.limits import MAX_LINE_BYTES
+from anodet.reader.parse import LINE_END
+from anodet.sources import NEW_SEGMENT, STOP_CHECK, Source
 
-READ_SIZE = 1 << 20
-POLL_INTERVAL = 0.01
-"""Seconds between checks for new data at the end of a followed file."""
-STOP_CHECK = 0.1
-"""Seconds a blocked read waits before looking at the stop flag again."""
+logger = logging.getLogger(__name__)
 
 
 # ---------------------------------------------------------------------------------------------
-# Latency bookkeeping
+# Latency bookkeeping and counters
 
 
 class LatencyHistogram:
@@ -140,257 +133,6 @@ def format_status(snap: dict[str, Any], final: bool = False, webhook: bool = Fal
                  f"{snap['webhook_dropped']:,} dropped")
     return line
 
-
-# ---------------------------------------------------------------------------------------------
-# Sources: byte chunks from stdin, a (followed) file or a TCP listener
-
-
-class Source:
-    """Where bytes come from. :meth:`chunks` yields bytes, and :data:`NEW_SEGMENT` whenever a new
-    independent stream begins (a new TCP connection, a truncated or replaced file), so the
-    format is detected afresh. It returns at the end of input, or soon after ``stop`` is set."""
-
-    description = "input"
-
-    def chunks(self, stop: threading.Event) -> Iterator[bytes | object]:
-        raise NotImplementedError
-
-    def close(self) -> None:
-        """Release what :meth:`open` or :meth:`chunks` acquired."""
-
-
-NEW_SEGMENT = object()
-
-
-def _readable(fd: int, timeout: float) -> bool:
-    try:
-        ready, _, _ = select.select([fd], [], [], timeout)
-    except InterruptedError:
-        return False
-    return bool(ready)
-
-
-class FdSource(Source):
-    """A pipe or terminal (stdin): blocking reads, woken every :data:`STOP_CHECK` to look at ``stop``."""
-
-    def __init__(self, fd: int, description: str = "stdin") -> None:
-        self.fd = fd
-        self.description = description
-
-    def chunks(self, stop: threading.Event) -> Iterator[bytes | object]:
-        while not stop.is_set():
-            if not _readable(self.fd, STOP_CHECK):
-                continue
-            data = os.read(self.fd, READ_SIZE)
-            if not data:
-                return
-            yield data
-
-
-class FileSource(Source):
-    """A file; with ``follow`` it keeps reading as the file grows and reopens it when it is
-    truncated or replaced (log rotation), like ``tail -F``."""
-
-    def __init__(self, path: Path, follow: bool = False) -> None:
-        self.path = Path(path)
-        self.follow = follow
-        self.description = str(path)
-        try:
-            self._fh: IO[bytes] | None = open(self.path, "rb")
-        except OSError as exc:
-            raise SourceError(f"cannot read {self.path}: {exc.strerror or exc}. Check the --input path.") from None
-
-    def chunks(self, stop: threading.Event) -> Iterator[bytes | object]:
-        fh = self._fh
-        assert fh is not None
-        while not stop.is_set():
-            data = fh.read1(READ_SIZE) if hasattr(fh, "read1") else fh.read(READ_SIZE)
-            if data:
-                yield data
-                continue
-            if not self.follow:
-                return
-            try:
-                st_path = os.stat(self.path)
-            except FileNotFoundError:
-                st_path = None
-            st_fd = os.fstat(fh.fileno())
-            if st_path is not None and (st_path.st_ino != st_fd.st_ino or st_path.st_dev != st_fd.st_dev):
-                fh.close()
-                fh = self._fh = open(self.path, "rb")
-                yield NEW_SEGMENT
-                continue
-            if st_fd.st_size < fh.tell():
-                fh.seek(0)
-                yield NEW_SEGMENT
-                continue
-            stop.wait(POLL_INTERVAL)
-
-    def close(self) -> None:
-        if self._fh:
-            self._fh.close()
-
-
-class TcpSource(Source):
-    """A TCP listener: a producer connects and writes lines. Without ``follow`` the stream ends
-    when the first connection closes; with it, the next connection is awaited."""
-
-    def __init__(self, host: str, port: int, follow: bool = False) -> None:
-        self.follow = follow
-        self.server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            self.server.bind((host, port))
-        except OSError as exc:
-            self.server.close()
-            raise SourceError(f"cannot listen on tcp://{host}:{port}: {exc.strerror or exc}. "
-                              "Choose a free port (or port 0 for any).") from None
-        self.server.listen(1)
-        self.host, self.port = self.server.getsockname()[:2]
-        self.description = f"tcp://{self.host}:{self.port}"
-
-    def chunks(self, stop: threading.Event) -> Iterator[bytes | object]:
-        first = True
-        while not stop.is_set():
-            if not _readable(self.server.fileno(), STOP_CHECK):
-                continue
-            conn, _ = self.server.accept()
-            with conn:
-                if not first:
-                    yield NEW_SEGMENT
-                first = False
-                while not stop.is_set():
-                    if not _readable(conn.fileno(), STOP_CHECK):
-                        continue
-                    try:
-                        data = conn.recv(READ_SIZE)
-                    except ConnectionError:
-                        data = b""
-                    if not data:
-                        break
-                    yield data
-            if not self.follow:
-                return
-
-    def close(self) -> None:
-        self.server.close()
-
-
-class SourceError(RuntimeError):
-    """The input cannot be opened; the message says what to fix."""
-
-
-def open_source(spec: str | None, follow: bool = False) -> Source:
-    """``-``/None: stdin; ``tcp://HOST:PORT``: listen for a producer; anything else: a file path."""
-    if spec in (None, "-"):
-        return FdSource(sys.stdin.fileno())
-    if spec.startswith("tcp://"):
-        host, _, port = spec[len("tcp://"):].rpartition(":")
-        if not host or not port.isdigit():
-            raise SourceError(f"{spec!r} is not a TCP address; write it as tcp://127.0.0.1:9000.")
-        return TcpSource(host, int(port), follow)
-    return FileSource(Path(spec), follow)
-
-
-# ---------------------------------------------------------------------------------------------
-# Sinks: alert log, rejects file, webhook
-
-
-VALUES_TEMPLATE = "{" + ", ".join(f'"{f}": %r' for f in FEATURES) + "}"
-ALERT_TEMPLATE = ('{"time": "%s", "detector": %s, "score": %r, "threshold": %r, "record": %d, "line": %d, '
-                  '"label": %s, "values": %s}\n')
-"""One alert as a JSON line, built with ``%`` so that a flood of alerts stays cheap to write."""
-VALUES_CACHE = 65_536
-"""Distinct feature vectors whose JSON is remembered: floods (smurf, neptune) repeat the same
-vector over and over, and formatting 18 floats is the dearest part of writing an alert."""
-
-
-def _open_out(path: str | None, default: IO[str]) -> IO[str]:
-    if path in (None, "-"):
-        return default
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    return open(path, "a", encoding="utf-8", buffering=1 << 20)
-
-
-class WebhookSender:
-    """POSTs each alert (its JSON line) to a URL from a separate thread, with retries.
-
-    Retries connection errors, timeouts, 5xx, 408 and 429 with exponential backoff; gives up
-    on other 4xx at once. Its queue is bounded: when a flood outpaces the webhook, further
-    alerts are dropped from the webhook (counted; they stay in the alert log).
-    """
-
-    def __init__(self, url: str, stats: Stats, retries: int = 3, timeout: float = 5.0,
-                 backoff: float = 0.5, queue_size: int = 10_000, drain_timeout: float = 10.0,
-                 warn: Callable[[str], None] = print) -> None:
-        self.url, self.stats, self.retries, self.timeout = url, stats, retries, timeout
-        self.backoff, self.drain_timeout, self.warn = backoff, drain_timeout, warn
-        self.queue: queue.Queue[bytes | None] = queue.Queue(maxsize=queue_size)
-        self._give_up_at = float("inf")
-        self._warned_drop = False
-        self.thread = threading.Thread(target=self._run, name="anodet-webhook", daemon=True)
-
-    def start(self) -> None:
-        self.thread.start()
-
-    def submit(self, body: bytes) -> None:
-        try:
-            self.queue.put_nowait(body)
-        except queue.Full:
-            with self.stats.lock:
-                self.stats.webhook_dropped += 1
-            if not self._warned_drop:
-                self._warned_drop = True
-                self.warn("stream: the webhook cannot keep up; alerts beyond its queue are not posted "
-                          "(they are still in the alert log).")
-
-    def close(self) -> None:
-        """Stop after delivering what is queued, waiting at most ``drain_timeout`` seconds."""
-        self._give_up_at = time.monotonic() + self.drain_timeout
-        self.queue.put(None)
-        self.thread.join()
-
-    def _post(self, body: bytes) -> tuple[bool, bool, str]:
-        """(delivered, worth retrying, what happened)."""
-        request = urllib.request.Request(self.url, data=body, method="POST",
-                                         headers={"Content-Type": "application/json"})
-        try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                response.read()
-                return True, False, f"HTTP {response.status}"
-        except urllib.error.HTTPError as exc:
-            return False, exc.code >= 500 or exc.code in (408, 429), f"HTTP {exc.code}"
-        except (OSError, ValueError) as exc:
-            return False, True, str(getattr(exc, "reason", exc))
-
-    def _deliver(self, body: bytes) -> None:
-        for attempt in range(self.retries + 1):
-            delivered, retry, what = self._post(body)
-            if delivered:
-                with self.stats.lock:
-                    self.stats.webhook_sent += 1
-                return
-            wait = self.backoff * 2 ** attempt
-            if not retry or attempt == self.retries or time.monotonic() + wait > self._give_up_at:
-                break
-            time.sleep(wait)
-        with self.stats.lock:
-            self.stats.webhook_failed += 1
-        self.warn(f"stream: webhook POST failed after {attempt + 1} attempt(s) ({what}); the alert is "
-                  "in the alert log.")
-
-    def _run(self) -> None:
-        while True:
-            body = self.queue.get()
-            if body is None:
-                return
-            if time.monotonic() > self._give_up_at:
-                with self.stats.lock:
-                    self.stats.webhook_failed += 1
-                continue
-            self._deliver(body)
-
-
 # ---------------------------------------------------------------------------------------------
 # The pipeline
 
@@ -409,6 +151,7 @@ class Chunk:
 
 
 END = None
+_SEGMENT_NAME = "the stream"
 
 
 @dataclass
@@ -420,36 +163,51 @@ class StreamConfig:
     queue_chunks: int = 64
     status_every: float = 5.0
     max_stderr_rejects: int = 5
+    max_line_bytes: int = MAX_LINE_BYTES
+
+
+@dataclass
+class Detection:
+    """What the scorer applies: a detector's name, its threshold, and raw rows → scores."""
+
+    name: str
+    threshold: float
+    score: Callable[[np.ndarray], np.ndarray]
+
+
+@dataclass
+class Outputs:
+    """Where results go: the alert log, the rejects log, a webhook, and a stats file for the Live monitor."""
+
+    alerts: IO[str]
+    rejects: IO[str] | None = None
+    webhook: WebhookSender | None = None
+    stats_path: str | None = None
 
 
 class Pipeline:
     """Reader → bounded queue → scorer (→ webhook sender), with a clean drain on :meth:`stop`.
 
-    ``score`` maps raw feature rows (FEATURES order, unscaled) to scores; a record is an
-    anomaly when its score is ``>= threshold`` (as everywhere in anodet).
+    A record is an anomaly when its score is ``>= threshold`` (as everywhere in anodet).
     """
 
-    def __init__(self, source: Source, score: Callable[[np.ndarray], np.ndarray], threshold: float,
-                 detector: str, alerts: IO[str], rejects: IO[str] | None = None,
-                 webhook: WebhookSender | None = None, config: StreamConfig | None = None,
-                 status: Callable[[str], None] | None = None, stats_path: str | None = None,
-                 stats: Stats | None = None) -> None:
-        self.source, self.score_fn, self.threshold = source, score, float(threshold)
-        self.detector = detector
-        self.alerts, self.rejects, self.webhook = alerts, rejects, webhook
+    def __init__(self, source: Source, detection: Detection, outputs: Outputs, config: StreamConfig | None = None,
+                 status: Callable[[str], None] | None = None, stats: Stats | None = None) -> None:
+        self.source, self.detection, self.outputs = source, detection, outputs
         self.config = config or StreamConfig()
         self.status = status or (lambda m: print(m, file=sys.stderr, flush=True))
-        self.stats_path = stats_path
-        self.stats = stats or (webhook.stats if webhook else Stats())
+        self.stats = stats or (outputs.webhook.stats if outputs.webhook else Stats())
         self.queue: queue.Queue[Chunk | None] = queue.Queue(maxsize=self.config.queue_chunks)
         self.stop_event = threading.Event()
         self.done = threading.Event()
         self.error: BaseException | None = None
         self._scorer_dead = threading.Event()
         self._stderr_rejects = 0
-        self._detector_json = json.dumps(detector)
-        self._label_json: dict[str | None, str] = {None: "null"}
-        self._values_json: dict[tuple[float, ...], str] = {}
+        self._formatter = AlertFormatter(detection.name, detection.threshold)
+
+    @property
+    def threshold(self) -> float:
+        return self.detection.threshold
 
     # -- reader ----------------------------------------------------------------------------
 
@@ -463,42 +221,55 @@ class Pipeline:
             except queue.Full:
                 continue
 
+    def _reject_now(self, raw: bytes, line_no: int, record_no: int, layout: Layout | None, reason: str) -> None:
+        with self.stats.lock:
+            self.stats.read += 1
+        self._put(Chunk(time.perf_counter(), [raw], np.array([line_no]), record_no, layout, reason))
+
     def _read(self) -> None:
         line_no = 0  # lines seen (1-based numbering), header and blank lines included
         record_no = 0  # data lines seen (header and blank lines excluded)
         layout: Layout | None = None
         carry = b""
+        skipping = False  # inside a line over the length limit: drop bytes until its end
+        limit = self.config.max_line_bytes
         try:
             for data in self.source.chunks(self.stop_event):
                 if data is NEW_SEGMENT:
                     if carry:
                         line_no, record_no, layout = self._emit([carry], line_no, record_no, layout)
                         carry = b""
-                    layout = None
+                    layout, skipping = None, False
                     continue
                 t_read = time.perf_counter()
+                if skipping:
+                    end = LINE_END.search(data)
+                    if end is None:
+                        continue
+                    data, skipping = data[end.end():], False
                 data = carry + data
                 cut = data.rfind(b"\n")
                 if cut < 0:
                     carry = data
+                    if len(carry) > limit:
+                        line_no += 1
+                        record_no += 1
+                        self._reject_now(carry[:200], line_no, record_no, layout,
+                                         f"the line is longer than {limit / 2**20:,.0f} MiB (the limit); it was not "
+                                         "read (the first 200 bytes are shown)")
+                        carry, skipping = b"", True
                     continue
                 carry = data[cut + 1:]
                 body = data[:cut]
-                if b"\r" in body:
-                    body = body.replace(b"\r\n", b"\n")
-                line_no, record_no, layout = self._emit(body.split(b"\n"), line_no, record_no, layout, t_read)
+                lines = LINE_END.split(body[:-1] if body.endswith(b"\r") else body)
+                line_no, record_no, layout = self._emit(lines, line_no, record_no, layout, t_read)
             if carry.strip():
                 if self.stop_event.is_set():
                     # Cut mid-line by the stop: keep it visible in the rejects, never silently lost.
-                    with self.stats.lock:
-                        self.stats.read += 1
-                    self._put(Chunk(time.perf_counter(), [carry], np.array([line_no + 1]), record_no + 1, layout,
-                                    "incomplete line: the stream was stopped before its end was read"))
+                    self._reject_now(carry, line_no + 1, record_no + 1, layout,
+                                     "incomplete line: the stream was stopped before its end was read")
                 else:
                     line_no, record_no, layout = self._emit([carry.rstrip(b"\r")], line_no, record_no, layout)
-        except FormatError as exc:
-            self.error = exc
-            self.stop_event.set()
         except BaseException as exc:
             self.error = self.error or exc
             self.stop_event.set()
@@ -508,30 +279,43 @@ class Pipeline:
 
     def _emit(self, lines: list[bytes], line_no: int, record_no: int, layout: Layout | None,
               t_read: float | None = None) -> tuple[int, int, Layout | None]:
-        """Queue ``lines`` (numbered after ``line_no``); detect the format on a segment's first line."""
+        """Queue ``lines`` (numbered after ``line_no``); the first valid line of a segment decides its format."""
         t_read = time.perf_counter() if t_read is None else t_read
-        n = len(lines)
-        numbers = np.arange(line_no + 1, line_no + n + 1)
-        if layout is None or b"" in lines:
-            keep = [i for i, ln in enumerate(lines) if ln.strip()]
-            if layout is None and keep:
-                layout, is_header = detect_layout(lines[keep[0]])
-                if is_header:
-                    keep = keep[1:]
-            lines = [lines[i] for i in keep]
-            numbers = numbers[keep]
-        if lines:
+        numbers = np.arange(line_no + 1, line_no + len(lines) + 1)
+        keep = [i for i, ln in enumerate(lines) if ln.strip()]
+        too_long = [i for i in keep if len(lines[i]) > self.config.max_line_bytes]
+        for i in too_long:
+            record_no += 1
+            self._reject_now(lines[i][:200], int(numbers[i]), record_no, layout,
+                             f"the line is longer than {self.config.max_line_bytes / 2**20:,.0f} MiB (the limit)")
+        keep = [i for i in keep if i not in set(too_long)]
+        while layout is None and keep:
+            first = keep[0]
+            try:
+                layout = sniff(lines[first].decode("utf-8", "replace"), _SEGMENT_NAME)
+            except InputError as exc:
+                record_no += 1
+                self._reject_now(lines[first], int(numbers[first]), record_no, None,
+                                 f"cannot decide the stream's format from this line: {exc}")
+                keep = keep[1:]
+                continue
+            if layout.kind == "header":
+                keep = keep[1:]
+        if keep and layout is not None:
+            chosen = [lines[i] for i in keep]
             with self.stats.lock:
-                self.stats.read += len(lines)
-            self._put(Chunk(t_read, lines, numbers, record_no + 1, layout))
-        return line_no + n, record_no + len(lines), layout
+                self.stats.read += len(chosen)
+            self._put(Chunk(t_read, chosen, numbers[keep], record_no + 1, layout))
+            record_no += len(chosen)
+        return line_no + len(lines), record_no, layout
 
     # -- scorer ----------------------------------------------------------------------------
 
     def _write_reject(self, line: int, reason: str, raw: bytes) -> None:
         text = raw.decode("utf-8", "backslashreplace")
-        if self.rejects:
-            self.rejects.write(json.dumps({"line": int(line), "reason": reason, "raw": text}) + "\n")
+        rejects = self.outputs.rejects
+        if rejects:
+            rejects.write(json.dumps({"line": int(line), "reason": reason, "raw": text}) + "\n")
         elif self._stderr_rejects < self.config.max_stderr_rejects:
             self._stderr_rejects += 1
             self.status(f"stream: rejected line {line}: {reason}"
@@ -557,6 +341,20 @@ class Pipeline:
             n += len(item.lines)
         return batch, False
 
+    def _scores(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(scores, rows that could not be scored); one failing row never fails the batch."""
+        try:
+            return np.asarray(self.detection.score(X), dtype=np.float64), np.zeros(len(X), dtype=bool)
+        except Exception:
+            logger.exception("scoring a batch of %d rows failed; scoring its rows one by one", len(X))
+        scores, failed = np.full(len(X), np.nan), np.zeros(len(X), dtype=bool)
+        for i in range(len(X)):
+            try:
+                scores[i] = float(np.asarray(self.detection.score(X[i:i + 1]))[0])
+            except Exception:
+                failed[i] = True
+        return scores, failed
+
     def _score_batch(self, batch: list[Chunk]) -> None:
         # Parse runs of chunks that share a format in one bulk call each.
         groups: list[list[Chunk]] = []
@@ -570,70 +368,60 @@ class Pipeline:
                 groups[-1].append(chunk)
             else:
                 groups.append([chunk])
-        X_parts, meta_parts, labels_all = [np.empty((0, len(FEATURES)))], [np.empty((0, 2), dtype=np.int64)], []
+        n_scored = n_alerts = 0
         for group in groups:
-            lines = [ln for c in group for ln in c.lines]
-            line_numbers = np.concatenate([c.line_numbers for c in group])
-            records = np.concatenate([np.arange(c.first_record, c.first_record + len(c.lines)) for c in group])
-            parsed = parse_lines(lines, group[0].layout)
-            for pos, reason in parsed.rejects:
-                self._write_reject(int(line_numbers[pos]), reason, lines[pos])
-            n_rejected += len(parsed.rejects)
-            X_parts.append(parsed.X)
-            meta_parts.append(np.column_stack([records[parsed.ok], line_numbers[parsed.ok]]))
-            labels_all.extend(parsed.labels if parsed.labels is not None else [None] * len(parsed.X))
-        X = np.concatenate(X_parts) if len(X_parts) > 1 else X_parts[0]
-        meta = np.concatenate(meta_parts) if len(meta_parts) > 1 else meta_parts[0]
-        scores = np.asarray(self.score_fn(X), dtype=np.float64) if len(X) else np.empty(0)
-        flagged = np.flatnonzero(scores >= self.threshold)
-        if len(flagged):
-            self._write_alerts(flagged, X, scores, meta, labels_all)
-        self.alerts.flush()
-        if self.rejects and n_rejected:
-            self.rejects.flush()
+            scored, alerts, rejected = self._score_group(group)
+            n_scored, n_alerts, n_rejected = n_scored + scored, n_alerts + alerts, n_rejected + rejected
+        self.outputs.alerts.flush()
+        if self.outputs.rejects and n_rejected:
+            self.outputs.rejects.flush()
         t_done = time.perf_counter()
         lat = np.array([t_done - c.t_read for c in batch])
         weights = np.array([len(c.lines) for c in batch])
         with self.stats.lock:
-            self.stats.scored += len(X)
+            self.stats.scored += n_scored
             self.stats.rejected += n_rejected
-            self.stats.alerts += len(flagged)
+            self.stats.alerts += n_alerts
             self.stats.latency.add(lat, weights)
             self.stats.recent.add(lat, weights)
 
-    def _write_alerts(self, flagged: np.ndarray, X: np.ndarray, scores: np.ndarray, meta: np.ndarray,
-                      labels: list[str | None]) -> None:
-        now = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-        Xf = X[flagged]
-        # Floods repeat one feature vector back to back: format each run of equal rows once.
-        new_run = np.ones(len(Xf), dtype=bool)
-        new_run[1:] = np.any(Xf[1:] != Xf[:-1], axis=1)
-        run_id = np.cumsum(new_run) - 1
-        values_json = self._values_json
-        if len(values_json) > VALUES_CACHE:
-            values_json.clear()
-        run_json = []
-        for key in map(tuple, Xf[new_run].tolist()):
-            vj = values_json.get(key)
-            if vj is None:
-                vj = values_json[key] = VALUES_TEMPLATE % key
-            run_json.append(vj)
-        label_json = self._label_json
-        # What every alert of this batch shares goes into the template once.
-        template = ALERT_TEMPLATE.replace("%s", now, 1).replace("%s", self._detector_json, 1).replace(
-            '"threshold": %r', f'"threshold": {self.threshold!r}', 1)
-        out = []
-        for i, score, (record, line), run in zip(flagged.tolist(), scores[flagged].tolist(), meta[flagged].tolist(),
-                                                  run_id.tolist(), strict=True):
-            label = labels[i]
-            lj = label_json.get(label)
-            if lj is None:
-                lj = label_json[label] = json.dumps(label)
-            out.append(template % (score, record, line, lj, run_json[run]))
-        self.alerts.write("".join(out))
-        if self.webhook:
-            for line in out:
-                self.webhook.submit(line.encode())
+    def _score_group(self, group: list[Chunk]) -> tuple[int, int, int]:
+        """Parse, score and alert one run of chunks of one format; (scored, alerts, rejected)."""
+        layout = group[0].layout
+        assert layout is not None
+        lines = [ln for c in group for ln in c.lines]
+        line_numbers = np.concatenate([c.line_numbers for c in group])
+        records = np.concatenate([np.arange(c.first_record, c.first_record + len(c.lines)) for c in group])
+        parsed = parse_block(b"\n".join(lines), layout)
+        if len(parsed) != len(lines):  # cannot happen with lines split as the reader splits them; be safe
+            raise RuntimeError(f"parsed {len(parsed)} rows from {len(lines)} lines")
+        ok = parsed.valid.copy()
+        X = parsed.features[ok]
+        scores, failed = self._scores(X)
+        good = np.flatnonzero(ok)
+        for pos in good[failed]:
+            parsed.reasons[pos] = "could not be scored (see the server log)"
+        ok[good[failed]] = False
+        scores = scores[~failed]
+        for pos in np.flatnonzero(~ok):
+            self._write_reject(int(line_numbers[pos]), parsed.reasons[pos] or "rejected", lines[pos])
+        good = np.flatnonzero(ok)
+        flagged = np.flatnonzero(scores >= self.detection.threshold)
+        if len(flagged):
+            rows = good[flagged]
+            table = parsed.table.take(rows)
+            labels = (table.column(layout.label).to_pylist() if layout.label else [None] * len(rows))
+            labels = [lab if lab else None for lab in labels]
+            fields = ([dict(zip(layout.passthrough, vals, strict=True))
+                       for vals in zip(*(table.column(c).to_pylist() for c in layout.passthrough), strict=True)]
+                      if layout.passthrough else None)
+            out = self._formatter.lines(parsed.features[rows], scores[flagged], records[rows], line_numbers[rows],
+                                        labels, fields)
+            self.outputs.alerts.write("".join(out))
+            if self.outputs.webhook:
+                for line in out:
+                    self.outputs.webhook.submit(line.encode())
+        return len(good), len(flagged), int((~ok).sum())
 
     def _score(self) -> None:
         try:
@@ -643,6 +431,7 @@ class Pipeline:
                 if batch:
                     self._score_batch(batch)
         except BaseException as exc:
+            logger.exception("the stream's scorer stopped")
             self.error = self.error or exc
             self._scorer_dead.set()
             self.stop_event.set()
@@ -654,18 +443,19 @@ class Pipeline:
         self.stop_event.set()
 
     def _write_stats(self, snap: dict[str, Any]) -> None:
-        if not self.stats_path:
+        if not self.outputs.stats_path:
             return
-        path = Path(self.stats_path)
+        path = Path(self.outputs.stats_path)
         tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps({**snap, "detector": self.detector, "threshold": self.threshold,
+        tmp.write_text(json.dumps({**snap, "detector": self.detection.name, "threshold": self.threshold,
                                    "source": self.source.description, "running": not self.done.is_set()}))
         tmp.replace(path)
 
     def run(self) -> dict[str, Any]:
         """Run to the end of input (or :meth:`stop`); return the final stats snapshot."""
-        if self.webhook:
-            self.webhook.start()
+        webhook = self.outputs.webhook
+        if webhook:
+            webhook.start()
         reader = threading.Thread(target=self._read, name="anodet-reader", daemon=True)
         scorer = threading.Thread(target=self._score, name="anodet-scorer", daemon=True)
         self.stats.started = time.perf_counter()
@@ -676,133 +466,19 @@ class Pipeline:
             scorer.join(every if every > 0 else None)
             if scorer.is_alive() and every > 0:
                 snap = self.stats.snapshot(interval=True)
-                self.status(format_status(snap, webhook=self.webhook is not None))
+                self.status(format_status(snap, webhook=webhook is not None))
                 self._write_stats(snap)
         reader.join(timeout=5)
-        if self.webhook:
-            self.webhook.close()
-        for sink in (self.alerts, self.rejects):
+        if webhook:
+            webhook.close()
+        for sink in (self.outputs.alerts, self.outputs.rejects):
             if sink:
                 sink.flush()
         self.done.set()
         snap = self.stats.snapshot()
         self._write_stats(snap)
-        self.status(format_status(snap, final=True, webhook=self.webhook is not None))
+        self.status(format_status(snap, final=True, webhook=webhook is not None))
         self.source.close()
         return snap
 
 
-# ---------------------------------------------------------------------------------------------
-# Command line
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options of ``python -m anodet stream``."""
-    from anodet.detectors import REGISTRY
-
-    parser.add_argument("--detector", required=True, choices=list(REGISTRY), help="detector to score with")
-    parser.add_argument("--threshold", default="best_f1", metavar="PRESET|VALUE",
-                        help="a preset of the store (best_f1, best_accuracy, mean_3sigma, target_fpr, "
-                             "contamination) or a number; records scoring >= it raise an alert (default best_f1)")
-    parser.add_argument("--label-view", choices=LABEL_VIEWS, default=LABEL_VIEWS[0],
-                        help="label view whose validation presets --threshold names (default reference)")
-    parser.add_argument("--input", default="-", metavar="SRC",
-                        help="'-' for stdin (default), a file path, or tcp://127.0.0.1:PORT to listen for a producer")
-    parser.add_argument("--follow", action="store_true",
-                        help="at the end of input keep waiting: a file is read as it grows (tail -F), a TCP "
-                             "listener accepts the next connection; stop with Ctrl-C or SIGTERM")
-    parser.add_argument("--alerts", default="-", metavar="FILE",
-                        help="alert log, one JSON line per anomaly, appended (default: stdout)")
-    parser.add_argument("--rejects", metavar="FILE",
-                        help="malformed lines as JSON lines (line, reason, raw); default: the first few on stderr")
-    parser.add_argument("--webhook", metavar="URL", help="POST each alert (its JSON) to this URL")
-    parser.add_argument("--webhook-retries", type=int, default=3, metavar="N", help="retries per alert (default 3)")
-    parser.add_argument("--webhook-timeout", type=float, default=5.0, metavar="S", help="seconds per POST (default 5)")
-    parser.add_argument("--batch-size", type=int, default=StreamConfig.batch_size, metavar="N",
-                        help=f"most records per micro-batch (default {StreamConfig.batch_size})")
-    parser.add_argument("--max-wait", type=float, default=StreamConfig.max_wait, metavar="S",
-                        help=f"seconds a micro-batch waits to fill up (default {StreamConfig.max_wait})")
-    parser.add_argument("--status-every", type=float, default=StreamConfig.status_every, metavar="S",
-                        help="seconds between status lines on stderr; 0: only the final one (default 5)")
-    parser.add_argument("--stats", metavar="FILE",
-                        help="also keep the latest status as JSON in FILE (the Live monitor page reads it)")
-    parser.add_argument("--store", metavar="DIR", help="model store folder (default: $ANODET_STORE or models_store/)")
-
-
-def resolve_threshold(spec: str, presets: dict[str, float]) -> float:
-    """A number, or the value of a named preset."""
-    try:
-        return float(spec)
-    except ValueError:
-        pass
-    if spec in presets:
-        return float(presets[spec])
-    raise SourceError(f"--threshold {spec!r} is neither a number nor a preset; presets: {', '.join(presets)}.")
-
-
-def _install_signals(pipeline: Pipeline) -> Callable[[], None]:
-    if threading.current_thread() is not threading.main_thread():
-        return lambda: None
-    hits = {"n": 0}
-
-    def handler(signum: int, _frame: Any) -> None:
-        hits["n"] += 1
-        if hits["n"] > 1:
-            print("stream: second signal, exiting without draining", file=sys.stderr, flush=True)
-            os._exit(128 + signum)
-        print(f"stream: {signal.Signals(signum).name}, draining and stopping…", file=sys.stderr, flush=True)
-        pipeline.stop()
-
-    old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
-
-    def restore() -> None:
-        for signum, previous in old.items():
-            signal.signal(signum, previous)
-
-    return restore
-
-
-def run(args: argparse.Namespace) -> int:
-    """``python -m anodet stream``: returns 0 after a clean end or stop, 2 on unusable input."""
-    from anodet.store import Store
-
-    def say(message: str) -> None:
-        print(message, file=sys.stderr, flush=True)
-
-    if args.batch_size < 1 or args.max_wait < 0:
-        say("error: --batch-size must be at least 1 and --max-wait at least 0.")
-        return 2
-    try:
-        store = Store.open(Path(args.store) if args.store else None)
-        threshold = resolve_threshold(args.threshold, store.thresholds(args.detector, args.label_view))
-        detector, scaler = store.detector(args.detector), store.scaler
-        source = open_source(args.input, args.follow)
-    except SourceError as exc:
-        say(f"error: {exc}")
-        return 2
-    if isinstance(source, TcpSource):
-        say(f"stream: listening on {source.description}")
-    alerts = _open_out(args.alerts, sys.stdout)
-    rejects = _open_out(args.rejects, sys.stdout) if args.rejects else None
-    stats = Stats()
-    webhook = (WebhookSender(args.webhook, stats, retries=args.webhook_retries, timeout=args.webhook_timeout,
-                             warn=say) if args.webhook else None)
-    config = StreamConfig(batch_size=args.batch_size, max_wait=args.max_wait, status_every=args.status_every)
-    pipeline = Pipeline(source, lambda X: detector.score(scaler.transform(X)), threshold, args.detector,
-                        alerts, rejects, webhook, config, status=say, stats_path=args.stats, stats=stats)
-    restore = _install_signals(pipeline)
-    say(f"stream: {args.detector} on {source.description}, alert when score >= {threshold:.6g}")
-    try:
-        pipeline.run()
-    finally:
-        restore()
-        for sink in (alerts, rejects):
-            if sink and sink not in (sys.stdout, sys.stderr):
-                sink.close()
-    if pipeline.error:
-        if isinstance(pipeline.error, FormatError):
-            say(f"error: {pipeline.error}")
-            return 2
-        say(f"error: the stream stopped: {type(pipeline.error).__name__}: {pipeline.error}")
-        return 1
-    return 0

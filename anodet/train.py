@@ -109,7 +109,7 @@ def train(
         bar.set_postfix_str(name)
         overrides = {"epochs": epochs} if epochs and "epochs" in detector_class(name).default_params else {}
         detector = create(name, seed=seed, **overrides)
-        if hasattr(detector, "attach"):
+        if detector.members:
             members = {}
             for member in detector.params["members"]:
                 if member in fitted:

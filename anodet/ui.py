@@ -22,9 +22,9 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
-from anodet import dashboard, evaluate, figures
+from anodet import dashboard, evaluate, figures, scorer
 from anodet.data import DataError, Splits, cache_root, load_splits
-from anodet.detectors import NEURAL, Detector
+from anodet.detectors import NEURAL
 from anodet.evaluate import ThresholdCurve
 from anodet.schema import FEATURES, LABEL_VIEW_HELP, LABEL_VIEWS, label_column
 from anodet.store import MANIFEST, Store, StoreError, default_root
@@ -170,43 +170,9 @@ def _warm_up(root: str, manifest_hash: str) -> None:
     threading.Thread(target=load, name="anodet-load-detectors", daemon=True).start()
 
 
-# Most expensive first, so that two worker threads finish together.
-_SCORING_ORDER = ("lof", "seq2seq", "ocsvm", "autoencoder", "vae", "bigan", "iforest")
-
-
-def _from_members(detector: Detector, member_scores: dict[str, np.ndarray]) -> np.ndarray | None:
-    """An ensemble's scores from its members' scores already computed, or None if not an ensemble."""
-    members = getattr(detector, "members_", None)
-    if not members or not all(m in member_scores for m in members):
-        return None
-    return detector.score_from_members(member_scores)
-
-
 def score_all(store: Store, X_raw: np.ndarray) -> dict[str, np.ndarray]:
-    """Every stored detector's scores for raw feature rows, in store order.
-
-    Detectors score in two threads (TensorFlow and scikit-learn release the GIL while they
-    compute); an ensemble reuses its members' scores instead of scoring them again, after
-    checking on the first rows that this gives what its own ``score`` gives.
-    """
-    X = store.scaler.transform(X_raw)
-    names = store.names
-    plain = sorted((n for n in names if not hasattr(store.detector(n), "members_")),
-                   key=lambda n: _SCORING_ORDER.index(n) if n in _SCORING_ORDER else len(_SCORING_ORDER))
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        scores = dict(zip(plain, pool.map(lambda n: np.asarray(store.detector(n).score(X), dtype=np.float64), plain),
-                          strict=True))
-    for name in names:
-        if name in scores:
-            continue
-        detector = store.detector(name)
-        reused = _from_members(detector, scores)
-        head = slice(0, min(256, len(X)))
-        if reused is not None and np.allclose(reused[head], detector.score(X[head]), rtol=1e-5, atol=1e-6):
-            scores[name] = reused
-        else:
-            scores[name] = np.asarray(detector.score(X), dtype=np.float64)
-    return {n: scores[n] for n in names}
+    """Every stored detector's scores for raw feature rows, by the one scoring routine."""
+    return scorer.score_rows(store, X_raw).by_detector
 
 
 def get_test_scores() -> dict[str, np.ndarray]:

@@ -1,64 +1,68 @@
 """Score a CSV: upload your own records, score them with the stored detectors, download the results.
 
-Thin: every computation is in :mod:`anodet.scoring` (shared with ``python -m anodet score``).
+Thin: reading, scoring and keeping results are in :mod:`anodet.upload` (shared checks and scores
+with ``python -m anodet score``). The full results go to a file on disk; the session keeps only
+the summary, a sample for the charts and the top flagged rows, so memory stays flat.
 """
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
 import streamlit as st
 
-from anodet import evaluate, figures, scoring, ui
+from anodet import data, evaluate, figures, labels, ui, upload
 from anodet.data import DataError
 from anodet.evaluate import PRESET_HELP
+from anodet.reader import RANGE_COLUMN, ROW_COLUMN, STATUS_COLUMN, InputError, describe_problems
+from anodet.schema import FEATURES
+from anodet.scorer import default_detectors
+from anodet.thresholds import resolve_thresholds
 
 ui.ensure_app_frame()
 
 RESULT_KEY = "score_csv_result"
 EXPLORER = "explorer"
-TABLE_ROWS = 5_000
+text = ui.markdown_text
 
 
 @st.cache_data(show_spinner=False, max_entries=1)
 def _example() -> bytes:
-    return scoring.example_csv(ui.get_splits().test)
+    return data.example_csv(ui.get_splits().test)
 
 
-def _score(source, name: str, names: list[str], thresholds: dict[str, float], policy: str) -> None:
-    """Score an upload with a progress bar; keep the results (or the failure) in the session."""
-    bar = st.progress(0.0, text=f"Reading {name}…")
-    tables: list[pa.Table] = []
-    layouts: list[scoring.Layout] = []
-
-    def sink(table: pa.Table, layout: scoring.Layout) -> None:
-        tables.append(table)
-        layouts[:] = [layout]
+def _score(source, name: str, names: list[str], thresholds: dict[str, float], policy: str, choice: str) -> None:
+    """Score an upload with a progress bar; keep what the page shows (or the failure) in the session."""
+    bar = st.progress(0.0, text=f"Reading {text(name)}…")
 
     def progress(fraction: float, rows: int) -> None:
-        bar.progress(min(fraction, 1.0), text=f"Scoring {name}: {rows:,} rows so far…")
+        bar.progress(min(fraction, 1.0), text=f"Scoring {text(name)}: {rows:,} rows so far…")
 
+    previous = st.session_state.get(RESULT_KEY, {}).get("result")
     max_mb = int(st.get_option("server.maxUploadSize"))
     try:
-        summary = scoring.score_source(source, ui.get_store(), names, thresholds, policy, name=name, sink=sink,
-                                       progress=progress, max_bytes=max_mb * 2**20)
-    except scoring.InputError as exc:
-        st.session_state[RESULT_KEY] = {"error": str(exc), "name": name,
-                                        "problems": getattr(exc, "problems", None)}
+        result = upload.score_upload(source, name, ui.get_store(), names, thresholds, policy, progress=progress,
+                                     max_bytes=max_mb * 2**20, previous=previous)
+    except InputError as exc:
+        st.session_state[RESULT_KEY] = {"error": str(exc), "name": name, "problems": getattr(exc, "problems", None)}
         return
     finally:
         bar.empty()
-    # Only the pandas frame is kept (one copy per session); the download is rebuilt from it on click.
-    frame = pa.concat_tables(tables).to_pandas() if tables else None
-    del tables[:]
-    st.session_state[RESULT_KEY] = {"name": name, "summary": summary, "layout": layouts[0], "frame": frame}
+    st.session_state[RESULT_KEY] = {"result": result, "choice": choice, "view": ui.label_view()}
 
 
-def _problem_table(problems: list[scoring.RowProblem]) -> None:
+def _problem_table(problems) -> None:
     st.dataframe({"row": [p.row for p in problems], "why it was not scored": [p.reason for p in problems]},
                  hide_index=True, height=min(300, 38 + 35 * len(problems)))
+
+
+def _preset_label(choice: str, store, view: str) -> str:
+    if choice == EXPLORER:
+        return "as set in the threshold explorer"
+    value = store.thresholds(store.names[0], view).get(choice)
+    return f"preset: {choice}" + (f" (e.g. {ui.display_name(store.names[0])} {value:.4g})" if value is not None else "")
 
 
 st.title("Score a CSV")
@@ -70,28 +74,29 @@ view = ui.label_view()
 with st.expander("What file can I upload?", expanded=RESULT_KEY not in st.session_state):
     st.markdown(
         "* **A CSV with a header** naming the 18 features (any order): "
-        + ", ".join(f"`{f}`" for f in scoring.FEATURES)
+        + ", ".join(f"`{f}`" for f in FEATURES)
         + ". Other columns (an id, a timestamp…) are kept and passed through. A `label` column "
         "(`normal`, attack names such as `smurf.`, or 0/1) turns on metrics and the ROC curve.\n"
         "* **Raw KDD Cup 99 records**: 41 values and an optional label per line, no header.\n"
-        f"* Either one may be gzip-compressed (`.gz`); up to {st.get_option('server.maxUploadSize')} MB.\n"
+        f"* Either one may be gzip-compressed (`.gz`); up to {st.get_option('server.maxUploadSize')} MB uploaded and "
+        f"{upload.MAX_DECOMPRESSED_BYTES / 1e9:,.0f} GB of text once decompressed.\n"
         "* Rows that cannot be scored (text where a number belongs, missing or infinite values, the wrong "
         "number of fields) are skipped and listed with their row numbers, or the file is rejected: your "
         "choice. Rows are numbered from 1 after the header. Values outside the training range are scored "
-        "and marked `out_of_range`.")
+        "and marked `out_of_range`; values far outside it score +inf (flagged by every detector).")
     try:
         example = _example()
     except DataError as exc:
-        st.info(f"The example file needs the KDD data, which is not available here: {exc}")
+        st.info(f"The example file needs the KDD data, which is not available here: {text(exc)}")
         example = None
     if example is not None:
         st.download_button("Download an example file (400 KDD test records)", example, file_name="anodet-example.csv",
-                           mime="text/csv", icon="⬇️", on_click="ignore", key="score_example_download")
+                           mime="text/csv", icon=":material/download:", on_click="ignore", key="score_example_download")
 
-upload = st.file_uploader("CSV file (optionally .gz)", type=["csv", "gz", "txt"], key="score_upload",
-                          help="A header naming the 18 features, or raw KDD records.")
+upload_file = st.file_uploader("CSV file (optionally .gz)", type=["csv", "gz", "txt"], key="score_upload",
+                               help="A header naming the 18 features, or raw KDD records.")
 
-names = st.multiselect("Detectors", store.names, default=scoring.default_detectors(store.names),
+names = st.multiselect("Detectors", store.names, default=default_detectors(store.names),
                        format_func=ui.display_name, key="score_detectors",
                        help="Local Outlier Factor and sequence-to-sequence are left out by default: they are "
                             "much slower.")
@@ -99,53 +104,64 @@ presets = list(store.thresholds(store.names[0], view))
 c2, c3 = st.columns(2)
 threshold_source = c2.selectbox(
     "Thresholds", [EXPLORER, *presets], key="score_threshold_source",
-    format_func=lambda p: "as set in the threshold explorer" if p == EXPLORER else f"preset: {p}",
-    help="The threshold explorer's per-detector thresholds (this session), or a preset chosen on the validation "
-         "split:  \n" + "  \n".join(f"**{k}**: {v}" for k, v in PRESET_HELP.items()))
+    format_func=lambda p: _preset_label(p, store, view),
+    help=f"The threshold explorer's per-detector thresholds (this session, {view} view), or a preset chosen on the "
+         "validation split:  \n" + "  \n".join(f"**{k}**: {v}" for k, v in PRESET_HELP.items()))
 policy = c3.radio("Rows that cannot be scored", ["skip", "reject"], key="score_policy", horizontal=True,
                   format_func=lambda p: {"skip": "skip and list them", "reject": "reject the file"}[p])
 
+
+def _chosen_thresholds(chosen: list[str]) -> dict[str, float]:
+    return (ui.get_thresholds(chosen) if threshold_source == EXPLORER
+            else resolve_thresholds(store, chosen, threshold_source, view))
+
+
 buttons = st.container(horizontal=True)
-go = buttons.button("Score the file", type="primary", disabled=upload is None or not names, key="score_go")
+go = buttons.button("Score the file", type="primary", disabled=upload_file is None or not names, key="score_go")
 go_example = buttons.button("Try the example file", disabled=example is None or not names, key="score_go_example")
 if not names:
     st.info("Choose at least one detector.")
-elif go or go_example:
-    thresholds = (ui.get_thresholds(names) if threshold_source == EXPLORER
-                  else scoring.resolve_thresholds(store, names, threshold_source, view))
-    if go and upload is not None:
-        _score(upload, upload.name, names, thresholds, policy)
-    elif go_example:
-        import io
+elif go and upload_file is not None:
+    _score(upload_file, upload_file.name, names, _chosen_thresholds(names), policy, threshold_source)
+elif go_example and example is not None:
+    _score(io.BytesIO(example), "anodet-example.csv", names, _chosen_thresholds(names), policy, threshold_source)
 
-        _score(io.BytesIO(example), "anodet-example.csv", names, thresholds, policy)
-
-result = st.session_state.get(RESULT_KEY)
-if result is None:
+kept = st.session_state.get(RESULT_KEY)
+if kept is None:
     st.stop()
 
-if "error" in result:
-    st.error(result["error"])
-    if result.get("problems"):
-        _problem_table(result["problems"])
+if "error" in kept:
+    st.error(text(kept["error"]))
+    if kept.get("problems"):
+        _problem_table(kept["problems"])
     st.stop()
 
-summary: scoring.Summary = result["summary"]
-frame = result["frame"]
+result: upload.UploadResult = kept["result"]
+summary = result.summary
 st.divider()
-st.subheader(f"Results for {result['name']}")
-st.caption(f"Read as {summary.layout.describe()}. Scored in {summary.seconds:.1f} s.")
+st.subheader(f"Results for {text(result.name)}")
+st.caption(f"Read as {text(summary.layout.describe())}. Scored in {summary.seconds:.1f} s.")
+now = _chosen_thresholds(summary.names)
+if any(not np.isclose(now[n], summary.thresholds[n]) for n in summary.names) or kept.get("view") != view:
+    st.warning("These results were scored with the thresholds in force when you pressed **Score** "
+               f"({kept.get('view')} view, {_preset_label(kept['choice'], store, kept.get('view', view))}); the "
+               "thresholds chosen now differ. Press **Score the file** again to apply them.",
+               icon=":material/history:")
 m = st.columns(4)
 m[0].metric("Rows read", f"{summary.rows_read:,}")
 m[1].metric("Scored", f"{summary.rows_scored:,}")
 m[2].metric("Skipped", f"{summary.rows_skipped:,}", help="Rows that could not be scored; listed below and in "
             "the download with their reason.")
 m[3].metric("Outside the training range", f"{summary.out_of_range:,}",
-            help="Scored like every other row, and marked out_of_range in the results.")
+            help="Scored like every other row, and marked out_of_range in the results. "
+                 + (text(summary.range_note()) if summary.out_of_range else ""))
+if summary.out_of_range:
+    st.caption(text(summary.range_note()) + (f" {summary.saturated:,} row(s) lie more than 10 training ranges "
+                                             "outside and score +inf." if summary.saturated else ""))
 
 if summary.rows_skipped:
     st.warning(f"{summary.rows_skipped:,} row(s) could not be scored and were skipped: "
-               f"{scoring.describe_problems(summary.problems)} They are in the download with an empty score and "
+               f"{text(describe_problems(summary.problems))} They are in the download with an empty score and "
                "the reason in the `status` column.")
     with st.expander(f"Skipped rows ({len(summary.problems):,} listed)"):
         _problem_table(summary.problems)
@@ -155,15 +171,14 @@ st.dataframe(
      "threshold": [summary.thresholds[n] for n in summary.names],
      "flagged": [summary.flagged[n] for n in summary.names],
      "share flagged": [summary.flagged[n] / max(summary.rows_scored, 1) for n in summary.names]},
-    hide_index=True,
+    hide_index=True, height=36 * (len(summary.names) + 1) + 3,
     column_config={"threshold": st.column_config.NumberColumn(format="%.4g"),
                    "share flagged": st.column_config.ProgressColumn(format="percent", min_value=0, max_value=1)})
 
-stem = Path(result["name"]).name.removesuffix(".gz").removesuffix(".csv")
-layout = result["layout"]
-st.download_button(f"Download the results ({summary.rows_read:,} rows, CSV)",
-                   lambda: scoring.results_csv(pa.Table.from_pandas(frame, preserve_index=False), layout), file_name=f"{stem}.scored.csv", mime="text/csv",
-                   icon="⬇️", type="primary", on_click="ignore", key="score_download",
+stem = Path(result.name).name.removesuffix(".gz").removesuffix(".csv")
+st.download_button(f"Download the results ({summary.rows_read:,} rows, gzip-compressed CSV)", result.results_bytes,
+                   file_name=f"{stem}.scored.csv.gz", mime="application/gzip", icon=":material/download:",
+                   type="primary", on_click="ignore", key="score_download",
                    help="Your columns, then row, status and out_of_range, then a score and a flag per detector. "
                         "Cells that a spreadsheet would run as formulas are prefixed with a quote.")
 
@@ -172,14 +187,17 @@ if summary.rows_scored == 0:
 
 st.divider()
 focus = ui.detector_picker("Detector to look at", summary.names, key="score_focus")
-scored = frame[frame[scoring.STATUS_COLUMN] == scoring.OK]
-s = scored[f"score_{focus}"].to_numpy()
+sample = result.sample
+s = sample.scores[focus]
 threshold = summary.thresholds[focus]
-y = None
-if layout.label:
-    y_all = scoring.label_views(scored[layout.label].to_numpy(dtype=str))[view]
+y, known = None, None
+if summary.layout.label and sample.labels is not None:
+    y_all = labels.label_views(sample.labels)[view]
     known = ~np.isnan(y_all)
     y = y_all[known].astype(int) if known.any() else None
+if sample.seen > sample.capacity:
+    st.caption(f"Charts are drawn from a uniform random sample of {sample.capacity:,} of the {sample.seen:,} scored "
+               "rows; the counts above and the metrics below use every row.")
 
 left, right = st.columns(2)
 with left:
@@ -189,29 +207,37 @@ with left:
                                                 title=f"{ui.display_name(focus)} scores, by label ({view} view)"),
                         key="score_hist")
     else:
-        st.plotly_chart(scoring.unlabelled_histogram(s, threshold, f"{ui.display_name(focus)} scores"),
-                        key="score_hist")
+        st.plotly_chart(figures.unlabelled_histogram(s[np.isfinite(s)], threshold,
+                                                     f"{ui.display_name(focus)} scores"), key="score_hist")
 with right:
     if y is not None and len(np.unique(y)) == 2:
-        fpr, tpr, _ = evaluate.roc_points(y, s[known])
+        finite = np.where(np.isfinite(s[known]), s[known], np.finfo(np.float64).max)
+        fpr, tpr, _ = evaluate.roc_points(y, finite)
         fpr, tpr = figures.downsample_curve(fpr, tpr)
-        at = evaluate.metrics_at(y, s[known], threshold)
-        st.plotly_chart(figures.roc_figure({focus: (fpr, tpr)}, {focus: evaluate.roc_auc(y, s[known])},
+        at = evaluate.metrics_at(y, finite, threshold)
+        st.plotly_chart(figures.roc_figure({focus: (fpr, tpr)}, {focus: evaluate.roc_auc(y, finite)},
                                            {focus: (at["fpr"], at["recall"])}, title="ROC curve"), key="score_roc")
     elif y is not None:
         st.info("The labelled rows are all of one class, so there is no ROC curve to draw.")
     else:
         st.info("Add a `label` column (normal / attack name / 0 or 1) to see precision, recall and the ROC curve.")
-if y is not None:
-    st.caption(f"Against the file's labels ({view} view; {int(known.sum()):,} labelled rows; novel attack names "
-               "count as attacks only in the true view).")
-    ui.metric_tiles(evaluate.summary(y, s[known], threshold), ["roc_auc", "pr_auc", "precision", "recall", "f1",
-                                                               "accuracy"])
+counts = summary.confusion.get(view, {}).get(focus)
+if counts is not None:
+    st.caption(f"Against the file's labels ({view} view; {summary.labelled.get(view, 0):,} labelled rows; novel attack "
+               "names count as attacks only in the true view).")
+    tiles = evaluate.metrics_from_counts(*counts)
+    if y is not None and len(np.unique(y)) == 2:  # threshold-free: from the chart sample (every row up to its size)
+        finite = np.where(np.isfinite(s[known]), s[known], np.finfo(np.float64).max)
+        tiles |= {"roc_auc": evaluate.roc_auc(y, finite), "pr_auc": evaluate.pr_auc(y, finite)}
+    ui.metric_tiles(tiles, [k for k in ("roc_auc", "pr_auc", "precision", "recall", "f1", "accuracy") if k in tiles])
 
-flagged = scored[scored[f"flag_{focus}"] == True].sort_values(f"score_{focus}", ascending=False)  # noqa: E712
-st.markdown(f"**{len(flagged):,} rows flagged by {ui.display_name(focus)}** at threshold {threshold:.4g}"
-            + (f" (the {TABLE_ROWS:,} highest-scoring shown; all are in the download)" if len(flagged) > TABLE_ROWS
-               else "") + ". Click a column header to sort.")
-first = [scoring.ROW_COLUMN, f"score_{focus}", scoring.RANGE_COLUMN]
-st.dataframe(flagged.head(TABLE_ROWS), hide_index=True, key="score_flagged",
-             column_order=[*first, *[c for c in flagged.columns if c not in first and c != scoring.STATUS_COLUMN]])
+flagged_total = summary.flagged[focus]
+top = result.top.tables[focus]
+shown = top.to_pandas() if top is not None else None
+st.markdown(f"**{flagged_total:,} rows flagged by {ui.display_name(focus)}** at threshold {threshold:.4g}"
+            + (f" (the {upload.TOP_ROWS:,} highest-scoring shown; all are in the download)"
+               if flagged_total > upload.TOP_ROWS else "") + ". Click a column header to sort.")
+if shown is not None:
+    first = [ROW_COLUMN, f"score_{focus}", RANGE_COLUMN]
+    st.dataframe(shown, hide_index=True, key="score_flagged",
+                 column_order=[*first, *[c for c in shown.columns if c not in first and c != STATUS_COLUMN]])

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import gzip
+import io
+import re
 from pathlib import Path
 
 import numpy as np
@@ -50,6 +52,20 @@ def sample_csv(splits, n: int = 200, extra: dict | None = None) -> bytes:
     return frame.to_csv(index=False).encode()
 
 
+def plain(markdown: str) -> str:
+    """Text as the user reads it: the page escapes user-controlled text for Markdown."""
+    return re.sub(r"\\(.)", r"\1", markdown)
+
+
+def results_frame(at: AppTest) -> pd.DataFrame:
+    """The full results file the download serves (gzip-compressed CSV on disk)."""
+    return pd.read_csv(io.BytesIO(at.session_state["score_csv_result"]["result"].results_bytes()), compression="gzip")
+
+
+def summary_of(at: AppTest):
+    return at.session_state["score_csv_result"]["result"].summary
+
+
 def metrics(at: AppTest) -> dict[str, str]:
     return {m.label: m.value for m in at.metric}
 
@@ -59,10 +75,9 @@ def test_upload_scores_and_shows_counts_histogram_table_and_download(page, split
     assert not at.error
     m = metrics(at)
     assert m["Rows read"] == "200" and m["Scored"] == "200" and m["Skipped"] == "0"
-    result = at.session_state["score_csv_result"]
-    frame = result["frame"]
+    frame = results_frame(at)
     assert len(frame) == 200 and list(frame.columns[:2]) == ["id", FEATURES[-1]]
-    summary = result["summary"]
+    summary = summary_of(at)
     for name in FAST:  # thresholds from the explorer default (validation best F1, reference view)
         assert summary.thresholds[name] == pytest.approx(store.default_threshold(name, "reference"))
         assert summary.flagged[name] == int((frame[f"score_{name}"] >= summary.thresholds[name]).sum())
@@ -82,13 +97,13 @@ def test_bad_rows_are_listed_and_skipped(page, splits):
     at = upload(page, "bad.csv", ("\n".join(data) + "\n").encode())
     m = metrics(at)
     assert m["Rows read"] == "20" and m["Skipped"] == "1" and m["Scored"] == "19"
-    assert any("row 5:" in w.value and "'oops'" in w.value for w in at.warning)
+    assert any("row 5:" in plain(w.value) and "'oops'" in plain(w.value) for w in at.warning)
 
 
 def test_bad_rows_reject_shows_the_rows_and_no_results(page, splits):
     data = sample_csv(splits, 20).decode().replace("\n3,", "\n3,x", 1).encode()
     at = upload(page, "bad.csv", data, policy="reject")
-    assert any("rejected" in e.value and "row 4" in e.value for e in at.error)
+    assert any("rejected" in plain(e.value) and "row 4" in plain(e.value) for e in at.error)
     assert "Rows read" not in metrics(at)
 
 
@@ -102,14 +117,14 @@ def test_bad_rows_reject_shows_the_rows_and_no_results(page, splits):
 ])
 def test_bad_files_get_a_sentence_not_a_traceback(page, name, data, message):
     at = upload(page, name, data)
-    assert any(message in e.value for e in at.error), [e.value for e in at.error]
+    assert any(message in plain(e.value) for e in at.error), [e.value for e in at.error]
     assert not at.exception
 
 
 def test_gzip_upload_and_presets(page, splits, store):
     page.selectbox(key="score_threshold_source").set_value("target_fpr").run()
     at = upload(page, "mine.csv.gz", gzip.compress(sample_csv(splits, 50)))
-    summary = at.session_state["score_csv_result"]["summary"]
+    summary = summary_of(at)
     assert summary.layout.compressed and summary.rows_scored == 50
     assert summary.thresholds == {n: store.thresholds(n, "reference")["target_fpr"] for n in FAST}
 
@@ -117,7 +132,7 @@ def test_gzip_upload_and_presets(page, splits, store):
 def test_explorer_threshold_is_used(page, splits):
     page.session_state["thresholds"] = {"reference": {"pca": 0.0}}
     at = upload(page, "mine.csv", sample_csv(splits, 30))
-    summary = at.session_state["score_csv_result"]["summary"]
+    summary = summary_of(at)
     assert summary.thresholds["pca"] == 0.0 and summary.flagged["pca"] == 30
 
 
@@ -130,4 +145,4 @@ def test_example_file_and_unlabelled_histogram(page, splits):
     at = upload(at, "nolabel.csv", unlabelled.to_csv(index=False).encode())
     assert metrics(at)["Rows read"] == "40"
     assert any("Add a `label` column" in i.value for i in at.info)
-    assert np.isfinite(at.session_state["score_csv_result"]["frame"]["score_pca"]).all()
+    assert np.isfinite(results_frame(at)["score_pca"]).all()

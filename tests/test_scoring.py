@@ -14,8 +14,8 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from anodet import scoring
-from anodet.schema import FEATURES, RAW_COLUMNS
+from anodet import labels, output, reader, scorer, scoring, thresholds
+from anodet.schema import FEATURES, RAW_COLUMNS, TRAINING_ATTACK_TYPES
 from tests.conftest import ROOT
 
 FAST = ["pca", "zscore", "kmeans"]
@@ -37,14 +37,14 @@ def header_csv(sample: pd.DataFrame, extra: dict | None = None, order=None) -> b
 def score(data: bytes | str, store, names=FAST, policy="skip", **kw):
     tables = []
     source = io.BytesIO(data.encode() if isinstance(data, str) else data)
-    thresholds = scoring.resolve_thresholds(store, names, None, "reference")
-    summary = scoring.score_source(source, store, names, thresholds, policy, name="t.csv",
-                                   sink=lambda t, layout: tables.append(t), **kw)
+    chosen = thresholds.resolve_thresholds(store, names, None, "reference")
+    summary = scoring.score_source(source, store, names, chosen, policy, name="t.csv",
+                                   sink=tables.append, **kw)
     return summary, (pa.concat_tables(tables).to_pandas() if tables else None)
 
 
 def error_of(data: bytes | str, store, **kw) -> str:
-    with pytest.raises(scoring.InputError) as info:
+    with pytest.raises(reader.InputError) as info:
         score(data, store, **kw)
     return str(info.value)
 
@@ -73,7 +73,7 @@ def test_raw_kdd_format_gzip_and_labels(store):
     summary, out = score(data, store)
     assert summary.layout.kind == "raw" and summary.layout.compressed and summary.layout.label == "label"
     assert summary.rows_read == 500 and list(out.columns[:41]) == list(RAW_COLUMNS)
-    y = scoring.label_views(out["label"].to_numpy(dtype=str))
+    y = labels.label_views(out["label"].to_numpy(dtype=str))
     expected = np.array([0.0 if line.split(b",")[-1] == b"normal." else 1.0 for line in lines])
     np.testing.assert_array_equal(y["true"], expected)
     assert summary.labelled["true"] == 500 and sum(summary.confusion["true"]["pca"]) == 500
@@ -89,7 +89,7 @@ def test_raw_format_without_label(store):
 
 
 def test_label_views_novel_attacks():
-    y = scoring.label_views(np.array(["normal.", "smurf.", "mscan.", "", "1", "0", "Neptune"]))
+    y = labels.label_views(np.array(["normal.", "smurf.", "mscan.", "", "1", "0", "Neptune"]))
     np.testing.assert_array_equal(y["true"], [0, 1, 1, np.nan, 1, 0, 1])
     np.testing.assert_array_equal(y["reference"], [0, 1, 0, np.nan, 1, 0, 1])
 
@@ -97,12 +97,12 @@ def test_label_views_novel_attacks():
 def test_training_attack_types_match_the_kdd_file():
     from anodet.data import fetch_raw, parse_attack_types
 
-    assert parse_attack_types(fetch_raw()["attack_types"].read_bytes()) == scoring.TRAINING_ATTACK_TYPES
+    assert parse_attack_types(fetch_raw()["attack_types"].read_bytes()) == TRAINING_ATTACK_TYPES
 
 
 def test_ensemble_from_member_scores_equals_its_own_score(store, sample):
     X = sample[list(FEATURES)].to_numpy()
-    scores, _ = scoring.Scorer(store, ["ensemble", "pca"]).score(X)
+    scores = scorer.Scorer(store, ["ensemble", "pca"]).score(X).by_detector
     # float32 networks differ in the last bits with the batch a row is scored in
     np.testing.assert_allclose(scores["ensemble"], store.detector("ensemble").score(store.scaler.transform(X)),
                                rtol=1e-4, atol=1e-6)
@@ -110,9 +110,9 @@ def test_ensemble_from_member_scores_equals_its_own_score(store, sample):
 
 def test_duplicates_and_cache_give_the_same_scores(store, sample):
     X = np.concatenate([sample[list(FEATURES)].to_numpy()] * 3)
-    scorer = scoring.Scorer(store, ["pca", "zscore"], cache_rows=50)
-    first, _ = scorer.score(X)
-    again, _ = scorer.score(X[::-1])
+    cache = scorer.Scorer(store, ["pca", "zscore"], cache_rows=50)
+    first = cache.score(X).by_detector
+    again = cache.score(X[::-1]).by_detector
     direct = store.detector("pca").score(store.scaler.transform(X))
     np.testing.assert_allclose(first["pca"], direct, rtol=1e-6)
     np.testing.assert_allclose(again["pca"], direct[::-1], rtol=1e-6)
@@ -122,7 +122,7 @@ def test_distinct_rows_is_exact():
     rng = np.random.default_rng(0)
     X = rng.integers(0, 3, (5000, 18)).astype(float)
     X[0, 0] = -0.0
-    first, codes = scoring.distinct_rows(X)
+    first, codes = scorer.distinct_rows(X)
     assert len(first) == len(np.unique(X + 0.0, axis=0))
     np.testing.assert_array_equal(X[first][codes], X)
 
@@ -200,7 +200,7 @@ def test_corrupt_gzip(store, sample):
 
 
 def test_file_over_the_limit(store, sample):
-    message = error_of(header_csv(sample), store, max_bytes=1000)
+    message = error_of(header_csv(sample), store, limits=reader.Limits(max_input_bytes=1000))
     assert "over the 0 MB limit" in message or "limit" in message
     assert "python -m anodet score" in message
 
@@ -235,7 +235,7 @@ def test_bad_rows_are_skipped_listed_and_kept_in_the_output(store, sample):
 
 
 def test_bad_rows_reject_names_rows(store, sample):
-    with pytest.raises(scoring.BadRowsError) as info:
+    with pytest.raises(reader.BadRowsError) as info:
         score(bad_rows_csv(sample), store, policy="reject")
     assert info.value.total == 5 and "row 2: srv_count is not a number ('abc')" in str(info.value)
 
@@ -261,23 +261,23 @@ def test_formula_cells_are_neutralised_in_downloads(store, sample):
     data = header_csv(sample.iloc[:4], {"note": ["=1+2", "+cmd", "-5", "@SUM(A1)"]})
     summary, _ = score(data, store)
     tables = []
-    scoring.score_source(io.BytesIO(data), store, FAST, summary.thresholds, sink=lambda t, layout: tables.append(t))
-    text = scoring.results_csv(pa.concat_tables(tables), summary.layout).decode()
+    scoring.score_source(io.BytesIO(data), store, FAST, summary.thresholds, sink=tables.append)
+    text = _csv(pa.concat_tables(tables)).decode()
     notes = [row["note"] for row in csv.DictReader(io.StringIO(text))]
     assert notes == ["'=1+2", "'+cmd", "-5", "'@SUM(A1)"]
     # the page rebuilds the download from its pandas frame, whose text columns come back as large_string
     frame = pa.concat_tables(tables).to_pandas()
-    text = scoring.results_csv(pa.Table.from_pandas(frame, preserve_index=False), summary.layout).decode()
+    text = _csv(pa.Table.from_pandas(frame, preserve_index=False)).decode()
     assert [row["note"] for row in csv.DictReader(io.StringIO(text))] == notes
 
 
 def test_thresholds(store):
     names = ["pca", "zscore"]
-    assert scoring.resolve_thresholds(store, names, "target_fpr", "true") == {
+    assert thresholds.resolve_thresholds(store, names, "target_fpr", "true") == {
         n: store.thresholds(n, "true")["target_fpr"] for n in names}
-    assert scoring.resolve_thresholds(store, names, "0.5", "true") == {"pca": 0.5, "zscore": 0.5}
-    with pytest.raises(scoring.InputError, match="Unknown threshold 'best'"):
-        scoring.resolve_thresholds(store, names, "best", "true")
+    assert thresholds.resolve_thresholds(store, names, "0.5", "true") == {"pca": 0.5, "zscore": 0.5}
+    with pytest.raises(thresholds.ThresholdError, match="Unknown threshold 'best'"):
+        thresholds.resolve_thresholds(store, names, "best", "true")
 
 
 # ------------------------------------------------------------------ the command
@@ -321,3 +321,11 @@ def test_cli_bad_input_exit_code_and_message(tmp_path, sample):
 def test_cli_help():
     result = run_cli("--help")
     assert result.returncode == 0 and "--on-bad-rows" in result.stdout
+
+
+def _csv(table: pa.Table) -> bytes:
+    buffer = io.BytesIO()
+    sink = output.CsvSink(buffer)
+    sink(table)
+    sink.close()
+    return buffer.getvalue()

@@ -11,20 +11,20 @@ import pyarrow as pa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from anodet import scoring
+from anodet import reader, scoring, thresholds
 from anodet.schema import FEATURES
 
 NAMES = ["pca", "zscore"]
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
-def run(data: bytes, store, policy: str = "skip", chunk_bytes: int = scoring.CHUNK_BYTES):
+def run(data: bytes, store, policy: str = "skip", chunk_bytes: int = reader.CHUNK_BYTES):
     tables = []
-    thresholds = scoring.resolve_thresholds(store, NAMES, None, "reference")
+    chosen = thresholds.resolve_thresholds(store, NAMES, None, "reference")
     try:
-        summary = scoring.score_source(io.BytesIO(data), store, NAMES, thresholds, policy, name="p.csv",
-                                       sink=lambda t, layout: tables.append(t), chunk_bytes=chunk_bytes)
-    except scoring.InputError as exc:
+        summary = scoring.score_source(io.BytesIO(data), store, NAMES, chosen, policy, name="p.csv",
+                                       sink=tables.append, chunk_bytes=chunk_bytes)
+    except reader.InputError as exc:
         assert str(exc) and "Traceback" not in str(exc)
         return None, None
     return summary, pa.concat_tables(tables) if tables else None
@@ -60,7 +60,7 @@ def tables(draw):
 
 
 @SETTINGS
-@given(table=tables(), chunk=st.sampled_from([64, 1000, scoring.CHUNK_BYTES]))
+@given(table=tables(), chunk=st.sampled_from([64, 1000, reader.CHUNK_BYTES]))
 def test_arbitrary_tables_every_row_once_or_input_error(store, table, chunk):
     data, _ = table
     summary, out = run(data, store, chunk_bytes=chunk)

@@ -19,9 +19,10 @@ from typing import ClassVar
 import numpy as np
 import pytest
 
-from anodet import stream
+from anodet import alerts, sources, stream
 from anodet.data import fetch_raw, parse_raw_lines
-from anodet.records import RAW_LAYOUT, FormatError, detect_layout, parse_lines
+from anodet.reader import InputError, parse_block, sniff
+from anodet.reader.layout import RAW_LABELLED_LAYOUT
 from anodet.schema import FEATURES
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -67,39 +68,39 @@ def cli(*args: str, **kwargs) -> subprocess.Popen:
 # -- parsing ------------------------------------------------------------------------------------
 
 
-def test_parse_lines_bulk_matches_reference_parser(raw_lines):
-    parsed = parse_lines(raw_lines, RAW_LAYOUT)
+def test_parse_block_bulk_matches_reference_parser(raw_lines):
+    parsed = parse_block(b"\n".join(raw_lines), RAW_LABELLED_LAYOUT)
     reference = parse_raw_lines(b"\n".join(raw_lines))[list(FEATURES)].to_numpy(dtype=np.float64)
-    assert parsed.ok.all() and not parsed.rejects
-    np.testing.assert_array_equal(parsed.X, reference)
-    assert parsed.labels[0] == raw_lines[0].rsplit(b",", 1)[1].decode()
+    assert parsed.valid.all()
+    np.testing.assert_array_equal(parsed.features, reference)
+    assert parsed.table.column("label")[0].as_py() == raw_lines[0].rsplit(b",", 1)[1].decode()
 
 
-def test_parse_lines_names_what_is_wrong(raw_lines):
-    unlabelled = raw_lines[3].rsplit(b",", 1)[0]  # 41 fields: accepted, no label
+def test_parse_block_names_what_is_wrong(raw_lines):
+    unlabelled = raw_lines[3].rsplit(b",", 1)[0]  # 41 fields: the first line (42 fields) fixed a label column
     lines = [raw_lines[0], b"1,2,3", raw_lines[1].replace(b",0.00,", b",abc,", 1), raw_lines[2] + b",extra",
              unlabelled, raw_lines[4].replace(b",1.00,", b",inf,", 1)]
-    parsed = parse_lines(lines, RAW_LAYOUT)
-    assert parsed.ok.tolist() == [True, False, False, False, True, False]
-    reasons = dict(parsed.rejects)
-    assert "3 fields, expected 41 or 42" in reasons[1]
-    assert "not a number: 'abc'" in reasons[2]
-    assert "43 fields" in reasons[3]
-    assert "not a finite number: 'inf'" in reasons[5]
-    assert parsed.labels == [raw_lines[0].rsplit(b",", 1)[1].decode(), None]
+    parsed = parse_block(b"\n".join(lines), RAW_LABELLED_LAYOUT)
+    assert parsed.valid.tolist() == [True, False, False, False, False, False]
+    reasons = parsed.reasons
+    assert "has 3 field(s), expected 42" in reasons[1]
+    assert "is not a number ('abc')" in reasons[2]
+    assert "has 43 field(s)" in reasons[3]
+    assert "has 41 field(s)" in reasons[4]
+    assert "is infinite" in reasons[5]
 
 
 def test_header_layout_any_order_and_errors():
     names = [*reversed(FEATURES), "label", "note"]
-    layout, is_header = detect_layout(",".join(names).encode())
-    assert is_header and layout.kind == "header"
+    layout = sniff(",".join(names), "the stream")
+    assert layout.kind == "header" and layout.label == "label" and layout.passthrough == ["note"]
     row = [*[str(i) for i in range(18)][::-1], "smurf.", "x"]
-    parsed = parse_lines([",".join(row).encode(), b"1,2"], layout)
-    np.testing.assert_array_equal(parsed.X[0], np.arange(18, dtype=float))
-    assert parsed.labels == ["smurf."] and parsed.rejects[0][0] == 1
-    with pytest.raises(FormatError, match="missing: serror_rate"):
-        detect_layout(b"srv_count,foo")
-    assert detect_layout(b"0,tcp,http,SF")[1] is False
+    parsed = parse_block(",".join(row).encode() + b"\n1,2", layout)
+    np.testing.assert_array_equal(parsed.features[0], np.arange(18, dtype=float))
+    assert parsed.table.column("label")[0].as_py() == "smurf." and parsed.valid.tolist() == [True, False]
+    with pytest.raises(InputError, match="lacks 17 of the 18"):
+        sniff("srv_count,foo", "the stream")
+    assert sniff(",".join(["0"] * 41), "the stream").kind == "raw"
 
 
 def test_latency_histogram_quantiles():
@@ -195,7 +196,7 @@ def test_cli_bad_input_is_a_sentence(tmp_path):
     assert proc.returncode == 2 and "cannot read" in err.decode() and "Traceback" not in err.decode()
     proc = cli("--detector", "pca", "--threshold", "bogus", stdin=subprocess.DEVNULL)
     _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 2 and "neither a number nor a preset" in err.decode()
+    assert proc.returncode == 2 and "Unknown threshold" in err.decode()
 
 
 # -- in-process pipelines -----------------------------------------------------------------------
@@ -206,7 +207,9 @@ def make_pipeline(store, source, name="pca", threshold=None, **kwargs):
     threshold = store.default_threshold(name, "reference") if threshold is None else threshold
     out = io.StringIO()
     kwargs.setdefault("config", stream.StreamConfig(status_every=0, batch_size=128, max_wait=0.005))
-    return stream.Pipeline(source, lambda X: det.score(scaler.transform(X)), threshold, name, out,
+    webhook, stats_path = kwargs.pop("webhook", None), kwargs.pop("stats_path", None)
+    detection = stream.Detection(name, threshold, lambda X: det.score(scaler.transform(X)))
+    return stream.Pipeline(source, detection, stream.Outputs(out, None, webhook, stats_path),
                            status=lambda m: None, **kwargs), out
 
 
@@ -229,7 +232,7 @@ def wait_for(predicate, timeout=30.0):
 def test_follow_reads_a_growing_file(tmp_path, store, raw_lines):
     path = tmp_path / "live.csv"
     path.write_bytes(b"\n".join(raw_lines[:500]) + b"\n")
-    pipeline, out = make_pipeline(store, stream.FileSource(path, follow=True))
+    pipeline, out = make_pipeline(store, sources.FileSource(path, follow=True))
     thread, result = run_in_thread(pipeline)
     assert wait_for(lambda: pipeline.stats.scored == 500)
     with open(path, "ab") as fh:
@@ -244,7 +247,7 @@ def test_follow_reads_a_growing_file(tmp_path, store, raw_lines):
 
 
 def test_tcp_listener_on_loopback(store, raw_lines):
-    source = stream.TcpSource("127.0.0.1", 0)
+    source = sources.TcpSource("127.0.0.1", 0)
     pipeline, out = make_pipeline(store, source)
     thread, result = run_in_thread(pipeline)
     with socket.create_connection(("127.0.0.1", source.port), timeout=10) as conn:
@@ -269,8 +272,8 @@ def test_backpressure_bounds_what_is_read_ahead(store, raw_lines):
         return det.score(scaler.transform(X))
 
     config = stream.StreamConfig(status_every=0, batch_size=64, max_wait=0.0, queue_chunks=2)
-    pipeline = stream.Pipeline(stream.FdSource(read_fd, "pipe"), slow_score, 1e9, "pca", io.StringIO(),
-                               status=lambda m: None, config=config)
+    pipeline = stream.Pipeline(sources.FdSource(read_fd, "pipe"), stream.Detection("pca", 1e9, slow_score),
+                               stream.Outputs(io.StringIO()), status=lambda m: None, config=config)
     thread, result = run_in_thread(pipeline)
     payload = (b"\n".join(raw_lines) + b"\n") * 20  # 60,000 records, ~6 MB
     os.set_blocking(write_fd, False)
@@ -320,12 +323,12 @@ def test_webhook_posts_each_alert_with_retry(store, raw_lines):
     try:
         url = f"http://127.0.0.1:{server.server_address[1]}/alerts"
         stats = stream.Stats()
-        sender = stream.WebhookSender(url, stats, retries=2, backoff=0.05, warn=lambda m: None)
+        sender = alerts.WebhookSender(url, stats, retries=2, backoff=0.05, warn=lambda m: None)
         path_lines = raw_lines[:150]
         read_fd, write_fd = os.pipe()
         os.write(write_fd, b"\n".join(path_lines) + b"\n")
         os.close(write_fd)
-        pipeline, out = make_pipeline(store, stream.FdSource(read_fd, "pipe"), webhook=sender, stats=stats)
+        pipeline, out = make_pipeline(store, sources.FdSource(read_fd, "pipe"), webhook=sender, stats=stats)
         result = pipeline.run()
         os.close(read_fd)
     finally:

@@ -39,6 +39,19 @@ class Detector(ABC):
     def score(self, X: np.ndarray) -> np.ndarray:
         """One float per record, higher = more anomalous; shape ``(n,)``."""
 
+    @property
+    def members(self) -> list[str]:
+        """Names of the detectors this one combines (its declared dependencies); none by default."""
+        return []
+
+    def attach(self, members: dict[str, Detector]) -> Detector:
+        """Give a combining detector its fitted members; nothing to do for the others."""
+        return self
+
+    def score_from_members(self, scores: dict[str, np.ndarray]) -> np.ndarray:
+        """This detector's scores from its members' scores (only for detectors with members)."""
+        raise NotImplementedError(f"{self.name} has no members to combine")
+
     def feature_scores(self, X: np.ndarray) -> np.ndarray | None:
         """Per-feature contributions to the score, shape ``(n, d)``; None if the model has none."""
         return None

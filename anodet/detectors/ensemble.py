@@ -30,6 +30,10 @@ class Ensemble(Detector):
         "members": ["autoencoder", "bigan", "pca", "ocsvm", "mahalanobis"],
     }
 
+    @property
+    def members(self) -> list[str]:
+        return list(self.params["members"])
+
     def attach(self, members: dict[str, Detector]) -> Ensemble:
         missing = [m for m in self.params["members"] if m not in members]
         if missing:

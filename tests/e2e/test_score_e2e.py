@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import gzip
 import io
 
 import numpy as np
@@ -72,9 +73,10 @@ def test_upload_score_and_download(app_url, page, splits, tmp_path):
     wait_idle(page)
     with page.expect_download(timeout=90_000) as info:
         page.get_by_role("button", name="Download the results").click()
-    path = tmp_path / "out.csv"
+    path = tmp_path / "out.csv.gz"
     info.value.save_as(path)
-    rows = list(csv.DictReader(io.StringIO(path.read_text())))
+    assert info.value.suggested_filename == "mine.scored.csv.gz"
+    rows = list(csv.DictReader(io.StringIO(gzip.decompress(path.read_bytes()).decode())))
     assert [int(r["row"]) for r in rows] == list(range(1, 121))  # every row once, in order
     assert rows[6]["status"].startswith("skipped:") and rows[6]["score_pca"] == ""
     assert rows[0]["id"].startswith("'=")  # a formula cell is neutralised in the download

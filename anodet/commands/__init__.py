@@ -1,0 +1,1 @@
+"""The subcommands of ``python -m anodet``, each imported only when it runs."""

@@ -1,0 +1,101 @@
+"""``python -m anodet score``: score CSV files (or standard input) with the stored detectors."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from anodet.output import OutputError, ResultsFile
+from anodet.reader import InputError, Limits
+from anodet.scorer import Scorer, default_detectors
+from anodet.scoring import Summary, score_source
+from anodet.thresholds import ThresholdError, resolve_thresholds
+
+
+def default_output(path: str) -> Path:
+    """INPUT's name with ``.scored.csv``, in the current folder (``stdin.scored.csv`` for ``-``)."""
+    stem = "stdin" if path == "-" else Path(path).name
+    for suffix in (".gz", ".csv", ".txt", ".data"):
+        if stem.lower().endswith(suffix):
+            stem = stem[: -len(suffix)]
+    return Path(f"{stem or 'input'}.scored.csv")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the command; 0 on success, 1 on bad input or output, with one sentence on stderr."""
+    from tqdm.auto import tqdm
+
+    from anodet.store import Store
+
+    store = Store.open(args.store)
+    names = args.detectors or default_detectors(store.names)
+    try:
+        overrides = _thresholds_file(args, store.names)
+        thresholds = resolve_thresholds(store, names, args.threshold, args.label_view, overrides)
+        scorer = Scorer(store, names)
+        results = ResultsFile(args.output or default_output(args.input))
+        results.check(args.input)
+    except (InputError, ThresholdError, OutputError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    bar = tqdm(total=100, unit="%", desc="scoring", disable=not sys.stderr.isatty(), file=sys.stderr,
+               bar_format="{l_bar}{bar}| {postfix}")
+
+    def progress(fraction: float, rows: int) -> None:
+        bar.n = round(fraction * 100, 1)
+        bar.set_postfix_str(f"{rows:,} rows")
+
+    limits = Limits(read_timeout_s=args.read_timeout)
+    try:
+        sink = results.open()
+        summary = score_source(args.input, store, names, thresholds, args.on_bad_rows, sink=sink,
+                               progress=progress, chunk_bytes=int(args.chunk_mb * 2**20), scorer=scorer,
+                               name=None if args.input == "-" else args.input, limits=limits)
+        results.commit()
+    except (InputError, OutputError) as exc:
+        results.discard()
+        bar.close()
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        from anodet.output import describe_os_error
+
+        results.discard()
+        bar.close()
+        print(f"error: {describe_os_error(exc, results.path or 'standard output')}", file=sys.stderr)
+        return 1
+    except BaseException:
+        results.discard()
+        bar.close()
+        raise
+    bar.close()
+    print_summary(summary, args.label_view, results.path)
+    return 0
+
+
+def _thresholds_file(args: argparse.Namespace, known: list[str]) -> dict[str, float] | None:
+    if not getattr(args, "thresholds", None):
+        return None
+    from anodet.thresholds import read_thresholds_file
+
+    view, values = read_thresholds_file(Path(args.thresholds), known)
+    if view and view != args.label_view:
+        print(f"note: {args.thresholds} was exported under the {view} label view.", file=sys.stderr)
+    return values
+
+
+def print_summary(summary: Summary, view: str, output: Path | None) -> None:
+    err = sys.stderr
+    if summary.layout:
+        print(f"Input: {summary.layout.describe()}.", file=err)
+    for line in summary.lines():
+        print(line, file=err)
+    if summary.confusion.get(view):
+        print(f"Against the file's labels ({view} view, {summary.labelled.get(view, 0):,} labelled rows):", file=err)
+        for n, m in summary.metrics(view).items():
+            print(f"  {n:<12} precision {m['precision']:.3f}  recall {m['recall']:.3f}  f1 {m['f1']:.3f}  "
+                  f"accuracy {m['accuracy']:.3f}", file=err)
+    rate = summary.rows_read / summary.seconds if summary.seconds else 0.0
+    where = f" → {output}" if output else ""
+    print(f"Done in {summary.seconds:.1f} s ({rate:,.0f} rows/s){where}", file=err)

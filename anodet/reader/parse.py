@@ -1,0 +1,171 @@
+"""Parse a block of complete lines into typed rows: features, passthrough columns, and a reason per bad row.
+
+Each block is parsed by pyarrow (multithreaded, typed); only a block that fails the fast parse
+is re-read line by line to say exactly which rows are bad and why. Files, uploads and stream
+micro-batches all come through :func:`parse_block`, so they accept and refuse the same rows.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pacsv
+
+from anodet.reader.layout import Layout, split_line
+from anodet.reader.limits import MAX_LINE_BYTES
+from anodet.schema import FEATURES
+
+LINE_END = re.compile(rb"\r\n|\r|\n")
+"""Line ends as pyarrow reads them: a lone carriage return ends a line too."""
+
+NUL_REASON = "holds a NUL byte (binary data, not CSV text)"
+_FEATURE_SET = frozenset(FEATURES)
+
+csv.field_size_limit(MAX_LINE_BYTES)
+
+
+@dataclass
+class Chunk:
+    """Parsed rows of one block: the passthrough table, features, validity and problems."""
+
+    table: pa.Table  # every input column; features float64, the rest strings; bad rows null
+    features: np.ndarray  # (n, 18) float64, raw values (garbage where not valid)
+    valid: np.ndarray  # (n,) bool
+    reasons: list[str | None]  # per row: None if valid, else why not
+    first_row: int  # row number of the first row
+
+    def __len__(self) -> int:
+        return len(self.valid)
+
+
+def _convert_options(layout: Layout) -> pacsv.ConvertOptions:
+    types = {c: (pa.float64() if c in _FEATURE_SET else pa.string()) for c in layout.columns}
+    return pacsv.ConvertOptions(column_types=types, strings_can_be_null=False, quoted_strings_can_be_null=False)
+
+
+_OPTIONS: dict[Layout, pacsv.ConvertOptions] = {}
+
+
+def _fast_parse(data: bytes, layout: Layout) -> pa.Table | None:
+    options = _OPTIONS.get(layout)
+    if options is None:
+        options = _OPTIONS[layout] = _convert_options(layout)
+    try:
+        return pacsv.read_csv(
+            io.BytesIO(data),
+            read_options=pacsv.ReadOptions(column_names=list(layout.columns), use_threads=True,
+                                           block_size=max(1 << 20, min(len(data) + 1, 16 << 20))),
+            parse_options=pacsv.ParseOptions(delimiter=","),
+            convert_options=options,
+        )
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None
+
+
+def _feature_matrix(table: pa.Table) -> np.ndarray:
+    if not table.num_rows:
+        return np.empty((0, len(FEATURES)))
+    return np.column_stack([table.column(f).to_numpy(zero_copy_only=False) for f in FEATURES]).astype(
+        np.float64, copy=False)
+
+
+def _value_reasons(X: np.ndarray) -> tuple[np.ndarray, list[str | None]]:
+    """Rows whose features are missing, NaN or infinite (after a successful typed parse)."""
+    finite = np.isfinite(X)
+    valid = finite.all(axis=1)
+    reasons: list[str | None] = [None] * len(valid)
+    for i in np.flatnonzero(~valid):
+        j = int(np.flatnonzero(~finite[i])[0])
+        what = "missing (empty or NaN)" if np.isnan(X[i, j]) else "infinite"
+        reasons[i] = f"{FEATURES[j]} is {what}"
+    return valid, reasons
+
+
+def line_problem(line: bytes, ncols: int) -> tuple[list[str] | None, str | None]:
+    """The fields of one line, or why the line cannot be a row (wrong field count, bad quotes, binary)."""
+    if b"\x00" in line:
+        return None, NUL_REASON
+    try:
+        text = line.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return None, (f"not UTF-8 text (byte 0x{line[exc.start]:02x} at column {exc.start + 1}); "
+                      "save the file as CSV UTF-8")
+    try:
+        fields = split_line(text)
+    except csv.Error as exc:
+        return None, f"cannot be read as CSV ({exc}; a quote that is not closed?); the line: {text[:300]!r}"
+    if len(fields) != ncols:
+        return None, (f"has {len(fields)} field(s), expected {ncols} (a stray comma, a missing value, "
+                      f"or a line break inside a quoted value?); the line: {text[:300]!r}")
+    return fields, None
+
+
+def _slow_parse(data: bytes, layout: Layout, first_row: int) -> Chunk:
+    """Line by line: exact row numbers and reasons for every row the fast parse could not take."""
+    ncols = len(layout.columns)
+    rows: list[list[str] | None] = []
+    reasons: list[str | None] = []
+    for line in LINE_END.split(data):
+        if not line.strip():
+            continue
+        fields, reason = line_problem(line, ncols)
+        rows.append(fields)
+        reasons.append(reason)
+    n = len(rows)
+    feature_pos = [layout.columns.index(f) for f in FEATURES]
+    X = np.full((n, len(FEATURES)), np.nan)
+    for i, fields in enumerate(rows):
+        if fields is None:
+            continue
+        for j, pos in enumerate(feature_pos):
+            text = fields[pos].strip()
+            try:
+                value = float(text)
+            except ValueError:
+                reasons[i] = reasons[i] or (f"{FEATURES[j]} is missing (empty)" if not text else
+                                            f"{FEATURES[j]} is not a number ({text[:40]!r})")
+                continue
+            if not np.isfinite(value):
+                reasons[i] = reasons[i] or f"{FEATURES[j]} is {'NaN' if np.isnan(value) else 'infinite'}"
+            X[i, j] = value
+    return _assemble(rows, reasons, X, layout, first_row)
+
+
+def _assemble(rows: list[list[str] | None], reasons: list[str | None], X: np.ndarray, layout: Layout,
+              first_row: int) -> Chunk:
+    valid = np.array([r is None for r in reasons], dtype=bool)
+    columns = {}
+    for pos, col in enumerate(layout.columns):
+        if col in _FEATURE_SET:
+            j = FEATURES.index(col)
+            columns[col] = pa.array(np.where(valid, X[:, j], np.nan), mask=~valid, type=pa.float64())
+        else:
+            columns[col] = pa.array([f[pos] if f is not None else None for f in rows], type=pa.string())
+    table = pa.table(columns) if rows else empty_table(layout)
+    return Chunk(table, X, valid, reasons, first_row)
+
+
+def empty_table(layout: Layout) -> pa.Table:
+    """A table with the layout's columns and no rows."""
+    return pa.table({c: pa.array([], pa.float64() if c in _FEATURE_SET else pa.string()) for c in layout.columns})
+
+
+def problem_chunk(layout: Layout, first_row: int, reasons: list[str]) -> Chunk:
+    """Rows that were refused before parsing (a line over the length limit): kept, with their reason."""
+    n = len(reasons)
+    return _assemble([None] * n, list(reasons), np.full((n, len(FEATURES)), np.nan), layout, first_row)
+
+
+def parse_block(data: bytes, layout: Layout, first_row: int = 1) -> Chunk:
+    """Parse complete, non-empty lines of one layout (blank lines are skipped and not numbered)."""
+    table = None if b"\x00" in data else _fast_parse(data, layout)
+    if table is None:
+        return _slow_parse(data, layout, first_row)
+    X = _feature_matrix(table)
+    valid, reasons = _value_reasons(X)
+    return Chunk(table, X, valid, reasons, first_row)

@@ -1,0 +1,61 @@
+"""The one rule that keeps text cells from running as spreadsheet formulas (CSV injection).
+
+A cell whose text starts with ``= + - @``, a tab or a carriage return gets a leading apostrophe,
+unless the whole cell is a plain number (``-5``, ``+1.5e3``): a number cannot run as a formula,
+and prefixing it would turn a negative value into text. Every download anodet writes (scored
+CSV files, flagged records) goes through this module.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+FORMULA_START = r"^[=+\-@\t\r]"
+PLAIN_NUMBER = r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$"
+_FORMULA_RE, _NUMBER_RE = re.compile(FORMULA_START), re.compile(PLAIN_NUMBER)
+
+
+def is_risky(text: str) -> bool:
+    """Would a spreadsheet run this cell as a formula?"""
+    return bool(_FORMULA_RE.match(text)) and not _NUMBER_RE.match(text)
+
+
+def neutralise_cell(text: str) -> str:
+    """One cell, made safe."""
+    return "'" + text if is_risky(text) else text
+
+
+def neutralise_arrow(column: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array:
+    """A text column with risky cells prefixed (other types are returned unchanged)."""
+    if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
+        return column
+    risky = pc.and_(pc.match_substring_regex(column, FORMULA_START),
+                    pc.invert(pc.match_substring_regex(column, PLAIN_NUMBER)))
+    risky = pc.fill_null(risky, False)
+    if not pc.any(risky).as_py():
+        return column
+    quote, empty = pa.scalar("'", column.type), pa.scalar("", column.type)
+    return pc.if_else(risky, pc.binary_join_element_wise(quote, column, empty), column)
+
+
+def neutralise_table(table: pa.Table) -> pa.Table:
+    """Every text column and every column name of an Arrow table, made safe."""
+    return pa.table([neutralise_arrow(table.column(i)) for i in range(table.num_columns)],
+                    names=[neutralise_cell(c) for c in table.column_names])
+
+
+def neutralise_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """A copy of a pandas frame whose text cells, column names and text index are safe."""
+    out = frame.copy()
+    for column in out.columns:
+        if out[column].dtype == object or pd.api.types.is_string_dtype(out[column]):
+            text = out[column].astype(str)
+            out[column] = text.where(~text.map(is_risky), "'" + text)
+    out.columns = [neutralise_cell(str(c)) for c in out.columns]
+    if out.index.dtype == object or pd.api.types.is_string_dtype(out.index):
+        out.index = pd.Index([neutralise_cell(str(v)) for v in out.index], name=out.index.name)
+    return out

@@ -1,0 +1,171 @@
+"""Score an upload for the dashboard in bounded memory: full results to disk, only what is shown kept.
+
+The Score a CSV page used to keep every scored row in session state (a 3 MB .gz that expands
+to 1.2 GB took 16 GB of server memory). Now the full results are written, gzip-compressed, to a
+file under ``data/uploads/`` (what the download serves), and the session keeps only:
+
+* the summary (exact counts, streamed confusion counts per label view),
+* a uniform random sample of at most :data:`SAMPLE_ROWS` scored rows for the charts,
+* the :data:`TOP_ROWS` highest-scoring flagged rows per detector for the table.
+
+So the server's memory stays flat however large the input; the input itself is capped at
+:data:`MAX_DECOMPRESSED_BYTES` of text.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from anodet.data import cache_root
+from anodet.output import CsvSink
+from anodet.reader import Chunk, Layout, Limits
+from anodet.scoring import OK, Summary, score_source
+
+SAMPLE_ROWS = 200_000
+TOP_ROWS = 5_000
+MAX_DECOMPRESSED_BYTES = 2_000_000_000
+"""Bytes of CSV text an upload may hold once decompressed (uploads themselves are capped by
+Streamlit's ``server.maxUploadSize``)."""
+KEEP_FILES_S = 24 * 3600
+"""Results files older than this are deleted when a new upload is scored."""
+
+
+def uploads_dir() -> Path:
+    """Where results files of uploads are kept (git-ignored, under ``data/``)."""
+    return cache_root() / "uploads"
+
+
+@dataclass
+class Sample:
+    """A uniform random sample (reservoir) of scored rows: scores per detector and label text."""
+
+    capacity: int
+    names: list[str]
+    seed: int = 0
+    seen: int = 0
+    scores: dict[str, np.ndarray] = field(default_factory=dict)
+    labels: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        self._rng = np.random.default_rng(self.seed)
+        self.scores = {n: np.empty(0) for n in self.names}
+
+    def add(self, scores: dict[str, np.ndarray], labels: np.ndarray | None) -> None:
+        n = len(next(iter(scores.values()))) if scores else 0
+        if n == 0:
+            return
+        index = self.seen + np.arange(n)
+        self.seen += n
+        have = len(self.scores[self.names[0]])
+        # Fill first, then replace with probability capacity / index (Algorithm R, vectorised).
+        fill = min(n, max(0, self.capacity - have))
+        take = {k: v[:fill] for k, v in scores.items()}
+        new_labels = labels[:fill] if labels is not None else None
+        for k in self.names:
+            self.scores[k] = np.concatenate([self.scores[k], take[k]])
+        if labels is not None:
+            self.labels = new_labels if self.labels is None else np.concatenate([self.labels, new_labels])
+        rest = np.arange(fill, n)
+        if len(rest):
+            slots = (self._rng.random(len(rest)) * (index[rest] + 1)).astype(np.int64)
+            hit = slots < self.capacity
+            for k in self.names:
+                self.scores[k][slots[hit]] = scores[k][rest[hit]]
+            if labels is not None and self.labels is not None:
+                self.labels[slots[hit]] = labels[rest[hit]]
+
+
+class TopRows:
+    """The highest-scoring flagged rows per detector (results rows, every column)."""
+
+    def __init__(self, names: list[str], keep: int = TOP_ROWS) -> None:
+        self.names, self.keep = names, keep
+        self.tables: dict[str, pa.Table | None] = dict.fromkeys(names)
+
+    def add(self, results: pa.Table) -> None:
+        for name in self.names:
+            flagged = results.filter(pc.fill_null(results.column(f"flag_{name}"), False))
+            if flagged.num_rows == 0:
+                continue
+            current = self.tables[name]
+            both = flagged if current is None else pa.concat_tables([current, flagged])
+            if both.num_rows > self.keep:
+                order = pc.sort_indices(both, sort_keys=[(f"score_{name}", "descending")])
+                both = both.take(order[:self.keep])
+            self.tables[name] = both.combine_chunks()
+
+
+@dataclass
+class UploadResult:
+    """What the page keeps of one scored upload."""
+
+    name: str
+    summary: Summary
+    sample: Sample
+    top: TopRows
+    results_path: Path
+
+    def results_bytes(self) -> bytes:
+        """The full results file (gzip-compressed CSV), read when the download is clicked."""
+        return self.results_path.read_bytes()
+
+
+def _clean_old(folder: Path) -> None:
+    cutoff = time.time() - KEEP_FILES_S
+    for path in folder.glob("*.csv.gz"):
+        try:
+            if path.stat().st_mtime < cutoff:
+                path.unlink()
+        except OSError:
+            pass
+
+
+def score_upload(source: IO[bytes], name: str, store: Any, names: list[str], thresholds: dict[str, float],
+                 on_bad_rows: str = "skip", progress: Any = None, max_bytes: int | None = None,
+                 previous: UploadResult | None = None) -> UploadResult:
+    """Score an upload into a results file on disk, keeping only what the page shows."""
+    folder = uploads_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    _clean_old(folder)
+    if previous is not None:
+        previous.results_path.unlink(missing_ok=True)
+    path = folder / f"{uuid.uuid4().hex}.csv.gz"
+    partial = path.with_name(path.stem + ".part.gz")
+    sink = CsvSink(partial, compresslevel=1)
+    sample = Sample(SAMPLE_ROWS, list(names))
+    top = TopRows(list(names))
+
+    def keep(chunk: Chunk, scores: Any, layout: Layout) -> None:
+        labels = (chunk.table.column(layout.label).to_numpy(zero_copy_only=False)[chunk.valid].astype(str)
+                  if layout.label else None)
+        sample.add(scores.by_detector, labels)
+
+    def write(results: pa.Table) -> None:
+        top.add(results)
+        sink(results)
+
+    limits = Limits(max_input_bytes=max_bytes, max_decompressed_bytes=MAX_DECOMPRESSED_BYTES)
+    try:
+        summary = score_source(source, store, names, thresholds, on_bad_rows, name=name, sink=write,
+                               progress=progress, limits=limits, on_scores=keep)
+        sink.close()
+        os.replace(partial, path)
+    except BaseException:
+        with contextlib.suppress(BaseException):
+            sink.close()
+        partial.unlink(missing_ok=True)
+        raise
+    return UploadResult(name, summary, sample, top, path)
+
+
+__all__ = ["MAX_DECOMPRESSED_BYTES", "OK", "Sample", "TopRows", "UploadResult", "score_upload"]
