@@ -9,7 +9,7 @@ from typing import IO
 from anodet.reader.errors import InputError
 from anodet.reader.layout import Layout, sniff
 from anodet.reader.limits import Limits
-from anodet.reader.parse import LINE_END, Chunk, parse_block, problem_chunk
+from anodet.reader.parse import LINE_END, Chunk, parse_block, problem_chunk, too_long_reason
 from anodet.reader.source import _MAGIC, InputStream
 
 CHUNK_BYTES = 4 << 20
@@ -115,8 +115,7 @@ class _Lines:
                 yield block
 
     def _too_long(self) -> str:
-        return (f"the line is longer than {self.max_line / 2**20:,.0f} MiB (the limit), so it was not read; "
-                "a missing line break?")
+        return too_long_reason(self.max_line)
 
     def _skip_rest_of_line(self) -> None:
         """Drop bytes up to the end of the over-long line, reading on in bounded steps."""

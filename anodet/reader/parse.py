@@ -88,6 +88,8 @@ def _value_reasons(X: np.ndarray) -> tuple[np.ndarray, list[str | None]]:
 
 def line_problem(line: bytes, ncols: int) -> tuple[list[str] | None, str | None]:
     """The fields of one line, or why the line cannot be a row (wrong field count, bad quotes, binary)."""
+    if len(line) > MAX_LINE_BYTES:
+        return None, too_long_reason(MAX_LINE_BYTES)
     if b"\x00" in line:
         return None, NUL_REASON
     try:
@@ -103,6 +105,11 @@ def line_problem(line: bytes, ncols: int) -> tuple[list[str] | None, str | None]
         return None, (f"has {len(fields)} field(s), expected {ncols} (a stray comma, a missing value, "
                       f"or a line break inside a quoted value?); the line: {text[:300]!r}")
     return fields, None
+
+
+def too_long_reason(limit: int) -> str:
+    """Why a line over the length limit was not read."""
+    return f"the line is longer than {limit / 2**20:,.0f} MiB (the limit), so it was not read (a missing line break)"
 
 
 def _slow_parse(data: bytes, layout: Layout, first_row: int) -> Chunk:

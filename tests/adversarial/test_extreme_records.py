@@ -1,0 +1,110 @@
+"""Fail closed: a record far outside the training range is the most anomalous, never the least.
+
+Every entry point (the score command, the scoring library behind the upload page, the stream)
+gives such a record a finite or +inf score and flags it, with every detector.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from anodet import scoring, sources, stream
+from anodet.schema import FEATURES
+from anodet.scorer import SATURATION_RANGES, score_rows
+from anodet.thresholds import resolve_thresholds
+from tests.adversarial.conftest import EXTREME_VALUES, header_csv, run_cli
+
+
+def extreme_frame(sample_rows: pd.DataFrame) -> pd.DataFrame:
+    """Normal-looking rows with one or all features replaced by extreme values."""
+    base = sample_rows.iloc[:1].to_numpy(dtype=float)
+    rows = []
+    for value in EXTREME_VALUES:
+        v = float(value)
+        rows.append(np.full(len(FEATURES), v))
+        one = base[0].copy()
+        one[3] = v
+        rows.append(one)
+    return pd.DataFrame(rows, columns=list(FEATURES))
+
+
+def far_out(store, X: np.ndarray) -> np.ndarray:
+    scaler = store.scaler
+    with np.errstate(over="ignore", invalid="ignore"):
+        scaled = (X - scaler.data_min_) / scaler.scale_
+    return ~((scaled >= -SATURATION_RANGES) & (scaled <= 1 + SATURATION_RANGES)).all(axis=1)
+
+
+def test_every_detector_scores_extremes_finite_or_inf_and_flags_far_out_rows(store, sample_rows):
+    frame = extreme_frame(sample_rows)
+    X = frame.to_numpy()
+    with np.errstate(over="raise", invalid="raise", divide="raise"):  # no overflow may escape the scoring routine
+        scores = score_rows(store, X).by_detector
+    far = far_out(store, X)
+    assert far.sum() >= 10
+    for name, s in scores.items():
+        assert not np.isnan(s).any(), name
+        assert np.all(np.isfinite(s) | (s == np.inf)), name
+        assert np.all(s[far] >= store.default_threshold(name, "reference")), name
+
+
+def test_score_command_flags_extremes_without_warnings(tmp_path, store, sample_rows):
+    src = tmp_path / "extreme.csv"
+    src.write_bytes(header_csv(extreme_frame(sample_rows)))
+    out = tmp_path / "out.csv"
+    done = run_cli("score", str(src), "-o", str(out), "--detectors", ",".join(store.names))
+    assert done.returncode == 0, done.stderr.decode()
+    assert b"Warning" not in done.stderr and b"overflow" not in done.stderr
+    results = pd.read_csv(out)
+    far = far_out(store, extreme_frame(sample_rows).to_numpy())
+    for name in store.names:
+        assert results[f"flag_{name}"][far].all(), name
+        assert not results[f"score_{name}"].isna().any(), name
+
+
+def test_upload_path_flags_extremes(store, sample_rows):
+    """The upload page scores through scoring.score_source, as the command does."""
+    tables = []
+    names = store.names
+    data = header_csv(extreme_frame(sample_rows))
+    summary = scoring.score_source(io.BytesIO(data), store, names, resolve_thresholds(store, names, None, "reference"),
+                                   sink=tables.append)
+    assert summary.saturated >= 10 and summary.rows_skipped == 0
+    assert all(summary.flagged[n] >= summary.saturated for n in names)
+
+
+@pytest.mark.parametrize("detector", ["ensemble", "ocsvm", "lof", "autoencoder"])
+def test_stream_scores_a_batch_with_one_huge_row_and_writes_valid_json(store, sample_rows, detector):
+    rows = sample_rows.iloc[:199].copy()
+    huge = rows.iloc[:1].copy()
+    huge["srv_count"] = 1e300
+    lines = header_csv(pd.concat([rows.iloc[:100], huge, rows.iloc[100:]])).splitlines()
+    read_fd, write_fd = os.pipe()
+    os.write(write_fd, b"\n".join(lines) + b"\n")
+    os.close(write_fd)
+    out = io.StringIO()
+    threshold = store.default_threshold(detector, "reference")
+    detection = stream.Detection(detector, threshold, lambda X: score_rows(store, X, [detector]).by_detector[detector])
+    pipeline = stream.Pipeline(sources.FdSource(read_fd, "pipe"), detection, stream.Outputs(out),
+                               stream.StreamConfig(status_every=0), status=lambda m: None)
+    result = pipeline.run()
+    os.close(read_fd)
+    assert pipeline.error is None and result["scored"] == 200 and result["rejected"] == 0
+    alerts = [json.loads(line) for line in out.getvalue().splitlines()]  # every line valid JSON
+    huge_alert = [a for a in alerts if a["fields"].get("id") == "r100"]
+    assert huge_alert and huge_alert[0]["saturated"] is True and huge_alert[0]["score"] > 1e300
+    assert all(json.dumps(a, allow_nan=False) for a in alerts)
+
+
+def test_stream_refuses_non_finite_thresholds():
+    for value in ("nan", "inf", "-inf"):
+        done = run_cli("stream", "--detector", "pca", f"--threshold={value}", stdin=b"")
+        assert done.returncode == 2 and b"finite number" in done.stderr, done.stderr
+    done = run_cli("score", "-", "--threshold", "nan", stdin=b"")
+    assert done.returncode == 1 and b"finite number" in done.stderr
