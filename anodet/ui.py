@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import re
 import sys
@@ -28,6 +29,8 @@ from anodet.detectors import NEURAL
 from anodet.evaluate import ThresholdCurve
 from anodet.schema import FEATURES, LABEL_VIEW_HELP, LABEL_VIEWS, label_column
 from anodet.store import MANIFEST, Store, StoreError, default_root
+
+logger = logging.getLogger("anodet.ui")
 
 NORMAL_COLOUR = figures.NORMAL_COLOUR
 ATTACK_COLOUR = figures.ATTACK_COLOUR
@@ -327,23 +330,30 @@ def markdown_text(text: object) -> str:
 
     Every character Markdown or Streamlit would interpret (links, emphasis, code, HTML, LaTeX,
     emoji and colour directives) is backslash-escaped, so the text shows exactly as typed and
-    nothing in it becomes a link or formatting.
+    nothing in it becomes a link or formatting. Streamlit also turns bare URLs, ``www.`` names
+    and e-mail addresses in the rendered text into links, which no escape prevents, so a
+    zero-width space breaks those patterns without changing what the reader sees.
     """
-    return _MARKDOWN_SPECIAL.sub(r"\\\g<0>", str(text)).replace("\n", " ")
+    raw = str(text).replace("\n", " ")
+    raw = _AUTOLINK.sub(lambda m: m.group(0)[:-1] + "\u200b" + m.group(0)[-1], raw)
+    return _MARKDOWN_SPECIAL.sub(r"\\\g<0>", raw)
 
 
+_AUTOLINK = re.compile(r"(?i)(:/|www\.|\w@)")
+"""The starts of what the renderer would auto-link: ``scheme://``, ``www.``, ``name@``."""
 _MARKDOWN_SPECIAL = re.compile(r"[\\`*_{}\[\]()<>#+\-.!|~:$=&\"']")
 
 
 def show_failure(exc: Exception) -> None:
     """One sentence on what is wrong and what to do; never a stack trace."""
     if isinstance(exc, DataError):
-        st.error(f"The KDD data is not available: {exc}\n\n{DATA_FIX}")
+        st.error(f"The KDD data is not available: {markdown_text(exc)}\n\n{DATA_FIX}")
     elif isinstance(exc, StoreError):
-        st.error(f"The model store cannot be used: {exc}")
+        st.error(f"The model store cannot be used: {markdown_text(exc)}")
     else:
-        st.error(f"Something went wrong: {type(exc).__name__}: {exc}. Reload the page; if it persists, "
-                 "report it with the steps that led here.")
+        logger.error("unexpected error on a page", exc_info=exc)
+        st.error(f"Something went wrong: {type(exc).__name__}: {markdown_text(exc)}. Reload the page; if it persists, "
+                 "report it with the steps that led here (the server's log has the details).")
 
 
 APP_FRAME_KEY = "_anodet_app_frame"

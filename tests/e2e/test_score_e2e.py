@@ -96,3 +96,27 @@ def test_bad_file_gets_a_sentence(app_url, page, tmp_path):
     error.wait_for(timeout=60_000)
     assert "Excel" in error.text_content() and "Traceback" not in page.content()
     screenshot(page, "score_csv_bad_file")
+
+
+HOSTILE_NAME = "[fname](evil.example) **fbold**.csv"  # a file name cannot hold a slash
+
+
+def test_hostile_file_names_and_cells_render_as_text(app_url, page, splits, tmp_path):
+    """User-controlled text (a file name, a malformed row) never becomes a link or formatting."""
+    open_score_page(page, app_url)
+    lines = make_csv(splits, 20).decode().splitlines()
+    lines[3] = "[click me](https://evil.example/phish) **URGENT**,1,2"
+    src = tmp_path / HOSTILE_NAME
+    src.write_text("\n".join(lines) + "\n")
+    page.locator("[data-testid='stFileUploader'] input[type='file']").set_input_files(str(src))
+    page.get_by_text("fname").first.wait_for()
+    wait_idle(page)
+    page.get_by_role("button", name="Score the file").click()
+    page.get_by_text("could not be scored").first.wait_for(timeout=120_000)
+    wait_idle(page)
+    screenshot(page, "score_csv_hostile_text")
+    links = page.locator("a[href*='evil.example']")
+    assert links.count() == 0, [links.nth(i).evaluate("a => a.outerHTML + ' IN ' + a.parentElement.textContent") for i in range(links.count())]
+    assert page.locator("strong", has_text="fbold").count() == 0
+    assert page.locator("strong", has_text="URGENT").count() == 0
+    assert page.get_by_text("[click me](https://evil.example/phish)").count() >= 1
