@@ -347,9 +347,9 @@ _MARKDOWN_SPECIAL = re.compile(r"[\\`*_{}\[\]()<>#+\-.!|~:$=&\"']")
 def show_failure(exc: Exception) -> None:
     """One sentence on what is wrong and what to do; never a stack trace."""
     if isinstance(exc, DataError):
-        st.error(f"The KDD data is not available: {markdown_text(exc)}\n\n{DATA_FIX}")
+        st.error(f"The KDD data is not available: {exc}\n\n{DATA_FIX}")  # our sentence, operator-chosen paths
     elif isinstance(exc, StoreError):
-        st.error(f"The model store cannot be used: {markdown_text(exc)}")
+        st.error(f"The model store cannot be used: {exc}")
     else:
         logger.error("unexpected error on a page", exc_info=exc)
         st.error(f"Something went wrong: {type(exc).__name__}: {markdown_text(exc)}. Reload the page; if it persists, "
