@@ -2,5 +2,5 @@
 # The one command that runs the app: set up (venv, dependencies, data) and start Streamlit.
 set -euo pipefail
 cd "$(dirname "$0")"
-source scripts/setup.sh
+ANODET_SETUP=${ANODET_SETUP:-app} source scripts/setup.sh
 exec .venv/bin/python -m streamlit run app.py "$@"

@@ -9,13 +9,18 @@ if [ ! -x .venv/bin/python ]; then
   echo "setup: creating .venv with $PYTHON"
   "$PYTHON" -m venv .venv
 fi
+# ANODET_SETUP=app (run.sh: the runtime pins) or dev (test.sh: runtime + training + tools).
+profile=${ANODET_SETUP:-dev}
+want=$(cat requirements.txt requirements-train.txt requirements-dev.txt | sha256sum | cut -d' ' -f1)
 stamp=.venv/.requirements.sha256
-want=$(sha256sum requirements.txt | cut -d' ' -f1)
-if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-  echo "setup: installing requirements.txt"
+have=$(cat "$stamp" 2>/dev/null || true)
+if [ "$have" != "dev $want" ] && [ "$have" != "$profile $want" ]; then
+  file=requirements-dev.txt
+  [ "$profile" = app ] && file=requirements.txt
+  echo "setup: installing $file"
   .venv/bin/python -m pip install --quiet --upgrade pip
-  .venv/bin/python -m pip install --quiet -r requirements.txt
-  echo "$want" > "$stamp"
+  .venv/bin/python -m pip install --quiet -r "$file"
+  echo "$profile $want" > "$stamp"
 fi
 
 # The raw KDD files: $ANODET_KDD_SOURCE (a folder or base URL) if set; else a local mirror in
