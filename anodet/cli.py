@@ -135,7 +135,16 @@ def _add_stream(parser: argparse.ArgumentParser) -> None:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
+    import importlib.util
+
+    from anodet.detectors import NEURAL
     from anodet.train import train
+
+    wanted = args.detectors or list(REGISTRY)
+    if any(n in NEURAL for n in wanted) and importlib.util.find_spec("keras") is None:
+        print("error: training the neural detectors needs TensorFlow and Keras, which the app alone does not install. "
+              "Run `.venv/bin/python -m pip install -r requirements-train.txt`, then train again.", file=sys.stderr)
+        return 2
 
     train(args.detectors, seed=args.seed, source=args.data_source, store_root=args.store,
           train_rows=args.train_rows, epochs=args.epochs, log=lambda m: print(m, flush=True))
