@@ -86,8 +86,8 @@ class CsvSink:
         if self._writer is None:
             if isinstance(self._target, (str, os.PathLike)):
                 path = str(self._target)
-                self._file = (gzip.open(path, "wb", compresslevel=self._compresslevel) if path.endswith(".gz")
-                              else open(path, "wb"))
+                self._file = (gzip.open(path, "wb", compresslevel=self._compresslevel)  # type: ignore[assignment]
+                              if path.endswith(".gz") else open(path, "wb"))
             else:
                 self._file = self._target
             self._schema = table.schema

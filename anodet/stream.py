@@ -241,6 +241,7 @@ class Pipeline:
                         carry = b""
                     layout, skipping = None, False
                     continue
+                assert isinstance(data, bytes)
                 t_read = time.perf_counter()
                 if skipping:
                     end = LINE_END.search(data)

@@ -27,6 +27,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from anodet.data import cache_root
+from anodet.labels import label_views
 from anodet.output import CsvSink
 from anodet.reader import Chunk, Layout, Limits
 from anodet.scoring import OK, Summary, score_source
@@ -47,42 +48,59 @@ def uploads_dir() -> Path:
 
 @dataclass
 class Sample:
-    """A uniform random sample (reservoir) of scored rows: scores per detector and label text."""
+    """A uniform random sample (reservoir) of scored rows: scores per detector and both label views.
+
+    Scores are kept as float32 and labels as int8 per view (-1: no label), so a full sample of
+    :data:`SAMPLE_ROWS` rows costs a few MB per session.
+    """
 
     capacity: int
     names: list[str]
     seed: int = 0
     seen: int = 0
     scores: dict[str, np.ndarray] = field(default_factory=dict)
-    labels: np.ndarray | None = None
+    labels: dict[str, np.ndarray] | None = None
 
     def __post_init__(self) -> None:
         self._rng = np.random.default_rng(self.seed)
-        self.scores = {n: np.empty(0) for n in self.names}
+        self.scores = {n: np.empty(0, dtype=np.float32) for n in self.names}
 
-    def add(self, scores: dict[str, np.ndarray], labels: np.ndarray | None) -> None:
-        n = len(next(iter(scores.values()))) if scores else 0
+    def add(self, scores: dict[str, np.ndarray], label_text: np.ndarray | None) -> None:
+        n = len(scores[self.names[0]]) if self.names else 0
         if n == 0:
             return
+        views = None
+        if label_text is not None:
+            views = {v: np.nan_to_num(y, nan=-1).astype(np.int8) for v, y in label_views(label_text).items()}
+            if self.labels is None:
+                self.labels = {v: np.empty(0, dtype=np.int8) for v in views}
         index = self.seen + np.arange(n)
         self.seen += n
         have = len(self.scores[self.names[0]])
         # Fill first, then replace with probability capacity / index (Algorithm R, vectorised).
         fill = min(n, max(0, self.capacity - have))
-        take = {k: v[:fill] for k, v in scores.items()}
-        new_labels = labels[:fill] if labels is not None else None
         for k in self.names:
-            self.scores[k] = np.concatenate([self.scores[k], take[k]])
-        if labels is not None:
-            self.labels = new_labels if self.labels is None else np.concatenate([self.labels, new_labels])
+            self.scores[k] = np.concatenate([self.scores[k], scores[k][:fill].astype(np.float32)])
+        if views is not None and self.labels is not None:
+            for v in views:
+                self.labels[v] = np.concatenate([self.labels[v], views[v][:fill]])
         rest = np.arange(fill, n)
         if len(rest):
             slots = (self._rng.random(len(rest)) * (index[rest] + 1)).astype(np.int64)
             hit = slots < self.capacity
             for k in self.names:
                 self.scores[k][slots[hit]] = scores[k][rest[hit]]
-            if labels is not None and self.labels is not None:
-                self.labels[slots[hit]] = labels[rest[hit]]
+            if views is not None and self.labels is not None:
+                for v in views:
+                    self.labels[v][slots[hit]] = views[v][rest[hit]]
+
+    def labels_of(self, view: str) -> np.ndarray | None:
+        """0/1 labels of the sampled rows under ``view``, NaN where a row has no label."""
+        if self.labels is None:
+            return None
+        y = self.labels[view].astype(np.float64)
+        y[y < 0] = np.nan
+        return y
 
 
 class TopRows:

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
-from anodet import data, evaluate, figures, labels, ui, upload
+from anodet import data, evaluate, figures, ui, upload
 from anodet.data import DataError
 from anodet.evaluate import PRESET_HELP
 from anodet.reader import RANGE_COLUMN, ROW_COLUMN, STATUS_COLUMN, InputError, describe_problems
@@ -191,8 +191,8 @@ sample = result.sample
 s = sample.scores[focus]
 threshold = summary.thresholds[focus]
 y, known = None, None
-if summary.layout.label and sample.labels is not None:
-    y_all = labels.label_views(sample.labels)[view]
+y_all = sample.labels_of(view)
+if summary.layout.label and y_all is not None:
     known = ~np.isnan(y_all)
     y = y_all[known].astype(int) if known.any() else None
 if sample.seen > sample.capacity:

@@ -79,7 +79,7 @@ class _Lines:
             stripped = self.buffer.lstrip()
             end = LINE_END.search(stripped)
             complete = end is not None and not (end.group() == b"\r" and end.end() == len(stripped) and not self.eof)
-            if complete:
+            if end is not None and complete:
                 return stripped[:end.start()], stripped[end.end():]
             if len(stripped) > self.max_line:
                 raise InputError(

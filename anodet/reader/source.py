@@ -98,7 +98,7 @@ class InputStream:
             self._raw = self._open_path(Path(source))
             self._owned = True
         else:
-            self.name = name or getattr(source, "name", "the upload")
+            self.name = name or str(getattr(source, "name", None) or "the upload")
             self._raw = source
             source.seek(0, os.SEEK_END)
             self.size = source.tell()

@@ -1,0 +1,56 @@
+"""What the Score a CSV page keeps of an upload: a fair sample, the true top rows, results on disk."""
+
+from __future__ import annotations
+
+import gzip
+import io
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from anodet import upload
+from anodet.schema import FEATURES
+from anodet.thresholds import resolve_thresholds
+
+
+def test_sample_is_uniform_and_keeps_scores_aligned_with_labels():
+    sample = upload.Sample(2_000, ["a"], seed=1)
+    for start in range(0, 200_000, 7_000):
+        values = np.arange(start, min(start + 7_000, 200_000), dtype=float)
+        labels = np.where(values % 2 == 0, "normal", "smurf")
+        sample.add({"a": values}, labels)
+    kept = sample.scores["a"]
+    assert len(kept) == 2_000 and sample.seen == 200_000
+    assert abs(kept.mean() - 100_000) < 5_000  # uniform over the whole input, not its head
+    y = sample.labels_of("reference")
+    np.testing.assert_array_equal(y, (kept.astype(np.int64) % 2 == 1).astype(float))
+
+
+def test_top_rows_are_the_highest_flagged_across_chunks():
+    top = upload.TopRows(["a"], keep=5)
+    rng = np.random.default_rng(0)
+    everything = []
+    for _ in range(4):
+        s = rng.random(100)
+        everything.append(s)
+        top.add(pa.table({"score_a": s, "flag_a": s > 0.5}))
+    want = np.sort(np.concatenate(everything))[::-1][:5]
+    np.testing.assert_allclose(np.sort(top.tables["a"].column("score_a").to_numpy())[::-1], want)
+
+
+def test_score_upload_writes_every_row_to_disk_and_keeps_little(store, splits, tmp_path, monkeypatch):
+    monkeypatch.setattr(upload, "uploads_dir", lambda: tmp_path)
+    frame = splits.test.iloc[:3000][list(FEATURES)].copy()
+    frame["label"] = splits.test.iloc[:3000]["attack"].to_numpy()
+    data = gzip.compress(frame.to_csv(index=False).encode())
+    names = ["pca", "zscore"]
+    result = upload.score_upload(io.BytesIO(data), "u.csv.gz", store, names,
+                                 resolve_thresholds(store, names, None, "reference"))
+    written = pd.read_csv(io.BytesIO(result.results_bytes()), compression="gzip")
+    assert written["row"].tolist() == list(range(1, 3001))
+    assert len(result.sample.scores["pca"]) == 3000
+    assert result.top.tables["pca"].num_rows == min(upload.TOP_ROWS, result.summary.flagged["pca"])
+    again = upload.score_upload(io.BytesIO(data), "u.csv.gz", store, names,
+                                resolve_thresholds(store, names, None, "reference"), previous=result)
+    assert not result.results_path.exists() and again.results_path.exists()  # one file per session
