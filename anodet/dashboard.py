@@ -6,7 +6,7 @@ The pages only lay out widgets; every number they show comes from here or from
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -187,6 +187,110 @@ def record_verdicts(scores: Mapping[str, np.ndarray], thresholds: Mapping[str, f
                      "verdict": "flagged" if score >= thresholds[name] else "passed",
                      "score / threshold": score / thresholds[name] if thresholds[name] > 0 else np.nan})
     return pd.DataFrame(rows, index=pd.Index(list(scores), name="name"))
+
+
+EXPLANATION_METHODS = {
+    "own": "the detector's own per-feature breakdown of its score",
+    "perturbation": ("perturbation: for each feature, how much the detector's own score drops when that "
+                     "feature alone is set to its median among normal training records"),
+}
+"""How a record's score is split across features, by method (shown next to the chart)."""
+
+
+def perturbation_contributions(score: Callable[[np.ndarray], np.ndarray], x: np.ndarray,
+                               reference: np.ndarray) -> np.ndarray:
+    """Per-feature explanation of one record's score for any detector, using only its ``score``.
+
+    Feature ``j``'s contribution is ``score(x) - score(x with x_j := reference_j)``: how much of
+    the score goes away when that one feature is made typical (``reference`` is the normal
+    training median, in the detector's input space). Positive: the feature pushes the score up.
+    All ``d + 1`` rows are scored in one batch.
+    """
+    x = np.asarray(x, dtype=np.float64).ravel()
+    reference = np.asarray(reference, dtype=np.float64).ravel()
+    batch = np.tile(x, (len(x) + 1, 1))
+    idx = np.arange(len(x))
+    batch[idx + 1, idx] = reference
+    scores = np.asarray(score(batch), dtype=np.float64)
+    return scores[0] - scores[1:]
+
+
+def explain_record(detector: object, x_scaled: np.ndarray, reference_scaled: np.ndarray) -> tuple[np.ndarray, str]:
+    """(per-feature contributions, method key of :data:`EXPLANATION_METHODS`) for one scaled record.
+
+    A detector with its own breakdown (``feature_scores`` not None) uses it; any other one is
+    explained by :func:`perturbation_contributions` of its own score, never by another detector.
+    """
+    own = detector.feature_scores(np.asarray(x_scaled, dtype=np.float64)[None, :])
+    if own is not None:
+        return np.asarray(own, dtype=np.float64)[0], "own"
+    return perturbation_contributions(detector.score, x_scaled, reference_scaled), "perturbation"
+
+
+def agreement_shares(common: np.ndarray) -> np.ndarray:
+    """Row-normalised :func:`agreement`: share of the row detector's flags the column detector also flags.
+
+    The diagonal is 1 (or NaN for a detector flagging nothing); unlike raw counts, one detector
+    flagging many records does not flatten the colour scale for all the others.
+    """
+    common = np.asarray(common, dtype=np.float64)
+    totals = np.diag(common)[:, None]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(totals > 0, common / np.where(totals > 0, totals, 1.0), np.nan)
+
+
+def disagreements(scores: Mapping[str, np.ndarray], thresholds: Mapping[str, float], a: str, b: str) -> tuple[np.ndarray, np.ndarray]:
+    """Positions (score arrays' rows) flagged by ``a`` but passed by ``b``, and the reverse."""
+    flag_a = np.asarray(scores[a]) >= thresholds[a]
+    flag_b = np.asarray(scores[b]) >= thresholds[b]
+    return np.flatnonzero(flag_a & ~flag_b), np.flatnonzero(flag_b & ~flag_a)
+
+
+def metric_deltas(board: pd.DataFrame, a: str, b: str, metrics: Sequence[str] = LEADERBOARD_METRICS) -> pd.DataFrame:
+    """Two leaderboard rows side by side with ``b - a`` for each metric."""
+    return pd.DataFrame({"metric": [METRIC_LABELS[m] for m in metrics],
+                         board.loc[a, "detector"]: [float(board.loc[a, m]) for m in metrics],
+                         board.loc[b, "detector"]: [float(board.loc[b, m]) for m in metrics],
+                         "difference": [float(board.loc[b, m] - board.loc[a, m]) for m in metrics]})
+
+
+def customdata_pair(customdata: object) -> tuple[float, float]:
+    """The first two values of a clicked point's ``customdata`` (a histogram bar's ``[low, high)``,
+    a heat-map cell's ``[row, column]``).
+
+    Streamlit 1.67 sends a point's list customdata as ``{"0": low, "1": high, ...}``; other
+    versions send ``[low, high, ...]``. Anything else is a ValueError.
+    """
+    if isinstance(customdata, Mapping):
+        values = [customdata.get("0", customdata.get(0)), customdata.get("1", customdata.get(1))]
+    elif isinstance(customdata, Sequence | np.ndarray) and not isinstance(customdata, str):
+        values = list(customdata[:2])
+    else:
+        values = []
+    if len(values) != 2 or any(v is None or isinstance(v, str) for v in values):
+        raise ValueError(f"not a clicked point's two values: {customdata!r}")
+    return float(values[0]), float(values[1])
+
+
+RESPONSIVE_CSS = """
+/* Side-by-side panels become one column below 900 px; rows of metric tiles wrap instead of
+   shrinking their numbers to "0.…". */
+[data-testid="stHorizontalBlock"]:has(> [data-testid="stColumn"] [data-testid="stMetric"]) { flex-wrap: wrap; }
+[data-testid="stHorizontalBlock"] > [data-testid="stColumn"]:has([data-testid="stMetric"]) { min-width: 8.5rem; }
+[data-testid="stMetricValue"] > div { text-overflow: clip; }
+@media (max-width: 900px) {
+  [data-testid="stHorizontalBlock"] { flex-wrap: wrap; }
+  [data-testid="stHorizontalBlock"] > [data-testid="stColumn"] { flex: 1 1 100% !important; width: 100% !important; }
+  [data-testid="stHorizontalBlock"] > [data-testid="stColumn"]:has([data-testid="stMetric"]) {
+    flex: 1 1 8.5rem !important; width: auto !important; }
+}
+"""
+"""Page CSS so every page reads at 1280 px and degrades to one column below ~900 px."""
+
+
+def table_height(rows: int, row_height: int = 35) -> int:
+    """Pixel height of a ``st.dataframe`` showing exactly ``rows`` rows and its header, no empty row."""
+    return row_height * (rows + 1) + 3
 
 
 def neutralise_formulas(frame: pd.DataFrame) -> pd.DataFrame:
