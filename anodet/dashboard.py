@@ -247,11 +247,11 @@ def disagreements(scores: Mapping[str, np.ndarray], thresholds: Mapping[str, flo
 
 
 def metric_deltas(board: pd.DataFrame, a: str, b: str, metrics: Sequence[str] = LEADERBOARD_METRICS) -> pd.DataFrame:
-    """Two leaderboard rows side by side with ``b - a`` for each metric."""
-    return pd.DataFrame({"metric": [METRIC_LABELS[m] for m in metrics],
-                         board.loc[a, "detector"]: [float(board.loc[a, m]) for m in metrics],
-                         board.loc[b, "detector"]: [float(board.loc[b, m]) for m in metrics],
-                         "difference": [float(board.loc[b, m] - board.loc[a, m]) for m in metrics]})
+    """Two leaderboard rows and their difference ``b - a``: one column per metric, three rows."""
+    label_a, label_b = board.loc[a, "detector"], board.loc[b, "detector"]
+    rows = {label_a: [float(board.loc[a, m]) for m in metrics], label_b: [float(board.loc[b, m]) for m in metrics]}
+    rows[f"{label_b} − {label_a}"] = [y - x for x, y in zip(rows[label_a], rows[label_b], strict=True)]
+    return pd.DataFrame.from_dict(rows, orient="index", columns=list(metrics)).rename_axis("detector").reset_index()
 
 
 def customdata_pair(customdata: object) -> tuple[float, float]:
@@ -283,6 +283,8 @@ RESPONSIVE_CSS = """
   [data-testid="stHorizontalBlock"] > [data-testid="stColumn"] { flex: 1 1 100% !important; width: 100% !important; }
   [data-testid="stHorizontalBlock"] > [data-testid="stColumn"]:has([data-testid="stMetric"]) {
     flex: 1 1 8.5rem !important; width: auto !important; }
+  [data-testid="stHorizontalBlock"] > [data-testid="stColumn"]:has(> div > div > [data-testid="stButton"]) {
+    flex: 0 1 auto !important; width: auto !important; }
 }
 """
 """Page CSS so every page reads at 1280 px and degrades to one column below ~900 px."""

@@ -22,6 +22,8 @@ ATTACK_COLOUR = "#d62728"
 THRESHOLD_COLOUR = "#222222"
 OPERATING_POINT = {"size": 12, "color": THRESHOLD_COLOUR, "symbol": "x", "line": {"width": 2}}
 _MARGIN = {"l": 60, "r": 20, "t": 50, "b": 50}
+LOG_FPR_TICKS = {"tickvals": [0.001, 0.01, 0.1, 1.0], "ticktext": ["0.1%", "1%", "10%", "100%"]}
+"""Four ticks on a log false-positive-rate axis: readable at any panel width."""
 _PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
             "#bcbd22", "#17becf", "#393b79", "#637939")
 
@@ -150,7 +152,7 @@ def roc_figure(curves: dict[str, tuple[np.ndarray, np.ndarray]], aucs: dict[str,
                          "hovertemplate": "at threshold: FPR %{x:.3f}, detection rate %{y:.3f}<extra>" + name + "</extra>"})
     xaxis = {"title": {"text": "false-positive rate" + (" (log scale)" if log_fpr else "")}, "range": [0, 1]}
     if log_fpr:
-        xaxis.update({"type": "log", "range": [-3, 0], "tickformat": ".1%"})
+        xaxis.update({"type": "log", "range": [-3, 0], **LOG_FPR_TICKS})
     layout = {"title": _title(title), "height": 340, "xaxis": xaxis,
               "yaxis": {"title": {"text": "detection rate (recall)"}, "range": [0, 1.02]}}
     if single:
@@ -225,9 +227,10 @@ def agreement_heatmap(detectors: Sequence[str], common: np.ndarray,
                       title: str = "Which detectors agree") -> go.Figure:
     """Share of the row detector's flagged records that the column detector flags too.
 
-    Colour is that share (0–100%), so one detector flagging many records does not flatten the
-    scale for the others as raw counts would; the counts are in the hover (the diagonal: how
-    many each one flags). Each cell's ``customdata`` is ``[row index, column index]``, so a
+    Colour is that share, so one detector flagging many records does not flatten the scale for
+    the others as raw counts would, and the scale starts at the lowest share between two
+    different detectors (the diagonal is always 100%); the counts are in the hover (the
+    diagonal: how many each one flags). Each cell's ``customdata`` is ``[row index, column index]``, so a
     clicked cell names its pair.
     """
     common = np.asarray(common, dtype=np.float64)
@@ -237,9 +240,12 @@ def agreement_heatmap(detectors: Sequence[str], common: np.ndarray,
     n = len(detectors)
     text = [[("–" if np.isnan(v) else f"{v:.0%}") for v in row] for row in shares]
     counts = [[f"{int(c):,}" for c in row] for row in common]
+    off_diagonal = shares[~np.eye(n, dtype=bool)] if n > 1 else np.array([0.0])
+    low = float(np.nanmin(off_diagonal)) if np.isfinite(off_diagonal).any() else 0.0
+    zmin = min(np.floor(low * 10) / 10, 0.9)  # the colour scale spans the pairs, not the trivial 100% diagonal
     custom = [[[i, j, counts[i][j], f"{int(totals[i]):,}"] for j in range(n)] for i in range(n)]
     data = [{"type": "heatmap", "z": shares, "x": list(detectors), "y": list(detectors), "text": text,
-             "customdata": custom, "texttemplate": "%{text}", "zmin": 0, "zmax": 1, "xgap": 1, "ygap": 1,
+             "customdata": custom, "texttemplate": "%{text}", "zmin": zmin, "zmax": 1, "xgap": 1, "ygap": 1,
              "colorscale": [[0, "#f7fbff"], [1, "#2171b5"]],
              "colorbar": {"title": {"text": "share"}, "tickformat": ".0%"},
              "hovertemplate": ("%{customdata[2]} of the %{customdata[3]} records %{y} flags are flagged by %{x} "
@@ -287,7 +293,7 @@ def pair_curves_figure(summaries: dict[str, tuple[tuple[np.ndarray, np.ndarray],
     return _figure(data, {
         "title": _title("ROC and precision-recall curves of the pair (× = current thresholds)"), "height": 400,
         "legend": {"orientation": "h", "y": -0.22, "yanchor": "top"},
-        "xaxis": {"domain": [0, 0.44], "type": "log", "range": [-3, 0], "tickformat": ".1%",
+        "xaxis": {"domain": [0, 0.44], "type": "log", "range": [-3, 0], **LOG_FPR_TICKS,
                   "title": {"text": "false-positive rate (log scale)"}},
         "yaxis": {"range": [0, 1.02], "title": {"text": "detection rate (recall)"}},
         "xaxis2": {"domain": [0.56, 1], "range": [0, 1], "anchor": "y2", "title": {"text": "recall"}},
@@ -329,6 +335,6 @@ def feature_contribution_figure(features: Sequence[str], contributions: np.ndarr
              "hovertemplate": "%{y}: %{x:.4g} (%{customdata:.0%} of the score)<extra></extra>"}]
     return _figure(data, {
         "title": _title(f"What drives the {detector} score"), "height": 80 + 24 * len(features),
-        "xaxis": {"title": {"text": "contribution to the anomaly score (score units)"}},
+        "xaxis": {"title": {"text": "contribution to the score"}},
         "yaxis": {"autorange": "reversed"}, "showlegend": False,
     })

@@ -12,8 +12,7 @@ ui.ensure_app_frame()
 st.html(f"<style>{dashboard.RESPONSIVE_CSS}</style>")
 
 DEFAULT_OUTCOMES = ["true positive", "false positive"]
-RECORD_KEY = "flagged_record"
-"""Session key of the test record (row of the test split) whose detail is open; other pages may set it."""
+RECORD_KEY = "flagged_record"  # the test record (row of the test split) whose detail is open; other pages set it too
 
 st.title("Flagged records")
 view = ui.label_view()

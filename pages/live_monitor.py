@@ -66,7 +66,7 @@ def threshold_control(name: str, view: str) -> float:
         ui.set_threshold(name, float(st.session_state[key]), view)
         st.session_state[synced] = float(st.session_state[key])
 
-    st.number_input("Threshold", key=key, on_change=_typed, format="%.6g", step=None,
+    st.number_input(f"Threshold ({view} view)", key=key, on_change=_typed, format="%.6g", step=None,
                     help=f"The session's threshold for {ui.display_name(name)} under the {view} label view: "
                          "the same one the other pages use. Records scoring at or above it raise an alert.")
     return ui.get_threshold(name, view)
@@ -160,7 +160,9 @@ def replay_mode() -> None:
                 picked = st.dataframe(latest, hide_index=True, width="stretch", on_select="rerun",
                                       selection_mode="single-row", key=table_key,
                                       height=dashboard.table_height(len(latest)), column_order=["record", "score", "truth"],
-                                      column_config={"score": st.column_config.NumberColumn(format="%.4g")})
+                                      column_config={"score": st.column_config.NumberColumn(format="%.4g"),
+                                                     "record": st.column_config.NumberColumn(
+                                                         "replayed #", help="Place in the replay (the chart's x axis).")})
                 rows = (picked or {}).get("selection", {}).get("rows", [])
                 if rows:  # kept beyond this tick: while running, the table (and its key) changes every second
                     st.session_state["live_opened"] = (name, int(latest.iloc[rows[0]]["position"]))

@@ -34,12 +34,14 @@ st.caption(
 table = dashboard.leaderboard(curves, summaries, thresholds, labels).sort_values("roc_auc", ascending=False)
 order = list(table.index)  # every chart below lists the detectors in the leaderboard's order
 percent = {"format": "%.3f"}
+SHORT_LABELS = {"fpr": "FPR"}  # the leaderboard's columns fit a 1280 px window
 column_config = {
     "detector": st.column_config.TextColumn("Detector", pinned=True),
     "threshold": st.column_config.NumberColumn("Threshold", help=f"The detector's current threshold (raw score) "
                                                                  f"under the {view} view.", format="%.4g"),
     "flagged": st.column_config.NumberColumn("Flagged", help="Test records flagged at the threshold.", format="%d"),
-    **{m: st.column_config.NumberColumn(dashboard.METRIC_LABELS[m], help=evaluate.METRIC_HELP[m], **percent)
+    **{m: st.column_config.NumberColumn(SHORT_LABELS.get(m, dashboard.METRIC_LABELS[m]), help=evaluate.METRIC_HELP[m],
+                                        width="small", **percent)
        for m in dashboard.LEADERBOARD_METRICS},
 }
 st.subheader("Leaderboard")
@@ -53,25 +55,23 @@ if picked:
     st.session_state[ui.FOCUS_KEY] = order[picked[0]]
     st.switch_page("pages/threshold_explorer.py")
 
-left, right = st.columns(2, gap="medium")
-with left:
-    points = {labels[n]: (table.loc[n, "fpr"], table.loc[n, "recall"]) for n in order}
-    st.plotly_chart(figures.roc_figure({labels[n]: summaries[n].roc for n in order},
-                                       {labels[n]: summaries[n].roc_auc for n in order}, points,
-                                       title="ROC curves (× = current threshold)", log_fpr=True),
-                    key="overview_roc")
-    st.caption(evaluate.METRIC_HELP["roc_auc"] + " The false-positive rate is on a log scale: good detectors "
-               "differ mostly below 10%.")
-with right:
-    categories = test["category"].to_numpy()
-    ordered_scores = {n: scores[n] for n in order}
-    rates = dashboard.category_rates(ordered_scores, thresholds, categories, ATTACK_CATEGORIES)
-    counts = test["category"].value_counts()
-    columns = [f"{c} ({counts.get(c, 0):,})" for c in ATTACK_CATEGORIES]
-    st.plotly_chart(figures.rate_heatmap([labels[n] for n in order], columns, rates,
-                                         title="Detection rate per attack category"), key="overview_rates")
-    st.caption("Share of each category's test records flagged at the detector's threshold (record counts in "
-               "brackets). *novel*: attack types that appear only in the test file.")
+st.subheader("Threshold-free and per category")
+points = {labels[n]: (table.loc[n, "fpr"], table.loc[n, "recall"]) for n in order}
+st.plotly_chart(figures.roc_figure({labels[n]: summaries[n].roc for n in order},
+                                   {labels[n]: summaries[n].roc_auc for n in order}, points,
+                                   title="ROC curves (× = current threshold)", log_fpr=True),
+                key="overview_roc")
+st.caption(evaluate.METRIC_HELP["roc_auc"] + " The false-positive rate is on a log scale: good detectors "
+           "differ mostly below 10%.")
+categories = test["category"].to_numpy()
+ordered_scores = {n: scores[n] for n in order}
+rates = dashboard.category_rates(ordered_scores, thresholds, categories, ATTACK_CATEGORIES)
+counts = test["category"].value_counts()
+columns = [f"{c} ({counts.get(c, 0):,})" for c in ATTACK_CATEGORIES]
+st.plotly_chart(figures.rate_heatmap([labels[n] for n in order], columns, rates,
+                                     title="Detection rate per attack category"), key="overview_rates")
+st.caption("Share of each category's test records flagged at the detector's threshold (record counts in "
+           "brackets). *novel*: attack types that appear only in the test file.")
 
 st.subheader("Agreement")
 flags = dashboard.flag_matrix(ordered_scores, thresholds)
@@ -99,21 +99,20 @@ b = pick_b.selectbox("Detector B", order, key="overview_b", format_func=ui.displ
 if a == b:
     st.info("Choose two different detectors to compare them.")
 else:
-    curves_col, delta_col = st.columns([3, 2], gap="medium")
-    with curves_col:
-        pair = {labels[n]: (summaries[n].roc, summaries[n].pr) for n in (a, b)}
-        aucs = {labels[n]: (summaries[n].roc_auc, summaries[n].pr_auc) for n in (a, b)}
-        at = {labels[n]: ((table.loc[n, "fpr"], table.loc[n, "recall"]),
-                          (table.loc[n, "recall"], table.loc[n, "precision"]) if table.loc[n, "flagged"] else None)
-              for n in (a, b)}
-        st.plotly_chart(figures.pair_curves_figure(pair, aucs, at, summaries[a].base_rate), key="overview_pair")
-    with delta_col:
-        deltas = dashboard.metric_deltas(table, a, b)
-        st.dataframe(deltas, hide_index=True, key="overview_deltas", height=dashboard.table_height(len(deltas)),
-                     column_config={labels[a]: st.column_config.NumberColumn(format="%.3f"),
-                                    labels[b]: st.column_config.NumberColumn(format="%.3f"),
-                                    "difference": st.column_config.NumberColumn(
-                                        f"{labels[b]} − {labels[a]}", format="%+.3f")})
+    pair = {labels[n]: (summaries[n].roc, summaries[n].pr) for n in (a, b)}
+    aucs = {labels[n]: (summaries[n].roc_auc, summaries[n].pr_auc) for n in (a, b)}
+    at = {labels[n]: ((table.loc[n, "fpr"], table.loc[n, "recall"]),
+                      (table.loc[n, "recall"], table.loc[n, "precision"]) if table.loc[n, "flagged"] else None)
+          for n in (a, b)}
+    st.plotly_chart(figures.pair_curves_figure(pair, aucs, at, summaries[a].base_rate), key="overview_pair")
+    deltas = dashboard.metric_deltas(table, a, b)
+    st.dataframe(deltas, hide_index=True, key="overview_deltas", height=dashboard.table_height(len(deltas)),
+                 column_config={"detector": st.column_config.TextColumn("", pinned=True),
+                                **{m: st.column_config.NumberColumn(SHORT_LABELS.get(m, dashboard.METRIC_LABELS[m]),
+                                                                    help=evaluate.METRIC_HELP[m], format="%.3f")
+                                   for m in dashboard.LEADERBOARD_METRICS}})
+    st.caption(f"The last row is {labels[b]} minus {labels[a]}, metric by metric, at their current thresholds "
+               f"({view} view).")
     only_a, only_b = dashboard.disagreements(scores, thresholds, a, b)
     list_a, list_b = st.columns(2, gap="medium")
     y = (test[f"label_{view}"].to_numpy() == 1)

@@ -108,10 +108,10 @@ def test_comparing_two_detectors_lists_what_each_flags_alone(app, store):
     said = " ".join(m.value for m in app.markdown)
     assert f"**PCA flags, Isolation Forest passes**: {pca_only:,} records" in said
     assert f"**Isolation Forest flags, PCA passes**: {forest_only:,} records" in said
-    deltas = table_with(app, "difference").set_index("metric")
-    board = table_with(app, "roc_auc").set_index("detector")
-    assert deltas.loc["ROC AUC", "difference"] == pytest.approx(board.loc["Isolation Forest", "roc_auc"]
-                                                                - board.loc["PCA", "roc_auc"])
+    board = table_with(app, "threshold").set_index("detector")
+    deltas = next(d.value for d in app.dataframe if d.key == "overview_deltas").set_index("detector")
+    assert deltas.loc["Isolation Forest − PCA", "roc_auc"] == pytest.approx(board.loc["Isolation Forest", "roc_auc"]
+                                                                            - board.loc["PCA", "roc_auc"])
 
 
 def test_clicking_an_agreement_cell_compares_that_pair(app):

@@ -111,6 +111,9 @@ def test_agreement_heatmap_colours_shares_not_counts_and_names_each_cells_pair()
     z = np.asarray(heat.z, dtype=float)
     assert z[1, 2] == pytest.approx(0.9) and z[0, 1] == pytest.approx(100 / 9000) and z[1, 0] == pytest.approx(1.0)
     assert np.allclose(np.diag(z), 1.0) and heat.zmax == 1
+    assert heat.zmin == 0.0  # scaled to the lowest share between two different detectors (1.1%)
+    pairs = figures.agreement_heatmap(["a", "b"], np.array([[100, 80], [80, 90]])).data[0]
+    assert pairs.zmin == pytest.approx(0.8)
     assert list(heat.customdata[1][2][:2]) == [1, 2] and heat.customdata[1][2][2] == "90"
 
 
@@ -348,9 +351,9 @@ def test_disagreements_list_each_side_and_shares_add_up():
 def test_metric_deltas_are_b_minus_a():
     board = pd.DataFrame({"detector": ["A", "B"], **{m: [0.5, 0.75] for m in dashboard.LEADERBOARD_METRICS}},
                          index=["a", "b"])
-    deltas = dashboard.metric_deltas(board, "a", "b")
-    assert list(deltas.columns) == ["metric", "A", "B", "difference"]
-    assert (deltas["difference"] == 0.25).all() and deltas["metric"].iloc[0] == "ROC AUC"
+    deltas = dashboard.metric_deltas(board, "a", "b").set_index("detector")
+    assert list(deltas.index) == ["A", "B", "B − A"] and list(deltas.columns) == list(dashboard.LEADERBOARD_METRICS)
+    assert (deltas.loc["B − A"] == 0.25).all() and (deltas.loc["A"] == 0.5).all()
 
 
 def test_table_height_fits_rows_and_header_without_an_empty_row():
