@@ -6,15 +6,19 @@ The pages only lay out widgets; every number they show comes from here or from
 
 from __future__ import annotations
 
+import gzip
+import urllib.parse
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from anodet import evaluate
+from anodet import data, evaluate
 from anodet.evaluate import ThresholdCurve
 from anodet.figures import downsample_curve
+from anodet.schema import RAW_COLUMNS
 
 OUTCOMES = ("true positive", "false positive", "missed attack", "true negative")
 """Outcome of a record at a threshold: flagged attack, flagged normal, passed attack, passed normal."""
@@ -288,6 +292,48 @@ RESPONSIVE_CSS = """
 }
 """
 """Page CSS so every page reads at 1280 px and degrades to one column below ~900 px."""
+
+
+CONNECTION_FIELDS = ("protocol_type", "service", "flag", "duration", "src_bytes", "dst_bytes")
+"""Raw fields of a connection an analyst reads first; the models never see them (only the 18 rates and counts)."""
+
+
+def raw_test_file() -> Path | None:
+    """The raw KDD test file if it is on disk (the configured folder or the download cache); never downloads."""
+    raw = next(r for r in data.RAW_FILES if r.key == "test")
+    source = data.default_source()
+    folders = [data.cache_root() / "raw"]
+    if urllib.parse.urlparse(source).scheme not in {"http", "https", "ftp"}:
+        folders.insert(0, Path(urllib.parse.urlparse(source).path if source.startswith("file:") else source))
+    for folder in folders:
+        for name in raw.names:
+            if (folder / name).is_file():
+                return folder / name
+    return None
+
+
+def connection_fields(path: Path, line_numbers: Sequence[int]) -> pd.DataFrame:
+    """:data:`CONNECTION_FIELDS` of the given (0-based) lines of a raw KDD file, indexed by line number.
+
+    One streaming pass over the (gzipped) file; lines not found are left out, so the caller
+    can say which records have no raw fields.
+    """
+    wanted = set(int(n) for n in line_numbers)
+    columns = [RAW_COLUMNS.index(f) for f in CONNECTION_FIELDS]
+    rows: dict[int, list[str]] = {}
+    opener = gzip.open if str(path).endswith(".gz") else open
+    with opener(path, "rt", encoding="utf-8", errors="replace") as fh:
+        for number, line in enumerate(fh):
+            if number in wanted:
+                cells = line.rstrip("\n").split(",")
+                if len(cells) > max(columns):
+                    rows[number] = [cells[c] for c in columns]
+                if len(rows) == len(wanted):
+                    break
+    frame = pd.DataFrame.from_dict(rows, orient="index", columns=list(CONNECTION_FIELDS))
+    for numeric in ("duration", "src_bytes", "dst_bytes"):
+        frame[numeric] = pd.to_numeric(frame[numeric], errors="coerce")
+    return frame.sort_index().rename_axis("record")
 
 
 def table_height(rows: int, row_height: int = 35) -> int:

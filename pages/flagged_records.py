@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import streamlit as st
 
@@ -27,7 +29,7 @@ with top[0]:
 threshold = ui.get_threshold(name)
 table = dashboard.record_table(test, scores[name], threshold, label_column(view))
 with top[1]:
-    st.markdown(f"**{ui.display_name(name)}** flags **{int((table['score'] >= threshold).sum()):,}** of "
+    st.markdown(f"**{ui.markdown_text(ui.display_name(name))}** flags **{int((table['score'] >= threshold).sum()):,}** of "
                 f"{len(table):,} test records at threshold **{threshold:.6g}**: this session's threshold for it "
                 f"under the **{view}** label view (the validation best-F1 one of that view until you move it).")
     st.page_link("pages/threshold_explorer.py", label="Move the threshold in the threshold explorer", icon=":material/tune:")
@@ -45,6 +47,17 @@ shown = dashboard.filter_records(table, chosen_outcomes, chosen_attacks, chosen_
 
 filter_id = abs(hash((name, threshold, view, tuple(chosen_outcomes or ()), tuple(chosen_categories),
                       tuple(chosen_attacks))))
+
+
+@st.cache_resource(max_entries=1, show_spinner="Reading the raw test file…")
+def _raw_connections(path: str, records: int):
+    return dashboard.connection_fields(Path(path), ui.get_splits().test.index)
+
+
+def _connections():
+    """Raw connection fields of every test record (one 0.2 s pass, once per server), or None without the raw file."""
+    path = dashboard.raw_test_file()
+    return None if path is None else _raw_connections(str(path), len(test))
 
 
 def _open(position: int | None) -> None:
@@ -141,6 +154,18 @@ if position is not None:
     c.metric("Category", ui.markdown_text(record["category"]),
              help="novel: an attack type that appears only in the test file.")
     d.metric(f"{ui.display_name(name)} score", f"{record['score']:.4g}", delta=record["outcome"], delta_color="off")
+    raw = _connections()
+    if raw is None:
+        st.caption("The raw connection fields (protocol, service, flag, bytes) need the raw KDD test file, which "
+                   "is not on this server. " + ui.DATA_FIX)
+    elif record.name in raw.index:
+        fields = raw.loc[record.name]
+        st.markdown("**Connection**: " + " · ".join(
+            f"{label} **{ui.markdown_text(fields[field])}**" for field, label in (
+                ("protocol_type", "protocol"), ("service", "service"), ("flag", "flag"), ("duration", "duration (s)"),
+                ("src_bytes", "bytes sent"), ("dst_bytes", "bytes received"))))
+    else:
+        st.caption(f"Line {record.name} of the raw test file could not be read.")
     values = record[list(FEATURES)].to_numpy(dtype=np.float64)
     left, right = st.columns(2)
     with left:

@@ -28,7 +28,7 @@ st.caption(
     f"labels in the **{view}** view (switch in the sidebar). Metrics at a threshold use each detector's "
     f"threshold for the **{view}** view: the {view} view's validation best-F1 one until you move it in the "
     "threshold explorer (each view keeps its own). "
-    + (f"Moved from that default: {', '.join(moved)}." if moved else "None has been moved in this view.")
+    + (f"Moved from that default: {ui.markdown_text(', '.join(moved))}." if moved else "None has been moved in this view.")
 )
 
 table = dashboard.leaderboard(curves, summaries, thresholds, labels).sort_values("roc_auc", ascending=False)
@@ -118,7 +118,8 @@ else:
     y = (test[f"label_{view}"].to_numpy() == 1)
     for col, only, first, second in ((list_a, only_a, a, b), (list_b, only_b, b, a)):
         with col:
-            st.markdown(f"**{labels[first]} flags, {labels[second]} passes**: {len(only):,} records "
+            st.markdown(f"**{ui.markdown_text(labels[first])} flags, {ui.markdown_text(labels[second])} passes**: "
+                        f"{len(only):,} records "
                         f"({int(y[only].sum()):,} of them attacks)")
             rows = test.iloc[only][["attack", "category"]].assign(
                 **{labels[first]: scores[first][only], labels[second]: scores[second][only]})

@@ -351,3 +351,6 @@ def test_a_record_opened_elsewhere_shows_its_detail(app, splits):
     app.session_state["flagged_record"] = 42
     goto(app, FLAGGED)
     assert app.subheader[-1].value == f"Record {splits.test.index[42]}"
+    # Its raw connection fields are shown too (read from the raw test file).
+    connection = next(m.value for m in app.markdown if m.value.startswith("**Connection**"))
+    assert "protocol **" in connection and "bytes sent **" in connection

@@ -358,3 +358,19 @@ def test_metric_deltas_are_b_minus_a():
 
 def test_table_height_fits_rows_and_header_without_an_empty_row():
     assert dashboard.table_height(12) == 35 * 13 + 3
+
+
+def test_connection_fields_are_the_raw_lines_of_the_test_records(splits):
+    import gzip
+
+    path = dashboard.raw_test_file()
+    if path is None:
+        pytest.skip("the raw KDD test file is not on this machine")
+    records = [*splits.test.index[:5], int(splits.test.index.max())]
+    fields = dashboard.connection_fields(path, records)
+    assert list(fields.index) == sorted(records) and list(fields.columns) == list(dashboard.CONNECTION_FIELDS)
+    with gzip.open(path, "rt") as fh:
+        lines = {n: line.rstrip("\n").split(",") for n, line in enumerate(fh) if n in set(records)}
+    for n in records:
+        assert lines[n][-1].rstrip(".") == splits.test.loc[n, "attack"]  # the same record as the split's
+        assert fields.loc[n, "protocol_type"] == lines[n][1] and fields.loc[n, "src_bytes"] == int(lines[n][4])
