@@ -156,16 +156,22 @@ def replay_mode() -> None:
             if latest.empty:
                 st.write("No alerts yet.")
             else:
-                table_key = f"live_alerts_{seen}_{threshold}"
-                picked = st.dataframe(latest, hide_index=True, width="stretch", on_select="rerun",
-                                      selection_mode="single-row", key=table_key,
-                                      height=dashboard.table_height(len(latest)), column_order=["record", "score", "truth"],
-                                      column_config={"score": st.column_config.NumberColumn(format="%.4g"),
-                                                     "record": st.column_config.NumberColumn(
-                                                         "replayed #", help="Place in the replay (the chart's x axis).")})
-                rows = (picked or {}).get("selection", {}).get("rows", [])
-                if rows:  # kept beyond this tick: while running, the table (and its key) changes every second
-                    st.session_state["live_opened"] = (name, int(latest.iloc[rows[0]]["position"]))
+                # The table is redrawn every tick; a click is read against the rows that were shown
+                # when it happened, then the table gets a fresh key so no stale row stays selected.
+                shown_before = st.session_state.get("live_alerts_shown")
+                if shown_before:
+                    clicked = (st.session_state.get(shown_before[0]) or {}).get("selection", {}).get("rows", [])
+                    if clicked:
+                        st.session_state["live_opened"] = (name, shown_before[1][clicked[0]])
+                        st.session_state["live_alerts_round"] = st.session_state.get("live_alerts_round", 0) + 1
+                table_key = f"live_alerts_{st.session_state.get('live_alerts_round', 0)}"
+                st.dataframe(latest, hide_index=True, width="stretch", on_select="rerun", selection_mode="single-row",
+                             key=table_key, height=dashboard.table_height(len(latest)),
+                             column_order=["record", "score", "truth"],
+                             column_config={"score": st.column_config.NumberColumn(format="%.4g"),
+                                            "record": st.column_config.NumberColumn(
+                                                "replayed #", help="Place in the replay (the chart's x axis).")})
+                st.session_state["live_alerts_shown"] = (table_key, latest["position"].tolist())
             opened = st.session_state.get("live_opened")
             if opened and opened[0] == name:
                 open_record(name, opened[1])
@@ -173,13 +179,24 @@ def replay_mode() -> None:
     live()
 
 
+GOTO_KEY = "live_goto_flagged"
+
+
 def open_record(name: str, position: int) -> None:
-    """A button handing a test record over to Flagged records, which opens on its detail."""
-    record = ui.get_splits().test.index[position]
-    if st.button(f"Open record {record} in Flagged records", icon=":material/open_in_new:", key="live_open_record"):
+    """A button handing a test record over to Flagged records, which opens on its detail.
+
+    The button sits in the replay's fragment, and a page switched to from inside a fragment
+    stays blank (Streamlit 1.67): the click reruns the whole page, which switches at its top.
+    """
+    def _go() -> None:
         st.session_state[ui.FOCUS_KEY] = name
         st.session_state["flagged_record"] = position
-        st.switch_page("pages/flagged_records.py")
+        st.session_state[GOTO_KEY] = True
+
+    record = ui.get_splits().test.index[position]
+    if st.button(f"Open record {record} in Flagged records", icon=":material/open_in_new:", key="live_open_record",
+                 on_click=_go):
+        st.rerun(scope="app")
 
 
 def follow_mode() -> None:
@@ -255,6 +272,8 @@ def follow_mode() -> None:
     live()
 
 
+if st.session_state.pop(GOTO_KEY, False):
+    st.switch_page("pages/flagged_records.py")
 st.html(f"<style>{dashboard.RESPONSIVE_CSS}</style>")
 st.title("Live monitor")
 mode = st.radio("Source", ["Replay the test split", "Follow a running stream"], horizontal=True,

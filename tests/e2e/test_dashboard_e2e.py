@@ -193,3 +193,25 @@ def test_the_live_replay_survives_a_visit_to_another_page(page, app_url):
     assert "BiGAN" in shown, shown
     assert texts(page, METRIC)[0] == records
     assert page.locator("[data-testid='stException']").count() == 0
+
+
+def test_a_live_alert_opens_its_record_in_flagged_records(page, app_url):
+    """Switching page from inside the replay's fragment left a blank page; AppTest did not show it."""
+    page.goto(f"{app_url}/live_monitor")
+    page.get_by_role("heading", name="Live monitor").wait_for(timeout=120_000)
+    wait_idle(page)
+    page.get_by_role("button", name="Start").click()
+    page.wait_for_function("document.querySelectorAll('.js-plotly-plot .main-svg').length >= 2", timeout=60_000)
+    grid = page.locator("[data-testid='stDataFrame']").last
+    grid.scroll_into_view_if_needed()
+    box = grid.bounding_box()
+    page.mouse.click(box["x"] + 18, box["y"] + 35 + 17)  # the newest alert, while the replay runs
+    button = page.get_by_role("button", name=re.compile(r"Open record \d+ in Flagged records"))
+    button.wait_for(timeout=30_000)
+    record = re.search(r"Open record (\d+)", button.text_content()).group(1)
+    wait_changed(page, METRIC, texts(page, METRIC))  # a tick later the choice is still there
+    button.click()
+    page.get_by_role("heading", name=f"Record {record}").wait_for(timeout=60_000)
+    wait_idle(page)
+    assert page.url.endswith("/flagged_records")
+    assert page.get_by_text("Every detector on this record").is_visible()
