@@ -246,8 +246,9 @@ def follow_mode() -> None:
         frame = alerts_frame(follower.alerts[-WINDOW:])
         unusable = follower.bad_lines + int(frame["unusable"].sum())
         if unusable:
-            st.caption(f"{unusable:,} lines of the log are not alerts the page can draw (not JSON, or no valid "
-                       "time, score or threshold); they are counted here and left out of the chart.")
+            lines = "1 line of the log is" if unusable == 1 else f"{unusable:,} lines of the log are"
+            st.caption(f"{lines} not an alert the page can draw (not JSON, or no valid time, score or threshold): "
+                       "counted here and left out of the chart.")
         frame = frame[~frame["unusable"]]
         if frame.empty:
             return

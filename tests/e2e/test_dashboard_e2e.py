@@ -215,3 +215,15 @@ def test_a_live_alert_opens_its_record_in_flagged_records(page, app_url):
     wait_idle(page)
     assert page.url.endswith("/flagged_records")
     assert page.get_by_text("Every detector on this record").is_visible()
+
+
+def test_a_leaderboard_row_opens_that_detector_in_the_explorer(page, app_url):
+    open_page(page, app_url, charts=3)
+    grid = page.locator("[data-testid='stDataFrame']").first
+    box = grid.bounding_box()
+    page.mouse.click(box["x"] + 18, box["y"] + 35 * 3 + 17)  # the third row's selection box
+    page.wait_for_url(re.compile(r"/threshold_explorer$"), timeout=60_000)
+    page.wait_for_function("document.querySelectorAll('.js-plotly-plot .main-svg').length >= 2", timeout=60_000)
+    wait_idle(page)
+    assert page.locator("[data-testid='stException']").count() == 0
+    assert page.get_by_role("heading", name="Threshold explorer").is_visible()
