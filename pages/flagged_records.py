@@ -89,8 +89,8 @@ else:
         event = st.plotly_chart(
             figures.score_histogram(bins, threshold, log_count=True, title="Scores of these records"),
             on_select="rerun", selection_mode="points", key=hist_key)
-        st.caption("Click a bar to list only its records and open the highest-scoring one; click outside the "
-                   "bars to list them all again.")
+        st.caption("Click a bar to list only its records and open the highest-scoring one; double-click the "
+                   "chart to list them all again.")
     points = (event or {}).get("selection", {}).get("points", [])
     bar = (points[0].get("curve_number"), points[0].get("point_number")) if points else None
     if _changed("bar", (hist_key, bar)) and points:
