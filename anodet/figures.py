@@ -326,13 +326,13 @@ def feature_percentile_figure(features: Sequence[str], percentiles: np.ndarray, 
 
 
 def feature_contribution_figure(features: Sequence[str], contributions: np.ndarray, detector: str) -> go.Figure:
-    """Each feature's contribution to a detector's score for one record, largest first."""
+    """Each feature's contribution to a detector's score for one record, largest first (signed: negative pulls it down)."""
     contributions = np.asarray(contributions, dtype=float)
     order = np.argsort(-np.abs(contributions))
     share = contributions / (np.abs(contributions).sum() or 1.0)
     data = [{"type": "bar", "orientation": "h", "x": contributions[order], "y": [features[i] for i in order],
              "customdata": share[order], "marker": {"color": ATTACK_COLOUR},
-             "hovertemplate": "%{y}: %{x:.4g} (%{customdata:.0%} of the score)<extra></extra>"}]
+             "hovertemplate": "%{y}: %{x:.4g} (%{customdata:.0%} of all contributions)<extra></extra>"}]
     return _figure(data, {
         "title": _title(f"What drives the {detector} score"), "height": 80 + 24 * len(features),
         "xaxis": {"title": {"text": "contribution to the score"}},
