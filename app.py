@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from anodet import ui
+from anodet import dashboard, ui
 
 st.set_page_config(page_title="anodet", page_icon=":material/shield:", layout="wide")
 
@@ -19,6 +19,7 @@ PAGES = {
 }
 
 page = st.navigation(PAGES)
+st.html(f"<style>{dashboard.RESPONSIVE_CSS}</style>")  # one column below ~900 px, on every page
 st.sidebar.title("anodet")
 st.sidebar.caption("Anomaly detectors on KDD Cup 99, side by side.")
 ui.label_view_switch()

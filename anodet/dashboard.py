@@ -6,15 +6,19 @@ The pages only lay out widgets; every number they show comes from here or from
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import gzip
+import urllib.parse
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from anodet import evaluate
+from anodet import data, evaluate
 from anodet.evaluate import ThresholdCurve
 from anodet.figures import downsample_curve
+from anodet.schema import RAW_COLUMNS
 from anodet.textsafe import neutralise_frame
 
 OUTCOMES = ("true positive", "false positive", "missed attack", "true negative")
@@ -187,6 +191,154 @@ def record_verdicts(scores: Mapping[str, np.ndarray], thresholds: Mapping[str, f
                      "verdict": "flagged" if score >= thresholds[name] else "passed",
                      "score / threshold": score / thresholds[name] if thresholds[name] > 0 else np.nan})
     return pd.DataFrame(rows, index=pd.Index(list(scores), name="name"))
+
+
+EXPLANATION_METHODS = {
+    "own": "the detector's own per-feature breakdown of its score",
+    "perturbation": ("perturbation: for each feature, how much the detector's own score drops when that "
+                     "feature alone is set to its median among normal training records"),
+}
+"""How a record's score is split across features, by method (shown next to the chart)."""
+
+
+def perturbation_contributions(score: Callable[[np.ndarray], np.ndarray], x: np.ndarray,
+                               reference: np.ndarray) -> np.ndarray:
+    """Per-feature explanation of one record's score for any detector, using only its ``score``.
+
+    Feature ``j``'s contribution is ``score(x) - score(x with x_j := reference_j)``: how much of
+    the score goes away when that one feature is made typical (``reference`` is the normal
+    training median, in the detector's input space). Positive: the feature pushes the score up.
+    All ``d + 1`` rows are scored in one batch.
+    """
+    x = np.asarray(x, dtype=np.float64).ravel()
+    reference = np.asarray(reference, dtype=np.float64).ravel()
+    batch = np.tile(x, (len(x) + 1, 1))
+    idx = np.arange(len(x))
+    batch[idx + 1, idx] = reference
+    scores = np.asarray(score(batch), dtype=np.float64)
+    return scores[0] - scores[1:]
+
+
+def explain_record(detector: object, x_scaled: np.ndarray, reference_scaled: np.ndarray) -> tuple[np.ndarray, str]:
+    """(per-feature contributions, method key of :data:`EXPLANATION_METHODS`) for one scaled record.
+
+    A detector with its own breakdown (``feature_scores`` not None) uses it; any other one is
+    explained by :func:`perturbation_contributions` of its own score, never by another detector.
+    """
+    own = detector.feature_scores(np.asarray(x_scaled, dtype=np.float64)[None, :])
+    if own is not None:
+        return np.asarray(own, dtype=np.float64)[0], "own"
+    return perturbation_contributions(detector.score, x_scaled, reference_scaled), "perturbation"
+
+
+def agreement_shares(common: np.ndarray) -> np.ndarray:
+    """Row-normalised :func:`agreement`: share of the row detector's flags the column detector also flags.
+
+    The diagonal is 1 (or NaN for a detector flagging nothing); unlike raw counts, one detector
+    flagging many records does not flatten the colour scale for all the others.
+    """
+    common = np.asarray(common, dtype=np.float64)
+    totals = np.diag(common)[:, None]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(totals > 0, common / np.where(totals > 0, totals, 1.0), np.nan)
+
+
+def disagreements(scores: Mapping[str, np.ndarray], thresholds: Mapping[str, float], a: str, b: str) -> tuple[np.ndarray, np.ndarray]:
+    """Positions (score arrays' rows) flagged by ``a`` but passed by ``b``, and the reverse."""
+    flag_a = np.asarray(scores[a]) >= thresholds[a]
+    flag_b = np.asarray(scores[b]) >= thresholds[b]
+    return np.flatnonzero(flag_a & ~flag_b), np.flatnonzero(flag_b & ~flag_a)
+
+
+def metric_deltas(board: pd.DataFrame, a: str, b: str, metrics: Sequence[str] = LEADERBOARD_METRICS) -> pd.DataFrame:
+    """Two leaderboard rows and their difference ``b - a``: one column per metric, three rows."""
+    label_a, label_b = board.loc[a, "detector"], board.loc[b, "detector"]
+    rows = {label_a: [float(board.loc[a, m]) for m in metrics], label_b: [float(board.loc[b, m]) for m in metrics]}
+    rows[f"{label_b} − {label_a}"] = [y - x for x, y in zip(rows[label_a], rows[label_b], strict=True)]
+    return pd.DataFrame.from_dict(rows, orient="index", columns=list(metrics)).rename_axis("detector").reset_index()
+
+
+def customdata_pair(customdata: object) -> tuple[float, float]:
+    """The first two values of a clicked point's ``customdata`` (a histogram bar's ``[low, high)``,
+    a heat-map cell's ``[row, column]``).
+
+    Streamlit 1.67 sends a point's list customdata as ``{"0": low, "1": high, ...}``; other
+    versions send ``[low, high, ...]``. Anything else is a ValueError.
+    """
+    if isinstance(customdata, Mapping):
+        values = [customdata.get("0", customdata.get(0)), customdata.get("1", customdata.get(1))]
+    elif isinstance(customdata, Sequence | np.ndarray) and not isinstance(customdata, str):
+        values = list(customdata[:2])
+    else:
+        values = []
+    if len(values) != 2 or any(v is None or isinstance(v, str) for v in values):
+        raise ValueError(f"not a clicked point's two values: {customdata!r}")
+    return float(values[0]), float(values[1])
+
+
+RESPONSIVE_CSS = """
+/* Side-by-side panels become one column below 900 px; rows of metric tiles wrap instead of
+   shrinking their numbers to "0.…". */
+[data-testid="stHorizontalBlock"]:has(> [data-testid="stColumn"] [data-testid="stMetric"]) { flex-wrap: wrap; }
+[data-testid="stHorizontalBlock"] > [data-testid="stColumn"]:has([data-testid="stMetric"]) { min-width: 8.5rem; }
+[data-testid="stMetricValue"] > div { text-overflow: clip; }
+@media (max-width: 900px) {
+  [data-testid="stHorizontalBlock"] { flex-wrap: wrap; }
+  [data-testid="stHorizontalBlock"] > [data-testid="stColumn"] { flex: 1 1 100% !important; width: 100% !important; }
+  [data-testid="stHorizontalBlock"] > [data-testid="stColumn"]:has([data-testid="stMetric"]) {
+    flex: 1 1 8.5rem !important; width: auto !important; }
+  [data-testid="stHorizontalBlock"] > [data-testid="stColumn"]:has(> div > div > [data-testid="stButton"]) {
+    flex: 0 1 auto !important; width: auto !important; }
+}
+"""
+"""Page CSS so every page reads at 1280 px and degrades to one column below ~900 px."""
+
+
+CONNECTION_FIELDS = ("protocol_type", "service", "flag", "duration", "src_bytes", "dst_bytes")
+"""Raw fields of a connection an analyst reads first; the models never see them (only the 18 rates and counts)."""
+
+
+def raw_test_file() -> Path | None:
+    """The raw KDD test file if it is on disk (the configured folder or the download cache); never downloads."""
+    raw = next(r for r in data.RAW_FILES if r.key == "test")
+    source = data.default_source()
+    folders = [data.cache_root() / "raw"]
+    if urllib.parse.urlparse(source).scheme not in {"http", "https", "ftp"}:
+        folders.insert(0, Path(urllib.parse.urlparse(source).path if source.startswith("file:") else source))
+    for folder in folders:
+        for name in raw.names:
+            if (folder / name).is_file():
+                return folder / name
+    return None
+
+
+def connection_fields(path: Path, line_numbers: Sequence[int]) -> pd.DataFrame:
+    """:data:`CONNECTION_FIELDS` of the given (0-based) lines of a raw KDD file, indexed by line number.
+
+    One streaming pass over the (gzipped) file; lines not found are left out, so the caller
+    can say which records have no raw fields.
+    """
+    wanted = set(int(n) for n in line_numbers)
+    columns = [RAW_COLUMNS.index(f) for f in CONNECTION_FIELDS]
+    rows: dict[int, list[str]] = {}
+    opener = gzip.open if str(path).endswith(".gz") else open
+    with opener(path, "rt", encoding="utf-8", errors="replace") as fh:
+        for number, line in enumerate(fh):
+            if number in wanted:
+                cells = line.rstrip("\n").split(",")
+                if len(cells) > max(columns):
+                    rows[number] = [cells[c] for c in columns]
+                if len(rows) == len(wanted):
+                    break
+    frame = pd.DataFrame.from_dict(rows, orient="index", columns=list(CONNECTION_FIELDS))
+    for numeric in ("duration", "src_bytes", "dst_bytes"):
+        frame[numeric] = pd.to_numeric(frame[numeric], errors="coerce")
+    return frame.sort_index().rename_axis("record")
+
+
+def table_height(rows: int, row_height: int = 35) -> int:
+    """Pixel height of a ``st.dataframe`` showing exactly ``rows`` rows and its header, no empty row."""
+    return row_height * (rows + 1) + 3
 
 
 def neutralise_formulas(frame: pd.DataFrame) -> pd.DataFrame:

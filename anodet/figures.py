@@ -22,6 +22,8 @@ ATTACK_COLOUR = "#d62728"
 THRESHOLD_COLOUR = "#222222"
 OPERATING_POINT = {"size": 12, "color": THRESHOLD_COLOUR, "symbol": "x", "line": {"width": 2}}
 _MARGIN = {"l": 60, "r": 20, "t": 50, "b": 50}
+LOG_FPR_TICKS = {"tickvals": [0.001, 0.01, 0.1, 1.0], "ticktext": ["0.1%", "1%", "10%", "100%"]}
+"""Four ticks on a log false-positive-rate axis: readable at any panel width."""
 _PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
             "#bcbd22", "#17becf", "#393b79", "#637939")
 
@@ -150,7 +152,7 @@ def roc_figure(curves: dict[str, tuple[np.ndarray, np.ndarray]], aucs: dict[str,
                          "hovertemplate": "at threshold: FPR %{x:.3f}, detection rate %{y:.3f}<extra>" + name + "</extra>"})
     xaxis = {"title": {"text": "false-positive rate" + (" (log scale)" if log_fpr else "")}, "range": [0, 1]}
     if log_fpr:
-        xaxis.update({"type": "log", "range": [-3, 0], "tickformat": ".1%"})
+        xaxis.update({"type": "log", "range": [-3, 0], **LOG_FPR_TICKS})
     layout = {"title": _title(title), "height": 340, "xaxis": xaxis,
               "yaxis": {"title": {"text": "detection rate (recall)"}, "range": [0, 1.02]}}
     if single:
@@ -215,23 +217,87 @@ def rate_heatmap(detectors: Sequence[str], categories: Sequence[str], rates: np.
              "colorbar": {"title": {"text": "flagged"}, "tickformat": ".0%"},
              "hovertemplate": "%{y}<br>%{x}: %{text} flagged<extra></extra>"}]
     return _figure(data, {
-        "title": _title(title), "height": 60 + 32 * len(detectors),
+        "title": _title(title), "height": 120 + 32 * len(detectors),
         "xaxis": {"title": {"text": "attack category (records in the test split)"}, "side": "bottom"},
         "yaxis": {"autorange": "reversed"},
     })
 
 
 def agreement_heatmap(detectors: Sequence[str], common: np.ndarray,
-                      title: str = "Records flagged by both detectors") -> go.Figure:
-    """How many records each pair of detectors flags in common (the diagonal: flagged by each)."""
-    common = np.asarray(common)
-    data = [{"type": "heatmap", "z": common, "x": list(detectors), "y": list(detectors),
-             "texttemplate": "%{z:,}", "colorscale": [[0, "#f7fbff"], [1, "#6baed6"]],
-             "colorbar": {"title": {"text": "records"}},
-             "hovertemplate": "%{y} and %{x}: %{z:,} records flagged by both<extra></extra>"}]
+                      title: str = "Which detectors agree") -> go.Figure:
+    """Share of the row detector's flagged records that the column detector flags too.
+
+    Colour is that share, so one detector flagging many records does not flatten the scale for
+    the others as raw counts would, and the scale starts at the lowest share between two
+    different detectors (the diagonal is always 100%); the counts are in the hover (the
+    diagonal: how many each one flags). Each cell's ``customdata`` is ``[row index, column index]``, so a
+    clicked cell names its pair.
+    """
+    common = np.asarray(common, dtype=np.float64)
+    totals = np.diag(common)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        shares = np.where(totals[:, None] > 0, common / np.where(totals[:, None] > 0, totals[:, None], 1.0), np.nan)
+    n = len(detectors)
+    text = [[("–" if np.isnan(v) else f"{v:.0%}") for v in row] for row in shares]
+    counts = [[f"{int(c):,}" for c in row] for row in common]
+    off_diagonal = shares[~np.eye(n, dtype=bool)] if n > 1 else np.array([0.0])
+    low = float(np.nanmin(off_diagonal)) if np.isfinite(off_diagonal).any() else 0.0
+    zmin = min(np.floor(low * 10) / 10, 0.9)  # the colour scale spans the pairs, not the trivial 100% diagonal
+    custom = [[[i, j, counts[i][j], f"{int(totals[i]):,}"] for j in range(n)] for i in range(n)]
+    data = [{"type": "heatmap", "z": shares, "x": list(detectors), "y": list(detectors), "text": text,
+             "customdata": custom, "texttemplate": "%{text}", "zmin": zmin, "zmax": 1, "xgap": 1, "ygap": 1,
+             "colorscale": [[0, "#f7fbff"], [1, "#2171b5"]],
+             "colorbar": {"title": {"text": "share"}, "tickformat": ".0%"},
+             "hovertemplate": ("%{customdata[2]} of the %{customdata[3]} records %{y} flags are flagged by %{x} "
+                               "too (%{text})<extra></extra>")}]
     return _figure(data, {
-        "title": _title(title), "height": 80 + 34 * len(detectors),
-        "xaxis": {"title": {"text": "detector"}, "tickangle": -35}, "yaxis": {"autorange": "reversed"},
+        "title": _title(title), "height": 120 + 34 * n,
+        "xaxis": {"title": {"text": "…also flagged by this detector"}, "tickangle": -35},
+        "yaxis": {"title": {"text": "records flagged by this detector…"}, "autorange": "reversed"},
+    })
+
+
+def pair_curves_figure(summaries: dict[str, tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]],
+                       aucs: dict[str, tuple[float, float]],
+                       points: dict[str, tuple[tuple[float, float], tuple[float, float] | None]],
+                       base_rate: float) -> go.Figure:
+    """ROC (left) and precision-recall (right) curves of two (or a few) detectors, overlaid.
+
+    ``summaries[name] = (roc, pr)``, ``aucs[name] = (roc_auc, pr_auc)`` and
+    ``points[name] = (roc point, pr point or None)`` at each detector's threshold.
+    """
+    data: list[dict] = [
+        {"type": "scatter", "x": [0, 1], "y": [0, 1], "mode": "lines", "line": {"color": "#bbbbbb", "dash": "dot"},
+         "hoverinfo": "skip", "showlegend": False},
+        {"type": "scatter", "x": [0, 1], "y": [base_rate, base_rate], "mode": "lines", "xaxis": "x2", "yaxis": "y2",
+         "line": {"color": "#bbbbbb", "dash": "dot"}, "hoverinfo": "skip", "showlegend": False},
+    ]
+    for i, (name, (roc, pr)) in enumerate(summaries.items()):
+        colour = _PALETTE[i % len(_PALETTE)]
+        roc_auc, ap = aucs[name]
+        data.append({"type": "scatter", "x": roc[0], "y": roc[1], "mode": "lines", "legendgroup": name,
+                     "name": f"{name} (ROC AUC {roc_auc:.3f}, AP {ap:.3f})", "line": {"color": colour, "width": 2},
+                     "hovertemplate": "FPR %{x:.3f}<br>detection rate %{y:.3f}<extra>" + name + "</extra>"})
+        data.append({"type": "scatter", "x": pr[0], "y": pr[1], "mode": "lines", "legendgroup": name,
+                     "showlegend": False, "xaxis": "x2", "yaxis": "y2", "line": {"color": colour, "width": 2},
+                     "hovertemplate": "recall %{x:.3f}<br>precision %{y:.3f}<extra>" + name + "</extra>"})
+        roc_point, pr_point = points[name]
+        data.append({"type": "scatter", "x": [roc_point[0]], "y": [roc_point[1]], "mode": "markers",
+                     "legendgroup": name, "showlegend": False, "marker": {**OPERATING_POINT, "color": colour},
+                     "hovertemplate": "at threshold: FPR %{x:.3f}, detection rate %{y:.3f}<extra>" + name + "</extra>"})
+        if pr_point is not None:
+            data.append({"type": "scatter", "x": [pr_point[0]], "y": [pr_point[1]], "mode": "markers",
+                         "xaxis": "x2", "yaxis": "y2", "legendgroup": name, "showlegend": False,
+                         "marker": {**OPERATING_POINT, "color": colour},
+                         "hovertemplate": "at threshold: recall %{x:.3f}, precision %{y:.3f}<extra>" + name + "</extra>"})
+    return _figure(data, {
+        "title": _title("ROC and precision-recall curves of the pair (× = current thresholds)"), "height": 400,
+        "legend": {"orientation": "h", "y": -0.22, "yanchor": "top"},
+        "xaxis": {"domain": [0, 0.44], "type": "log", "range": [-3, 0], **LOG_FPR_TICKS,
+                  "title": {"text": "false-positive rate (log scale)"}},
+        "yaxis": {"range": [0, 1.02], "title": {"text": "detection rate (recall)"}},
+        "xaxis2": {"domain": [0.56, 1], "range": [0, 1], "anchor": "y2", "title": {"text": "recall"}},
+        "yaxis2": {"range": [0, 1.02], "anchor": "x2", "title": {"text": "precision"}},
     })
 
 
@@ -260,16 +326,16 @@ def feature_percentile_figure(features: Sequence[str], percentiles: np.ndarray, 
 
 
 def feature_contribution_figure(features: Sequence[str], contributions: np.ndarray, detector: str) -> go.Figure:
-    """Each feature's contribution to a detector's score for one record, largest first."""
+    """Each feature's contribution to a detector's score for one record, largest first (signed: negative pulls it down)."""
     contributions = np.asarray(contributions, dtype=float)
     order = np.argsort(-np.abs(contributions))
     share = contributions / (np.abs(contributions).sum() or 1.0)
     data = [{"type": "bar", "orientation": "h", "x": contributions[order], "y": [features[i] for i in order],
              "customdata": share[order], "marker": {"color": ATTACK_COLOUR},
-             "hovertemplate": "%{y}: %{x:.4g} (%{customdata:.0%} of the score)<extra></extra>"}]
+             "hovertemplate": "%{y}: %{x:.4g} (%{customdata:.0%} of all contributions)<extra></extra>"}]
     return _figure(data, {
         "title": _title(f"What drives the {detector} score"), "height": 80 + 24 * len(features),
-        "xaxis": {"title": {"text": "contribution to the anomaly score (score units)"}},
+        "xaxis": {"title": {"text": "contribution to the score"}},
         "yaxis": {"autorange": "reversed"}, "showlegend": False,
     })
 

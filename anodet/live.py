@@ -6,10 +6,54 @@ Pure bookkeeping (no Streamlit): the Live monitor page keeps these objects in se
 from __future__ import annotations
 
 import json
+import os
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
+
+ALERTS_DIR_ENV = "ANODET_ALERTS_DIR"
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def alerts_dir() -> Path:
+    """The only folder the Live monitor reads alert logs and stats files from (resolved).
+
+    ``$ANODET_ALERTS_DIR``, else ``<project>/data/alerts``: the dashboard must not become a way
+    to read any file the server can read.
+    """
+    configured = os.environ.get(ALERTS_DIR_ENV)
+    return Path(configured).expanduser().resolve() if configured else (PROJECT_ROOT / "data" / "alerts").resolve()
+
+
+class OutsideAlertsDir(ValueError):
+    """A path that is not a file name inside :func:`alerts_dir` (the message never says whether it exists)."""
+
+
+def resolve_alert_path(name: str, folder: Path | None = None) -> Path:
+    """The file ``name`` names inside the alerts folder, or :class:`OutsideAlertsDir`.
+
+    ``name`` may be relative to the folder or absolute; symbolic links are resolved first, so a
+    link inside the folder pointing elsewhere is refused too. The refusal is the same sentence
+    whether or not the path exists.
+    """
+    folder = (folder or alerts_dir()).resolve()
+    text = str(name).strip()
+    refusal = OutsideAlertsDir(f"Only files inside the alerts folder {folder} can be followed: give a file name "
+                               "in that folder, such as alerts.jsonl.")
+    if not text or "\0" in text:
+        raise refusal
+    candidate = Path(text).expanduser()
+    try:
+        resolved = (candidate if candidate.is_absolute() else folder / candidate).resolve()
+    except (OSError, RuntimeError):
+        raise refusal from None
+    if resolved == folder or not resolved.is_relative_to(folder):
+        raise refusal
+    return resolved
 
 
 class Replay:
@@ -22,7 +66,8 @@ class Replay:
     """
 
     def __init__(self, scores: np.ndarray, is_attack: np.ndarray, attack_names: np.ndarray | None = None,
-                 speed: float = 200.0, seed: int = 0, max_gap: float = 3.0, history: int = 600) -> None:
+                 speed: float = 200.0, seed: int = 0, max_gap: float = 3.0, history: int = 600,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         order = np.random.default_rng(seed).permutation(len(scores))
         self.scores = np.asarray(scores, dtype=np.float64)[order]
         self.is_attack = np.asarray(is_attack).astype(bool)[order]
@@ -37,15 +82,17 @@ class Replay:
         self._last: float | None = None
         self._carry = 0.0
         self.history: list[tuple[float, int, int]] = []  # (replay seconds, records, alerts) per tick
+        self.clock = clock
+        self.away_seconds = 0.0  # wall-clock time skipped because nobody was watching
 
     @property
     def finished(self) -> bool:
         return self.position >= len(self.scores)
 
-    def start(self, now: float) -> None:
+    def start(self, now: float | None = None) -> None:
         if self.finished:
             self.reset()
-        self.running, self._last = True, now
+        self.running, self._last = True, self.clock() if now is None else now
 
     def pause(self) -> None:
         self.running, self._last = False, None
@@ -56,11 +103,20 @@ class Replay:
         self.history.clear()
         self.pause()
 
-    def advance(self, now: float, threshold: float) -> int:
-        """Release the records due by ``now`` (seconds, monotonic); return how many."""
+    def advance(self, now: float | None, threshold: float) -> int:
+        """Release the records due by ``now`` (seconds of :attr:`clock`; None: read it); return how many.
+
+        A gap longer than ``max_gap`` since the last call means nobody was watching (the page
+        was left, the browser slept): that time is skipped, not replayed, so the replay resumes
+        where it was instead of jumping ahead.
+        """
         if not self.running or self._last is None:
             return 0
-        gap = min(max(now - self._last, 0.0), self.max_gap)
+        now = self.clock() if now is None else now
+        gap = max(now - self._last, 0.0)
+        if gap > self.max_gap:
+            self.away_seconds += gap
+            gap = 0.0
         self._last = now
         due = gap * self.speed + self._carry
         n = min(int(due), len(self.scores) - self.position)
@@ -76,6 +132,17 @@ class Replay:
         if self.finished:
             self.pause()
         return n
+
+    def relabel(self, is_attack: np.ndarray, threshold: float) -> None:
+        """Switch to other labels (another label view) without restarting.
+
+        The released records keep their place; the counters are recounted under the new labels
+        and ``threshold`` (that view's threshold), as if the replay had run with them.
+        """
+        self.is_attack = np.asarray(is_attack).astype(bool)[self.order]
+        released = self.scores[:self.position] >= threshold
+        self.flagged = int(released.sum())
+        self.caught = int((released & self.is_attack[:self.position]).sum())
 
     def window(self, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(record numbers, scores, is_attack) of the last ``size`` released records."""
@@ -97,9 +164,38 @@ class Replay:
     def latest_alerts(self, threshold: float, limit: int = 20) -> list[dict[str, Any]]:
         """The most recent released records scoring >= ``threshold``, newest first."""
         flagged = np.flatnonzero(self.scores[:self.position] >= threshold)[::-1][:limit]
-        return [{"record": int(i) + 1, "score": float(self.scores[i]),
+        return [{"record": int(i) + 1, "position": int(self.order[i]), "score": float(self.scores[i]),
                  "truth": (str(self.names[i]) if self.names is not None else
                            ("attack" if self.is_attack[i] else "normal"))} for i in flagged]
+
+
+STATS_FIELDS = ("read", "rejected", "records_per_s", "latency_p99_ms")
+"""Fields of the ``stream`` command's stats file the Live monitor shows."""
+
+NORMAL_LABELS = ("normal.", "normal", "0")
+
+
+def alerts_frame(alerts: list[dict[str, Any]]) -> pd.DataFrame:
+    """Alert-log entries as a frame the page can draw: time, record, score, threshold, label, attack.
+
+    Values are coerced (the log is someone else's file); an entry without a valid time, score
+    or threshold is kept and marked ``unusable`` so the page can say how many it left out.
+    ``attack`` is True unless the record carried a normal label (then the alert was a false alarm).
+    """
+    frame = pd.DataFrame([a if isinstance(a, dict) else {} for a in alerts])
+    for column in ("time", "record", "score", "threshold", "label"):
+        if column not in frame:
+            frame[column] = None
+    out = pd.DataFrame({
+        "time": pd.to_datetime(frame["time"], errors="coerce", utc=True),
+        "record": pd.to_numeric(frame["record"], errors="coerce"),
+        "score": pd.to_numeric(frame["score"], errors="coerce"),
+        "threshold": pd.to_numeric(frame["threshold"], errors="coerce"),
+        "label": frame["label"].map(lambda v: "" if v is None or v != v else str(v)),
+    })
+    out["attack"] = ~out["label"].isin(NORMAL_LABELS)
+    out["unusable"] = out[["time", "score", "threshold"]].isna().any(axis=1).to_numpy()
+    return out
 
 
 class AlertFollower:
@@ -130,14 +226,14 @@ class AlertFollower:
         new = 0
         try:
             st_ = self.path.stat()
-        except FileNotFoundError:
-            st_ = None
-        if st_ is not None:
             if st_.st_ino != self._inode or st_.st_size < self._offset:
                 self._inode, self._offset = st_.st_ino, 0
             with open(self.path, "rb") as fh:
                 fh.seek(self._offset)
                 data = fh.read()
+        except OSError:  # not there (yet), or not a readable file
+            st_ = None
+        if st_ is not None:
             end = data.rfind(b"\n") + 1
             self._offset += end
             for line in data[:end].splitlines():
@@ -152,11 +248,13 @@ class AlertFollower:
             self.total += new
         if self.stats_path is not None:
             try:
-                self.stats = json.loads(self.stats_path.read_text())
-            except (OSError, ValueError):
-                pass
+                raw = json.loads(self.stats_path.read_text())
+                point = (float(raw["elapsed_s"]), int(raw["scored"]), int(raw["alerts"]))
+                self.stats = {field: float(raw[field]) for field in STATS_FIELDS}
+                self.stats.update(read=int(self.stats["read"]), rejected=int(self.stats["rejected"]))
+            except (OSError, ValueError, KeyError, TypeError):
+                self.stats = None  # not (yet) a complete stats file: the counters stay hidden
             else:
-                point = (float(self.stats["elapsed_s"]), int(self.stats["scored"]), int(self.stats["alerts"]))
                 if not self.stats_history or point != self.stats_history[-1]:
                     if self.stats_history and point[0] < self.stats_history[-1][0]:
                         self.stats_history.clear()  # a new run

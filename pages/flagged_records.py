@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import streamlit as st
 
@@ -11,6 +13,7 @@ from anodet.schema import CATEGORIES, FEATURES, label_column
 ui.ensure_app_frame()
 
 DEFAULT_OUTCOMES = ["true positive", "false positive"]
+RECORD_KEY = "flagged_record"  # the test record (row of the test split) whose detail is open; other pages set it too
 
 st.title("Flagged records")
 view = ui.label_view()
@@ -25,8 +28,9 @@ with top[0]:
 threshold = ui.get_threshold(name)
 table = dashboard.record_table(test, scores[name], threshold, label_column(view))
 with top[1]:
-    st.markdown(f"**{ui.display_name(name)}** flags **{int((table['score'] >= threshold).sum()):,}** of "
-                f"{len(table):,} test records at threshold **{threshold:.6g}** (labels: **{view}** view).")
+    st.markdown(f"**{ui.markdown_text(ui.display_name(name))}** flags **{int((table['score'] >= threshold).sum()):,}** of "
+                f"{len(table):,} test records at threshold **{threshold:.6g}**: this session's threshold for it "
+                f"under the **{view}** label view (the validation best-F1 one of that view until you move it).")
     st.page_link("pages/threshold_explorer.py", label="Move the threshold in the threshold explorer", icon=":material/tune:")
 
 f1, f2, f3 = st.columns([3, 2, 2])
@@ -42,50 +46,125 @@ shown = dashboard.filter_records(table, chosen_outcomes, chosen_attacks, chosen_
 
 filter_id = abs(hash((name, threshold, view, tuple(chosen_outcomes or ()), tuple(chosen_categories),
                       tuple(chosen_attacks))))
-position = None
+
+
+@st.cache_resource(max_entries=1, show_spinner="Reading the raw test file…")
+def _raw_connections(path: str, records: int):
+    return dashboard.connection_fields(Path(path), ui.get_splits().test.index)
+
+
+def _connections():
+    """Raw connection fields of every test record (one 0.2 s pass, once per server), or None without the raw file."""
+    path = dashboard.raw_test_file()
+    return None if path is None else _raw_connections(str(path), len(test))
+
+
+def _open(position: int | None) -> None:
+    st.session_state[RECORD_KEY] = position
+
+
+def _changed(what: str, selection: tuple) -> bool:
+    """True the first time a selection is seen: only a new click opens a record (Previous/Next can move on)."""
+    key = f"flagged_last_{what}"
+    new = st.session_state.get(key) != selection
+    st.session_state[key] = selection
+    return new
+
+
 if shown.empty:
     st.info("No record matches these filters. Widen the outcome, category or attack filters, or move the threshold.")
 else:
     hist_col, table_col = st.columns([2, 3])
+    hist_key = f"flagged_hist_{filter_id}"
     with hist_col:
         bins = figures.histogram_bins(shown["score"].to_numpy(), (shown["label"] == "attack").to_numpy(), bins=40)
+
+        def _records_in_bar(rows, point):
+            lo, hi = dashboard.customdata_pair(point.get("customdata"))
+            label = "attack" if point.get("curve_number") == 1 else "normal"
+            s = rows["score"].to_numpy()
+            return rows[(s >= lo) & (s <= hi) & (rows["label"] == label).to_numpy()]
+
         event = st.plotly_chart(
             figures.score_histogram(bins, threshold, log_count=True, title="Scores of these records"),
-            on_select="rerun", selection_mode="points", key=f"flagged_hist_{filter_id}")
-        st.caption("Click a bar to list only its records and open the highest-scoring one.")
-    points = event.selection.points if event else []
+            on_select="rerun", selection_mode="points", key=hist_key)
+        st.caption("Click a bar to list only its records and open the highest-scoring one; double-click the "
+                   "chart to list them all again.")
+    points = (event or {}).get("selection", {}).get("points", [])
+    bar = (points[0].get("curve_number"), points[0].get("point_number")) if points else None
+    if _changed("bar", (hist_key, bar)) and points:
+        in_bar = _records_in_bar(shown, points[0])
+        if not in_bar.empty:
+            _open(int(in_bar.iloc[0]["position"]))  # a new bar opens its highest-scoring record
     if points:
-        lo, hi = points[0]["customdata"][:2]
-        label = "attack" if points[0].get("curve_number") == 1 else "normal"
-        in_bar = shown[(shown["score"] >= lo) & (shown["score"] <= hi) & (shown["label"] == label)]
+        in_bar = _records_in_bar(shown, points[0])
         shown = in_bar if not in_bar.empty else shown
     with table_col:
         display = shown.reset_index()
+        table_key = f"flagged_table_{filter_id}_{abs(hash(bar))}"
+
         chosen = st.dataframe(
             display, on_select="rerun", selection_mode="single-row", hide_index=True, height=380,
-            key=f"flagged_table_{filter_id}_{len(points)}",
+            key=table_key,
             column_order=["record", "score", "outcome", "label", "attack", "category", *FEATURES],
             column_config={"record": st.column_config.NumberColumn("Record", help="Line number in the raw test file.",
                                                                    format="%d", pinned=True),
                            "score": st.column_config.NumberColumn("Score", format="%.4g", pinned=True)})
         st.caption(f"{len(shown):,} records, highest score first. Select a row to see why it scored as it did.")
-    rows = chosen.selection.rows if chosen else []
-    if rows:
-        position = int(display.iloc[rows[0]]["position"])
-    elif points:
-        position = int(shown.iloc[0]["position"])
-    st.download_button(f"Download these {len(shown):,} records (CSV)", dashboard.records_csv(shown.drop(columns="position")),
-                       file_name=f"anodet-{name}-flagged.csv", mime="text/csv", icon=":material/download:", key="flagged_download")
+    rows = (chosen or {}).get("selection", {}).get("rows", [])
+    if _changed("row", (table_key, rows[0] if rows else None)) and rows:
+        _open(int(display.iloc[rows[0]]["position"]))
+    download = shown.drop(columns="position")
+    download.insert(0, "label_view", view)
+    download.insert(0, "threshold", threshold)
+    download.insert(0, "detector", name)
+    st.download_button(f"Download these {len(shown):,} records (CSV)", dashboard.records_csv(download),
+                       file_name=f"anodet-{name}-{view}-flagged.csv", mime="text/csv", icon=":material/download:",
+                       key="flagged_download",
+                       help=f"Each row also records the detector, its threshold ({threshold:.6g}) and the label "
+                            f"view ({view}) the outcomes were computed with.")
 
+position = st.session_state.get(RECORD_KEY)
+if position is not None and not 0 <= int(position) < len(test):
+    position = None
 if position is not None:
+    position = int(position)
     record = table[table["position"] == position].iloc[0]
     st.divider()
-    st.subheader(f"Record {record.name}")
+    order = shown["position"].to_numpy()
+    where = np.flatnonzero(order == position)
+    head = st.columns([4, 1, 1])
+    head[0].subheader(f"Record {record.name}")
+    if where.size:
+        i = int(where[0])
+        head[0].caption(f"Row {i + 1:,} of the {len(order):,} records listed above.")
+        head[1].button("Previous", icon=":material/arrow_upward:", key="flagged_previous", disabled=i == 0,
+                       on_click=_open, args=(int(order[max(i - 1, 0)]),), width="stretch",
+                       help="The next higher-scoring record in the list.")
+        head[2].button("Next", icon=":material/arrow_downward:", key="flagged_next", disabled=i == len(order) - 1,
+                       on_click=_open, args=(int(order[min(i + 1, len(order) - 1)]),), width="stretch",
+                       help="The next lower-scoring record in the list.")
+    else:
+        head[0].caption("This record is not in the list above (its filters leave it out), so there is no "
+                        "previous or next record to step to.")
     a, b, c, d = st.columns(4)
     a.metric("Label", record["label"], help=f"Under the {view} label view.")
-    b.metric("Attack name", record["attack"])
-    c.metric("Category", record["category"], help="novel: an attack type that appears only in the test file.")
+    b.metric("Attack name", ui.markdown_text(record["attack"]))
+    c.metric("Category", ui.markdown_text(record["category"]),
+             help="novel: an attack type that appears only in the test file.")
     d.metric(f"{ui.display_name(name)} score", f"{record['score']:.4g}", delta=record["outcome"], delta_color="off")
+    raw = _connections()
+    if raw is None:
+        st.caption("The raw connection fields (protocol, service, flag, bytes) need the raw KDD test file, which "
+                   "is not on this server. " + ui.DATA_FIX)
+    elif record.name in raw.index:
+        fields = raw.loc[record.name]
+        st.markdown("**Connection**: " + " · ".join(
+            f"{label} **{ui.markdown_text(fields[field])}**" for field, label in (
+                ("protocol_type", "protocol"), ("service", "service"), ("flag", "flag"), ("duration", "duration (s)"),
+                ("src_bytes", "bytes sent"), ("dst_bytes", "bytes received"))))
+    else:
+        st.caption(f"Line {record.name} of the raw test file could not be read.")
     values = record[list(FEATURES)].to_numpy(dtype=np.float64)
     left, right = st.columns(2)
     with left:
@@ -93,23 +172,21 @@ if position is not None:
         st.plotly_chart(figures.feature_percentile_figure(FEATURES, pct, values), key="flagged_percentiles")
         st.caption("Bar labels are the raw values. Red: outside the 1st–99th percentile of normal training records.")
     with right:
-        store = ui.get_store()  # the detectors themselves, for per-feature contributions
-        explainers = [n for n in names if store.detector(n).feature_scores(np.zeros((1, len(FEATURES)))) is not None]
-        default = name if name in explainers else explainers[0]
-        explain = st.selectbox("Explain with", explainers, index=explainers.index(default), key="flagged_explainer",
-                               format_func=ui.display_name,
-                               help="Detectors that break their score down by feature. "
-                                    + ("" if name in explainers else f"{ui.display_name(name)} does not."))
-        contributions = store.detector(explain).feature_scores(store.scaler.transform(values[None, :]))[0]
-        st.plotly_chart(figures.feature_contribution_figure(FEATURES, contributions, ui.display_name(explain)),
+        loaded = ui.get_store()  # the detectors themselves, for per-feature contributions
+        sorted_train = ui.get_sorted_train()
+        median = loaded.scaler.transform(sorted_train[len(sorted_train) // 2][None, :])[0]
+        contributions, method = dashboard.explain_record(loaded.detector(name),
+                                                         loaded.scaler.transform(values[None, :])[0], median)
+        st.plotly_chart(figures.feature_contribution_figure(FEATURES, contributions, ui.display_name(name)),
                         key="flagged_contributions")
-    st.markdown("**Every detector on this record**, each at its current threshold")
+        st.caption(f"Method: {dashboard.EXPLANATION_METHODS[method]}.")
+    st.markdown("**Every detector on this record**, each at this session's threshold for it under the "
+                f"**{view}** label view")
     verdicts = dashboard.record_verdicts(scores, ui.get_thresholds(names), position,
                                          {n: ui.display_name(n) for n in names})
-    st.dataframe(verdicts, hide_index=True, key="flagged_verdicts", height=35 * (len(verdicts) + 1) + 40,
+    st.dataframe(verdicts, hide_index=True, key="flagged_verdicts", height=dashboard.table_height(len(verdicts)),
                  column_config={"score": st.column_config.NumberColumn(format="%.4g"),
                                 "threshold": st.column_config.NumberColumn(format="%.4g"),
                                 "score / threshold": st.column_config.NumberColumn(format="%.2f")})
 elif not shown.empty:
     st.info("Select a row of the table, or a bar of the histogram, to see that record's details.")
-

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from anodet import ui
-from anodet.live import AlertFollower, Replay
+from anodet import dashboard, ui
+from anodet.live import AlertFollower, OutsideAlertsDir, Replay, alerts_dir, alerts_frame, resolve_alert_path
 from anodet.schema import label_column
 
 ui.ensure_app_frame()
@@ -43,40 +41,88 @@ def rate_figure(t, rate, x_title: str) -> go.Figure:
     return fig
 
 
+REPLAY_KEY, REPLAY_FOR, REPLAY_VIEW = "live_replay", "live_replay_key", "live_replay_view"
+
+
+def _keep_widget(key: str, value: object) -> None:
+    """Give a widget its remembered value when the page is entered again.
+
+    Streamlit drops a widget's state when its page is left; the replay in session state
+    remembers its detector and speed, and the widgets are seeded from it.
+    """
+    if key not in st.session_state:
+        st.session_state[key] = value
+
+
+def threshold_control(name: str, view: str) -> float:
+    """The detector's threshold under this label view, editable here (shared with every page)."""
+    threshold = ui.get_threshold(name, view)
+    key, synced = f"live_threshold_{name}_{view}", f"live_threshold_for_{name}_{view}"
+    if key not in st.session_state or st.session_state.get(synced) != threshold:
+        st.session_state[key] = threshold
+        st.session_state[synced] = threshold
+
+    def _typed() -> None:
+        ui.set_threshold(name, float(st.session_state[key]), view)
+        st.session_state[synced] = float(st.session_state[key])
+
+    st.number_input(f"Threshold ({view} view)", key=key, on_change=_typed, format="%.6g", step=None,
+                    help=f"The session's threshold for {ui.display_name(name)} under the {view} label view: "
+                         "the same one the other pages use. Records scoring at or above it raise an alert.")
+    return ui.get_threshold(name, view)
+
+
 def replay_mode() -> None:
     store = ui.get_store()
     names = store.names
-    controls = st.columns([2, 2, 3])
-    name = controls[0].selectbox("Detector", names, format_func=lambda n: store.entry(n)["display_name"],
-                                 key="live_detector")
-    speed = controls[1].select_slider("Speed (records/s)", SPEEDS, value=200, key="live_speed")
-    threshold = ui.get_threshold(name)
-    controls[2].caption(f"Threshold **{threshold:.6g}** (this session's threshold for the detector; change it "
-                        "on the Threshold explorer page).")
-
-    replay: Replay | None = st.session_state.get("live_replay")
     view = ui.label_view()
-    if replay is None or st.session_state.get("live_replay_key") != (name, view, store.hash):
-        test = ui.get_splits().test
-        replay = Replay(ui.get_test_scores()[name], test[label_column(view)].to_numpy() == 1,
-                        test["attack"].to_numpy(), speed=speed)
-        st.session_state["live_replay"] = replay
-        st.session_state["live_replay_key"] = (name, view, store.hash)
+    replay: Replay | None = st.session_state.get(REPLAY_KEY)
+    kept_for = st.session_state.get(REPLAY_FOR)
+    _keep_widget("live_detector", kept_for[0] if replay is not None and kept_for and kept_for[0] in names else names[0])
+    _keep_widget("live_speed", int(replay.speed) if replay is not None and int(replay.speed) in SPEEDS else 200)
+    controls = st.columns([2, 2, 2])
+    name = controls[0].selectbox("Detector", names, format_func=ui.display_name, key="live_detector",
+                                 help="Another detector starts a new replay.")
+    speed = controls[1].select_slider("Speed (records/s)", SPEEDS, key="live_speed")
+    with controls[2]:
+        threshold = threshold_control(name, view)
+
+    test = ui.get_splits().test
+    is_attack = test[label_column(view)].to_numpy() == 1
+    if replay is None or kept_for != (name, store.hash):
+        replay = Replay(ui.get_test_scores()[name], is_attack, test["attack"].to_numpy(), speed=speed)
+        st.session_state[REPLAY_KEY] = replay
+        st.session_state[REPLAY_FOR] = (name, store.hash)
+        st.session_state[REPLAY_VIEW] = view
+    elif st.session_state.get(REPLAY_VIEW) != view:
+        # Same records, same scores: only the labels (and the view's threshold) differ.
+        replay.relabel(is_attack, threshold)
+        st.session_state[REPLAY_VIEW] = view
+        if replay.position:
+            st.session_state["live_view_note"] = (
+                f"The label view changed to **{view}**: the replay goes on from record {replay.position:,}, with its "
+                f"counters recounted under the {view} labels and the {view} view's threshold {threshold:.6g}.")
     replay.speed = float(speed)
+    note = st.session_state.pop("live_view_note", None)
+    if note:
+        st.info(note, icon=":material/info:")
 
     # Callbacks change the replay before the page is drawn, so the buttons show the new state.
     buttons = st.columns([1, 1, 1, 5])
     buttons[0].button("Start" if replay.position == 0 or replay.finished else "Resume", type="primary",
-                      disabled=replay.running, key="live_start", on_click=lambda: replay.start(time.monotonic()))
+                      disabled=replay.running, key="live_start", on_click=replay.start)
     buttons[1].button("Pause", disabled=not replay.running, key="live_pause", on_click=replay.pause)
     buttons[2].button("Stop", disabled=replay.position == 0, key="live_stop", on_click=replay.reset)
-    buttons[3].caption(f"Replays the {len(replay.scores):,} records of the test split in a fixed shuffled order; "
-                       "it pauses by itself while you are on another page.")
+    buttons[3].caption(f"Replays the {len(replay.scores):,} records of the test split in a fixed shuffled order. "
+                       f"It pauses by itself while you are on another page (after {replay.max_gap:.0f} s without "
+                       "an update) and resumes where it was when you come back; switching the label view keeps "
+                       "its place and recounts it.")
 
     @st.fragment(run_every=TICK_SECONDS if replay.running else None)
     def live() -> None:
-        threshold = ui.get_threshold(name)
-        replay.advance(time.monotonic(), threshold)
+        view_now = ui.label_view()
+        threshold = ui.get_threshold(name, view_now)
+        replay.advance(None, threshold)
         if replay.finished and st.session_state.get("live_finished_shown") != id(replay):
             st.session_state["live_finished_shown"] = id(replay)
             st.rerun()  # refresh the buttons: the replay is over
@@ -87,11 +133,13 @@ def replay_mode() -> None:
         cols[1].metric("Alerts", f"{flagged:,}", help="Records scoring at or above the threshold.")
         cols[2].metric("Anomaly rate", f"{flagged / seen:.1%}" if seen else "–")
         cols[3].metric("Attacks caught", f"{caught / attacks_seen:.0%}" if attacks_seen else "–",
-                       help=f"{caught:,} of the {attacks_seen:,} attacks replayed so far (under the sidebar's "
+                       help=f"{caught:,} of the {attacks_seen:,} attacks replayed so far (under the {view_now} "
                             "label view) raised an alert.")
         cols[4].metric("False alarms", f"{flagged - caught:,}", help="Normal records that raised an alert.")
-        st.progress(seen / len(replay.scores), text=("running" if replay.running else
-                                                     "finished" if replay.finished else "paused"))
+        state = "running" if replay.running else "finished" if replay.finished else "paused"
+        if replay.away_seconds >= 1:
+            state += f" (paused for {replay.away_seconds:,.0f} s while nobody was watching)"
+        st.progress(seen / len(replay.scores), text=state)
         if seen == 0:
             st.info("Press **Start** to stream the test split through the detector.")
             return
@@ -103,39 +151,87 @@ def replay_mode() -> None:
             t, rate = replay.rate_series()
             st.plotly_chart(rate_figure(t, rate, "replay time (s)"), width="stretch")
         with right:
-            st.caption("Latest alerts")
+            st.caption("Latest alerts: select one to open its record in Flagged records")
             latest = pd.DataFrame(replay.latest_alerts(threshold, 12))
             if latest.empty:
                 st.write("No alerts yet.")
             else:
-                st.dataframe(latest, hide_index=True, width="stretch",
-                             column_config={"score": st.column_config.NumberColumn(format="%.4g")})
+                # The table is redrawn every tick; a click is read against the rows that were shown
+                # when it happened, then the table gets a fresh key so no stale row stays selected.
+                shown_before = st.session_state.get("live_alerts_shown")
+                if shown_before:
+                    clicked = (st.session_state.get(shown_before[0]) or {}).get("selection", {}).get("rows", [])
+                    if clicked:
+                        st.session_state["live_opened"] = (name, shown_before[1][clicked[0]])
+                        st.session_state["live_alerts_round"] = st.session_state.get("live_alerts_round", 0) + 1
+                table_key = f"live_alerts_{st.session_state.get('live_alerts_round', 0)}"
+                st.dataframe(latest, hide_index=True, width="stretch", on_select="rerun", selection_mode="single-row",
+                             key=table_key, height=dashboard.table_height(len(latest)),
+                             column_order=["record", "score", "truth"],
+                             column_config={"score": st.column_config.NumberColumn(format="%.4g"),
+                                            "record": st.column_config.NumberColumn(
+                                                "replayed #", help="Place in the replay (the chart's x axis).")})
+                st.session_state["live_alerts_shown"] = (table_key, latest["position"].tolist())
+            opened = st.session_state.get("live_opened")
+            if opened and opened[0] == name:
+                open_record(name, opened[1])
 
     live()
 
 
+GOTO_KEY = "live_goto_flagged"
+
+
+def open_record(name: str, position: int) -> None:
+    """A button handing a test record over to Flagged records, which opens on its detail.
+
+    The button sits in the replay's fragment, and a page switched to from inside a fragment
+    stays blank (Streamlit 1.67): the click reruns the whole page, which switches at its top.
+    """
+    def _go() -> None:
+        st.session_state[ui.FOCUS_KEY] = name
+        st.session_state["flagged_record"] = position
+        st.session_state[GOTO_KEY] = True
+
+    record = ui.get_splits().test.index[position]
+    if st.button(f"Open record {record} in Flagged records", icon=":material/open_in_new:", key="live_open_record",
+                 on_click=_go):
+        st.rerun(scope="app")
+
+
 def follow_mode() -> None:
-    st.caption("Run the command line with an alert log (and a stats file for the counters), e.g. "
-               "`python -m anodet stream --detector autoencoder --input tcp://127.0.0.1:9000 --follow "
-               "--alerts alerts.jsonl --stats stats.json`, then name the files here.")
+    folder = alerts_dir()
+    st.caption(f"Only files in the alerts folder **{ui.markdown_text(folder)}** are read (set `ANODET_ALERTS_DIR` "
+               "to use another folder). Run the command line with its alert log there (and a stats file for the "
+               "counters), for example as below, then name the files here.")
+    st.code(f"python -m anodet stream --detector autoencoder --input tcp://127.0.0.1:9000 --follow "
+            f"--alerts {folder / 'alerts.jsonl'} --stats {folder / 'stats.json'}", language="bash", wrap_lines=True)
     cols = st.columns(2)
-    path = cols[0].text_input("Alert log", value=st.session_state.get("live_alert_path", "alerts.jsonl"),
-                              key="live_alert_path")
-    stats_path = cols[1].text_input("Stats file (optional)", value="", key="live_stats_path")
+    _keep_widget("live_alert_path", st.session_state.get("live_alert_path_kept", "alerts.jsonl"))
+    _keep_widget("live_stats_path", st.session_state.get("live_stats_path_kept", ""))
+    path = cols[0].text_input("Alert log", key="live_alert_path", help=f"A file name in {folder}.")
+    stats_path = cols[1].text_input("Stats file (optional)", key="live_stats_path", help=f"A file name in {folder}.")
+    st.session_state["live_alert_path_kept"], st.session_state["live_stats_path_kept"] = path, stats_path
+    try:
+        log = resolve_alert_path(path, folder)
+        stats = resolve_alert_path(stats_path, folder) if stats_path.strip() else None
+    except OutsideAlertsDir as exc:
+        st.error(ui.markdown_text(exc), icon=":material/block:")
+        return
     follow_on = st.toggle("Follow", key="live_follow_on", help="Poll the files every second.")
-    key = (path, stats_path)
+    key = (log, stats)
     follower: AlertFollower | None = st.session_state.get("live_follower")
     if follower is None or st.session_state.get("live_follower_key") != key:
-        follower = AlertFollower(path, stats_path or None, from_start=True)
+        follower = AlertFollower(log, stats, from_start=True)
         st.session_state["live_follower"] = follower
         st.session_state["live_follower_key"] = key
 
     @st.fragment(run_every=TICK_SECONDS if follow_on else None)
     def live() -> None:
         follower.poll()
-        if not follower.path.exists():
-            st.warning(f"No alert log at `{follower.path}` yet. Start the `stream` command with "
-                       f"`--alerts {follower.path}`, or correct the path.")
+        if not follower.path.is_file():
+            st.warning(f"No alert log named {ui.markdown_text(follower.path.name)} in the alerts folder yet. Start "
+                       "the `stream` command with its `--alerts` option naming that file, or correct the name.")
         stats = follower.stats
         cols = st.columns(5)
         cols[0].metric("Alerts in log", f"{follower.total:,}")
@@ -147,12 +243,17 @@ def follow_mode() -> None:
         if not follower.alerts:
             st.info("No alerts yet.")
             return
-        recent = follower.alerts[-WINDOW:]
-        frame = pd.DataFrame(recent)
-        x = pd.to_datetime(frame["time"]).to_numpy()
-        # Alerts are attacks unless the record carried a label saying otherwise (a false alarm).
-        attack = np.array([a.get("label") not in ("normal.", "normal", "0") for a in recent], dtype=bool)
-        fig = score_figure(x, frame["score"].to_numpy(), attack, float(frame["threshold"].iloc[-1]), "time")
+        frame = alerts_frame(follower.alerts[-WINDOW:])
+        unusable = follower.bad_lines + int(frame["unusable"].sum())
+        if unusable:
+            lines = "1 line of the log is" if unusable == 1 else f"{unusable:,} lines of the log are"
+            st.caption(f"{lines} not an alert the page can draw (not JSON, or no valid time, score or threshold): "
+                       "counted here and left out of the chart.")
+        frame = frame[~frame["unusable"]]
+        if frame.empty:
+            return
+        fig = score_figure(frame["time"].to_numpy(), frame["score"].to_numpy(), frame["attack"].to_numpy(),
+                           float(frame["threshold"].iloc[-1]), "time")
         st.plotly_chart(fig, width="stretch")
         left, right = st.columns([3, 2])
         with left:
@@ -164,12 +265,16 @@ def follow_mode() -> None:
                 st.caption("Give a stats file to see the anomaly rate over time.")
         with right:
             st.caption("Latest alerts")
-            cols_shown = [c for c in ("time", "record", "score", "label") if c in frame]
-            st.dataframe(frame[cols_shown].iloc[::-1].head(12), hide_index=True, width="stretch")
+            latest = frame[["time", "record", "score", "label"]].iloc[::-1].head(12)
+            st.dataframe(latest, hide_index=True, width="stretch", height=dashboard.table_height(len(latest)),
+                         column_config={"score": st.column_config.NumberColumn(format="%.4g"),
+                                        "record": st.column_config.NumberColumn(format="%d")})
 
     live()
 
 
+if st.session_state.pop(GOTO_KEY, False):
+    st.switch_page("pages/flagged_records.py")
 st.title("Live monitor")
 mode = st.radio("Source", ["Replay the test split", "Follow a running stream"], horizontal=True,
                 key="live_mode")

@@ -1,7 +1,8 @@
-"""Overview: every detector side by side at the session's thresholds."""
+"""Overview: every detector side by side at the session's thresholds, and any two compared closely."""
 
 from __future__ import annotations
 
+import numpy as np
 import streamlit as st
 
 from anodet import dashboard, evaluate, figures, ui
@@ -19,51 +20,112 @@ summaries = ui.get_curve_summaries(view)
 thresholds = ui.get_thresholds(names)
 labels = {n: ui.display_name(n) for n in names}
 test = ui.get_splits().test
+moved = [labels[n] for n in names if thresholds[n] != store.default_threshold(n, view)]
 
 st.caption(
     f"{len(names)} pretrained detectors on the {len(test):,} records of the KDD Cup 99 test split, "
     f"labels in the **{view}** view (switch in the sidebar). Metrics at a threshold use each detector's "
-    "current threshold: the validation best-F1 one until you move it in the threshold explorer."
+    f"threshold for the **{view}** view: the {view} view's validation best-F1 one until you move it in the "
+    "threshold explorer (each view keeps its own). "
+    + (f"Moved from that default: {ui.markdown_text(', '.join(moved))}." if moved else "None has been moved in this view.")
 )
-st.page_link("pages/threshold_explorer.py", label="Change a threshold in the threshold explorer", icon=":material/tune:")
 
 table = dashboard.leaderboard(curves, summaries, thresholds, labels).sort_values("roc_auc", ascending=False)
+order = list(table.index)  # every chart below lists the detectors in the leaderboard's order
 percent = {"format": "%.3f"}
+SHORT_LABELS = {"fpr": "FPR"}  # the leaderboard's columns fit a 1280 px window
 column_config = {
     "detector": st.column_config.TextColumn("Detector", pinned=True),
-    "threshold": st.column_config.NumberColumn("Threshold", help="The detector's current threshold (raw score).",
-                                               format="%.4g"),
+    "threshold": st.column_config.NumberColumn("Threshold", help=f"The detector's current threshold (raw score) "
+                                                                 f"under the {view} view.", format="%.4g"),
     "flagged": st.column_config.NumberColumn("Flagged", help="Test records flagged at the threshold.", format="%d"),
-    **{m: st.column_config.NumberColumn(dashboard.METRIC_LABELS[m], help=evaluate.METRIC_HELP[m], **percent)
+    **{m: st.column_config.NumberColumn(SHORT_LABELS.get(m, dashboard.METRIC_LABELS[m]), help=evaluate.METRIC_HELP[m],
+                                        width="small", **percent)
        for m in dashboard.LEADERBOARD_METRICS},
 }
 st.subheader("Leaderboard")
-st.caption("Click a column header to sort; hover a header for what the metric means.")
-st.dataframe(table, hide_index=True, column_config=column_config, key="overview_leaderboard", height=35 * (len(table) + 1) + 40,
-             column_order=["detector", *dashboard.LEADERBOARD_METRICS, "threshold", "flagged"])
+st.caption("Sorted by ROC AUC; click a column header to sort otherwise, hover it for what the metric means. "
+           "Select a row to open that detector in the threshold explorer.")
+board = st.dataframe(table, hide_index=True, column_config=column_config, key="overview_leaderboard",
+                     height=dashboard.table_height(len(table)), on_select="rerun", selection_mode="single-row",
+                     column_order=["detector", *dashboard.LEADERBOARD_METRICS, "threshold", "flagged"])
+picked = (board or {}).get("selection", {}).get("rows", [])
+if picked:
+    st.session_state[ui.FOCUS_KEY] = order[picked[0]]
+    st.switch_page("pages/threshold_explorer.py")
 
-left, right = st.columns(2)
-with left:
-    points = {labels[n]: (table.loc[n, "fpr"], table.loc[n, "recall"]) for n in names}
-    st.plotly_chart(figures.roc_figure({labels[n]: summaries[n].roc for n in names},
-                                       {labels[n]: summaries[n].roc_auc for n in names}, points,
-                                       title="ROC curves (× = current threshold)", log_fpr=True),
-                    key="overview_roc")
-    st.caption(evaluate.METRIC_HELP["roc_auc"] + " The false-positive rate is on a log scale: good detectors "
-               "differ mostly below 10%.")
-with right:
-    categories = test["category"].to_numpy()
-    rates = dashboard.category_rates(scores, thresholds, categories, ATTACK_CATEGORIES)
-    counts = test["category"].value_counts()
-    columns = [f"{c} ({counts.get(c, 0):,})" for c in ATTACK_CATEGORIES]
-    st.plotly_chart(figures.rate_heatmap([labels[n] for n in names], columns, rates,
-                                         title="Detection rate per attack category"), key="overview_rates")
-    st.caption("Share of each category's test records flagged at the detector's threshold (record counts in "
-               "brackets). *novel*: attack types that appear only in the test file.")
+st.subheader("Threshold-free and per category")
+points = {labels[n]: (table.loc[n, "fpr"], table.loc[n, "recall"]) for n in order}
+st.plotly_chart(figures.roc_figure({labels[n]: summaries[n].roc for n in order},
+                                   {labels[n]: summaries[n].roc_auc for n in order}, points,
+                                   title="ROC curves (× = current threshold)", log_fpr=True),
+                key="overview_roc")
+st.caption(evaluate.METRIC_HELP["roc_auc"] + " The false-positive rate is on a log scale: good detectors "
+           "differ mostly below 10%.")
+categories = test["category"].to_numpy()
+ordered_scores = {n: scores[n] for n in order}
+rates = dashboard.category_rates(ordered_scores, thresholds, categories, ATTACK_CATEGORIES)
+counts = test["category"].value_counts()
+columns = [f"{c} ({counts.get(c, 0):,})" for c in ATTACK_CATEGORIES]
+st.plotly_chart(figures.rate_heatmap([labels[n] for n in order], columns, rates,
+                                     title="Detection rate per attack category"), key="overview_rates")
+st.caption("Share of each category's test records flagged at the detector's threshold (record counts in "
+           "brackets). *novel*: attack types that appear only in the test file.")
 
-flags = dashboard.flag_matrix(scores, thresholds)
-st.plotly_chart(figures.agreement_heatmap([labels[n] for n in names], dashboard.agreement(flags),
-                                          title="Which detectors agree: records flagged by both"),
-                key="overview_agreement")
-st.caption("Each cell counts the test records both detectors flag at their current thresholds; the diagonal is "
-           "how many each one flags.")
+st.subheader("Agreement")
+flags = dashboard.flag_matrix(ordered_scores, thresholds)
+common = dashboard.agreement(flags)
+cell = st.plotly_chart(figures.agreement_heatmap([labels[n] for n in order], common,
+                                                 title="Which detectors agree: share of one's flags the other "
+                                                       "flags too"),
+                       key="overview_agreement", on_select="rerun", selection_mode="points")
+st.caption("Row *A*, column *B*: the share of the test records *A* flags that *B* flags too, at the current "
+           "thresholds (hover for the counts). Click a cell to compare that pair below.")
+
+st.subheader("Compare two detectors")
+clicked = (cell or {}).get("selection", {}).get("points", [])
+if clicked:
+    i, j = (int(v) for v in dashboard.customdata_pair(clicked[0].get("customdata")))
+    if i != j and (order[i], order[j]) != st.session_state.get("overview_pair_clicked"):
+        st.session_state["overview_pair_clicked"] = (order[i], order[j])
+        st.session_state["overview_a"], st.session_state["overview_b"] = order[i], order[j]
+for key, default in (("overview_a", order[0]), ("overview_b", order[1])):
+    if st.session_state.get(key) not in names:
+        st.session_state[key] = default
+pick_a, pick_b = st.columns(2)
+a = pick_a.selectbox("Detector A", order, key="overview_a", format_func=ui.display_name)
+b = pick_b.selectbox("Detector B", order, key="overview_b", format_func=ui.display_name)
+if a == b:
+    st.info("Choose two different detectors to compare them.")
+else:
+    pair = {labels[n]: (summaries[n].roc, summaries[n].pr) for n in (a, b)}
+    aucs = {labels[n]: (summaries[n].roc_auc, summaries[n].pr_auc) for n in (a, b)}
+    at = {labels[n]: ((table.loc[n, "fpr"], table.loc[n, "recall"]),
+                      (table.loc[n, "recall"], table.loc[n, "precision"]) if table.loc[n, "flagged"] else None)
+          for n in (a, b)}
+    st.plotly_chart(figures.pair_curves_figure(pair, aucs, at, summaries[a].base_rate), key="overview_pair")
+    deltas = dashboard.metric_deltas(table, a, b)
+    st.dataframe(deltas, hide_index=True, key="overview_deltas", height=dashboard.table_height(len(deltas)),
+                 column_config={"detector": st.column_config.TextColumn("", pinned=True),
+                                **{m: st.column_config.NumberColumn(SHORT_LABELS.get(m, dashboard.METRIC_LABELS[m]),
+                                                                    help=evaluate.METRIC_HELP[m], format="%.3f")
+                                   for m in dashboard.LEADERBOARD_METRICS}})
+    st.caption(f"The last row is {labels[b]} minus {labels[a]}, metric by metric, at their current thresholds "
+               f"({view} view).")
+    only_a, only_b = dashboard.disagreements(scores, thresholds, a, b)
+    list_a, list_b = st.columns(2, gap="medium")
+    y = (test[f"label_{view}"].to_numpy() == 1)
+    for col, only, first, second in ((list_a, only_a, a, b), (list_b, only_b, b, a)):
+        with col:
+            st.markdown(f"**{ui.markdown_text(labels[first])} flags, {ui.markdown_text(labels[second])} passes**: "
+                        f"{len(only):,} records "
+                        f"({int(y[only].sum()):,} of them attacks)")
+            rows = test.iloc[only][["attack", "category"]].assign(
+                **{labels[first]: scores[first][only], labels[second]: scores[second][only]})
+            rows = rows.iloc[np.argsort(-scores[first][only], kind="stable")]
+            rows.index.name = "record"
+            st.dataframe(rows.reset_index(), hide_index=True, key=f"overview_only_{first}",
+                         height=min(dashboard.table_height(len(rows)), 320),
+                         column_config={"record": st.column_config.NumberColumn(format="%d"),
+                                        labels[first]: st.column_config.NumberColumn(format="%.4g"),
+                                        labels[second]: st.column_config.NumberColumn(format="%.4g")})

@@ -68,8 +68,77 @@ def test_overview_shows_every_detector_with_metrics_at_its_threshold(app, store,
     # Until the user moves it, each detector's threshold is its validation best-F1 one.
     row = board.set_index("threshold").loc[store.default_threshold("pca", "reference")]
     assert row["detector"] == "PCA"
-    assert len(app.get("plotly_chart")) == 3  # ROC overlay, detection rates, agreement
+    # ROC overlay, detection rates, agreement, and the curves of the pair compared
+    assert [c.key for c in app.get("plotly_chart")] == ["overview_roc", "overview_rates", "overview_agreement",
+                                                        "overview_pair"]
     assert 0 < row["precision"] <= 1 and 0 < y.mean() < 1
+
+
+def test_the_true_view_uses_the_true_views_own_thresholds(app, store):
+    """Issue 15, bug 2: the true view must not keep the reference view's thresholds."""
+    label_view_radio(app).set_value("true").run()
+    assert not problems(app)
+    board = table_with(app, "roc_auc").set_index("detector")
+    for name in store.names:
+        label = store.entry(name).get("display_name", name)
+        assert board.loc[label, "threshold"] == pytest.approx(store.default_threshold(name, "true")), name
+    assert any("threshold for the **true** view" in c.value for c in app.caption)
+
+
+def test_every_chart_lists_the_detectors_in_the_leaderboards_order(app):
+    board = table_with(app, "roc_auc")
+    assert board["roc_auc"].is_monotonic_decreasing
+    assert app.selectbox(key="overview_a").options == list(board["detector"])
+    # The heat maps' rows follow the same order (AppTest exposes the charts' specs as JSON).
+    import json
+
+    for key in ("overview_rates", "overview_agreement"):
+        chart = next(c for c in app.get("plotly_chart") if c.key == key)
+        assert json.loads(chart.proto.spec)["data"][0]["y"] == list(board["detector"]), key
+
+
+def test_comparing_two_detectors_lists_what_each_flags_alone(app, store):
+    app.selectbox(key="overview_a").set_value("pca").run()
+    app.selectbox(key="overview_b").set_value("iforest").run()
+    assert not problems(app)
+    thresholds = {n: store.default_threshold(n, "reference") for n in ("pca", "iforest")}
+    scores = _scores()
+    pca_only = int(np.sum((scores["pca"] >= thresholds["pca"]) & (scores["iforest"] < thresholds["iforest"])))
+    forest_only = int(np.sum((scores["iforest"] >= thresholds["iforest"]) & (scores["pca"] < thresholds["pca"])))
+    said = " ".join(m.value for m in app.markdown)
+    assert f"**PCA flags, Isolation Forest passes**: {pca_only:,} records" in said
+    assert f"**Isolation Forest flags, PCA passes**: {forest_only:,} records" in said
+    board = table_with(app, "threshold").set_index("detector")
+    deltas = next(d.value for d in app.dataframe
+                  if "roc_auc" in d.value.columns and "threshold" not in d.value.columns).set_index("detector")
+    assert deltas.loc["Isolation Forest − PCA", "roc_auc"] == pytest.approx(board.loc["Isolation Forest", "roc_auc"]
+                                                                            - board.loc["PCA", "roc_auc"])
+
+
+def test_clicking_an_agreement_cell_compares_that_pair(app):
+    board = table_with(app, "roc_auc")
+    # What Streamlit 1.67 sends for a clicked heat-map cell: customdata as a dict of its items.
+    app.session_state["overview_agreement"] = {"selection": {"points": [
+        {"curve_number": 0, "point_index": [2, 4], "customdata": {"0": 2, "1": 4, "2": "10", "3": "20"}}],
+        "point_indices": [], "box": [], "lasso": []}}
+    app.run()
+    assert not problems(app)
+    from anodet import ui
+
+    shown = [ui.display_name(app.selectbox(key=k).value) for k in ("overview_a", "overview_b")]
+    assert shown == [board["detector"].iloc[2], board["detector"].iloc[4]]
+
+
+def test_selecting_a_leaderboard_row_opens_that_detector_in_the_explorer(app):
+    board = table_with(app, "roc_auc")
+    app.session_state["overview_leaderboard"] = {"selection": {"rows": [3], "columns": [], "cells": []}}
+    app.run()
+    assert not problems(app)
+    from anodet import ui
+
+    chosen = app.session_state[ui.FOCUS_KEY]
+    assert ui.display_name(chosen) == board["detector"].iloc[3]
+    assert app.selectbox(key="explorer_detector").value == chosen  # now on the threshold explorer
 
 
 @pytest.mark.parametrize("page", [EXPLORER, FLAGGED])
@@ -228,3 +297,60 @@ def test_scores_shown_are_the_detectors_own_scores(splits):
     X = splits.test[list(FEATURES)].to_numpy()  # the whole split: LOF's scores depend a little on the batch
     for name, scores in _scores().items():
         np.testing.assert_allclose(scores, store.score_raw(name, X), rtol=1e-4, atol=1e-6, err_msg=name)
+
+
+def _hist_key(at: AppTest) -> str:
+    return next(c.key for c in at.get("plotly_chart") if c.key and c.key.startswith("flagged_hist"))
+
+
+def test_clicking_a_histogram_bar_lists_its_records_and_opens_the_top_one(app):
+    """Issue 15, bug 1: Streamlit 1.67 sends a bar's customdata as a dict; the page crashed on it."""
+    goto(app, FLAGGED)
+    table = app.dataframe(key=_table_key(app)).value
+    attacks = table[table["label"] == "attack"]
+    lo, hi = float(attacks["score"].iloc[-1]), float(attacks["score"].iloc[len(attacks) // 2])
+    app.session_state[_hist_key(app)] = {"selection": {"points": [
+        {"curve_number": 1, "point_number": 7, "point_index": 7, "customdata": {"0": lo, "1": hi}}],
+        "point_indices": [7], "box": [], "lasso": []}}
+    app.run()
+    assert not problems(app)
+    listed = app.dataframe(key=_table_key(app)).value
+    expected = attacks[(attacks["score"] >= lo) & (attacks["score"] <= hi)]
+    assert len(listed) == len(expected) and set(listed["label"]) == {"attack"}
+    assert app.subheader[-1].value == f"Record {int(listed.iloc[0]['record'])}"
+
+
+def test_previous_and_next_step_through_the_listed_records(app):
+    goto(app, FLAGGED)
+    table = app.dataframe(key=_table_key(app)).value
+    app.session_state[_table_key(app)] = {"selection": {"rows": [5], "columns": [], "cells": []}}
+    app.run()
+    app.button(key="flagged_next").click().run()
+    assert app.subheader[-1].value == f"Record {int(table.iloc[6]['record'])}"
+    app.button(key="flagged_previous").click().run()
+    app.button(key="flagged_previous").click().run()
+    assert not problems(app)
+    assert app.subheader[-1].value == f"Record {int(table.iloc[4]['record'])}"
+
+
+def test_a_detector_without_a_breakdown_is_explained_by_itself_and_says_how(app, splits):
+    app.session_state["focus_detector"] = "iforest"
+    goto(app, FLAGGED)
+    app.session_state[_table_key(app)] = {"selection": {"rows": [0], "columns": [], "cells": []}}
+    app.run()
+    assert not problems(app)
+    assert any("Method: perturbation" in c.value for c in app.caption)
+    chart = next(c for c in app.get("plotly_chart") if c.key == "flagged_contributions")
+    import json
+
+    assert "Isolation Forest" in json.loads(chart.proto.spec)["layout"]["title"]["text"]
+    assert not any(s.key == "flagged_explainer" for s in app.selectbox)  # no silent fallback to another one
+
+
+def test_a_record_opened_elsewhere_shows_its_detail(app, splits):
+    app.session_state["flagged_record"] = 42
+    goto(app, FLAGGED)
+    assert app.subheader[-1].value == f"Record {splits.test.index[42]}"
+    # Its raw connection fields are shown too (read from the raw test file).
+    connection = next(m.value for m in app.markdown if m.value.startswith("**Connection**"))
+    assert "protocol **" in connection and "bytes sent **" in connection

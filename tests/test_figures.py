@@ -104,6 +104,24 @@ def test_feature_contributions_are_sorted_largest_first():
     assert list(fig.data[0].y) == ["b", "c", "a"]
 
 
+def test_agreement_heatmap_colours_shares_not_counts_and_names_each_cells_pair():
+    # One detector flagging 9,000 records must not wash out the 90% overlap of the other two.
+    common = np.array([[9000, 100, 90], [100, 100, 90], [90, 90, 100]])
+    heat = figures.agreement_heatmap(["big", "b", "c"], common).data[0]
+    z = np.asarray(heat.z, dtype=float)
+    assert z[1, 2] == pytest.approx(0.9) and z[0, 1] == pytest.approx(100 / 9000) and z[1, 0] == pytest.approx(1.0)
+    assert np.allclose(np.diag(z), 1.0) and heat.zmax == 1
+    assert heat.zmin == 0.0  # scaled to the lowest share between two different detectors (1.1%)
+    pairs = figures.agreement_heatmap(["a", "b"], np.array([[100, 80], [80, 90]])).data[0]
+    assert pairs.zmin == pytest.approx(0.8)
+    assert list(heat.customdata[1][2][:2]) == [1, 2] and heat.customdata[1][2][2] == "90"
+
+
+def test_agreement_heatmap_shows_a_dash_for_a_detector_flagging_nothing():
+    heat = figures.agreement_heatmap(["a", "b"], np.array([[0, 0], [0, 5]])).data[0]
+    assert heat.text[0][0] == "–" and heat.text[1][1] == "100%"
+
+
 def _every_figure() -> list:
     scores, y = heavy_tailed()
     bins = figures.histogram_bins(scores, y)
@@ -119,10 +137,12 @@ def _every_figure() -> list:
         figures.agreement_heatmap(["a", "b"], np.array([[3, 1], [1, 2]])),
         figures.feature_percentile_figure(["f1", "f2"], np.array([50.0, 99.9]), np.array([1, 2])),
         figures.feature_contribution_figure(["f1", "f2"], np.array([0.1, 3.0]), "PCA"),
+        figures.pair_curves_figure({"a": (curve, curve), "b": (curve, curve)}, {"a": (0.5, 0.4), "b": (0.6, 0.5)},
+                                   {"a": ((0.1, 0.2), (0.2, 0.7)), "b": ((0.1, 0.3), None)}, 0.2),
     ]
 
 
-@pytest.mark.parametrize("index", range(10))
+@pytest.mark.parametrize("index", range(11))
 def test_every_figure_passes_plotly_validation_and_has_titles(index):
     """Builders skip plotly's validation for speed; here every property is checked once."""
     fig = _every_figure()[index]
@@ -255,3 +275,102 @@ def test_saved_test_scores_are_reused_only_for_the_same_records_and_detectors(tm
     assert ui._read_scores(path, index[::-1], ["a", "b"]) is None  # other records
     assert ui._read_scores(path, index, ["a", "b", "c"]) is None  # another detector set
     assert ui._read_scores(tmp_path / "missing.npz", index, ["a"]) is None
+
+
+# --- new dashboard helpers ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("customdata", [[0.5, 2.0], (0.5, 2.0), {"0": 0.5, "1": 2.0}, {"0": 0.5, "1": 2.0, "2": "x"},
+                                        np.array([0.5, 2.0])])
+def test_a_clicked_bars_bounds_are_read_from_either_customdata_shape(customdata):
+    """Streamlit 1.67 sends ``{'0': lo, '1': hi}``; slicing that crashed the page (issue 15, bug 1)."""
+    assert dashboard.customdata_pair(customdata) == (0.5, 2.0)
+
+
+@pytest.mark.parametrize("customdata", [None, "ab", [1.0], {"1": 2.0}])
+def test_anything_else_is_not_a_bar(customdata):
+    with pytest.raises(ValueError):
+        dashboard.customdata_pair(customdata)
+
+
+class _NoBreakdown:
+    """A detector without a per-feature breakdown: the score is a weighted distance to the origin."""
+
+    weights = np.array([1.0, 0.0, 3.0])
+
+    def score(self, X):
+        return np.abs(np.asarray(X)) @ self.weights
+
+    def feature_scores(self, X):
+        return None
+
+
+def test_a_detector_without_a_breakdown_is_explained_by_its_own_score():
+    x, median = np.array([2.0, 5.0, -1.0]), np.zeros(3)
+    contributions, method = dashboard.explain_record(_NoBreakdown(), x, median)
+    assert method == "perturbation" and "median" in dashboard.EXPLANATION_METHODS[method]
+    # Setting feature j to the median removes exactly its weighted term; an unused feature adds nothing.
+    np.testing.assert_allclose(contributions, [2.0, 0.0, 3.0])
+
+
+def test_a_detector_with_a_breakdown_uses_it(store):
+    pca = store.detector("pca")
+    x = store.scaler.transform(np.full((1, store.scaler.transform(np.zeros((1, 18))).shape[1]), 3.0))[0]
+    contributions, method = dashboard.explain_record(pca, x, np.zeros_like(x))
+    assert method == "own"
+    np.testing.assert_allclose(contributions, pca.feature_scores(x[None, :])[0])
+
+
+def test_isolation_forest_gets_its_own_perturbation_explanation(store, splits):
+    from anodet.schema import FEATURES
+
+    iforest = store.detector("iforest")
+    assert iforest.feature_scores(np.zeros((1, len(FEATURES)))) is None
+    train = splits.train[list(FEATURES)].to_numpy()
+    median = store.scaler.transform(np.median(train, axis=0)[None, :])[0]
+    attack = splits.test[splits.test["label_true"] == 1][list(FEATURES)].to_numpy()[:1]
+    x = store.scaler.transform(attack)[0]
+    contributions, method = dashboard.explain_record(iforest, x, median)
+    assert method == "perturbation" and contributions.shape == (len(FEATURES),)
+    # Each contribution is what the forest's own score loses when that feature is made typical.
+    j = int(np.argmax(np.abs(contributions)))
+    typical = x.copy()
+    typical[j] = median[j]
+    assert contributions[j] == pytest.approx(iforest.score(x[None, :])[0] - iforest.score(typical[None, :])[0])
+    assert np.abs(contributions).max() > 0
+
+
+def test_disagreements_list_each_side_and_shares_add_up():
+    scores = {"a": np.array([0.9, 0.9, 0.1, 0.1]), "b": np.array([0.9, 0.1, 0.9, 0.1])}
+    only_a, only_b = dashboard.disagreements(scores, {"a": 0.5, "b": 0.5}, "a", "b")
+    assert only_a.tolist() == [1] and only_b.tolist() == [2]
+    shares = dashboard.agreement_shares(dashboard.agreement(dashboard.flag_matrix(scores, {"a": 0.5, "b": 0.5})))
+    np.testing.assert_allclose(shares, [[1.0, 0.5], [0.5, 1.0]])
+
+
+def test_metric_deltas_are_b_minus_a():
+    board = pd.DataFrame({"detector": ["A", "B"], **{m: [0.5, 0.75] for m in dashboard.LEADERBOARD_METRICS}},
+                         index=["a", "b"])
+    deltas = dashboard.metric_deltas(board, "a", "b").set_index("detector")
+    assert list(deltas.index) == ["A", "B", "B − A"] and list(deltas.columns) == list(dashboard.LEADERBOARD_METRICS)
+    assert (deltas.loc["B − A"] == 0.25).all() and (deltas.loc["A"] == 0.5).all()
+
+
+def test_table_height_fits_rows_and_header_without_an_empty_row():
+    assert dashboard.table_height(12) == 35 * 13 + 3
+
+
+def test_connection_fields_are_the_raw_lines_of_the_test_records(splits):
+    import gzip
+
+    path = dashboard.raw_test_file()
+    if path is None:
+        pytest.skip("the raw KDD test file is not on this machine")
+    records = [*splits.test.index[:5], int(splits.test.index.max())]
+    fields = dashboard.connection_fields(path, records)
+    assert list(fields.index) == sorted(records) and list(fields.columns) == list(dashboard.CONNECTION_FIELDS)
+    with gzip.open(path, "rt") as fh:
+        lines = {n: line.rstrip("\n").split(",") for n, line in enumerate(fh) if n in set(records)}
+    for n in records:
+        assert lines[n][-1].rstrip(".") == splits.test.loc[n, "attack"]  # the same record as the split's
+        assert fields.loc[n, "protocol_type"] == lines[n][1] and fields.loc[n, "src_bytes"] == int(lines[n][4])

@@ -109,3 +109,121 @@ def test_selecting_a_record_opens_its_detail(page, app_url):
     assert page.get_by_text("Every detector on this record").is_visible()
     assert page.locator("[data-testid='stException']").count() == 0
     tall_screenshot(page, "flagged_records")
+
+
+def _click_tallest_bar(page, chart) -> None:
+    """Click inside the tallest bar of a plotly bar chart.
+
+    On a log count axis a bar's path reaches far below the plot (log 0) and is clipped there,
+    so the visible bar runs from the path's top to the plot's bottom.
+    """
+    plot = chart.locator(".nsewdrag").first.bounding_box()
+    bottom = plot["y"] + plot["height"]
+    bars = chart.locator(".barlayer .point path")
+    boxes = [b for b in (bars.nth(i).bounding_box() for i in range(bars.count()))
+             if b and b["width"] > 1 and plot["y"] - 1 <= b["y"] < bottom - 10]
+    box = min(boxes, key=lambda b: b["y"])
+    page.mouse.click(box["x"] + box["width"] / 2, (box["y"] + bottom) / 2)
+
+
+def test_clicking_a_histogram_bar_lists_its_records_and_opens_one(page, app_url):
+    """Issue 15, bug 1: this click crashed the page with "unhashable type: 'slice'"."""
+    open_page(page, app_url, "flagged_records", charts=1)
+    caption = page.get_by_text(re.compile(r"^[\d,]+ records, highest score first"))
+    before = caption.text_content()
+    chart = page.locator(".js-plotly-plot").first
+    chart.scroll_into_view_if_needed()
+    _click_tallest_bar(page, chart)
+    page.get_by_role("heading", name=re.compile(r"^Record \d+$")).wait_for(timeout=30_000)
+    wait_idle(page)
+    assert page.locator("[data-testid='stException']").count() == 0
+    assert not page.get_by_text("Something went wrong").count()
+    after = caption.text_content()
+    assert int(after.split()[0].replace(",", "")) < int(before.split()[0].replace(",", "")), (before, after)
+
+    # The download names the threshold and label view its outcomes were computed with.
+    with page.expect_download() as info:
+        page.get_by_role("button", name=re.compile("Download these")).click()
+    lines = Path(info.value.path()).read_text().splitlines()
+    header, first = lines[0].split(","), lines[1].split(",")
+    assert header[:4] == ["record", "detector", "threshold", "label_view"]
+    assert first[1] == "autoencoder" and first[3] == "reference" and float(first[2]) > 0
+    assert len(lines) - 1 == int(after.split()[0].replace(",", ""))
+    tall_screenshot(page, "flagged_records_bar")
+
+
+def test_clicking_an_agreement_cell_compares_that_pair(page, app_url):
+    open_page(page, app_url, charts=4)
+    heat = page.locator(".js-plotly-plot").nth(2)
+    heat.scroll_into_view_if_needed()
+    box = heat.locator(".nsewdrag").first.bounding_box()
+    before = page.get_by_text(re.compile(r" flags, .* passes")).first.text_content()
+    # Row 4, column 1 of the 12 x 12 grid.
+    page.mouse.click(box["x"] + box["width"] * 1.5 / 12, box["y"] + box["height"] * 4.5 / 12)
+    page.wait_for_function(
+        "old => [...document.querySelectorAll('p')].some(p => / flags, .* passes/.test(p.textContent)"
+        " && p.textContent !== old)", arg=before, timeout=30_000)
+    wait_idle(page)
+    assert page.locator("[data-testid='stException']").count() == 0
+
+
+def test_the_live_replay_survives_a_visit_to_another_page(page, app_url):
+    """Issue 15, bug 3 in the browser: detector, speed and place are kept (the pause itself is
+    checked with an injected clock in tests/test_app_live.py)."""
+    page.goto(f"{app_url}/live_monitor")
+    page.get_by_role("heading", name="Live monitor").wait_for(timeout=120_000)
+    wait_idle(page)
+    page.locator("[data-testid='stSelectbox']").first.click()
+    page.get_by_role("option", name="BiGAN").click()
+    wait_idle(page)
+    page.get_by_role("button", name="Start").click()
+    page.wait_for_function("document.querySelectorAll('.js-plotly-plot .main-svg').length >= 2", timeout=60_000)
+    page.get_by_role("button", name="Pause").click()
+    wait_idle(page)
+    records = texts(page, METRIC)[0]
+    page.locator("[data-testid='stSidebarNav']").get_by_text("Overview").click()
+    page.get_by_role("heading", name="Leaderboard").wait_for(timeout=60_000)
+    wait_idle(page)
+    page.locator("[data-testid='stSidebarNav']").get_by_text("Live monitor").click()
+    page.get_by_role("button", name="Resume").wait_for(timeout=60_000)
+    wait_idle(page)
+    shown = page.locator("[data-testid='stSelectbox']").first.evaluate(
+        "el => el.innerText + ' ' + [...el.querySelectorAll('input')].map(i => i.value || i.getAttribute('aria-label')"
+        " || '').join(' ')")
+    assert "BiGAN" in shown, shown
+    assert texts(page, METRIC)[0] == records
+    assert page.locator("[data-testid='stException']").count() == 0
+
+
+def test_a_live_alert_opens_its_record_in_flagged_records(page, app_url):
+    """Switching page from inside the replay's fragment left a blank page; AppTest did not show it."""
+    page.goto(f"{app_url}/live_monitor")
+    page.get_by_role("heading", name="Live monitor").wait_for(timeout=120_000)
+    wait_idle(page)
+    page.get_by_role("button", name="Start").click()
+    page.wait_for_function("document.querySelectorAll('.js-plotly-plot .main-svg').length >= 2", timeout=60_000)
+    grid = page.locator("[data-testid='stDataFrame']").last
+    grid.scroll_into_view_if_needed()
+    box = grid.bounding_box()
+    page.mouse.click(box["x"] + 18, box["y"] + 35 + 17)  # the newest alert, while the replay runs
+    button = page.get_by_role("button", name=re.compile(r"Open record \d+ in Flagged records"))
+    button.wait_for(timeout=30_000)
+    record = re.search(r"Open record (\d+)", button.text_content()).group(1)
+    wait_changed(page, METRIC, texts(page, METRIC))  # a tick later the choice is still there
+    button.click()
+    page.get_by_role("heading", name=f"Record {record}").wait_for(timeout=60_000)
+    wait_idle(page)
+    assert page.url.endswith("/flagged_records")
+    assert page.get_by_text("Every detector on this record").is_visible()
+
+
+def test_a_leaderboard_row_opens_that_detector_in_the_explorer(page, app_url):
+    open_page(page, app_url, charts=3)
+    grid = page.locator("[data-testid='stDataFrame']").first
+    box = grid.bounding_box()
+    page.mouse.click(box["x"] + 18, box["y"] + 35 * 3 + 17)  # the third row's selection box
+    page.wait_for_url(re.compile(r"/threshold_explorer$"), timeout=60_000)
+    page.wait_for_function("document.querySelectorAll('.js-plotly-plot .main-svg').length >= 2", timeout=60_000)
+    wait_idle(page)
+    assert page.locator("[data-testid='stException']").count() == 0
+    assert page.get_by_role("heading", name="Threshold explorer").is_visible()
