@@ -30,6 +30,15 @@ class Ensemble(Detector):
         "members": ["autoencoder", "bigan", "pca", "ocsvm", "mahalanobis"],
     }
 
+    def __init__(self, seed: int = 0, **params: Any) -> None:
+        super().__init__(seed, **params)
+        if self.name in self.params["members"]:
+            raise ValueError("an ensemble cannot contain itself")
+
+    @property
+    def members(self) -> list[str]:
+        return list(self.params["members"])
+
     def attach(self, members: dict[str, Detector]) -> Ensemble:
         missing = [m for m in self.params["members"] if m not in members]
         if missing:
