@@ -58,6 +58,8 @@ BAD = {
     "text_threshold": (_set(["detectors", "pca", "thresholds", "true", "best_f1"], "abc"),
                        "at detectors.pca.thresholds.true.best_f1"),
     "bool_threshold": (_set(["detectors", "pca", "thresholds", "reference", "best_f1"], True), "best_f1"),
+    "text_quantile": (lambda m: m["detectors"]["lof"]["validation_quantiles"]["true"]["all"].__setitem__(3, "x"),
+                      "at detectors.lof.validation_quantiles.true.all: item 3, 'x', is not a number"),
     "detectors_null": (_set(["detectors"], None), "at detectors: null is not of type 'object'"),
     "entry_is_text": (_set(["detectors", "pca"], "pca"), "at detectors.pca"),
     "no_scaler": (lambda m: m.pop("scaler"), "'scaler' is a required property"),
