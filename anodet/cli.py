@@ -52,6 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--seed", type=int, default=0, help="random seed (same seed, same models)")
     train.add_argument("--train-rows", type=int, help="train on a random subset of this many normals (quick runs)")
     train.add_argument("--epochs", type=int, help="override the epochs of the neural detectors (quick runs)")
+    train.add_argument("--lock-timeout", type=float, metavar="S",
+                       help="when another training holds the store: wait at most S seconds (0: refuse at once; "
+                            "default: wait)")
     _add_data_source(train)
     _add_store(train)
 
@@ -147,7 +150,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
         return 2
 
     train(args.detectors, seed=args.seed, source=args.data_source, store_root=args.store,
-          train_rows=args.train_rows, epochs=args.epochs, log=lambda m: print(m, flush=True))
+          train_rows=args.train_rows, epochs=args.epochs, log=lambda m: print(m, flush=True),
+          lock_timeout=args.lock_timeout)
     return 0
 
 

@@ -1,9 +1,13 @@
-"""Save and load the pretrained detectors with ``manifest.json``; hash checks; safe formats only."""
+"""Save and load the pretrained detectors with ``manifest.json``; hash checks; safe formats only.
+
+The manifest is validated against one schema when read (:mod:`anodet.manifest`); a store left
+half-swapped by an interrupted training is recovered when opened (:mod:`anodet.swap`).
+"""
 
 from __future__ import annotations
 
 import hashlib
-import json
+import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -11,18 +15,29 @@ from typing import Any
 import numpy as np
 
 from anodet.detectors import REGISTRY, Detector, detector_class
+from anodet.manifest import (
+    FORMAT_VERSION,
+    KEY_ENV,
+    MANIFEST,
+    SIGNATURE,
+    TRAIN_HINT,
+    StoreError,
+    check_signature,
+    dump,
+    parse,
+    signature,
+)
 from anodet.scaler import MinMaxScaler
+from anodet.swap import StoreLock, leftovers, recover, sibling, wait_for_swap
+
+__all__ = ["FORMAT_VERSION", "MANIFEST", "SCALER_FILE", "STORE_ENV", "TRAIN_HINT", "Store", "StoreError",
+           "default_root", "file_hashes", "sha256_file", "write_store"]
+
+logger = logging.getLogger(__name__)
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 STORE_ENV = "ANODET_STORE"
-MANIFEST = "manifest.json"
 SCALER_FILE = "scaler.npz"
-FORMAT_VERSION = 1
-TRAIN_HINT = "Run `python -m anodet train` to rebuild the store, or `git checkout models_store` to restore the committed one."
-
-
-class StoreError(RuntimeError):
-    """The model store is missing, incomplete, tampered with or unreadable."""
 
 
 def default_root() -> Path:
@@ -38,6 +53,30 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _recover_if_needed(root: Path) -> None:
+    """Finish a swap an interrupted training left, unless a training is running right now."""
+    if not sibling(root, "swap.json").exists() and not leftovers(root):
+        return
+    lock = StoreLock(root)
+    try:
+        acquired = lock.try_acquire()
+    except OSError:  # a read-only location: read what is there, or name what is left
+        acquired = False
+        if not (root / MANIFEST).exists():
+            raise StoreError(f"The store {root} is missing and cannot be recovered here (no write access); an "
+                             f"interrupted training left {', '.join(map(str, leftovers(root)))}.") from None
+        return
+    if not acquired:  # a training is running: read what is there (or wait out its swap, a few ms)
+        if wait_for_swap(root):
+            return
+        raise StoreError(f"The store {root} is being replaced by a training ({lock.holder()}); try again when it "
+                         f"has finished.")
+    try:
+        recover(root)
+    finally:
+        lock.release()
+
+
 class Store:
     """A read-only view of a model store; detectors load lazily, each file hash-checked first."""
 
@@ -50,21 +89,16 @@ class Store:
 
     @classmethod
     def open(cls, root: Path | None = None) -> Store:
-        """Read the manifest of the store at ``root`` (default: :func:`default_root`)."""
+        """Read and validate the manifest of the store at ``root`` (default: :func:`default_root`)."""
         root = Path(root) if root else default_root()
+        _recover_if_needed(root)
         path = root / MANIFEST
         try:
             raw = path.read_bytes()
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):
             raise StoreError(f"No model store at {root} ({MANIFEST} is missing). {TRAIN_HINT}") from None
-        try:
-            manifest = json.loads(raw)
-            manifest["detectors"]
-        except (ValueError, KeyError, TypeError) as exc:
-            raise StoreError(f"{path} is not a valid anodet manifest ({exc}). {TRAIN_HINT}") from None
-        if manifest.get("format") != FORMAT_VERSION:
-            raise StoreError(f"{path} has format {manifest.get('format')!r}, expected {FORMAT_VERSION}. {TRAIN_HINT}")
-        return cls(root, manifest, hashlib.sha256(raw).hexdigest())
+        check_signature(root, raw)
+        return cls(root, parse(raw, path), hashlib.sha256(raw).hexdigest())
 
     @property
     def names(self) -> list[str]:
@@ -80,17 +114,48 @@ class Store:
                 f"Run `python -m anodet train --detectors {name}` to add it."
             ) from None
 
+    def _inside(self, path: Path, listed: str) -> Path:
+        """``path``, refused before it is opened if it resolves outside the store (a symlink, say)."""
+        resolved = path.resolve()
+        if not resolved.is_relative_to(self.root.resolve()):
+            raise StoreError(f"{MANIFEST} in {self.root} lists {listed}, which resolves outside the store (to "
+                             f"{resolved}); refusing to open it. {TRAIN_HINT}")
+        return path
+
     def _verified(self, relpath: str, expected: str) -> Path:
-        path = self.root / relpath
+        path = self._inside(self.root / relpath, relpath)
         if not path.is_file():
             raise StoreError(f"Model file {path} is missing. {TRAIN_HINT}")
-        actual = sha256_file(path)
-        if actual != expected:
+        if sha256_file(path) != expected:
+            try:
+                replaced = hashlib.sha256((self.root / MANIFEST).read_bytes()).hexdigest() != self.hash
+            except OSError:
+                replaced = True
+            if replaced:
+                raise StoreError(f"The store at {self.root} was replaced (by a training) after it was opened; "
+                                 f"open it again (restart the app or rerun the command).")
             raise StoreError(
                 f"Model file {path} does not match its sha256 in {MANIFEST} (it was modified or is "
                 f"corrupt); refusing to load it. {TRAIN_HINT}"
             )
         return path
+
+    def _checked_folder(self, name: str, files: dict[str, str]) -> Path:
+        """``name``'s folder once every file in it is listed in the manifest and matches its hash.
+
+        Loaders read fixed file names from the folder, so a file they read but the manifest does
+        not list would escape the hash check: such a folder is refused.
+        """
+        folder = self._inside(self.root / name, name)
+        for relpath, digest in files.items():
+            self._verified(relpath, digest)
+        present = {p.relative_to(self.root).as_posix() for p in folder.rglob("*")
+                   if p.is_symlink() or not p.is_dir()}
+        unlisted = sorted(present - set(files))
+        if unlisted:
+            raise StoreError(f"{self.root / unlisted[0]} is in the store but not listed in {MANIFEST}, so it cannot "
+                             f"be verified; refusing to load {name!r}. Delete the file, or: {TRAIN_HINT}")
+        return folder
 
     @property
     def scaler(self) -> MinMaxScaler:
@@ -104,21 +169,40 @@ class Store:
         return self._scaler
 
     def detector(self, name: str) -> Detector:
-        """The fitted detector ``name``, loaded on first use."""
-        if name not in self._detectors:
-            entry = self.entry(name)
-            for relpath, digest in entry["files"].items():
-                self._verified(relpath, digest)
-            try:
-                detector = detector_class(name).load(self.root / name)
-            except StoreError:
-                raise
-            except Exception as exc:
-                raise StoreError(f"Cannot load detector {name!r} from {self.root / name}: {exc}. {TRAIN_HINT}") from None
-            if detector.members:
-                detector.attach({m: self.detector(m) for m in detector.members})
-            self._detectors[name] = detector
-        return self._detectors[name]
+        """The fitted detector ``name``, loaded on first use with the members it is built on."""
+        return self._load(name, ())
+
+    def _load(self, name: str, loading: tuple[str, ...]) -> Detector:
+        if name in self._detectors:
+            return self._detectors[name]
+        if name in loading:
+            raise StoreError(f"An ensemble cannot contain itself ({' → '.join([*loading, name])}). {TRAIN_HINT}")
+        entry = self.entry(name)
+        folder = self._checked_folder(name, entry["files"])
+        try:
+            detector = detector_class(name).load(folder)
+        except Exception as exc:  # any loader failure is a store problem, told as one sentence
+            raise StoreError(f"Cannot load detector {name!r} from {folder}: {exc}. {TRAIN_HINT}") from None
+        if detector.members != entry["params"].get("members", []):
+            raise StoreError(f"{folder} was saved with members {detector.members}, but {MANIFEST} lists "
+                             f"{entry['params'].get('members', [])}. {TRAIN_HINT}")
+        for member in detector.members:
+            if member not in self.manifest["detectors"]:
+                raise StoreError(f"Detector {name!r} is built on {member!r}, which is not in the store at {self.root}; "
+                                 f"run `python -m anodet train --detectors {member}` (it refits {name} too).")
+            if entry["members"][member] != self.entry(member)["files"]:
+                raise StoreError(f"Detector {name!r} was fitted on an older {member!r} (the {member} files it recorded "
+                                 f"differ from the store's), so its scores would be on the wrong scale; run "
+                                 f"`python -m anodet train --detectors {name}` to refit it.")
+        detector.attach({m: self._load(m, (*loading, name)) for m in detector.members})
+        self._detectors[name] = detector
+        return detector
+
+    def verify(self) -> None:
+        """Check every listed file against its hash without loading any model (StoreError if one fails)."""
+        self._verified(self.manifest["scaler"]["file"], self.manifest["scaler"]["sha256"])
+        for name in self.names:
+            self._checked_folder(name, self.entry(name)["files"])
 
     def score_raw(self, name: str, X_raw: np.ndarray) -> np.ndarray:
         """Scores of raw (unscaled) feature rows."""
@@ -136,15 +220,24 @@ class Store:
         return np.asarray(self.entry(name)["validation_quantiles"][view][kind])
 
 
-def write_store(root: Path, manifest: dict[str, Any]) -> Path:
-    """Write ``manifest.json`` (files must already be in place and listed with their hashes)."""
+def write_store(root: Path, manifest: dict[str, Any]) -> str:
+    """Write ``manifest.json`` (validated; signed if ``$ANODET_STORE_KEY`` is set); return its sha256.
+
+    The files must already be in place and listed with their hashes.
+    """
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
-    path = root / MANIFEST
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(manifest, indent=1, sort_keys=False) + "\n")
-    tmp.replace(path)
-    return path
+    raw = dump(manifest)
+    key = os.environ.get(KEY_ENV)
+    if key:
+        (root / SIGNATURE).write_text(signature(raw, key) + "\n")
+    tmp = root / (MANIFEST + ".tmp")
+    with open(tmp, "wb") as handle:
+        handle.write(raw)
+        handle.flush()
+        os.fsync(handle.fileno())
+    tmp.replace(root / MANIFEST)
+    return hashlib.sha256(raw).hexdigest()
 
 
 def file_hashes(root: Path, files: list[Path]) -> dict[str, str]:

@@ -1,9 +1,14 @@
-"""Build the data, train detectors, choose thresholds on validation, and write the store."""
+"""Build the data, train detectors, choose thresholds on validation, and write the store.
+
+Only one training writes a store at a time (a lock beside it); each builds a complete new store
+in its own staging folder and swaps it in with a journalled pair of renames (:mod:`anodet.swap`).
+"""
 
 from __future__ import annotations
 
 import datetime as dt
-import json
+import logging
+import math
 import platform
 import shutil
 import sys
@@ -20,7 +25,19 @@ from anodet.data import SPLIT_NAME, Splits, load_splits
 from anodet.detectors import REGISTRY, Detector, create, detector_class
 from anodet.scaler import MinMaxScaler
 from anodet.schema import FEATURES, LABEL_VIEWS
-from anodet.store import FORMAT_VERSION, MANIFEST, SCALER_FILE, Store, StoreError, file_hashes, write_store
+from anodet.store import (
+    FORMAT_VERSION,
+    MANIFEST,
+    SCALER_FILE,
+    Store,
+    StoreError,
+    default_root,
+    file_hashes,
+    write_store,
+)
+from anodet.swap import StoreLock, checkpoint, commit, new_staging, recover
+
+logger = logging.getLogger(__name__)
 
 LIBRARIES = ("numpy", "pandas", "scikit-learn", "skops", "keras", "tensorflow-cpu", "tensorflow")
 
@@ -68,14 +85,14 @@ def train(
     train_rows: int | None = None,
     epochs: int | None = None,
     log=print,
+    lock_timeout: float | None = None,
 ) -> dict[str, Any]:
     """Train ``names`` (default: all) and write them into the store; return the manifest.
 
-    Detectors not named keep their existing entries, so one can be retrained alone. The
-    ensemble is trained last, over members trained now or already in the store.
+    Detectors not named keep their existing entries, so one can be retrained alone; a detector
+    built on a retrained one (the ensemble) is refitted in the same run. ``lock_timeout``: how
+    long to wait for another training writing the same store (None: until it ends; 0: refuse).
     """
-    from anodet.store import default_root
-
     root = Path(store_root) if store_root else default_root()
     names = list(REGISTRY) if not names else [n for n in REGISTRY if n in names]
     splits = load_splits(source)
@@ -85,24 +102,112 @@ def train(
         X_train = X_train[np.random.default_rng(seed).choice(len(X_train), train_rows, replace=False)]
     X_val, X_test = scaler.transform(_features(splits.validation)), scaler.transform(_features(splits.test))
 
-    final_root, root = root, _staging_copy(root)
-    try:
-        previous = Store.open(final_root)
-        manifest = previous.manifest
-        if manifest.get("data", {}).get("checksums") != splits.checksums:
-            raise StoreError("store built from other data")
-    except StoreError:
-        previous, manifest = None, {"detectors": {}}
-    scaler_path = scaler.save(root / SCALER_FILE)
-    manifest.update({
-        "format": FORMAT_VERSION,
-        "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "data": {"split": SPLIT_NAME, "checksums": splits.checksums, "train_rows": len(X_train),
-                 "validation_rows": len(X_val), "test_rows": len(X_test)},
-        "versions": library_versions(),
-        "scaler": {"file": SCALER_FILE, "sha256": file_hashes(root, [scaler_path])[SCALER_FILE]},
-    })
+    with StoreLock(root).held(lock_timeout):
+        checkpoint("locked")
+        recover(root)
+        previous = _previous_store(root, names, splits, log)
+        names = _with_dependents(names, previous, log)
+        logger.info("store %s: training %s (seed %d), keeping %s", root, ", ".join(names), seed,
+                    ", ".join(n for n in (previous.names if previous else []) if n not in names) or "nothing")
+        staging = new_staging(root)
+        try:
+            manifest = _kept_part(staging, previous, names)
+            scaler_path = scaler.save(staging / SCALER_FILE)
+            manifest.update({
+                "format": FORMAT_VERSION,
+                "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+                "data": {"split": SPLIT_NAME, "checksums": splits.checksums, "train_rows": len(X_train),
+                         "validation_rows": len(X_val), "test_rows": len(X_test)},
+                "versions": library_versions(),
+                "scaler": {"file": SCALER_FILE, "sha256": file_hashes(staging, [scaler_path])[SCALER_FILE]},
+            })
+            _train_into(staging, manifest, names, previous, seed, epochs, (X_train, X_val, X_test), splits, log)
+            manifest["detectors"] = {n: manifest["detectors"][n] for n in REGISTRY if n in manifest["detectors"]}
+            new_hash = write_store(staging, manifest)
+            checkpoint("staged")
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        commit(staging, root, new_hash, previous.hash if previous else None)
+        logger.info("store %s: swapped in the new store (manifest sha256 %s)", root, new_hash[:12])
+        log(f"wrote {root / MANIFEST} ({len(manifest['detectors'])} detectors)")
+    return manifest
 
+
+def _previous_store(root: Path, names: list[str], splits: Splits, log) -> Store | None:
+    """The store being updated, or None to start afresh; refuses when a partial retrain would drop detectors."""
+    if not (root / MANIFEST).exists():
+        return None
+    everything = set(names) == set(REGISTRY)
+    try:
+        previous = Store.open(root)
+    except StoreError as exc:
+        if everything:
+            log(f"  the store at {root} cannot be read, so it is rebuilt from scratch ({exc})")
+            return None
+        raise StoreError(f"Retraining only {', '.join(names)} would drop the other detectors of a store that cannot "
+                         f"be read: {exc}") from None
+    if previous.manifest["data"]["checksums"] != splits.checksums:
+        if everything:
+            log(f"  the store at {root} was built from other data; every detector is retrained")
+            return None
+        raise StoreError(f"The store at {root} was built from other data (its checksums differ from the data loaded "
+                         f"now), so retraining only {', '.join(names)} would mix the two; run `python -m anodet train` "
+                         f"to retrain every detector on this data.")
+    for name in previous.names:
+        if name not in names:
+            try:
+                previous._checked_folder(name, previous.entry(name)["files"])
+            except StoreError as exc:
+                raise StoreError(f"Cannot keep {name!r} from the store at {root}; retrain it too "
+                                 f"(`--detectors {','.join([*names, name])}`). {exc}") from None
+    return previous
+
+
+def _with_dependents(names: list[str], previous: Store | None, log) -> list[str]:
+    """``names`` plus every stored detector built on one of them (its fit depends on their scores)."""
+    retrained = set(names)
+    if previous is not None:
+        for name in REGISTRY:
+            if name in retrained or name not in previous.names:
+                continue
+            changed = [m for m in previous.entry(name)["params"].get("members", []) if m in retrained]
+            if changed:
+                retrained.add(name)
+                log(f"  {name}: refitted too, since it is built on {', '.join(changed)}")
+    return [n for n in REGISTRY if n in retrained]
+
+
+def _kept_part(staging: Path, previous: Store | None, names: list[str]) -> dict[str, Any]:
+    """A manifest holding the stored detectors not retrained now, their (verified) files copied into ``staging``."""
+    manifest: dict[str, Any] = {"detectors": {}}
+    if previous is None:
+        return manifest
+    for name in previous.names:
+        if name in names:
+            continue
+        entry = previous.entry(name)
+        for relpath in entry["files"]:
+            target = staging / relpath
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(previous.root / relpath, target)
+        manifest["detectors"][name] = entry
+    return manifest
+
+
+def _finite_or_none(value: Any) -> Any:
+    """Metrics as JSON allows them: an undefined metric (NaN) becomes null."""
+    if isinstance(value, dict):
+        return {k: _finite_or_none(v) for k, v in value.items()}
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _train_into(staging: Path, manifest: dict[str, Any], names: list[str], previous: Store | None, seed: int,
+                epochs: int | None, data: tuple[np.ndarray, np.ndarray, np.ndarray], splits: Splits, log) -> None:
+    """Fit each of ``names`` (members before the detectors built on them) and add its entry to ``manifest``."""
+    X_train, X_val, X_test = data
     fitted: dict[str, Detector] = {}
     bar = tqdm(names, desc="training", unit="detector", disable=not sys.stderr.isatty())
     for name in bar:
@@ -110,64 +215,39 @@ def train(
         overrides = {"epochs": epochs} if epochs and "epochs" in detector_class(name).default_params else {}
         detector = create(name, seed=seed, **overrides)
         if detector.members:
-            members = {}
-            for member in detector.params["members"]:
-                if member in fitted:
-                    members[member] = fitted[member]
-                elif previous is not None and member in previous.names:
-                    members[member] = previous.detector(member)
-            available = [m for m in detector.params["members"] if m in members]
-            if not available:
+            members = {m: fitted[m] if m in fitted else previous.detector(m)
+                       for m in detector.members if m in fitted or m in manifest["detectors"]}
+            if not members:
                 log(f"  {name}: skipped (none of its members is trained)")
                 continue
-            detector = create(name, seed=seed, members=available).attach(members)
+            detector = create(name, seed=seed, members=[m for m in detector.members if m in members], **overrides)
+            detector.attach(members)
         log(f"training {name} ...")
         start = time.perf_counter()
         detector.fit(X_train)
         seconds = time.perf_counter() - start
-        folder = root / name
+        folder = staging / name
         shutil.rmtree(folder, ignore_errors=True)
         files = detector.save(folder)
         val_scores, test_scores = detector.score(X_val), detector.score(X_test)
+        if not (np.isfinite(val_scores).all() and np.isfinite(test_scores).all()):
+            raise StoreError(f"{name} gave NaN or infinite scores after training, so no store was written; "
+                             f"check its parameters or the training data.")
         entry = {
             "class": REGISTRY[name],
             "display_name": detector.display_name,
             "family": detector.family,
-            "files": file_hashes(root, files),
+            "files": file_hashes(staging, files),
             "params": detector.params,
             "seed": seed,
             "train_seconds": round(seconds, 2),
             "train_rows": len(X_train),
-            **evaluate_scores(val_scores, test_scores, splits),
+            **_finite_or_none(evaluate_scores(val_scores, test_scores, splits)),
         }
+        if detector.members:  # what it was fitted on: loading refuses it once a member changes
+            entry["members"] = {m: dict(manifest["detectors"][m]["files"]) for m in detector.members}
         manifest["detectors"][name] = entry
         fitted[name] = detector
         ref = entry["metrics"]["test"]["reference"]["roc_auc"]
         true = entry["metrics"]["test"]["true"]["roc_auc"]
         log(f"  {name}: trained in {seconds:.1f}s; test ROC AUC reference {ref:.4f}, true {true:.4f}")
-    manifest["detectors"] = {n: manifest["detectors"][n] for n in REGISTRY if n in manifest["detectors"]}
-    write_store(root, manifest)
-    _swap_in(root, final_root)
-    log(f"wrote {final_root / MANIFEST} ({len(manifest['detectors'])} detectors)")
-    return json.loads((final_root / MANIFEST).read_text())
-
-
-def _staging_copy(root: Path) -> Path:
-    """A private copy of the store to train into, so readers never see a half-written store."""
-    staging = root.with_name(f".{root.name}.staging")
-    shutil.rmtree(staging, ignore_errors=True)
-    if root.exists():
-        shutil.copytree(root, staging)
-    else:
-        staging.mkdir(parents=True)
-    return staging
-
-
-def _swap_in(staging: Path, root: Path) -> None:
-    """Replace ``root`` by ``staging`` with two renames (the old store is gone only after)."""
-    old = root.with_name(f".{root.name}.old")
-    shutil.rmtree(old, ignore_errors=True)
-    if root.exists():
-        root.rename(old)
-    staging.rename(root)
-    shutil.rmtree(old, ignore_errors=True)

@@ -92,3 +92,55 @@ def test_committed_store_reproduces_its_manifest_metrics(store, splits):
             m = evaluate.metrics_at(y, s, store.default_threshold(name, view))
             assert m["f1"] == pytest.approx(recorded["f1"], abs=1e-6), (name, view)
     assert all(np.isfinite(s).all() for s in scores.values())
+
+
+def test_members_are_declared_not_guessed(small_store):
+    store = Store.open(small_store)
+    ensemble, zscore = store.detector("ensemble"), store.detector("zscore")
+    assert ensemble.members == ["pca", "mahalanobis"] and zscore.members == []
+    X = store.scaler.transform(np.random.default_rng(0).uniform(0, 1, (50, 18)) * 100)
+    scores = {m: store.detector(m).score(X) for m in ensemble.members}
+    np.testing.assert_allclose(ensemble.score_from_members(scores), ensemble.score(X))
+
+
+def test_retraining_a_member_refits_the_ensemble_in_the_same_run(small_store, tmp_path):
+    root = tmp_path / "copy"
+    shutil.copytree(small_store, root)
+    before = json.loads((root / MANIFEST).read_text())["detectors"]
+    lines: list[str] = []
+    train(["pca"], seed=4, store_root=root, train_rows=4000, log=lines.append)
+    after = json.loads((root / MANIFEST).read_text())["detectors"]
+    assert [line.strip() for line in lines if "refitted" in line] == ["ensemble: refitted too, since it is built on pca"]
+    assert after["ensemble"]["members"]["pca"] == after["pca"]["files"] != before["ensemble"]["members"]["pca"]
+    assert after["ensemble"]["members"]["mahalanobis"] == before["mahalanobis"]["files"]
+    assert after["ensemble"]["files"]["ensemble/state.npz"] != before["ensemble"]["files"]["ensemble/state.npz"]
+    Store.open(root).detector("ensemble")
+
+
+def test_an_ensemble_fitted_on_an_older_member_is_refused_with_the_fix(small_store, tmp_path):
+    """What an older anodet left after `train --detectors pca`: a new pca under an ensemble scaled for the old one."""
+    other = tmp_path / "other"
+    train(["pca"], seed=5, store_root=other, train_rows=4000, log=lambda m: None)
+    root = tmp_path / "copy"
+    shutil.copytree(small_store, root)
+    shutil.rmtree(root / "pca")
+    shutil.copytree(other / "pca", root / "pca")
+    manifest = json.loads((root / MANIFEST).read_text())
+    manifest["detectors"]["pca"] = json.loads((other / MANIFEST).read_text())["detectors"]["pca"]
+    (root / MANIFEST).write_text(json.dumps(manifest))
+    store = Store.open(root)
+    store.detector("pca")  # the member itself is fine
+    with pytest.raises(StoreError, match=r"fitted on an older 'pca'.*`python -m anodet train --detectors ensemble`"):
+        store.detector("ensemble")
+    train(["ensemble"], seed=3, store_root=root, train_rows=4000, log=lambda m: None)
+    Store.open(root).detector("ensemble")
+
+
+def test_a_partial_retrain_never_drops_detectors_of_an_unreadable_store(small_store, tmp_path):
+    root = tmp_path / "copy"
+    shutil.copytree(small_store, root)
+    raw = (root / MANIFEST).read_text().replace('"best_f1": ', '"best_f1": NaN, "was": ', 1)
+    (root / MANIFEST).write_text(raw)
+    with pytest.raises(StoreError, match="would drop the other detectors"):
+        train(["zscore"], seed=3, store_root=root, train_rows=4000, log=lambda m: None)
+    assert (root / MANIFEST).read_text() == raw and (root / "pca" / "state.npz").exists()

@@ -41,16 +41,16 @@ class Detector(ABC):
 
     @property
     def members(self) -> list[str]:
-        """Names of the detectors this one combines (its declared dependencies); none by default."""
+        """Names of the detectors this one is built on (its scores need theirs); [] for most."""
         return []
 
     def attach(self, members: dict[str, Detector]) -> Detector:
-        """Give a combining detector its fitted members; nothing to do for the others."""
+        """Give the fitted detectors named in :attr:`members` (before ``fit`` or ``score``)."""
         return self
 
     def score_from_members(self, scores: dict[str, np.ndarray]) -> np.ndarray:
-        """This detector's scores from its members' scores (only for detectors with members)."""
-        raise NotImplementedError(f"{self.name} has no members to combine")
+        """The score from the raw scores of :attr:`members` already computed (detectors with members only)."""
+        raise TypeError(f"{self.name} is not built on other detectors; call score(X)")
 
     def feature_scores(self, X: np.ndarray) -> np.ndarray | None:
         """Per-feature contributions to the score, shape ``(n, d)``; None if the model has none."""

@@ -30,6 +30,11 @@ class Ensemble(Detector):
         "members": ["autoencoder", "bigan", "pca", "ocsvm", "mahalanobis"],
     }
 
+    def __init__(self, seed: int = 0, **params: Any) -> None:
+        super().__init__(seed, **params)
+        if self.name in self.params["members"]:
+            raise ValueError("an ensemble cannot contain itself")
+
     @property
     def members(self) -> list[str]:
         return list(self.params["members"])
