@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from anodet import data, evaluate
+from anodet.detectors.base import Detector
 from anodet.evaluate import ThresholdCurve
 from anodet.figures import downsample_curve
 from anodet.schema import RAW_COLUMNS
@@ -219,7 +220,7 @@ def perturbation_contributions(score: Callable[[np.ndarray], np.ndarray], x: np.
     return scores[0] - scores[1:]
 
 
-def explain_record(detector: object, x_scaled: np.ndarray, reference_scaled: np.ndarray) -> tuple[np.ndarray, str]:
+def explain_record(detector: Detector, x_scaled: np.ndarray, reference_scaled: np.ndarray) -> tuple[np.ndarray, str]:
     """(per-feature contributions, method key of :data:`EXPLANATION_METHODS`) for one scaled record.
 
     A detector with its own breakdown (``feature_scores`` not None) uses it; any other one is

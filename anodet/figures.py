@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import plotly.graph_objects as go
@@ -107,7 +108,7 @@ def score_histogram(bins: HistogramBins, threshold: float | None = None, log_cou
          "marker": {"color": colour, "line": {"width": 0}}, "opacity": 0.65, "hovertemplate": hover}
         for name, counts, colour in (("normal", bins.normal, NORMAL_COLOUR), ("attack", bins.attack, ATTACK_COLOUR))
     ]
-    xaxis = {"title": {"text": "anomaly score" + (" (log scale)" if bins.log_x else "")}}
+    xaxis: dict[str, Any] = {"title": {"text": "anomaly score" + (" (log scale)" if bins.log_x else "")}}
     if bins.log_x:
         xaxis.update(_log_ticks(edges[0], edges[-1]))
         xaxis["range"] = [float(edges[0]), float(edges[-1])]
@@ -150,7 +151,8 @@ def roc_figure(curves: dict[str, tuple[np.ndarray, np.ndarray]], aucs: dict[str,
                          "showlegend": False, "name": f"{name} at threshold",
                          "marker": {**OPERATING_POINT, "color": colour if not single else THRESHOLD_COLOUR},
                          "hovertemplate": "at threshold: FPR %{x:.3f}, detection rate %{y:.3f}<extra>" + name + "</extra>"})
-    xaxis = {"title": {"text": "false-positive rate" + (" (log scale)" if log_fpr else "")}, "range": [0, 1]}
+    xaxis: dict[str, Any] = {"title": {"text": "false-positive rate" + (" (log scale)" if log_fpr else "")},
+                             "range": [0, 1]}
     if log_fpr:
         xaxis.update({"type": "log", "range": [-3, 0], **LOG_FPR_TICKS})
     layout = {"title": _title(title), "height": 340, "xaxis": xaxis,

@@ -28,6 +28,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TextIO
 
 from anodet.manifest import MANIFEST, StoreError
 
@@ -66,7 +67,7 @@ class StoreLock:
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
         self.path = sibling(self.root, "lock")
-        self._handle = None
+        self._handle: TextIO | None = None
 
     def holder(self) -> str:
         """Who holds the lock, as words: "pid 123 on host, started 2025-01-01T10:00:00+00:00"."""

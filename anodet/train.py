@@ -62,7 +62,9 @@ def _rounded(values: np.ndarray) -> list[float]:
 
 def evaluate_scores(val_scores: np.ndarray, test_scores: np.ndarray, splits: Splits) -> dict[str, Any]:
     """Thresholds, validation quantiles and metrics for one detector, for both label views."""
-    thresholds, quantiles, metrics = {}, {}, {"validation": {}, "test": {}}
+    thresholds: dict[str, Any] = {}
+    quantiles: dict[str, Any] = {}
+    metrics: dict[str, dict[str, Any]] = {"validation": {}, "test": {}}
     for view in LABEL_VIEWS:
         y_val, y_test = splits.labels("validation", view), splits.labels("test", view)
         presets = evaluate.threshold_presets(val_scores, y_val)
@@ -215,7 +217,7 @@ def _train_into(staging: Path, manifest: dict[str, Any], names: list[str], previ
         overrides = {"epochs": epochs} if epochs and "epochs" in detector_class(name).default_params else {}
         detector = create(name, seed=seed, **overrides)
         if detector.members:
-            members = {m: fitted[m] if m in fitted else previous.detector(m)
+            members = {m: fitted[m] if m in fitted or previous is None else previous.detector(m)
                        for m in detector.members if m in fitted or m in manifest["detectors"]}
             if not members:
                 log(f"  {name}: skipped (none of its members is trained)")

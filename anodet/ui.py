@@ -65,7 +65,7 @@ def _manifest_hash() -> str:
 
 @st.cache_resource(max_entries=2)
 def _open_store(root: str, manifest_hash: str) -> Store:
-    return Store.open(root)
+    return Store.open(Path(root))
 
 
 @st.cache_resource(show_spinner="Loading the pretrained detectors…", max_entries=2)
@@ -145,7 +145,7 @@ def _write_scores(path: Path, scores: dict[str, np.ndarray], index: np.ndarray) 
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.stem + ".tmp.npz")
-        np.savez(tmp, __index__=index, **scores)
+        np.savez(tmp, __index__=index, **scores)  # type: ignore[arg-type]  # numpy stubs type **kwds as allow_pickle
         tmp.replace(path)
     except OSError:
         pass

@@ -89,7 +89,7 @@ def as_matrix(X: np.ndarray) -> np.ndarray:
 
 def save_arrays(path: Path, **arrays: np.ndarray) -> Path:
     """Plain arrays as ``.npz`` (no pickle)."""
-    np.savez(path, **arrays)
+    np.savez(path, **arrays)  # type: ignore[arg-type]  # numpy stubs type **kwds as allow_pickle
     return path
 
 
