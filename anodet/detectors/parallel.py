@@ -45,7 +45,7 @@ def with_float64_retry(kernel: Callable[[np.ndarray], np.ndarray]) -> Callable[[
     """``kernel`` whose rows with a non-finite result are computed again in float64."""
 
     def run(X: np.ndarray) -> np.ndarray:
-        with np.errstate(over="ignore", invalid="ignore"):  # overflow is handled just below
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # handled just below
             out = kernel(X)
         finite = np.isfinite(out)
         bad = ~(finite if finite.ndim == 1 else finite.all(axis=1))
