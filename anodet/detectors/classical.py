@@ -251,7 +251,7 @@ class OneClassSVMDetector(_SkopsDetector):
 
         try:
             fast = RBFDecision(self.model_)
-        except (AttributeError, ValueError, TypeError):
+        except (AttributeError, ImportError, ValueError, TypeError):  # a layout we do not know
             fast = None
         if fast is not None:
             probe = probe_rows(self.model_.n_features_in_, self.model_.support_vectors_)
@@ -294,7 +294,7 @@ class IsolationForestDetector(_SkopsDetector):
 
         try:
             fast = ForestDepths(self.model_)
-        except (AttributeError, ValueError, TypeError):
+        except (AttributeError, ImportError, ValueError, TypeError):  # a layout we do not know
             fast = None
         if fast is not None:
             fast = checked(fast, lambda X: -self.model_.score_samples(X),
