@@ -10,4 +10,5 @@ if [ ! -x /usr/bin/chromium ]; then
 fi
 source scripts/setup.sh
 .venv/bin/python -m ruff check .
+.venv/bin/python -m mypy
 exec .venv/bin/python -m pytest "$@"

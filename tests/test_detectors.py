@@ -111,3 +111,56 @@ def test_scoring_with_the_stored_neural_models_does_not_import_tensorflow():
             "print('tensorflow' in sys.modules, 'keras' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False False"
+
+
+def _tampered_store(tmp_path, change):
+    """A copy of the committed store whose autoencoder forward.npz was changed by ``change``
+    (and its manifest hash updated, so only the content check can catch it)."""
+    import json
+    import shutil
+    from pathlib import Path
+
+    from anodet.detectors.base import load_arrays, save_arrays
+    from anodet.store import sha256_file
+
+    root = tmp_path / "store"
+    shutil.copytree(Path(__file__).resolve().parent.parent / "models_store", root)
+    path = root / "autoencoder" / "forward.npz"
+    arrays = load_arrays(path)
+    change(arrays)
+    save_arrays(path, **arrays)
+    manifest = json.loads((root / "manifest.json").read_text())
+    manifest["detectors"]["autoencoder"]["files"]["autoencoder/forward.npz"] = sha256_file(path)
+    (root / "manifest.json").write_text(json.dumps(manifest))
+    return root
+
+
+def _rename_activation(arrays):
+    activations = arrays["activations"].astype(object)
+    activations[activations == "relu"] = "swish"
+    arrays["activations"] = activations.astype(str)
+
+
+def _transpose_first_kernel(arrays):
+    arrays["step0_0"] = arrays["step0_0"].T.copy()
+
+
+def _unknown_operation(arrays):
+    ops = arrays["ops"].astype(object)
+    ops[0] = "conv1d"
+    arrays["ops"] = ops.astype(str)
+
+
+@pytest.mark.parametrize("change, message", [
+    (_rename_activation, "uses activation 'swish'"),
+    (_transpose_first_kernel, "do not fit its input"),
+    (_unknown_operation, "operation anodet's numpy forward pass does not know"),
+])
+def test_a_tampered_forward_pass_is_refused_when_loaded_not_when_scoring(tmp_path, change, message):
+    from anodet.store import Store, StoreError
+
+    root = _tampered_store(tmp_path, change)
+    with pytest.raises(ValueError, match=message):
+        detector_class("autoencoder").load(root / "autoencoder")
+    with pytest.raises(StoreError, match=message):
+        Store.open(root).detector("autoencoder")

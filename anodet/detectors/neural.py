@@ -10,6 +10,11 @@ Dense, LSTM, RepeatVector and Reshape steps, checked against Keras when it is wr
 scores from it, so loading and scoring never pay TensorFlow's import or per-call cost — and a
 Streamlit server that never imports Keras is spared the ``keras.backend.clear_session()`` that
 Streamlit runs after every rerun once Keras is loaded.
+
+The numpy program (:mod:`anodet.detectors.numpy_program`) is validated when loaded (known
+operations and activations, consistent shapes) and run in row blocks on every core, in float32
+with a float64 retry for rows whose float32 reconstruction error overflows (inputs around 1e19
+and beyond), so scores are finite for every finite input.
 """
 
 from __future__ import annotations
@@ -20,10 +25,11 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
-from scipy.special import expit
 from tqdm.auto import tqdm
 
 from anodet.detectors.base import Detector, as_matrix, load_arrays, save_arrays
+from anodet.detectors.numpy_program import NUMPY_ACTIVATIONS, Step, check_program, run_program
+from anodet.detectors.parallel import map_rows, with_float64_retry
 from anodet.schema import N_FEATURES
 
 MODEL_FILE = "model.keras"
@@ -63,18 +69,6 @@ def _batches(X: np.ndarray, batch_size: int, rng: np.random.Generator):
 
 def _epochs(n: int, label: str):
     return tqdm(range(n), desc=label, unit="epoch", leave=False, disable=not sys.stderr.isatty())
-
-
-_NUMPY_ACTIVATIONS = {
-    "linear": lambda x: x,
-    "relu": lambda x: np.maximum(x, 0, out=x),
-    "sigmoid": expit,
-    "tanh": np.tanh,
-    "leaky_relu": lambda x: np.where(x > 0, x, 0.2 * x),
-}
-
-Step = tuple[str, tuple[np.ndarray, ...], str]
-"""One step of a numpy forward pass: (operation, weights, activation)."""
 
 
 def _activation_name(fn) -> str:
@@ -117,44 +111,9 @@ def _numpy_program(model) -> list[Step] | None:
             steps.append(("reshape", (np.array(layer.target_shape),), ""))
         else:
             return None
-    if any(a and a not in _NUMPY_ACTIVATIONS for _, _, a in steps):
+    if any(a and a not in NUMPY_ACTIVATIONS for _, _, a in steps):
         return None
     return steps
-
-
-def _lstm(x: np.ndarray, kernel: np.ndarray, recurrent: np.ndarray, bias: np.ndarray) -> np.ndarray:
-    """Keras' LSTM (gates i, f, c, o; tanh and sigmoid) over ``x`` (n, steps, d); every h_t."""
-    n, steps, _ = x.shape
-    units = recurrent.shape[0]
-    projected = x @ kernel + bias  # (n, steps, 4 units): the input part of every gate, at once
-    h = np.zeros((n, units), np.float32)
-    c = np.zeros((n, units), np.float32)
-    out = np.empty((n, steps, units), np.float32)
-    for t in range(steps):
-        z = projected[:, t] + h @ recurrent
-        i, f, g, o = expit(z[:, :units]), expit(z[:, units:2 * units]), np.tanh(z[:, 2 * units:3 * units]), expit(z[:, 3 * units:])
-        c = f * c + i * g
-        h = o * np.tanh(c)
-        out[:, t] = h
-    return out
-
-
-def _run_program(steps: list[Step], X: np.ndarray) -> np.ndarray:
-    h = X
-    for op, weights, activation in steps:
-        if op == "dense":
-            h = _NUMPY_ACTIVATIONS[activation](h @ weights[0] + weights[1])
-        elif op == "lstm_sequence":
-            h = _lstm(h, *weights)
-        elif op == "lstm_last":
-            h = _lstm(h, *weights)[:, -1]
-        elif op == "repeat":
-            h = np.repeat(h[:, None, :], int(weights[0][0]), axis=1)
-        elif op == "reshape":
-            h = h.reshape(len(h), *(int(d) for d in weights[0]))
-        else:
-            raise ValueError(f"unknown step {op!r}")
-    return h
 
 
 class _ReconstructionDetector(Detector):
@@ -166,9 +125,11 @@ class _ReconstructionDetector(Detector):
     """
 
     family = "neural"
-    model_ = None
+    model_: Any = None
     _chain: list[Step] | None = None
     _folder: Path | None = None
+    _infer: Any = None
+    block_rows = 8_192
 
     def _build_inference(self, check_chain: bool = True) -> None:
         _, tf = _frameworks()
@@ -195,10 +156,16 @@ class _ReconstructionDetector(Detector):
         return self
 
     def _numpy_forward(self, X: np.ndarray) -> np.ndarray:
-        return _run_program(self._chain, X).reshape(len(X), N_FEATURES)
+        assert self._chain is not None
+        return run_program(self._chain, X).reshape(len(X), N_FEATURES)
+
+    def _squared_errors(self, X: np.ndarray) -> np.ndarray:
+        """Per-feature squared reconstruction errors of a block, in the block's dtype."""
+        return (X - self._numpy_forward(X)) ** 2
 
     def _tf_forward(self, X: np.ndarray) -> np.ndarray:
         if self.model_ is None:  # loaded from forward.npz: bring in the Keras model on demand
+            assert self._folder is not None
             self._load_keras(self._folder)
         parts = [self._infer(X[i:i + PREDICT_CHUNK]).numpy().reshape(-1, N_FEATURES)
                  for i in range(0, len(X), PREDICT_CHUNK)]
@@ -214,13 +181,21 @@ class _ReconstructionDetector(Detector):
         return self._tf_forward(X)
 
     def feature_scores(self, X: np.ndarray) -> np.ndarray:
-        return (as_matrix(X) - self.reconstruct(X)) ** 2
+        X = as_matrix(X)
+        if self._chain is None:
+            return (X - self.reconstruct(X)) ** 2
+        return map_rows(with_float64_retry(self._squared_errors), X, block=self.block_rows)
 
     def score(self, X: np.ndarray) -> np.ndarray:
-        return self.feature_scores(X).sum(axis=1).astype(np.float64)
+        X = as_matrix(X)
+        if self._chain is None:
+            return self.feature_scores(X).sum(axis=1).astype(np.float64)
+        kernel = with_float64_retry(lambda b: self._squared_errors(b).sum(axis=1))
+        return map_rows(kernel, X, block=self.block_rows).astype(np.float64, copy=False)
 
     def _save_state(self, folder: Path) -> list[Path]:
         path = folder / MODEL_FILE
+        assert self.model_ is not None, "fit the detector before saving it"
         self.model_.save(path)
         files = [path]
         if self._chain is not None:
@@ -239,10 +214,16 @@ class _ReconstructionDetector(Detector):
         self._folder = Path(folder)
         if (folder / FORWARD_FILE).exists():
             state = load_arrays(folder / FORWARD_FILE)
-            self._chain = []
+            if "ops" not in state or "activations" not in state or len(state["ops"]) != len(state["activations"]):
+                raise ValueError("forward.npz lacks matching 'ops' and 'activations' arrays; retrain the "
+                                 "model (python -m anodet train) or restore the original file.")
+            chain = []
             for i, (op, activation) in enumerate(zip(state["ops"], state["activations"], strict=True)):
                 weights = tuple(state[f"step{i}_{j}"] for j in range(sum(k.startswith(f"step{i}_") for k in state)))
-                self._chain.append((str(op), weights, str(activation)))
+                chain.append((str(op), weights, str(activation)))
+            check_program(chain)
+            self._chain = [(op, tuple(w.astype(np.float32) if w.dtype.kind == "f" else w for w in weights), a)
+                           for op, weights, a in chain]
         else:
             self._load_keras(folder)
 
@@ -273,6 +254,7 @@ class Seq2Seq(_ReconstructionDetector):
 
     name = "seq2seq"
     display_name = "Sequence-to-sequence"
+    block_rows = 2_048  # 18 steps of (rows, 4 x 32) gates stay in cache
     default_params: ClassVar[dict[str, Any]] = {
         "units": 32, "epochs": 8, "batch_size": 256, "learning_rate": 3e-3, "max_rows": 40_000,
     }
