@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,12 +30,7 @@ DEFAULT_EXCLUDED: tuple[str, ...] = ("lof", "seq2seq")
 CACHE_ROWS = 200_000
 """Distinct feature vectors whose scores are remembered across chunks (network records repeat)."""
 
-PARALLEL_ROWS = 20_000
-"""Rows from which a call is split in two halves scored in two threads (numpy releases the GIL)."""
-
-# Most expensive first, so that two worker threads finish together.
 _COST_ORDER = ("lof", "seq2seq", "ocsvm", "autoencoder", "vae", "bigan", "iforest")
-_POOL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="anodet-score")
 
 
 def default_detectors(available: list[str]) -> list[str]:
@@ -92,18 +86,13 @@ def score_rows(store: Any, X_raw: np.ndarray, names: list[str] | None = None,
                seconds: dict[str, float] | None = None) -> Scores:
     """Every named detector's scores (default: all stored) for raw feature rows (FEATURES order).
 
-    Large batches are split in two halves scored in two threads. ``seconds`` (optional)
-    accumulates the time spent per base detector.
+    Each detector spreads a large batch over the cores itself (row blocks in a thread pool,
+    :mod:`anodet.detectors.parallel`). ``seconds`` (optional) accumulates the time per base detector.
     """
     names = list(names or store.names)
     base, combined = plan(store, names)
     X, out_of_range, saturated = scale(store, X_raw)
-    if len(X) >= PARALLEL_ROWS:
-        half = len(X) // 2
-        parts = list(_POOL.map(lambda part: _score_base(store, base, part, None), (X[:half], X[half:])))
-        raw = {n: np.concatenate([parts[0][n], parts[1][n]]) for n in base}
-    else:
-        raw = _score_base(store, base, X, seconds)
+    raw = _score_base(store, base, X, seconds)
     for name in combined:
         raw[name] = np.asarray(store.detector(name).score_from_members(raw), dtype=np.float64)
     by_detector = {}

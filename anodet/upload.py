@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -39,6 +41,10 @@ MAX_DECOMPRESSED_BYTES = 2_000_000_000
 Streamlit's ``server.maxUploadSize``)."""
 KEEP_FILES_S = 24 * 3600
 """Results files older than this are deleted when a new upload is scored."""
+CONCURRENT_SCORINGS = max(1, int(os.environ.get("ANODET_UPLOAD_SLOTS", "2")))
+"""Uploads scored at once by one server (scoring already uses every core; more at once only
+multiplies the memory of the chunks in flight). Further uploads wait their turn."""
+_SLOTS = threading.BoundedSemaphore(CONCURRENT_SCORINGS)
 
 
 def uploads_dir() -> Path:
@@ -150,8 +156,24 @@ def _clean_old(folder: Path) -> None:
 
 def score_upload(source: IO[bytes], name: str, store: Any, names: list[str], thresholds: dict[str, float],
                  on_bad_rows: str = "skip", progress: Any = None, max_bytes: int | None = None,
-                 previous: UploadResult | None = None) -> UploadResult:
-    """Score an upload into a results file on disk, keeping only what the page shows."""
+                 previous: UploadResult | None = None, waiting: Callable[[], None] | None = None) -> UploadResult:
+    """Score an upload into a results file on disk, keeping only what the page shows.
+
+    At most :data:`CONCURRENT_SCORINGS` uploads are scored at once per server; ``waiting()``
+    (optional) is called every second while this one waits for its turn.
+    """
+    while not _SLOTS.acquire(timeout=1.0):
+        if waiting:
+            waiting()
+    try:
+        return _score_upload(source, name, store, names, thresholds, on_bad_rows, progress, max_bytes, previous)
+    finally:
+        _SLOTS.release()
+
+
+def _score_upload(source: IO[bytes], name: str, store: Any, names: list[str], thresholds: dict[str, float],
+                  on_bad_rows: str, progress: Any, max_bytes: int | None,
+                  previous: UploadResult | None) -> UploadResult:
     folder = uploads_dir()
     folder.mkdir(parents=True, exist_ok=True)
     _clean_old(folder)

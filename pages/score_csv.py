@@ -43,8 +43,10 @@ def _score(source, name: str, names: list[str], thresholds: dict[str, float], po
     previous = st.session_state.get(RESULT_KEY, {}).get("result")
     max_mb = int(st.get_option("server.maxUploadSize"))
     try:
-        result = upload.score_upload(source, name, ui.get_store(), names, thresholds, policy, progress=progress,
-                                     max_bytes=max_mb * 2**20, previous=previous)
+        result = upload.score_upload(
+            source, name, ui.get_store(), names, thresholds, policy, progress=progress, max_bytes=max_mb * 2**20,
+            previous=previous, waiting=lambda: bar.progress(0.0, text="Waiting for a free scorer: other uploads are "
+                                                                      "being scored on this server…"))
     except InputError as exc:
         st.session_state[RESULT_KEY] = {"error": str(exc), "name": name, "problems": getattr(exc, "problems", None)}
         return

@@ -54,3 +54,24 @@ def test_score_upload_writes_every_row_to_disk_and_keeps_little(store, splits, t
     again = upload.score_upload(io.BytesIO(data), "u.csv.gz", store, names,
                                 resolve_thresholds(store, names, None, "reference"), previous=result)
     assert not result.results_path.exists() and again.results_path.exists()  # one file per session
+
+
+def test_uploads_wait_for_a_free_scorer(store, splits, tmp_path, monkeypatch):
+    """However many sessions upload at once, at most CONCURRENT_SCORINGS score at the same time."""
+    import threading
+
+    monkeypatch.setattr(upload, "uploads_dir", lambda: tmp_path)
+    held = [upload._SLOTS.acquire(timeout=5) for _ in range(upload.CONCURRENT_SCORINGS)]
+    assert all(held)
+    waited = threading.Event()
+    data = splits.test.iloc[:50][list(FEATURES)].to_csv(index=False).encode()
+    done: list = []
+    worker = threading.Thread(target=lambda: done.append(upload.score_upload(
+        io.BytesIO(data), "w.csv", store, ["pca"], {"pca": 0.0}, waiting=waited.set)))
+    worker.start()
+    assert waited.wait(10) and not done  # it waits while every slot is taken
+    upload._SLOTS.release()
+    worker.join(30)
+    for _ in range(upload.CONCURRENT_SCORINGS - 1):
+        upload._SLOTS.release()
+    assert done and done[0].summary.rows_scored == 50
