@@ -6,6 +6,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from tests.conftest import ROOT
 
 
@@ -14,6 +16,7 @@ def run(*args: str, check: bool = True) -> subprocess.CompletedProcess:
                           text=True, check=check, timeout=300)
 
 
+@pytest.mark.slow
 def test_train_then_evaluate_on_a_reduced_run(tmp_path):
     store = tmp_path / "store"
     out = run("train", "--detectors", "pca,kmeans,autoencoder,ensemble", "--train-rows", "5000",
@@ -34,12 +37,14 @@ def test_train_then_evaluate_on_a_reduced_run(tmp_path):
     assert missing.returncode == 2 and "python -m anodet train --detectors lof" in missing.stderr
 
 
+@pytest.mark.slow
 def test_missing_store_is_one_clear_line_and_exit_2(tmp_path):
     out = run("evaluate", "--store", str(tmp_path / "none"), check=False)
     assert out.returncode == 2
     assert "python -m anodet train" in out.stderr and "Traceback" not in out.stderr
 
 
+@pytest.mark.slow
 def test_bad_data_source_is_one_clear_line(tmp_path):
     out = run("data", "--rebuild", "--data-source", str(tmp_path), check=False)
     assert out.returncode == 2

@@ -84,6 +84,7 @@ def test_altered_content_fails_the_checksum(tmp_path, monkeypatch):
         load_splits(str(folder))
 
 
+@pytest.mark.slow
 def test_cache_is_rebuilt_when_the_raw_files_change(tmp_path, monkeypatch):
     monkeypatch.setenv(data.CACHE_ENV, str(tmp_path / "cache"))
     folder = _copy_raw(tmp_path)

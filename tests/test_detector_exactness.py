@@ -60,6 +60,7 @@ def test_fast_paths_do_not_depend_on_threads_or_blocks(store, rows, threads, mon
         np.testing.assert_allclose(detector.score(X)[:3_000], whole, rtol=1e-5, atol=1e-6, err_msg=name)
 
 
+@pytest.mark.slow
 def test_freshly_fitted_models_take_and_pass_the_fast_paths():
     rng = np.random.default_rng(0)
     normals = np.clip(rng.normal(0.4, 0.1, (3000, N_FEATURES)), 0, 1).astype(np.float32)
@@ -89,6 +90,7 @@ def test_lof_scores_are_scikit_learns(store, rows):
     np.testing.assert_array_equal(detector.score(X), -detector.model_.score_samples(X))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["autoencoder", "vae", "bigan", "seq2seq"])
 def test_numpy_forward_pass_matches_keras_on_real_rows(store, rows, name):
     detector = store.detector(name)

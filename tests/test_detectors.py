@@ -29,6 +29,7 @@ def fitted(name: str, X: np.ndarray):
     return create(name, seed=0, **QUICK.get(name, {})).fit(X)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list(REGISTRY))
 def test_detector_scores_anomalies_higher_and_round_trips(name, tmp_path):
     normals, anomalies = synthetic()
@@ -60,6 +61,7 @@ def test_scoring_no_rows_gives_no_scores():
         assert fitted(name, normals).score(np.empty((0, N_FEATURES), np.float32)).shape == (0,)
 
 
+@pytest.mark.slow
 def test_same_seed_same_model():
     normals, anomalies = synthetic()
     for name in ("kmeans", "iforest", "ocsvm", "autoencoder"):
@@ -75,6 +77,7 @@ def test_unknown_parameter_and_detector_are_refused():
         create("nope")
 
 
+@pytest.mark.slow
 def test_registry_does_not_import_tensorflow_for_classical_detectors():
     import subprocess
     import sys
@@ -89,6 +92,7 @@ def test_every_neural_detector_is_registered():
     assert set(NEURAL) <= set(REGISTRY)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["autoencoder", "vae", "bigan", "seq2seq"])
 def test_neural_models_score_with_numpy_and_agree_with_keras(name, tmp_path):
     normals, anomalies = synthetic()
@@ -102,6 +106,7 @@ def test_neural_models_score_with_numpy_and_agree_with_keras(name, tmp_path):
     np.testing.assert_allclose(loaded._tf_forward(X), loaded._numpy_forward(X), atol=1e-5)
 
 
+@pytest.mark.slow
 def test_scoring_with_the_stored_neural_models_does_not_import_tensorflow():
     import subprocess
     import sys

@@ -288,6 +288,7 @@ def run_cli(*args: str, cwd=None) -> subprocess.CompletedProcess:
                           cwd=cwd or ROOT, timeout=300, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(ROOT)})
 
 
+@pytest.mark.slow
 def test_cli_round_trip_every_row_once(tmp_path, sample):
     src = tmp_path / "in.csv.gz"
     src.write_bytes(gzip.compress(bad_rows_csv(sample) + header_csv(sample).split(b"\n", 1)[1]))
@@ -305,6 +306,7 @@ def test_cli_round_trip_every_row_once(tmp_path, sample):
     assert table["score_kmeans"].notna().sum() == 305
 
 
+@pytest.mark.slow
 def test_cli_bad_input_exit_code_and_message(tmp_path, sample):
     src = tmp_path / "bad.csv"
     src.write_bytes(bad_rows_csv(sample))
@@ -318,6 +320,7 @@ def test_cli_bad_input_exit_code_and_message(tmp_path, sample):
     assert result.returncode == 1 and "is empty" in result.stderr and "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 def test_cli_help():
     result = run_cli("--help")
     assert result.returncode == 0 and "--on-bad-rows" in result.stdout

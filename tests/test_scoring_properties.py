@@ -8,6 +8,7 @@ import io
 
 import numpy as np
 import pyarrow as pa
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -30,6 +31,7 @@ def run(data: bytes, store, policy: str = "skip", chunk_bytes: int = reader.CHUN
     return summary, pa.concat_tables(tables) if tables else None
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(data=st.binary(max_size=2000))
 def test_arbitrary_bytes_raise_only_input_error(store, data):
@@ -59,6 +61,7 @@ def tables(draw):
     return ("\n".join(lines) + "\n").encode("utf-8", errors="surrogatepass"), n
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(table=tables(), chunk=st.sampled_from([64, 1000, reader.CHUNK_BYTES]))
 def test_arbitrary_tables_every_row_once_or_input_error(store, table, chunk):

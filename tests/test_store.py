@@ -21,6 +21,7 @@ def small_store(tmp_path_factory):
     return root
 
 
+@pytest.mark.slow
 def test_trained_store_lists_files_hashes_and_metadata(small_store):
     manifest = json.loads((small_store / MANIFEST).read_text())
     entry = manifest["detectors"]["pca"]
@@ -34,6 +35,7 @@ def test_trained_store_lists_files_hashes_and_metadata(small_store):
     assert manifest["detectors"]["ensemble"]["params"]["members"] == ["pca", "mahalanobis"]
 
 
+@pytest.mark.slow
 def test_tampered_file_is_refused(small_store, tmp_path):
     root = tmp_path / "copy"
     shutil.copytree(small_store, root)
@@ -61,6 +63,7 @@ def test_corrupt_manifest_is_refused(tmp_path):
         Store.open(tmp_path)
 
 
+@pytest.mark.slow
 def test_retraining_one_detector_keeps_the_others(small_store, tmp_path):
     root = tmp_path / "copy"
     shutil.copytree(small_store, root)
@@ -94,6 +97,7 @@ def test_committed_store_reproduces_its_manifest_metrics(store, splits):
     assert all(np.isfinite(s).all() for s in scores.values())
 
 
+@pytest.mark.slow
 def test_members_are_declared_not_guessed(small_store):
     store = Store.open(small_store)
     ensemble, zscore = store.detector("ensemble"), store.detector("zscore")
@@ -103,6 +107,7 @@ def test_members_are_declared_not_guessed(small_store):
     np.testing.assert_allclose(ensemble.score_from_members(scores), ensemble.score(X))
 
 
+@pytest.mark.slow
 def test_retraining_a_member_refits_the_ensemble_in_the_same_run(small_store, tmp_path):
     root = tmp_path / "copy"
     shutil.copytree(small_store, root)
@@ -117,6 +122,7 @@ def test_retraining_a_member_refits_the_ensemble_in_the_same_run(small_store, tm
     Store.open(root).detector("ensemble")
 
 
+@pytest.mark.slow
 def test_an_ensemble_fitted_on_an_older_member_is_refused_with_the_fix(small_store, tmp_path):
     """What an older anodet left after `train --detectors pca`: a new pca under an ensemble scaled for the old one."""
     other = tmp_path / "other"
@@ -136,6 +142,7 @@ def test_an_ensemble_fitted_on_an_older_member_is_refused_with_the_fix(small_sto
     Store.open(root).detector("ensemble")
 
 
+@pytest.mark.slow
 def test_a_partial_retrain_never_drops_detectors_of_an_unreadable_store(small_store, tmp_path):
     root = tmp_path / "copy"
     shutil.copytree(small_store, root)

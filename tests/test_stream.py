@@ -114,6 +114,7 @@ def test_latency_histogram_quantiles():
 # -- the command line ---------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_cli_pipe_every_alert_exactly_once(tmp_path, store, raw_lines):
     lines = with_bad_lines(raw_lines)
     threshold = store.default_threshold("pca", "reference")
@@ -141,6 +142,7 @@ def test_cli_pipe_every_alert_exactly_once(tmp_path, store, raw_lines):
     assert "stream done:" in err.decode()
 
 
+@pytest.mark.slow
 def test_cli_autoencoder_from_file_with_header(tmp_path, store, splits):
     frame = splits.test.iloc[:2000]
     cols = [*list(reversed(FEATURES)), "label_true"]
@@ -159,6 +161,7 @@ def test_cli_autoencoder_from_file_with_header(tmp_path, store, splits):
     assert {a["label"] for a in got} <= {"0", "1"}
 
 
+@pytest.mark.slow
 def test_cli_sigterm_drains_everything_read(tmp_path, store, raw_lines):
     alerts, rejects, stats = tmp_path / "alerts.jsonl", tmp_path / "rejects.jsonl", tmp_path / "stats.json"
     proc = cli("--detector", "zscore", "--alerts", str(alerts), "--rejects", str(rejects), "--stats", str(stats),
@@ -190,6 +193,7 @@ def test_cli_sigterm_drains_everything_read(tmp_path, store, raw_lines):
     assert cut["line"] == 2001 and "stopped" in cut["reason"] and cut["raw"] == raw_lines[2000][:30].decode()
 
 
+@pytest.mark.slow
 def test_cli_bad_input_is_a_sentence(tmp_path):
     proc = cli("--detector", "pca", "--input", str(tmp_path / "missing.csv"))
     _, err = proc.communicate(timeout=60)
@@ -261,6 +265,7 @@ def test_tcp_listener_on_loopback(store, raw_lines):
     assert sorted(json.loads(x)["record"] for x in out.getvalue().splitlines()) == sorted(expected)
 
 
+@pytest.mark.slow
 def test_backpressure_bounds_what_is_read_ahead(store, raw_lines):
     """A slow scorer blocks the reader (and so the producer) instead of buffering everything."""
     read_fd, write_fd = os.pipe()

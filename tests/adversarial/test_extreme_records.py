@@ -20,6 +20,8 @@ from anodet.scorer import SATURATION_RANGES, score_rows
 from anodet.thresholds import resolve_thresholds
 from tests.adversarial.conftest import EXTREME_VALUES, header_csv, run_cli
 
+pytestmark = pytest.mark.slow  # subprocesses, sockets, trainings: CI runs them; the inner loop skips them
+
 
 def extreme_frame(sample_rows: pd.DataFrame) -> pd.DataFrame:
     """Normal-looking rows with one or all features replaced by extreme values."""

@@ -25,6 +25,8 @@ from tests.adversarial.conftest import header_csv, run_cli
 
 FAST = ["pca", "zscore"]
 
+pytestmark = pytest.mark.slow  # subprocesses, sockets, trainings: CI runs them; the inner loop skips them
+
 
 def no_traceback(done) -> str:
     err = done.stderr.decode()

@@ -21,6 +21,8 @@ from tests.conftest import ROOT
 TRAIN = ("import sys; from anodet.train import train; "
          "train([sys.argv[1]], seed=int(sys.argv[2]), store_root=sys.argv[3], train_rows=2000)")
 
+pytestmark = pytest.mark.slow  # subprocesses, sockets, trainings: CI runs them; the inner loop skips them
+
 
 @pytest.fixture
 def store(tmp_path) -> Path:

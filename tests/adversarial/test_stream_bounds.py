@@ -18,6 +18,8 @@ from anodet import alerts, sources, stream
 from anodet.scorer import score_rows
 from tests.adversarial.conftest import ROOT, header_csv
 
+pytestmark = pytest.mark.slow  # subprocesses, sockets, trainings: CI runs them; the inner loop skips them
+
 
 def pipeline_for(store, source, name="pca", **config):
     out, rejects = io.StringIO(), io.StringIO()
