@@ -235,10 +235,10 @@ if counts is not None:
 
 flagged_total = summary.flagged[focus]
 top = result.top.tables[focus]
-shown = top.to_pandas() if top is not None else None
-st.markdown(f"**{flagged_total:,} rows flagged by {ui.display_name(focus)}** at threshold {threshold:.4g}"
-            + (f" (the {upload.TOP_ROWS:,} highest-scoring shown; all are in the download)"
-               if flagged_total > upload.TOP_ROWS else "") + ". Click a column header to sort.")
+shown = top.to_pandas().sort_values(f"score_{focus}", ascending=False) if top is not None else None
+st.markdown(f"**{flagged_total:,} rows flagged by {ui.display_name(focus)}** at threshold {threshold:.4g}, highest "
+            "score first" + (f" (the {upload.TOP_ROWS:,} highest-scoring shown; all are in the download)"
+                             if flagged_total > upload.TOP_ROWS else "") + ". Click a column header to sort.")
 if shown is not None:
     first = [ROW_COLUMN, f"score_{focus}", RANGE_COLUMN]
     st.dataframe(shown, hide_index=True, key="score_flagged",
