@@ -93,9 +93,11 @@ class AlertFormatter:
         self._detector_json = json.dumps(detector)
         self._label_json: dict[str | None, str] = {None: "null"}
         self._values_json: dict[tuple[float, ...], str] = {}
+        self._fields_json: dict[tuple[Any, ...], str] = {}  # raw lines repeat protocol/service/flag
 
     def lines(self, X: np.ndarray, scores: np.ndarray, records: np.ndarray, line_numbers: np.ndarray,
-              labels: list[str | None], fields: list[dict[str, Any]] | None) -> list[str]:
+              labels: list[str | None], fields: list[tuple[Any, ...]] | None = None,
+              field_names: list[str] | None = None) -> list[str]:
         """One JSON line per row of ``X`` (the flagged rows of a batch)."""
         now = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
         # Floods repeat one feature vector back to back: format each run of equal rows once.
@@ -114,6 +116,9 @@ class AlertFormatter:
         template = ALERT_TEMPLATE.replace("%s", now, 1).replace("%s", self._detector_json, 1).replace(
             '"threshold": %r', f'"threshold": {score_json(self.threshold)}', 1)
         label_json = self._label_json
+        fields_json = self._fields_json
+        if len(fields_json) >= VALUES_CACHE:
+            fields_json.clear()
         out = []
         for i, (score, record, line, run) in enumerate(zip(scores.tolist(), records.tolist(), line_numbers.tolist(),
                                                            run_id.tolist(), strict=True)):
@@ -121,7 +126,15 @@ class AlertFormatter:
             lj = label_json.get(label)
             if lj is None:
                 lj = label_json[label] = json.dumps(label)
-            fj = json.dumps(fields[i], ensure_ascii=False) if fields else "{}"
+            fj = "{}"
+            if fields:
+                values = fields[i]
+                cached = fields_json.get(values)
+                if cached is None:
+                    cached = json.dumps(dict(zip(field_names or [], values, strict=True)), ensure_ascii=False)
+                    if len(fields_json) < VALUES_CACHE:
+                        fields_json[values] = cached
+                fj = cached
             finite = math.isfinite(score)
             out.append(template % (score_json(score), "false" if finite else "true", record, line, lj, fj,
                                    run_json[run]))

@@ -154,6 +154,16 @@ END = None
 _SEGMENT_NAME = "the stream"
 
 
+RAW_ALERT_FIELDS = ("protocol_type", "service", "flag")
+"""What an alert carries of a raw KDD line beyond its 18 features: the connection's kind."""
+
+
+def alert_fields(layout: Layout) -> list[str]:
+    """Columns an alert carries in ``fields``: a header CSV's passthrough columns (an id, a timestamp,
+    an address), or the protocol, service and flag of a raw KDD line."""
+    return list(layout.passthrough) if layout.kind == "header" else list(RAW_ALERT_FIELDS)
+
+
 @dataclass
 class StreamConfig:
     """Knobs of the pipeline (see the ``stream`` command's options)."""
@@ -410,14 +420,13 @@ class Pipeline:
         flagged = np.flatnonzero(scores >= self.detection.threshold)
         if len(flagged):
             rows = good[flagged]
-            table = parsed.table.take(rows)
+            names = alert_fields(layout)
+            table = parsed.table.select([*names, *([layout.label] if layout.label else [])]).take(rows)
             labels = (table.column(layout.label).to_pylist() if layout.label else [None] * len(rows))
             labels = [lab if lab else None for lab in labels]
-            fields = ([dict(zip(layout.passthrough, vals, strict=True))
-                       for vals in zip(*(table.column(c).to_pylist() for c in layout.passthrough), strict=True)]
-                      if layout.passthrough else None)
+            fields = (list(zip(*(table.column(c).to_pylist() for c in names), strict=True)) if names else None)
             out = self._formatter.lines(parsed.features[rows], scores[flagged], records[rows], line_numbers[rows],
-                                        labels, fields)
+                                        labels, fields, names)
             self.outputs.alerts.write("".join(out))
             if self.outputs.webhook:
                 for line in out:

@@ -42,3 +42,13 @@ def header_csv(rows: pd.DataFrame, extra: dict | None = None) -> bytes:
 
 EXTREME_VALUES = ["1e308", "-1e308", "1e39", "-1e39", "1.7976931348623157e308", "1e300", "4.9e-324", "2.2250738585072014e-308",
                   "-0.0", "0", "-1e-300", "123456789012345678901234567890"]
+
+
+@pytest.fixture(scope="session")
+def raw_test_lines() -> list[bytes]:
+    """Raw KDD test lines (41 values and the label), read from the raw file (never committed)."""
+    import gzip
+
+    from anodet.data import fetch_raw
+
+    return gzip.decompress(fetch_raw()["test"].read_bytes()).splitlines()[:2000]

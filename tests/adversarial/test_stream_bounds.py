@@ -161,3 +161,13 @@ def test_a_large_or_quoted_text_cell_is_passed_through(store, sample_rows, cell)
     assert result["scored"] == 3 and result["rejected"] == 0
     notes = [json.loads(x)["fields"]["note"] for x in out.getvalue().splitlines()]
     assert notes == [cell, "short", cell]
+
+
+def test_alerts_of_raw_lines_say_which_connection_it_was(store, raw_test_lines):
+    pipeline, out, _rejects = pipeline_for(store, feed(b"\n".join(raw_test_lines[:300]) + b"\n"))
+    pipeline.detection.threshold = 0.0
+    pipeline._formatter = alerts.AlertFormatter("pca", 0.0)
+    pipeline.run()
+    first = json.loads(out.getvalue().splitlines()[0])
+    assert set(first["fields"]) == {"protocol_type", "service", "flag"}
+    assert first["fields"]["protocol_type"] in {"tcp", "udp", "icmp"}
