@@ -26,7 +26,7 @@ import numpy as np
 from anodet.schema import FEATURES
 
 if TYPE_CHECKING:
-    from anodet.stream import Stats
+    from anodet.stats import Stats
 
 logger = logging.getLogger(__name__)
 

@@ -361,3 +361,27 @@ def unlabelled_histogram(scores: np.ndarray, threshold: float, title: str, bins:
                                  "showarrow": False, "xanchor": "left", "yanchor": "bottom"}]})
     return fig
 
+
+def live_score_figure(x: np.ndarray, scores: np.ndarray, is_attack: np.ndarray, threshold: float,
+                      x_title: str) -> go.Figure:
+    """Scores of the latest records against the threshold, coloured by what they really were (Live monitor)."""
+    fig = go.Figure()
+    for mask, name, colour in ((~is_attack, "normal", NORMAL_COLOUR), (is_attack, "attack", ATTACK_COLOUR)):
+        fig.add_trace(go.Scattergl(x=x[mask], y=scores[mask], mode="markers", name=name,
+                                   marker={"color": colour, "size": 5, "opacity": 0.7}))
+    fig.add_hline(y=threshold, line={"color": "#444", "dash": "dash"},
+                  annotation_text=f"threshold {threshold:.4g}", annotation_position="top left")
+    positive = len(scores) and np.all(np.asarray(scores) > 0) and threshold > 0
+    fig.update_layout(height=340, margin={"l": 10, "r": 10, "t": 30, "b": 10}, xaxis_title=x_title,
+                      yaxis_title="score" + (" (log)" if positive else ""), legend={"orientation": "h", "y": 1.12},
+                      yaxis_type="log" if positive else "linear", uirevision="live")
+    return fig
+
+
+def live_rate_figure(t: np.ndarray, rate: np.ndarray, x_title: str) -> go.Figure:
+    """The anomaly rate over time (Live monitor)."""
+    fig = go.Figure(go.Scatter(x=t, y=np.asarray(rate) * 100, mode="lines+markers", line={"color": ATTACK_COLOUR},
+                               marker={"size": 4}, name="anomaly rate"))
+    fig.update_layout(height=240, margin={"l": 10, "r": 10, "t": 10, "b": 10}, xaxis_title=x_title,
+                      yaxis_title="flagged (%)", yaxis_rangemode="tozero", uirevision="live")
+    return fig

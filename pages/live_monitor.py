@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
-import plotly.graph_objects as go
 import streamlit as st
 
-from anodet import dashboard, ui
+from anodet import dashboard, figures, ui
 from anodet.live import AlertFollower, OutsideAlertsDir, Replay, alerts_dir, alerts_frame, resolve_alert_path
 from anodet.schema import label_column
 
@@ -16,29 +14,6 @@ ui.ensure_app_frame()
 TICK_SECONDS = 1.0
 WINDOW = 1500
 SPEEDS = [50, 100, 200, 500, 1000, 2000, 5000]
-
-
-def score_figure(x, scores, is_attack, threshold: float, x_title: str) -> go.Figure:
-    """Scores of the latest records against the threshold, coloured by what they really were."""
-    fig = go.Figure()
-    for mask, name, colour in ((~is_attack, "normal", ui.NORMAL_COLOUR), (is_attack, "attack", ui.ATTACK_COLOUR)):
-        fig.add_trace(go.Scattergl(x=x[mask], y=scores[mask], mode="markers", name=name,
-                                   marker={"color": colour, "size": 5, "opacity": 0.7}))
-    fig.add_hline(y=threshold, line={"color": "#444", "dash": "dash"},
-                  annotation_text=f"threshold {threshold:.4g}", annotation_position="top left")
-    positive = len(scores) and np.all(np.asarray(scores) > 0) and threshold > 0
-    fig.update_layout(height=340, margin={"l": 10, "r": 10, "t": 30, "b": 10}, xaxis_title=x_title,
-                      yaxis_title="score" + (" (log)" if positive else ""), legend={"orientation": "h", "y": 1.12},
-                      yaxis_type="log" if positive else "linear", uirevision="live")
-    return fig
-
-
-def rate_figure(t, rate, x_title: str) -> go.Figure:
-    fig = go.Figure(go.Scatter(x=t, y=np.asarray(rate) * 100, mode="lines+markers", line={"color": ui.ATTACK_COLOUR},
-                               marker={"size": 4}, name="anomaly rate"))
-    fig.update_layout(height=240, margin={"l": 10, "r": 10, "t": 10, "b": 10}, xaxis_title=x_title,
-                      yaxis_title="flagged (%)", yaxis_rangemode="tozero", uirevision="live")
-    return fig
 
 
 REPLAY_KEY, REPLAY_FOR, REPLAY_VIEW = "live_replay", "live_replay_key", "live_replay_view"
@@ -144,12 +119,12 @@ def replay_mode() -> None:
             st.info("Press **Start** to stream the test split through the detector.")
             return
         x, s, attack = replay.window(WINDOW)
-        st.plotly_chart(score_figure(x, s, attack, threshold, "record"), width="stretch")
+        st.plotly_chart(figures.live_score_figure(x, s, attack, threshold, "record"), width="stretch")
         left, right = st.columns([3, 2])
         with left:
             st.caption("Anomaly rate per second of replay")
             t, rate = replay.rate_series()
-            st.plotly_chart(rate_figure(t, rate, "replay time (s)"), width="stretch")
+            st.plotly_chart(figures.live_rate_figure(t, rate, "replay time (s)"), width="stretch")
         with right:
             st.caption("Latest alerts: select one to open its record in Flagged records")
             latest = pd.DataFrame(replay.latest_alerts(threshold, 12))
@@ -252,7 +227,7 @@ def follow_mode() -> None:
         frame = frame[~frame["unusable"]]
         if frame.empty:
             return
-        fig = score_figure(frame["time"].to_numpy(), frame["score"].to_numpy(), frame["attack"].to_numpy(),
+        fig = figures.live_score_figure(frame["time"].to_numpy(), frame["score"].to_numpy(), frame["attack"].to_numpy(),
                            float(frame["threshold"].iloc[-1]), "time")
         st.plotly_chart(fig, width="stretch")
         left, right = st.columns([3, 2])
@@ -260,7 +235,7 @@ def follow_mode() -> None:
             t, rate = follower.rate_series()
             if len(t):
                 st.caption("Anomaly rate between status updates")
-                st.plotly_chart(rate_figure(t, rate, "stream time (s)"), width="stretch")
+                st.plotly_chart(figures.live_rate_figure(t, rate, "stream time (s)"), width="stretch")
             else:
                 st.caption("Give a stats file to see the anomaly rate over time.")
         with right:

@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 
 from anodet import alerts, sources, stream
+from anodet import stats as stream_stats
 from anodet.data import fetch_raw, parse_raw_lines
 from anodet.reader import InputError, parse_block, sniff
 from anodet.reader.layout import RAW_LABELLED_LAYOUT
@@ -104,7 +105,7 @@ def test_header_layout_any_order_and_errors():
 
 
 def test_latency_histogram_quantiles():
-    hist = stream.LatencyHistogram()
+    hist = stream_stats.LatencyHistogram()
     hist.add(np.array([0.001, 0.010, 0.100]), np.array([50, 49, 1]))
     assert 0.00095 < hist.quantile(0.5) < 0.00105
     assert 0.0095 < hist.quantile(0.99) < 0.0105
@@ -327,7 +328,7 @@ def test_webhook_posts_each_alert_with_retry(store, raw_lines):
     server_thread.start()
     try:
         url = f"http://127.0.0.1:{server.server_address[1]}/alerts"
-        stats = stream.Stats()
+        stats = stream_stats.Stats()
         sender = alerts.WebhookSender(url, stats, retries=2, backoff=0.05, warn=lambda m: None)
         path_lines = raw_lines[:150]
         read_fd, write_fd = os.pipe()

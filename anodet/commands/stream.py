@@ -13,7 +13,8 @@ from typing import Any
 
 from anodet.alerts import WebhookSender, open_out
 from anodet.sources import SourceError, TcpSource, open_source
-from anodet.stream import Detection, Outputs, Pipeline, Stats, StreamConfig
+from anodet.stats import Stats
+from anodet.stream import Detection, Outputs, Pipeline, StreamConfig
 from anodet.thresholds import ThresholdError, resolve_thresholds
 
 
