@@ -286,7 +286,7 @@ RESPONSIVE_CSS = """
 @media (max-width: 900px) {
   [data-testid="stHorizontalBlock"] { flex-wrap: wrap; }
   [data-testid="stHorizontalBlock"] > [data-testid="stColumn"] { flex: 1 1 100% !important; width: 100% !important; }
-  [data-testid="stHorizontalBlock"] > [data-testid="stColumn"]:has([data-testid="stMetric"]) {
+  [data-testid="stHorizontalBlock"] > [data-testid="stColumn"]:has(> div > div > [data-testid="stMetric"]) {
     flex: 1 1 8.5rem !important; width: auto !important; }
   [data-testid="stHorizontalBlock"] > [data-testid="stColumn"]:has(> div > div > [data-testid="stButton"]) {
     flex: 0 1 auto !important; width: auto !important; }

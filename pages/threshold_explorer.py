@@ -6,6 +6,7 @@ that panel, and every number comes from the cached, pre-sorted test scores (one 
 
 from __future__ import annotations
 
+import numpy as np
 import streamlit as st
 
 from anodet import dashboard, evaluate, figures, ui
@@ -69,21 +70,46 @@ def _panel(name: str, view: str, compact: bool) -> None:
                 f"{len(curve.sorted_scores):,} test records ({flagged / len(curve.sorted_scores):.1%})")
 
     presets = store.thresholds(name, view)
+    n_test = len(curve.sorted_scores)
+
+    def test_share(value: float) -> str:
+        m = curve.metrics(value)
+        return f"flags {(m['tp'] + m['fp']) / n_test:.1%} of the test records"
+
+    in_force = [k for k in ("best_accuracy", "best_f1", "mean_3sigma") if np.isclose(presets[k], threshold, rtol=1e-9)]
     with st.container(border=True):
-        st.caption("Threshold presets, chosen on the validation split (one click each)")
-        cols = st.columns(3)
-        for col, key in zip(cols, ("best_accuracy", "best_f1", "mean_3sigma"), strict=True):
-            col.button(dashboard.PRESET_LABELS[key], key=f"preset_{key}_{name}", on_click=_apply,
-                       args=(name, presets[key]), help=evaluate.PRESET_HELP[key], width="stretch")
-        fpr_col, fpr_btn, cont_col, cont_btn = st.columns([3, 2, 3, 2], vertical_alignment="bottom")
+        default = store.default_threshold(name, view)
+        st.caption(f"Threshold presets, chosen on the validation split ({view} view). In force: "
+                   + (", ".join(dashboard.PRESET_LABELS[k] for k in in_force) if in_force else "your own threshold"))
+        cols = st.columns(4 if not compact else 2)
+        for i, key in enumerate(("best_accuracy", "best_f1", "mean_3sigma")):
+            same = [dashboard.PRESET_LABELS[k] for k in ("best_accuracy", "best_f1", "mean_3sigma")
+                    if k != key and np.isclose(presets[k], presets[key], rtol=1e-9)]
+            cols[i % len(cols)].button(
+                dashboard.PRESET_LABELS[key], key=f"preset_{key}_{name}", on_click=_apply, args=(name, presets[key]),
+                type="primary" if key in in_force else "secondary", width="stretch",
+                help=f"{evaluate.PRESET_HELP[key]} Value {presets[key]:.6g}; {test_share(presets[key])}."
+                     + (f" The same value as {' and '.join(same)} for this detector." if same else ""))
+        cols[3 % len(cols)].button("Reset to default", key=f"preset_reset_{name}", on_click=_apply,
+                                   args=(name, default), width="stretch", disabled=np.isclose(default, threshold),
+                                   help=f"The validation best-F1 threshold of the {view} view ({default:.6g}).")
+        rate_rows = [st.columns([3, 2], vertical_alignment="bottom") for _ in range(2)] if compact else [
+            st.columns([3, 2, 3, 2], vertical_alignment="bottom")]
+        fpr_col, fpr_btn = rate_rows[0][0], rate_rows[0][1]
+        cont_col, cont_btn = (rate_rows[1][0], rate_rows[1][1]) if compact else (rate_rows[0][2], rate_rows[0][3])
         fpr = fpr_col.number_input("Target FPR (%)", 0.0, 100.0, 1.0, step=0.5, key=f"target_fpr_{name}",
                                    help=evaluate.PRESET_HELP["target_fpr"])
+        fpr_value = evaluate.threshold_for_rate(store.quantiles(name, view, "normal"), fpr / 100)
         fpr_btn.button("Set FPR", key=f"preset_target_fpr_{name}", on_click=_apply, width="stretch",
-                       args=(name, evaluate.threshold_for_rate(store.quantiles(name, view, "normal"), fpr / 100)))
+                       args=(name, fpr_value), help=f"Threshold {fpr_value:.6g}; {test_share(fpr_value)}.")
         cont = cont_col.number_input("Contamination (%)", 0.0, 100.0, 20.0, step=1.0, key=f"contamination_{name}",
                                      help=evaluate.PRESET_HELP["contamination"])
+        cont_value = evaluate.threshold_for_rate(store.quantiles(name, view, "all"), cont / 100)
         cont_btn.button("Set rate", key=f"preset_contamination_{name}", on_click=_apply, width="stretch",
-                        args=(name, evaluate.threshold_for_rate(store.quantiles(name, view, "all"), cont / 100)))
+                        args=(name, cont_value), help=f"Threshold {cont_value:.6g}; {test_share(cont_value)}.")
+        st.caption(f"Both rates are met on the validation split, whose class mix differs from the test split's: "
+                   f"{fpr:g}% FPR there → {test_share(fpr_value)}; {cont:g}% contamination there → "
+                   f"{test_share(cont_value)}.")
 
     ui.metric_tiles(metrics, TILES, columns=3 if compact else 6)
     ui.metric_tiles({"roc_auc": summary.roc_auc, "pr_auc": summary.pr_auc}, ("roc_auc", "pr_auc"),

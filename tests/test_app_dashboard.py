@@ -354,3 +354,20 @@ def test_a_record_opened_elsewhere_shows_its_detail(app, splits):
     # Its raw connection fields are shown too (read from the raw test file).
     connection = next(m.value for m in app.markdown if m.value.startswith("**Connection**"))
     assert "protocol **" in connection and "bytes sent **" in connection
+
+
+def test_presets_say_their_value_and_test_share_mark_the_one_in_force_and_reset(app, store):
+    """Best accuracy often equals best F1: the buttons say so, show which is in force, and reset works."""
+    goto(app, EXPLORER)
+    presets = store.thresholds(DETECTOR, "reference")
+    best_f1 = app.button(key=f"preset_best_f1_{DETECTOR}")
+    assert f"{presets['best_f1']:.6g}" in best_f1.help and "of the test records" in best_f1.help
+    assert best_f1.proto.type == "primary"  # the default threshold is the view's best F1
+    app.slider(key=f"explorer_pct_{DETECTOR}").set_value(10.0).run()
+    assert app.button(key=f"preset_best_f1_{DETECTOR}").proto.type == "secondary"
+    app.button(key=f"preset_reset_{DETECTOR}").click().run()
+    assert not problems(app)
+    assert threshold(app) == store.default_threshold(DETECTOR, "reference")
+    assert any("class mix differs" in c.value for c in app.caption)
+    if np.isclose(presets["best_accuracy"], presets["best_f1"]):
+        assert "The same value as Best F1" in app.button(key=f"preset_best_accuracy_{DETECTOR}").help

@@ -81,3 +81,23 @@ def test_every_page_reads_at_this_width(page, app_url, name, width):
         assert side_by_side == 0, "panels stay side by side below 900 px"
     else:
         assert side_by_side >= 1, "at 1280 px the panels sit side by side"
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_the_explorer_compares_two_detectors_at_this_width(page, app_url, width):
+    """Two panels side by side at 1280 px (their preset buttons readable), one above the other at 820 px."""
+    _open(page, app_url, "threshold_explorer", 2, width)
+    page.locator("[data-testid='stSelectbox']").nth(1).click()
+    page.get_by_role("option").nth(1).click()
+    page.wait_for_function("document.querySelectorAll('.js-plotly-plot .main-svg').length >= 4", timeout=120_000)
+    wait_idle(page)
+    _tall_screenshot(page, f"layout-threshold_explorer-{width}", width)
+    headings = page.locator("[data-testid='stMain'] h3")
+    tops = [round(headings.nth(i).bounding_box()["y"]) for i in range(2)]
+    assert (tops[0] == tops[1]) == (width >= 900), tops
+    assert page.evaluate(CUT_TEXT) == [], "metric tiles cut their text"
+    assert page.evaluate(TOO_WIDE) <= 1, "the page is wider than the window"
+    labels = page.locator("[data-testid='stMain'] [data-testid='stButton'] button p")
+    cut = [labels.nth(i).inner_text() for i in range(labels.count())
+           if labels.nth(i).evaluate("e => e.scrollWidth > e.clientWidth + 1")]
+    assert cut == [], f"button labels cut: {cut}"
