@@ -26,7 +26,6 @@ from typing import IO, Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from anodet.data import cache_root
 from anodet.labels import label_views
@@ -110,23 +109,42 @@ class Sample:
 
 
 class TopRows:
-    """The highest-scoring flagged rows per detector (results rows, every column)."""
+    """The highest-scoring flagged rows per detector (results rows, every column).
+
+    Detectors flag mostly the same rows, so the rows are kept once, in one table, and each
+    detector keeps only the row numbers and scores of its top :data:`TOP_ROWS`.
+    """
 
     def __init__(self, names: list[str], keep: int = TOP_ROWS) -> None:
         self.names, self.keep = names, keep
-        self.tables: dict[str, pa.Table | None] = dict.fromkeys(names)
+        self._top = {n: (np.empty(0), np.empty(0, dtype=np.int64)) for n in names}  # (scores, row numbers)
+        self._rows: pa.Table | None = None
 
     def add(self, results: pa.Table) -> None:
+        row_numbers = results.column("row").to_numpy()
         for name in self.names:
-            flagged = results.filter(pc.fill_null(results.column(f"flag_{name}"), False))
-            if flagged.num_rows == 0:
+            flags = results.column(f"flag_{name}").to_numpy(zero_copy_only=False)
+            flagged = np.flatnonzero(np.asarray(flags, dtype=object) == True)  # noqa: E712  (nulls are not flagged)
+            if not len(flagged):
                 continue
-            current = self.tables[name]
-            both = flagged if current is None else pa.concat_tables([current, flagged])
-            if both.num_rows > self.keep:
-                order = pc.sort_indices(both, sort_keys=[(f"score_{name}", "descending")])
-                both = both.take(order[:self.keep])
-            self.tables[name] = both.combine_chunks()
+            scores = results.column(f"score_{name}").to_numpy(zero_copy_only=False).astype(np.float64)[flagged]
+            old_scores, old_rows = self._top[name]
+            both_scores = np.concatenate([old_scores, scores])
+            both_rows = np.concatenate([old_rows, row_numbers[flagged]])
+            order = np.argsort(-both_scores, kind="stable")[:self.keep]
+            self._top[name] = (both_scores[order], both_rows[order])
+        needed = np.unique(np.concatenate([rows for _, rows in self._top.values()]))
+        fresh = results.filter(pa.array(np.isin(row_numbers, needed)))
+        kept = fresh if self._rows is None else pa.concat_tables([self._rows, fresh])
+        self._rows = kept.filter(pa.array(np.isin(kept.column("row").to_numpy(), needed))).combine_chunks()
+
+    def table(self, name: str) -> pa.Table | None:
+        """The detector's top flagged rows, highest score first (None when it flagged nothing)."""
+        rows = self._top[name][1]
+        if self._rows is None or not len(rows):
+            return None
+        position = {int(r): i for i, r in enumerate(self._rows.column("row").to_numpy())}
+        return self._rows.take(pa.array([position[int(r)] for r in rows]))
 
 
 @dataclass

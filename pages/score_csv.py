@@ -234,8 +234,8 @@ if counts is not None:
     ui.metric_tiles(tiles, [k for k in ("roc_auc", "pr_auc", "precision", "recall", "f1", "accuracy") if k in tiles])
 
 flagged_total = summary.flagged[focus]
-top = result.top.tables[focus]
-shown = top.to_pandas().sort_values(f"score_{focus}", ascending=False) if top is not None else None
+top = result.top.table(focus)
+shown = top.to_pandas() if top is not None else None
 st.markdown(f"**{flagged_total:,} rows flagged by {ui.display_name(focus)}** at threshold {threshold:.4g}, highest "
             "score first" + (f" (the {upload.TOP_ROWS:,} highest-scoring shown; all are in the download)"
                              if flagged_total > upload.TOP_ROWS else "") + ". Click a column header to sort.")

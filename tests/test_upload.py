@@ -34,9 +34,10 @@ def test_top_rows_are_the_highest_flagged_across_chunks():
     for _ in range(4):
         s = rng.random(100)
         everything.append(s)
-        top.add(pa.table({"score_a": s, "flag_a": s > 0.5}))
+        top.add(pa.table({"row": np.arange(len(everything) * 100 - 100, len(everything) * 100), "score_a": s,
+                          "flag_a": s > 0.5}))
     want = np.sort(np.concatenate(everything))[::-1][:5]
-    np.testing.assert_allclose(np.sort(top.tables["a"].column("score_a").to_numpy())[::-1], want)
+    np.testing.assert_allclose(top.table("a").column("score_a").to_numpy(), want)  # highest first
 
 
 def test_score_upload_writes_every_row_to_disk_and_keeps_little(store, splits, tmp_path, monkeypatch):
@@ -50,7 +51,10 @@ def test_score_upload_writes_every_row_to_disk_and_keeps_little(store, splits, t
     written = pd.read_csv(io.BytesIO(result.results_bytes()), compression="gzip")
     assert written["row"].tolist() == list(range(1, 3001))
     assert len(result.sample.scores["pca"]) == 3000
-    assert result.top.tables["pca"].num_rows == min(upload.TOP_ROWS, result.summary.flagged["pca"])
+    assert result.top.table("pca").num_rows == min(upload.TOP_ROWS, result.summary.flagged["pca"])
+    assert result.top.table("pca").column("row").to_pylist() == (
+        written[written["flag_pca"] == True].sort_values("score_pca", ascending=False, kind="stable")  # noqa: E712
+        ["row"].head(upload.TOP_ROWS).tolist())
     again = upload.score_upload(io.BytesIO(data), "u.csv.gz", store, names,
                                 resolve_thresholds(store, names, None, "reference"), previous=result)
     assert not result.results_path.exists() and again.results_path.exists()  # one file per session
