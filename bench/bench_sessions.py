@@ -50,6 +50,34 @@ def rss(pid: int) -> int:
     return total
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) of a process tree so far."""
+    proc = psutil.Process(pid)
+    total = 0.0
+    for p in [proc, *proc.children(recursive=True)]:
+        try:
+            t = p.cpu_times()
+            total += t.user + t.system
+        except psutil.Error:
+            pass
+    return total
+
+
+def browser_pids() -> list[int]:
+    return [p.pid for p in psutil.process_iter(["name"]) if (p.info["name"] or "").startswith("chromium")]
+
+
+def browser_cpu() -> float:
+    total = 0.0
+    for pid in browser_pids():
+        try:
+            t = psutil.Process(pid).cpu_times()
+            total += t.user + t.system
+        except psutil.Error:
+            pass
+    return total
+
+
 def open_all(browser, url: str, n: int) -> list[float]:
     """Open the explorer in n new sessions at once; seconds until each is drawn."""
     contexts = [browser.new_context(viewport={"width": 1400, "height": 1000}) for _ in range(n)]
@@ -84,11 +112,19 @@ def main() -> None:
     threading.Thread(target=sample, daemon=True).start()
     try:
         with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+            # Each session stands for a user's own foreground tab: no background-tab throttling.
+            browser = pw.chromium.launch(executable_path=CHROMIUM, args=[
+                *CHROMIUM_FLAGS, "--disable-renderer-backgrounding", "--disable-background-timer-throttling",
+                "--disable-backgrounding-occluded-windows"])
+            cpu = {}
+            s0, b0 = cpu_seconds(proc.pid), browser_cpu()
             cold = open_all(browser, url, args.sessions)
+            s1, b1 = cpu_seconds(proc.pid), browser_cpu()
             after_cold = rss(proc.pid)
             warm = open_all(browser, url, args.sessions)
+            s2, b2 = cpu_seconds(proc.pid), browser_cpu()
             after_warm = rss(proc.pid)
+            cpu = {"cold server": (s1 - s0, b1 - b0), "warm server": (s2 - s1, b2 - b1)}
             browser.close()
     finally:
         stop.set()
@@ -96,18 +132,21 @@ def main() -> None:
     mb = 2**20
     rows = []
     for label, times in (("cold server", cold), ("warm server", warm)):
+        server_cpu, chromium_cpu = cpu[label]
         line = (f"{args.sessions} sessions at once, {label}: median {statistics.median(times):.1f} s, "
-                f"max {max(times):.1f} s to the explorer drawn")
+                f"max {max(times):.1f} s to the explorer drawn; CPU: server {server_cpu:.1f} s, Chromium "
+                f"{chromium_cpu:.1f} s")
         print(line, flush=True)
-        rows.append(f"| {label} | {args.sessions} | {statistics.median(times):.1f} s | {max(times):.1f} s |")
+        rows.append(f"| {label} | {args.sessions} | {statistics.median(times):.1f} s | {max(times):.1f} s | "
+                    f"{server_cpu:.1f} s ({server_cpu / args.sessions:.2f} s per session) | {chromium_cpu:.1f} s |")
     text = "\n".join([
         "# Many sessions opening the Threshold explorer at once",
         "",
         f"`python bench/bench_sessions.py --sessions {args.sessions}` on {platform.machine()}, {os.cpu_count()} cores, "
         "real headless Chromium (the browser's tabs and the server share the cores).",
         "",
-        "| server | sessions at once | median time to drawn | slowest |",
-        "| --- | ---: | ---: | ---: |",
+        "| server | sessions at once | median time to drawn | slowest | server CPU | Chromium CPU (all tabs) |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
         *rows,
         "",
         f"Server RSS: {after_cold / mb:,.0f} MB after the cold wave, {after_warm / mb:,.0f} MB after the warm one "
