@@ -23,15 +23,19 @@ from typing import IO, TYPE_CHECKING, Any
 
 import numpy as np
 
-from anodet.schema import FEATURES
-
 if TYPE_CHECKING:
     from anodet.stats import Stats
 
 logger = logging.getLogger(__name__)
 
 MAX_DOUBLE = "1.7976931348623157e+308"
-VALUES_TEMPLATE = "{" + ", ".join(f'"{f}": %r' for f in FEATURES) + "}"
+
+
+def values_template(columns: tuple[str, ...] | list[str]) -> str:
+    """The ``values`` object of an alert: the detector's numeric input columns, filled with ``%``."""
+    return "{" + ", ".join(f"{json.dumps(c)}: %r" for c in columns) + "}"
+
+
 ALERT_TEMPLATE = ('{"time": "%s", "detector": %s, "score": %s, "saturated": %s, "threshold": %r, "record": %d, '
                   '"line": %d, "label": %s, "fields": %s, "values": %s}\n')
 """One alert as a JSON line, built with ``%`` so that a flood of alerts stays cheap to write."""
@@ -88,8 +92,9 @@ def score_json(score: float) -> str:
 class AlertFormatter:
     """Formats a batch's alerts as JSON lines, caching what floods repeat."""
 
-    def __init__(self, detector: str, threshold: float) -> None:
+    def __init__(self, detector: str, threshold: float, value_columns: tuple[str, ...] | list[str] = ()) -> None:
         self.threshold = float(threshold)
+        self._values_template = values_template(value_columns)
         self._detector_json = json.dumps(detector)
         self._label_json: dict[str | None, str] = {None: "null"}
         self._values_json: dict[tuple[float, ...], str] = {}
@@ -111,7 +116,7 @@ class AlertFormatter:
         for key in map(tuple, X[new_run].tolist()):
             vj = values_json.get(key)
             if vj is None:
-                vj = values_json[key] = VALUES_TEMPLATE % key
+                vj = values_json[key] = self._values_template % key
             run_json.append(vj)
         template = ALERT_TEMPLATE.replace("%s", now, 1).replace("%s", self._detector_json, 1).replace(
             '"threshold": %r', f'"threshold": {score_json(self.threshold)}', 1)

@@ -26,12 +26,22 @@ PRESETS_HELP = "best_f1 (default), best_accuracy, mean_3sigma, target_fpr, conta
 
 
 def detector_list(value: str) -> list[str]:
-    """argparse type: comma- or space-separated detector names, each checked against the registry."""
+    """argparse type: comma- or space-separated detector names (``pca`` or ``pca@kdd41``), kinds checked
+    against the registry (whether a store holds them is checked when it is opened)."""
     names = [v.strip() for v in value.replace(",", " ").split() if v.strip()]
-    unknown = [n for n in names if n not in REGISTRY]
+    unknown = [n for n in names if n.split("@", 1)[0] not in REGISTRY]
     if unknown:
-        raise argparse.ArgumentTypeError(f"unknown detector(s) {', '.join(unknown)}; choose from {', '.join(REGISTRY)}")
+        raise argparse.ArgumentTypeError(f"unknown detector(s) {', '.join(unknown)}; choose from {', '.join(REGISTRY)} "
+                                         "(add @SET for another feature set, e.g. pca@kdd41)")
     return names
+
+
+def detector_name(value: str) -> str:
+    """argparse type: one detector name (``pca`` or ``pca@kdd41``)."""
+    names = detector_list(value)
+    if len(names) != 1:
+        raise argparse.ArgumentTypeError(f"give one detector, not {value!r}")
+    return names[0]
 
 
 def _add_data_source(parser: argparse.ArgumentParser) -> None:
@@ -50,6 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
     train = sub.add_parser("train", help="Build the data, train detectors and write the model store.")
     train.add_argument("--detectors", type=detector_list, help="comma-separated names (default: all)")
     train.add_argument("--seed", type=int, default=0, help="random seed (same seed, same models)")
+    train.add_argument("--feature-sets", type=lambda v: [s.strip() for s in v.split(",") if s.strip()],
+                       help="comma-separated feature sets to train on (default: all built in, kdd18,kdd41)")
     train.add_argument("--train-rows", type=int, help="train on a random subset of this many normals (quick runs)")
     train.add_argument("--epochs", type=int, help="override the epochs of the neural detectors (quick runs)")
     train.add_argument("--lock-timeout", type=float, metavar="S",
@@ -110,7 +122,8 @@ def _add_stream(parser: argparse.ArgumentParser) -> None:
     from anodet.sources import IDLE_TIMEOUT_S
 
     defaults = {"batch_size": 8192, "max_wait": 0.01, "status_every": 5.0}
-    parser.add_argument("--detector", required=True, choices=list(REGISTRY), help="detector to score with")
+    parser.add_argument("--detector", required=True, type=detector_name,
+                        help="detector to score with: any stored one, e.g. pca, ocsvm@kdd41, supervised@kdd41")
     _add_thresholds(parser)
     parser.add_argument("--input", default="-", metavar="SRC",
                         help="'-' for stdin (default), a file path, or tcp://127.0.0.1:PORT to listen for a producer")
@@ -144,13 +157,14 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from anodet.train import train
 
     wanted = args.detectors or list(REGISTRY)
-    if any(n in NEURAL for n in wanted) and importlib.util.find_spec("keras") is None:
+    if any(n.split("@", 1)[0] in NEURAL for n in wanted) and importlib.util.find_spec("keras") is None:
         print("error: training the neural detectors needs TensorFlow and Keras, which the app alone does not install. "
               "Run `.venv/bin/python -m pip install -r requirements-train.txt`, then train again.", file=sys.stderr)
         return 2
 
     train(args.detectors, seed=args.seed, source=args.data_source, store_root=args.store,
           train_rows=args.train_rows, epochs=args.epochs, log=lambda m: print(m, flush=True),
+          feature_sets=args.feature_sets,
           lock_timeout=args.lock_timeout)
     return 0
 
@@ -171,26 +185,33 @@ def format_leaderboard_markdown(table, view: str) -> str:
     """The leaderboard as a Markdown table."""
     cols = LEADERBOARD_COLUMNS
     head = ["detector", *cols, *(f"detected {c}" for c in ATTACK_CATEGORIES)]
-    lines = [f"**Label view: {view}** (metrics at each detector's best-F1 threshold on validation)", "",
+    lines = [f"**Label view: {view}** (metrics at each detector's best-F1 threshold on validation; the "
+             "supervised ceiling, trained on labels, listed last in italics)", "",
              "| " + " | ".join(head) + " |", "| --- |" + " ---: |" * (len(head) - 1)]
-    for _, row in table.sort_values("roc_auc", ascending=False).iterrows():
+    for _, row in _ranked(table).iterrows():
         rates = [f"{row['detect_' + c]:.3f}" if not np.isnan(row["detect_" + c]) else "–" for c in ATTACK_CATEGORIES]
-        lines.append("| " + " | ".join([row["name"], *(f"{row[c]:.4f}" for c in cols), *rates]) + " |")
+        name = f"*{row['name']}*" if row["supervised"] else row["name"]
+        lines.append("| " + " | ".join([name, *(f"{row[c]:.4f}" for c in cols), *rates]) + " |")
     return "\n".join(lines)
+
+
+def _ranked(table):
+    """Detectors by ROC AUC, then the supervised ceiling (a reference, never ranked among them)."""
+    return table.sort_values(["supervised", "roc_auc"], ascending=[True, False])
 
 
 def format_leaderboard(table, view: str) -> str:
     """The leaderboard as an aligned text table."""
     cols = LEADERBOARD_COLUMNS
-    header = f"{'detector':<24}" + "".join(f"{c:>10}" for c in cols) + "".join(
+    header = f"{'detector':<44}" + "".join(f"{c:>10}" for c in cols) + "".join(
         f"{'det_' + c:>10}" for c in ATTACK_CATEGORIES)
     lines = [f"Test split kdd-8020, label view: {view} (thresholds: best F1 on validation)", header,
              "-" * len(header)]
-    for _, row in table.sort_values("roc_auc", ascending=False).iterrows():
+    for _, row in _ranked(table).iterrows():
         cells = "".join(f"{row[c]:>10.4f}" for c in cols)
         rates = "".join(f"{row['detect_' + c]:>10.3f}" if not np.isnan(row["detect_" + c]) else f"{'-':>10}"
                         for c in ATTACK_CATEGORIES)
-        lines.append(f"{row['name']:<24}{cells}{rates}")
+        lines.append(f"{row['name']:<44}{cells}{rates}")
     return "\n".join(lines)
 
 

@@ -6,20 +6,17 @@ The pages only lay out widgets; every number they show comes from here or from
 
 from __future__ import annotations
 
-import gzip
-import urllib.parse
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from anodet import data, evaluate
+from anodet import evaluate
 from anodet.detectors.base import Detector
 from anodet.evaluate import ThresholdCurve
+from anodet.featureset import FeatureSet
 from anodet.figures import downsample_curve
-from anodet.schema import RAW_COLUMNS
 from anodet.textsafe import neutralise_frame
 
 OUTCOMES = ("true positive", "false positive", "missed attack", "true negative")
@@ -220,6 +217,26 @@ def perturbation_contributions(score: Callable[[np.ndarray], np.ndarray], x: np.
     return scores[0] - scores[1:]
 
 
+def explain_raw(detector: Detector, feature_set: FeatureSet, record: pd.DataFrame,
+                reference: pd.DataFrame) -> tuple[list[str], np.ndarray, str]:
+    """(raw column names, contributions per raw column, method key) for one record (a one-row DataFrame).
+
+    Contributions are computed per model input, then each one-hot part is summed back to the raw
+    column it encodes, so a ``kdd41`` detector is explained over the 41 named columns.
+    """
+    x = feature_set.transform_frame(record)[0]
+    ref = feature_set.transform_frame(reference)[0]
+    per_input, method = explain_record(detector, x, ref)
+    columns, grouped = feature_set.grouped(per_input)
+    return columns, grouped[0], method
+
+
+def reference_record(train: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
+    """A typical normal record: the median of each numeric training column, the most common category of each other."""
+    return pd.DataFrame({c: [train[c].median() if pd.api.types.is_numeric_dtype(train[c]) else train[c].mode().iloc[0]]
+                         for c in columns})
+
+
 def explain_record(detector: Detector, x_scaled: np.ndarray, reference_scaled: np.ndarray) -> tuple[np.ndarray, str]:
     """(per-feature contributions, method key of :data:`EXPLANATION_METHODS`) for one scaled record.
 
@@ -296,45 +313,7 @@ RESPONSIVE_CSS = """
 
 
 CONNECTION_FIELDS = ("protocol_type", "service", "flag", "duration", "src_bytes", "dst_bytes")
-"""Raw fields of a connection an analyst reads first; the models never see them (only the 18 rates and counts)."""
-
-
-def raw_test_file() -> Path | None:
-    """The raw KDD test file if it is on disk (the configured folder or the download cache); never downloads."""
-    raw = next(r for r in data.RAW_FILES if r.key == "test")
-    source = data.default_source()
-    folders = [data.cache_root() / "raw"]
-    if urllib.parse.urlparse(source).scheme not in {"http", "https", "ftp"}:
-        folders.insert(0, Path(urllib.parse.urlparse(source).path if source.startswith("file:") else source))
-    for folder in folders:
-        for name in raw.names:
-            if (folder / name).is_file():
-                return folder / name
-    return None
-
-
-def connection_fields(path: Path, line_numbers: Sequence[int]) -> pd.DataFrame:
-    """:data:`CONNECTION_FIELDS` of the given (0-based) lines of a raw KDD file, indexed by line number.
-
-    One streaming pass over the (gzipped) file; lines not found are left out, so the caller
-    can say which records have no raw fields.
-    """
-    wanted = set(int(n) for n in line_numbers)
-    columns = [RAW_COLUMNS.index(f) for f in CONNECTION_FIELDS]
-    rows: dict[int, list[str]] = {}
-    opener = gzip.open if str(path).endswith(".gz") else open
-    with opener(path, "rt", encoding="utf-8", errors="replace") as fh:
-        for number, line in enumerate(fh):
-            if number in wanted:
-                cells = line.rstrip("\n").split(",")
-                if len(cells) > max(columns):
-                    rows[number] = [cells[c] for c in columns]
-                if len(rows) == len(wanted):
-                    break
-    frame = pd.DataFrame.from_dict(rows, orient="index", columns=list(CONNECTION_FIELDS))
-    for numeric in ("duration", "src_bytes", "dst_bytes"):
-        frame[numeric] = pd.to_numeric(frame[numeric], errors="coerce")
-    return frame.sort_index().rename_axis("record")
+"""Raw fields of a connection an analyst reads first."""
 
 
 def table_height(rows: int, row_height: int = 35) -> int:

@@ -22,7 +22,16 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from anodet.labels import label_views
-from anodet.schema import FEATURES, LABEL_VIEWS, NORMAL, NOVEL, RAW_COLUMNS, TRAINING_ATTACK_TYPES, label_column
+from anodet.schema import (
+    LABEL_VIEWS,
+    NORMAL,
+    NOVEL,
+    NUMERIC_COLUMNS,
+    RAW_COLUMNS,
+    TEXT_COLUMNS,
+    TRAINING_ATTACK_TYPES,
+    label_column,
+)
 
 if TYPE_CHECKING:  # pandas (and with it pyarrow) is imported only by what reads or builds the splits
     import pandas as pd
@@ -33,6 +42,8 @@ CACHE_ENV = "ANODET_DATA_DIR"
 OFFICIAL_SOURCE = "http://kdd.ics.uci.edu/databases/kddcup99/"
 
 SPLIT_NAME = "kdd-8020"
+CACHE_VERSION = 2
+"""Bumped when what a cached split holds changes (2: all 41 raw columns and the labelled training file)."""
 SPLIT_SEED = 200
 SAMPLE_SEED = 250
 VALIDATION_FRACTION = 0.2
@@ -68,15 +79,17 @@ class DataError(RuntimeError):
 class Splits:
     """The processed data: training normals, and validation/test with labels and attack names.
 
-    Frames hold the 18 raw (unscaled) features; ``validation`` and ``test`` also hold
-    ``attack`` (name), ``category`` and ``label_reference``/``label_true`` (0/1). The index is
-    the record's line number (0-based) in its raw file.
+    Frames hold the 41 raw (unscaled) columns; ``validation``, ``test`` and ``labelled_train``
+    (the whole 10% training file, attacks included: what a supervised model learns from) also
+    hold ``attack`` (name), ``category`` and ``label_reference``/``label_true`` (0/1). The index
+    is the record's line number (0-based) in its raw file.
     """
 
     train: pd.DataFrame
     validation: pd.DataFrame
     test: pd.DataFrame
     checksums: dict[str, str]
+    labelled_train: pd.DataFrame | None = None
 
     def labels(self, split: str, view: str) -> np.ndarray:
         """0/1 labels of ``split`` ("validation" or "test") under a label view."""
@@ -211,7 +224,7 @@ def annotate(frame: pd.DataFrame, attack_types: dict[str, str]) -> pd.DataFrame:
     attack = frame["label"]
     category = attack.map(attack_types)
     category = category.where(attack != NORMAL, NORMAL).fillna(NOVEL)
-    out = frame[list(FEATURES)].astype("float64")
+    out = frame[list(RAW_COLUMNS)].astype({c: "float64" for c in NUMERIC_COLUMNS} | {c: "str" for c in TEXT_COLUMNS})
     out["attack"] = attack.to_numpy()
     out["category"] = category.to_numpy()
     views = label_views(attack.to_numpy())
@@ -223,12 +236,12 @@ def annotate(frame: pd.DataFrame, attack_types: dict[str, str]) -> pd.DataFrame:
 def example_csv(test_frame: pd.DataFrame, rows: int = 400, seed: int = 7) -> bytes:
     """A small example input built at run time from the cached test split (never committed).
 
-    It has an ``id`` column, the 18 features in a shuffled order and the attack name as label,
-    so it exercises column reordering, passthrough and labels.
+    It has an ``id`` column, the 41 KDD columns in a shuffled order (so every feature set's
+    detectors score it) and the attack name as label: column reordering, passthrough and labels.
     """
     rng = np.random.default_rng(seed)
     sample = test_frame.iloc[np.sort(rng.choice(len(test_frame), min(rows, len(test_frame)), replace=False))]
-    features = list(FEATURES)
+    features = list(RAW_COLUMNS)
     rng.shuffle(features)
     out = sample[features].copy()
     out.insert(0, "id", [f"rec-{i:05d}" for i in range(len(out))])
@@ -258,7 +271,7 @@ def _fingerprint(paths: dict[str, Path]) -> dict[str, list[int]]:
 
 def _split_dir() -> Path:
     key = hashlib.sha256("".join(r.sha256 for r in RAW_FILES).encode()).hexdigest()[:12]
-    return cache_root() / "cache" / f"{SPLIT_NAME}-{key}"
+    return cache_root() / "cache" / f"{SPLIT_NAME}-{key}-v{CACHE_VERSION}"
 
 
 def build_splits(source: str | None = None, progress: bool = False) -> Splits:
@@ -267,10 +280,10 @@ def build_splits(source: str | None = None, progress: bool = False) -> Splits:
     contents = {raw.key: _verify(paths[raw.key], raw) for raw in RAW_FILES}
     attack_types = parse_attack_types(contents["attack_types"])
     train_all = annotate(parse_raw_lines(contents["train"]), attack_types)
-    train = train_all[train_all["attack"] == NORMAL][list(FEATURES)]
+    train = train_all[train_all["attack"] == NORMAL][list(RAW_COLUMNS)]
     validation, test = reference_split(annotate(parse_raw_lines(contents["test"]), attack_types))
     checksums = {raw.key: raw.sha256 for raw in RAW_FILES}
-    splits = Splits(train=train, validation=validation, test=test, checksums=checksums)
+    splits = Splits(train=train, validation=validation, test=test, checksums=checksums, labelled_train=train_all)
     _write_cache(splits, paths)
     return splits
 
@@ -280,7 +293,7 @@ def _write_cache(splits: Splits, paths: dict[str, Path]) -> None:
     tmp = folder.with_name(folder.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    for name in ("train", "validation", "test"):
+    for name in ("train", "validation", "test", "labelled_train"):
         getattr(splits, name).to_parquet(tmp / f"{name}.parquet")
     meta = {"checksums": splits.checksums, "raw_paths": {k: str(p.resolve()) for k, p in paths.items()},
             "raw_fingerprint": _fingerprint(paths)}
@@ -296,6 +309,7 @@ def _read_cache() -> Splits | None:
         import pandas as pd
 
         frames = {n: pd.read_parquet(folder / f"{n}.parquet") for n in ("train", "validation", "test")}
+        frames["labelled_train"] = _LazyFrame(folder / "labelled_train.parquet")
     except (OSError, ValueError):
         return None
     # Rebuild when the raw files it was built from changed on disk since.
@@ -304,6 +318,29 @@ def _read_cache() -> Splits | None:
         if _fingerprint(raw_paths) != meta.get("raw_fingerprint"):
             return None
     return Splits(**frames, checksums=meta["checksums"])
+
+
+class _LazyFrame:
+    """The labelled training file is read only by training the supervised models: read it on first use."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def load(self) -> pd.DataFrame:
+        import pandas as pd
+
+        return pd.read_parquet(self.path)
+
+
+def labelled_train(splits: Splits) -> pd.DataFrame:
+    """The whole labelled 10% training file (attacks included), read from the cache on first use."""
+    frame = splits.labelled_train
+    if isinstance(frame, _LazyFrame):
+        frame = splits.labelled_train = frame.load()
+    if frame is None:
+        raise DataError("These splits were built without the labelled training file; rebuild them "
+                        "(python -m anodet train rebuilds them when needed).")
+    return frame
 
 
 def load_splits(source: str | None = None, rebuild: bool = False) -> Splits:

@@ -7,14 +7,14 @@ import pandas as pd
 
 from anodet import evaluate
 from anodet.data import Splits
-from anodet.schema import ATTACK_CATEGORIES, FEATURES, label_column
+from anodet.schema import ATTACK_CATEGORIES, label_column
 from anodet.scorer import score_rows
 from anodet.store import Store
 
 
 def score_frame(store: Store, frame: pd.DataFrame, names: list[str] | None = None) -> dict[str, np.ndarray]:
-    """Every named detector's scores for the records of ``frame`` (raw features), by the one scoring routine."""
-    return score_rows(store, frame[list(FEATURES)].to_numpy(dtype=np.float64), names).by_detector
+    """Every named detector's scores for the records of ``frame`` (raw columns), by the one scoring routine."""
+    return score_rows(store, frame, names).by_detector
 
 
 def leaderboard(store: Store, splits: Splits, view: str, scores: dict[str, np.ndarray],
@@ -28,7 +28,9 @@ def leaderboard(store: Store, splits: Splits, view: str, scores: dict[str, np.nd
     rows = []
     for name, s in scores.items():
         threshold = (thresholds or {}).get(name, store.default_threshold(name, view))
-        row = {"detector": name, "name": store.entry(name)["display_name"], "threshold": threshold,
+        entry = store.entry(name)
+        row = {"detector": name, "name": entry["display_name"], "feature_set": entry["feature_set"],
+               "supervised": entry["family"] == "supervised", "threshold": threshold,
                **evaluate.summary(y, s, threshold)}
         rates = evaluate.detection_rates(s, threshold, categories)
         row.update({f"detect_{c}": rates.get(c, np.nan) for c in ATTACK_CATEGORIES})

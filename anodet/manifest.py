@@ -25,7 +25,7 @@ from anodet.schema import LABEL_VIEWS
 MANIFEST = "manifest.json"
 SIGNATURE = "manifest.sig"
 KEY_ENV = "ANODET_STORE_KEY"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 TRAIN_HINT = "Run `python -m anodet train` to rebuild the store, or `git checkout models_store` to restore the committed one."
 
 
@@ -35,7 +35,7 @@ class StoreError(RuntimeError):
 
 _HEX64 = {"type": "string", "pattern": "^[0-9a-f]{64}$"}
 # A relative POSIX path with no empty, "." or ".." part: it cannot name anything outside the store.
-_SAFE_PART = r"(?!\.{1,2}(?:/|$))[A-Za-z0-9_.-]+"
+_SAFE_PART = r"(?!\.{1,2}(?:/|$))[A-Za-z0-9_.@-]+"
 _NUMBER = {"type": "number"}
 # Long number arrays (quantiles) are checked by one keyword rather than item by item: 20x faster.
 _QUANTILES = {"type": "array", "minItems": 1, "numbers": True}
@@ -51,23 +51,32 @@ def _per_view(schema: dict[str, Any]) -> dict[str, Any]:
             "properties": {view: schema for view in LABEL_VIEWS}}
 
 
+_SET_NAME = r"[a-z0-9_]+"
+_MEMBER = {"type": "string", "pattern": "^(?:" + "|".join(REGISTRY) + f")(?:@{_SET_NAME})?$"}
+
+
+def _key(kind: str) -> str:
+    """The pattern of the names a detector of ``kind`` is stored under: ``kind`` or ``kind@set``."""
+    return f"^{kind}(?:@{_SET_NAME})?$"
+
+
 def _entry(name: str) -> dict[str, Any]:
-    """The schema of detector ``name``'s entry: its files live in ``name/`` and include params.json."""
+    """The schema of an entry of detector kind ``name``; its files live in its own folder (checked after)."""
     has_members = {"required": ["params"],
                    "properties": {"params": {"required": ["members"], "properties": {"members": {"minItems": 1}}}}}
     return {
         "type": "object",
-        "required": ["class", "display_name", "family", "files", "params", "seed", "thresholds",
+        "required": ["class", "display_name", "family", "feature_set", "files", "params", "seed", "thresholds",
                      "validation_quantiles", "metrics"],
         "properties": {
             "class": {"const": REGISTRY[name]},
             "display_name": {"type": "string"},
-            "family": {"enum": ["neural", "classical", "ensemble"]},
-            "files": {**_files(f"{name}/"), "required": [f"{name}/params.json"]},
+            "family": {"enum": ["neural", "classical", "ensemble", "supervised"]},
+            "feature_set": {"type": "string", "pattern": f"^{_SET_NAME}$"},
+            "files": _files(f"{name}(?:@{_SET_NAME})?/"),
             "params": {"type": "object", "properties": {
-                "members": {"type": "array", "uniqueItems": True, "items": {"enum": list(REGISTRY)}}}},
-            "members": {"type": "object", "propertyNames": {"enum": list(REGISTRY)},
-                        "additionalProperties": _files("")},
+                "members": {"type": "array", "uniqueItems": True, "items": _MEMBER}}},
+            "members": {"type": "object", "propertyNames": _MEMBER, "additionalProperties": _files("")},
             "seed": {"type": "integer"},
             "train_seconds": {"type": "number", "minimum": 0},
             "train_rows": {"type": "integer", "minimum": 1},
@@ -84,18 +93,20 @@ def _entry(name: str) -> dict[str, Any]:
 SCHEMA: dict[str, Any] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
     "type": "object",
-    "required": ["format", "detectors", "scaler", "data"],
+    "required": ["format", "detectors", "feature_sets", "data"],
     "properties": {
         "format": {"const": FORMAT_VERSION},
         "created": {"type": "string"},
         "data": {"type": "object", "required": ["checksums"], "properties": {
             "checksums": {"type": "object", "additionalProperties": {"type": "string"}}}},
         "versions": {"type": "object", "additionalProperties": {"type": "string"}},
-        "scaler": {"type": "object", "required": ["file", "sha256"], "properties": {
-            "file": {"type": "string", "pattern": f"^{_SAFE_PART}$"},
-            "sha256": _HEX64}},
+        "feature_sets": {"type": "object", "minProperties": 1,
+                         "propertyNames": {"pattern": f"^{_SET_NAME}$"},
+                         "additionalProperties": {"type": "object", "required": ["file", "sha256"], "properties": {
+                             "file": {"type": "string", "pattern": f"^featuresets/{_SAFE_PART}$"},
+                             "sha256": _HEX64}}},
         "detectors": {"type": "object", "additionalProperties": False,
-                      "properties": {name: _entry(name) for name in REGISTRY}},
+                      "patternProperties": {_key(kind): _entry(kind) for kind in REGISTRY}},
     },
 }
 
@@ -136,8 +147,21 @@ def parse(raw: bytes, where: Path) -> dict[str, Any]:
         at = ".".join(str(p) for p in error.absolute_path) or "top level"
         message = error.message.replace("None", "null") if error.instance is None else error.message
         raise StoreError(f"{where} is not a valid anodet manifest (at {at}: {message}). {TRAIN_HINT}")
+    _check_entries(manifest, where)
     _check_members(manifest["detectors"], where)
     return manifest
+
+
+def _check_entries(manifest: dict[str, Any], where: Path) -> None:
+    """Each detector's files live in its own folder (with its params.json) and its feature set is in the store."""
+    for name, entry in manifest["detectors"].items():
+        outside = [f for f in entry["files"] if not f.startswith(f"{name}/")]
+        if outside or f"{name}/params.json" not in entry["files"]:
+            what = f"lists {outside[0]} outside its folder" if outside else f"does not list {name}/params.json"
+            raise StoreError(f"{where} is not a valid anodet manifest (detector {name} {what}). {TRAIN_HINT}")
+        if entry["feature_set"] not in manifest["feature_sets"]:
+            raise StoreError(f"{where} is not a valid anodet manifest (detector {name} uses feature set "
+                             f"{entry['feature_set']!r}, which the store does not hold). {TRAIN_HINT}")
 
 
 def _check_members(detectors: dict[str, Any], where: Path) -> None:

@@ -1,4 +1,4 @@
-"""Column names, the 18 model features, label views and attack categories of KDD Cup 99."""
+"""Column names, numeric and text columns, the reference's 18 features, label views and attack categories of KDD Cup 99."""
 
 from __future__ import annotations
 
@@ -17,6 +17,9 @@ RAW_COLUMNS: tuple[str, ...] = (
 
 TEXT_COLUMNS: tuple[str, ...] = ("protocol_type", "service", "flag")
 
+NUMERIC_COLUMNS: tuple[str, ...] = tuple(c for c in RAW_COLUMNS if c not in TEXT_COLUMNS)
+"""The 38 numeric columns of a KDD record: parsed as numbers wherever an input names them."""
+
 FEATURES: tuple[str, ...] = (
     "srv_count", "serror_rate", "srv_serror_rate", "rerror_rate", "srv_rerror_rate",
     "same_srv_rate", "diff_srv_rate", "srv_diff_host_rate", "dst_host_count",
@@ -24,9 +27,7 @@ FEATURES: tuple[str, ...] = (
     "dst_host_same_src_port_rate", "dst_host_srv_diff_host_rate", "dst_host_serror_rate",
     "dst_host_srv_serror_rate", "dst_host_rerror_rate", "dst_host_srv_rerror_rate",
 )
-"""The 18 continuous features the reference prototype (and every anodet detector) uses."""
-
-N_FEATURES = len(FEATURES)
+"""The 18 continuous features of the reference prototype (the ``kdd18`` feature set)."""
 
 NORMAL = "normal"
 NOVEL = "novel"

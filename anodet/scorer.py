@@ -3,10 +3,13 @@
 Used by the leaderboard, the dashboard, the CSV/upload pipeline and the stream alike, so a
 record gets the same score whichever way it arrives.
 
-*Fail closed.* A record far outside the training range (any feature more than
+Rows arrive as one matrix over the raw columns the chosen detectors' feature sets need
+(:class:`anodet.encoding.InputEncoder`); each feature set turns it into its detectors' input.
+
+*Fail closed.* A record far outside a feature set's training range (any feature more than
 :data:`SATURATION_RANGES` training ranges beyond it, or so large it overflows) is scored
-``+inf`` by every detector: it is flagged at any finite threshold. Detectors only ever see
-rows inside that box, where each one returns finite scores.
+``+inf`` by every detector on that set: it is flagged at any finite threshold. Detectors only
+ever see rows inside that box, where each one returns finite scores.
 """
 
 from __future__ import annotations
@@ -18,11 +21,12 @@ from typing import Any
 
 import numpy as np
 
+from anodet.encoding import SATURATION_RANGES
+from anodet.featureset import kind_of
+
 logger = logging.getLogger(__name__)
 
-SATURATION_RANGES = 10.0
-"""How many training ranges beyond a feature's training range a value may lie before the record is
-scored +inf (fail closed) rather than handed to the detectors."""
+__all__ = ["SATURATION_RANGES", "Scorer", "Scores", "default_detectors", "plan", "score_rows"]
 
 DEFAULT_EXCLUDED: tuple[str, ...] = ("lof", "seq2seq")
 """Detectors left out by default when scoring files: they score far slower than the rest."""
@@ -35,7 +39,7 @@ _COST_ORDER = ("lof", "seq2seq", "ocsvm", "autoencoder", "vae", "bigan", "ifores
 
 def default_detectors(available: list[str]) -> list[str]:
     """The default selection for scoring files: every stored detector but the slow ones."""
-    return [n for n in available if n not in DEFAULT_EXCLUDED]
+    return [n for n in available if kind_of(n) not in DEFAULT_EXCLUDED]
 
 
 @dataclass
@@ -56,53 +60,62 @@ def plan(store: Any, names: list[str]) -> tuple[list[str], list[str]]:
     combined = [n for n in names if store.detector(n).members]
     base = list(dict.fromkeys([*(n for n in names if n not in combined),
                                *(m for n in combined for m in store.detector(n).members)]))
-    base.sort(key=lambda n: _COST_ORDER.index(n) if n in _COST_ORDER else len(_COST_ORDER))
+    base.sort(key=lambda n: _COST_ORDER.index(kind_of(n)) if kind_of(n) in _COST_ORDER else len(_COST_ORDER))
     return base, combined
 
 
-def scale(store: Any, X_raw: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(scaled float32 rows inside the saturation box, out-of-range mask, saturated mask)."""
-    scaler = store.scaler
-    X_raw = np.asarray(X_raw, dtype=np.float64)
-    with np.errstate(over="ignore", invalid="ignore"):
-        scaled = (X_raw - scaler.data_min_) / scaler.scale_
-    inside = (scaled >= -SATURATION_RANGES) & (scaled <= 1.0 + SATURATION_RANGES)
-    saturated = ~inside.all(axis=1)
-    out_of_range = np.any((X_raw < scaler.data_min_) | (X_raw > scaler.data_max_), axis=1) | saturated
-    return scaled[~saturated].astype(np.float32), out_of_range, saturated
+def encode(store: Any, rows: Any, names: list[str]) -> np.ndarray:
+    """``rows`` as the encoded matrix of ``names``' feature sets: a DataFrame or mapping of raw
+    columns is encoded; an array is taken as already encoded (columns in the encoder's order)."""
+    encoder = store.encoder(names)
+    if isinstance(rows, np.ndarray):
+        if rows.ndim != 2 or rows.shape[1] != encoder.width:
+            raise ValueError(f"expected rows of {encoder.width} columns ({', '.join(encoder.columns)}), "
+                             f"got shape {rows.shape}")
+        return np.asarray(rows, dtype=np.float64)
+    return encoder.encode_frame(rows)
 
 
-def _score_base(store: Any, base: list[str], X: np.ndarray, seconds: dict[str, float] | None) -> dict[str, np.ndarray]:
-    out = {}
-    for name in base:
-        t0 = time.perf_counter()
-        out[name] = np.asarray(store.detector(name).score(X), dtype=np.float64)
-        if seconds is not None:
-            seconds[name] = seconds.get(name, 0.0) + time.perf_counter() - t0
-    return out
-
-
-def score_rows(store: Any, X_raw: np.ndarray, names: list[str] | None = None,
+def score_rows(store: Any, rows: Any, names: list[str] | None = None,
                seconds: dict[str, float] | None = None) -> Scores:
-    """Every named detector's scores (default: all stored) for raw feature rows (FEATURES order).
+    """Every named detector's scores (default: all stored) for raw rows.
 
-    Each detector spreads a large batch over the cores itself (row blocks in a thread pool,
-    :mod:`anodet.detectors.parallel`). ``seconds`` (optional) accumulates the time per base detector.
+    ``rows``: a DataFrame (or mapping) of raw columns, or the matrix ``store.encoder(names)``
+    encodes them to. Each detector spreads a large batch over the cores itself (row blocks in a
+    thread pool, :mod:`anodet.detectors.parallel`). ``seconds`` (optional) accumulates the time
+    per base detector.
     """
     names = list(names or store.names)
     base, combined = plan(store, names)
-    X, out_of_range, saturated = scale(store, X_raw)
-    raw = _score_base(store, base, X, seconds)
+    M = encode(store, rows, names)
+    encoder = store.encoder(names)
+    n = len(M)
+    out_of_range = np.zeros(n, dtype=bool)
+    any_saturated = np.zeros(n, dtype=bool)
+    inputs = {}
+    for fs in encoder.sets:
+        got = encoder.transform(M, fs)
+        inputs[fs] = got
+        out_of_range |= got.out_of_range
+        any_saturated |= got.saturated
+    raw: dict[str, np.ndarray] = {}
+    for name in base:
+        got = inputs[store.feature_set_of(name)]
+        t0 = time.perf_counter()
+        raw[name] = np.asarray(store.detector(name).score(got.X), dtype=np.float64)
+        if seconds is not None:
+            seconds[name] = seconds.get(name, 0.0) + time.perf_counter() - t0
     for name in combined:
         raw[name] = np.asarray(store.detector(name).score_from_members(raw), dtype=np.float64)
     by_detector = {}
     for name in names:
-        full = np.full(len(saturated), np.inf)
+        saturated = inputs[store.feature_set_of(name)].saturated
+        full = np.full(n, np.inf)
         full[~saturated] = raw[name]
         by_detector[name] = full
-    if saturated.any():
-        logger.info("%d row(s) far outside the training range scored +inf", int(saturated.sum()))
-    return Scores(by_detector, out_of_range, saturated)
+    if any_saturated.any():
+        logger.info("%d row(s) far outside the training range scored +inf", int(any_saturated.sum()))
+    return Scores(by_detector, out_of_range, any_saturated)
 
 
 def distinct_rows(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -130,6 +143,58 @@ def distinct_rows(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return first, codes
 
 
+def encode_chunk(encoder: Any, chunk: Any, rows: np.ndarray) -> np.ndarray:
+    """The encoded matrix of a parsed chunk's ``rows``: numeric columns from its features, text from its table.
+
+    A column the encoder needs but the chunk lacks is an InputError naming it.
+    """
+    position = {c: j for j, c in enumerate(chunk.numeric_columns)}
+    lacking = [c for c in encoder.columns if c not in position and c not in chunk.table.column_names]
+    if lacking:
+        from anodet.reader import InputError
+
+        raise InputError(f"the input lacks the column(s) {_listed(lacking)} the detector needs")
+
+    def column(name: str) -> Any:
+        if name in position:
+            return chunk.features[rows, position[name]]
+        return chunk.table.column(name).take(rows)
+
+    return encoder.encode(column, len(rows))
+
+
+def applicable(store: Any, names: list[str], columns: Any) -> tuple[list[str], str]:
+    """(the detectors of ``names`` an input with ``columns`` can feed, a sentence on those skipped).
+
+    A detector needs every raw column of its feature set. An input that feeds none of them is an
+    InputError naming, per feature set, the columns it lacks.
+    """
+    from anodet.reader import InputError
+
+    have = set(columns)
+    missing_by_set: dict[str, list[str]] = {}
+    for fs in dict.fromkeys(store.feature_set_of(n) for n in names):
+        missing_by_set[fs] = [c for c in store.feature_set(fs).raw_columns if c not in have]
+    usable = [n for n in names if not missing_by_set[store.feature_set_of(n)]]
+    lacking = {fs: m for fs, m in missing_by_set.items() if m}
+    if not usable:
+        raise InputError("The input lacks columns every chosen detector needs: " + "; ".join(
+            f"the {fs} detectors need {_listed(m)}" for fs, m in lacking.items())
+            + ". Add those columns (any order), or send raw KDD records.")
+    if not lacking:
+        return usable, ""
+    parts = []
+    for fs, missing in lacking.items():
+        skipped = [n for n in names if store.feature_set_of(n) == fs]
+        parts.append(f"{', '.join(skipped)} (feature set {fs}; they need {_listed(missing)})")
+    return usable, "Skipped " + "; ".join(parts) + " because the input lacks those columns."
+
+
+def _listed(columns: list[str], limit: int = 8) -> str:
+    shown = ", ".join(columns[:limit])
+    return shown + (f" and {len(columns) - limit} more" if len(columns) > limit else "")
+
+
 class Scorer:
     """:func:`score_rows` for a stream of batches, scoring each distinct row once.
 
@@ -149,11 +214,27 @@ class Scorer:
             raise InputError("No detector chosen. Choose at least one detector to score with.")
         self.store, self.names = store, list(names)
         plan(store, self.names)  # loads every detector now, so a broken store fails before any input is read
+        self.skipped_note = ""
         self.seconds: dict[str, float] = {}
         self.rows_scored = 0  # distinct rows actually scored
         self._cache: dict[bytes, int] = {}
         self._cached = np.empty((0, len(self.names) + 2))
         self._cache_rows = cache_rows
+
+    @property
+    def encoder(self) -> Any:
+        return self.store.encoder(self.names)
+
+    def adapt(self, columns: Any) -> str:
+        """Keep the chosen detectors an input with ``columns`` can feed; return the sentence saying
+        which were skipped ("" when none). Call before the first batch."""
+        self.names, self.skipped_note = applicable(self.store, self.names, columns)
+        self._cached = np.empty((0, len(self.names) + 2))
+        return self.skipped_note
+
+    def encode_chunk(self, chunk: Any, rows: np.ndarray) -> np.ndarray:
+        """The encoded matrix of a parsed chunk's ``rows``."""
+        return encode_chunk(self.encoder, chunk, rows)
 
     def _score_distinct(self, X_raw: np.ndarray) -> np.ndarray:
         """(n, detectors + 2): each chosen detector's score, then out-of-range and saturated flags."""

@@ -33,7 +33,7 @@ from anodet.reader import (
     describe_problems,
     read_chunks,
 )
-from anodet.schema import FEATURES, LABEL_VIEWS
+from anodet.schema import LABEL_VIEWS
 from anodet.scorer import Scorer
 
 OK = "scored"
@@ -103,6 +103,8 @@ class Summary:
     seconds: float = 0.0
     detector_seconds: dict[str, float] = field(default_factory=dict)
     distinct_rows: int = 0  # rows the detectors actually scored (each distinct row once)
+    skipped_detectors: str = ""  # the sentence on detectors the input's columns could not feed
+    unseen_categories: Counter = field(default_factory=Counter)  # column → rows with a category unseen in training
 
     def metrics(self, view: str) -> dict[str, dict[str, float]]:
         """Precision, recall, F1… per detector at its threshold, from the streamed confusion counts."""
@@ -122,6 +124,11 @@ class Summary:
         """The human summary (CLI and page share it)."""
         out = [f"Rows read: {self.rows_read:,}; scored: {self.rows_scored:,}; skipped: {self.rows_skipped:,}; "
                f"outside the training range (scored, marked out_of_range): {self.out_of_range:,}."]
+        if self.skipped_detectors:
+            out.append(self.skipped_detectors)
+        if self.unseen_categories:
+            out.append("Categories never seen in training (scored in the 'other' bucket, marked out_of_range): "
+                       + ", ".join(f"{c} ({n:,} rows)" for c, n in self.unseen_categories.most_common()) + ".")
         if self.saturated:
             out.append(f"{self.saturated:,} row(s) lie far outside the training range (over 10 training ranges): "
                        "scored +inf and flagged by every detector.")
@@ -136,13 +143,20 @@ class Summary:
         return out
 
 
-def _range_columns(scorer: Scorer, X: np.ndarray, out_of_range: np.ndarray) -> Counter:
+def _range_columns(scorer: Scorer, X: np.ndarray, out_of_range: np.ndarray) -> tuple[Counter, Counter]:
+    """(numeric column → rows outside its training range, categorical column → rows with an unseen category)."""
     if not out_of_range.any():
-        return Counter()
-    scaler = scorer.store.scaler
+        return Counter(), Counter()
+    encoder = scorer.encoder
     rows = X[out_of_range]
-    outside = ((rows < scaler.data_min_) | (rows > scaler.data_max_)).sum(axis=0)
-    return Counter({FEATURES[j]: int(c) for j, c in enumerate(outside) if c})
+    numeric: Counter = Counter()
+    for name in encoder.sets:
+        got = encoder.transform(rows, name)
+        cols = encoder.sets[name].numeric_columns
+        for column, count in zip(cols, got.outside_columns.sum(axis=0), strict=True):
+            if count:
+                numeric[column] = max(numeric[column], int(count))
+    return numeric, Counter({c: n for c, n in encoder.unseen(rows).items() if n})
 
 
 def results_table(chunk: Chunk, scores: Any, names: list[str], thresholds: dict[str, float]) -> pa.Table:
@@ -191,6 +205,10 @@ def score_source(
 
     def on_layout(layout: Layout) -> None:
         summary.layout = layout
+        summary.skipped_detectors = scorer.adapt(layout.columns)
+        if scorer.names != summary.names:
+            summary.names = list(scorer.names)
+            summary.flagged = dict.fromkeys(scorer.names, 0)
 
     fraction = [0.0]  # set by the reading thread; progress is reported from this one (a page's thread)
     chunks = read_chunks(source, name, chunk_bytes, limits, on_layout, lambda f: fraction.__setitem__(0, f))
@@ -205,16 +223,18 @@ def score_source(
         summary.rows_skipped += len(bad)
         summary.rows_scored += n - len(bad)
         good = np.flatnonzero(chunk.valid)
-        X = chunk.features[good]
+        X = scorer.encode_chunk(chunk, good)
         scores = scorer.score(X)
         summary.out_of_range += int(scores.out_of_range.sum())
         summary.saturated += int(scores.saturated.sum())
-        summary.out_of_range_columns.update(_range_columns(scorer, X, scores.out_of_range))
-        _count(summary, chunk, good, scores, names, thresholds)
+        numeric, unseen = _range_columns(scorer, X, scores.out_of_range)
+        summary.out_of_range_columns.update(numeric)
+        summary.unseen_categories.update(unseen)
+        _count(summary, chunk, good, scores, summary.names, thresholds)
         if on_scores and summary.layout is not None:
             on_scores(chunk, scores, summary.layout)
         if sink:
-            sink(results_table(chunk, scores, names, thresholds))
+            sink(results_table(chunk, scores, summary.names, thresholds))
         del chunk
         if progress:
             progress(fraction[0], summary.rows_read)

@@ -15,6 +15,8 @@ from typing import Any
 import numpy as np
 
 from anodet.detectors import REGISTRY, Detector, detector_class
+from anodet.encoding import InputEncoder
+from anodet.featureset import FeatureSet, kind_of
 from anodet.manifest import (
     FORMAT_VERSION,
     KEY_ENV,
@@ -27,17 +29,16 @@ from anodet.manifest import (
     parse,
     signature,
 )
-from anodet.scaler import MinMaxScaler
 from anodet.swap import StoreLock, leftovers, recover, sibling, wait_for_swap
 
-__all__ = ["FORMAT_VERSION", "MANIFEST", "SCALER_FILE", "STORE_ENV", "TRAIN_HINT", "Store", "StoreError",
+__all__ = ["FEATURE_SET_DIR", "FORMAT_VERSION", "MANIFEST", "STORE_ENV", "TRAIN_HINT", "Store", "StoreError",
            "default_root", "file_hashes", "sha256_file", "write_store"]
 
 logger = logging.getLogger(__name__)
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 STORE_ENV = "ANODET_STORE"
-SCALER_FILE = "scaler.npz"
+FEATURE_SET_DIR = "featuresets"
 
 
 def default_root() -> Path:
@@ -85,7 +86,8 @@ class Store:
         self.manifest = manifest
         self.hash = manifest_hash
         self._detectors: dict[str, Detector] = {}
-        self._scaler: MinMaxScaler | None = None
+        self._feature_sets: dict[str, FeatureSet] = {}
+        self._encoders: dict[tuple[str, ...], InputEncoder] = {}
 
     @classmethod
     def open(cls, root: Path | None = None) -> Store:
@@ -102,8 +104,51 @@ class Store:
 
     @property
     def names(self) -> list[str]:
-        """Detector names in the store, in registry order."""
-        return [n for n in REGISTRY if n in self.manifest["detectors"]]
+        """Detector names in the store: feature set by feature set, each in registry order."""
+        order = {kind: i for i, kind in enumerate(REGISTRY)}
+        sets = {fs: i for i, fs in enumerate(self.feature_sets)}
+        return sorted(self.manifest["detectors"],
+                      key=lambda n: (sets.get(self.feature_set_of(n), len(sets)), order.get(kind_of(n), len(order))))
+
+    @property
+    def feature_sets(self) -> list[str]:
+        """The feature sets of the store, in manifest order."""
+        return list(self.manifest["feature_sets"])
+
+    def feature_set_of(self, name: str) -> str:
+        """The feature set detector ``name`` was trained on."""
+        return str(self.entry(name)["feature_set"])
+
+    def feature_set(self, name: str) -> FeatureSet:
+        """The fitted feature set ``name`` (hash-checked when first read)."""
+        if name not in self._feature_sets:
+            try:
+                info = self.manifest["feature_sets"][name]
+            except KeyError:
+                raise StoreError(f"Feature set {name!r} is not in the store at {self.root}; it holds "
+                                 f"{', '.join(self.feature_sets)}.") from None
+            path = self._verified(info["file"], info["sha256"])
+            try:
+                fitted = FeatureSet.load(path)
+            except (OSError, ValueError) as exc:
+                raise StoreError(f"Cannot read the feature set {path}: {exc}. {TRAIN_HINT}") from None
+            if fitted.name != name:
+                raise StoreError(f"{path} holds feature set {fitted.name!r}, but {MANIFEST} lists it as {name!r}. "
+                                 f"{TRAIN_HINT}")
+            self._feature_sets[name] = fitted
+        return self._feature_sets[name]
+
+    def feature_set_for(self, detector: str) -> FeatureSet:
+        """The fitted feature set detector ``detector`` takes its input from."""
+        return self.feature_set(self.feature_set_of(detector))
+
+    def encoder(self, names: list[str] | None = None) -> InputEncoder:
+        """The input encoder for the feature sets that ``names`` (default: every detector) use."""
+        wanted = {self.feature_set_of(n) for n in (names or self.names)}
+        key = tuple(fs for fs in self.feature_sets if fs in wanted)
+        if key not in self._encoders:
+            self._encoders[key] = InputEncoder([self.feature_set(fs) for fs in key])
+        return self._encoders[key]
 
     def entry(self, name: str) -> dict[str, Any]:
         try:
@@ -157,17 +202,6 @@ class Store:
                              f"be verified; refusing to load {name!r}. Delete the file, or: {TRAIN_HINT}")
         return folder
 
-    @property
-    def scaler(self) -> MinMaxScaler:
-        if self._scaler is None:
-            info = self.manifest["scaler"]
-            path = self._verified(info["file"], info["sha256"])
-            try:
-                self._scaler = MinMaxScaler.load(path)
-            except (OSError, ValueError, KeyError) as exc:
-                raise StoreError(f"Cannot read the scaler {path}: {exc}. {TRAIN_HINT}") from None
-        return self._scaler
-
     def detector(self, name: str) -> Detector:
         """The fitted detector ``name``, loaded on first use with the members it is built on."""
         return self._load(name, ())
@@ -180,7 +214,7 @@ class Store:
         entry = self.entry(name)
         folder = self._checked_folder(name, entry["files"])
         try:
-            detector = detector_class(name).load(folder)
+            detector = detector_class(kind_of(name)).load(folder)
         except Exception as exc:  # any loader failure is a store problem, told as one sentence
             raise StoreError(f"Cannot load detector {name!r} from {folder}: {exc}. {TRAIN_HINT}") from None
         if detector.members != entry["params"].get("members", []):
@@ -200,13 +234,17 @@ class Store:
 
     def verify(self) -> None:
         """Check every listed file against its hash without loading any model (StoreError if one fails)."""
-        self._verified(self.manifest["scaler"]["file"], self.manifest["scaler"]["sha256"])
+        for info in self.manifest["feature_sets"].values():
+            self._verified(info["file"], info["sha256"])
         for name in self.names:
             self._checked_folder(name, self.entry(name)["files"])
 
-    def score_raw(self, name: str, X_raw: np.ndarray) -> np.ndarray:
-        """Scores of raw (unscaled) feature rows."""
-        return self.detector(name).score(self.scaler.transform(X_raw))
+    def score_raw(self, name: str, rows: Any) -> np.ndarray:
+        """Scores of raw rows straight from the detector (no saturation box): a DataFrame of raw columns, or
+        for a feature set without categorical columns a numeric matrix in its column order."""
+        fs = self.feature_set_for(name)
+        X = fs.transform(rows) if isinstance(rows, np.ndarray) else fs.transform_frame(rows)
+        return self.detector(name).score(X)
 
     def thresholds(self, name: str, view: str) -> dict[str, float]:
         """Threshold presets chosen on the validation split for a label view."""

@@ -92,11 +92,24 @@ class StreamConfig:
 
 @dataclass
 class Detection:
-    """What the scorer applies: a detector's name, its threshold, and raw rows → scores."""
+    """What the scorer applies: a detector's name, its threshold, encoded rows → scores, and how a
+    parsed chunk's rows are encoded (default: its numeric columns as they are)."""
 
     name: str
     threshold: float
     score: Callable[[np.ndarray], np.ndarray]
+    encode: Callable[[Any, np.ndarray], np.ndarray] | None = None
+    value_columns: tuple[str, ...] = ()  # the numeric columns an alert's "values" show
+
+    @classmethod
+    def from_store(cls, store: Any, name: str, threshold: float) -> Detection:
+        """Detector ``name`` of ``store``, scored by the one scoring routine."""
+        from anodet.scorer import encode_chunk, score_rows
+
+        encoder = store.encoder([name])
+        return cls(name, threshold, lambda M: score_rows(store, M, [name]).by_detector[name],
+                   lambda chunk, rows: encode_chunk(encoder, chunk, rows),
+                   tuple(store.feature_set_for(name).numeric_columns))
 
 
 @dataclass
@@ -127,7 +140,7 @@ class Pipeline:
         self.error: BaseException | None = None
         self._scorer_dead = threading.Event()
         self._stderr_rejects = 0
-        self._formatter = AlertFormatter(detection.name, detection.threshold)
+        self._formatter = AlertFormatter(detection.name, detection.threshold, detection.value_columns)
 
     @property
     def threshold(self) -> float:
@@ -321,7 +334,15 @@ class Pipeline:
         if len(parsed) != len(lines):  # cannot happen with lines split as the reader splits them; be safe
             raise RuntimeError(f"parsed {len(parsed)} rows from {len(lines)} lines")
         ok = parsed.valid.copy()
-        X = parsed.features[ok]
+        if self.detection.encode is None:
+            X = parsed.features[ok]
+        else:
+            try:
+                X = self.detection.encode(parsed, np.flatnonzero(ok))
+            except InputError as exc:  # a header that lacks the detector's columns: every line says so
+                for i, raw in enumerate(lines):
+                    self._write_reject(int(line_numbers[i]), str(exc), raw)
+                return 0, 0, len(lines)
         scores, failed = self._scores(X)
         good = np.flatnonzero(ok)
         for pos in good[failed]:
@@ -339,7 +360,11 @@ class Pipeline:
             labels = (table.column(layout.label).to_pylist() if layout.label else [None] * len(rows))
             labels = [lab if lab else None for lab in labels]
             fields = (list(zip(*(table.column(c).to_pylist() for c in names), strict=True)) if names else None)
-            out = self._formatter.lines(parsed.features[rows], scores[flagged], records[rows], line_numbers[rows],
+            values = parsed.features[rows]
+            if self.detection.value_columns:
+                position = {c: j for j, c in enumerate(parsed.numeric_columns)}
+                values = values[:, [position[c] for c in self.detection.value_columns if c in position]]
+            out = self._formatter.lines(values, scores[flagged], records[rows], line_numbers[rows],
                                         labels, fields, names)
             self.outputs.alerts.write("".join(out))
             if self.outputs.webhook:

@@ -13,6 +13,7 @@ import platform
 import shutil
 import sys
 import time
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -21,14 +22,15 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from anodet import evaluate
-from anodet.data import SPLIT_NAME, Splits, load_splits
+from anodet.data import SPLIT_NAME, Splits, labelled_train, load_splits
 from anodet.detectors import REGISTRY, Detector, create, detector_class
-from anodet.scaler import MinMaxScaler
-from anodet.schema import FEATURES, LABEL_VIEWS
+from anodet.featureset import BUILTIN, FeatureSet, kind_of, qualified, set_of_name
+from anodet.hyperparams import chosen_params
+from anodet.schema import LABEL_VIEWS, NORMAL
 from anodet.store import (
+    FEATURE_SET_DIR,
     FORMAT_VERSION,
     MANIFEST,
-    SCALER_FILE,
     Store,
     StoreError,
     default_root,
@@ -52,8 +54,53 @@ def library_versions() -> dict[str, str]:
     return versions
 
 
-def _features(frame) -> np.ndarray:
-    return frame[list(FEATURES)].to_numpy(dtype=np.float64)
+def all_names(feature_sets: list[str] | None = None) -> list[str]:
+    """Every detector a full training writes: each kind on each feature set, in the order shown."""
+    return [qualified(kind, fs) for fs in (feature_sets or list(BUILTIN)) for kind in REGISTRY]
+
+
+def expand_names(names: list[str] | None, feature_sets: list[str] | None = None) -> list[str]:
+    """Stored names for ``names``: a kind (``pca``) means it on every chosen feature set; ``pca@kdd41`` itself."""
+    everything = all_names(feature_sets)
+    if not names:
+        return everything
+    wanted = set()
+    for name in names:
+        if "@" in name:
+            wanted.add(name)
+        else:
+            wanted.update(n for n in everything if kind_of(n) == name)
+    unknown = sorted(wanted - set(all_names()))
+    if unknown:
+        raise ValueError(f"unknown detector(s) {', '.join(unknown)}; choose from {', '.join(all_names())}")
+    return [n for n in all_names() if n in wanted]
+
+
+@dataclass
+class SetData:
+    """One feature set, fitted, and the splits transformed by it."""
+
+    feature_set: FeatureSet
+    train: np.ndarray
+    validation: np.ndarray
+    test: np.ndarray
+    labelled: tuple[np.ndarray, np.ndarray] | None = None  # (rows, 1 = attack) for supervised kinds
+
+
+def prepare(splits: Splits, sets: list[str], train_rows: int | None, seed: int, labelled: bool) -> dict[str, SetData]:
+    """Fit each feature set on the training normals and transform every split with it."""
+    out = {}
+    for name in sets:
+        fs = FeatureSet.fit(BUILTIN[name], splits.train)
+        X_train = fs.transform_frame(splits.train)
+        if train_rows and train_rows < len(X_train):
+            X_train = X_train[np.random.default_rng(seed).choice(len(X_train), train_rows, replace=False)]
+        pair = None
+        if labelled:
+            frame = labelled_train(splits)
+            pair = (fs.transform_frame(frame), (frame["attack"].to_numpy() != NORMAL).astype(np.int8))
+        out[name] = SetData(fs, X_train, fs.transform_frame(splits.validation), fs.transform_frame(splits.test), pair)
+    return out
 
 
 def _rounded(values: np.ndarray) -> list[float]:
@@ -88,43 +135,51 @@ def train(
     epochs: int | None = None,
     log=print,
     lock_timeout: float | None = None,
+    feature_sets: list[str] | None = None,
 ) -> dict[str, Any]:
-    """Train ``names`` (default: all) and write them into the store; return the manifest.
+    """Train ``names`` (default: all, on every feature set) and write them into the store; return the manifest.
 
+    A name is a kind (``pca``: on each of ``feature_sets``) or a stored name (``pca@kdd41``).
     Detectors not named keep their existing entries, so one can be retrained alone; a detector
     built on a retrained one (the ensemble) is refitted in the same run. ``lock_timeout``: how
     long to wait for another training writing the same store (None: until it ends; 0: refuse).
     """
     root = Path(store_root) if store_root else default_root()
-    names = list(REGISTRY) if not names else [n for n in REGISTRY if n in names]
+    names = expand_names(names, feature_sets)
     splits = load_splits(source)
-    scaler = MinMaxScaler.fit(_features(splits.train))
-    X_train = scaler.transform(_features(splits.train))
-    if train_rows and train_rows < len(X_train):
-        X_train = X_train[np.random.default_rng(seed).choice(len(X_train), train_rows, replace=False)]
-    X_val, X_test = scaler.transform(_features(splits.validation)), scaler.transform(_features(splits.test))
 
     with StoreLock(root).held(lock_timeout):
         checkpoint("locked")
         recover(root)
         previous = _previous_store(root, names, splits, log)
         names = _with_dependents(names, previous, log)
+        kept = [n for n in (previous.names if previous else []) if n not in names]
+        sets_used = [fs for fs in BUILTIN if any(set_of_name(n) == fs for n in [*names, *kept])]
+        supervised = any(detector_class(kind_of(n)).uses_labels for n in names)
+        data = prepare(splits, sets_used, train_rows, seed, supervised)
+        rows = len(next(iter(data.values())).train)
         logger.info("store %s: training %s (seed %d), keeping %s", root, ", ".join(names), seed,
                     ", ".join(n for n in (previous.names if previous else []) if n not in names) or "nothing")
         staging = new_staging(root)
         try:
             manifest = _kept_part(staging, previous, names)
-            scaler_path = scaler.save(staging / SCALER_FILE)
+            sets_json = {}
+            for fs_name, got in data.items():
+                path = got.feature_set.save(staging / FEATURE_SET_DIR / f"{fs_name}.json")
+                relpath = path.relative_to(staging).as_posix()
+                sets_json[fs_name] = {"file": relpath, "sha256": file_hashes(staging, [path])[relpath]}
             manifest.update({
                 "format": FORMAT_VERSION,
                 "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-                "data": {"split": SPLIT_NAME, "checksums": splits.checksums, "train_rows": len(X_train),
-                         "validation_rows": len(X_val), "test_rows": len(X_test)},
+                "data": {"split": SPLIT_NAME, "checksums": splits.checksums, "train_rows": rows,
+                         "validation_rows": len(splits.validation), "test_rows": len(splits.test)},
                 "versions": library_versions(),
-                "scaler": {"file": SCALER_FILE, "sha256": file_hashes(staging, [scaler_path])[SCALER_FILE]},
+                "feature_sets": sets_json,
             })
-            _train_into(staging, manifest, names, previous, seed, epochs, (X_train, X_val, X_test), splits, log)
-            manifest["detectors"] = {n: manifest["detectors"][n] for n in REGISTRY if n in manifest["detectors"]}
+            _train_into(staging, manifest, names, previous, seed, epochs, data, splits, log)
+            order = all_names()
+            manifest["detectors"] = dict(sorted(manifest["detectors"].items(),
+                                                key=lambda kv: order.index(kv[0]) if kv[0] in order else len(order)))
             new_hash = write_store(staging, manifest)
             checkpoint("staged")
         except BaseException:
@@ -140,7 +195,7 @@ def _previous_store(root: Path, names: list[str], splits: Splits, log) -> Store 
     """The store being updated, or None to start afresh; refuses when a partial retrain would drop detectors."""
     if not (root / MANIFEST).exists():
         return None
-    everything = set(names) == set(REGISTRY)
+    everything = set(names) >= set(all_names())
     try:
         previous = Store.open(root)
     except StoreError as exc:
@@ -170,14 +225,15 @@ def _with_dependents(names: list[str], previous: Store | None, log) -> list[str]
     """``names`` plus every stored detector built on one of them (its fit depends on their scores)."""
     retrained = set(names)
     if previous is not None:
-        for name in REGISTRY:
-            if name in retrained or name not in previous.names:
+        for name in previous.names:
+            if name in retrained:
                 continue
             changed = [m for m in previous.entry(name)["params"].get("members", []) if m in retrained]
             if changed:
                 retrained.add(name)
                 log(f"  {name}: refitted too, since it is built on {', '.join(changed)}")
-    return [n for n in REGISTRY if n in retrained]
+    order = all_names()
+    return sorted(retrained, key=lambda n: order.index(n) if n in order else len(order))
 
 
 def _kept_part(staging: Path, previous: Store | None, names: list[str]) -> dict[str, Any]:
@@ -207,26 +263,36 @@ def _finite_or_none(value: Any) -> Any:
 
 
 def _train_into(staging: Path, manifest: dict[str, Any], names: list[str], previous: Store | None, seed: int,
-                epochs: int | None, data: tuple[np.ndarray, np.ndarray, np.ndarray], splits: Splits, log) -> None:
+                epochs: int | None, data: dict[str, SetData], splits: Splits, log) -> None:
     """Fit each of ``names`` (members before the detectors built on them) and add its entry to ``manifest``."""
-    X_train, X_val, X_test = data
     fitted: dict[str, Detector] = {}
     bar = tqdm(names, desc="training", unit="detector", disable=not sys.stderr.isatty())
     for name in bar:
         bar.set_postfix_str(name)
-        overrides = {"epochs": epochs} if epochs and "epochs" in detector_class(name).default_params else {}
-        detector = create(name, seed=seed, **overrides)
+        kind, fs_name = kind_of(name), set_of_name(name)
+        got = data[fs_name]
+        X_train, X_val, X_test = got.train, got.validation, got.test
+        params = chosen_params(kind, fs_name)
+        if epochs and "epochs" in detector_class(kind).default_params:
+            params["epochs"] = epochs
+        detector = create(kind, seed=seed, **params)
         if detector.members:
+            qualified_members = [qualified(m, fs_name) for m in detector.members]
             members = {m: fitted[m] if m in fitted or previous is None else previous.detector(m)
-                       for m in detector.members if m in fitted or m in manifest["detectors"]}
+                       for m in qualified_members if m in fitted or m in manifest["detectors"]}
             if not members:
                 log(f"  {name}: skipped (none of its members is trained)")
                 continue
-            detector = create(name, seed=seed, members=[m for m in detector.members if m in members], **overrides)
+            params["members"] = [m for m in qualified_members if m in members]
+            detector = create(kind, seed=seed, **params)
             detector.attach(members)
         log(f"training {name} ...")
         start = time.perf_counter()
-        detector.fit(X_train)
+        if detector.uses_labels:
+            assert got.labelled is not None
+            detector.fit(*got.labelled)  # type: ignore[call-arg]
+        else:
+            detector.fit(X_train)
         seconds = time.perf_counter() - start
         folder = staging / name
         shutil.rmtree(folder, ignore_errors=True)
@@ -236,14 +302,15 @@ def _train_into(staging: Path, manifest: dict[str, Any], names: list[str], previ
             raise StoreError(f"{name} gave NaN or infinite scores after training, so no store was written; "
                              f"check its parameters or the training data.")
         entry = {
-            "class": REGISTRY[name],
-            "display_name": detector.display_name,
+            "class": REGISTRY[kind],
+            "display_name": f"{detector.display_name} · {fs_name}",
             "family": detector.family,
+            "feature_set": fs_name,
             "files": file_hashes(staging, files),
             "params": detector.params,
             "seed": seed,
             "train_seconds": round(seconds, 2),
-            "train_rows": len(X_train),
+            "train_rows": len(got.labelled[0]) if detector.uses_labels and got.labelled else len(X_train),
             **_finite_or_none(evaluate_scores(val_scores, test_scores, splits)),
         }
         if detector.members:  # what it was fitted on: loading refuses it once a member changes

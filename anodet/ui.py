@@ -19,6 +19,7 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import streamlit as st
@@ -27,7 +28,7 @@ from anodet import dashboard, evaluate, figures, scorer
 from anodet.data import DataError, Splits, cache_root, load_splits
 from anodet.detectors import NEURAL
 from anodet.evaluate import ThresholdCurve
-from anodet.schema import FEATURES, LABEL_VIEW_HELP, LABEL_VIEWS, label_column
+from anodet.schema import LABEL_VIEW_HELP, LABEL_VIEWS, NUMERIC_COLUMNS, label_column
 from anodet.store import MANIFEST, Store, StoreError, default_root
 
 logger = logging.getLogger("anodet.ui")
@@ -116,7 +117,7 @@ def _test_scores(root: str, manifest_hash: str) -> dict[str, np.ndarray]:
     path = _scores_cache(manifest_hash, get_splits())
     scores = _read_scores(path, test.index.to_numpy(), store.names)
     if scores is None:
-        scores = score_all(_load_store(root, manifest_hash), test[list(FEATURES)].to_numpy())
+        scores = score_all(_load_store(root, manifest_hash), test)
         _write_scores(path, scores, test.index.to_numpy())
     else:
         _warm_up(root, manifest_hash)
@@ -173,9 +174,9 @@ def _warm_up(root: str, manifest_hash: str) -> None:
     threading.Thread(target=load, name="anodet-load-detectors", daemon=True).start()
 
 
-def score_all(store: Store, X_raw: np.ndarray) -> dict[str, np.ndarray]:
-    """Every stored detector's scores for raw feature rows, by the one scoring routine."""
-    return scorer.score_rows(store, X_raw).by_detector
+def score_all(store: Store, rows: Any) -> dict[str, np.ndarray]:
+    """Every stored detector's scores for raw rows (a DataFrame of raw columns), by the one scoring routine."""
+    return scorer.score_rows(store, rows).by_detector
 
 
 def get_test_scores() -> dict[str, np.ndarray]:
@@ -217,12 +218,23 @@ def get_histograms(view: str) -> dict[str, figures.HistogramBins]:
 
 
 @st.cache_resource(max_entries=1)
-def _sorted_train() -> np.ndarray:
-    return _readonly(np.sort(get_splits().train[list(FEATURES)].to_numpy(dtype=np.float64), axis=0))
+def _sorted_train() -> dict[str, np.ndarray]:
+    train = get_splits().train
+    return {c: _readonly(np.sort(train[c].to_numpy(dtype=np.float64))) for c in NUMERIC_COLUMNS}
 
 
-def get_sorted_train() -> np.ndarray:
-    """The normal training records with each feature column sorted (for percentiles)."""
+@st.cache_resource(max_entries=4)
+def _reference_record(columns: tuple[str, ...]) -> Any:
+    return dashboard.reference_record(get_splits().train, columns)
+
+
+def get_reference_record(columns: Sequence[str]) -> Any:
+    """A typical normal training record over ``columns`` (medians and most common categories), as a one-row DataFrame."""
+    return _reference_record(tuple(columns))
+
+
+def get_sorted_train() -> dict[str, np.ndarray]:
+    """Each numeric column of the normal training records, sorted (for percentiles)."""
     return _sorted_train()
 
 
@@ -232,6 +244,14 @@ def display_name(name: str) -> str:
         return get_store(loaded=False).entry(name).get("display_name", name)
     except StoreError:
         return name
+
+
+def is_supervised(name: str) -> bool:
+    """Is ``name`` the supervised ceiling (trained on labels: a reference, never a detector)?"""
+    try:
+        return get_store(loaded=False).entry(name).get("family") == "supervised"
+    except StoreError:
+        return False
 
 
 def get_thresholds(names: Sequence[str]) -> dict[str, float]:

@@ -71,6 +71,9 @@ class Sample:
         self.scores = {n: np.empty(0, dtype=np.float32) for n in self.names}
 
     def add(self, scores: dict[str, np.ndarray], label_text: np.ndarray | None) -> None:
+        if self.seen == 0 and set(self.names) - set(scores):  # detectors the input's columns could not feed
+            self.names = [k for k in self.names if k in scores]
+            self.scores = {k: self.scores[k] for k in self.names}
         n = len(scores[self.names[0]]) if self.names else 0
         if n == 0:
             return
@@ -122,6 +125,7 @@ class TopRows:
 
     def add(self, results: pa.Table) -> None:
         row_numbers = results.column("row").to_numpy()
+        self.names = [n for n in self.names if f"flag_{n}" in results.column_names]  # skipped detectors drop out
         for name in self.names:
             flags = results.column(f"flag_{name}").to_numpy(zero_copy_only=False)
             flagged = np.flatnonzero(np.asarray(flags, dtype=object) == True)  # noqa: E712  (nulls are not flagged)

@@ -31,7 +31,6 @@ import numpy as np  # noqa: E402
 from anodet.data import load_splits  # noqa: E402
 from anodet.detectors import NEURAL  # noqa: E402
 from anodet.detectors import parallel as parallel_module  # noqa: E402
-from anodet.schema import FEATURES  # noqa: E402
 from anodet.store import Store  # noqa: E402
 from bench.inputs import distinct_fraction, distinct_rows  # noqa: E402
 
@@ -73,30 +72,32 @@ def main(argv: list[str] | None = None) -> int:
     store = Store.open()
     frame = distinct_rows(args.rows)
     fraction = distinct_fraction(frame)
-    distinct = store.scaler.transform(frame[list(FEATURES)].to_numpy(np.float64)).astype(np.float32)
-    test = load_splits().test[list(FEATURES)].to_numpy(np.float64)
-    repeating = store.scaler.transform(test[np.random.default_rng(1).integers(0, len(test), args.rows)])
-    repeating = repeating.astype(np.float32)
+    test = load_splits().test
+    repeat_rows = test.iloc[np.random.default_rng(1).integers(0, len(test), args.rows)]
 
     rows = []
     for name in store.names:
+        fs = store.feature_set_for(name)
+        distinct = fs.transform_frame(frame).astype(np.float32)
+        repeating = fs.transform_frame(repeat_rows).astype(np.float32)
+        kind = name.split("@")[0]
         start = time.perf_counter()
         detector = store.detector(name)
         load = time.perf_counter() - start
-        n = SLOW_ROWS if name in EXEMPT else len(distinct)
+        n = SLOW_ROWS if kind in EXEMPT else len(distinct)
         detector.score(distinct[:2_000])  # warm-up
         one = with_threads(1, detector.score, distinct[:n])
         pool = with_threads(parallel_module.THREADS, detector.score, distinct[:n])
         again = with_threads(parallel_module.THREADS, detector.score, repeating[:n])
         library = ""
-        if name == "ocsvm":
+        if kind == "ocsvm":
             library = f"{rate(detector.model_.decision_function, distinct[:n]):,.0f}"
-        elif name == "iforest":
+        elif kind == "iforest":
             library = f"{rate(detector.model_.score_samples, distinct[:n]):,.0f}"
-        difference = library_difference(name, detector, distinct[:SLOW_ROWS] if name in NEURAL or name in EXEMPT
+        difference = library_difference(kind, detector, distinct[:SLOW_ROWS] if kind in NEURAL or kind in EXEMPT
                                         else distinct[:n])
         best = max(one, pool)
-        verdict = "exempt" if name in EXEMPT else ("yes" if best >= TARGET else "NO")
+        verdict = "exempt" if kind in EXEMPT else ("yes" if best >= TARGET else "NO")
         rows.append((name, load, n, library, one, pool, again, difference, verdict))
         print(f"{name}: {one:,.0f} / {pool:,.0f} rows/s", flush=True)
 

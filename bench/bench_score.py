@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT))
 from anodet.data import fetch_raw, parse_raw_lines  # noqa: E402
 from anodet.output import CsvSink  # noqa: E402
 from anodet.reader import CHUNK_BYTES, read_chunks  # noqa: E402
-from anodet.schema import FEATURES  # noqa: E402
+from anodet.schema import RAW_COLUMNS  # noqa: E402
 from anodet.scorer import default_detectors  # noqa: E402
 from anodet.scoring import Summary, score_source  # noqa: E402
 from anodet.store import Store  # noqa: E402
@@ -45,18 +45,18 @@ RESULTS = ROOT / "bench" / "results" / "score.md"
 
 
 def kdd_records() -> pd.DataFrame:
-    """The full KDD test file (311,029 records): id-less features and label."""
+    """The full KDD test file (311,029 records): its 41 columns and label."""
     import gzip
 
     raw = parse_raw_lines(gzip.decompress(fetch_raw()["test"].read_bytes()))
-    return raw[[*FEATURES, "label"]]
+    return raw[[*RAW_COLUMNS, "label"]]
 
 
 def write_input(records: pd.DataFrame, rows: int, path: Path, seed: int = 0) -> None:
     """``rows`` records drawn with replacement, as a header CSV with an id column."""
     rng = np.random.default_rng(seed)
     sample = records.iloc[rng.integers(0, len(records), rows)]
-    table = pa.table({"id": pa.array(np.arange(rows)), **{f: sample[f].to_numpy() for f in FEATURES},
+    table = pa.table({"id": pa.array(np.arange(rows)), **{f: sample[f].to_numpy() for f in RAW_COLUMNS},
                       "label": sample["label"].to_numpy().astype(str)})
     pacsv.write_csv(table, path, write_options=pacsv.WriteOptions(quoting_style="none"))
 
@@ -131,7 +131,7 @@ def score_in_process(store: Store, names: list[str], src: Path, out: Path) -> Su
 def case(store: Store, names: list[str], src: Path, tmp: Path, label: str) -> tuple[list[str], dict]:
     """Parse floor, in-process end to end, and the command's wall clock for one input."""
     rows = sum(1 for _ in open(src, "rb")) - 1
-    distinct = pd.read_csv(src, engine="pyarrow")[list(FEATURES)].drop_duplicates().shape[0]
+    distinct = pd.read_csv(src, engine="pyarrow")[list(RAW_COLUMNS)].drop_duplicates().shape[0]
     t_arrow = min(pyarrow_parse(src) for _ in range(3))
     t_parse = parse_only(src)
     summary = score_in_process(store, names, src, tmp / "out.csv")

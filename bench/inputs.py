@@ -21,19 +21,19 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from anodet.schema import FEATURES  # noqa: E402
+from anodet.schema import FEATURES, RAW_COLUMNS  # noqa: E402
 
 JITTER = 0.004
 RATE_COLUMNS = tuple(f for f in FEATURES if f.endswith("_rate"))
 
 
 def distinct_rows(rows: int, seed: int = 0) -> pd.DataFrame:
-    """``rows`` records (the 18 features) sampled from the test split, rate columns jittered."""
+    """``rows`` records (all 41 KDD columns) sampled from the test split, rate columns jittered."""
     from anodet.data import load_splits
 
     test = load_splits().test
     rng = np.random.default_rng(seed)
-    sample = test[list(FEATURES)].iloc[rng.integers(0, len(test), rows)].reset_index(drop=True)
+    sample = test[list(RAW_COLUMNS)].iloc[rng.integers(0, len(test), rows)].reset_index(drop=True)
     for column in RATE_COLUMNS:
         values = sample[column].to_numpy(np.float64) + rng.uniform(-JITTER, JITTER, rows)
         values = np.abs(values)  # reflect at 0 ...

@@ -14,7 +14,7 @@ from streamlit.testing.v1 import AppTest
 
 from anodet import dashboard, evaluate
 from anodet.evaluate import ThresholdCurve
-from anodet.schema import FEATURES, label_column
+from anodet.schema import label_column
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 
@@ -67,7 +67,7 @@ def test_overview_shows_every_detector_with_metrics_at_its_threshold(app, store,
     y = splits.test[label_column("reference")].to_numpy()
     # Until the user moves it, each detector's threshold is its validation best-F1 one.
     row = board.set_index("threshold").loc[store.default_threshold("pca", "reference")]
-    assert row["detector"] == "PCA"
+    assert row["detector"] == "PCA · kdd18" and row["feature_set"] == "kdd18" and not row["uses_labels"]
     # ROC overlay, detection rates, agreement, and the curves of the pair compared
     assert [c.key for c in app.get("plotly_chart")] == ["overview_roc", "overview_rates", "overview_agreement",
                                                         "overview_pair"]
@@ -87,7 +87,10 @@ def test_the_true_view_uses_the_true_views_own_thresholds(app, store):
 
 def test_every_chart_lists_the_detectors_in_the_leaderboards_order(app):
     board = table_with(app, "roc_auc")
-    assert board["roc_auc"].is_monotonic_decreasing
+    detectors, ceiling = board[~board["uses_labels"]], board[board["uses_labels"]]
+    assert detectors["roc_auc"].is_monotonic_decreasing
+    # The supervised ceiling is a reference row: listed after every detector, whatever its ROC AUC.
+    assert len(ceiling) == 2 and list(board.index[-2:]) == list(ceiling.index)
     assert app.selectbox(key="overview_a").options == list(board["detector"])
     # The heat maps' rows follow the same order (AppTest exposes the charts' specs as JSON).
     import json
@@ -106,13 +109,13 @@ def test_comparing_two_detectors_lists_what_each_flags_alone(app, store):
     pca_only = int(np.sum((scores["pca"] >= thresholds["pca"]) & (scores["iforest"] < thresholds["iforest"])))
     forest_only = int(np.sum((scores["iforest"] >= thresholds["iforest"]) & (scores["pca"] < thresholds["pca"])))
     said = " ".join(m.value for m in app.markdown)
-    assert f"**PCA flags, Isolation Forest passes**: {pca_only:,} records" in said
-    assert f"**Isolation Forest flags, PCA passes**: {forest_only:,} records" in said
+    assert f"**PCA · kdd18 flags, Isolation Forest · kdd18 passes**: {pca_only:,} records" in said
+    assert f"**Isolation Forest · kdd18 flags, PCA · kdd18 passes**: {forest_only:,} records" in said
     board = table_with(app, "threshold").set_index("detector")
     deltas = next(d.value for d in app.dataframe
                   if "roc_auc" in d.value.columns and "threshold" not in d.value.columns).set_index("detector")
-    assert deltas.loc["Isolation Forest − PCA", "roc_auc"] == pytest.approx(board.loc["Isolation Forest", "roc_auc"]
-                                                                            - board.loc["PCA", "roc_auc"])
+    assert deltas.loc["Isolation Forest · kdd18 − PCA · kdd18", "roc_auc"] == pytest.approx(
+        board.loc["Isolation Forest · kdd18", "roc_auc"] - board.loc["PCA · kdd18", "roc_auc"])
 
 
 def test_clicking_an_agreement_cell_compares_that_pair(app):
@@ -199,8 +202,8 @@ def test_the_threshold_chosen_in_the_explorer_is_used_on_every_page(app, store):
     chosen = threshold(app)
     goto(app, OVERVIEW)
     board = table_with(app, "roc_auc").set_index("detector")
-    assert board.loc["Autoencoder", "threshold"] == pytest.approx(chosen)
-    assert board.loc["Autoencoder", "flagged"] == int(np.sum(_scores()[DETECTOR] >= chosen))
+    assert board.loc["Autoencoder · kdd18", "threshold"] == pytest.approx(chosen)
+    assert board.loc["Autoencoder · kdd18", "flagged"] == int(np.sum(_scores()[DETECTOR] >= chosen))
     goto(app, FLAGGED)
     assert any(f"{int(np.sum(_scores()[DETECTOR] >= chosen)):,}" in m.value for m in app.markdown)
     goto(app, EXPLORER)  # and coming back, the slider is where it was left
@@ -259,7 +262,7 @@ def test_selecting_a_record_shows_its_detail(app, splits, store):
     verdicts = table_with(app, "verdict").set_index("detector")
     position = splits.test.index.get_loc(record_id)
     assert len(verdicts) == len(store.names)
-    assert verdicts.loc["PCA", "score"] == pytest.approx(_scores()["pca"][position])
+    assert verdicts.loc["PCA · kdd18", "score"] == pytest.approx(_scores()["pca"][position])
     assert len(app.get("plotly_chart")) >= 3  # histogram, feature percentiles, feature contributions
 
 
@@ -294,7 +297,7 @@ def test_scores_shown_are_the_detectors_own_scores(splits):
     from anodet import ui
 
     store = ui.get_store()
-    X = splits.test[list(FEATURES)].to_numpy()  # the whole split: LOF's scores depend a little on the batch
+    X = splits.test  # the whole split: LOF's scores depend a little on the batch
     for name, scores in _scores().items():
         np.testing.assert_allclose(scores, store.score_raw(name, X), rtol=1e-4, atol=1e-6, err_msg=name)
 

@@ -23,13 +23,15 @@ def test_train_then_evaluate_on_a_reduced_run(tmp_path):
               "--epochs", "2", "--seed", "7", "--store", str(store))
     assert "wrote" in out.stdout
     manifest = json.loads((store / "manifest.json").read_text())
-    assert list(manifest["detectors"]) == ["autoencoder", "pca", "kmeans", "ensemble"]
+    kinds = ["autoencoder", "pca", "kmeans", "ensemble"]
+    assert list(manifest["detectors"]) == [*kinds, *(f"{k}@kdd41" for k in kinds)]  # a kind trains on every set
     assert manifest["detectors"]["autoencoder"]["params"]["epochs"] == 2
 
     report = run("evaluate", "--store", str(store)).stdout
     assert "label view: reference" in report and "label view: true" in report
     for name in ("Autoencoder", "PCA", "k-means distance", "Ensemble"):
-        assert report.count(name) == 2
+        for feature_set in ("kdd18", "kdd41"):
+            assert report.count(f"{name} · {feature_set}") == 2
     recorded = manifest["detectors"]["pca"]["metrics"]["test"]["reference"]["roc_auc"]
     assert f"{recorded:.4f}" in report
 

@@ -11,14 +11,14 @@ import pytest
 
 from anodet import data
 from anodet.data import DataError, fetch_raw, load_splits
-from anodet.schema import FEATURES
+from anodet.schema import RAW_COLUMNS
 
 SHARED = Path(data.default_source())
 
 
 def test_training_set_is_every_normal_record_of_the_10_percent_file(splits):
     assert len(splits.train) == 97_278
-    assert list(splits.train.columns) == list(FEATURES)
+    assert list(splits.train.columns) == list(RAW_COLUMNS)
 
 
 def test_kdd_8020_has_the_reference_counts(splits):

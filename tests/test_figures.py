@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from anodet import dashboard, evaluate, figures
 from anodet.evaluate import ThresholdCurve
+from anodet.schema import RAW_COLUMNS
 
 RNG = np.random.default_rng(7)
 
@@ -315,7 +316,7 @@ def test_a_detector_without_a_breakdown_is_explained_by_its_own_score():
 
 def test_a_detector_with_a_breakdown_uses_it(store):
     pca = store.detector("pca")
-    x = store.scaler.transform(np.full((1, store.scaler.transform(np.zeros((1, 18))).shape[1]), 3.0))[0]
+    x = store.feature_set("kdd18").transform(np.full((1, store.feature_set("kdd18").width), 3.0))[0]
     contributions, method = dashboard.explain_record(pca, x, np.zeros_like(x))
     assert method == "own"
     np.testing.assert_allclose(contributions, pca.feature_scores(x[None, :])[0])
@@ -327,9 +328,9 @@ def test_isolation_forest_gets_its_own_perturbation_explanation(store, splits):
     iforest = store.detector("iforest")
     assert iforest.feature_scores(np.zeros((1, len(FEATURES)))) is None
     train = splits.train[list(FEATURES)].to_numpy()
-    median = store.scaler.transform(np.median(train, axis=0)[None, :])[0]
+    median = store.feature_set("kdd18").transform(np.median(train, axis=0)[None, :])[0]
     attack = splits.test[splits.test["label_true"] == 1][list(FEATURES)].to_numpy()[:1]
-    x = store.scaler.transform(attack)[0]
+    x = store.feature_set("kdd18").transform(attack)[0]
     contributions, method = dashboard.explain_record(iforest, x, median)
     assert method == "perturbation" and contributions.shape == (len(FEATURES),)
     # Each contribution is what the forest's own score loses when that feature is made typical.
@@ -360,17 +361,15 @@ def test_table_height_fits_rows_and_header_without_an_empty_row():
     assert dashboard.table_height(12) == 35 * 13 + 3
 
 
-def test_connection_fields_are_the_raw_lines_of_the_test_records(splits):
-    import gzip
-
-    path = dashboard.raw_test_file()
-    if path is None:
-        pytest.skip("the raw KDD test file is not on this machine")
-    records = [*splits.test.index[:5], int(splits.test.index.max())]
-    fields = dashboard.connection_fields(path, records)
-    assert list(fields.index) == sorted(records) and list(fields.columns) == list(dashboard.CONNECTION_FIELDS)
-    with gzip.open(path, "rt") as fh:
-        lines = {n: line.rstrip("\n").split(",") for n, line in enumerate(fh) if n in set(records)}
-    for n in records:
-        assert lines[n][-1].rstrip(".") == splits.test.loc[n, "attack"]  # the same record as the split's
-        assert fields.loc[n, "protocol_type"] == lines[n][1] and fields.loc[n, "src_bytes"] == int(lines[n][4])
+def test_a_kdd41_detector_is_explained_over_the_41_named_columns(store, splits):
+    """One-hot parts (each service, protocol, flag) are summed back to their raw column."""
+    name = "autoencoder@kdd41"
+    fs = store.feature_set_for(name)
+    attack = splits.test[splits.test["label_true"] == 1].iloc[[0]]
+    reference = dashboard.reference_record(splits.train, fs.raw_columns)
+    columns, contributions, method = dashboard.explain_raw(store.detector(name), fs, attack, reference)
+    assert columns == list(RAW_COLUMNS) and contributions.shape == (41,) and method == "own"
+    per_input = store.detector(name).feature_scores(fs.transform_frame(attack))[0]
+    assert contributions.sum() == pytest.approx(per_input.sum(), rel=1e-6)
+    service = [j for j, g in enumerate(fs.groups) if g == "service"]
+    assert contributions[columns.index("service")] == pytest.approx(per_input[service].sum(), rel=1e-6)

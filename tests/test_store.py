@@ -76,9 +76,9 @@ def test_retraining_one_detector_keeps_the_others(small_store, tmp_path):
 def test_committed_store_is_small_safe_and_complete():
     root = ROOT / "models_store"
     store = Store.open(root)
-    assert len(store.names) == 12
+    assert len(store.names) == 26 and store.feature_sets == ["kdd18", "kdd41"]  # 13 kinds on each set
     files = [p for p in root.rglob("*") if p.is_file()]
-    assert sum(p.stat().st_size for p in files) < 20 * 1024 * 1024
+    assert sum(p.stat().st_size for p in files) < 25 * 1024 * 1024
     assert {p.suffix for p in files} <= {".json", ".npz", ".keras", ".skops"}
 
 
@@ -102,7 +102,7 @@ def test_members_are_declared_not_guessed(small_store):
     store = Store.open(small_store)
     ensemble, zscore = store.detector("ensemble"), store.detector("zscore")
     assert ensemble.members == ["pca", "mahalanobis"] and zscore.members == []
-    X = store.scaler.transform(np.random.default_rng(0).uniform(0, 1, (50, 18)) * 100)
+    X = store.feature_set("kdd18").transform(np.random.default_rng(0).uniform(0, 1, (50, 18)) * 100)
     scores = {m: store.detector(m).score(X) for m in ensemble.members}
     np.testing.assert_allclose(ensemble.score_from_members(scores), ensemble.score(X))
 
@@ -115,7 +115,8 @@ def test_retraining_a_member_refits_the_ensemble_in_the_same_run(small_store, tm
     lines: list[str] = []
     train(["pca"], seed=4, store_root=root, train_rows=4000, log=lines.append)
     after = json.loads((root / MANIFEST).read_text())["detectors"]
-    assert [line.strip() for line in lines if "refitted" in line] == ["ensemble: refitted too, since it is built on pca"]
+    assert [line.strip() for line in lines if "refitted" in line] == [
+        "ensemble: refitted too, since it is built on pca", "ensemble@kdd41: refitted too, since it is built on pca@kdd41"]
     assert after["ensemble"]["members"]["pca"] == after["pca"]["files"] != before["ensemble"]["members"]["pca"]
     assert after["ensemble"]["members"]["mahalanobis"] == before["mahalanobis"]["files"]
     assert after["ensemble"]["files"]["ensemble/state.npz"] != before["ensemble"]["files"]["ensemble/state.npz"]

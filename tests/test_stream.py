@@ -24,7 +24,8 @@ from anodet import stats as stream_stats
 from anodet.data import fetch_raw, parse_raw_lines
 from anodet.reader import InputError, parse_block, sniff
 from anodet.reader.layout import RAW_LABELLED_LAYOUT
-from anodet.schema import FEATURES
+from anodet.schema import FEATURES, NUMERIC_COLUMNS
+from anodet.scorer import applicable
 
 ROOT = Path(__file__).resolve().parent.parent
 BAD_LINES = {  # position in the stream (0-based data line) -> malformed line
@@ -71,7 +72,7 @@ def cli(*args: str, **kwargs) -> subprocess.Popen:
 
 def test_parse_block_bulk_matches_reference_parser(raw_lines):
     parsed = parse_block(b"\n".join(raw_lines), RAW_LABELLED_LAYOUT)
-    reference = parse_raw_lines(b"\n".join(raw_lines))[list(FEATURES)].to_numpy(dtype=np.float64)
+    reference = parse_raw_lines(b"\n".join(raw_lines))[list(NUMERIC_COLUMNS)].to_numpy(dtype=np.float64)
     assert parsed.valid.all()
     np.testing.assert_array_equal(parsed.features, reference)
     assert parsed.table.column("label")[0].as_py() == raw_lines[0].rsplit(b",", 1)[1].decode()
@@ -91,16 +92,18 @@ def test_parse_block_names_what_is_wrong(raw_lines):
     assert "is infinite" in reasons[5]
 
 
-def test_header_layout_any_order_and_errors():
+def test_header_layout_any_order_and_errors(store):
     names = [*reversed(FEATURES), "label", "note"]
     layout = sniff(",".join(names), "the stream")
     assert layout.kind == "header" and layout.label == "label" and layout.passthrough == ["note"]
     row = [*[str(i) for i in range(18)][::-1], "smurf.", "x"]
     parsed = parse_block(",".join(row).encode() + b"\n1,2", layout)
-    np.testing.assert_array_equal(parsed.features[0], np.arange(18, dtype=float))
+    assert parsed.numeric_columns == tuple(reversed(FEATURES))  # in file order
+    np.testing.assert_array_equal(parsed.features[0], np.arange(18, dtype=float)[::-1])
     assert parsed.table.column("label")[0].as_py() == "smurf." and parsed.valid.tolist() == [True, False]
-    with pytest.raises(InputError, match="lacks 17 of the 18"):
-        sniff("srv_count,foo", "the stream")
+    partial = sniff("srv_count,foo", "the stream")
+    with pytest.raises(InputError, match="the kdd18 detectors need serror_rate, srv_serror_rate"):
+        applicable(store, ["pca", "pca@kdd41"], partial.columns)
     assert sniff(",".join(["0"] * 41), "the stream").kind == "raw"
 
 
@@ -208,12 +211,11 @@ def test_cli_bad_input_is_a_sentence(tmp_path):
 
 
 def make_pipeline(store, source, name="pca", threshold=None, **kwargs):
-    det, scaler = store.detector(name), store.scaler
     threshold = store.default_threshold(name, "reference") if threshold is None else threshold
     out = io.StringIO()
     kwargs.setdefault("config", stream.StreamConfig(status_every=0, batch_size=128, max_wait=0.005))
     webhook, stats_path = kwargs.pop("webhook", None), kwargs.pop("stats_path", None)
-    detection = stream.Detection(name, threshold, lambda X: det.score(scaler.transform(X)))
+    detection = stream.Detection.from_store(store, name, threshold)
     return stream.Pipeline(source, detection, stream.Outputs(out, None, webhook, stats_path),
                            status=lambda m: None, **kwargs), out
 
@@ -270,15 +272,16 @@ def test_tcp_listener_on_loopback(store, raw_lines):
 def test_backpressure_bounds_what_is_read_ahead(store, raw_lines):
     """A slow scorer blocks the reader (and so the producer) instead of buffering everything."""
     read_fd, write_fd = os.pipe()
-    det, scaler = store.detector("pca"), store.scaler
-    gate = threading.Event()
+    detection = stream.Detection.from_store(store, "pca", 1e9)
+    score, gate = detection.score, threading.Event()
 
     def slow_score(X):
         gate.wait(10)
-        return det.score(scaler.transform(X))
+        return score(X)
 
+    detection.score = slow_score
     config = stream.StreamConfig(status_every=0, batch_size=64, max_wait=0.0, queue_chunks=2)
-    pipeline = stream.Pipeline(sources.FdSource(read_fd, "pipe"), stream.Detection("pca", 1e9, slow_score),
+    pipeline = stream.Pipeline(sources.FdSource(read_fd, "pipe"), detection,
                                stream.Outputs(io.StringIO()), status=lambda m: None, config=config)
     thread, result = run_in_thread(pipeline)
     payload = (b"\n".join(raw_lines) + b"\n") * 20  # 60,000 records, ~6 MB

@@ -71,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
     webhook = (WebhookSender(args.webhook, stats, retries=args.webhook_retries, timeout=args.webhook_timeout,
                              warn=say) if args.webhook else None)
     config = StreamConfig(batch_size=args.batch_size, max_wait=args.max_wait, status_every=args.status_every)
-    detection = Detection(name, threshold, lambda X: scorer.score_rows(store, X, [name]).by_detector[name])
+    detection = Detection.from_store(store, name, threshold)
     pipeline = Pipeline(source, detection, Outputs(alerts, rejects, webhook, args.stats), config, status=say,
                         stats=stats)
     restore = _install_signals(pipeline)

@@ -22,6 +22,7 @@ REGISTRY: dict[str, str] = {
     "zscore": "anodet.detectors.classical:ZScore",
     "mahalanobis": "anodet.detectors.classical:Mahalanobis",
     "ensemble": "anodet.detectors.ensemble:Ensemble",
+    "supervised": "anodet.detectors.supervised:SupervisedForest",
 }
 """Detector name → ``module:Class``; the order is the order they are trained and shown."""
 
@@ -38,7 +39,11 @@ DISPLAY_NAMES: dict[str, str] = {
     "zscore": "z-score",
     "mahalanobis": "Mahalanobis",
     "ensemble": "Ensemble",
+    "supervised": "Supervised forest (uses labels)",
 }
+
+SUPERVISED = ("supervised",)
+"""Kinds trained on labels: reference rows, never counted as the best detector."""
 
 NEURAL = ("autoencoder", "vae", "bigan", "seq2seq")
 
@@ -60,4 +65,4 @@ def create(name: str, seed: int = 0, **params) -> Detector:
     return detector_class(name)(seed=seed, **params)
 
 
-__all__ = ["DISPLAY_NAMES", "NEURAL", "REGISTRY", "Detector", "create", "detector_class"]
+__all__ = ["DISPLAY_NAMES", "NEURAL", "REGISTRY", "SUPERVISED", "Detector", "create", "detector_class"]

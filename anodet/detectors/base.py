@@ -16,12 +16,14 @@ class Detector(ABC):
     """Base class of every anodet detector.
 
     Parameters go to ``__init__`` and are kept in :attr:`params`; learned state lives in
-    attributes ending in ``_``. ``X`` is always min-max scaled, shape ``(n, 18)``.
+    attributes ending in ``_``. ``X`` is a feature set's output (:mod:`anodet.featureset`), shape
+    ``(n, d)``; no detector knows ``d`` before it sees the training rows.
     """
 
     name: ClassVar[str]
     display_name: ClassVar[str]
-    family: ClassVar[str]  # "neural", "classical" or "ensemble"
+    family: ClassVar[str]  # "neural", "classical", "ensemble" or "supervised"
+    uses_labels: ClassVar[bool] = False  # fitted on labelled records (the supervised ceiling)
     default_params: ClassVar[dict[str, Any]] = {}
 
     def __init__(self, seed: int = 0, **params: Any) -> None:

@@ -1,7 +1,7 @@
 """TensorFlow / Keras 3 detectors: autoencoder, VAE, BiGAN and sequence-to-sequence.
 
-All four score a record by how badly they reconstruct it (squared error summed over the 18
-features), so their per-feature contributions are the squared errors. Models are stored as
+All four score a record by how badly they reconstruct it (squared error summed over its
+inputs), so their per-feature contributions are the squared errors. Models are stored as
 ``.keras`` files and loaded with ``safe_mode=True``.
 
 TensorFlow is imported only by code that needs a Keras model: training, and checking the
@@ -30,7 +30,6 @@ from tqdm.auto import tqdm
 from anodet.detectors.base import Detector, as_matrix, load_arrays, save_arrays
 from anodet.detectors.numpy_program import NUMPY_ACTIVATIONS, Step, check_program, run_program
 from anodet.detectors.parallel import map_rows, with_float64_retry
-from anodet.schema import N_FEATURES
 
 MODEL_FILE = "model.keras"
 FORWARD_FILE = "forward.npz"
@@ -130,17 +129,19 @@ class _ReconstructionDetector(Detector):
     _folder: Path | None = None
     _infer: Any = None
     block_rows = 8_192
+    width_: int = 0  # inputs per record (the feature set's width), learned at fit or read at load
 
     def _build_inference(self, check_chain: bool = True) -> None:
         _, tf = _frameworks()
         model = self.model_
-        spec = [tf.TensorSpec([None, N_FEATURES], tf.float32)]
+        self.width_ = int(model.input_shape[-1])
+        spec = [tf.TensorSpec([None, self.width_], tf.float32)]
         self._infer = tf.function(lambda x: model(x, training=False), input_signature=spec)
         if not check_chain:
             return
         self._chain = _numpy_program(model)
         if self._chain is not None:
-            probe = np.random.default_rng(0).uniform(0, 1, (64, N_FEATURES)).astype(np.float32)
+            probe = np.random.default_rng(0).uniform(0, 1, (64, self.width_)).astype(np.float32)
             if not np.allclose(self._numpy_forward(probe), self._tf_forward(probe), atol=1e-5):
                 self._chain = None
 
@@ -157,7 +158,7 @@ class _ReconstructionDetector(Detector):
 
     def _numpy_forward(self, X: np.ndarray) -> np.ndarray:
         assert self._chain is not None
-        return run_program(self._chain, X).reshape(len(X), N_FEATURES)
+        return run_program(self._chain, X).reshape(len(X), self.width_)
 
     def _squared_errors(self, X: np.ndarray) -> np.ndarray:
         """Per-feature squared reconstruction errors of a block, in the block's dtype."""
@@ -167,15 +168,15 @@ class _ReconstructionDetector(Detector):
         if self.model_ is None:  # loaded from forward.npz: bring in the Keras model on demand
             assert self._folder is not None
             self._load_keras(self._folder)
-        parts = [self._infer(X[i:i + PREDICT_CHUNK]).numpy().reshape(-1, N_FEATURES)
+        parts = [self._infer(X[i:i + PREDICT_CHUNK]).numpy().reshape(-1, self.width_)
                  for i in range(0, len(X), PREDICT_CHUNK)]
         return np.concatenate(parts)
 
     def reconstruct(self, X: np.ndarray) -> np.ndarray:
-        """The model's reconstruction of each record, shape ``(n, 18)``."""
+        """The model's reconstruction of each record, shape ``(n, d)``."""
         X = as_matrix(X)
         if len(X) == 0:
-            return np.empty((0, N_FEATURES), dtype=np.float32)
+            return np.empty((0, self.width_), dtype=np.float32)
         if self._chain is not None:
             return self._numpy_forward(X)
         return self._tf_forward(X)
@@ -221,7 +222,7 @@ class _ReconstructionDetector(Detector):
             for i, (op, activation) in enumerate(zip(state["ops"], state["activations"], strict=True)):
                 weights = tuple(state[f"step{i}_{j}"] for j in range(sum(k.startswith(f"step{i}_") for k in state)))
                 chain.append((str(op), weights, str(activation)))
-            check_program(chain)
+            self.width_ = check_program(chain)
             self._chain = [(op, tuple(w.astype(np.float32) if w.dtype.kind == "f" else w for w in weights), a)
                            for op, weights, a in chain]
         else:
@@ -241,20 +242,21 @@ class Autoencoder(_ReconstructionDetector):
         keras, _ = _frameworks()
         _seed_everything(self.seed)
         p = self.params
-        inputs = keras.Input((N_FEATURES,), name="record")
+        d = as_matrix(X).shape[1]
+        inputs = keras.Input((d,), name="record")
         x = _dense_stack(inputs, p["hidden"], prefix="encoder")
         x = keras.layers.Dense(p["latent"], name="code")(x)
         x = _dense_stack(x, p["hidden"][::-1], prefix="decoder")
-        outputs = keras.layers.Dense(N_FEATURES, activation="sigmoid", name="reconstruction")(x)
+        outputs = keras.layers.Dense(d, activation="sigmoid", name="reconstruction")(x)
         return self._fit_to_reconstruct(keras.Model(inputs, outputs, name="autoencoder"), as_matrix(X))
 
 
 class Seq2Seq(_ReconstructionDetector):
-    """An LSTM encoder-decoder that reads the 18 features as a sequence and writes it back."""
+    """An LSTM encoder-decoder that reads a record's inputs as a sequence and writes it back."""
 
     name = "seq2seq"
     display_name = "Sequence-to-sequence"
-    block_rows = 2_048  # 18 steps of (rows, 4 x 32) gates stay in cache
+    block_rows = 2_048  # d steps of (rows, 4 x 32) gates stay in cache
     default_params: ClassVar[dict[str, Any]] = {
         "units": 32, "epochs": 8, "batch_size": 256, "learning_rate": 3e-3, "max_rows": 40_000,
     }
@@ -266,14 +268,15 @@ class Seq2Seq(_ReconstructionDetector):
         X = as_matrix(X)
         if len(X) > p["max_rows"]:
             X = X[np.random.default_rng(self.seed).choice(len(X), p["max_rows"], replace=False)]
-        inputs = keras.Input((N_FEATURES,), name="record")
-        seq = keras.layers.Reshape((N_FEATURES, 1), name="as_sequence")(inputs)
+        d = X.shape[1]
+        inputs = keras.Input((d,), name="record")
+        seq = keras.layers.Reshape((d, 1), name="as_sequence")(inputs)
         state = keras.layers.LSTM(p["units"], name="encoder")(seq)
-        repeated = keras.layers.RepeatVector(N_FEATURES, name="repeat")(state)
+        repeated = keras.layers.RepeatVector(d, name="repeat")(state)
         decoded = keras.layers.LSTM(p["units"], return_sequences=True, name="decoder")(repeated)
         out = keras.layers.TimeDistributed(
             keras.layers.Dense(1, activation="sigmoid"), name="reconstruction")(decoded)
-        outputs = keras.layers.Reshape((N_FEATURES,), name="as_record")(out)
+        outputs = keras.layers.Reshape((d,), name="as_record")(out)
         return self._fit_to_reconstruct(keras.Model(inputs, outputs, name="seq2seq"), X)
 
 
@@ -291,15 +294,16 @@ class VariationalAutoencoder(_ReconstructionDetector):
         keras, tf = _frameworks()
         _seed_everything(self.seed)
         p = self.params
-        inputs = keras.Input((N_FEATURES,), name="record")
+        d = as_matrix(X).shape[1]
+        inputs = keras.Input((d,), name="record")
         h = _dense_stack(inputs, p["hidden"], prefix="encoder")
         z_mean = keras.layers.Dense(p["latent"], name="z_mean")(h)
         z_log_var = keras.layers.Dense(p["latent"], name="z_log_var")(h)
         encoder = keras.Model(inputs, [z_mean, z_log_var], name="encoder")
         code = keras.Input((p["latent"],), name="code")
-        d = _dense_stack(code, p["hidden"][::-1], prefix="decoder")
+        hd = _dense_stack(code, p["hidden"][::-1], prefix="decoder")
         decoder = keras.Model(
-            code, keras.layers.Dense(N_FEATURES, activation="sigmoid", name="reconstruction")(d),
+            code, keras.layers.Dense(d, activation="sigmoid", name="reconstruction")(hd),
             name="decoder")
         optimizer = keras.optimizers.Adam(p["learning_rate"])
         beta = float(p["beta"])
@@ -324,7 +328,7 @@ class VariationalAutoencoder(_ReconstructionDetector):
         for _ in _epochs(p["epochs"], self.name):
             for batch in _batches(X, p["batch_size"], rng):
                 step(tf.constant(batch))
-        record = keras.Input((N_FEATURES,), name="record")
+        record = keras.Input((d,), name="record")
         self.model_ = keras.Model(record, decoder(encoder(record)[0]), name="vae_mean_path")
         self._build_inference()
         return self
@@ -350,16 +354,17 @@ class BiGAN(_ReconstructionDetector):
         _seed_everything(self.seed)
         p = self.params
         latent = p["latent"]
-        x_in = keras.Input((N_FEATURES,), name="record")
+        d = as_matrix(X).shape[1]
+        x_in = keras.Input((d,), name="record")
         encoder = keras.Model(
             x_in, keras.layers.Dense(latent, name="code")(_dense_stack(x_in, p["hidden"], prefix="enc")),
             name="encoder")
         z_in = keras.Input((latent,), name="code")
         generator = keras.Model(
-            z_in, keras.layers.Dense(N_FEATURES, activation="sigmoid", name="record_out")(
+            z_in, keras.layers.Dense(d, activation="sigmoid", name="record_out")(
                 _dense_stack(z_in, p["hidden"][::-1], prefix="gen")),
             name="generator")
-        dx, dz = keras.Input((N_FEATURES,), name="d_record"), keras.Input((latent,), name="d_code")
+        dx, dz = keras.Input((d,), name="d_record"), keras.Input((latent,), name="d_code")
         h = keras.layers.Concatenate()([dx, dz])
         h = _dense_stack(h, p["hidden"], activation="leaky_relu", prefix="disc")
         discriminator = keras.Model([dx, dz], keras.layers.Dense(1, name="logit")(h), name="discriminator")
@@ -392,7 +397,7 @@ class BiGAN(_ReconstructionDetector):
         for _ in _epochs(p["epochs"], self.name):
             for batch in _batches(X, p["batch_size"], rng):
                 step(tf.constant(batch))
-        record = keras.Input((N_FEATURES,), name="record")
+        record = keras.Input((d,), name="record")
         self.model_ = keras.Model(record, generator(encoder(record)), name="bigan_reconstruction")
         self._build_inference()
         return self

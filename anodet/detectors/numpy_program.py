@@ -12,8 +12,6 @@ from collections.abc import Callable
 
 import numpy as np
 
-from anodet.schema import N_FEATURES
-
 
 def sigmoid(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """The logistic function as ``(1 + tanh(x / 2)) / 2``: numpy's SIMD tanh is ~3x faster than
@@ -99,13 +97,30 @@ def run_program(steps: list[Step], X: np.ndarray) -> np.ndarray:
 WEIGHT_COUNTS = {"dense": 2, "lstm_sequence": 3, "lstm_last": 3, "repeat": 1, "reshape": 1}
 
 
-def check_program(steps: list[Step]) -> None:
-    """Raise ValueError (one sentence) unless ``steps`` maps (n, 18) records to (n, 18).
+def input_width(steps: list[Step]) -> int:
+    """The record width a program takes: the rows of its first dense kernel, or its first reshape's size."""
+    if not steps:
+        raise ValueError("forward.npz holds no steps; retrain the model (python -m anodet train)")
+    op, weights, _ = steps[0]
+    if op == "dense" and weights and weights[0].ndim == 2:
+        return int(weights[0].shape[0])
+    if op == "reshape" and weights:
+        return int(np.prod(weights[0]))
+    if op not in WEIGHT_COUNTS:
+        raise ValueError(f"forward.npz step 0 ({op}) is an operation anodet's numpy forward pass does not know "
+                         f"(known: {', '.join(WEIGHT_COUNTS)}); retrain the model (python -m anodet train)")
+    raise ValueError(f"forward.npz starts with a {op} step, which does not say its input width; retrain the model "
+                     "(python -m anodet train)")
+
+
+def check_program(steps: list[Step]) -> int:
+    """The record width ``d`` if ``steps`` maps (n, d) records to (n, d); else ValueError (one sentence).
 
     A forward.npz is data from disk: an unknown operation or activation, or weights whose
     shapes do not chain, must fail when the model is loaded, not in the middle of scoring.
     """
-    shape: tuple[int, ...] = (N_FEATURES,)
+    width = input_width(steps)
+    shape: tuple[int, ...] = (width,)
     fix = "retrain the model (python -m anodet train) or restore the original file"
     for i, (op, weights, activation) in enumerate(steps):
         where = f"forward.npz step {i} ({op})"
@@ -148,6 +163,7 @@ def check_program(steps: list[Step]) -> None:
             if weights[0].ndim != 1 or any(d < 1 for d in target) or np.prod(target) != np.prod(shape):
                 raise ValueError(f"{where} reshapes an input of shape {shape} to {target}; {fix}.")
             shape = target
-    if int(np.prod(shape)) != N_FEATURES:
-        raise ValueError(f"forward.npz ends with outputs of shape {shape}, not {N_FEATURES} "
+    if int(np.prod(shape)) != width:
+        raise ValueError(f"forward.npz ends with outputs of shape {shape}, not {width} "
                          f"reconstructed features; {fix}.")
+    return width

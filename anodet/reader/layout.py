@@ -1,7 +1,9 @@
 """Recognise an input's format from its first line: a header CSV or raw KDD Cup 99 records.
 
-* a CSV whose header names the 18 features (:data:`anodet.schema.FEATURES`) in any order;
-  every other column (an id, a timestamp, a label) is passed through untouched;
+* a CSV whose header names KDD feature columns (:data:`anodet.schema.RAW_COLUMNS`) in any
+  order; numeric ones are parsed as numbers, every other column (an id, a timestamp, a label) is
+  passed through as text. Which detectors the columns are enough for is the scorer's call
+  (:func:`anodet.scorer.applicable`): each feature set names the columns it needs;
 * raw KDD Cup 99 lines: 41 values, then optionally the label, no header. The first line fixes
   whether a label follows.
 
@@ -15,14 +17,15 @@ from dataclasses import dataclass
 
 from anodet.reader.errors import InputError
 from anodet.reader.limits import MAX_COLUMNS
-from anodet.schema import FEATURES, LABEL_COLUMN_NAMES, RAW_COLUMNS
+from anodet.schema import LABEL_COLUMN_NAMES, NUMERIC_COLUMNS, RAW_COLUMNS
 
 ROW_COLUMN, STATUS_COLUMN, RANGE_COLUMN = "row", "status", "out_of_range"
 RESERVED_COLUMNS = (ROW_COLUMN, STATUS_COLUMN, RANGE_COLUMN)
 """Names anodet writes into results, so an input may not use them."""
 
 _OTHER_DELIMITERS = {";": "semicolons", "\t": "tabs", "|": "vertical bars"}
-_FEATURE_SET = frozenset(FEATURES)
+_MODEL_COLUMNS = frozenset(RAW_COLUMNS)
+_NUMERIC = frozenset(NUMERIC_COLUMNS)
 
 
 @dataclass(frozen=True)
@@ -35,9 +38,14 @@ class Layout:
     compressed: bool = False
 
     @property
+    def numeric_columns(self) -> tuple[str, ...]:
+        """Model columns parsed as numbers, in file order."""
+        return tuple(c for c in self.columns if c in _NUMERIC)
+
+    @property
     def text_columns(self) -> list[str]:
-        """Columns passed through as text (every column but the features)."""
-        return [c for c in self.columns if c not in _FEATURE_SET]
+        """Columns kept as text (every column but the numeric model columns)."""
+        return [c for c in self.columns if c not in _NUMERIC]
 
     @property
     def passthrough(self) -> list[str]:
@@ -77,20 +85,13 @@ def _header_layout(fields: list[str], name: str, compressed: bool) -> Layout:
             f"Column {lowered.index('') + 1} of the header of {name} has no name. Give every column a name "
             "(or delete the empty column)."
         )
-    missing = [f for f in FEATURES if f not in lowered]
-    if missing:
-        raise InputError(
-            f"The header of {name} lacks {len(missing)} of the 18 feature columns anodet needs: "
-            f"{', '.join(missing)}. Add them (any order; names as listed), or send raw KDD records "
-            "without a header."
-        )
     reserved = [c for c in RESERVED_COLUMNS if c in lowered]
     if reserved:
         raise InputError(
             f"The header of {name} uses the column name(s) {', '.join(reserved)}, which anodet writes into "
             "the results. Rename those columns and try again."
         )
-    columns = tuple(lowered[i] if lowered[i] in _FEATURE_SET else names[i] for i in range(len(names)))
+    columns = tuple(lowered[i] if lowered[i] in _MODEL_COLUMNS else names[i] for i in range(len(names)))
     label = next((c for c in columns if c.lower() in LABEL_COLUMN_NAMES), None)
     return Layout("header", columns, label, compressed)
 
@@ -101,7 +102,7 @@ def sniff(first_line: str, name: str, compressed: bool = False, max_columns: int
     if first_line.count(",") >= max_columns:
         raise InputError(
             f"The first line of {name} has more than {max_columns:,} columns (the limit), so it is not a CSV of "
-            "network records. anodet expects a header naming the 18 features, or raw KDD records (42 fields)."
+            "network records. anodet expects a header naming KDD feature columns, or raw KDD records (42 fields)."
         )
     try:
         fields = split_line(first_line)
@@ -118,17 +119,17 @@ def sniff(first_line: str, name: str, compressed: bool = False, max_columns: int
                 )
         raise InputError(
             f"The first line of {name} holds a single value ({first_line[:60]!r}), so it is not a CSV of "
-            "network records. anodet expects comma-separated columns: a header naming the 18 features, "
+            "network records. anodet expects comma-separated columns: a header naming KDD feature columns, "
             "or raw KDD records."
         )
-    if lowered & _FEATURE_SET:
+    if lowered & _MODEL_COLUMNS:
         return _header_layout(fields, name, compressed)
     if len(fields) == len(RAW_COLUMNS):
         return Layout(RAW_LAYOUT.kind, RAW_LAYOUT.columns, None, compressed)
     if len(fields) == len(RAW_COLUMNS) + 1:
         return Layout(RAW_LABELLED_LAYOUT.kind, RAW_LABELLED_LAYOUT.columns, "label", compressed)
     raise InputError(
-        f"The first line of {name} is neither a header naming the 18 feature columns nor a raw KDD "
+        f"The first line of {name} is neither a header naming KDD feature columns nor a raw KDD "
         f"record (41 values, then an optional label); it has {len(fields)} field(s). Add a header "
-        f"with the columns {', '.join(FEATURES)}, or send raw KDD records."
+        f"naming the columns (e.g. {', '.join(RAW_COLUMNS[:4])}, …), or send raw KDD records."
     )

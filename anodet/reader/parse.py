@@ -18,13 +18,13 @@ import pyarrow.csv as pacsv
 
 from anodet.reader.layout import Layout, split_line
 from anodet.reader.limits import MAX_LINE_BYTES
-from anodet.schema import FEATURES
+from anodet.schema import NUMERIC_COLUMNS
 
 LINE_END = re.compile(rb"\r\n|\r|\n")
 """Line ends as pyarrow reads them: a lone carriage return ends a line too."""
 
 NUL_REASON = "holds a NUL byte (binary data, not CSV text)"
-_FEATURE_SET = frozenset(FEATURES)
+_NUMERIC = frozenset(NUMERIC_COLUMNS)
 
 csv.field_size_limit(MAX_LINE_BYTES)
 
@@ -33,18 +33,19 @@ csv.field_size_limit(MAX_LINE_BYTES)
 class Chunk:
     """Parsed rows of one block: the passthrough table, features, validity and problems."""
 
-    table: pa.Table  # every input column; features float64, the rest strings; bad rows null
-    features: np.ndarray  # (n, 18) float64, raw values (garbage where not valid)
+    table: pa.Table  # every input column; numeric model columns float64, the rest strings; bad rows null
+    features: np.ndarray  # (n, numeric model columns) float64, raw values (garbage where not valid)
     valid: np.ndarray  # (n,) bool
     reasons: list[str | None]  # per row: None if valid, else why not
     first_row: int  # row number of the first row
+    numeric_columns: tuple[str, ...] = ()  # the columns of ``features``, in order
 
     def __len__(self) -> int:
         return len(self.valid)
 
 
 def _convert_options(layout: Layout) -> pacsv.ConvertOptions:
-    types = {c: (pa.float64() if c in _FEATURE_SET else pa.string()) for c in layout.columns}
+    types = {c: (pa.float64() if c in _NUMERIC else pa.string()) for c in layout.columns}
     return pacsv.ConvertOptions(column_types=types, strings_can_be_null=False, quoted_strings_can_be_null=False)
 
 
@@ -67,14 +68,14 @@ def _fast_parse(data: bytes, layout: Layout) -> pa.Table | None:
         return None
 
 
-def _feature_matrix(table: pa.Table) -> np.ndarray:
-    if not table.num_rows:
-        return np.empty((0, len(FEATURES)))
-    return np.column_stack([table.column(f).to_numpy(zero_copy_only=False) for f in FEATURES]).astype(
+def _feature_matrix(table: pa.Table, columns: tuple[str, ...]) -> np.ndarray:
+    if not table.num_rows or not columns:
+        return np.empty((table.num_rows, len(columns)))
+    return np.column_stack([table.column(f).to_numpy(zero_copy_only=False) for f in columns]).astype(
         np.float64, copy=False)
 
 
-def _value_reasons(X: np.ndarray) -> tuple[np.ndarray, list[str | None]]:
+def _value_reasons(X: np.ndarray, columns: tuple[str, ...]) -> tuple[np.ndarray, list[str | None]]:
     """Rows whose features are missing, NaN or infinite (after a successful typed parse)."""
     finite = np.isfinite(X)
     valid = finite.all(axis=1)
@@ -82,7 +83,7 @@ def _value_reasons(X: np.ndarray) -> tuple[np.ndarray, list[str | None]]:
     for i in np.flatnonzero(~valid):
         j = int(np.flatnonzero(~finite[i])[0])
         what = "missing (empty or NaN)" if np.isnan(X[i, j]) else "infinite"
-        reasons[i] = f"{FEATURES[j]} is {what}"
+        reasons[i] = f"{columns[j]} is {what}"
     return valid, reasons
 
 
@@ -124,8 +125,9 @@ def _slow_parse(data: bytes, layout: Layout, first_row: int) -> Chunk:
         rows.append(fields)
         reasons.append(reason)
     n = len(rows)
-    feature_pos = [layout.columns.index(f) for f in FEATURES]
-    X = np.full((n, len(FEATURES)), np.nan)
+    numeric = layout.numeric_columns
+    feature_pos = [layout.columns.index(f) for f in numeric]
+    X = np.full((n, len(numeric)), np.nan)
     for i, fields in enumerate(rows):
         if fields is None:
             continue
@@ -134,11 +136,11 @@ def _slow_parse(data: bytes, layout: Layout, first_row: int) -> Chunk:
             try:
                 value = float(text)
             except ValueError:
-                reasons[i] = reasons[i] or (f"{FEATURES[j]} is missing (empty)" if not text else
-                                            f"{FEATURES[j]} is not a number ({text[:40]!r})")
+                reasons[i] = reasons[i] or (f"{numeric[j]} is missing (empty)" if not text else
+                                            f"{numeric[j]} is not a number ({text[:40]!r})")
                 continue
             if not np.isfinite(value):
-                reasons[i] = reasons[i] or f"{FEATURES[j]} is {'NaN' if np.isnan(value) else 'infinite'}"
+                reasons[i] = reasons[i] or f"{numeric[j]} is {'NaN' if np.isnan(value) else 'infinite'}"
             X[i, j] = value
     return _assemble(rows, reasons, X, layout, first_row)
 
@@ -147,25 +149,26 @@ def _assemble(rows: list[list[str] | None], reasons: list[str | None], X: np.nda
               first_row: int) -> Chunk:
     valid = np.array([r is None for r in reasons], dtype=bool)
     columns = {}
+    numeric = layout.numeric_columns
     for pos, col in enumerate(layout.columns):
-        if col in _FEATURE_SET:
-            j = FEATURES.index(col)
+        if col in _NUMERIC:
+            j = numeric.index(col)
             columns[col] = pa.array(np.where(valid, X[:, j], np.nan), mask=~valid, type=pa.float64())
         else:
             columns[col] = pa.array([f[pos] if f is not None else None for f in rows], type=pa.string())
     table = pa.table(columns) if rows else empty_table(layout)
-    return Chunk(table, X, valid, reasons, first_row)
+    return Chunk(table, X, valid, reasons, first_row, numeric)
 
 
 def empty_table(layout: Layout) -> pa.Table:
     """A table with the layout's columns and no rows."""
-    return pa.table({c: pa.array([], pa.float64() if c in _FEATURE_SET else pa.string()) for c in layout.columns})
+    return pa.table({c: pa.array([], pa.float64() if c in _NUMERIC else pa.string()) for c in layout.columns})
 
 
 def problem_chunk(layout: Layout, first_row: int, reasons: list[str]) -> Chunk:
     """Rows that were refused before parsing (a line over the length limit): kept, with their reason."""
     n = len(reasons)
-    return _assemble([None] * n, list(reasons), np.full((n, len(FEATURES)), np.nan), layout, first_row)
+    return _assemble([None] * n, list(reasons), np.full((n, len(layout.numeric_columns)), np.nan), layout, first_row)
 
 
 def parse_block(data: bytes, layout: Layout, first_row: int = 1) -> Chunk:
@@ -173,6 +176,7 @@ def parse_block(data: bytes, layout: Layout, first_row: int = 1) -> Chunk:
     table = None if b"\x00" in data else _fast_parse(data, layout)
     if table is None:
         return _slow_parse(data, layout, first_row)
-    X = _feature_matrix(table)
-    valid, reasons = _value_reasons(X)
-    return Chunk(table, X, valid, reasons, first_row)
+    numeric = layout.numeric_columns
+    X = _feature_matrix(table, numeric)
+    valid, reasons = _value_reasons(X, numeric)
+    return Chunk(table, X, valid, reasons, first_row, numeric)

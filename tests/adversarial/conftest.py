@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from anodet.schema import FEATURES
+from anodet.schema import RAW_COLUMNS
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -26,10 +26,10 @@ def run_cli(*args: str, stdin: bytes | None = None, timeout: float = 120, cwd: P
 
 @pytest.fixture(scope="session")
 def sample_rows(splits) -> pd.DataFrame:
-    """2,000 test records (both classes), features only."""
+    """2,000 test records (both classes), the 41 KDD columns (so every feature set scores them)."""
     test = splits.test
     rows = test.iloc[np.r_[0:1000, len(test) - 1000:len(test)]]
-    return rows[list(FEATURES)]
+    return rows[list(RAW_COLUMNS)]
 
 
 def header_csv(rows: pd.DataFrame, extra: dict | None = None) -> bytes:

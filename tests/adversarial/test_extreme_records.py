@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 from anodet import scoring, sources, stream
-from anodet.schema import FEATURES
+from anodet.schema import FEATURES, NUMERIC_COLUMNS
 from anodet.scorer import SATURATION_RANGES, score_rows
 from anodet.thresholds import resolve_thresholds
 from tests.adversarial.conftest import EXTREME_VALUES, header_csv, run_cli
@@ -24,33 +24,36 @@ pytestmark = pytest.mark.slow  # subprocesses, sockets, trainings: CI runs them;
 
 
 def extreme_frame(sample_rows: pd.DataFrame) -> pd.DataFrame:
-    """Normal-looking rows with one or all features replaced by extreme values."""
-    base = sample_rows.iloc[:1].to_numpy(dtype=float)
+    """Normal-looking rows with one or all numeric columns replaced by extreme values."""
+    base = sample_rows.iloc[[0]]
     rows = []
     for value in EXTREME_VALUES:
-        v = float(value)
-        rows.append(np.full(len(FEATURES), v))
-        one = base[0].copy()
-        one[3] = v
-        rows.append(one)
-    return pd.DataFrame(rows, columns=list(FEATURES))
+        every, one = base.copy(), base.copy()
+        every[list(NUMERIC_COLUMNS)] = float(value)
+        one[FEATURES[3]] = float(value)
+        rows += [every, one]
+    return pd.concat(rows, ignore_index=True)
 
 
-def far_out(store, X: np.ndarray) -> np.ndarray:
-    scaler = store.scaler
+def far_out(store, frame: pd.DataFrame, name: str) -> np.ndarray:
+    """Rows outside the saturation box of ``name``'s feature set, worked out here from its stored ranges."""
+    fs = store.feature_set_for(name)
+    values = frame[fs.numeric_columns].to_numpy(dtype=float)
+    logged = np.array([c.kind == "log" for c in fs.numeric])
     with np.errstate(over="ignore", invalid="ignore"):
-        scaled = (X - scaler.data_min_) / scaler.scale_
+        values[:, logged] = np.log1p(np.maximum(values[:, logged], 0))
+        scaled = (values - fs.data_min_) / fs.scale_
     return ~((scaled >= -SATURATION_RANGES) & (scaled <= 1 + SATURATION_RANGES)).all(axis=1)
 
 
 def test_every_detector_scores_extremes_finite_or_inf_and_flags_far_out_rows(store, sample_rows):
     frame = extreme_frame(sample_rows)
-    X = frame.to_numpy()
     with np.errstate(over="raise", invalid="raise", divide="raise"):  # no overflow may escape the scoring routine
-        scores = score_rows(store, X).by_detector
-    far = far_out(store, X)
-    assert far.sum() >= 10
+        scores = score_rows(store, frame).by_detector
+    assert set(scores) == set(store.names)
     for name, s in scores.items():
+        far = far_out(store, frame, name)
+        assert far.sum() >= 10, name
         assert not np.isnan(s).any(), name
         assert np.all(np.isfinite(s) | (s == np.inf)), name
         assert np.all(s[far] >= store.default_threshold(name, "reference")), name
@@ -64,8 +67,8 @@ def test_score_command_flags_extremes_without_warnings(tmp_path, store, sample_r
     assert done.returncode == 0, done.stderr.decode()
     assert b"Warning" not in done.stderr and b"overflow" not in done.stderr
     results = pd.read_csv(out)
-    far = far_out(store, extreme_frame(sample_rows).to_numpy())
     for name in store.names:
+        far = far_out(store, extreme_frame(sample_rows), name)
         assert results[f"flag_{name}"][far].all(), name
         assert not results[f"score_{name}"].isna().any(), name
 
@@ -92,7 +95,7 @@ def test_stream_scores_a_batch_with_one_huge_row_and_writes_valid_json(store, sa
     os.close(write_fd)
     out = io.StringIO()
     threshold = store.default_threshold(detector, "reference")
-    detection = stream.Detection(detector, threshold, lambda X: score_rows(store, X, [detector]).by_detector[detector])
+    detection = stream.Detection.from_store(store, detector, threshold)
     pipeline = stream.Pipeline(sources.FdSource(read_fd, "pipe"), detection, stream.Outputs(out),
                                stream.StreamConfig(status_every=0), status=lambda m: None)
     result = pipeline.run()

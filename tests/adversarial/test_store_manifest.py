@@ -62,7 +62,9 @@ BAD = {
                       "at detectors.lof.validation_quantiles.true.all: item 3, 'x', is not a number"),
     "detectors_null": (_set(["detectors"], None), "at detectors: null is not of type 'object'"),
     "entry_is_text": (_set(["detectors", "pca"], "pca"), "at detectors.pca"),
-    "no_scaler": (lambda m: m.pop("scaler"), "'scaler' is a required property"),
+    "no_feature_sets": (lambda m: m.pop("feature_sets"), "'feature_sets' is a required property"),
+    "unknown_feature_set": (_set(["detectors", "pca", "feature_set"], "nope"), "uses feature set 'nope'"),
+    "other_sets_folder": (_rename_file("pca", "pca@kdd41/state.npz"), "detector pca lists pca@kdd41/state.npz"),
     "unknown_detector": (_set(["detectors", "bogus"], {}), "bogus"),
     "hash_not_hex": (_set(["detectors", "zscore", "files", "zscore/state.npz"], "abc"), "zscore"),
     "no_files": (_set(["detectors", "zscore", "files"], {}), "at detectors.zscore.files"),
@@ -70,13 +72,13 @@ BAD = {
     "path_climbs_out": (_rename_file("pca", "pca/../../../etc/passwd"), "at detectors.pca.files"),
     "absolute_path": (_rename_file("pca", "/etc/passwd"), "at detectors.pca.files"),
     "other_detectors_folder": (_rename_file("pca", "zscore/state.npz"), "at detectors.pca.files"),
-    "scaler_outside": (_set(["scaler", "file"], "../scaler.npz"), "at scaler.file"),
+    "feature_set_outside": (_set(["feature_sets", "kdd18", "file"], "../kdd18.json"), "at feature_sets.kdd18.file"),
     "ensemble_contains_itself": (lambda m: (m["detectors"]["ensemble"]["params"]["members"].append("ensemble"),
                                             m["detectors"]["ensemble"]["members"].update(
                                                 {"ensemble": m["detectors"]["ensemble"]["files"]})),
                                  "an ensemble cannot contain itself (ensemble → ensemble)"),
     "member_hashes_missing": (lambda m: m["detectors"]["ensemble"].pop("members"), "'members' is a required"),
-    "old_format": (_set(["format"], 1), "has format 1, expected 2"),
+    "old_format": (_set(["format"], 1), "has format 1, expected 3"),
 }
 
 

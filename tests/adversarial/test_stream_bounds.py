@@ -24,7 +24,7 @@ pytestmark = pytest.mark.slow  # subprocesses, sockets, trainings: CI runs them;
 def pipeline_for(store, source, name="pca", **config):
     out, rejects = io.StringIO(), io.StringIO()
     threshold = store.default_threshold(name, "reference")
-    detection = stream.Detection(name, threshold, lambda X: score_rows(store, X, [name]).by_detector[name])
+    detection = stream.Detection.from_store(store, name, threshold)
     cfg = stream.StreamConfig(status_every=0, **config)
     return stream.Pipeline(source, detection, stream.Outputs(out, rejects), cfg, status=lambda m: None), out, rejects
 
@@ -98,7 +98,9 @@ def test_a_client_sending_a_lot_is_held_back_not_buffered(store, sample_rows):
         gate.wait(5)
         return score_rows(store, X, ["pca"]).by_detector["pca"]
 
-    pipeline = stream.Pipeline(source, stream.Detection("pca", threshold, slow), stream.Outputs(io.StringIO()),
+    detection = stream.Detection.from_store(store, "pca", threshold)
+    detection.score = slow
+    pipeline = stream.Pipeline(source, detection, stream.Outputs(io.StringIO()),
                                stream.StreamConfig(status_every=0, queue_chunks=2, batch_size=256),
                                status=lambda m: None)
     thread = threading.Thread(target=pipeline.run, daemon=True)
@@ -156,7 +158,7 @@ def test_a_large_or_quoted_text_cell_is_passed_through(store, sample_rows, cell)
     data = header_csv(sample_rows.iloc[:3], {"note": [cell, "short", cell]})
     pipeline, out, _rejects = pipeline_for(store, feed(data), name="pca")
     pipeline.detection.threshold = 0.0
-    pipeline._formatter = alerts.AlertFormatter("pca", 0.0)
+    pipeline._formatter = alerts.AlertFormatter("pca", 0.0, pipeline.detection.value_columns)
     result = pipeline.run()
     assert result["scored"] == 3 and result["rejected"] == 0
     notes = [json.loads(x)["fields"]["note"] for x in out.getvalue().splitlines()]
@@ -166,7 +168,7 @@ def test_a_large_or_quoted_text_cell_is_passed_through(store, sample_rows, cell)
 def test_alerts_of_raw_lines_say_which_connection_it_was(store, raw_test_lines):
     pipeline, out, _rejects = pipeline_for(store, feed(b"\n".join(raw_test_lines[:300]) + b"\n"))
     pipeline.detection.threshold = 0.0
-    pipeline._formatter = alerts.AlertFormatter("pca", 0.0)
+    pipeline._formatter = alerts.AlertFormatter("pca", 0.0, pipeline.detection.value_columns)
     pipeline.run()
     first = json.loads(out.getvalue().splitlines()[0])
     assert set(first["fields"]) == {"protocol_type", "service", "flag"}
