@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import streamlit as st
 
 from anodet import dashboard, figures, ui
-from anodet.schema import CATEGORIES, FEATURES, label_column
+from anodet.schema import CATEGORIES, label_column
 
 ui.ensure_app_frame()
 
@@ -26,6 +24,7 @@ top = st.columns([2, 3])
 with top[0]:
     name = ui.detector_picker("Detector", names, key="flagged_detector")
 threshold = ui.get_threshold(name)
+feature_set = store.feature_set_for(name)
 table = dashboard.record_table(test, scores[name], threshold, label_column(view))
 with top[1]:
     st.markdown(f"**{ui.markdown_text(ui.display_name(name))}** flags **{int((table['score'] >= threshold).sum()):,}** of "
@@ -48,15 +47,6 @@ filter_id = abs(hash((name, threshold, view, tuple(chosen_outcomes or ()), tuple
                       tuple(chosen_attacks))))
 
 
-@st.cache_resource(max_entries=1, show_spinner="Reading the raw test file…")
-def _raw_connections(path: str, records: int):
-    return dashboard.connection_fields(Path(path), ui.get_splits().test.index)
-
-
-def _connections():
-    """Raw connection fields of every test record (one 0.2 s pass, once per server), or None without the raw file."""
-    path = dashboard.raw_test_file()
-    return None if path is None else _raw_connections(str(path), len(test))
 
 
 def _open(position: int | None) -> None:
@@ -106,7 +96,7 @@ else:
         chosen = st.dataframe(
             display, on_select="rerun", selection_mode="single-row", hide_index=True, height=380,
             key=table_key,
-            column_order=["record", "score", "outcome", "label", "attack", "category", *FEATURES],
+            column_order=["record", "score", "outcome", "label", "attack", "category", *feature_set.raw_columns],
             column_config={"record": st.column_config.NumberColumn("Record", help="Line number in the raw test file.",
                                                                    format="%d", pinned=True),
                            "score": st.column_config.NumberColumn("Score", format="%.4g", pinned=True)})
@@ -153,33 +143,28 @@ if position is not None:
     c.metric("Category", ui.markdown_text(record["category"]),
              help="novel: an attack type that appears only in the test file.")
     d.metric(f"{ui.display_name(name)} score", f"{record['score']:.4g}", delta=record["outcome"], delta_color="off")
-    raw = _connections()
-    if raw is None:
-        st.caption("The raw connection fields (protocol, service, flag, bytes) need the raw KDD test file, which "
-                   "is not on this server. " + ui.DATA_FIX)
-    elif record.name in raw.index:
-        fields = raw.loc[record.name]
-        st.markdown("**Connection**: " + " · ".join(
-            f"{label} **{ui.markdown_text(fields[field])}**" for field, label in (
-                ("protocol_type", "protocol"), ("service", "service"), ("flag", "flag"), ("duration", "duration (s)"),
-                ("src_bytes", "bytes sent"), ("dst_bytes", "bytes received"))))
-    else:
-        st.caption(f"Line {record.name} of the raw test file could not be read.")
-    values = record[list(FEATURES)].to_numpy(dtype=np.float64)
+    fields = test.iloc[position]
+    st.markdown("**Connection**: " + " · ".join(
+        f"{label} **{ui.markdown_text(fields[field])}**" for field, label in (
+            ("protocol_type", "protocol"), ("service", "service"), ("flag", "flag"), ("duration", "duration (s)"),
+            ("src_bytes", "bytes sent"), ("dst_bytes", "bytes received"))))
+    numeric = feature_set.numeric_columns
+    values = record[numeric].to_numpy(dtype=np.float64)
     left, right = st.columns(2)
     with left:
-        pct = dashboard.feature_percentiles(ui.get_sorted_train(), values)
-        st.plotly_chart(figures.feature_percentile_figure(FEATURES, pct, values), key="flagged_percentiles")
+        sorted_train = ui.get_sorted_train()
+        pct = dashboard.feature_percentiles(np.column_stack([sorted_train[c] for c in numeric]), values)
+        st.plotly_chart(figures.feature_percentile_figure(numeric, pct, values), key="flagged_percentiles")
         st.caption("Bar labels are the raw values. Red: outside the 1st–99th percentile of normal training records.")
     with right:
         loaded = ui.get_store()  # the detectors themselves, for per-feature contributions
-        sorted_train = ui.get_sorted_train()
-        median = loaded.scaler.transform(sorted_train[len(sorted_train) // 2][None, :])[0]
-        contributions, method = dashboard.explain_record(loaded.detector(name),
-                                                         loaded.scaler.transform(values[None, :])[0], median)
-        st.plotly_chart(figures.feature_contribution_figure(FEATURES, contributions, ui.display_name(name)),
+        columns, contributions, method = dashboard.explain_raw(
+            loaded.detector(name), feature_set, test.iloc[[position]], ui.get_reference_record(feature_set.raw_columns))
+        st.plotly_chart(figures.feature_contribution_figure(columns, contributions, ui.display_name(name)),
                         key="flagged_contributions")
-        st.caption(f"Method: {dashboard.EXPLANATION_METHODS[method]}.")
+        note = " One-hot parts (each service, protocol, flag) are summed back to their column." if (
+            feature_set.categorical_columns) else ""
+        st.caption(f"Method: {dashboard.EXPLANATION_METHODS[method]}.{note}")
     st.markdown("**Every detector on this record**, each at this session's threshold for it under the "
                 f"**{view}** label view")
     verdicts = dashboard.record_verdicts(scores, ui.get_thresholds(names), position,

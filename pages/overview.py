@@ -13,7 +13,20 @@ ui.ensure_app_frame()
 st.title("Overview")
 view = ui.label_view()
 store = ui.get_store(loaded=False)
-names = store.names
+filters = st.columns([3, 2])
+chosen_sets = filters[0].pills(
+    "Feature sets", store.feature_sets, selection_mode="multi", default=store.feature_sets, key="overview_sets",
+    help="kdd18: the reference prototype's 18 traffic rates and counts. kdd41: all 41 KDD columns (bytes and "
+         "counts on a log scale, protocol, service and flag one-hot).")
+show_ceiling = filters[1].toggle(
+    "Show the supervised ceiling", value=True, key="overview_ceiling",
+    help="A random forest trained on KDD's labelled training file (normal vs attack): what labels reach on the "
+         "same features. A reference row, never counted as a detector.")
+names = [n for n in store.names if store.feature_set_of(n) in (chosen_sets or store.feature_sets)
+         and (show_ceiling or not ui.is_supervised(n))]
+if len(names) < 2:
+    st.info("Choose at least one feature set (and keep two or more detectors) to compare detectors.")
+    st.stop()
 scores = ui.get_test_scores()
 curves = ui.get_test_curves(view)
 summaries = ui.get_curve_summaries(view)
@@ -30,12 +43,31 @@ st.caption(
     + (f"Moved from that default: {ui.markdown_text(', '.join(moved))}." if moved else "None has been moved in this view.")
 )
 
-table = dashboard.leaderboard(curves, summaries, thresholds, labels).sort_values("roc_auc", ascending=False)
+table = dashboard.leaderboard({n: curves[n] for n in names}, summaries, thresholds, labels)
+table["feature_set"] = [store.feature_set_of(n) for n in table.index]
+table["uses_labels"] = [ui.is_supervised(n) for n in table.index]
+table = table.sort_values(["uses_labels", "roc_auc"], ascending=[True, False])
+detectors_only = table[~table["uses_labels"]]
+ceiling = table[table["uses_labels"]]
+if not detectors_only.empty:
+    best = detectors_only.iloc[0]
+    headline = (f"Best anomaly detector here by ROC AUC: **{ui.markdown_text(best['detector'])}**, "
+                f"{best['roc_auc']:.4f} ({view} view).")
+    if not ceiling.empty:
+        top = ceiling.sort_values("roc_auc", ascending=False).iloc[0]
+        headline += (f" The supervised ceiling (trained on labelled attacks, so not a detector): "
+                     f"**{top['roc_auc']:.4f}** ({ui.markdown_text(top['detector'])}).")
+    st.markdown(headline)
 order = list(table.index)  # every chart below lists the detectors in the leaderboard's order
 percent = {"format": "%.3f"}
 SHORT_LABELS = {"fpr": "FPR"}  # the leaderboard's columns fit a 1280 px window
 column_config = {
     "detector": st.column_config.TextColumn("Detector", pinned=True),
+    "feature_set": st.column_config.TextColumn("Features", help="The feature set the detector was trained on.",
+                                               width="small"),
+    "uses_labels": st.column_config.CheckboxColumn(
+        "Labels", width="small", help="Ticked: the supervised ceiling, trained on labelled attacks. Listed last, "
+                                      "as a reference, never as the best detector."),
     "threshold": st.column_config.NumberColumn("Threshold", help=f"The detector's current threshold (raw score) "
                                                                  f"under the {view} view.", format="%.4g"),
     "flagged": st.column_config.NumberColumn("Flagged", help="Test records flagged at the threshold.", format="%d"),
@@ -44,11 +76,13 @@ column_config = {
        for m in dashboard.LEADERBOARD_METRICS},
 }
 st.subheader("Leaderboard")
-st.caption("Sorted by ROC AUC; click a column header to sort otherwise, hover it for what the metric means. "
-           "Select a row to open that detector in the threshold explorer.")
+st.caption("Sorted by ROC AUC, the supervised ceiling (Labels ticked) listed last; click a column header to sort "
+           "otherwise, hover it for what the metric means. Select a row to open that detector in the threshold "
+           "explorer.")
 board = st.dataframe(table, hide_index=True, column_config=column_config, key="overview_leaderboard",
                      height=dashboard.table_height(len(table)), on_select="rerun", selection_mode="single-row",
-                     column_order=["detector", *dashboard.LEADERBOARD_METRICS, "threshold", "flagged"])
+                     column_order=["detector", "feature_set", *dashboard.LEADERBOARD_METRICS, "threshold", "flagged",
+                                   "uses_labels"])
 picked = (board or {}).get("selection", {}).get("rows", [])
 if picked:
     st.session_state[ui.FOCUS_KEY] = order[picked[0]]

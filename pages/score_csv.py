@@ -75,9 +75,11 @@ view = ui.label_view()
 
 with st.expander("What file can I upload?", expanded=RESULT_KEY not in st.session_state):
     st.markdown(
-        "* **A CSV with a header** naming the 18 features (any order): "
-        + ", ".join(f"`{f}`" for f in FEATURES)
-        + ". Other columns (an id, a timestamp…) are kept and passed through. A `label` column "
+        "* **A CSV with a header** naming KDD's columns (any order). Each detector needs its feature set's "
+        "columns: the **kdd18** detectors the 18 traffic features ("
+        + ", ".join(f"`{f}`" for f in FEATURES[:3])
+        + ", …), the **kdd41** ones all 41 KDD columns; detectors whose columns are missing are skipped, and the "
+        "results say which. Other columns (an id, a timestamp…) are kept and passed through. A `label` column "
         "(`normal`, attack names such as `smurf.`, or 0/1) turns on metrics and the ROC curve.\n"
         "* **Raw KDD Cup 99 records**: 41 values and an optional label per line, no header.\n"
         f"* Either one may be gzip-compressed (`.gz`); up to {st.get_option('server.maxUploadSize')} MB uploaded and "
