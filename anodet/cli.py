@@ -99,13 +99,22 @@ def _add_score(parser: argparse.ArgumentParser) -> None:
     from anodet.reader.limits import READ_TIMEOUT_S
 
     parser.description = (
-        "Score a CSV file (header naming the 18 features, any order, other columns passed through) or raw "
-        "KDD records, optionally .gz, in bounded memory; '-' reads standard input. Writes the input columns, "
-        "then row, status, out_of_range, and score_<detector>, flag_<detector> per detector.")
-    parser.add_argument("input", metavar="INPUT", help="CSV or raw KDD file (.gz accepted), a FIFO, or - for stdin")
+        "Score CSV files (header naming KDD columns, any order, other columns passed through), raw KDD records "
+        "(optionally .gz) or Parquet, in bounded memory; '-' reads standard input. Writes the input columns, "
+        "then row, status, out_of_range, and score_<detector>, flag_<detector> per detector. Several inputs (or a "
+        "glob, or --engine dask) write a folder of parts, one per input, and summary.json.")
+    parser.add_argument("input", metavar="INPUT", nargs="+",
+                        help="CSV, raw KDD (.gz accepted) or Parquet file, a glob such as 'logs/*.csv.gz', a FIFO, "
+                             "or - for stdin")
     parser.add_argument("-o", "--output", metavar="OUTPUT",
-                        help="results CSV (.gz to compress; '-' for standard output); "
-                             "default: INPUT's name with .scored.csv, in the current folder")
+                        help="results file: CSV (.gz to compress), .parquet, or '-' for standard output; default: "
+                             "INPUT's name with .scored.csv, in the current folder. With several inputs: a folder "
+                             "(parts are .parquet if the folder's name ends in .parquet, else .csv)")
+    parser.add_argument("--engine", choices=("local", "dask"), default="local",
+                        help="local: this process (default); dask: one task per input on a Dask cluster")
+    parser.add_argument("--scheduler", metavar="tcp://HOST:PORT",
+                        help="the Dask scheduler to use (default: start a LocalCluster on this machine)")
+    parser.add_argument("--workers", type=int, default=2, help="LocalCluster worker processes (default 2)")
     parser.add_argument("--detectors", type=detector_list,
                         help="comma-separated names (default: all stored but lof, seq2seq)")
     _add_thresholds(parser)

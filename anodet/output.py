@@ -20,6 +20,7 @@ from typing import IO
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
 
 from anodet.textsafe import neutralise_table
 
@@ -110,6 +111,29 @@ class CsvSink:
             raise self._error
 
 
+class ParquetSink:
+    """Writes results chunks to a Parquet file (same columns as the CSV; text neutralised the same way)."""
+
+    def __init__(self, target: str | os.PathLike) -> None:
+        self._target = target
+        self._writer: pq.ParquetWriter | None = None
+
+    def __call__(self, table: pa.Table) -> None:
+        table = for_download(table)
+        if self._writer is None:
+            self._writer = pq.ParquetWriter(self._target, table.schema, compression="zstd")
+        self._writer.write_table(table.cast(self._writer.schema))
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+
+def is_parquet_name(path: str | os.PathLike) -> bool:
+    return str(path).lower().endswith((".parquet", ".pq"))
+
+
 class ResultsFile:
     """Where ``score`` writes: a file (via ``NAME.part``) or standard output (``-``)."""
 
@@ -117,7 +141,7 @@ class ResultsFile:
         self.to_stdout = str(output) == "-"
         self.path = None if self.to_stdout else Path(output)
         self.partial: Path | None = None
-        self.sink: CsvSink | None = None
+        self.sink: CsvSink | ParquetSink | None = None
 
     def check(self, input_path: str | None = None) -> None:
         """Refuse an unusable output before any input is read."""
@@ -132,7 +156,7 @@ class ResultsFile:
         if input_path not in (None, "-") and self.path.exists() and self.path.resolve() == Path(input_path).resolve():
             raise OutputError("The output would overwrite the input; choose another name with -o.")
 
-    def open(self) -> CsvSink:
+    def open(self) -> CsvSink | ParquetSink:
         if self.path is None:
             self.sink = CsvSink(sys.stdout.buffer)
             return self.sink
@@ -145,7 +169,7 @@ class ResultsFile:
         except OSError as exc:
             self.partial = None
             raise OutputError(describe_os_error(exc, self.path)) from None
-        self.sink = CsvSink(self.partial)
+        self.sink = ParquetSink(self.partial) if is_parquet_name(self.path) else CsvSink(self.partial)
         return self.sink
 
     def commit(self) -> None:

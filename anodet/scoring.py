@@ -33,6 +33,7 @@ from anodet.reader import (
     describe_problems,
     read_chunks,
 )
+from anodet.reader.parquet import is_parquet, read_parquet_chunks
 from anodet.schema import LABEL_VIEWS
 from anodet.scorer import Scorer
 
@@ -138,7 +139,7 @@ class Summary:
             out.append(f"Skipped rows: {describe_problems(self.problems)}")
         for n in self.names:
             share = self.flagged[n] / self.rows_scored if self.rows_scored else 0.0
-            out.append(f"  {n:<12} threshold {self.thresholds[n]:>12.6g}  flagged {self.flagged[n]:>10,} "
+            out.append(f"  {n:<20} threshold {self.thresholds[n]:>12.6g}  flagged {self.flagged[n]:>10,} "
                        f"({share:.1%})")
         return out
 
@@ -211,7 +212,10 @@ def score_source(
             summary.flagged = dict.fromkeys(scorer.names, 0)
 
     fraction = [0.0]  # set by the reading thread; progress is reported from this one (a page's thread)
-    chunks = read_chunks(source, name, chunk_bytes, limits, on_layout, lambda f: fraction.__setitem__(0, f))
+    if is_parquet(source):
+        chunks = read_parquet_chunks(source, on_layout, lambda f: fraction.__setitem__(0, f))  # type: ignore[arg-type]
+    else:
+        chunks = read_chunks(source, name, chunk_bytes, limits, on_layout, lambda f: fraction.__setitem__(0, f))
     for chunk in prefetch(chunks):
         n = len(chunk)
         bad = np.flatnonzero(~chunk.valid)

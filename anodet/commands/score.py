@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import glob
 import sys
 from pathlib import Path
 
@@ -30,6 +31,9 @@ def run(args: argparse.Namespace) -> int:
 
     store = Store.open(args.store)
     names = args.detectors or default_detectors(store.names)
+    if args.engine == "dask" or len(args.input) > 1 or any(glob.has_magic(i) for i in args.input):
+        return _run_many(args, store, names)
+    args.input = args.input[0]
     try:
         overrides = _thresholds_file(args, store.names)
         thresholds = resolve_thresholds(store, names, args.threshold, args.label_view, overrides)
@@ -74,6 +78,47 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_many(args: argparse.Namespace, store, names: list[str]) -> int:
+    """Several inputs (or --engine dask): a folder of parts, one per input, and summary.json."""
+    from tqdm.auto import tqdm
+
+    from anodet.batch import expand_inputs, score_many
+
+    try:
+        if not args.output or args.output == "-":
+            raise OutputError("Several inputs (or --engine dask) write a folder of parts: name it with -o FOLDER.")
+        inputs = expand_inputs(args.input)
+        if "-" in inputs:
+            raise InputError("Standard input ('-') cannot be one of several inputs; score it on its own.")
+        out = Path(args.output)
+        if out.exists() and not out.is_dir():
+            raise OutputError(f"{out} is a file; with several inputs -o names a folder for the parts.")
+        overrides = _thresholds_file(args, store.names)
+        thresholds = resolve_thresholds(store, names, args.threshold, args.label_view, overrides)
+    except (InputError, ThresholdError, OutputError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    bar = tqdm(total=len(inputs), unit="file", desc=f"scoring ({args.engine})", disable=not sys.stderr.isatty(),
+               file=sys.stderr)
+
+    def progress(done: int, total: int) -> None:
+        bar.n = done
+        bar.refresh()
+
+    part_format = "parquet" if out.name.lower().endswith((".parquet", ".pq")) else "csv"
+    try:
+        summary, parts = score_many(inputs, out, store, names, thresholds, args.on_bad_rows, part_format,
+                                    args.engine, args.scheduler, args.workers, progress)
+    except (InputError, OutputError) as exc:
+        bar.close()
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    bar.close()
+    print(f"Inputs: {len(inputs)} file(s) → {len(parts)} part(s) in {out} (engine {args.engine}).", file=sys.stderr)
+    print_summary(summary, args.label_view, out / "summary.json")
+    return 0
+
+
 def _thresholds_file(args: argparse.Namespace, known: list[str]) -> dict[str, float] | None:
     if not getattr(args, "thresholds", None):
         return None
@@ -94,7 +139,7 @@ def print_summary(summary: Summary, view: str, output: Path | None) -> None:
     if summary.confusion.get(view):
         print(f"Against the file's labels ({view} view, {summary.labelled.get(view, 0):,} labelled rows):", file=err)
         for n, m in summary.metrics(view).items():
-            print(f"  {n:<12} precision {m['precision']:.3f}  recall {m['recall']:.3f}  f1 {m['f1']:.3f}  "
+            print(f"  {n:<20} precision {m['precision']:.3f}  recall {m['recall']:.3f}  f1 {m['f1']:.3f}  "
                   f"accuracy {m['accuracy']:.3f}", file=err)
     rate = summary.rows_read / summary.seconds if summary.seconds else 0.0
     where = f" → {output}" if output else ""

@@ -15,6 +15,7 @@ import numpy as np
 
 from anodet.detectors.base import as_matrix
 from anodet.detectors.classical import _SkopsDetector
+from anodet.detectors.parallel import map_rows
 
 
 class SupervisedForest(_SkopsDetector):
@@ -51,6 +52,12 @@ class SupervisedForest(_SkopsDetector):
         return self
 
     def _score(self, X: np.ndarray) -> np.ndarray:
-        proba = self.model_.predict_proba(X)
+        # One thread per block and the trees summed in their stored order: with several threads
+        # scikit-learn adds the trees' votes in whichever order they finish, so the same row could
+        # score a last bit differently from run to run (and engine to engine).
+        self.model_.n_jobs = 1
         classes = list(self.model_.classes_)
-        return proba[:, classes.index(1)].astype(np.float64) if 1 in classes else np.zeros(len(X))
+        if 1 not in classes:
+            return np.zeros(len(X))
+        column = classes.index(1)
+        return map_rows(lambda b: self.model_.predict_proba(b)[:, column].astype(np.float64), X, block=65_536)

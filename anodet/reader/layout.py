@@ -71,7 +71,8 @@ def split_line(line: str, delimiter: str = ",") -> list[str]:
     return next(csv.reader([line], delimiter=delimiter, strict=True), [])
 
 
-def _header_layout(fields: list[str], name: str, compressed: bool) -> Layout:
+def header_layout(fields: list[str], name: str, compressed: bool) -> Layout:
+    """The layout of a header naming ``fields`` (a CSV's first line, or a Parquet file's columns)."""
     names = [f.strip().lstrip("\ufeff").strip() for f in fields]
     lowered = [n.lower() for n in names]
     duplicates = sorted({n for n in lowered if lowered.count(n) > 1})
@@ -123,7 +124,7 @@ def sniff(first_line: str, name: str, compressed: bool = False, max_columns: int
             "or raw KDD records."
         )
     if lowered & _MODEL_COLUMNS:
-        return _header_layout(fields, name, compressed)
+        return header_layout(fields, name, compressed)
     if len(fields) == len(RAW_COLUMNS):
         return Layout(RAW_LAYOUT.kind, RAW_LAYOUT.columns, None, compressed)
     if len(fields) == len(RAW_COLUMNS) + 1:
