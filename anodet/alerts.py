@@ -35,6 +35,9 @@ VALUES_TEMPLATE = "{" + ", ".join(f'"{f}": %r' for f in FEATURES) + "}"
 ALERT_TEMPLATE = ('{"time": "%s", "detector": %s, "score": %s, "saturated": %s, "threshold": %r, "record": %d, '
                   '"line": %d, "label": %s, "fields": %s, "values": %s}\n')
 """One alert as a JSON line, built with ``%`` so that a flood of alerts stays cheap to write."""
+ENTRY_TEMPLATE = ALERT_TEMPLATE.replace('"fields": %s', '"entry": %s, "fields": %s')
+"""An alert of a record read from a broker also names its message: ``"entry"``, the Redis Stream
+entry id or Kafka ``topic:partition:offset``."""
 VALUES_CACHE = 65_536
 """Distinct feature vectors whose JSON is remembered: floods (smurf, neptune) repeat the same
 vector over and over, and formatting 18 floats is the dearest part of writing an alert."""
@@ -97,8 +100,12 @@ class AlertFormatter:
 
     def lines(self, X: np.ndarray, scores: np.ndarray, records: np.ndarray, line_numbers: np.ndarray,
               labels: list[str | None], fields: list[tuple[Any, ...]] | None = None,
-              field_names: list[str] | None = None) -> list[str]:
-        """One JSON line per row of ``X`` (the flagged rows of a batch)."""
+              field_names: list[str] | None = None, entry_ids: list[str | None] | None = None,
+              extras: list[dict[str, str] | None] | None = None) -> list[str]:
+        """One JSON line per row of ``X`` (the flagged rows of a batch).
+
+        ``fields`` (named by ``field_names``) are the record's passthrough columns; ``extras`` adds
+        per-row fields (those sent beside a raw line); ``entry_ids`` names each row's broker message."""
         now = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
         # Floods repeat one feature vector back to back: format each run of equal rows once.
         new_run = np.ones(len(X), dtype=bool)
@@ -113,7 +120,8 @@ class AlertFormatter:
             if vj is None:
                 vj = values_json[key] = VALUES_TEMPLATE % key
             run_json.append(vj)
-        template = ALERT_TEMPLATE.replace("%s", now, 1).replace("%s", self._detector_json, 1).replace(
+        base_template = ENTRY_TEMPLATE if entry_ids is not None else ALERT_TEMPLATE
+        template = base_template.replace("%s", now, 1).replace("%s", self._detector_json, 1).replace(
             '"threshold": %r', f'"threshold": {score_json(self.threshold)}', 1)
         label_json = self._label_json
         fields_json = self._fields_json
@@ -135,9 +143,17 @@ class AlertFormatter:
                     if len(fields_json) < VALUES_CACHE:
                         fields_json[values] = cached
                 fj = cached
+            if extras is not None and extras[i]:
+                base = json.loads(fj)
+                base.update(extras[i])
+                fj = json.dumps(base, ensure_ascii=False)
             finite = math.isfinite(score)
-            out.append(template % (score_json(score), "false" if finite else "true", record, line, lj, fj,
-                                   run_json[run]))
+            if entry_ids is None:
+                out.append(template % (score_json(score), "false" if finite else "true", record, line, lj, fj,
+                                       run_json[run]))
+            else:
+                out.append(template % (score_json(score), "false" if finite else "true", record, line, lj,
+                                       json.dumps(entry_ids[i]), fj, run_json[run]))
         return out
 
 
