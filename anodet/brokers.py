@@ -382,7 +382,7 @@ class KafkaSource(Source):
                 if msg.error():
                     logger.warning("Kafka: %s", msg.error())
                     continue
-                messages.append((kafka_id(msg.topic(), msg.partition(), msg.offset()),
+                messages.append((kafka_id(str(msg.topic()), int(msg.partition() or 0), int(msg.offset() or 0)),
                                  kafka_message_fields(msg.value())))
             if messages:
                 yield from to_entries(messages)

@@ -34,7 +34,7 @@ import queue
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Protocol
@@ -118,7 +118,7 @@ class Outputs:
     rejects: IO[str] | None = None
     webhook: WebhookSender | None = None
     stats_path: str | None = None
-    sinks: list[AlertSink] = field(default_factory=list)
+    sinks: Sequence[AlertSink] = field(default_factory=list)
     """Further alert destinations (a Redis Stream): written, like the log, before records are acknowledged."""
 
 
@@ -374,8 +374,8 @@ class Pipeline:
         n_rejected = 0
         for chunk in batch:
             if chunk.reject_reason:
-                ids = chunk.ids or [None] * len(chunk.lines)
-                for ln, raw, entry in zip(chunk.line_numbers.tolist(), chunk.lines, ids, strict=True):
+                entries: list[str | None] = list(chunk.ids) if chunk.ids else [None] * len(chunk.lines)
+                for ln, raw, entry in zip(chunk.line_numbers.tolist(), chunk.lines, entries, strict=True):
                     self._write_reject(ln, chunk.reject_reason, raw, entry)
                 n_rejected += len(chunk.lines)
             elif groups and groups[-1][0].layout is chunk.layout:
@@ -413,7 +413,9 @@ class Pipeline:
         line_numbers = np.concatenate([c.line_numbers for c in group])
         records = np.concatenate([c.records if c.records is not None
                                   else np.arange(c.first_record, c.first_record + len(c.lines)) for c in group])
-        ids = [i for c in group for i in (c.ids or [None] * len(c.lines))] if group[0].ids is not None else None
+        ids: list[str | None] | None = None
+        if group[0].ids is not None:
+            ids = [i for c in group for i in (c.ids if c.ids is not None else [None] * len(c.lines))]
         extras = ([x for c in group for x in (c.extras or [None] * len(c.lines))]
                   if any(c.extras for c in group) else None)
         parsed = parse_block(b"\n".join(lines), layout)
