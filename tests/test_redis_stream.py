@@ -417,6 +417,10 @@ def test_metrics_scraped_during_a_run_match_the_alert_log(server, tmp_path, raw_
     threshold = store.default_threshold("pca", "reference")
     assert after['anodet_threshold{detector="pca"}'] == pytest.approx(threshold)
     assert all(a["threshold"] == pytest.approx(threshold) for a in alerts)
+    served = {re.sub(r"\{.*", "", name) for name in after}
+    dashboard = (ROOT / "deploy" / "grafana-dashboard.json").read_text()
+    charted = set(re.findall(r"anodet_[a-z_]+", dashboard))
+    assert charted and charted <= served, f"the dashboard charts metrics nobody serves: {charted - served}"
 
 
 def test_cli_broker_mistakes_are_one_sentence(server):
