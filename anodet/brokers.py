@@ -41,6 +41,8 @@ READ_COUNT = 2000
 """Entries asked for per read."""
 CLAIM_IDLE_S = 60.0
 """Seconds an entry may stay pending with another consumer before it is taken over (that consumer died)."""
+RECONNECT_S = 60.0
+"""Seconds the Redis source keeps retrying a lost connection before it gives up (exit 1)."""
 CLAIM_EVERY_S = 5.0
 """Seconds between looks for entries left pending by dead consumers."""
 ALERTS_MAXLEN = 1_000_000
@@ -102,6 +104,7 @@ def csv_line(values: Sequence[bytes]) -> bytes:
     return b",".join(_quote(v) if (b"," in v or b'"' in v) else v for v in values)
 
 
+_SPECIAL = re.compile(rb'["\r\n]')
 BREAK_REASON = "a field holds a line break; send one record per entry, each value on one line"
 LINE_ALONE_REASON = "the entry's line field is empty"
 
@@ -123,9 +126,20 @@ def to_entries(messages: Sequence[tuple[str, Any]], redelivered: bool = False) -
     current: Entries | None = None
     current_key: Any = None
     extras: dict[str, str] | None = None
+    header_names: list[bytes] | None = None  # field names of the current run of header-style entries
+    special = _SPECIAL.search
     for entry_id, fields in messages:
         if isinstance(fields, dict):
             fields = [x for pair in fields.items() for x in pair]
+        if header_names is not None and fields and current is not None:
+            # Fast path: the same fields as the entry before (a producer sends one shape).
+            values = fields[1::2]
+            line = b",".join(values)
+            if fields[0::2] == header_names and line.count(b",") == len(values) - 1 and not special(line):
+                current.lines.append(line)
+                current.ids.append(entry_id)
+                continue
+        header_names = None
         if not fields:
             key: Any = ("reject", DELETED_REASON)
             line = b""
@@ -144,7 +158,9 @@ def to_entries(messages: Sequence[tuple[str, Any]], redelivered: bool = False) -
                 if line.count(b",") != len(values) - 1 or b'"' in line:
                     line = csv_line(values)
                 key = tuple(names)
+                header_names = names
                 if b"\n" in line or b"\r" in line:
+                    header_names = None
                     key = ("reject", BREAK_REASON)
                     line = line.replace(b"\n", b"\\n").replace(b"\r", b"\\r")
         if current is None or key != current_key:
@@ -205,21 +221,27 @@ class RedisStreamSource(Source):
         except redis.RedisError as exc:
             raise _redis_problem(url, exc) from None
 
-    def _read(self, start: str, block_ms: int | None) -> list[tuple[str, list[bytes] | None]]:
-        """XREADGROUP on the reader's own connection, its reply left as Redis sent it (flat field
-        lists): redis-py's per-entry dicts would cost as much as the rest of the pipeline."""
+    def _send(self, start: str, block_ms: int | None) -> None:
+        """Ask for entries (XREADGROUP) on the reader's own connection; :meth:`_receive` reads them."""
         args: list[Any] = ["XREADGROUP", "GROUP", self.group, self.consumer, "COUNT", self.count]
         if block_ms is not None:
             args += ["BLOCK", block_ms]
         args += ["STREAMS", self.url.name, start]
-        conn = self._conn
-        if conn is None:
-            conn = self._conn = self.redis.connection_pool.get_connection()
+        if self._conn is None:
+            self._conn = self.redis.connection_pool.get_connection()
         try:
-            conn.send_command(*args)
-            reply = conn.read_response()
+            self._conn.send_command(*args)
         except BaseException:
-            conn.disconnect()  # a half-read reply must not be read as the next one
+            self._conn.disconnect()
+            raise
+
+    def _receive(self) -> list[tuple[str, list[bytes] | None]]:
+        """The reply to :meth:`_send`, left as Redis sent it (flat field lists): redis-py's
+        per-entry dicts would cost as much as the rest of the pipeline."""
+        try:
+            reply = self._conn.read_response()
+        except BaseException:
+            self._conn.disconnect()  # a half-read reply must not be read as the next one
             raise
         if not reply:
             return []
@@ -231,7 +253,8 @@ class RedisStreamSource(Source):
         """What this consumer (this name) was given before a restart and never acknowledged."""
         last = "0"
         while not stop.is_set():
-            messages = self._read(last, None)
+            self._send(last, None)
+            messages = self._receive()
             if not messages:
                 return
             self.redelivered += len(messages)
@@ -257,23 +280,57 @@ class RedisStreamSource(Source):
                 return
 
     def chunks(self, stop: threading.Event) -> Iterator[bytes | object]:
+        import redis
+
         yield from self._own_pending(stop)
         next_claim = 0.0
         block_ms = max(int(STOP_CHECK * 1000), 1)
-        while not stop.is_set():
-            if time.monotonic() >= next_claim:
-                yield from self._claim(stop)
-                next_claim = time.monotonic() + self.claim_every
-            messages = self._read(">", block_ms)
+        failing_since: float | None = None
+        asked = False  # a read is under way: the next batch is prepared while this one is converted
+        while True:
+            try:
+                if not asked:
+                    if stop.is_set():
+                        return
+                    self._send(">", block_ms)
+                messages = self._receive()
+                asked = False
+                if not stop.is_set():
+                    if time.monotonic() >= next_claim:
+                        yield from self._claim(stop)
+                        next_claim = time.monotonic() + self.claim_every
+                    self._send(">", block_ms)
+                    asked = True
+            except (redis.ConnectionError, redis.TimeoutError) as exc:
+                # Redis restarting or the network blinking: what was read stays pending and is not lost
+                # (entries of a reply that never arrived are taken over after --claim-idle).
+                asked = False
+                failing_since = failing_since or time.monotonic()
+                if time.monotonic() - failing_since > RECONNECT_S or stop.is_set():
+                    raise
+                logger.warning("Redis at %s:%d: %s; retrying", self.url.host, self.url.port, exc)
+                stop.wait(1.0)
+                continue
+            failing_since = None
             if messages:
                 yield from to_entries(messages)
 
     def commit(self, ids: list[str]) -> None:
         """XACK: the decisions of these entries are written."""
-        if ids:
-            for start in range(0, len(ids), 10_000):
-                self.redis.xack(self.url.name, self.group, *ids[start:start + 10_000])
-            self.acked += len(ids)
+        import redis
+
+        if not ids:
+            return
+        for start in range(0, len(ids), 10_000):
+            for attempt in range(int(RECONNECT_S) + 1):
+                try:
+                    self.redis.xack(self.url.name, self.group, *ids[start:start + 10_000])
+                    break
+                except (redis.ConnectionError, redis.TimeoutError):
+                    if attempt == int(RECONNECT_S):
+                        raise  # unacknowledged entries stay pending: another consumer takes them over
+                    time.sleep(1.0)
+        self.acked += len(ids)
 
     def lag(self) -> dict[str, float]:
         """The group's lag (entries not yet delivered to it) and pending count (delivered, not acknowledged)."""

@@ -432,3 +432,19 @@ def test_cli_broker_mistakes_are_one_sentence(server):
         proc = cli(*args)
         _, err = proc.communicate(timeout=60)
         assert proc.returncode == 2 and expected in err and "Traceback" not in err, err
+
+
+def test_a_dropped_connection_is_retried_not_fatal(server, store, raw_lines):
+    client = server.client
+    first = add_lines(client, "flows", raw_lines[:1000])
+    source = brokers.RedisStreamSource(brokers.parse_broker_url(server.url("flows")), "g", "c1")
+    pipeline, out, _ = make_pipeline(store, source, -1e300)
+    thread = run_in_thread(pipeline)
+    assert wait_for(lambda: drained(client, "flows", "g", 1000))
+    assert client.client_kill_filter(_type="normal", skipme=True) >= 1  # the network blinks
+    second = add_lines(client, "flows", raw_lines[1000:2000], 1000)
+    assert wait_for(lambda: drained(client, "flows", "g", 2000))
+    pipeline.stop()
+    thread.join(30)
+    assert pipeline.error is None
+    assert sorted(json.loads(x)["entry"] for x in out.getvalue().splitlines()) == sorted(first + second)
