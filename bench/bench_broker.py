@@ -2,10 +2,10 @@
 
 Prints the figures and writes ``bench/results/broker.md``. A throwaway ``redis-server`` (Debian's)
 runs on a free loopback port, without persistence. Records are distinct (``bench/inputs.py``:
-KDD test rows with jittered rate columns), one Redis Stream entry each, one field per feature
-column plus a ``flow_id`` passthrough field.
+KDD test rows with jittered rate columns), one Redis Stream entry each.
 
-* **one consumer**: the stream is filled first, then one ``stream`` process drains it; records/s
+* **one consumer**: for each entry shape (one field per feature, or a raw KDD line in ``line``;
+  both with a ``flow_id``), the stream is filled first, then one ``stream`` process drains it; records/s
   is entries / (time from the process starting to read, to the group having every entry
   acknowledged), so it includes reading, parsing, scoring, writing alerts and XACK.
 * **two consumers**: the same, with two processes in one group (each its own alert log).
@@ -16,7 +16,8 @@ column plus a ``flow_id`` passthrough field.
   alert logs are the decision logs: lost = ids never decided, duplicates = decisions beyond one
   per id.
 
-Usage: ``python bench/bench_broker.py [--records 300000] [--detector pca]``.
+Usage: ``python bench/bench_broker.py [--records 300000] [--detectors pca,autoencoder]`` (the
+``kill -9`` runs use the first detector).
 """
 
 from __future__ import annotations
@@ -39,9 +40,11 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from redis_server import RedisServer  # noqa: E402
 
+from anodet.schema import RAW_COLUMNS  # noqa: E402
 from bench.inputs import distinct_fraction, distinct_rows  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "broker.md"
+SHAPES = {"fields": "one field per feature + flow_id", "line": "raw KDD line in `line` + flow_id"}
 EVERYTHING = "--threshold=-1e300"
 
 
@@ -49,16 +52,28 @@ def env() -> dict[str, str]:
     return {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(ROOT)}
 
 
-def fill(client, stream_name: str, rows) -> list[str]:
-    """XADD every row (features + flow_id); return the entry ids."""
+RAW_DEFAULTS = {"protocol_type": "tcp", "service": "http", "flag": "SF"}
+
+
+def raw_line(row: dict[str, float]) -> str:
+    """A raw KDD line (41 values) carrying the row's features; the other columns are fixed."""
+    return ",".join(repr(row[c]) if c in row else RAW_DEFAULTS.get(c, "0") for c in RAW_COLUMNS)
+
+
+def fill(client, stream_name: str, rows, shape: str = "fields") -> list[str]:
+    """XADD every row, as one field per feature + flow_id (``fields``) or a raw ``line`` + flow_id;
+    return the entry ids."""
     columns = list(rows.columns)
     ids: list[str] = []
     values = rows.to_numpy()
     for start in range(0, len(values), 10_000):
         pipe = client.pipeline(transaction=False)
         for i in range(start, min(start + 10_000, len(values))):
-            pipe.xadd(stream_name, {"flow_id": f"f{i}", **{c: repr(float(v)) for c, v in zip(columns, values[i],
-                                                                                             strict=True)}})
+            row = {c: float(v) for c, v in zip(columns, values[i], strict=True)}
+            if shape == "fields":
+                pipe.xadd(stream_name, {"flow_id": f"f{i}", **{c: repr(v) for c, v in row.items()}})
+            else:
+                pipe.xadd(stream_name, {"line": raw_line(row), "flow_id": f"f{i}"})
         ids += [x.decode() for x in pipe.execute()]
     return ids
 
@@ -110,9 +125,10 @@ def decided(*logs: Path) -> list[str]:
     return out
 
 
-def run_consumers(server, detector: str, rows, n: int, tmp: Path, tag: str) -> dict:
+def run_consumers(server, detector: str, rows, n: int, tmp: Path, shape: str) -> dict:
+    tag = f"{shape}{n}"
     stream_name = f"flows_{tag}"
-    fill(server.client, stream_name, rows)
+    fill(server.client, stream_name, rows, shape)
     logs = [tmp / f"{tag}_{i}.jsonl" for i in range(n)]
     procs = [consumer(server, detector, stream_name, f"c{i}", log) for i, log in enumerate(logs)]
     t0 = min(wait_started(p) for p in procs)
@@ -120,7 +136,7 @@ def run_consumers(server, detector: str, rows, n: int, tmp: Path, tag: str) -> d
     shares = [stop(p)["acked"] for p in procs]
     alerts = len(decided(*logs))
     server.client.delete(stream_name)
-    return {"consumers": n, "records": len(rows), "seconds": t1 - t0, "rate": len(rows) / (t1 - t0),
+    return {"consumers": n, "shape": shape, "records": len(rows), "seconds": t1 - t0, "rate": len(rows) / (t1 - t0),
             "shares": shares, "alerts": alerts}
 
 
@@ -174,7 +190,7 @@ def kill_claim(server, detector: str, rows, tmp: Path, claim_idle: float = 2.0) 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=300_000)
-    parser.add_argument("--detector", default="pca")
+    parser.add_argument("--detectors", default="pca,autoencoder")
     args = parser.parse_args(argv)
     rows = distinct_rows(args.records)
     distinct = distinct_fraction(rows)
@@ -183,30 +199,33 @@ def main(argv: list[str] | None = None) -> int:
         tmp = Path(tmpdir)
         server = RedisServer(tmp)
         try:
-            runs = [run_consumers(server, args.detector, rows, n, tmp, f"n{n}") for n in (1, 2)]
+            detectors = args.detectors.split(",")
+            runs = [{**run_consumers(server, d, rows, n, tmp, shape), "detector": d}
+                    for d in detectors for shape in SHAPES for n in (1, 2)]
             for r in runs:
-                print(f"{r['consumers']} consumer(s): {r['records']:,} records in {r['seconds']:.2f} s = "
+                print(f"{r['detector']}, {r['consumers']} consumer(s), {r['shape']}: {r['records']:,} records in {r['seconds']:.2f} s = "
                       f"{r['rate']:,.0f} records/s; per consumer {r['shares']}; {r['alerts']:,} alerts", flush=True)
-            kills = [kill_restart(server, args.detector, rows[:100_000], tmp),
-                     kill_claim(server, args.detector, rows[:100_000], tmp)]
+            kills = [kill_restart(server, detectors[0], rows[:100_000], tmp),
+                     kill_claim(server, detectors[0], rows[:100_000], tmp)]
             for k in kills:
                 print(f"kill -9, {k['scenario']}: {k}", flush=True)
         finally:
             server.stop()
     load_after = os.getloadavg()[0]
-    lines = [f"Detector `{args.detector}`, {os.cpu_count()} CPU cores ({platform.machine()}), Python "
+    lines = [f"{os.cpu_count()} CPU cores ({platform.machine()}), Python "
              f"{platform.python_version()}, redis-server on the same machine (loopback); load average before/after: "
              f"{load_before:.1f} / {load_after:.1f}. Records: {len(rows):,} distinct KDD-like rows "
-             f"({distinct:.2%} distinct), one entry each (18 feature fields + flow_id).", "",
-             "| consumers | records | seconds | records/s | records per consumer | alerts |",
-             "| ---: | ---: | ---: | ---: | --- | ---: |"]
+             f"({distinct:.2%} distinct), one entry each.", "",
+             "| detector | entry shape | consumers | records | seconds | records/s | records per consumer | alerts |",
+             "| --- | --- | ---: | ---: | ---: | ---: | --- | ---: |"]
     for r in runs:
-        lines.append(f"| {r['consumers']} | {r['records']:,} | {r['seconds']:.2f} | {r['rate']:,.0f} | "
+        lines.append(f"| `{r['detector']}` | {SHAPES[r['shape']]} | {r['consumers']} | {r['records']:,} | {r['seconds']:.2f} | {r['rate']:,.0f} | "
                      f"{' / '.join(f'{s:,}' for s in r['shares'])} | {r['alerts']:,} |")
     lines += ["", "Records/s: entries / (consumers starting to read → every entry acknowledged by the group); it "
               "includes XREADGROUP, parsing, scoring, writing the alert log and XACK. The stream is filled before "
               "the consumers start.", "",
-              "`kill -9` mid-stream (every record raises an alert, so the alert logs are the decision logs):", "",
+              f"`kill -9` mid-stream, detector `{detectors[0]}` (every record raises an alert, so the alert logs are "
+              "the decision logs):", "",
               "| scenario | records | decided before the kill | pending at the kill | redelivered | lost | "
               "duplicates | recovery |", "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for k in kills:
