@@ -18,6 +18,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
+from json.encoder import encode_basestring
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
@@ -83,6 +84,14 @@ def open_out(path: str | None, default: IO[str]) -> IO[str]:
     return open(target, "a", encoding="utf-8", buffering=1 << 20)
 
 
+def _json_value(value: Any) -> str:
+    """``json.dumps(value, ensure_ascii=False)``, with strings (nearly every passthrough value) done
+    by the json module's C string encoder: alerts of a flood each carry their own id."""
+    if type(value) is str:
+        return encode_basestring(value)
+    return "null" if value is None else json.dumps(value, ensure_ascii=False)
+
+
 def score_json(score: float) -> str:
     """A score as a JSON number: finite as is, +inf as the largest double."""
     return repr(score) if math.isfinite(score) else MAX_DOUBLE
@@ -127,6 +136,7 @@ class AlertFormatter:
         fields_json = self._fields_json
         if len(fields_json) >= VALUES_CACHE:
             fields_json.clear()
+        names_json = [_json_value(n) + ": " for n in field_names or []]
         out = []
         for i, (score, record, line, run) in enumerate(zip(scores.tolist(), records.tolist(), line_numbers.tolist(),
                                                            run_id.tolist(), strict=True)):
@@ -139,21 +149,22 @@ class AlertFormatter:
                 values = fields[i]
                 cached = fields_json.get(values)
                 if cached is None:
-                    cached = json.dumps(dict(zip(field_names or [], values, strict=True)), ensure_ascii=False)
+                    cached = "{" + ", ".join([k + _json_value(v) for k, v in zip(names_json, values, strict=True)]) + "}"
                     if len(fields_json) < VALUES_CACHE:
                         fields_json[values] = cached
                 fj = cached
-            if extras is not None and extras[i]:
-                base = json.loads(fj)
-                base.update(extras[i])
-                fj = json.dumps(base, ensure_ascii=False)
+            extra = extras[i] if extras is not None else None
+            if extra:
+                merged = dict(zip(field_names or [], fields[i] if fields else (), strict=True))
+                merged.update(extra)
+                fj = "{" + ", ".join([_json_value(k) + ": " + _json_value(v) for k, v in merged.items()]) + "}"
             finite = math.isfinite(score)
             if entry_ids is None:
                 out.append(template % (score_json(score), "false" if finite else "true", record, line, lj, fj,
                                        run_json[run]))
             else:
                 out.append(template % (score_json(score), "false" if finite else "true", record, line, lj,
-                                       json.dumps(entry_ids[i]), fj, run_json[run]))
+                                       _json_value(entry_ids[i]), fj, run_json[run]))
         return out
 
 

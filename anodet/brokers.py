@@ -112,7 +112,7 @@ LINE_ALONE_REASON = "the entry's line field is empty"
 DELETED_REASON = "the entry has no fields (it was deleted from the stream before it was read)"
 
 
-def to_entries(messages: Sequence[tuple[str, Any]], redelivered: bool = False) -> list[Entries]:
+def to_entries(messages: Sequence[tuple[str, Any]]) -> list[Entries]:
     """Group consecutive messages of the same shape into :class:`Entries` the pipeline can parse.
 
     A message is (id, fields): a dict, or the flat ``[name, value, name, value, …]`` list Redis
@@ -165,11 +165,11 @@ def to_entries(messages: Sequence[tuple[str, Any]], redelivered: bool = False) -
                     line = line.replace(b"\n", b"\\n").replace(b"\r", b"\\r")
         if current is None or key != current_key:
             if key[0] == "reject":
-                current = Entries([], [], reject_reason=key[1], t_read=t_read, redelivered=redelivered)
+                current = Entries([], [], reject_reason=key[1], t_read=t_read)
             elif key[0] == "line":
-                current = Entries([], [], extras=[], t_read=t_read, redelivered=redelivered)
+                current = Entries([], [], extras=[], t_read=t_read)
             else:
-                current = Entries([], [], header=csv_line(list(key)), t_read=t_read, redelivered=redelivered)
+                current = Entries([], [], header=csv_line(list(key)), t_read=t_read)
             current_key = key
             out.append(current)
         current.lines.append(line)
@@ -258,7 +258,7 @@ class RedisStreamSource(Source):
             if not messages:
                 return
             self.redelivered += len(messages)
-            yield from to_entries(messages, redelivered=True)
+            yield from to_entries(messages)
             last = messages[-1][0]
 
     def _claim(self, stop: threading.Event) -> Iterator[Entries]:
@@ -275,7 +275,7 @@ class RedisStreamSource(Source):
                 self.claimed += len(messages)
                 self.redelivered += len(messages)
                 logger.warning("took over %d entries left pending by another consumer", len(messages))
-                yield from to_entries(messages, redelivered=True)
+                yield from to_entries(messages)
             if cursor == "0-0":
                 return
 

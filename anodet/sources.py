@@ -49,7 +49,6 @@ class Entries:
     header: bytes | None = None
     extras: list[dict[str, str] | None] | None = None
     reject_reason: str | None = None
-    redelivered: bool = False
     t_read: float = field(default_factory=time.perf_counter)
 
 

@@ -448,3 +448,22 @@ def test_a_dropped_connection_is_retried_not_fatal(server, store, raw_lines):
     thread.join(30)
     assert pipeline.error is None
     assert sorted(json.loads(x)["entry"] for x in out.getvalue().splitlines()) == sorted(first + second)
+
+
+def test_passthrough_values_survive_quotes_commas_and_unicode(server, store, raw_lines):
+    frame = parse_raw_lines(b"\n".join(raw_lines[:3]))
+    odd = ['a,"b"', "é\u2028\\x", ""]
+    pipe = server.client.pipeline(transaction=False)
+    for value, row in zip(odd, frame[list(FEATURES)].itertuples(index=False), strict=True):
+        pipe.xadd("flows", {"flow_id": value, **{f: repr(float(v)) for f, v in zip(FEATURES, row, strict=True)}})
+    pipe.xadd("flows", {"line": raw_lines[3], "note": 'say "hi", ok'})
+    pipe.execute()
+    source = brokers.RedisStreamSource(brokers.parse_broker_url(server.url("flows")), "g", "c1")
+    pipeline, out, _ = make_pipeline(store, source, -1e300)
+    thread = run_in_thread(pipeline)
+    assert wait_for(lambda: drained(server.client, "flows", "g", 4))
+    pipeline.stop()
+    thread.join(30)
+    alerts = [json.loads(x) for x in out.getvalue().split("\n") if x]  # JSON lines end at \n only
+    assert [a["fields"]["flow_id"] for a in alerts[:3]] == odd
+    assert alerts[3]["fields"]["note"] == 'say "hi", ok' and alerts[3]["fields"]["protocol_type"]
