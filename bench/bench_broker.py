@@ -242,10 +242,13 @@ def main(argv: list[str] | None = None) -> int:
         lines.append(f"| {k['scenario']} | {k['records']:,} | {k['decided_before_kill']:,} | "
                      f"{k['pending_at_kill']:,} | {k['redelivered']:,} | {k['lost']:,} | {k['duplicates']:,} | "
                      f"{k['recovery_s']:.1f} s |")
-    lines += ["", "Recovery: restart → every entry acknowledged (restart), or kill → every entry acknowledged "
-              "(takeover, which waits for the entries to be idle `--claim-idle` seconds and for the next "
-              "XAUTOCLAIM sweep, every 5 s). Duplicates are records decided before the kill whose "
-              "acknowledgement the kill prevented; they are at most the redelivered count."]
+    lines += ["", "Recovery: from the restart (or from the kill, for the takeover) until every entry of the "
+              "stream is acknowledged, so it includes deciding the entries the dead consumer never read; the "
+              "takeover waits for the entries to be idle `--claim-idle` seconds and for the next XAUTOCLAIM "
+              "sweep (every 5 s). Duplicates are records decided before the kill whose acknowledgement the "
+              "kill prevented (the window between writing a batch and its XACK); they are at most the "
+              "redelivered count. The 2 cores are shared by redis-server, the consumers and whatever else "
+              "runs (see the load average), so the figures vary by about ±20 % from run to run."]
     RESULTS.write_text("\n".join(lines) + "\n")
     print(f"wrote {RESULTS.relative_to(ROOT)}")
     return 0
