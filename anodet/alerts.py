@@ -18,6 +18,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
+from json.encoder import encode_basestring
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
@@ -39,6 +40,9 @@ def values_template(columns: tuple[str, ...] | list[str]) -> str:
 ALERT_TEMPLATE = ('{"time": "%s", "detector": %s, "score": %s, "saturated": %s, "threshold": %r, "record": %d, '
                   '"line": %d, "label": %s, "fields": %s, "values": %s}\n')
 """One alert as a JSON line, built with ``%`` so that a flood of alerts stays cheap to write."""
+ENTRY_TEMPLATE = ALERT_TEMPLATE.replace('"fields": %s', '"entry": %s, "fields": %s')
+"""An alert of a record read from a broker also names its message: ``"entry"``, the Redis Stream
+entry id or Kafka ``topic:partition:offset``."""
 VALUES_CACHE = 65_536
 """Distinct feature vectors whose JSON is remembered: floods (smurf, neptune) repeat the same
 vector over and over, and formatting 18 floats is the dearest part of writing an alert."""
@@ -84,6 +88,14 @@ def open_out(path: str | None, default: IO[str]) -> IO[str]:
     return open(target, "a", encoding="utf-8", buffering=1 << 20)
 
 
+def _json_value(value: Any) -> str:
+    """``json.dumps(value, ensure_ascii=False)``, with strings (nearly every passthrough value) done
+    by the json module's C string encoder: alerts of a flood each carry their own id."""
+    if type(value) is str:
+        return encode_basestring(value)
+    return "null" if value is None else json.dumps(value, ensure_ascii=False)
+
+
 def score_json(score: float) -> str:
     """A score as a JSON number: finite as is, +inf as the largest double."""
     return repr(score) if math.isfinite(score) else MAX_DOUBLE
@@ -102,8 +114,12 @@ class AlertFormatter:
 
     def lines(self, X: np.ndarray, scores: np.ndarray, records: np.ndarray, line_numbers: np.ndarray,
               labels: list[str | None], fields: list[tuple[Any, ...]] | None = None,
-              field_names: list[str] | None = None) -> list[str]:
-        """One JSON line per row of ``X`` (the flagged rows of a batch)."""
+              field_names: list[str] | None = None, entry_ids: list[str | None] | None = None,
+              extras: list[dict[str, str] | None] | None = None) -> list[str]:
+        """One JSON line per row of ``X`` (the flagged rows of a batch).
+
+        ``fields`` (named by ``field_names``) are the record's passthrough columns; ``extras`` adds
+        per-row fields (those sent beside a raw line); ``entry_ids`` names each row's broker message."""
         now = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
         # Floods repeat one feature vector back to back: format each run of equal rows once.
         new_run = np.ones(len(X), dtype=bool)
@@ -118,12 +134,14 @@ class AlertFormatter:
             if vj is None:
                 vj = values_json[key] = self._values_template % key
             run_json.append(vj)
-        template = ALERT_TEMPLATE.replace("%s", now, 1).replace("%s", self._detector_json, 1).replace(
+        base_template = ENTRY_TEMPLATE if entry_ids is not None else ALERT_TEMPLATE
+        template = base_template.replace("%s", now, 1).replace("%s", self._detector_json, 1).replace(
             '"threshold": %r', f'"threshold": {score_json(self.threshold)}', 1)
         label_json = self._label_json
         fields_json = self._fields_json
         if len(fields_json) >= VALUES_CACHE:
             fields_json.clear()
+        names_json = [_json_value(n) + ": " for n in field_names or []]
         out = []
         for i, (score, record, line, run) in enumerate(zip(scores.tolist(), records.tolist(), line_numbers.tolist(),
                                                            run_id.tolist(), strict=True)):
@@ -136,13 +154,22 @@ class AlertFormatter:
                 values = fields[i]
                 cached = fields_json.get(values)
                 if cached is None:
-                    cached = json.dumps(dict(zip(field_names or [], values, strict=True)), ensure_ascii=False)
+                    cached = "{" + ", ".join([k + _json_value(v) for k, v in zip(names_json, values, strict=True)]) + "}"
                     if len(fields_json) < VALUES_CACHE:
                         fields_json[values] = cached
                 fj = cached
+            extra = extras[i] if extras is not None else None
+            if extra:
+                merged = dict(zip(field_names or [], fields[i] if fields else (), strict=True))
+                merged.update(extra)
+                fj = "{" + ", ".join([_json_value(k) + ": " + _json_value(v) for k, v in merged.items()]) + "}"
             finite = math.isfinite(score)
-            out.append(template % (score_json(score), "false" if finite else "true", record, line, lj, fj,
-                                   run_json[run]))
+            if entry_ids is None:
+                out.append(template % (score_json(score), "false" if finite else "true", record, line, lj, fj,
+                                       run_json[run]))
+            else:
+                out.append(template % (score_json(score), "false" if finite else "true", record, line, lj,
+                                       _json_value(entry_ids[i]), fj, run_json[run]))
         return out
 
 

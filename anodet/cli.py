@@ -128,19 +128,37 @@ def _add_score(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_stream(parser: argparse.ArgumentParser) -> None:
+    from anodet.brokers import ALERTS_MAXLEN, CLAIM_IDLE_S
     from anodet.sources import IDLE_TIMEOUT_S
 
     defaults = {"batch_size": 8192, "max_wait": 0.01, "status_every": 5.0}
     parser.add_argument("--detector", required=True, type=detector_name,
                         help="detector to score with: any stored one, e.g. pca, ocsvm@kdd41, supervised@kdd41")
     _add_thresholds(parser)
-    parser.add_argument("--input", default="-", metavar="SRC",
-                        help="'-' for stdin (default), a file path, or tcp://127.0.0.1:PORT to listen for a producer")
+    parser.add_argument("--input", "--source", dest="input", default="-", metavar="SRC",
+                        help="'-' for stdin (default), a file path, tcp://127.0.0.1:PORT to listen for a producer, "
+                             "redis://HOST:PORT/STREAM (a Redis Stream, read in --group) or kafka://HOST:PORT/TOPIC")
+    parser.add_argument("--group", metavar="NAME",
+                        help="consumer group of a redis:// or kafka:// source: processes in one group share the "
+                             "records, each acknowledged only after its decision is written")
+    parser.add_argument("--consumer", metavar="NAME",
+                        help="this process's name in the group (default: HOST-PID); restarting under the same "
+                             "name first re-reads what it had not acknowledged")
+    parser.add_argument("--claim-idle", type=float, default=CLAIM_IDLE_S, metavar="S",
+                        help="Redis: take over entries another consumer left unacknowledged this long (it died) "
+                             f"(default {CLAIM_IDLE_S:.0f})")
     parser.add_argument("--follow", action="store_true",
                         help="at the end of input keep waiting: a file is read as it grows (tail -F), a TCP "
                              "listener accepts the next connection; stop with Ctrl-C or SIGTERM")
-    parser.add_argument("--alerts", default="-", metavar="FILE",
-                        help="alert log, one JSON line per anomaly, appended (default: stdout)")
+    parser.add_argument("--alerts", action="append", metavar="FILE|redis://HOST:PORT/STREAM",
+                        help="alert log, one JSON line per anomaly, appended (default: stdout); a redis:// URL "
+                             "also adds each alert to that stream (field 'alert'); may be given twice")
+    parser.add_argument("--alerts-maxlen", type=int, default=ALERTS_MAXLEN, metavar="N",
+                        help=f"trim an alert stream to about N entries (default {ALERTS_MAXLEN:,}; 0: never)")
+    parser.add_argument("--metrics-port", type=int, metavar="PORT",
+                        help="serve Prometheus metrics on http://ADDR:PORT/metrics")
+    parser.add_argument("--metrics-addr", default="127.0.0.1", metavar="ADDR",
+                        help="address the metrics endpoint listens on (default 127.0.0.1; 0.0.0.0 for all)")
     parser.add_argument("--rejects", metavar="FILE",
                         help="malformed lines as JSON lines (line, reason, raw); default: the first few on stderr")
     parser.add_argument("--webhook", metavar="URL", help="POST each alert (its JSON) to this URL")

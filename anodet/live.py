@@ -1,4 +1,5 @@
-"""Live monitor helpers: replay a scored data set as a stream, or follow a running stream's alert log.
+"""Live monitor helpers: replay a scored data set as a stream, or follow a running stream's alerts
+(its JSON-lines alert log, or the Redis Stream its ``--alerts redis://…`` adds them to).
 
 Pure bookkeeping (no Streamlit): the Live monitor page keeps these objects in session state.
 """
@@ -16,6 +17,8 @@ import numpy as np
 import pandas as pd
 
 ALERTS_DIR_ENV = "ANODET_ALERTS_DIR"
+REDIS_HOSTS_ENV = "ANODET_REDIS_HOSTS"
+DEFAULT_REDIS_HOSTS = ("127.0.0.1", "localhost", "::1")
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -54,6 +57,39 @@ def resolve_alert_path(name: str, folder: Path | None = None) -> Path:
     if resolved == folder or not resolved.is_relative_to(folder):
         raise refusal
     return resolved
+
+
+def redis_hosts() -> tuple[str, ...]:
+    """Hosts whose Redis alert streams the Live monitor may follow: ``$ANODET_REDIS_HOSTS``
+    (comma-separated), else this machine only, so the dashboard cannot be used to reach
+    arbitrary hosts of the server's network."""
+    configured = os.environ.get(REDIS_HOSTS_ENV)
+    if configured is None:
+        return DEFAULT_REDIS_HOSTS
+    return tuple(h.strip().strip("[]").lower() for h in configured.split(",") if h.strip())
+
+
+def is_alert_stream(text: str) -> bool:
+    return text.strip().lower().startswith("redis://")
+
+
+def resolve_alert_stream(text: str) -> Any:
+    """The :class:`~anodet.brokers.BrokerURL` of a Redis alert stream the page may follow, or
+    :class:`OutsideAlertsDir` with one sentence saying why not."""
+    from anodet.brokers import parse_broker_url
+    from anodet.sources import SourceError
+
+    try:
+        url = parse_broker_url(text)
+    except SourceError as exc:
+        raise OutsideAlertsDir(str(exc)) from None
+    if url.scheme != "redis":
+        raise OutsideAlertsDir("Only Redis alert streams (redis://HOST:PORT/STREAM) can be followed.")
+    allowed = redis_hosts()
+    if url.host.lower() not in allowed:
+        raise OutsideAlertsDir(f"Only Redis servers on {', '.join(allowed) or 'no host'} can be followed; set "
+                               f"{REDIS_HOSTS_ENV} (comma-separated host names) to allow others.")
+    return url
 
 
 class Replay:
@@ -221,9 +257,19 @@ class AlertFollower:
             self._offset = self.path.stat().st_size
             self._inode = self.path.stat().st_ino
 
-    def poll(self) -> int:
-        """Read what was appended since the last poll; return the number of new alerts."""
-        new = 0
+    @property
+    def found(self) -> bool:
+        """Whether the alert log exists (the page says so when it does not)."""
+        return self.path.is_file()
+
+    @property
+    def missing(self) -> str:
+        """What to tell the user when the alerts are not there (yet)."""
+        return (f"No alert log named {self.path.name} in the alerts folder yet. Start the stream command with its "
+                "--alerts option naming that file, or correct the name.")
+
+    def _new_lines(self) -> list[bytes] | None:
+        """Complete lines appended since the last poll (None: no log to read)."""
         try:
             st_ = self.path.stat()
             if st_.st_ino != self._inode or st_.st_size < self._offset:
@@ -232,11 +278,17 @@ class AlertFollower:
                 fh.seek(self._offset)
                 data = fh.read()
         except OSError:  # not there (yet), or not a readable file
-            st_ = None
-        if st_ is not None:
-            end = data.rfind(b"\n") + 1
-            self._offset += end
-            for line in data[:end].splitlines():
+            return None
+        end = data.rfind(b"\n") + 1
+        self._offset += end
+        return data[:end].splitlines()
+
+    def poll(self) -> int:
+        """Read what was appended since the last poll; return the number of new alerts."""
+        new = 0
+        lines = self._new_lines()
+        if lines is not None:
+            for line in lines:
                 try:
                     alert = json.loads(line)
                 except ValueError:
@@ -270,3 +322,61 @@ class AlertFollower:
         d_scored, d_alerts = np.diff(h[:, 1]), np.diff(h[:, 2])
         ok = d_scored > 0
         return h[1:, 0][ok], d_alerts[ok] / d_scored[ok]
+
+
+class RedisAlertFollower(AlertFollower):
+    """Follows the Redis Stream a ``stream --alerts redis://…`` adds its alerts to (field ``alert``,
+    one JSON alert), as :class:`AlertFollower` follows the alert log.
+
+    It starts with the stream's last ``keep`` alerts (``from_start``; otherwise only new ones), then
+    reads what was added after the last entry seen. A server that cannot be reached is a sentence
+    in :attr:`missing`, never an exception.
+    """
+
+    def __init__(self, url: Any, stats_path: str | Path | None = None, keep: int = 5000,
+                 from_start: bool = True, client: Any = None) -> None:
+        super().__init__(Path(str(url.name)), stats_path, keep, from_start=True)
+        from anodet.brokers import redis_client
+
+        self.url = url
+        self.client = client or redis_client(url, timeout=2.0)
+        self._last: str | None = None if from_start else "$"
+        self._exists = False
+        self.error: str | None = None
+
+    @property
+    def found(self) -> bool:
+        return self._exists and self.error is None
+
+    @property
+    def missing(self) -> str:
+        if self.error:
+            return self.error
+        return (f"No alert stream named {self.url.name} on {self.url.host}:{self.url.port} yet. Start the stream "
+                f"command with --alerts {self.url}, or correct the name.")
+
+    def _new_lines(self) -> list[bytes] | None:
+        import redis
+
+        name = self.url.name
+        try:
+            self._exists = bool(self.client.exists(name))
+            if self._last is None:  # first poll: the latest alerts, and how many there were
+                newest = self.client.xrevrange(name, count=self.keep)
+                self.total += max(int(self.client.xlen(name)) - len(newest), 0)
+                entries = newest[::-1]
+                self._last = entries[-1][0].decode() if entries else "0-0"
+            else:
+                if self._last == "$":
+                    last = self.client.xrevrange(name, count=1)
+                    self._last = last[0][0].decode() if last else "0-0"
+                reply = self.client.xread({name: self._last}, count=50_000)
+                entries = reply[0][1] if reply else []
+                if entries:
+                    self._last = entries[-1][0].decode()
+        except redis.RedisError as exc:
+            self.error = (f"Cannot read the alert stream at {self.url.host}:{self.url.port} ({exc}). Check that "
+                          "redis-server runs there and the address is right.")
+            return None
+        self.error = None
+        return [(fields or {}).get(b"alert", b"") for _, fields in entries]

@@ -1,7 +1,9 @@
-"""Where a stream's bytes come from: standard input, a (followed) file, or a TCP listener.
+"""Where a stream's records come from: standard input, a (followed) file, a TCP listener, or a broker.
 
-Each source yields byte chunks, and :data:`NEW_SEGMENT` whenever a new independent stream
+Each byte source yields byte chunks, and :data:`NEW_SEGMENT` whenever a new independent stream
 begins (a new TCP connection, a truncated or replaced file), so the format is detected afresh.
+Broker sources (:mod:`anodet.brokers`: Redis Streams, Kafka) yield :class:`Entries` instead, one
+record per message with its id, and acknowledge records through :meth:`Source.commit`.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
@@ -29,6 +32,24 @@ IDLE_TIMEOUT_S = 300.0
 cannot hold the listener)."""
 
 NEW_SEGMENT = object()
+
+
+@dataclass
+class Entries:
+    """Records that arrived one per message (Redis Stream entries, Kafka messages), all of one shape.
+
+    ``lines`` holds one CSV line per record: values in the order ``header`` names their columns,
+    or raw KDD lines when ``header`` is None. ``ids`` are the messages' ids (acknowledged once
+    decided, and carried by alerts); ``extras`` are fields sent beside a raw line (passthrough).
+    When ``reject_reason`` is set, no line is a record: each is rejected with that reason.
+    """
+
+    lines: list[bytes]
+    ids: list[str]
+    header: bytes | None = None
+    extras: list[dict[str, str] | None] | None = None
+    reject_reason: str | None = None
+    t_read: float = field(default_factory=time.perf_counter)
 
 
 def _readable(fd: int, timeout: float) -> bool:
@@ -48,6 +69,18 @@ class Source:
 
     def chunks(self, stop: threading.Event) -> Iterator[bytes | object]:
         raise NotImplementedError
+
+    def commit(self, ids: list[str]) -> None:
+        """The decisions of the records with these ids are written: acknowledge them (brokers only)."""
+
+    def lag(self) -> dict[str, float]:
+        """Records waiting in the broker for this consumer (``lag``) and delivered but not yet
+        acknowledged (``pending``); empty for sources without a broker."""
+        return {}
+
+    def counters(self) -> dict[str, int]:
+        """Broker counters: records acknowledged, redelivered (read again after a consumer died)."""
+        return {}
 
     def close(self) -> None:
         """Release what :meth:`open` or :meth:`chunks` acquired."""
@@ -169,8 +202,15 @@ class SourceError(RuntimeError):
     """The input cannot be opened; the message says what to fix."""
 
 
-def open_source(spec: str | None, follow: bool = False, idle_timeout: float = IDLE_TIMEOUT_S) -> Source:
-    """``-``/None: stdin; ``tcp://HOST:PORT``: listen for a producer; anything else: a file path."""
+def open_source(spec: str | None, follow: bool = False, idle_timeout: float = IDLE_TIMEOUT_S,
+                group: str | None = None, consumer: str | None = None, claim_idle: float | None = None) -> Source:
+    """``-``/None: stdin; ``tcp://HOST:PORT``: listen for a producer; ``redis://HOST:PORT/STREAM`` or
+    ``kafka://HOST:PORT/TOPIC``: read in consumer group ``group``; anything else: a file path."""
+    if spec is not None and spec.startswith(("redis://", "kafka://")):
+        from anodet import brokers
+
+        return brokers.open_broker(spec, group, consumer,
+                                   brokers.CLAIM_IDLE_S if claim_idle is None else claim_idle)
     if spec in (None, "-"):
         return FdSource(sys.stdin.fileno())
     if spec.startswith("tcp://"):

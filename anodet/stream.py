@@ -5,6 +5,10 @@
 ``tail -f``) or a TCP listener (:mod:`anodet.sources`), and writes one JSON line per anomaly
 to the alert log (stdout by default), optionally POSTing each to a webhook (:mod:`anodet.alerts`).
 
+Records may also come from a broker (:mod:`anodet.brokers`), one per message, each acknowledged
+only after its decision is written. The module is over 400 lines because the reader, the scorer and
+their hand-over (chunks, acknowledgements) are one piece that reads best in one place.
+
 Two threads, so that no stage stalls another:
 
 * the **reader** turns bytes into lines and hands them on in chunks through a *bounded* queue:
@@ -30,10 +34,10 @@ import queue
 import sys
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
 import numpy as np
 
@@ -41,7 +45,8 @@ from anodet.alerts import AlertFormatter, WebhookSender
 from anodet.reader import InputError, Layout, parse_block, sniff
 from anodet.reader.limits import MAX_LINE_BYTES
 from anodet.reader.parse import LINE_END
-from anodet.sources import NEW_SEGMENT, STOP_CHECK, Source
+from anodet.schema import FEATURES
+from anodet.sources import NEW_SEGMENT, STOP_CHECK, Entries, Source
 from anodet.stats import Stats, format_status
 
 logger = logging.getLogger(__name__)
@@ -62,6 +67,12 @@ class Chunk:
     layout: Layout | None
     reject_reason: str | None = None
     """When set, every line of the chunk is rejected with this reason instead of parsed."""
+    ids: list[str] | None = None
+    """Broker message ids of the lines (acknowledged once decided; carried by alerts and rejects)."""
+    extras: list[dict[str, str] | None] | None = None
+    """Fields sent beside a raw line in a broker message, passed through into its alert."""
+    records: np.ndarray | None = None
+    """Record numbers of the lines when they are not consecutive from ``first_record``."""
 
 
 END = None
@@ -120,6 +131,20 @@ class Outputs:
     rejects: IO[str] | None = None
     webhook: WebhookSender | None = None
     stats_path: str | None = None
+    sinks: Sequence[AlertSink] = field(default_factory=list)
+    """Further alert destinations (a Redis Stream): written, like the log, before records are acknowledged."""
+
+
+class AlertSink(Protocol):
+    """Somewhere else alerts go (:class:`anodet.brokers.RedisAlertSink`)."""
+
+    description: str
+
+    def send(self, lines: list[str]) -> None: ...
+
+    def flush(self) -> None: ...
+
+    def close(self) -> None: ...
 
 
 class Pipeline:
@@ -141,6 +166,10 @@ class Pipeline:
         self._scorer_dead = threading.Event()
         self._stderr_rejects = 0
         self._formatter = AlertFormatter(detection.name, detection.threshold, detection.value_columns)
+        self._entry_layouts: dict[bytes | int, Layout] = {}
+        self.on_batch: Callable[[float, int], None] | None = None
+        """Called after each micro-batch is written and acknowledged: (seconds since its first record
+        was read, records in it); the metrics endpoint's latency histogram."""
 
     @property
     def threshold(self) -> float:
@@ -172,6 +201,9 @@ class Pipeline:
         limit = self.config.max_line_bytes
         try:
             for data in self.source.chunks(self.stop_event):
+                if isinstance(data, Entries):
+                    record_no = self._emit_entries(data, record_no)
+                    continue
                 if data is NEW_SEGMENT:
                     if carry:
                         line_no, record_no, layout = self._emit([carry], line_no, record_no, layout)
@@ -247,16 +279,72 @@ class Pipeline:
             record_no += len(chosen)
         return line_no + len(lines), record_no, layout
 
+    def _entry_layout(self, header: bytes | None, line: bytes) -> Layout | str:
+        """The layout of a broker entry's line (its header's, or a raw line's by its number of
+        values), or why the entry is not a record."""
+        key: bytes | int = header if header is not None else line.count(b",")
+        layout = self._entry_layouts.get(key)
+        if layout is not None:
+            return layout
+        if header is not None and not {n.strip().lower() for n in header.decode("utf-8", "replace").split(",")} & set(
+                FEATURES):
+            return ("the entry has neither a 'line' field holding a raw KDD line nor fields named after the model's "
+                    f"feature columns ({', '.join(FEATURES[:3])}, …)")
+        try:
+            layout = sniff((header if header is not None else line).decode("utf-8", "replace"), "this entry")
+        except InputError as exc:
+            return f"cannot read this entry as a record: {exc}"
+        if header is not None and layout.kind != "header":
+            return ("the entry has neither a 'line' field holding a raw KDD line nor fields named after the "
+                    "model's feature columns")
+        if header is None and layout.kind != "raw":
+            return "the 'line' field holds a header, not a record; send one raw KDD line per entry"
+        self._entry_layouts[key] = layout
+        return layout
+
+    def _emit_entries(self, entries: Entries, record_no: int) -> int:
+        """Queue records that came one per broker message; return the last record number."""
+        n = len(entries.lines)
+        numbers = np.arange(record_no + 1, record_no + n + 1)
+        with self.stats.lock:
+            self.stats.read += n
+        limit = self.config.max_line_bytes
+        if entries.reject_reason:
+            kinds: dict[Layout | str, list[int]] = {entries.reject_reason: list(range(n))}
+        elif entries.header is not None and all(len(ln) <= limit for ln in entries.lines):
+            kinds = {self._entry_layout(entries.header, b""): list(range(n))}
+        else:
+            kinds = {}
+            for i, line in enumerate(entries.lines):
+                kind = (f"the entry is longer than {limit / 2**20:,.0f} MiB (the limit)" if len(line) > limit
+                        else self._entry_layout(entries.header, line))
+                kinds.setdefault(kind, []).append(i)
+        for kind, positions in kinds.items():
+            whole = len(positions) == n
+            lines = entries.lines if whole else [entries.lines[i] for i in positions]
+            ids = entries.ids if whole else [entries.ids[i] for i in positions]
+            extras = (None if entries.extras is None else entries.extras if whole
+                      else [entries.extras[i] for i in positions])
+            at = numbers if whole else numbers[positions]
+            if isinstance(kind, str):
+                lines = [ln[:200] if len(ln) > limit else ln for ln in lines]
+                self._put(Chunk(entries.t_read, lines, at, int(at[0]), None, kind, ids=ids, records=at))
+            else:
+                self._put(Chunk(entries.t_read, lines, at, int(at[0]), kind, ids=ids, extras=extras, records=at))
+        return record_no + n
+
     # -- scorer ----------------------------------------------------------------------------
 
-    def _write_reject(self, line: int, reason: str, raw: bytes) -> None:
+    def _write_reject(self, line: int, reason: str, raw: bytes, entry: str | None = None) -> None:
         text = raw.decode("utf-8", "backslashreplace")
         rejects = self.outputs.rejects
         if rejects:
-            rejects.write(json.dumps({"line": int(line), "reason": reason, "raw": text}) + "\n")
+            rejects.write(json.dumps({"line": int(line), "reason": reason, "raw": text,
+                                      **({"entry": entry} if entry is not None else {})}) + "\n")
         elif self._stderr_rejects < self.config.max_stderr_rejects:
             self._stderr_rejects += 1
-            self.status(f"stream: rejected line {line}: {reason}"
+            where = f"entry {entry}" if entry is not None else f"line {line}"
+            self.status(f"stream: rejected {where}: {reason}"
                         + ("" if self._stderr_rejects < self.config.max_stderr_rejects
                            else " (further rejects are only counted; use --rejects FILE to keep them)"))
 
@@ -299,8 +387,9 @@ class Pipeline:
         n_rejected = 0
         for chunk in batch:
             if chunk.reject_reason:
-                for ln, raw in zip(chunk.line_numbers.tolist(), chunk.lines, strict=True):
-                    self._write_reject(ln, chunk.reject_reason, raw)
+                entries: list[str | None] = list(chunk.ids) if chunk.ids else [None] * len(chunk.lines)
+                for ln, raw, entry in zip(chunk.line_numbers.tolist(), chunk.lines, entries, strict=True):
+                    self._write_reject(ln, chunk.reject_reason, raw, entry)
                 n_rejected += len(chunk.lines)
             elif groups and groups[-1][0].layout is chunk.layout:
                 groups[-1].append(chunk)
@@ -313,6 +402,10 @@ class Pipeline:
         self.outputs.alerts.flush()
         if self.outputs.rejects and n_rejected:
             self.outputs.rejects.flush()
+        for sink in self.outputs.sinks:
+            sink.flush()
+        # Every decision of the batch is written: only now may the broker forget its records.
+        self.source.commit([i for c in batch if c.ids for i in c.ids])
         t_done = time.perf_counter()
         lat = np.array([t_done - c.t_read for c in batch])
         weights = np.array([len(c.lines) for c in batch])
@@ -322,6 +415,8 @@ class Pipeline:
             self.stats.alerts += n_alerts
             self.stats.latency.add(lat, weights)
             self.stats.recent.add(lat, weights)
+        if self.on_batch is not None:
+            self.on_batch(float(lat.max()), int(weights.sum()))
 
     def _score_group(self, group: list[Chunk]) -> tuple[int, int, int]:
         """Parse, score and alert one run of chunks of one format; (scored, alerts, rejected)."""
@@ -329,7 +424,13 @@ class Pipeline:
         assert layout is not None
         lines = [ln for c in group for ln in c.lines]
         line_numbers = np.concatenate([c.line_numbers for c in group])
-        records = np.concatenate([np.arange(c.first_record, c.first_record + len(c.lines)) for c in group])
+        records = np.concatenate([c.records if c.records is not None
+                                  else np.arange(c.first_record, c.first_record + len(c.lines)) for c in group])
+        ids: list[str | None] | None = None
+        if group[0].ids is not None:
+            ids = [i for c in group for i in (c.ids if c.ids is not None else [None] * len(c.lines))]
+        extras = ([x for c in group for x in (c.extras or [None] * len(c.lines))]
+                  if any(c.extras for c in group) else None)
         parsed = parse_block(b"\n".join(lines), layout)
         if len(parsed) != len(lines):  # cannot happen with lines split as the reader splits them; be safe
             raise RuntimeError(f"parsed {len(parsed)} rows from {len(lines)} lines")
@@ -341,7 +442,7 @@ class Pipeline:
                 X = self.detection.encode(parsed, np.flatnonzero(ok))
             except InputError as exc:  # a header that lacks the detector's columns: every line says so
                 for i, raw in enumerate(lines):
-                    self._write_reject(int(line_numbers[i]), str(exc), raw)
+                    self._write_reject(int(line_numbers[i]), str(exc), raw, ids[i] if ids is not None else None)
                 return 0, 0, len(lines)
         scores, failed = self._scores(X)
         good = np.flatnonzero(ok)
@@ -350,7 +451,8 @@ class Pipeline:
         ok[good[failed]] = False
         scores = scores[~failed]
         for pos in np.flatnonzero(~ok):
-            self._write_reject(int(line_numbers[pos]), parsed.reasons[pos] or "rejected", lines[pos])
+            self._write_reject(int(line_numbers[pos]), parsed.reasons[pos] or "rejected", lines[pos],
+                               ids[pos] if ids is not None else None)
         good = np.flatnonzero(ok)
         flagged = np.flatnonzero(scores >= self.detection.threshold)
         if len(flagged):
@@ -365,8 +467,12 @@ class Pipeline:
                 position = {c: j for j, c in enumerate(parsed.numeric_columns)}
                 values = values[:, [position[c] for c in self.detection.value_columns if c in position]]
             out = self._formatter.lines(values, scores[flagged], records[rows], line_numbers[rows],
-                                        labels, fields, names)
+                                        labels, fields, names,
+                                        [ids[r] for r in rows.tolist()] if ids is not None else None,
+                                        [extras[r] for r in rows.tolist()] if extras is not None else None)
             self.outputs.alerts.write("".join(out))
+            for sink in self.outputs.sinks:
+                sink.send(out)
             if self.outputs.webhook:
                 for line in out:
                     self.outputs.webhook.submit(line.encode())

@@ -2,11 +2,24 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 import streamlit as st
 
 from anodet import dashboard, figures, ui
-from anodet.live import AlertFollower, OutsideAlertsDir, Replay, alerts_dir, alerts_frame, resolve_alert_path
+from anodet.live import (
+    AlertFollower,
+    OutsideAlertsDir,
+    RedisAlertFollower,
+    Replay,
+    alerts_dir,
+    alerts_frame,
+    is_alert_stream,
+    redis_hosts,
+    resolve_alert_path,
+    resolve_alert_stream,
+)
 from anodet.schema import label_column
 
 ui.ensure_app_frame()
@@ -178,35 +191,39 @@ def follow_mode() -> None:
     folder = alerts_dir()
     st.caption(f"Only files in the alerts folder **{ui.markdown_text(folder)}** are read (set `ANODET_ALERTS_DIR` "
                "to use another folder). Run the command line with its alert log there (and a stats file for the "
-               "counters), for example as below, then name the files here.")
+               "counters), for example as below, then name the files here. A Redis alert stream can be followed "
+               "too: type its address, redis://HOST:PORT/STREAM (a stream the command's `--alerts redis://…` "
+               f"writes to; servers on {ui.markdown_text(', '.join(redis_hosts()))} only, set "
+               "`ANODET_REDIS_HOSTS` to allow others).")
     st.code(f"python -m anodet stream --detector autoencoder --input tcp://127.0.0.1:9000 --follow "
             f"--alerts {folder / 'alerts.jsonl'} --stats {folder / 'stats.json'}", language="bash", wrap_lines=True)
     cols = st.columns(2)
     _keep_widget("live_alert_path", st.session_state.get("live_alert_path_kept", "alerts.jsonl"))
     _keep_widget("live_stats_path", st.session_state.get("live_stats_path_kept", ""))
-    path = cols[0].text_input("Alert log", key="live_alert_path", help=f"A file name in {folder}.")
+    path = cols[0].text_input("Alert log", key="live_alert_path",
+                              help=f"A file name in {folder}, or a Redis alert stream: redis://HOST:PORT/STREAM.")
     stats_path = cols[1].text_input("Stats file (optional)", key="live_stats_path", help=f"A file name in {folder}.")
     st.session_state["live_alert_path_kept"], st.session_state["live_stats_path_kept"] = path, stats_path
     try:
-        log = resolve_alert_path(path, folder)
+        log = resolve_alert_stream(path) if is_alert_stream(path) else resolve_alert_path(path, folder)
         stats = resolve_alert_path(stats_path, folder) if stats_path.strip() else None
     except OutsideAlertsDir as exc:
         st.error(ui.markdown_text(exc), icon=":material/block:")
         return
-    follow_on = st.toggle("Follow", key="live_follow_on", help="Poll the files every second.")
-    key = (log, stats)
+    follow_on = st.toggle("Follow", key="live_follow_on", help="Poll for new alerts every second.")
+    key = (str(log), stats)
     follower: AlertFollower | None = st.session_state.get("live_follower")
     if follower is None or st.session_state.get("live_follower_key") != key:
-        follower = AlertFollower(log, stats, from_start=True)
+        follower = (AlertFollower(log, stats, from_start=True) if isinstance(log, Path)
+                    else RedisAlertFollower(log, stats))
         st.session_state["live_follower"] = follower
         st.session_state["live_follower_key"] = key
 
     @st.fragment(run_every=TICK_SECONDS if follow_on else None)
     def live() -> None:
         follower.poll()
-        if not follower.path.is_file():
-            st.warning(f"No alert log named {ui.markdown_text(follower.path.name)} in the alerts folder yet. Start "
-                       "the `stream` command with its `--alerts` option naming that file, or correct the name.")
+        if not follower.found:
+            st.warning(ui.markdown_text(follower.missing))
         stats = follower.stats
         cols = st.columns(5)
         cols[0].metric("Alerts in log", f"{follower.total:,}")

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from anodet.alerts import WebhookSender, open_out
+from anodet.brokers import RedisAlertSink, parse_broker_url
 from anodet.sources import SourceError, TcpSource, open_source
 from anodet.stats import Stats
 from anodet.stream import Detection, Outputs, Pipeline, StreamConfig
@@ -40,6 +41,21 @@ def _install_signals(pipeline: Pipeline) -> Callable[[], None]:
     return restore
 
 
+def _alert_destinations(values: list[str]) -> tuple[list[str], list[str]]:
+    """(JSON-lines logs, redis:// alert streams) named by ``--alerts``; at most one log."""
+    streams = [v for v in values if v.startswith("redis://")]
+    files = [v for v in values if not v.startswith("redis://")]
+    if any(v.startswith("kafka://") for v in files):
+        raise SourceError("alerts can go to a file or a Redis Stream (redis://HOST:PORT/STREAM); writing them to "
+                          "Kafka is not supported.")
+    if len(files) > 1:
+        raise SourceError(f"--alerts names {len(files)} files ({', '.join(files)}); give one alert log (and any "
+                          "number of redis:// streams).")
+    for url in streams:
+        parse_broker_url(url)
+    return files, streams
+
+
 def run(args: argparse.Namespace) -> int:
     """Returns 0 after a clean end or stop, 2 on unusable input or options, 1 if the stream broke."""
     from anodet import scorer
@@ -59,21 +75,35 @@ def run(args: argparse.Namespace) -> int:
         overrides = _thresholds_file(args, store.names)
         threshold = resolve_thresholds(store, [name], args.threshold, args.label_view, overrides)[name]
         scorer.plan(store, [name])  # load the detector (and its members) before reading anything
-        source = open_source(args.input, args.follow, args.idle_timeout)
+        files, streams = _alert_destinations(args.alerts or [])
+        sinks = [RedisAlertSink(parse_broker_url(url), args.alerts_maxlen or None) for url in streams]
+        source = open_source(args.input, args.follow, args.idle_timeout, args.group, args.consumer, args.claim_idle)
     except (SourceError, ThresholdError) as exc:
         say(f"error: {exc}")
         return 2
     if isinstance(source, TcpSource):
         say(f"stream: listening on {source.description}")
-    alerts = open_out(args.alerts, sys.stdout)
+    alerts = open_out(files[0] if files else None, sys.stdout)
     rejects = open_out(args.rejects, sys.stdout) if args.rejects else None
     stats = Stats()
     webhook = (WebhookSender(args.webhook, stats, retries=args.webhook_retries, timeout=args.webhook_timeout,
                              warn=say) if args.webhook else None)
     config = StreamConfig(batch_size=args.batch_size, max_wait=args.max_wait, status_every=args.status_every)
     detection = Detection.from_store(store, name, threshold)
-    pipeline = Pipeline(source, detection, Outputs(alerts, rejects, webhook, args.stats), config, status=say,
+    pipeline = Pipeline(source, detection, Outputs(alerts, rejects, webhook, args.stats, sinks), config, status=say,
                         stats=stats)
+    metrics = None
+    if args.metrics_port is not None:
+        from anodet.metrics import MetricsServer
+
+        try:
+            metrics = MetricsServer(pipeline, args.metrics_port, args.metrics_addr)
+        except OSError as exc:
+            say(f"error: cannot serve metrics on {args.metrics_addr}:{args.metrics_port}: {exc.strerror or exc}. "
+                "Choose a free port with --metrics-port.")
+            source.close()
+            return 2
+        say(f"stream: metrics on http://{args.metrics_addr}:{metrics.port}/metrics")
     restore = _install_signals(pipeline)
     say(f"stream: {name} on {source.description}, alert when score >= {threshold:.6g}")
     try:
@@ -83,6 +113,14 @@ def run(args: argparse.Namespace) -> int:
         for sink in (alerts, rejects):
             if sink and sink not in (sys.stdout, sys.stderr):
                 sink.close()
+        for stream_sink in sinks:
+            stream_sink.close()
+        if metrics:
+            metrics.close()
+    counters = source.counters()
+    if counters:
+        say(f"stream: {counters['acked']:,} acknowledged, {counters['redelivered']:,} redelivered "
+            f"(read again after a consumer stopped before acknowledging them)")
     if pipeline.error:
         say(f"error: the stream stopped: {type(pipeline.error).__name__}: {pipeline.error}")
         return 1
