@@ -54,15 +54,6 @@ class Task:
     names: tuple[str, ...]
     thresholds: tuple[tuple[str, float], ...]
     on_bad_rows: str
-    blas_threads: int | None = None  # the submitting process's BLAS threads (see run_task)
-
-
-def blas_threads() -> int | None:
-    """This process's BLAS thread count (None when numpy's BLAS is not found)."""
-    from threadpoolctl import threadpool_info
-
-    counts = [i["num_threads"] for i in threadpool_info() if i.get("user_api") == "blas"]
-    return max(counts) if counts else None
 
 
 _STORES: dict[tuple[str, str], Any] = {}
@@ -87,10 +78,10 @@ def run_task(task: Task) -> Summary:
 
     results = ResultsFile(task.part)
     sink = results.open()
-    # Dask runs each worker's BLAS on one thread; a float32 matrix product can then round a last bit
-    # differently from the submitting process's multi-threaded one. Using its thread count makes
-    # the engines agree bit for bit on one machine.
-    limits = threadpool_limits(limits=task.blas_threads, user_api="blas") if task.blas_threads else None
+    # One BLAS thread, as ``anodet score`` uses: rows are already spread over the cores by the
+    # scoring threads (and by the workers), and a float32 matrix product can round a last bit
+    # differently with another BLAS thread count, so every engine computes the same bits.
+    limits = threadpool_limits(limits=1, user_api="blas")
     try:
         summary = score_source(task.source, store, list(task.names), dict(task.thresholds), task.on_bad_rows,
                                sink=sink, scorer=Scorer(store, list(task.names)))
@@ -99,8 +90,7 @@ def run_task(task: Task) -> Summary:
         results.discard()
         raise
     finally:
-        if limits is not None:
-            limits.restore_original_limits()
+        limits.restore_original_limits()
     return summary
 
 
@@ -142,9 +132,8 @@ def score_many(inputs: list[str], out_dir: Path, store: Any, names: list[str], t
         old.unlink()
     parts = [out_dir / f"part-{i:05d}.{part_format}" for i in range(len(inputs))]
     start = time.perf_counter()
-    threads = blas_threads()
     tasks = [Task(src, str(part), str(store.root), store.hash, tuple(names), tuple(sorted(thresholds.items())),
-                  on_bad_rows, threads) for src, part in zip(inputs, parts, strict=True)]
+                  on_bad_rows) for src, part in zip(inputs, parts, strict=True)]
     if engine == "local":
         summaries = []
         for i, task in enumerate(tasks):
@@ -163,10 +152,15 @@ def score_many(inputs: list[str], out_dir: Path, store: Any, names: list[str], t
 
 def _on_dask(tasks: list[Task], scheduler: str | None, workers: int,
              progress: Callable[[int, int], None] | None) -> list[Summary]:
+    import dask
     from distributed import Client, LocalCluster, as_completed
 
     cluster = None
     if scheduler is None:
+        # Dask's defaults for worker processes (MALLOC_TRIM_THRESHOLD_=65536, one OpenMP/BLAS thread)
+        # are tuned for many small pandas tasks; anodet's tasks allocate large arrays per chunk and
+        # set their own BLAS threads (run_task), so the workers start with this process's environment.
+        dask.config.set({"distributed.nanny.pre-spawn-environ": {}})
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
                                dashboard_address=None, silence_logs=40)
         client = Client(cluster)

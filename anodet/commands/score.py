@@ -25,6 +25,15 @@ def default_output(path: str) -> Path:
 
 def run(args: argparse.Namespace) -> int:
     """Run the command; 0 on success, 1 on bad input or output, with one sentence on stderr."""
+    from threadpoolctl import threadpool_limits
+
+    # Rows are spread over the cores by the scoring threads; BLAS threads on top only compete with
+    # them (and one BLAS thread gives the same bits as the Dask engine's workers).
+    with threadpool_limits(limits=1, user_api="blas"):
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
     from anodet.store import Store
