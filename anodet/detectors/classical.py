@@ -170,15 +170,13 @@ class Mahalanobis(Detector):
         return self
 
     def _terms(self, X: np.ndarray) -> np.ndarray:
-        """In float64 and without BLAS: the terms cancel (the score is a small difference of
-        large terms), and a float32 matrix product rounds a row differently depending on where
-        it sits in the block (identical records differed by up to 1.5e-3). Summing ``d_k P_k``
-        one feature at a time gives every row the same operations, wherever it is."""
+        """In float64: the terms cancel (the score is a small difference of large terms), and in
+        float32 a matrix product rounds a row differently depending on where it sits in the block
+        (identical records differed by up to 1.5e-3). In float64 that difference is ~1e-13 of the
+        terms; the product is one BLAS call (a per-feature loop makes O(d) passes over the block:
+        134k rather than 1.3M rows/s at kdd41's ~120 inputs)."""
         d = X.astype(np.float64) - self.mean_.astype(np.float64)
-        precision = self.precision_.astype(np.float64)
-        dp = d[:, :1] * precision[0]
-        for k in range(1, len(precision)):
-            dp += d[:, k:k + 1] * precision[k]
+        dp = d @ self.precision_.astype(np.float64)
         return d * dp
 
     def feature_scores(self, X: np.ndarray) -> np.ndarray:
