@@ -181,8 +181,13 @@ def _cmd_train(args: argparse.Namespace) -> int:
     import importlib.util
 
     from anodet.detectors import NEURAL
+    from anodet.featureset import BUILTIN
     from anodet.train import train
 
+    unknown = [s for s in args.feature_sets or [] if s not in BUILTIN]
+    if unknown:
+        print(f"error: unknown feature set(s) {', '.join(unknown)}; choose from {', '.join(BUILTIN)}.", file=sys.stderr)
+        return 2
     wanted = args.detectors or list(REGISTRY)
     if any(n.split("@", 1)[0] in NEURAL for n in wanted) and importlib.util.find_spec("keras") is None:
         print("error: training the neural detectors needs TensorFlow and Keras, which the app alone does not install. "

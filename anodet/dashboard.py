@@ -312,8 +312,9 @@ RESPONSIVE_CSS = """
 """Page CSS so every page reads at 1280 px and degrades to one column below ~900 px."""
 
 
-CONNECTION_FIELDS = ("protocol_type", "service", "flag", "duration", "src_bytes", "dst_bytes")
-"""Raw fields of a connection an analyst reads first."""
+CONNECTION_FIELDS = {"protocol_type": "protocol", "service": "service", "flag": "flag", "duration": "duration (s)",
+                     "src_bytes": "bytes sent", "dst_bytes": "bytes received"}
+"""Raw fields of a connection an analyst reads first, with their labels."""
 
 
 def table_height(rows: int, row_height: int = 35) -> int:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from anodet.featureset import FeatureSet
+from anodet.featureset import FeatureSet, category_codes
 
 SATURATION_RANGES = 10.0
 """How many training ranges beyond a feature's training range a value may lie before the record is
@@ -28,7 +28,6 @@ class SetInput:
     X: np.ndarray  # (rows inside the saturation box, width) float32
     out_of_range: np.ndarray  # (n,) any numeric column outside the training range, or an unseen category
     saturated: np.ndarray  # (n,) far outside: scored +inf by this set's detectors
-    outside_columns: np.ndarray  # (n, numeric columns) bool: which numeric columns are outside
 
 
 class InputEncoder:
@@ -52,11 +51,12 @@ class InputEncoder:
         self.categorical = [c for c in columns if kinds[c] == "categorical"]
         self.numeric = [c for c in columns if kinds[c] == "numeric"]
         self.vocab = {c: sorted(v) for c, v in vocab.items()}
-        position = {c: i for i, c in enumerate(columns)}
-        self._numeric_pos = {fs.name: [position[c] for c in fs.numeric_columns] for fs in sets}
-        self._cat_pos = {fs.name: {c: position[c] for c in fs.categorical_columns} for fs in sets}
-        # union code -> the set's own category index (-1: the set has not seen it)
-        self._recode = {fs.name: {c: np.array([_index(fs.categories[c], v) for v in self.vocab[c]] + [-1])
+        self._position = {c: i for i, c in enumerate(columns)}
+        self._numeric_pos = {fs.name: [self._position[c] for c in fs.numeric_columns] for fs in sets}
+        self._cat_pos = {fs.name: {c: self._position[c] for c in fs.categorical_columns} for fs in sets}
+        # union code -> the set's own category index (-1: the set has not seen it); the last entry
+        # is for union code -1 (no set has seen the category)
+        self._recode = {fs.name: {c: np.append(category_codes(fs.categories[c], self.vocab[c]), -1)
                                   for c in fs.categorical_columns} for fs in sets}
 
     @property
@@ -65,15 +65,7 @@ class InputEncoder:
 
     def codes(self, column: str, values: object) -> np.ndarray:
         """Index of each value in the union vocabulary of ``column`` (-1: unseen), as float64."""
-        import pyarrow as pa
-        import pyarrow.compute as pc
-
-        array = values if isinstance(values, pa.Array | pa.ChunkedArray) else pa.array(
-            np.asarray(values, dtype=object).astype(str))
-        if array.type != pa.string():
-            array = pc.cast(array, pa.string())
-        found = pc.index_in(array, value_set=pa.array(self.vocab[column], pa.string()))
-        return pc.fill_null(found, -1).to_numpy(zero_copy_only=False).astype(np.float64)
+        return category_codes(self.vocab[column], values).astype(np.float64)
 
     def encode(self, get: Callable[[str], object], n: int) -> np.ndarray:
         """The (n, width) matrix from a column getter (numeric columns as numbers, categoricals as text)."""
@@ -91,31 +83,36 @@ class InputEncoder:
         first = data[self.columns[0]]
         return self.encode(lambda c: np.asarray(data[c]), len(first))
 
+    def _numeric(self, M: np.ndarray, name: str) -> np.ndarray:
+        """Set ``name``'s numeric columns of ``M`` after its log transform."""
+        return self.sets[name].numeric_part(M[:, self._numeric_pos[name]])
+
+    def outside(self, M: np.ndarray, name: str) -> np.ndarray:
+        """(n, numeric columns) bool: which of set ``name``'s numeric values lie outside its training range."""
+        return _outside(self._numeric(M, name), self.sets[name])
+
     def transform(self, M: np.ndarray, name: str) -> SetInput:
         """Feature set ``name``'s detector input from the encoded matrix ``M``."""
         fs = self.sets[name]
-        values = fs.numeric_part(M[:, self._numeric_pos[name]])
+        values = self._numeric(M, name)
         with np.errstate(over="ignore", invalid="ignore"):
             scaled = (values - fs.data_min_) / fs.scale_
         inside = (scaled >= -SATURATION_RANGES) & (scaled <= 1.0 + SATURATION_RANGES)
         saturated = np.asarray(~inside.all(axis=1))
-        outside = ~((values >= fs.data_min_) & (values <= fs.data_max_))
+        outside = _outside(values, fs)
         codes = {c: self._recode[name][c][M[:, p].astype(np.int64)] for c, p in self._cat_pos[name].items()}
         onehot, unseen = fs.one_hot(codes, len(M))
         out_of_range = outside.any(axis=1) | (unseen > 0) | saturated
         keep = ~saturated
         X = np.hstack([scaled[keep].astype(np.float32), onehot[keep]]) if onehot.shape[1] else (
             scaled[keep].astype(np.float32))
-        return SetInput(np.ascontiguousarray(X), out_of_range, saturated, outside)
+        return SetInput(np.ascontiguousarray(X), out_of_range, saturated)
 
     def unseen(self, M: np.ndarray) -> dict[str, int]:
         """Per categorical column: rows whose category no feature set saw in training."""
-        position = {c: i for i, c in enumerate(self.columns)}
-        return {c: int((M[:, position[c]] < 0).sum()) for c in self.categorical}
+        return {c: int((M[:, self._position[c]] < 0).sum()) for c in self.categorical}
 
 
-def _index(values: list[str], value: str) -> int:
-    try:
-        return values.index(value)
-    except ValueError:
-        return -1
+def _outside(values: np.ndarray, fs: FeatureSet) -> np.ndarray:
+    """Which (transformed) numeric values lie outside the set's training range."""
+    return ~((values >= fs.data_min_) & (values <= fs.data_max_))

@@ -107,6 +107,19 @@ def set_of_name(name: str) -> str:
     return name.split("@", 1)[1] if "@" in name else DEFAULT
 
 
+def category_codes(categories: Sequence[str], values: object) -> np.ndarray:
+    """Index of each value (text, or Arrow/numpy values cast to text) in ``categories``; -1 where absent."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    array = values if isinstance(values, pa.Array | pa.ChunkedArray) else pa.array(
+        np.asarray(values, dtype=object).astype(str))
+    if array.type != pa.string():
+        array = pc.cast(array, pa.string())
+    found = pc.index_in(array, value_set=pa.array(list(categories), pa.string()))
+    return pc.fill_null(found, -1).to_numpy(zero_copy_only=False).astype(np.int64)
+
+
 def _log(values: np.ndarray) -> np.ndarray:
     with np.errstate(invalid="ignore", over="ignore"):
         return np.log1p(np.maximum(values, 0.0))
@@ -206,11 +219,9 @@ class FeatureSet:
             blocks.append(block)
         return (np.hstack(blocks) if blocks else np.zeros((n, 0), np.float32)), unseen
 
-    def codes(self, column: str, values: np.ndarray) -> np.ndarray:
+    def codes(self, column: str, values: object) -> np.ndarray:
         """Index of each value among this set's categories of ``column``; -1 for unseen ones."""
-        import pandas as pd
-
-        return pd.Index(self.categories[column]).get_indexer(pd.Index(np.asarray(values, dtype=object).astype(str)))
+        return category_codes(self.categories[column], values)
 
     def transform_frame(self, frame: Any) -> np.ndarray:
         """The float32 detector input of a DataFrame holding the raw columns (for training and tests)."""

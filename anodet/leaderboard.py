@@ -30,7 +30,7 @@ def leaderboard(store: Store, splits: Splits, view: str, scores: dict[str, np.nd
         threshold = (thresholds or {}).get(name, store.default_threshold(name, view))
         entry = store.entry(name)
         row = {"detector": name, "name": entry["display_name"], "feature_set": entry["feature_set"],
-               "supervised": entry["family"] == "supervised", "threshold": threshold,
+               "supervised": store.uses_labels(name), "threshold": threshold,
                **evaluate.summary(y, s, threshold)}
         rates = evaluate.detection_rates(s, threshold, categories)
         row.update({f"detect_{c}": rates.get(c, np.nan) for c in ATTACK_CATEGORIES})

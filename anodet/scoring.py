@@ -152,9 +152,8 @@ def _range_columns(scorer: Scorer, X: np.ndarray, out_of_range: np.ndarray) -> t
     rows = X[out_of_range]
     numeric: Counter = Counter()
     for name in encoder.sets:
-        got = encoder.transform(rows, name)
         cols = encoder.sets[name].numeric_columns
-        for column, count in zip(cols, got.outside_columns.sum(axis=0), strict=True):
+        for column, count in zip(cols, encoder.outside(rows, name).sum(axis=0), strict=True):
             if count:
                 numeric[column] = max(numeric[column], int(count))
     return numeric, Counter({c: n for c, n in encoder.unseen(rows).items() if n})

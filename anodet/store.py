@@ -119,6 +119,10 @@ class Store:
         """The feature set detector ``name`` was trained on."""
         return str(self.entry(name)["feature_set"])
 
+    def uses_labels(self, name: str) -> bool:
+        """Was ``name`` trained on labels (the supervised ceiling: a reference row, never a detector)?"""
+        return self.entry(name)["family"] == "supervised"
+
     def feature_set(self, name: str) -> FeatureSet:
         """The fitted feature set ``name`` (hash-checked when first read)."""
         if name not in self._feature_sets:

@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 from anodet import evaluate
 from anodet.data import SPLIT_NAME, Splits, labelled_train, load_splits
 from anodet.detectors import REGISTRY, Detector, create, detector_class
-from anodet.featureset import BUILTIN, FeatureSet, kind_of, qualified, set_of_name
+from anodet.featureset import BUILTIN, FeatureSet, kind_of, qualified, set_of_name, spec
 from anodet.hyperparams import chosen_params
 from anodet.schema import LABEL_VIEWS, NORMAL
 from anodet.store import (
@@ -55,8 +55,11 @@ def library_versions() -> dict[str, str]:
 
 
 def all_names(feature_sets: list[str] | None = None) -> list[str]:
-    """Every detector a full training writes: each kind on each feature set, in the order shown."""
-    return [qualified(kind, fs) for fs in (feature_sets or list(BUILTIN)) for kind in REGISTRY]
+    """Every detector a full training writes: each kind on each feature set, in the order shown.
+
+    An unknown feature set name is a ValueError naming the known ones.
+    """
+    return [qualified(kind, spec(fs).name) for fs in (feature_sets or list(BUILTIN)) for kind in REGISTRY]
 
 
 def expand_names(names: list[str] | None, feature_sets: list[str] | None = None) -> list[str]:
@@ -91,7 +94,7 @@ def prepare(splits: Splits, sets: list[str], train_rows: int | None, seed: int, 
     """Fit each feature set on the training normals and transform every split with it."""
     out = {}
     for name in sets:
-        fs = FeatureSet.fit(BUILTIN[name], splits.train)
+        fs = FeatureSet.fit(spec(name), splits.train)
         X_train = fs.transform_frame(splits.train)
         if train_rows and train_rows < len(X_train):
             X_train = X_train[np.random.default_rng(seed).choice(len(X_train), train_rows, replace=False)]

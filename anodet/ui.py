@@ -249,7 +249,7 @@ def display_name(name: str) -> str:
 def is_supervised(name: str) -> bool:
     """Is ``name`` the supervised ceiling (trained on labels: a reference, never a detector)?"""
     try:
-        return get_store(loaded=False).entry(name).get("family") == "supervised"
+        return get_store(loaded=False).uses_labels(name)
     except StoreError:
         return False
 

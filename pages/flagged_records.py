@@ -145,9 +145,7 @@ if position is not None:
     d.metric(f"{ui.display_name(name)} score", f"{record['score']:.4g}", delta=record["outcome"], delta_color="off")
     fields = test.iloc[position]
     st.markdown("**Connection**: " + " · ".join(
-        f"{label} **{ui.markdown_text(fields[field])}**" for field, label in (
-            ("protocol_type", "protocol"), ("service", "service"), ("flag", "flag"), ("duration", "duration (s)"),
-            ("src_bytes", "bytes sent"), ("dst_bytes", "bytes received"))))
+        f"{label} **{ui.markdown_text(fields[field])}**" for field, label in dashboard.CONNECTION_FIELDS.items()))
     numeric = feature_set.numeric_columns
     values = record[numeric].to_numpy(dtype=np.float64)
     left, right = st.columns(2)

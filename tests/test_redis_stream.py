@@ -23,6 +23,7 @@ import pytest
 from anodet import brokers, stream
 from anodet.data import fetch_raw, parse_raw_lines
 from anodet.schema import FEATURES
+from tests.conftest import wait_for as shared_wait_for
 
 redis = pytest.importorskip("redis")
 from redis_server import REDIS_SERVER, RedisServer  # noqa: E402
@@ -66,12 +67,8 @@ def cli(*args: str) -> subprocess.Popen:
 
 
 def wait_for(predicate, timeout: float = 60.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
+    """The shared poll, with the longer wait a broker round trip under load needs."""
+    return shared_wait_for(predicate, timeout, interval=0.05)
 
 
 def group_info(client, stream_name: str, group: str) -> dict:

@@ -26,6 +26,7 @@ from anodet.reader import InputError, parse_block, sniff
 from anodet.reader.layout import RAW_LABELLED_LAYOUT
 from anodet.schema import FEATURES, NUMERIC_COLUMNS
 from anodet.scorer import applicable
+from tests.conftest import wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 BAD_LINES = {  # position in the stream (0-based data line) -> malformed line
@@ -225,15 +226,6 @@ def run_in_thread(pipeline):
     thread = threading.Thread(target=lambda: result.update(pipeline.run()), daemon=True)
     thread.start()
     return thread, result
-
-
-def wait_for(predicate, timeout=30.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return False
 
 
 def test_follow_reads_a_growing_file(tmp_path, store, raw_lines):
