@@ -22,6 +22,7 @@ page = st.navigation(PAGES)
 st.html(f"<style>{dashboard.RESPONSIVE_CSS}</style>")  # one column below ~900 px, on every page
 st.sidebar.title("anodet")
 st.sidebar.caption("Anomaly detectors on KDD Cup 99, side by side.")
+ui.apply_url_state()  # a shared link's view, detectors and thresholds, before any widget
 ui.label_view_switch()
 ui.mark_app_frame()
 try:

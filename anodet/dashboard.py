@@ -93,38 +93,11 @@ def category_rates(scores: Mapping[str, np.ndarray], thresholds: Mapping[str, fl
     return out
 
 
-def percentile_threshold(sorted_scores: np.ndarray, percentile: float) -> float:
-    """The threshold that leaves ``percentile`` % of the (sorted) scores unflagged.
-
-    100 flags nothing (a threshold just above the largest score); 0 flags everything.
-    """
-    n = len(sorted_scores)
-    i = round(float(np.clip(percentile, 0.0, 100.0)) / 100.0 * n)
-    if i >= n:
-        return float(np.nextafter(sorted_scores[-1], np.inf))
-    return float(sorted_scores[i])
-
-
-def threshold_percentile(sorted_scores: np.ndarray, threshold: float) -> float:
-    """Share (in %) of the sorted scores below ``threshold``: the records it leaves unflagged."""
-    return 100.0 * int(np.searchsorted(sorted_scores, threshold, side="left")) / len(sorted_scores)
-
-
 def outcomes(y: np.ndarray, flagged: np.ndarray) -> np.ndarray:
     """Each record's outcome (one of :data:`OUTCOMES`) from its label and verdict."""
     y = np.asarray(y) == 1
     flagged = np.asarray(flagged, dtype=bool)
     return np.select([flagged & y, flagged & ~y, ~flagged & y], OUTCOMES[:3], default=OUTCOMES[3])
-
-
-def confusion_table(tp: int, fp: int, fn: int, tn: int) -> pd.DataFrame:
-    """The confusion matrix as a small table: counts and each cell's share of its true class."""
-    def cell(count: int, row_total: int) -> str:
-        return f"{count:,} ({count / row_total:.1%})" if row_total else f"{count:,}"
-
-    return pd.DataFrame(
-        {"passed": [cell(tn, tn + fp), cell(fn, fn + tp)], "flagged": [cell(fp, tn + fp), cell(tp, fn + tp)]},
-        index=pd.Index(["normal records", "attacks"], name="true class"))
 
 
 def record_table(test: pd.DataFrame, scores: np.ndarray, threshold: float, label_column: str) -> pd.DataFrame:

@@ -32,6 +32,11 @@ PRESET_HELP = {
     "contamination": "The threshold that flags the chosen share of all validation records.",
 }
 
+COST_HELP = ("The threshold with the lowest expected cost on the validation split, when a missed attack costs "
+             "the chosen multiple of a false alarm (the What-If Tool's cost ratio).")
+ALERT_BUDGET_HELP = ("The lowest threshold whose validation flag rate fits an alert budget: at most N alerts per day "
+                     "for M records per day.")
+
 
 def roc_auc(y: np.ndarray, scores: np.ndarray) -> float:
     """ROC AUC, or NaN when only one class is present."""
@@ -128,6 +133,32 @@ class ThresholdCurve:
         else:
             raise ValueError(f"unknown metric {metric!r}")
         return float(self.sorted_scores[starts[int(np.argmax(values))]])
+
+    def _candidates(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(thresholds, flagged, attacks flagged) at every distinct score, then just above the highest."""
+        n = len(self.sorted_scores)
+        starts = np.flatnonzero(np.r_[True, np.diff(self.sorted_scores) > 0])
+        top = np.nextafter(self.sorted_scores[-1], np.inf)
+        return (np.r_[self.sorted_scores[starts], top], np.r_[n - starts, 0].astype(float),
+                np.r_[self.attacks_at_or_above[starts], 0].astype(float))
+
+    def min_cost_threshold(self, miss_cost: float, false_alarm_cost: float) -> float:
+        """The threshold minimising ``miss_cost·missed attacks + false_alarm_cost·false alarms``.
+
+        Of equally cheap thresholds the highest (fewest alerts) is chosen; flagging nothing is a
+        candidate, so with attacks too cheap to chase the answer is "no alerts".
+        """
+        if not (miss_cost >= 0 and false_alarm_cost >= 0):
+            raise ValueError("costs must be non-negative numbers")
+        thresholds, flagged, tp = self._candidates()
+        cost = miss_cost * (self.n_attacks - tp) + false_alarm_cost * (flagged - tp)
+        return float(thresholds[np.flatnonzero(cost <= cost.min())[-1]])
+
+    def threshold_within_rate(self, rate: float) -> float:
+        """The lowest threshold that flags at most ``rate`` (0–1) of the records."""
+        thresholds, flagged, _ = self._candidates()
+        fits = np.flatnonzero(flagged <= rate * len(self.sorted_scores))
+        return float(thresholds[fits[0]])
 
 
 def threshold_presets(

@@ -58,30 +58,48 @@ def resolve_thresholds(store: Any, names: list[str], spec: str | float | None, v
 THRESHOLDS_FORMAT = "anodet-thresholds/1"
 
 
-def read_thresholds_file(path: Any, known: list[str] | None = None) -> tuple[str | None, dict[str, float]]:
-    """(label view, {detector: threshold}) from a thresholds file exported by the dashboard."""
+def thresholds_document(values: Mapping[str, float], view: str, store_hash: str | None = None) -> bytes:
+    """A thresholds file (what the dashboard exports and ``--thresholds`` reads back), as UTF-8 JSON."""
+    import json
+
+    document: dict[str, Any] = {
+        "format": THRESHOLDS_FORMAT, "label_view": view,
+        "thresholds": {name: _finite(float(value), f"The threshold of {name}") for name, value in values.items()},
+    }
+    if store_hash:
+        document["store"] = store_hash
+    return (json.dumps(document, indent=2) + "\n").encode("utf-8")
+
+
+def read_thresholds_file(path: Any, known: list[str] | None = None,
+                         name: str | None = None) -> tuple[str | None, dict[str, float]]:
+    """(label view, {detector: threshold}) from a thresholds file exported by the dashboard.
+
+    ``path`` is a file path or the file's bytes (an upload); ``name`` is what messages call it.
+    """
     import json
     from pathlib import Path
 
+    where = name or ("the uploaded file" if isinstance(path, (bytes, bytearray)) else str(path))
     try:
         raw = Path(path).read_bytes() if not isinstance(path, (bytes, bytearray)) else bytes(path)
         data = json.loads(raw)
     except OSError as exc:
-        raise ThresholdError(f"Cannot read the thresholds file {path}: {exc.strerror or exc}.") from None
+        raise ThresholdError(f"Cannot read the thresholds file {where}: {exc.strerror or exc}.") from None
     except ValueError:
-        raise ThresholdError(f"{path} is not a thresholds file (not JSON). Export one from the Threshold "
+        raise ThresholdError(f"{where} is not a thresholds file (not JSON). Export one from the Threshold "
                              "explorer.") from None
     if not isinstance(data, dict) or data.get("format") != THRESHOLDS_FORMAT or not isinstance(
             data.get("thresholds"), dict):
-        raise ThresholdError(f"{path} is not an anodet thresholds file (format {THRESHOLDS_FORMAT!r} with a "
+        raise ThresholdError(f"{where} is not an anodet thresholds file (format {THRESHOLDS_FORMAT!r} with a "
                              "'thresholds' object). Export one from the Threshold explorer.")
     values: dict[str, float] = {}
-    for name, value in data["thresholds"].items():
-        if known is not None and name not in known:
-            raise ThresholdError(f"{path} names detector {name!r}, which is not in the model store "
+    for detector, value in data["thresholds"].items():
+        if known is not None and detector not in known:
+            raise ThresholdError(f"{where} names detector {detector!r}, which is not in the model store "
                                  f"({', '.join(known)}).")
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ThresholdError(f"The threshold of {name} in {path} is not a number ({value!r}).")
-        values[name] = _finite(float(value), f"The threshold of {name} in {path}")
+            raise ThresholdError(f"The threshold of {detector} in {where} is not a number ({value!r}).")
+        values[detector] = _finite(float(value), f"The threshold of {detector} in {where}")
     view = data.get("label_view")
     return (view if isinstance(view, str) else None), values

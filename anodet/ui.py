@@ -112,22 +112,32 @@ def _readonly(values: np.ndarray) -> np.ndarray:
 
 @st.cache_resource(show_spinner="Scoring the test split…", max_entries=2)
 def _test_scores(root: str, manifest_hash: str) -> dict[str, np.ndarray]:
-    test = get_splits().test
+    scores = _split_scores(root, manifest_hash, "test")
+    _warm_up(root, manifest_hash)
+    return scores
+
+
+@st.cache_resource(show_spinner="Scoring the validation split…", max_entries=2)
+def _validation_scores(root: str, manifest_hash: str) -> dict[str, np.ndarray]:
+    return _split_scores(root, manifest_hash, "validation")
+
+
+def _split_scores(root: str, manifest_hash: str, split: str) -> dict[str, np.ndarray]:
+    """Every detector's scores on one split, read from the disk cache or computed and kept there."""
+    frame = getattr(get_splits(), split)
     store = _open_store(root, manifest_hash)
-    path = _scores_cache(manifest_hash, get_splits())
-    scores = _read_scores(path, test.index.to_numpy(), store.names)
+    path = _scores_cache(manifest_hash, get_splits(), split)
+    scores = _read_scores(path, frame.index.to_numpy(), store.names)
     if scores is None:
-        scores = score_all(_load_store(root, manifest_hash), test)
-        _write_scores(path, scores, test.index.to_numpy())
-    else:
-        _warm_up(root, manifest_hash)
+        scores = score_all(_load_store(root, manifest_hash), frame)
+        _write_scores(path, scores, frame.index.to_numpy())
     return {n: _readonly(s) for n, s in scores.items()}
 
 
-def _scores_cache(manifest_hash: str, splits: Splits) -> Path:
-    """Where the test scores of this store on this split are kept between server runs."""
+def _scores_cache(manifest_hash: str, splits: Splits, split: str = "test") -> Path:
+    """Where the scores of this store on this split are kept between server runs."""
     key = hashlib.sha256((manifest_hash + json.dumps(splits.checksums, sort_keys=True)).encode()).hexdigest()[:20]
-    return cache_root() / "cache" / f"test-scores-{key}.npz"
+    return cache_root() / "cache" / f"{split}-scores-{key}.npz"
 
 
 def _read_scores(path: Path, index: np.ndarray, names: list[str]) -> dict[str, np.ndarray] | None:
@@ -199,6 +209,17 @@ def get_test_curves(view: str) -> dict[str, ThresholdCurve]:
 def _curve_summaries(root: str, manifest_hash: str, view: str) -> dict[str, dashboard.CurveSummary]:
     y = get_splits().test[label_column(view)].to_numpy()
     return {n: dashboard.curve_summary(y, s) for n, s in _test_scores(root, manifest_hash).items()}
+
+
+@st.cache_resource(max_entries=4, show_spinner=False)
+def _validation_curves(root: str, manifest_hash: str, view: str) -> dict[str, ThresholdCurve]:
+    y = get_splits().validation[label_column(view)].to_numpy()
+    return {n: ThresholdCurve.from_scores(y, s) for n, s in _validation_scores(root, manifest_hash).items()}
+
+
+def get_validation_curves(view: str) -> dict[str, ThresholdCurve]:
+    """Per detector, the sorted validation scores: what the cost and alert-budget presets are chosen on."""
+    return _validation_curves(str(default_root()), _manifest_hash(), view)
 
 
 def get_curve_summaries(view: str) -> dict[str, dashboard.CurveSummary]:
@@ -343,6 +364,73 @@ def get_threshold(name: str, view: str | None = None) -> float:
 def set_threshold(name: str, value: float, view: str | None = None) -> None:
     """Keep ``value`` as the detector's threshold for this session and label view (every page uses it)."""
     session_thresholds(view)[name] = float(value)
+
+
+URL_APPLIED_KEY = "_anodet_url_applied"
+URL_PROBLEMS_KEY = "_anodet_url_problems"
+EXPLORER_KEYS = ("explorer_detector", "explorer_compare")
+"""Session keys of the explorer's two detector pickers, which a shared link can preset."""
+
+
+def apply_url_state() -> None:
+    """Once per session, before any widget is drawn: the label view, detectors and thresholds a link names.
+
+    A link is ``?view=true&detector=pca&compare=ocsvm&threshold=pca:0.51&threshold=ocsvm:1.2``
+    (what :func:`set_explorer_url` writes). What cannot be used is listed for the page to say.
+    """
+    if st.session_state.get(URL_APPLIED_KEY):
+        return
+    st.session_state[URL_APPLIED_KEY] = True
+    params = st.query_params
+    problems: list[str] = []
+    view = params.get("view")
+    if view is not None:
+        if view in LABEL_VIEWS:
+            st.session_state["label_view"] = view
+        else:
+            problems.append(f"the label view {markdown_text(view)} is not one of {', '.join(LABEL_VIEWS)}")
+    wanted = [params.get("detector"), params.get("compare")]
+    thresholds = params.get_all("threshold")
+    if not any(wanted) and not thresholds:
+        st.session_state[URL_PROBLEMS_KEY] = problems
+        return
+    names = get_store(loaded=False).names
+    for key, name in zip(EXPLORER_KEYS, wanted, strict=True):
+        if name is None:
+            continue
+        if name in names:
+            st.session_state[key] = name
+            if key == EXPLORER_KEYS[0]:
+                st.session_state[FOCUS_KEY] = name
+        else:
+            problems.append(f"the detector {markdown_text(name)} is not in the model store")
+    for item in thresholds:
+        name, _, text = item.rpartition(":")
+        try:
+            value = float(text)
+        except ValueError:
+            value = float("nan")
+        if name not in names:
+            problems.append(f"the threshold {markdown_text(item)} names no detector of the model store")
+        elif not np.isfinite(value):
+            problems.append(f"the threshold of {markdown_text(name)} ({markdown_text(text)}) is not a finite number")
+        else:
+            set_threshold(name, value, view if view in LABEL_VIEWS else None)
+    st.session_state[URL_PROBLEMS_KEY] = problems
+
+
+def url_problems() -> list[str]:
+    """What the session's opening link named that could not be used (each a phrase), once."""
+    return st.session_state.pop(URL_PROBLEMS_KEY, [])
+
+
+def set_explorer_url(detectors: Sequence[str], view: str) -> None:
+    """Keep the explorer's detectors, label view and thresholds in the URL, so a link reproduces them."""
+    wanted = {"view": [view], "detector": [detectors[0]], "compare": list(detectors[1:2]),
+              "threshold": [f"{n}:{get_threshold(n, view)!r}" for n in detectors]}
+    if all(st.query_params.get_all(k) == v for k, v in wanted.items()) and set(st.query_params) <= set(wanted):
+        return
+    st.query_params.from_dict({k: v for k, v in wanted.items() if v})
 
 
 def markdown_text(text: object) -> str:

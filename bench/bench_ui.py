@@ -8,12 +8,18 @@ Measures, against a fresh ``streamlit run app.py``:
   the detectors in the background;
 * warm start: a new tab (a new Streamlit session) on the running server → Overview fully drawn;
 * page switch: a click in the sidebar → the next page fully drawn;
-* slider: mouse release on the threshold slider → histogram line, ROC point and metrics all
-  updated in the page (timed inside the page from the ``pointerup`` event), and the server-side
-  time of the fragment rerun (``ANODET_UI_TIMING`` lines printed by the server);
+* threshold control (the Components v2 element on the Threshold explorer):
+  - a drag of 60 pointer moves with the button held: how many distinct thresholds the page
+    showed before the release, whether every shown threshold came with the metrics and
+    confusion counts the test scores give (checked here against ``ThresholdCurve``), the
+    browser's own redraw time per move (``performance.now()`` inside the component) and the
+    time from a dispatched pointer move to the next animation frame;
+  - release → the server knows the threshold and the page agrees: from the ``pointerup`` event
+    to the server-drawn "In force on every page: threshold …" line showing the new value with
+    the script idle, and the server-side time of that fragment rerun (``ANODET_UI_TIMING``);
 * memory: the server's RSS (psutil) with 1, 5 and 10 sessions open.
 
-Usage: ``python bench/bench_ui.py [--moves 25] [--sessions 10]``; writes ``bench/results/ui.md``.
+Usage: ``python bench/bench_ui.py [--releases 25] [--sessions 10]``; writes ``bench/results/ui.md``.
 """
 
 from __future__ import annotations
@@ -36,17 +42,26 @@ import psutil
 from playwright.sync_api import sync_playwright
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # run as `python bench/bench_ui.py`: the checks below import anodet
 RESULTS = ROOT / "bench" / "results" / "ui.md"
 CHROMIUM = "/usr/bin/chromium"
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 IDLE = "[data-testid='stApp'][data-test-script-state='notRunning']"
-DRAWN_JS = """(n) => document.querySelectorAll('.js-plotly-plot .main-svg').length >= n
+CONTROLS_JS = """() => [...document.querySelectorAll('div')].filter(h => h.shadowRoot)
+    .map(h => h.shadowRoot.querySelector('.adt')).filter(Boolean)"""
+"""The threshold controls on the page (each in the shadow root Components v2 gives an isolated element)."""
+DRAWN_JS = """([n, controls]) => document.querySelectorAll('.js-plotly-plot .main-svg').length >= n
+    && (""" + CONTROLS_JS + """)().filter(c => c.querySelectorAll('.adt-svg polyline, .adt-svg rect').length > 10)
+        .length >= controls
     && !!document.querySelector("[data-testid='stApp'][data-test-script-state='notRunning']")"""
-# What a slider move must change: the metrics, the histogram's threshold label, the ROC marker.
-SIGNATURE_JS = """() => [...document.querySelectorAll("[data-testid='stMetricValue']")].map(e => e.textContent).join('|')
-    + '#' + [...document.querySelectorAll('.js-plotly-plot .annotation-text')].map(e => e.textContent).join('|')
-    + '#' + [...document.querySelectorAll('.js-plotly-plot .scatterlayer .points path')].map(
-        e => e.getAttribute('transform')).join('|')"""
+# What one pointer move must show: the threshold, flagged count, tiles and confusion cells.
+SHOWN_JS = """(c) => [c.dataset.threshold, c.dataset.flagged,
+    ...[...c.querySelectorAll('.adt-tile-value')].map(e => e.textContent),
+    ...[...c.querySelectorAll('[data-cell]')].map(e => e.dataset.cell + '=' + e.textContent),
+    c.querySelector('.adt-threshold-line').getAttribute('x1'),
+    c.querySelector('.adt-marker').getAttribute('transform')]"""
+EXPLORER = ("Threshold explorer", 0, 1)
+"""The explorer is drawn when its threshold control is: no plotly chart left on it."""
 
 
 def free_port() -> int:
@@ -96,44 +111,96 @@ class Server:
             self.proc.kill()
 
 
-def open_drawn(page, url: str, charts: int) -> None:
+def open_drawn(page, url: str, charts: int, controls: int = 0) -> None:
     page.goto(url)
-    page.wait_for_function(DRAWN_JS, arg=charts, timeout=180_000)
+    try:
+        page.wait_for_function(DRAWN_JS, arg=[charts, controls], timeout=180_000)
+    except Exception:
+        page.screenshot(path=str(ROOT / "artifacts" / "bench-ui-timeout.png"))
+        raise
 
 
-def switch_to(page, title: str, charts: int) -> float:
+def switch_to(page, title: str, charts: int, controls: int = 0) -> float:
     """Click a page in the sidebar; seconds until it is fully drawn."""
     start = time.perf_counter()
     page.locator("[data-testid='stSidebarNav']").get_by_text(title, exact=True).click()
     page.get_by_role("heading", name=title, exact=True).wait_for(timeout=30_000)
-    page.wait_for_function(DRAWN_JS, arg=charts, timeout=30_000)
+    page.wait_for_function(DRAWN_JS, arg=[charts, controls], timeout=30_000)
     return time.perf_counter() - start
 
 
-def slider_move(page, fraction: float) -> float:
-    """Drag the slider thumb to ``fraction`` and release; ms from release to everything updated."""
-    thumb = page.locator("[data-testid='stSlider'] input[type='range']").first.locator("xpath=../..")
-    track = page.locator("[data-testid='stSlider'] [role='group'] > div").first
-    tb, box = thumb.bounding_box(), track.bounding_box()
-    before = page.evaluate(SIGNATURE_JS)
-    page.mouse.move(tb["x"] + tb["width"] / 2, tb["y"] + tb["height"] / 2)
+def control(page):
+    return page.locator(".adt").first
+
+
+def drag(page, start: float, end: float, moves: int) -> tuple[list[list[str]], list[float]]:
+    """Hold the handle and move it ``moves`` times from ``start`` to ``end`` (track fractions).
+
+    Returns what the control showed after each move (read before the next one, button still
+    held) and, per move, the component's redraw time in ms; the button is still down on return.
+    """
+    box = page.locator(".adt-slider").first.bounding_box()
+    y = box["y"] + box["height"] / 2
+    page.evaluate("() => { const t = window.__anodetThresholdTiming; if (t) { t.redraw.length = 0; "
+                  "t.frame.length = 0; t.shown.length = 0; } }")
+    page.mouse.move(box["x"] + box["width"] * start, y)
     page.mouse.down()
-    page.mouse.move(box["x"] + box["width"] * fraction, tb["y"] + tb["height"] / 2, steps=5)
+    shown = []
+    for i in range(moves):
+        page.mouse.move(box["x"] + box["width"] * (start + (end - start) * (i + 1) / moves), y)
+        shown.append(control(page).evaluate(SHOWN_JS))
+    return shown, page.evaluate("() => window.__anodetThresholdTiming")
+
+
+def release(page) -> float:
+    """Release the held handle; ms from ``pointerup`` until the server-drawn line shows its value."""
+    value = float(control(page).get_attribute("data-threshold"))
     page.evaluate("() => { window.__released = null; document.addEventListener('pointerup', "
                   "() => { window.__released = performance.now(); }, {capture: true, once: true}); }")
     page.mouse.up()
     return page.evaluate(
-        """async ([sigSource, before, idle]) => {
-            const sig = eval(sigSource);
+        """async ([text, idle]) => {
             const deadline = performance.now() + 30000;
+            const agrees = () => [...document.querySelectorAll("[data-testid='stMarkdownContainer']")]
+                .some(e => e.textContent.includes(text));
             while (performance.now() < deadline) {
                 await new Promise(r => requestAnimationFrame(r));
-                if (window.__released !== null && sig() !== before && document.querySelector(idle)) {
+                if (window.__released !== null && agrees() && document.querySelector(idle)) {
                     return performance.now() - window.__released;
                 }
             }
-            throw new Error('the page did not update within 30 s');
-        }""", [SIGNATURE_JS, before, IDLE])
+            throw new Error('the page did not agree within 30 s');
+        }""", [f"In force on every page: threshold {value:.6g},", IDLE])
+
+
+def check_shown(shown: list[list[str]]) -> tuple[int, int]:
+    """(distinct thresholds shown, how many of them showed other numbers than the test scores give)."""
+    import numpy as np
+
+    from anodet import scorer
+    from anodet.data import load_splits
+    from anodet.evaluate import ThresholdCurve
+    from anodet.schema import label_column
+    from anodet.store import Store
+
+    store = Store.open()
+    test = load_splits().test
+    name = store.names[0]  # the explorer's default detector
+    curve = ThresholdCurve.from_scores(test[label_column("reference")].to_numpy(),
+                                       scorer.score_rows(store, test, [name]).by_detector[name])
+    wrong = 0
+    distinct = {}
+    for row in shown:
+        distinct[row[0]] = row
+    for threshold, row in distinct.items():
+        m = curve.metrics(float(threshold))
+        expected = [str(m["tp"] + m["fp"]), *(f"{m[k]:.3f}" for k in ("precision", "recall", "f1", "f2",
+                                                                       "accuracy", "fpr"))]
+        cells = dict(c.split("=", 1) for c in row if "=" in c and c[:2] in ("tp", "fp", "fn", "tn"))
+        counts_ok = all(cells[k].startswith(f"{m[k]:,} ") for k in ("tp", "fp", "fn", "tn"))
+        if row[1:8] != expected or not counts_ok or not np.isfinite(float(threshold)):
+            wrong += 1
+    return len(distinct), wrong
 
 
 def pct(values: list[float], q: float) -> float:
@@ -141,9 +208,24 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
+def explorer_cold() -> float:
+    """A fresh server, the explorer's URL opened first: seconds from spawn to its control drawn."""
+    server = Server()
+    try:
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+            page = browser.new_page(viewport={"width": 1440, "height": 1000})
+            open_drawn(page, f"{server.url}/threshold_explorer", *EXPLORER[1:])
+            seconds = time.perf_counter() - server.started
+            browser.close()
+    finally:
+        server.stop()
+    return seconds
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--moves", type=int, default=25, help="slider moves to time")
+    parser.add_argument("--releases", type=int, default=25, help="handle releases to time")
     parser.add_argument("--sessions", type=int, default=10, help="browser sessions for the memory figure")
     args = parser.parse_args()
     random.seed(3)
@@ -151,7 +233,6 @@ def main() -> None:
     cached = any((ROOT / "data" / "cache").glob("test-scores-*.npz"))
 
     server = Server()
-    rows: list[tuple[str, str, str]] = []
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
         ctx = browser.new_context(viewport={"width": 1440, "height": 1000})
@@ -160,32 +241,47 @@ def main() -> None:
         cold = time.perf_counter() - server.started
         print(f"cold start (spawn → Overview drawn): {cold:.1f} s")
 
-        warm = []
+        warm, warm_explorer = [], []
         for _ in range(3):  # a new tab is a new Streamlit session; the browser keeps its HTTP cache
-            tab = ctx.new_page()
-            start = time.perf_counter()
-            open_drawn(tab, server.url, 3)
-            warm.append(time.perf_counter() - start)
-            tab.close()
-        print(f"warm start (new tab → Overview drawn): median {statistics.median(warm):.2f} s")
+            for url, drawn, times in ((server.url, (3, 0), warm),
+                                      (f"{server.url}/threshold_explorer", EXPLORER[1:], warm_explorer)):
+                tab = ctx.new_page()
+                start = time.perf_counter()
+                open_drawn(tab, url, *drawn)
+                times.append(time.perf_counter() - start)
+                tab.close()
+        print(f"warm start (new tab → drawn): Overview median {statistics.median(warm):.2f} s, "
+              f"Threshold explorer median {statistics.median(warm_explorer):.2f} s")
 
         switches = []
         for _ in range(3):
-            switches.append(switch_to(page, "Threshold explorer", 4))
+            switches.append(switch_to(page, *EXPLORER))
             switches.append(switch_to(page, "Flagged records", 1))
             switches.append(switch_to(page, "Overview", 3))
         print(f"page switch: median {statistics.median(switches):.2f} s, max {max(switches):.2f} s")
 
-        switch_to(page, "Threshold explorer", 4)
+        switch_to(page, *EXPLORER)
+        time.sleep(1.0)
+        shown, timing = drag(page, 0.15, 0.85, 60)
+        distinct, wrong = check_shown(shown)
+        redraw, frame = timing["redraw"], timing["frame"]
+        release(page)
+        print(f"drag of 60 pointer moves: {distinct} distinct thresholds shown before the release, "
+              f"{wrong} with numbers other than the test scores give; redraw per move median "
+              f"{statistics.median(redraw):.2f} ms, p99 {pct(redraw, 0.99):.2f} ms; pointer move → next frame "
+              f"median {statistics.median(frame):.1f} ms, p99 {pct(frame, 0.99):.1f} ms")
+
         server.timings.clear()
-        moves = []
-        for i in range(args.moves):
-            fraction = 0.15 + 0.8 * random.random() if i % 2 else 0.05 + 0.6 * random.random()
-            moves.append(slider_move(page, fraction))
+        releases = []
+        for _ in range(args.releases):
+            a, b = (0.05 + 0.9 * random.random() for _ in range(2))
+            drag(page, a, b, 5)
+            releases.append(release(page))
+            time.sleep(0.3)
         time.sleep(0.5)
         server_side = list(server.timings)
-        print(f"slider release → page updated: median {statistics.median(moves):.0f} ms, "
-              f"p90 {pct(moves, 0.9):.0f} ms (n={len(moves)})")
+        print(f"release → server knows it and the page agrees: median {statistics.median(releases):.0f} ms, "
+              f"p90 {pct(releases, 0.9):.0f} ms (n={len(releases)})")
         if server_side:
             print(f"server-side fragment rerun: median {statistics.median(server_side):.1f} ms, "
                   f"p90 {pct(server_side, 0.9):.1f} ms (n={len(server_side)})")
@@ -194,7 +290,7 @@ def main() -> None:
         rss = {1: server.rss_mb()}
         for i in range(2, args.sessions + 1):
             extra = browser.new_context(viewport={"width": 1440, "height": 1000})
-            open_drawn(extra.new_page(), f"{server.url}/threshold_explorer", 4)
+            open_drawn(extra.new_page(), f"{server.url}/threshold_explorer", *EXPLORER[1:])
             contexts.append(extra)
             if i in (5, args.sessions):
                 rss[i] = server.rss_mb()
@@ -205,17 +301,31 @@ def main() -> None:
             c.close()
         browser.close()
     server.stop()
+    cold_explorer = explorer_cold()
+    print(f"cold start (spawn → Threshold explorer drawn): {cold_explorer:.1f} s")
 
     store_mb = sum(f.stat().st_size for f in (ROOT / "models_store").rglob("*") if f.is_file()) / 2**20
     rows = [
         ("`streamlit run` → Overview drawn, cold (fresh server process"
          + (", scores cached on disk)" if cached else ", first run: no score cache)"), f"{cold:.1f} s", "≤ 15 s"),
-        ("New tab (new session) → Overview drawn, warm (server running)", f"{statistics.median(warm):.2f} s (median of 3)", "≤ 5 s"),
+        ("`streamlit run` → Threshold explorer (threshold control) drawn, cold", f"{cold_explorer:.1f} s", "≤ 15 s"),
+        ("New tab (new session) → Overview drawn, warm (server running)",
+         f"{statistics.median(warm):.2f} s (median of 3)", "≤ 5 s"),
+        ("New tab → Threshold explorer (threshold control) drawn, warm",
+         f"{statistics.median(warm_explorer):.2f} s (median of 3)", "≤ 3 s"),
         ("Switch page (sidebar click → page drawn)", f"{statistics.median(switches):.2f} s median, "
          f"{max(switches):.2f} s max (n={len(switches)})", "≤ 1 s"),
-        ("Slider release → histogram line, ROC point and metrics updated",
-         f"{statistics.median(moves):.0f} ms median, {pct(moves, 0.9):.0f} ms p90 (n={len(moves)})", "median ≤ 150 ms"),
-        ("Server-side fragment rerun per slider move",
+        ("Drag of 60 pointer moves, button held: distinct thresholds shown (metrics checked against the test "
+         "scores)", f"{distinct} distinct, {wrong} with wrong numbers", "≥ 55, one redraw per move"),
+        ("Browser redraw per move (`performance.now()` inside the component)",
+         f"{statistics.median(redraw):.2f} ms median, {pct(redraw, 0.99):.2f} ms p99 (n={len(redraw)})",
+         "≤ 4 ms median, ≤ 16 ms p99"),
+        ("Dispatched pointer move → next animation frame",
+         f"{statistics.median(frame):.1f} ms median, {pct(frame, 0.99):.1f} ms p99 (n={len(frame)})", "one frame"),
+        ("Release → server knows the threshold and the page agrees (server-drawn line shows it, script idle)",
+         f"{statistics.median(releases):.0f} ms median, {pct(releases, 0.9):.0f} ms p90 (n={len(releases)})",
+         "median ≤ 150 ms"),
+        ("Server-side fragment rerun per release",
          (f"{statistics.median(server_side):.1f} ms median, {pct(server_side, 0.9):.1f} ms p90 (n={len(server_side)})"
           if server_side else "not captured"), "≤ 30 ms"),
         ("Server RSS, 1 → 5 → 10 sessions", " → ".join(f"{v:.0f} MB" for v in rss.values())
@@ -229,10 +339,11 @@ def main() -> None:
         "Dashboard benchmark (`python bench/bench_ui.py`)\n\n"
         f"Measured {time.strftime('%Y-%m-%d %H:%M')} in headless Chromium on {machine}.\n\n"
         + "\n".join(table) + "\n\n"
-        f"Cold start: {'the test scores were read from the on-disk cache (data/cache), detectors loaded in the background' if cached else 'no score cache yet: imports scikit-learn, loads the 12 detectors (numpy forward passes; no TensorFlow) and scores the 10,000 test records'}; "
-        "later sessions share everything (`st.cache_resource`). Slider times run "
-        "from the `pointerup` event to the moment the page shows the new metrics, histogram line and ROC "
-        "marker with the script idle.\n")
+        f"Cold start: {'the test scores were read from the on-disk cache (data/cache), detectors loaded in the background' if cached else 'no score cache yet: loads the detectors (numpy forward passes; no TensorFlow) and scores the 10,000 test records'}; "
+        "later sessions share everything (`st.cache_resource`). The drag holds the mouse button for 60 moves "
+        "and reads the control after each one; a release is timed from the `pointerup` event to the moment the "
+        "server-drawn line below the control shows the released threshold with the script idle. Chromium and "
+        "the server share the same 2 cores.\n")
     print("\n".join(table))
     print(f"wrote {RESULTS.relative_to(ROOT)}")
 

@@ -33,7 +33,8 @@ summaries = ui.get_curve_summaries(view)
 thresholds = ui.get_thresholds(names)
 labels = {n: ui.display_name(n) for n in names}
 test = ui.get_splits().test
-moved = [labels[n] for n in names if thresholds[n] != store.default_threshold(n, view)]
+moved = [f"{labels[n]} (threshold {thresholds[n]:.6g})" for n in names
+         if thresholds[n] != store.default_threshold(n, view)]
 
 st.caption(
     f"{len(names)} pretrained detectors on the {len(test):,} records of the KDD Cup 99 test split, "

@@ -6,15 +6,19 @@ first test pays for loading and scoring (shared by the rest through ``st.cache_r
 
 from __future__ import annotations
 
+import io
+import json
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from anodet import dashboard, evaluate
+from anodet import evaluate
 from anodet.evaluate import ThresholdCurve
 from anodet.schema import label_column
+from anodet.threshold_payload import STATIC_PARTS
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 
@@ -58,6 +62,49 @@ def label_view_radio(at: AppTest):
 def threshold(at: AppTest, name: str = DETECTOR) -> float:
     view = at.session_state["label_view"] if "label_view" in at.session_state else "reference"
     return at.session_state["thresholds"][view][name]
+
+
+def control(at: AppTest, name: str = DETECTOR, view: str = "reference"):
+    """The threshold control of one detector (AppTest shows a Components v2 element as an unknown element)."""
+    return next(e for e in at.get("bidi_component") if e.key == f"threshold_control_{name}_{view}")
+
+
+_static_parts: dict[str, dict] = {}
+
+
+def sent(at: AppTest, name: str = DETECTOR, view: str = "reference") -> dict:
+    """What the control was last sent: the full payload (grid decoded from Arrow) or the light one."""
+    proto = control(at, name, view).proto
+    if proto.WhichOneof("data") == "mixed":
+        data = json.loads(proto.mixed.json)
+        blob = proto.mixed.arrow_blobs[data["grid"]["__streamlit_arrow_ref__"]].data
+        data["grid"] = pa.ipc.open_stream(io.BytesIO(blob)).read_pandas()
+        _static_parts[data["version"]] = {k: data[k] for k in STATIC_PARTS}
+    else:  # sent earlier in this session; the browser keeps it
+        data = {**_static_parts[json.loads(proto.json)["version"]], **json.loads(proto.json)}
+    return data
+
+
+def release(at: AppTest, value: float, name: str = DETECTOR, view: str = "reference") -> AppTest:
+    """What the browser does when the handle is released at ``value``: ``setStateValue('threshold', …)``."""
+    states = at._tree.get_widget_states()  # AppTest has no setter for Components v2 state: send it as the browser would
+    state = states.widgets.add()
+    state.id = control(at, name, view).proto.id
+    state.json_value = json.dumps({"threshold": {"value": value, "at": len(states.widgets)}})
+    at._run(states)
+    assert not problems(at), problems(at)
+    return at
+
+
+def grid_value(at: AppTest, share_flagged: float, name: str = DETECTOR, view: str = "reference") -> float:
+    """The grid score (a value the handle can reach) that flags about ``share_flagged`` of the test records."""
+    data = sent(at, name, view)
+    grid = data["grid"]
+    return float(grid["score"].iloc[int(np.argmin(np.abs(grid["flagged"] / data["n"] - share_flagged)))])
+
+
+def in_force(at: AppTest) -> str:
+    return next(m.value for m in at.markdown if m.value.startswith("In force on every page"))
 
 
 def test_overview_shows_every_detector_with_metrics_at_its_threshold(app, store, splits):
@@ -147,23 +194,53 @@ def test_selecting_a_leaderboard_row_opens_that_detector_in_the_explorer(app):
 @pytest.mark.parametrize("page", [EXPLORER, FLAGGED])
 def test_each_dashboard_page_renders(app, page):
     goto(app, page)
-    assert app.get("plotly_chart"), "every page draws at least one chart"
+    # every page draws at least one chart: plotly, or the explorer's threshold control
+    assert app.get("plotly_chart") or app.get("bidi_component")
 
 
-def test_moving_the_slider_changes_the_metrics_and_the_shared_threshold(app, splits):
+def test_the_control_is_sent_what_answers_any_threshold_in_the_browser(app, splits):
     goto(app, EXPLORER)
-    before, before_threshold = metric_values(app), threshold(app)
-    app.slider(key=f"explorer_pct_{DETECTOR}").set_value(50.0).run()
-    assert not problems(app)
-    after = metric_values(app)
-    assert after["Recall"] != before["Recall"] or after["Precision"] != before["Precision"]
-    assert threshold(app) != before_threshold
-    # At the 50th percentile half of the test records are flagged, and the numbers say so.
+    data = sent(app)
+    scores = _scores()[DETECTOR]
     y = splits.test[label_column("reference")].to_numpy()
-    assert np.mean(_scores()[DETECTOR] >= threshold(app)) == pytest.approx(0.5, abs=0.01)
-    expected = evaluate.metrics_at(y, _scores()[DETECTOR], threshold(app))
-    assert after["Recall"] == f"{expected['recall']:.3f}"
-    assert after["False-positive rate"] == f"{expected['fpr']:.3f}"
+    grid = data["grid"]
+    # Every distinct test score, with exactly the records and attacks flagged at it, then "flag none".
+    assert list(grid["score"].iloc[:-1]) == sorted(set(scores.tolist()))
+    for i in (0, len(grid) // 3, len(grid) - 2, len(grid) - 1):
+        t = grid["score"].iloc[i]
+        assert grid["flagged"].iloc[i] == np.sum(scores >= t)
+        assert grid["attacks"].iloc[i] == np.sum((scores >= t) & (y == 1))
+    assert grid["flagged"].iloc[-1] == 0
+    assert (data["n"], data["n_attacks"]) == (len(y), int(y.sum()))
+    assert sum(data["hist"]["normal"]) + sum(data["hist"]["attack"]) == len(y)
+    assert data["threshold"] == threshold(app)
+    assert 0.9 < data["roc"]["auc"] < 1 and len(data["roc"]["x"]) == len(data["roc"]["y"])
+    # A rerun sends only what changes: the browser keeps the static parts of this version.
+    app.run()
+    assert control(app).proto.WhichOneof("data") == "json" and len(control(app).proto.json) < 1000
+
+
+def test_a_released_threshold_becomes_the_sessions_and_the_page_agrees(app, splits):
+    goto(app, EXPLORER)
+    value = grid_value(app, 0.5)
+    release(app, value)
+    assert threshold(app) == value
+    flagged = np.mean(_scores()[DETECTOR] >= value)
+    assert flagged == pytest.approx(0.5, abs=0.01)
+    assert f"threshold **{value:.6g}**, flags {flagged:.1%} of the test records" in in_force(app)
+    assert sent(app)["threshold"] == value  # the control is told, so it stays where it was released
+
+
+def test_an_unusable_released_value_changes_nothing(app):
+    goto(app, EXPLORER)
+    before = threshold(app)
+    for bad in (float("nan"), "0.5", None):
+        states = app._tree.get_widget_states()
+        state = states.widgets.add()
+        state.id = control(app).proto.id
+        state.json_value = json.dumps({"threshold": {"value": bad, "at": 1}})
+        app._run(states)
+        assert not problems(app) and threshold(app) == before
 
 
 def _scores() -> dict[str, np.ndarray]:
@@ -175,14 +252,12 @@ def _scores() -> dict[str, np.ndarray]:
 @pytest.mark.parametrize("preset", ["best_accuracy", "best_f1", "mean_3sigma"])
 def test_each_validation_preset_sets_its_threshold(app, store, preset):
     goto(app, EXPLORER)
-    app.slider(key=f"explorer_pct_{DETECTOR}").set_value(10.0).run()
+    release(app, grid_value(app, 0.9))
     app.button(key=f"preset_{preset}_{DETECTOR}").click().run()
     assert not problems(app)
     assert threshold(app) == store.thresholds(DETECTOR, "reference")[preset]
-    # The slider follows to where that threshold sits among the test scores.
-    sorted_scores = np.sort(_scores()[DETECTOR])
-    expected = dashboard.threshold_percentile(sorted_scores, threshold(app))
-    assert app.slider(key=f"explorer_pct_{DETECTOR}").value == pytest.approx(expected, abs=0.01)
+    # The control is sent the preset's value, and moves its handle there.
+    assert sent(app)["threshold"] == threshold(app)
 
 
 @pytest.mark.parametrize(("preset", "field", "kind"), [("target_fpr", "target_fpr", "normal"),
@@ -198,7 +273,7 @@ def test_rate_presets_use_the_rate_the_user_typed(app, store, preset, field, kin
 
 def test_the_threshold_chosen_in_the_explorer_is_used_on_every_page(app, store):
     goto(app, EXPLORER)
-    app.slider(key=f"explorer_pct_{DETECTOR}").set_value(90.0).run()
+    release(app, grid_value(app, 0.1))
     chosen = threshold(app)
     goto(app, OVERVIEW)
     board = table_with(app, "roc_auc").set_index("detector")
@@ -206,8 +281,8 @@ def test_the_threshold_chosen_in_the_explorer_is_used_on_every_page(app, store):
     assert board.loc["Autoencoder · kdd18", "flagged"] == int(np.sum(_scores()[DETECTOR] >= chosen))
     goto(app, FLAGGED)
     assert any(f"{int(np.sum(_scores()[DETECTOR] >= chosen)):,}" in m.value for m in app.markdown)
-    goto(app, EXPLORER)  # and coming back, the slider is where it was left
-    assert app.slider(key=f"explorer_pct_{DETECTOR}").value == pytest.approx(90.0, abs=0.01)
+    goto(app, EXPLORER)  # and coming back, the control is where it was left
+    assert sent(app)["threshold"] == chosen
 
 
 def test_label_view_switch_changes_the_numbers(app):
@@ -228,7 +303,8 @@ def test_other_pages_follow_the_label_view(app, page):
         app.session_state["label_view"] = view
         app.run()
         assert not problems(app)
-        shown[view] = metric_values(app) if page == EXPLORER else list(table_with(app, "outcome")["outcome"])
+        shown[view] = (sent(app, view=view)["n_attacks"], in_force(app)) if page == EXPLORER else list(
+            table_with(app, "outcome")["outcome"])
     assert shown["reference"] != shown["true"]
 
 
@@ -236,9 +312,12 @@ def test_compare_two_detectors_side_by_side(app):
     goto(app, EXPLORER)
     app.selectbox(key="explorer_compare").set_value("pca").run()
     assert not problems(app)
-    assert {s.key for s in app.slider} >= {f"explorer_pct_{DETECTOR}", "explorer_pct_pca"}
-    app.slider(key="explorer_pct_pca").set_value(95.0).run()
-    assert threshold(app, "pca") != threshold(app, DETECTOR)
+    assert {e.key for e in app.get("bidi_component")} == {f"threshold_control_{DETECTOR}_reference",
+                                                         "threshold_control_pca_reference"}
+    before = threshold(app, DETECTOR)
+    release(app, grid_value(app, 0.05, "pca"), "pca")
+    assert threshold(app, "pca") == grid_value(app, 0.05, "pca")
+    assert threshold(app, DETECTOR) == before  # each control has its own threshold
 
 
 def _table_key(at: AppTest) -> str:
@@ -288,7 +367,7 @@ def test_threshold_curve_and_metrics_agree_on_the_real_scores(splits):
     s = _scores()["ensemble"]
     curve = ThresholdCurve.from_scores(y, s)
     for p in (5.0, 50.0, 99.0):
-        t = dashboard.percentile_threshold(curve.sorted_scores, p)
+        t = float(np.percentile(s, p))
         assert curve.metrics(t) == evaluate.metrics_at(y, s, t)
 
 
@@ -366,7 +445,7 @@ def test_presets_say_their_value_and_test_share_mark_the_one_in_force_and_reset(
     best_f1 = app.button(key=f"preset_best_f1_{DETECTOR}")
     assert f"{presets['best_f1']:.6g}" in best_f1.help and "of the test records" in best_f1.help
     assert best_f1.proto.type == "primary"  # the default threshold is the view's best F1
-    app.slider(key=f"explorer_pct_{DETECTOR}").set_value(10.0).run()
+    release(app, grid_value(app, 0.9))
     assert app.button(key=f"preset_best_f1_{DETECTOR}").proto.type == "secondary"
     app.button(key=f"preset_reset_{DETECTOR}").click().run()
     assert not problems(app)
@@ -374,3 +453,46 @@ def test_presets_say_their_value_and_test_share_mark_the_one_in_force_and_reset(
     assert any("class mix differs" in c.value for c in app.caption)
     if np.isclose(presets["best_accuracy"], presets["best_f1"]):
         assert "The same value as Best F1" in app.button(key=f"preset_best_accuracy_{DETECTOR}").help
+
+
+def test_a_link_reproduces_the_explorers_state_and_says_what_it_could_not_use(store, splits):
+    at = AppTest.from_file(APP, default_timeout=300)
+    at.query_params = {"view": "true", "detector": "pca", "compare": "zscore",
+                       "threshold": ["pca:0.5", "zscore:high", "nosuch:1"]}
+    at.run()
+    assert at.session_state["label_view"] == "true"  # the sidebar's switch follows the link
+    at.session_state["label_view"] = "true"  # AppTest drops the sidebar after switch_page (see above)
+    goto(at, EXPLORER)
+    assert at.selectbox(key="explorer_detector").value == "pca"
+    assert at.selectbox(key="explorer_compare").value == "zscore"
+    assert at.session_state["thresholds"]["true"]["pca"] == 0.5
+    assert sent(at, "pca", "true")["threshold"] == 0.5
+    warnings = " ".join(w.value for w in at.warning)
+    assert "zscore" in warnings and "not a finite number" in warnings and "nosuch" in warnings
+    # The page writes its state back: a link copied now reproduces it.
+    at.session_state["label_view"] = "true"
+    release(at, grid_value(at, 0.2, "pca", "true"), "pca", "true")
+    chosen = at.session_state["thresholds"]["true"]["pca"]
+    assert at.query_params["view"] == "true" and at.query_params["detector"] == "pca"
+    assert f"pca:{chosen!r}" in at.query_params["threshold"]
+
+
+def test_exported_thresholds_import_back_and_a_bad_file_is_one_sentence(app, store):
+    from anodet import thresholds as threshold_files
+
+    goto(app, EXPLORER)
+    release(app, grid_value(app, 0.3))
+    chosen = threshold(app)
+    exported = threshold_files.thresholds_document(app.session_state["thresholds"]["reference"], "reference")
+    app.session_state["thresholds"] = {}  # another session (or a colleague) opens the page
+    app.run()
+    assert threshold(app) == store.default_threshold(DETECTOR, "reference")
+    app.file_uploader(key="import_thresholds").set_value(("anodet-thresholds-reference.json", exported,
+                                                          "application/json")).run()
+    assert not problems(app)
+    assert threshold(app) == chosen and sent(app)["threshold"] == chosen
+    assert any("Imported" in s.value for s in app.success)
+    app.file_uploader(key="import_thresholds").set_value(("notes.json", b'{"thresholds": 3}', "application/json")).run()
+    assert not app.exception
+    assert any("notes" in e.value and "is not an anodet thresholds file" in e.value for e in app.error)
+    assert threshold(app) == chosen  # nothing changed

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from anodet import dashboard, evaluate, figures
 from anodet.evaluate import ThresholdCurve
 from anodet.schema import RAW_COLUMNS
+from anodet.threshold_payload import grid_position, threshold_grid
 
 RNG = np.random.default_rng(7)
 
@@ -82,12 +83,6 @@ def test_curves_figure_marks_the_operating_point_on_both_panels():
     assert "AUC 0.900" in fig.layout.annotations[0].text and "AP 0.700" in fig.layout.annotations[1].text
     # Nothing flagged: no precision, so no point on the PR panel.
     assert sum(t.mode == "markers" for t in figures.curves_figure(curve, curve, (0, 0), None, 0.9, 0.7, 0.2).data) == 1
-
-
-def test_confusion_table_shows_counts_and_class_shares():
-    table = dashboard.confusion_table(tp=90, fp=30, fn=10, tn=870)
-    assert table.loc["attacks", "flagged"] == "90 (90.0%)"
-    assert table.loc["normal records", "passed"] == "870 (96.7%)"
 
 
 def test_rate_heatmap_marks_empty_categories():
@@ -161,21 +156,37 @@ def test_downsample_keeps_both_ends():
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.lists(st.floats(-1e6, 1e6, allow_nan=False), min_size=2, max_size=200, unique=True),
-       st.floats(0, 100))
-def test_percentile_slider_flags_the_share_it_says(values, percentile):
-    scores = np.sort(np.asarray(values))
-    threshold = dashboard.percentile_threshold(scores, percentile)
-    flagged = np.mean(scores >= threshold) * 100
-    assert abs(flagged - (100 - percentile)) <= 100 / len(scores) / 2 + 1e-9
-    # And the slider position shown for a threshold is where that threshold sits.
-    assert dashboard.threshold_percentile(scores, threshold) == pytest.approx(100 - flagged)
+@given(st.lists(st.floats(-1e6, 1e6, allow_nan=False), min_size=1, max_size=200),
+       st.lists(st.booleans(), min_size=200, max_size=200), st.floats(-2e6, 2e6, allow_nan=False))
+def test_the_control_grid_answers_any_threshold_exactly(values, labels, threshold):
+    """What the browser shows for a threshold (the grid row it lands on) is what the records give."""
+    scores = np.asarray(values)
+    y = np.asarray(labels[:len(values)], dtype=int)
+    grid = threshold_grid(ThresholdCurve.from_scores(y, scores))
+    assert grid["score"].is_monotonic_increasing and grid["score"].is_unique
+    row = grid.iloc[grid_position(grid, threshold)]
+    flagged = scores >= threshold
+    if threshold <= grid["score"].iloc[-1]:
+        assert row["flagged"] == flagged.sum() and row["attacks"] == (flagged & (y == 1)).sum()
+    assert grid["flagged"].iloc[0] == len(scores) and grid["flagged"].iloc[-1] == 0  # the two ends
 
 
-def test_percentile_100_flags_nothing_and_0_flags_everything():
-    scores = np.sort(RNG.normal(size=100))
-    assert np.sum(scores >= dashboard.percentile_threshold(scores, 100)) == 0
-    assert np.sum(scores >= dashboard.percentile_threshold(scores, 0)) == 100
+def test_cost_and_alert_budget_presets_match_a_full_search():
+    y = (RNG.random(500) < 0.2).astype(int)
+    scores = RNG.normal(size=500) + 1.5 * y
+    curve = ThresholdCurve.from_scores(y, scores)
+    candidates = np.r_[np.unique(scores), np.nextafter(scores.max(), np.inf)]
+    for miss, alarm in ((10, 1), (1, 1), (1, 50), (0, 1)):
+        costs = [miss * np.sum((scores < t) & (y == 1)) + alarm * np.sum((scores >= t) & (y == 0)) for t in candidates]
+        chosen = curve.min_cost_threshold(miss, alarm)
+        assert miss * np.sum((scores < chosen) & (y == 1)) + alarm * np.sum((scores >= chosen) & (y == 0)) == min(costs)
+    assert curve.min_cost_threshold(0, 1) > scores.max()  # attacks cost nothing: no alerts
+    for rate in (0.0, 0.01, 0.2, 1.0):
+        chosen = curve.threshold_within_rate(rate)
+        assert np.mean(scores >= chosen) <= rate
+        lower = candidates[candidates < chosen]
+        assert not len(lower) or np.mean(scores >= lower[-1]) > rate  # the lowest that fits
+
 
 
 def test_leaderboard_matches_the_direct_computation():

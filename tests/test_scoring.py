@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import gzip
 import io
+import json
 import os
 import subprocess
 import sys
@@ -332,3 +333,30 @@ def _csv(table: pa.Table) -> bytes:
     sink(table)
     sink.close()
     return buffer.getvalue()
+
+
+@pytest.mark.slow
+def test_a_thresholds_file_exported_from_the_dashboard_drives_the_command(tmp_path, sample, store):
+    """The explorer's "Export thresholds" file is what `anodet score --thresholds FILE` applies, per detector."""
+    scores = store.score_raw("pca", sample)
+    chosen = float(np.quantile(scores, 0.7))  # flags about 30% of these rows, unlike any preset
+    exported = tmp_path / "anodet-thresholds-true.json"
+    exported.write_bytes(thresholds.thresholds_document({"pca": chosen}, "true", store.hash))
+    assert thresholds.read_thresholds_file(exported, store.names) == ("true", {"pca": chosen})  # exact round trip
+    src = tmp_path / "in.csv"
+    src.write_bytes(header_csv(sample))
+    out = tmp_path / "out.csv"
+    result = run_cli(str(src), "-o", str(out), "--detectors", "pca,zscore", "--thresholds", str(exported),
+                     "--label-view", "true")
+    assert result.returncode == 0, result.stderr
+    table = pd.read_csv(out)
+    assert table["flag_pca"].astype(bool).tolist() == (table["score_pca"] >= chosen).tolist()
+    assert 0.2 < table["flag_pca"].mean() < 0.4
+    default = store.thresholds("zscore", "true")["best_f1"]  # zscore is not in the file: the default preset
+    assert table["flag_zscore"].astype(bool).tolist() == (table["score_zscore"] >= default).tolist()
+
+    wrong = tmp_path / "wrong.json"
+    wrong.write_text(json.dumps({"format": thresholds.THRESHOLDS_FORMAT, "thresholds": {"pca": "high"}}))
+    result = run_cli(str(src), "-o", str(out), "--detectors", "pca", "--thresholds", str(wrong))
+    assert result.returncode != 0 and "The threshold of pca in" in result.stderr and "is not a number" in result.stderr
+    assert "Traceback" not in result.stderr

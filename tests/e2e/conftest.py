@@ -96,6 +96,13 @@ def wait_idle(page, timeout: float = 60_000) -> None:
     page.wait_for_selector(APP_IDLE, timeout=timeout)
 
 
+def wait_controls(page, count: int = 1, timeout: float = 120_000) -> None:
+    """Wait until ``count`` threshold controls have drawn their charts (they live in shadow roots,
+    which Playwright's locators pierce), then until the script is idle."""
+    page.locator(".adt .adt-roc polyline.adt-curve").nth(count - 1).wait_for(timeout=timeout)
+    wait_idle(page)
+
+
 def screenshot(page, name: str) -> Path:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     path = ARTIFACTS / f"{name}.png"

@@ -1,14 +1,15 @@
-"""The dashboard in a real headless Chromium: overview, threshold slider, record detail, label view."""
+"""The dashboard in a real headless Chromium: overview, threshold control, record detail, label view."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import screenshot, wait_idle
+from tests.e2e.conftest import screenshot, wait_controls, wait_idle
 
 pytestmark = pytest.mark.e2e
 
@@ -41,15 +42,29 @@ def wait_changed(page, selector: str, before: list[str], timeout: float = 20_000
     return texts(page, selector)
 
 
-def drag_slider(page, fraction: float) -> None:
-    """Drag the first slider's thumb to ``fraction`` of its track, then release it."""
-    thumb = page.locator("[data-testid='stSlider'] input[type='range']").first.locator("xpath=../..")
-    track = page.locator("[data-testid='stSlider'] [role='group'] > div").first
-    tb, box = thumb.bounding_box(), track.bounding_box()
-    page.mouse.move(tb["x"] + tb["width"] / 2, tb["y"] + tb["height"] / 2)
+SHOWN = """(c) => ({threshold: c.dataset.threshold, line: c.querySelector('.adt-threshold-line').getAttribute('x1'),
+    roc: c.querySelector('.adt-roc .adt-marker').getAttribute('transform'),
+    tiles: [...c.querySelectorAll('.adt-tile-value')].map(e => e.textContent),
+    cells: [...c.querySelectorAll('[data-cell]')].map(e => e.textContent)})"""
+
+
+def shown(page, index: int = 0) -> dict:
+    """What a threshold control shows now: its threshold, histogram line, ROC marker, tiles and matrix."""
+    return page.locator(".adt").nth(index).evaluate(SHOWN)
+
+
+def hold_and_drag(page, start: float, end: float, steps: int = 10, index: int = 0) -> list[dict]:
+    """Press the control's handle at ``start`` and move to ``end`` (track fractions) without releasing;
+    what the control showed after each move."""
+    box = page.locator(".adt-slider").nth(index).bounding_box()
+    y = box["y"] + box["height"] / 2
+    page.mouse.move(box["x"] + box["width"] * start, y)
     page.mouse.down()
-    page.mouse.move(box["x"] + box["width"] * fraction, tb["y"] + tb["height"] / 2, steps=8)
-    page.mouse.up()
+    seen = []
+    for i in range(1, steps + 1):
+        page.mouse.move(box["x"] + box["width"] * (start + (end - start) * i / steps), y)
+        seen.append(shown(page, index))
+    return seen
 
 
 def tall_screenshot(page, name: str, also: Path | None = None) -> Path:
@@ -75,26 +90,56 @@ def test_overview_draws_every_chart(page, app_url):
     tall_screenshot(page, "overview", also=DOCS / "overview.png")
 
 
-def test_slider_moves_the_histogram_line_and_the_metrics(page, app_url):
-    open_page(page, app_url, "threshold_explorer", charts=4)
-    metrics, line = texts(page, METRIC), texts(page, THRESHOLD_LABEL)
-    drag_slider(page, 0.35)
-    new_metrics = wait_changed(page, METRIC, metrics)
-    new_line = wait_changed(page, THRESHOLD_LABEL, line)
-    assert new_line != line and new_metrics != metrics
-    # The flagged share reported follows the slider (about 65% flagged at the 35th percentile).
-    assert page.get_by_text("test records (6").count() or page.get_by_text("test records (7").count()
+def test_dragging_the_handle_moves_every_view_before_the_release(page, app_url):
+    page.goto(f"{app_url}/threshold_explorer")
+    wait_controls(page)
+    assert page.get_by_role("slider", name=re.compile("Threshold for Autoencoder")).count() == 1  # accessible name
+    before = shown(page)
+    seen = hold_and_drag(page, 0.2, 0.6, steps=12)
+    # Still held: the line, the ROC marker, the tiles and the matrix have all moved, once per move.
+    assert len({s["threshold"] for s in seen}) == 12
+    for key in ("line", "roc", "tiles", "cells"):
+        assert seen[-1][key] != before[key], key
+    assert page.get_by_text(f"In force on every page: threshold {float(before['threshold']):.6g},").count() == 1
+    page.mouse.up()
+    released = float(seen[-1]["threshold"])
+    # On release the server takes the value: the line under the control, and every other page, agree.
+    page.get_by_text(f"In force on every page: threshold {released:.6g},").wait_for(timeout=20_000)
+    wait_idle(page)
+    assert "threshold=autoencoder" in page.url  # the link keeps it
     tall_screenshot(page, "threshold_explorer")
 
-    # A preset is one click and moves everything again.
+    # The keyboard moves it too (the control keeps its focus), and settles on the server.
+    page.locator(".adt-slider").first.focus()
+    page.keyboard.press("End")
+    assert shown(page)["tiles"][-1] == "0"  # above the highest score: nothing flagged
+    page.keyboard.press("PageDown")
+    after_keys = float(shown(page)["threshold"])
+    page.get_by_text(f"In force on every page: threshold {after_keys:.6g},").wait_for(timeout=20_000)
+
+    # A preset is one click and moves the control.
     page.get_by_role("button", name="Mean + 3σ").first.click()
-    wait_changed(page, METRIC, new_metrics)
+    page.locator(".adt").first.evaluate("(c, t) => new Promise(r => { const check = () => c.dataset.threshold !== t "
+                                        "? r() : requestAnimationFrame(check); check(); })", str(after_keys))
+    wait_idle(page)
     tall_screenshot(page, "threshold_explorer_preset", also=DOCS / "explorer.png")
+    preset = float(shown(page)["threshold"])
+
+    # The Overview's leaderboard uses the threshold set here.
+    page.locator("[data-testid='stSidebarNav']").get_by_text("Overview", exact=True).click()
+    page.wait_for_function("document.querySelectorAll('.js-plotly-plot .main-svg').length >= 3", timeout=60_000)
+    wait_idle(page)
+    assert page.get_by_text(f"Autoencoder · kdd18 (threshold {preset:.6g})").count() == 1
 
     # The label-view switch in the sidebar changes the numbers too.
-    before = texts(page, METRIC)
+    page.locator("[data-testid='stSidebarNav']").get_by_text("Threshold explorer", exact=True).click()
+    wait_controls(page)
+    before = shown(page)
     page.locator("[data-testid='stSidebar']").get_by_text("true", exact=True).click()
-    assert wait_changed(page, METRIC, before) != before
+    page.locator(".adt").first.evaluate("(c, t) => new Promise(r => { const check = () => JSON.stringify("
+                                        "[...c.querySelectorAll('[data-cell]')].map(e => e.textContent)) !== t "
+                                        "? r() : requestAnimationFrame(check); check(); })",
+                                        json.dumps(before["cells"]))
 
 
 def test_selecting_a_record_opens_its_detail(page, app_url):
@@ -211,7 +256,11 @@ def test_a_live_alert_opens_its_record_in_flagged_records(page, app_url):
     record = re.search(r"Open record (\d+)", button.text_content()).group(1)
     wait_changed(page, METRIC, texts(page, METRIC))  # a tick later the choice is still there
     button.click()
-    page.get_by_role("heading", name=f"Record {record}").wait_for(timeout=60_000)
+    try:
+        page.get_by_role("heading", name=f"Record {record}").wait_for(timeout=60_000)
+    except Exception:
+        screenshot(page, "debug-live-alert")
+        raise
     wait_idle(page)
     assert page.url.endswith("/flagged_records")
     assert page.get_by_text("Every detector on this record").is_visible()
@@ -222,8 +271,7 @@ def test_a_leaderboard_row_opens_that_detector_in_the_explorer(page, app_url):
     grid = page.locator("[data-testid='stDataFrame']").first
     box = grid.bounding_box()
     page.mouse.click(box["x"] + 18, box["y"] + 35 * 3 + 17)  # the third row's selection box
-    page.wait_for_url(re.compile(r"/threshold_explorer$"), timeout=60_000)
-    page.wait_for_function("document.querySelectorAll('.js-plotly-plot .main-svg').length >= 2", timeout=60_000)
-    wait_idle(page)
+    page.wait_for_url(re.compile(r"/threshold_explorer(\?|$)"), timeout=60_000)
+    wait_controls(page)
     assert page.locator("[data-testid='stException']").count() == 0
     assert page.get_by_role("heading", name="Threshold explorer").is_visible()

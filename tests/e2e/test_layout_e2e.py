@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.e2e.conftest import screenshot, wait_idle
+from tests.e2e.conftest import screenshot, wait_controls, wait_idle
 
 pytestmark = pytest.mark.e2e
 
@@ -86,11 +86,11 @@ def test_every_page_reads_at_this_width(page, app_url, name, width):
 @pytest.mark.parametrize("width", WIDTHS)
 def test_the_explorer_compares_two_detectors_at_this_width(page, app_url, width):
     """Two panels side by side at 1280 px (their preset buttons readable), one above the other at 820 px."""
-    _open(page, app_url, "threshold_explorer", 2, width)
+    _open(page, app_url, "threshold_explorer", 0, width)
+    wait_controls(page, 1)
     page.locator("[data-testid='stSelectbox']").nth(1).click()
     page.get_by_role("option").nth(1).click()
-    page.wait_for_function("document.querySelectorAll('.js-plotly-plot .main-svg').length >= 4", timeout=120_000)
-    wait_idle(page)
+    wait_controls(page, 2)
     _tall_screenshot(page, f"layout-threshold_explorer-{width}", width)
     headings = page.locator("[data-testid='stMain'] h3")
     tops = [round(headings.nth(i).bounding_box()["y"]) for i in range(2)]
@@ -101,3 +101,6 @@ def test_the_explorer_compares_two_detectors_at_this_width(page, app_url, width)
     cut = [labels.nth(i).inner_text() for i in range(labels.count())
            if labels.nth(i).evaluate("e => e.scrollWidth > e.clientWidth + 1")]
     assert cut == [], f"button labels cut: {cut}"
+    tiles = page.locator(".adt-tile-value, .adt-tile-label").evaluate_all(
+        "els => els.filter(e => e.scrollWidth > e.clientWidth + 1).map(e => e.textContent)")
+    assert tiles == [], f"threshold control tiles cut: {tiles}"
