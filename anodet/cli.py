@@ -144,6 +144,9 @@ def _add_score(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, default=2, help="LocalCluster worker processes (default 2)")
     parser.add_argument("--detectors", type=detector_list,
                         help="comma-separated names (default: all stored but lof, seq2seq)")
+    parser.add_argument("--dataset", metavar="NAME",
+                        help="score with a user dataset's store (one INPUT holding the dataset's columns; "
+                             "--threshold is a preset or a number, the default the store's default preset)")
     _add_thresholds(parser)
     parser.add_argument("--on-bad-rows", choices=("skip", "reject"), default="skip",
                         help="skip rows that cannot be scored (listed in the output) or reject the file "

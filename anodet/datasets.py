@@ -55,7 +55,7 @@ LABEL_TEXT = "label_value"
 SPLIT_SEED = 0
 VALIDATION_FRACTION = 0.2
 TEST_FRACTION = 0.2
-SPLIT_MAX_ROWS = 100_000
+SPLIT_MAX_ROWS = 50_000
 """Most rows kept in the validation and in the test split (a random subset beyond that)."""
 LEVEL_LIMIT = 100_000
 """Distinct values counted per text column while inspecting; past this a column is "over 100,000 levels"."""
@@ -63,7 +63,7 @@ LABEL_LIMIT = 1_000
 """Most distinct values a label column may hold."""
 BLOCK_BYTES = 8 << 20
 
-ROW_CAPS: dict[str, int] = {"autoencoder": 100_000, "vae": 100_000, "bigan": 100_000, "seq2seq": 10_000,
+ROW_CAPS: dict[str, int] = {"autoencoder": 100_000, "vae": 100_000, "bigan": 100_000, "seq2seq": 5_000,
                             "kmeans": 100_000}
 """Training rows per detector kind on large data (a random subset); OCSVM and LOF take their own
 ``max_rows`` distinct rows and the Isolation Forest its ``max_samples`` per tree."""
@@ -1107,3 +1107,76 @@ def leaderboard(name: str, detectors: list[str] | None = None) -> pd.DataFrame:
             row.update(evaluate.summary(y, s, threshold))
         rows.append(row)
     return pd.DataFrame(rows).set_index("detector")
+
+
+def score_file(name: str, source: Path | str, output: Path | str, detectors: list[str] | None = None,
+               threshold: str | float | None = None,
+               progress: Callable[[int], None] | None = None) -> dict[str, Any]:
+    """Score a CSV or Parquet file holding dataset ``name``'s columns with its store; write the results.
+
+    The output (CSV, or Parquet when it ends in ``.parquet``) holds the input's columns, then ``row``,
+    ``status`` and ``score_<detector>``/``flag_<detector>`` per detector; a row with an empty or
+    non-finite number is kept with ``status`` saying so and no scores. ``threshold``: a preset name
+    or one number (default: the store's default preset). Returns a summary (rows, flagged per detector).
+    """
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    from anodet.scorer import default_detectors, score_rows
+    from anodet.thresholds import resolve_thresholds
+
+    dataset = load(name)
+    store = open_store(name)
+    names = detectors or default_detectors(store.names)
+    names = [qualified(d, dataset.feature_set_name) if "@" not in d else d for d in names]
+    thresholds = resolve_thresholds(store, names, threshold if threshold is not None else store.default_preset,
+                                    LABEL_VIEW)
+    path = _check_file(source)
+    columns, _ = file_columns(path)
+    lacking = [c for c, _ in dataset.feature_columns if c not in columns]
+    if lacking:
+        raise DatasetError(f"{path} lacks the column(s) {_listed(lacking)} of dataset {name!r}; give a file with "
+                           "the dataset's columns (any order).")
+    kinds = dict(dataset.feature_columns)
+    types = {c: (pa.string() if kinds.get(c, "categorical") == "categorical" else pa.float64()) for c in columns}
+    numeric = [c for c, k in dataset.feature_columns if k != "categorical"]
+    categorical = [c for c, k in dataset.feature_columns if k == "categorical"]
+    out = Path(output)
+    writer: Any = None
+    flagged = dict.fromkeys(names, 0)
+    rows = skipped = 0
+    try:
+        for batch in _batches(path, types, columns):
+            frame = batch.to_pandas()
+            ok = np.isfinite(frame[numeric].to_numpy(dtype=np.float64)).all(axis=1)
+            for c in categorical:
+                frame[c] = frame[c].fillna("").astype(str)
+            table = pa.Table.from_batches([batch])
+            table = table.append_column("row", pa.array(np.arange(rows, rows + len(frame)), pa.int64()))
+            status = np.where(ok, "scored", "skipped: an empty or non-finite number")
+            table = table.append_column("status", pa.array(status, pa.string()))
+            good = frame[ok]
+            got = score_rows(store, good, names).by_detector if len(good) else {n: np.empty(0) for n in names}
+            for n in names:
+                s = np.full(len(frame), np.nan)
+                s[ok] = got[n]
+                flag = s >= thresholds[n]
+                flagged[n] += int(flag.sum())
+                table = table.append_column(f"score_{n}", pa.array(s, mask=~ok))
+                table = table.append_column(f"flag_{n}", pa.array(flag, mask=~ok))
+            if writer is None:
+                out.parent.mkdir(parents=True, exist_ok=True)
+                writer = (pq.ParquetWriter(out, table.schema) if _is_parquet(out)
+                          else pacsv.CSVWriter(out, table.schema))
+            writer.write_table(table)
+            rows += len(frame)
+            skipped += int((~ok).sum())
+            if progress:
+                progress(rows)
+    except pa.ArrowInvalid as exc:
+        raise _conversion_error(path, columns, exc) from None
+    finally:
+        if writer is not None:
+            writer.close()
+    return {"rows": rows, "skipped": skipped, "thresholds": thresholds, "flagged": flagged, "output": str(out)}

@@ -162,7 +162,8 @@ CLASSICAL = ["pca", "ocsvm", "iforest", "lof", "kmeans", "zscore", "mahalanobis"
 
 
 def test_wdbc_classical_detectors_reach_095(tmp_path):
-    datasets.add("wdbc", wdbc_csv(tmp_path / "wdbc.csv"), label="diagnosis", normal="B")
+    csv = wdbc_csv(tmp_path / "wdbc.csv")
+    datasets.add("wdbc", csv, label="diagnosis", normal="B")
     seen = []
     manifest = datasets.train("wdbc", [*CLASSICAL, "supervised"], log=lambda m: None,
                               progress=lambda done, total, name: seen.append((done, total, name)))
@@ -176,6 +177,15 @@ def test_wdbc_classical_detectors_reach_095(tmp_path):
     assert max(aucs.values()) >= 0.95, aucs
     board = datasets.leaderboard("wdbc")
     assert board.loc["mahalanobis@wdbc", "roc_auc"] == pytest.approx(aucs["mahalanobis@wdbc"])
+    # score --dataset: the input's columns, then row, status, score_/flag_ per detector
+    out = tmp_path / "wdbc.scored.parquet"
+    assert main(["score", "--dataset", "wdbc", str(csv), "-o", str(out), "--detectors", "pca,mahalanobis"]) == 0
+    scored = pd.read_parquet(out)
+    assert len(scored) == 367 and (scored["status"] == "scored").all()
+    assert list(scored.columns[-6:]) == ["row", "status", "score_pca@wdbc", "flag_pca@wdbc",
+                                         "score_mahalanobis@wdbc", "flag_mahalanobis@wdbc"]
+    threshold = store.default_threshold("pca@wdbc", "label")
+    assert (scored["flag_pca@wdbc"] == (scored["score_pca@wdbc"] >= threshold)).all()
 
 
 def test_unlabelled_dataset_gets_unlabelled_thresholds(tmp_path):
