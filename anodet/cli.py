@@ -1,4 +1,4 @@
-"""The command line: ``python -m anodet {train,evaluate,data,score,stream}``.
+"""The command line: ``python -m anodet {train,evaluate,data,dataset,score,stream}``.
 
 Building the parser imports nothing heavy; each subcommand's module is imported only when it runs.
 """
@@ -67,12 +67,15 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--lock-timeout", type=float, metavar="S",
                        help="when another training holds the store: wait at most S seconds (0: refuse at once; "
                             "default: wait)")
+    train.add_argument("--dataset", metavar="NAME",
+                       help="train on a declared user dataset (python -m anodet dataset add) into its own store")
     _add_data_source(train)
     _add_store(train)
 
     ev = sub.add_parser("evaluate", help="Print the leaderboard on the test split for both label views.")
     ev.add_argument("--detectors", type=detector_list, help="comma-separated names (default: all in the store)")
     ev.add_argument("--markdown", action="store_true", help="print Markdown tables (as in the README)")
+    ev.add_argument("--dataset", metavar="NAME", help="the leaderboard of a user dataset's store on its test split")
     _add_data_source(ev)
     _add_store(ev)
 
@@ -80,10 +83,34 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--rebuild", action="store_true", help="rebuild the cached splits")
     _add_data_source(data)
 
+    _add_dataset(sub.add_parser("dataset", help="Declare, list and show user datasets (bring your own data)."))
     _add_score(sub.add_parser("score", help="Score CSV files with the pretrained detectors."))
     _add_stream(sub.add_parser("stream", help="Stream records through a detector and raise alerts."))
     parser.add_argument("-v", "--verbose", action="store_true", help="log what happens (to stderr)")
     return parser
+
+
+def _add_dataset(parser: argparse.ArgumentParser) -> None:
+    parser.description = ("A user dataset is declared once from a CSV or Parquet file (columns inferred, splits cached "
+                          "under data/datasets/NAME/), then trained with `python -m anodet train --dataset NAME`.")
+    sub = parser.add_subparsers(dest="dataset_command", required=True)
+    add = sub.add_parser("add", help="Inspect a file, infer its columns, and declare it as dataset NAME.")
+    add.add_argument("name", metavar="NAME", help="dataset name: letters, digits, '-' and '_'")
+    add.add_argument("--train", required=True, metavar="FILE", help="training file: .csv (optionally .gz) or .parquet")
+    add.add_argument("--test", metavar="FILE", help="test file with the same columns (default: carved from --train)")
+    add.add_argument("--label", metavar="COLUMN", help="the column holding labels (default: none, every row normal)")
+    add.add_argument("--normal", metavar="VALUE[,VALUE]", help="label value(s) of normal rows (default: guessed "
+                     "from normal, 0, benign, false, B)")
+    add.add_argument("--id", dest="id_column", metavar="COLUMN", help="an identifier column, passed through")
+    add.add_argument("--exclude", metavar="COL,...", help="columns to leave out")
+    add.add_argument("--categorical", metavar="COL,...", help="columns to treat as categories (overrides inference)")
+    add.add_argument("--log", metavar="COL,...", help="numeric columns to scale on a log scale")
+    add.add_argument("--numeric", metavar="COL,...", help="numeric columns to scale linearly (no log)")
+    add.add_argument("--replace", action="store_true", help="declare an existing dataset again")
+    sub.add_parser("list", help="List the declared datasets.")
+    show = sub.add_parser("show", help="Show a dataset's declaration.")
+    show.add_argument("name", metavar="NAME")
+    show.add_argument("--json", action="store_true", help="print dataset.json as it is")
 
 
 def _add_thresholds(parser: argparse.ArgumentParser) -> None:
@@ -117,6 +144,9 @@ def _add_score(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, default=2, help="LocalCluster worker processes (default 2)")
     parser.add_argument("--detectors", type=detector_list,
                         help="comma-separated names (default: all stored but lof, seq2seq)")
+    parser.add_argument("--dataset", metavar="NAME",
+                        help="score with a user dataset's store (one INPUT holding the dataset's columns; "
+                             "--threshold is a preset or a number, the default the store's default preset)")
     _add_thresholds(parser)
     parser.add_argument("--on-bad-rows", choices=("skip", "reject"), default="skip",
                         help="skip rows that cannot be scored (listed in the output) or reject the file "
@@ -184,6 +214,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from anodet.featureset import BUILTIN
     from anodet.train import train
 
+    if args.dataset:
+        return _cmd_train_dataset(args)
     unknown = [s for s in args.feature_sets or [] if s not in BUILTIN]
     if unknown:
         print(f"error: unknown feature set(s) {', '.join(unknown)}; choose from {', '.join(BUILTIN)}.", file=sys.stderr)
@@ -198,6 +230,67 @@ def _cmd_train(args: argparse.Namespace) -> int:
           train_rows=args.train_rows, epochs=args.epochs, log=lambda m: print(m, flush=True),
           feature_sets=args.feature_sets,
           lock_timeout=args.lock_timeout)
+    return 0
+
+
+def _cmd_train_dataset(args: argparse.Namespace) -> int:
+    from anodet import datasets
+
+    clash = [flag for flag, value in (("--feature-sets", args.feature_sets), ("--train-rows", args.train_rows),
+                                      ("--data-source", args.data_source), ("--store", args.store)) if value]
+    if clash:
+        print(f"error: {clash[0]} does not apply to --dataset (a dataset has one feature set, its own splits and its "
+              f"store under data/datasets/{args.dataset}/).", file=sys.stderr)
+        return 2
+    bar = None
+    if sys.stderr.isatty():
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=1, unit="detector", desc=f"training {args.dataset}", file=sys.stderr)
+
+    def progress(done: int, total: int, name: str) -> None:
+        if bar is not None:
+            bar.total, bar.n = total, done
+            bar.set_postfix_str(name)
+
+    try:
+        datasets.train(args.dataset, args.detectors, seed=args.seed, log=lambda m: print(m, flush=True),
+                       progress=progress, epochs=args.epochs, lock_timeout=args.lock_timeout)
+    finally:
+        if bar is not None:
+            bar.close()
+    return 0
+
+
+def _cmd_dataset(args: argparse.Namespace) -> int:
+    import json
+
+    from anodet import datasets
+
+    if args.dataset_command == "list":
+        names = datasets.list_datasets()
+        if not names:
+            print(f"no datasets declared in {datasets.datasets_root()}; declare one with "
+                  "`python -m anodet dataset add NAME --train FILE`")
+        for name in names:
+            try:
+                d = datasets.load(name)
+                sp = d.doc.get("splits", {})
+                trained = "trained" if (d.store_root / "manifest.json").exists() else "not trained"
+                print(f"{name:<24} {sp.get('train', {}).get('rows', 0):>10,} train rows  "
+                      f"{len(d.feature_columns):>4} columns  {'labelled' if d.labelled else 'no labels':<10} "
+                      f"{trained}")
+            except datasets.DatasetError as exc:
+                print(f"{name:<24} unreadable: {exc}")
+        return 0
+    if args.dataset_command == "show":
+        d = datasets.load(args.name)
+        print(json.dumps(d.doc, indent=1) if args.json else "\n".join(d.lines()))
+        return 0
+    d = datasets.add(args.name, args.train, args.test, args.label, args.normal, args.id_column, args.exclude,
+                     args.categorical, args.log, args.numeric, replace=args.replace,
+                     progress=lambda m: print(m, file=sys.stderr, flush=True))
+    print("\n".join(d.lines()))
     return 0
 
 
@@ -252,6 +345,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from anodet.leaderboard import leaderboard, score_frame
     from anodet.store import Store
 
+    if args.dataset:
+        return _cmd_evaluate_dataset(args)
     store = Store.open(args.store)
     splits = load_splits(args.data_source)
     names = args.detectors or store.names  # a name not in the store is a StoreError saying how to add it
@@ -263,16 +358,48 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_evaluate_dataset(args: argparse.Namespace) -> int:
+    from anodet import datasets
+
+    table = datasets.leaderboard(args.dataset, args.detectors)
+    store = datasets.open_store(args.dataset)
+    cols = [c for c in LEADERBOARD_COLUMNS if c in table] or ["threshold", "flagged"]
+    table = table.sort_values(["supervised", cols[0]], ascending=[True, False])
+    what = (f"metrics at each detector's {store.default_preset} threshold on validation; the supervised ceiling "
+            "listed last" if "roc_auc" in table else f"no test labels: the share flagged at {store.default_preset}")
+    if args.markdown:
+        print(f"**Dataset {args.dataset}, test split** ({what})\n")
+        print("| detector | " + " | ".join(cols) + " |\n| --- |" + " ---: |" * len(cols))
+        for _, row in table.iterrows():
+            name = f"*{row['name']}*" if row["supervised"] else row["name"]
+            print(f"| {name} | " + " | ".join(f"{row[c]:.4f}" for c in cols) + " |")
+        return 0
+    header = f"{'detector':<44}" + "".join(f"{c:>10}" for c in cols)
+    print(f"Dataset {args.dataset}, test split ({len(datasets.load(args.dataset).splits().test):,} rows; {what})")
+    print(header)
+    print("-" * len(header))
+    for _, row in table.iterrows():
+        print(f"{row['name']:<44}" + "".join(f"{row[c]:>10.4f}" for c in cols))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, stream=sys.stderr,
                         format="%(levelname)s %(name)s: %(message)s")
-    handlers = {"train": _cmd_train, "evaluate": _cmd_evaluate, "data": _cmd_data}
+    handlers = {"train": _cmd_train, "evaluate": _cmd_evaluate, "data": _cmd_data, "dataset": _cmd_dataset}
     try:
         if args.command in handlers:
             return handlers[args.command](args)
         return importlib.import_module(SUBCOMMAND_MODULES[args.command]).run(args)
     except (DataError, StoreError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except ValueError as exc:  # a DatasetError (one sentence about the user's data), or an unknown name
+        from anodet.datasets import DatasetError
+
+        if not isinstance(exc, DatasetError) and args.command != "dataset" and not getattr(args, "dataset", None):
+            raise
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

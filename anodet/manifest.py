@@ -46,12 +46,27 @@ def _files(prefix: str) -> dict[str, Any]:
             "propertyNames": {"pattern": f"^{prefix}(?:{_SAFE_PART}/)*{_SAFE_PART}$"}}
 
 
+_VIEW = r"^[a-z][a-z0-9_]*$"
+DEFAULT_PRESET = "best_f1"
+
+
 def _per_view(schema: dict[str, Any]) -> dict[str, Any]:
-    return {"type": "object", "required": list(LABEL_VIEWS), "additionalProperties": False,
-            "properties": {view: schema for view in LABEL_VIEWS}}
+    """One ``schema`` per label view; which views (the manifest's ``label_views``) is checked after."""
+    return {"type": "object", "minProperties": 1, "propertyNames": {"pattern": _VIEW},
+            "additionalProperties": schema}
 
 
-_SET_NAME = r"[a-z0-9_]+"
+def label_views(manifest: dict[str, Any]) -> list[str]:
+    """The label views a store's thresholds and metrics are kept under: KDD's two unless it names its own."""
+    return list(manifest.get("label_views") or LABEL_VIEWS)
+
+
+def default_preset(manifest: dict[str, Any]) -> str:
+    """The threshold preset a store's detectors flag at by default (best F1 unless it has no labels)."""
+    return str(manifest.get("default_preset") or DEFAULT_PRESET)
+
+
+_SET_NAME = r"[A-Za-z0-9_-]+"
 _MEMBER = {"type": "string", "pattern": "^(?:" + "|".join(REGISTRY) + f")(?:@{_SET_NAME})?$"}
 
 
@@ -80,7 +95,7 @@ def _entry(name: str) -> dict[str, Any]:
             "seed": {"type": "integer"},
             "train_seconds": {"type": "number", "minimum": 0},
             "train_rows": {"type": "integer", "minimum": 1},
-            "thresholds": _per_view({"type": "object", "required": ["best_f1"], "additionalProperties": _NUMBER}),
+            "thresholds": _per_view({"type": "object", "minProperties": 1, "additionalProperties": _NUMBER}),
             "validation_quantiles": _per_view({"type": "object", "required": ["normal", "all"],
                                                "properties": {"normal": _QUANTILES, "all": _QUANTILES}}),
             "metrics": {"type": "object"},
@@ -100,6 +115,9 @@ SCHEMA: dict[str, Any] = {
         "data": {"type": "object", "required": ["checksums"], "properties": {
             "checksums": {"type": "object", "additionalProperties": {"type": "string"}}}},
         "versions": {"type": "object", "additionalProperties": {"type": "string"}},
+        "label_views": {"type": "array", "minItems": 1, "uniqueItems": True,
+                        "items": {"type": "string", "pattern": _VIEW}},
+        "default_preset": {"type": "string", "pattern": "^[a-z0-9_]+$"},
         "feature_sets": {"type": "object", "minProperties": 1,
                          "propertyNames": {"pattern": f"^{_SET_NAME}$"},
                          "additionalProperties": {"type": "object", "required": ["file", "sha256"], "properties": {
@@ -153,8 +171,18 @@ def parse(raw: bytes, where: Path) -> dict[str, Any]:
 
 
 def _check_entries(manifest: dict[str, Any], where: Path) -> None:
-    """Each detector's files live in its own folder (with its params.json) and its feature set is in the store."""
+    """Each detector's files live in its own folder (with its params.json), its feature set is in the store, and
+    it has thresholds and quantiles for exactly the store's label views, each with the default preset."""
+    views, preset = label_views(manifest), default_preset(manifest)
     for name, entry in manifest["detectors"].items():
+        for key in ("thresholds", "validation_quantiles"):
+            if sorted(entry[key]) != sorted(views):
+                raise StoreError(f"{where} is not a valid anodet manifest (detector {name} has {key} for the label "
+                                 f"view(s) {', '.join(sorted(entry[key]))}, expected {', '.join(views)}). {TRAIN_HINT}")
+        lacking = [view for view in views if preset not in entry["thresholds"][view]]
+        if lacking:
+            raise StoreError(f"{where} is not a valid anodet manifest (detector {name} has no {preset} threshold "
+                             f"for the {lacking[0]} label view). {TRAIN_HINT}")
         outside = [f for f in entry["files"] if not f.startswith(f"{name}/")]
         if outside or f"{name}/params.json" not in entry["files"]:
             what = f"lists {outside[0]} outside its folder" if outside else f"does not list {name}/params.json"

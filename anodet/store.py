@@ -25,7 +25,9 @@ from anodet.manifest import (
     TRAIN_HINT,
     StoreError,
     check_signature,
+    default_preset,
     dump,
+    label_views,
     parse,
     signature,
 )
@@ -109,6 +111,23 @@ class Store:
         sets = {fs: i for i, fs in enumerate(self.feature_sets)}
         return sorted(self.manifest["detectors"],
                       key=lambda n: (sets.get(self.feature_set_of(n), len(sets)), order.get(kind_of(n), len(order))))
+
+    @property
+    def label_views(self) -> list[str]:
+        """The label views thresholds and metrics are kept under: KDD's ``reference`` and ``true``, or a user
+        dataset's one view, ``label``."""
+        return label_views(self.manifest)
+
+    @property
+    def default_preset(self) -> str:
+        """The threshold preset detectors flag at by default: ``best_f1``, or for a store trained without labels
+        an unlabelled one (``mean_3sigma``)."""
+        return default_preset(self.manifest)
+
+    @property
+    def labelled(self) -> bool:
+        """Were thresholds chosen on labelled validation rows (so ROC/PR curves and best-F1 exist)?"""
+        return bool(self.manifest["data"].get("labelled", True))
 
     @property
     def feature_sets(self) -> list[str]:
@@ -255,7 +274,7 @@ class Store:
         return dict(self.entry(name)["thresholds"][view])
 
     def default_threshold(self, name: str, view: str) -> float:
-        return float(self.entry(name)["thresholds"][view]["best_f1"])
+        return float(self.entry(name)["thresholds"][view][self.default_preset])
 
     def quantiles(self, name: str, view: str, kind: str = "normal") -> np.ndarray:
         """Validation score quantiles (``kind`` "normal" or "all") at ``evaluate.QUANTILE_PROBS``."""

@@ -13,7 +13,8 @@ import platform
 import shutil
 import sys
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,7 @@ from tqdm.auto import tqdm
 from anodet import evaluate
 from anodet.data import SPLIT_NAME, Splits, labelled_train, load_splits
 from anodet.detectors import REGISTRY, Detector, create, detector_class
-from anodet.featureset import BUILTIN, FeatureSet, kind_of, qualified, set_of_name, spec
+from anodet.featureset import BUILTIN, FeatureSet, FeatureSetSpec, kind_of, qualified, set_of_name, spec
 from anodet.hyperparams import chosen_params
 from anodet.schema import LABEL_VIEWS, NORMAL
 from anodet.store import (
@@ -54,6 +55,47 @@ def library_versions() -> dict[str, str]:
     return versions
 
 
+Progress = Callable[[int, int, str], None]
+"""``progress(done, total, detector)``: called before each detector is fitted and once at the end (done == total)."""
+
+
+@dataclass
+class Corpus:
+    """What a training learns from: splits, the feature sets over them, and the label views they are judged under.
+
+    ``splits`` has ``train``/``validation``/``test`` frames, ``checksums`` and ``labels(split, view)``
+    (None for a view with no labels: only the unlabelled threshold presets are chosen then).
+    ``labelled()`` gives (frame, 1 = attack) for the supervised ceiling, or None when there are no
+    labels. ``row_caps`` bounds the training rows per detector kind (large user datasets);
+    ``skip`` names detector kinds left out, each with the reason.
+    """
+
+    splits: Any
+    specs: dict[str, FeatureSetSpec]
+    views: tuple[str, ...] = LABEL_VIEWS
+    data: dict[str, Any] = field(default_factory=lambda: {"split": SPLIT_NAME})
+    labelled: Callable[[], tuple[Any, np.ndarray] | None] | None = None
+    row_caps: dict[str, int] = field(default_factory=dict)
+    skip: dict[str, str] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)  # top-level manifest keys (label_views, default_preset)
+    params: dict[str, dict[str, Any]] = field(default_factory=dict)  # parameter changes per kind (large data)
+
+    def names(self) -> list[str]:
+        """Every detector a full training on this corpus writes, in the order shown."""
+        return [qualified(kind, fs) for fs in self.specs for kind in REGISTRY if kind not in self.skip]
+
+
+def kdd_corpus(source: str | None = None) -> Corpus:
+    """The KDD Cup 99 splits with the built-in feature sets and both label views."""
+    splits = load_splits(source)
+
+    def labelled() -> tuple[Any, np.ndarray]:
+        frame = labelled_train(splits)
+        return frame, (frame["attack"].to_numpy() != NORMAL).astype(np.int8)
+
+    return Corpus(splits, dict(BUILTIN), LABEL_VIEWS, {"split": SPLIT_NAME}, labelled)
+
+
 def all_names(feature_sets: list[str] | None = None) -> list[str]:
     """Every detector a full training writes: each kind on each feature set, in the order shown.
 
@@ -62,9 +104,14 @@ def all_names(feature_sets: list[str] | None = None) -> list[str]:
     return [qualified(kind, spec(fs).name) for fs in (feature_sets or list(BUILTIN)) for kind in REGISTRY]
 
 
-def expand_names(names: list[str] | None, feature_sets: list[str] | None = None) -> list[str]:
-    """Stored names for ``names``: a kind (``pca``) means it on every chosen feature set; ``pca@kdd41`` itself."""
-    everything = all_names(feature_sets)
+def expand_names(names: list[str] | None, feature_sets: list[str] | None = None,
+                 known: list[str] | None = None) -> list[str]:
+    """Stored names for ``names``: a kind (``pca``) means it on every chosen feature set; ``pca@kdd41`` itself.
+
+    ``known``: every name there is (default: the built-in feature sets' detectors).
+    """
+    known = known if known is not None else all_names()
+    everything = all_names(feature_sets) if feature_sets else known
     if not names:
         return everything
     wanted = set()
@@ -73,10 +120,10 @@ def expand_names(names: list[str] | None, feature_sets: list[str] | None = None)
             wanted.add(name)
         else:
             wanted.update(n for n in everything if kind_of(n) == name)
-    unknown = sorted(wanted - set(all_names()))
+    unknown = sorted(wanted - set(known))
     if unknown:
-        raise ValueError(f"unknown detector(s) {', '.join(unknown)}; choose from {', '.join(all_names())}")
-    return [n for n in all_names() if n in wanted]
+        raise ValueError(f"unknown detector(s) {', '.join(unknown)}; choose from {', '.join(known)}")
+    return [n for n in known if n in wanted]
 
 
 @dataclass
@@ -90,18 +137,28 @@ class SetData:
     labelled: tuple[np.ndarray, np.ndarray] | None = None  # (rows, 1 = attack) for supervised kinds
 
 
-def prepare(splits: Splits, sets: list[str], train_rows: int | None, seed: int, labelled: bool) -> dict[str, SetData]:
-    """Fit each feature set on the training normals and transform every split with it."""
+def prepare(splits: Splits, sets: list[str], train_rows: int | None, seed: int, labelled: bool,
+            corpus: Corpus | None = None) -> dict[str, SetData]:
+    """Fit each feature set on the training normals and transform every split with it.
+
+    ``corpus`` (default: KDD's) gives the feature sets' declarations and the labelled rows.
+    """
     out = {}
+    pairs = None
     for name in sets:
-        fs = FeatureSet.fit(spec(name), splits.train)
+        fs = FeatureSet.fit(corpus.specs[name] if corpus else spec(name), splits.train)
         X_train = fs.transform_frame(splits.train)
         if train_rows and train_rows < len(X_train):
             X_train = X_train[np.random.default_rng(seed).choice(len(X_train), train_rows, replace=False)]
         pair = None
         if labelled:
-            frame = labelled_train(splits)
-            pair = (fs.transform_frame(frame), (frame["attack"].to_numpy() != NORMAL).astype(np.int8))
+            if corpus is None:
+                frame = labelled_train(splits)
+                got: tuple[Any, np.ndarray] | None = (frame, (frame["attack"].to_numpy() != NORMAL).astype(np.int8))
+            else:
+                got = pairs = pairs or (corpus.labelled() if corpus.labelled else None)
+            if got is not None:
+                pair = (fs.transform_frame(got[0]), got[1])
         out[name] = SetData(fs, X_train, fs.transform_frame(splits.validation), fs.transform_frame(splits.test), pair)
     return out
 
@@ -110,13 +167,35 @@ def _rounded(values: np.ndarray) -> list[float]:
     return [float(f"{v:.7g}") for v in values]
 
 
-def evaluate_scores(val_scores: np.ndarray, test_scores: np.ndarray, splits: Splits) -> dict[str, Any]:
-    """Thresholds, validation quantiles and metrics for one detector, for both label views."""
+UNLABELLED_PRESETS = ("mean_3sigma", "target_fpr", "contamination")
+"""The threshold presets that need no labels: chosen on validation rows all taken as normal."""
+
+
+def unlabelled_presets(val_scores: np.ndarray) -> dict[str, float]:
+    """The presets of :data:`UNLABELLED_PRESETS` from validation scores with no labels (all taken as normal)."""
+    presets = evaluate.threshold_presets(val_scores, np.zeros(len(val_scores), dtype=np.int8))
+    return {k: presets[k] for k in UNLABELLED_PRESETS}
+
+
+def evaluate_scores(val_scores: np.ndarray, test_scores: np.ndarray, splits: Splits,
+                    views: tuple[str, ...] = LABEL_VIEWS) -> dict[str, Any]:
+    """Thresholds, validation quantiles and metrics for one detector, for each label view.
+
+    A view whose validation split has no labels (``splits.labels`` gives None) gets only the
+    unlabelled presets, and metrics only where the test split has labels.
+    """
     thresholds: dict[str, Any] = {}
     quantiles: dict[str, Any] = {}
     metrics: dict[str, dict[str, Any]] = {"validation": {}, "test": {}}
-    for view in LABEL_VIEWS:
+    for view in views:
         y_val, y_test = splits.labels("validation", view), splits.labels("test", view)
+        if y_val is None:
+            thresholds[view] = unlabelled_presets(val_scores)
+            all_q = _rounded(np.quantile(val_scores, evaluate.QUANTILE_PROBS))
+            quantiles[view] = {"normal": all_q, "all": all_q}
+            if y_test is not None:
+                metrics["test"][view] = evaluate.summary(y_test, test_scores, thresholds[view]["mean_3sigma"])
+            continue
         presets = evaluate.threshold_presets(val_scores, y_val)
         thresholds[view] = presets
         quantiles[view] = {
@@ -125,7 +204,8 @@ def evaluate_scores(val_scores: np.ndarray, test_scores: np.ndarray, splits: Spl
         }
         chosen = presets["best_f1"]
         metrics["validation"][view] = evaluate.summary(y_val, val_scores, chosen)
-        metrics["test"][view] = evaluate.summary(y_test, test_scores, chosen)
+        if y_test is not None:
+            metrics["test"][view] = evaluate.summary(y_test, test_scores, chosen)
     return {"thresholds": thresholds, "validation_quantiles": quantiles, "metrics": metrics}
 
 
@@ -139,6 +219,8 @@ def train(
     log=print,
     lock_timeout: float | None = None,
     feature_sets: list[str] | None = None,
+    corpus: Corpus | None = None,
+    progress: Progress | None = None,
 ) -> dict[str, Any]:
     """Train ``names`` (default: all, on every feature set) and write them into the store; return the manifest.
 
@@ -146,20 +228,29 @@ def train(
     Detectors not named keep their existing entries, so one can be retrained alone; a detector
     built on a retrained one (the ensemble) is refitted in the same run. ``lock_timeout``: how
     long to wait for another training writing the same store (None: until it ends; 0: refuse).
+    ``corpus``: what to train on (default: the KDD splits from ``source`` and the built-in feature
+    sets). ``progress``: see :data:`Progress`.
     """
     root = Path(store_root) if store_root else default_root()
-    names = expand_names(names, feature_sets)
-    splits = load_splits(source)
+    if corpus is None:
+        names = expand_names(names, feature_sets)
+        corpus = kdd_corpus(source)
+        builtin = True
+    else:
+        names = expand_names(names, None, corpus.names())
+        builtin = False
+    splits = corpus.splits
+    everything = corpus.names()
 
     with StoreLock(root).held(lock_timeout):
         checkpoint("locked")
         recover(root)
-        previous = _previous_store(root, names, splits, log)
-        names = _with_dependents(names, previous, log)
+        previous = _previous_store(root, names, splits, log, everything)
+        names = _with_dependents(names, previous, log, everything)
         kept = [n for n in (previous.names if previous else []) if n not in names]
-        sets_used = [fs for fs in BUILTIN if any(set_of_name(n) == fs for n in [*names, *kept])]
+        sets_used = [fs for fs in corpus.specs if any(set_of_name(n) == fs for n in [*names, *kept])]
         supervised = any(detector_class(kind_of(n)).uses_labels for n in names)
-        data = prepare(splits, sets_used, train_rows, seed, supervised)
+        data = prepare(splits, sets_used, train_rows, seed, supervised, None if builtin else corpus)
         rows = len(next(iter(data.values())).train)
         logger.info("store %s: training %s (seed %d), keeping %s", root, ", ".join(names), seed,
                     ", ".join(n for n in (previous.names if previous else []) if n not in names) or "nothing")
@@ -174,13 +265,14 @@ def train(
             manifest.update({
                 "format": FORMAT_VERSION,
                 "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-                "data": {"split": SPLIT_NAME, "checksums": splits.checksums, "train_rows": rows,
+                "data": {**corpus.data, "checksums": splits.checksums, "train_rows": rows,
                          "validation_rows": len(splits.validation), "test_rows": len(splits.test)},
                 "versions": library_versions(),
                 "feature_sets": sets_json,
+                **corpus.extra,
             })
-            _train_into(staging, manifest, names, previous, seed, epochs, data, splits, log)
-            order = all_names()
+            _train_into(staging, manifest, names, previous, seed, epochs, data, splits, log, corpus, progress)
+            order = everything
             manifest["detectors"] = dict(sorted(manifest["detectors"].items(),
                                                 key=lambda kv: order.index(kv[0]) if kv[0] in order else len(order)))
             new_hash = write_store(staging, manifest)
@@ -194,11 +286,11 @@ def train(
     return manifest
 
 
-def _previous_store(root: Path, names: list[str], splits: Splits, log) -> Store | None:
+def _previous_store(root: Path, names: list[str], splits: Splits, log, known: list[str] | None = None) -> Store | None:
     """The store being updated, or None to start afresh; refuses when a partial retrain would drop detectors."""
     if not (root / MANIFEST).exists():
         return None
-    everything = set(names) >= set(all_names())
+    everything = set(names) >= set(known if known is not None else all_names())
     try:
         previous = Store.open(root)
     except StoreError as exc:
@@ -224,7 +316,7 @@ def _previous_store(root: Path, names: list[str], splits: Splits, log) -> Store 
     return previous
 
 
-def _with_dependents(names: list[str], previous: Store | None, log) -> list[str]:
+def _with_dependents(names: list[str], previous: Store | None, log, known: list[str] | None = None) -> list[str]:
     """``names`` plus every stored detector built on one of them (its fit depends on their scores)."""
     retrained = set(names)
     if previous is not None:
@@ -235,7 +327,7 @@ def _with_dependents(names: list[str], previous: Store | None, log) -> list[str]
             if changed:
                 retrained.add(name)
                 log(f"  {name}: refitted too, since it is built on {', '.join(changed)}")
-    order = all_names()
+    order = known if known is not None else all_names()
     return sorted(retrained, key=lambda n: order.index(n) if n in order else len(order))
 
 
@@ -266,16 +358,28 @@ def _finite_or_none(value: Any) -> Any:
 
 
 def _train_into(staging: Path, manifest: dict[str, Any], names: list[str], previous: Store | None, seed: int,
-                epochs: int | None, data: dict[str, SetData], splits: Splits, log) -> None:
+                epochs: int | None, data: dict[str, SetData], splits: Splits, log, corpus: Corpus | None = None,
+                progress: Progress | None = None) -> None:
     """Fit each of ``names`` (members before the detectors built on them) and add its entry to ``manifest``."""
     fitted: dict[str, Detector] = {}
+    views = corpus.views if corpus else LABEL_VIEWS
+    caps = corpus.row_caps if corpus else {}
     bar = tqdm(names, desc="training", unit="detector", disable=not sys.stderr.isatty())
-    for name in bar:
+    for done, name in enumerate(bar):
         bar.set_postfix_str(name)
+        if progress:
+            progress(done, len(names), name)
         kind, fs_name = kind_of(name), set_of_name(name)
         got = data[fs_name]
         X_train, X_val, X_test = got.train, got.validation, got.test
+        subsampled = None
+        cap = caps.get(kind)
+        if cap and len(X_train) > cap:
+            subsampled = len(X_train)
+            X_train = X_train[np.sort(np.random.default_rng(seed).choice(len(X_train), cap, replace=False))]
         params = chosen_params(kind, fs_name)
+        if corpus and kind in corpus.params:
+            params.update(corpus.params[kind])
         if epochs and "epochs" in detector_class(kind).default_params:
             params["epochs"] = epochs
         detector = create(kind, seed=seed, **params)
@@ -314,12 +418,18 @@ def _train_into(staging: Path, manifest: dict[str, Any], names: list[str], previ
             "seed": seed,
             "train_seconds": round(seconds, 2),
             "train_rows": len(got.labelled[0]) if detector.uses_labels and got.labelled else len(X_train),
-            **_finite_or_none(evaluate_scores(val_scores, test_scores, splits)),
+            **_finite_or_none(evaluate_scores(val_scores, test_scores, splits, views)),
         }
+        if subsampled and not detector.uses_labels:
+            entry["subsampled_from"] = subsampled
         if detector.members:  # what it was fitted on: loading refuses it once a member changes
             entry["members"] = {m: dict(manifest["detectors"][m]["files"]) for m in detector.members}
         manifest["detectors"][name] = entry
         fitted[name] = detector
-        ref = entry["metrics"]["test"]["reference"]["roc_auc"]
-        true = entry["metrics"]["test"]["true"]["roc_auc"]
-        log(f"  {name}: trained in {seconds:.1f}s; test ROC AUC reference {ref:.4f}, true {true:.4f}")
+        aucs = [f"{view} {entry['metrics']['test'][view]['roc_auc']:.4f}" for view in views
+                if entry["metrics"]["test"].get(view, {}).get("roc_auc") is not None]
+        note = f" (on {len(X_train):,} of {subsampled:,} rows)" if subsampled and not detector.uses_labels else ""
+        log(f"  {name}: trained in {seconds:.1f}s{note}; "
+            + (f"test ROC AUC {', '.join(aucs)}" if aucs else "no test labels, so no ROC AUC"))
+    if progress:
+        progress(len(names), len(names), "")

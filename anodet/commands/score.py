@@ -38,6 +38,8 @@ def _run(args: argparse.Namespace) -> int:
 
     from anodet.store import Store
 
+    if getattr(args, "dataset", None):
+        return _run_dataset(args)
     store = Store.open(args.store)
     names = args.detectors or default_detectors(store.names)
     if args.engine == "dask" or len(args.input) > 1 or any(glob.has_magic(i) for i in args.input):
@@ -84,6 +86,31 @@ def _run(args: argparse.Namespace) -> int:
         raise
     bar.close()
     print_summary(summary, args.label_view, results.path)
+    return 0
+
+
+def _run_dataset(args: argparse.Namespace) -> int:
+    """``score --dataset NAME FILE``: a user dataset's columns, scored with its store (see datasets.score_file)."""
+    from anodet import datasets
+
+    if len(args.input) != 1 or args.input[0] == "-" or args.engine != "local" or args.thresholds or args.store:
+        print("error: with --dataset give one input file (not standard input), and no --engine dask, --thresholds "
+              "or --store.", file=sys.stderr)
+        return 2
+    output = args.output or default_output(args.input[0])
+    try:
+        summary = datasets.score_file(args.dataset, args.input[0], output, args.detectors, args.threshold)
+    except ThresholdError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"Rows read: {summary['rows']:,}; skipped (an empty or non-finite number): {summary['skipped']:,}.",
+          file=sys.stderr)
+    scored = summary["rows"] - summary["skipped"]
+    for n, count in summary["flagged"].items():
+        share = count / scored if scored else 0.0
+        print(f"  {n:<28} threshold {summary['thresholds'][n]:>12.6g}  flagged {count:>10,} ({share:.1%})",
+              file=sys.stderr)
+    print(f"→ {summary['output']}", file=sys.stderr)
     return 0
 
 
