@@ -21,6 +21,8 @@ from anodet.live import (
     resolve_alert_stream,
 )
 from anodet.schema import label_column
+from anodet.threshold_control import threshold_control as live_control
+from anodet.threshold_payload import control_payload
 
 ui.ensure_app_frame()
 
@@ -73,7 +75,12 @@ def replay_mode() -> None:
                                  help="Another detector starts a new replay.")
     speed = controls[1].select_slider("Speed (records/s)", SPEEDS, key="live_speed")
     with controls[2]:
-        threshold = threshold_control(name, view)
+        threshold_control(name, view)
+    curve = ui.get_test_curves(view)[name]
+    live_control(control_payload(name, ui.display_name(name), view, ui.get_threshold(name, view), curve,
+                                 ui.get_histograms(view)[name], ui.get_curve_summaries(view)[name], compact=True),
+                 key=f"live_control_{name}_{view}", on_release=lambda value: ui.set_threshold(name, value, view))
+    threshold = ui.get_threshold(name, view)
 
     test = ui.get_splits().test
     is_attack = test[label_column(view)].to_numpy() == 1

@@ -6,19 +6,17 @@ first test pays for loading and scoring (shared by the rest through ``st.cache_r
 
 from __future__ import annotations
 
-import io
 import json
 from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
 import pytest
 from streamlit.testing.v1 import AppTest
 
 from anodet import evaluate
 from anodet.evaluate import ThresholdCurve
 from anodet.schema import label_column
-from anodet.threshold_payload import STATIC_PARTS
+from tests.threshold_control import control, release, sent
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 
@@ -62,38 +60,6 @@ def label_view_radio(at: AppTest):
 def threshold(at: AppTest, name: str = DETECTOR) -> float:
     view = at.session_state["label_view"] if "label_view" in at.session_state else "reference"
     return at.session_state["thresholds"][view][name]
-
-
-def control(at: AppTest, name: str = DETECTOR, view: str = "reference"):
-    """The threshold control of one detector (AppTest shows a Components v2 element as an unknown element)."""
-    return next(e for e in at.get("bidi_component") if e.key == f"threshold_control_{name}_{view}")
-
-
-_static_parts: dict[str, dict] = {}
-
-
-def sent(at: AppTest, name: str = DETECTOR, view: str = "reference") -> dict:
-    """What the control was last sent: the full payload (grid decoded from Arrow) or the light one."""
-    proto = control(at, name, view).proto
-    if proto.WhichOneof("data") == "mixed":
-        data = json.loads(proto.mixed.json)
-        blob = proto.mixed.arrow_blobs[data["grid"]["__streamlit_arrow_ref__"]].data
-        data["grid"] = pa.ipc.open_stream(io.BytesIO(blob)).read_pandas()
-        _static_parts[data["version"]] = {k: data[k] for k in STATIC_PARTS}
-    else:  # sent earlier in this session; the browser keeps it
-        data = {**_static_parts[json.loads(proto.json)["version"]], **json.loads(proto.json)}
-    return data
-
-
-def release(at: AppTest, value: float, name: str = DETECTOR, view: str = "reference") -> AppTest:
-    """What the browser does when the handle is released at ``value``: ``setStateValue('threshold', …)``."""
-    states = at._tree.get_widget_states()  # AppTest has no setter for Components v2 state: send it as the browser would
-    state = states.widgets.add()
-    state.id = control(at, name, view).proto.id
-    state.json_value = json.dumps({"threshold": {"value": value, "at": len(states.widgets)}})
-    at._run(states)
-    assert not problems(at), problems(at)
-    return at
 
 
 def grid_value(at: AppTest, share_flagged: float, name: str = DETECTOR, view: str = "reference") -> float:

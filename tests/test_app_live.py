@@ -274,3 +274,15 @@ def test_relabelling_recounts_the_released_records():
     assert replay.caught == 1 and replay.flagged == 2
     replay.relabel(np.array([0, 1, 1, 0], bool), 0.5)
     assert replay.caught == 2 and replay.flagged == 2 and replay.position == 4
+
+
+def test_the_live_threshold_control_sets_the_threshold_every_page_uses(app):
+    from tests.threshold_control import release, sent
+
+    data = sent(app, "autoencoder", "reference", prefix="live_control")
+    assert data["compact"] is True and data["threshold"] == app.session_state["thresholds"]["reference"]["autoencoder"]
+    grid = data["grid"]
+    value = float(grid["score"].iloc[len(grid) // 2])
+    release(app, value, "autoencoder", "reference", prefix="live_control")
+    assert app.session_state["thresholds"]["reference"]["autoencoder"] == value
+    assert app.number_input(key="live_threshold_autoencoder_reference").value == value  # the typed box follows

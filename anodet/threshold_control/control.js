@@ -183,6 +183,12 @@ class ThresholdControl {
       if (tile.key === "flagged") this.flaggedShare = el("div", { class: "adt-tile-sub" }, box, "");
     }
 
+    this.compact = Boolean(d.compact);
+    if (this.compact) { // handle, read-out and tiles only (the Live monitor)
+      this.widths = new Map();
+      this.redraw();
+      return;
+    }
     const charts = el("div", { class: "adt-charts" }, this.root);
     const histBox = el("div", { class: "adt-box adt-hist" }, charts);
     el("div", { class: "adt-title" }, histBox, `${d.label}: test scores, normal vs attack`);
@@ -222,7 +228,7 @@ class ThresholdControl {
   }
 
   layoutIfResized() {
-    if (!this.data) return;
+    if (!this.data || this.compact) return;
     const changed = [this.histSvg, this.rocSvg, this.prSvg].some((svg) => this.widths.get(svg) !== svg.clientWidth);
     if (changed) this.layoutAll();
   }
@@ -415,6 +421,10 @@ class ThresholdControl {
     const attacks = d.n_attacks;
     const normals = d.n - d.n_attacks;
     const cell = (key, value, total) => { this.cells[key].textContent = `${count(value)} (${pct(ratio(value, total))})`; };
+    this.root.dataset.threshold = String(threshold);
+    this.root.dataset.flagged = String(flagged);
+    this.root.dataset.position = String(i);
+    if (this.compact) return;
     cell("tp", tp, attacks); cell("fn", fn, attacks); cell("fp", fp, normals); cell("tn", tn, normals);
 
     // Histogram line: clamped to the plotted range; on a log axis a threshold <= 0 sits at the left.
@@ -438,10 +448,6 @@ class ThresholdControl {
     this.prMarker.style.display = flagged ? "" : "none";
     this.prMarker.setAttribute("transform", `translate(${px(m.recall)} ${py(m.precision)})`);
     this.prMarker.dataset.x = m.recall; this.prMarker.dataset.y = m.precision;
-
-    this.root.dataset.threshold = String(threshold);
-    this.root.dataset.flagged = String(flagged);
-    this.root.dataset.position = String(i);
   }
 }
 
