@@ -53,13 +53,15 @@ def _floats(values: np.ndarray) -> list[float]:
 
 def control_payload(name: str, label: str, view: str, threshold: float, curve: ThresholdCurve,
                     bins: HistogramBins, summary: CurveSummary, log_count: bool = False,
-                    compact: bool = False) -> dict[str, Any]:
+                    compact: bool = False, presets: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """The ``data=`` of one threshold control: the grid (sent as Arrow) and everything else as JSON.
 
     ``version`` changes only when the detector, view or store changes, so the browser rebuilds
     its static drawing only then; ``threshold`` is the server's current value, which the
     handle moves to whenever it differs from what the browser last knew (a preset, an import).
-    ``compact`` draws the handle, read-out and tiles without the charts.
+    ``compact`` draws the handle, read-out and tiles without the charts. ``presets`` are buttons
+    (``{"key", "label", "value", "help"}``) that move the handle at once and send the value back;
+    the one in force is marked in the browser.
     """
     grid = threshold_grid(curve)
     n = len(curve.sorted_scores)
@@ -73,6 +75,7 @@ def control_payload(name: str, label: str, view: str, threshold: float, curve: T
         "hist": {"edges": _floats(bins.edges), "normal": [int(v) for v in bins.normal],
                  "attack": [int(v) for v in bins.attack], "log_x": bool(bins.log_x)},
         "log_count": bool(log_count), "compact": bool(compact),
+        "presets": [{**p, "value": float(p["value"])} for p in presets or []],
         "roc": {"x": _floats(summary.roc[0]), "y": _floats(summary.roc[1]), "auc": _or_none(summary.roc_auc)},
         "pr": {"x": _floats(summary.pr[0]), "y": _floats(summary.pr[1]), "auc": _or_none(summary.pr_auc),
                "base_rate": float(summary.base_rate)},

@@ -20,13 +20,9 @@ ui.ensure_app_frame()
 TABLE_PRESETS = ("best_accuracy", "best_f1", "mean_3sigma")
 
 
-def _apply(name: str, threshold: float) -> None:
-    ui.set_threshold(name, threshold)
-
-
 @st.fragment
 def panel(name: str, view: str, compact: bool, chosen: tuple[str, ...]) -> None:
-    """Control, table presets and the threshold in force for one detector: what a release reruns.
+    """The control (with its preset buttons) and the threshold in force: all a release reruns.
 
     Kept small on purpose: the browser redraws every element of a fragment that reruns, so the
     rate presets (with their inputs) live in a fragment of their own.
@@ -46,33 +42,27 @@ def _panel(name: str, view: str, compact: bool) -> None:
     store = ui.get_store(loaded=False)
     curve = ui.get_test_curves(view)[name]
     label = ui.display_name(name)
-    log_count = st.toggle("Log count axis", key=f"explorer_log_{name}",
-                          help="Attacks can be rare at some scores; a log count axis shows small bars too.")
     threshold = ui.get_threshold(name)
+    presets = store.thresholds(name, view)
+    default = store.default_preset
+    buttons = []
+    for key in (k for k in TABLE_PRESETS if k in presets):
+        same = [dashboard.PRESET_LABELS[k] for k in TABLE_PRESETS
+                if k != key and k in presets and np.isclose(presets[k], presets[key], rtol=1e-9)]
+        buttons.append({
+            "key": key, "value": presets[key],
+            "label": dashboard.PRESET_LABELS[key] + (" (default)" if key == default else ""),
+            "help": f"{evaluate.PRESET_HELP[key]} ({view} view) Value {presets[key]:.6g}; "
+                    f"{_test_share(name, view, presets[key])}."
+                    + (f" The same value as {' and '.join(same)} for this detector." if same else "")})
     payload = control_payload(name, label, view, threshold, curve, ui.get_histograms(view)[name],
-                              ui.get_curve_summaries(view)[name], log_count)
+                              ui.get_curve_summaries(view)[name], presets=buttons)
     threshold_control(payload, key=f"threshold_control_{name}_{view}",
                       on_release=lambda value: ui.set_threshold(name, value, view))
     threshold = ui.get_threshold(name)
-
-    presets = store.thresholds(name, view)
-    in_force = [k for k in TABLE_PRESETS if np.isclose(presets[k], threshold, rtol=1e-9)]
+    in_force = [dashboard.PRESET_LABELS[b["key"]] for b in buttons if np.isclose(b["value"], threshold, rtol=1e-9)]
     st.markdown(f"In force on every page: threshold **{threshold:.6g}**, {_test_share(name, view, threshold)} "
-                f"({', '.join(dashboard.PRESET_LABELS[k] for k in in_force) if in_force else 'your own threshold'}).")
-    default = store.default_threshold(name, view)
-    cols = st.columns(4 if not compact else 2)
-    for i, key in enumerate(TABLE_PRESETS):
-        same = [dashboard.PRESET_LABELS[k] for k in TABLE_PRESETS
-                if k != key and np.isclose(presets[k], presets[key], rtol=1e-9)]
-        cols[i % len(cols)].button(
-            dashboard.PRESET_LABELS[key], key=f"preset_{key}_{name}", on_click=_apply, args=(name, presets[key]),
-            type="primary" if key in in_force else "secondary", width="stretch",
-            help=f"{evaluate.PRESET_HELP[key]} (validation split, {view} view) Value {presets[key]:.6g}; "
-                 f"{_test_share(name, view, presets[key])}."
-                 + (f" The same value as {' and '.join(same)} for this detector." if same else ""))
-    cols[3 % len(cols)].button("Reset to default", key=f"preset_reset_{name}", on_click=_apply,
-                               args=(name, default), width="stretch", disabled=bool(np.isclose(default, threshold)),
-                               help=f"The validation best-F1 threshold of the {view} view ({default:.6g}).")
+                f"({', '.join(in_force) if in_force else 'your own threshold'}).")
 
 
 @st.fragment
@@ -117,9 +107,9 @@ def rate_presets(name: str, view: str, compact: bool) -> None:
                      help=f"Threshold {cost_value:.6g}; {test_share(cost_value)}."):
         chose(cost_value)
     per_day = budget_in.columns(2)
-    alerts = per_day[0].number_input("Alerts per day", 0, 10**9, 100, step=10, key=f"budget_alerts_{name}",
+    alerts = per_day[0].number_input("Alerts/day", 0, 10**9, 100, step=10, key=f"budget_alerts_{name}",
                                      help=evaluate.ALERT_BUDGET_HELP)
-    records = per_day[1].number_input("Records per day", 1, 10**12, 1_000_000, step=10_000,
+    records = per_day[1].number_input("Records/day", 1, 10**12, 1_000_000, step=10_000,
                                       key=f"budget_records_{name}", help="How many records the detector sees a day.")
     budget_value = validation.threshold_within_rate(min(alerts / records, 1.0))
     if budget_btn.button("Set budget", key=f"preset_budget_{name}", width="stretch",

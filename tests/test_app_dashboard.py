@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from anodet import evaluate
+from anodet import dashboard, evaluate
 from anodet.evaluate import ThresholdCurve
 from anodet.schema import label_column
 from tests.threshold_control import control, release, sent
@@ -217,13 +217,15 @@ def _scores() -> dict[str, np.ndarray]:
 
 @pytest.mark.parametrize("preset", ["best_accuracy", "best_f1", "mean_3sigma"])
 def test_each_validation_preset_sets_its_threshold(app, store, preset):
+    """A preset is a button inside the control: the browser moves the handle and sends its value back."""
     goto(app, EXPLORER)
     release(app, grid_value(app, 0.9))
-    app.button(key=f"preset_{preset}_{DETECTOR}").click().run()
-    assert not problems(app)
+    button = next(p for p in sent(app)["presets"] if p["key"] == preset)
+    assert button["value"] == store.thresholds(DETECTOR, "reference")[preset]
+    release(app, button["value"])  # what a click on the button sends
     assert threshold(app) == store.thresholds(DETECTOR, "reference")[preset]
-    # The control is sent the preset's value, and moves its handle there.
     assert sent(app)["threshold"] == threshold(app)
+    assert dashboard.PRESET_LABELS[preset] in in_force(app)
 
 
 @pytest.mark.parametrize(("preset", "field", "kind"), [("target_fpr", "target_fpr", "normal"),
@@ -404,21 +406,19 @@ def test_a_record_opened_elsewhere_shows_its_detail(app, splits):
     assert "protocol **" in connection and "bytes sent **" in connection
 
 
-def test_presets_say_their_value_and_test_share_mark_the_one_in_force_and_reset(app, store):
-    """Best accuracy often equals best F1: the buttons say so, show which is in force, and reset works."""
+def test_presets_say_their_value_and_test_share_and_the_page_says_which_is_in_force(app, store):
+    """Best accuracy often equals best F1: the buttons say so, and the line under the control says which is in force."""
     goto(app, EXPLORER)
     presets = store.thresholds(DETECTOR, "reference")
-    best_f1 = app.button(key=f"preset_best_f1_{DETECTOR}")
-    assert f"{presets['best_f1']:.6g}" in best_f1.help and "of the test records" in best_f1.help
-    assert best_f1.proto.type == "primary"  # the default threshold is the view's best F1
+    buttons = {p["key"]: p for p in sent(app)["presets"]}
+    assert buttons["best_f1"]["label"] == "Best F1 (default)"  # the default threshold is the view's best F1
+    assert f"{presets['best_f1']:.6g}" in buttons["best_f1"]["help"] and "of the test records" in buttons["best_f1"]["help"]
+    assert "Best F1" in in_force(app)
     release(app, grid_value(app, 0.9))
-    assert app.button(key=f"preset_best_f1_{DETECTOR}").proto.type == "secondary"
-    app.button(key=f"preset_reset_{DETECTOR}").click().run()
-    assert not problems(app)
-    assert threshold(app) == store.default_threshold(DETECTOR, "reference")
+    assert "your own threshold" in in_force(app)
     assert any("class mix differs" in c.value for c in app.caption)
     if np.isclose(presets["best_accuracy"], presets["best_f1"]):
-        assert "The same value as Best F1" in app.button(key=f"preset_best_accuracy_{DETECTOR}").help
+        assert "The same value as Best F1" in buttons["best_accuracy"]["help"]
 
 
 def test_a_link_reproduces_the_explorers_state_and_says_what_it_could_not_use(store, splits):

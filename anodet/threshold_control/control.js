@@ -13,6 +13,7 @@ const instances = new WeakMap();
 // Static parts (scores grid, histogram, curves) by payload version: Python sends them once per
 // session and version, and this module outlives a component's remount (a page switch).
 const staticParts = new Map();
+const logScale = new Map(); // the log-count choice per payload version, kept while the tab lives
 const STATIC_KEYS = ["grid", "hist", "roc", "pr", "tiles", "colours", "n", "n_attacks", "label"];
 
 function timingStore() {
@@ -109,7 +110,7 @@ class ThresholdControl {
       return;
     }
     if (data.version !== this.version) {
-      this.data = data;
+      this.data = { ...data, log_count: logScale.get(data.version) ?? Boolean(data.log_count) };
       this.version = data.version;
       this.scores = column(data.grid, "score");
       this.flaggedAt = column(data.grid, "flagged");
@@ -117,9 +118,11 @@ class ThresholdControl {
       this.build();
       this.serverThreshold = null;
     }
-    if (data.log_count !== this.data.log_count) {
-      this.data = { ...this.data, log_count: data.log_count };
-      this.drawHistogram();
+    if (JSON.stringify(data.presets || []) !== JSON.stringify(this.data.presets || [])) {
+      this.data = { ...this.data, presets: data.presets };
+      this.build();
+      this.slider.value = String(this.pos);
+      this.redraw();
     }
     const threshold = data.threshold;
     if (threshold !== this.serverThreshold) {
@@ -174,6 +177,20 @@ class ThresholdControl {
     el("span", {}, scale, "drag, or use ← → PgUp PgDn Home End");
     el("span", {}, scale, "above the highest: flags none");
 
+    this.presetButtons = [];
+    if (d.presets && d.presets.length) {
+      const row = el("div", { class: "adt-presets", role: "group", "aria-label": "Threshold presets" }, this.root);
+      for (const preset of d.presets) {
+        const button = el("button", { type: "button", class: "adt-preset", title: preset.help, "aria-pressed": "false" },
+          row, preset.label);
+        button.addEventListener("click", () => {
+          this.moveTo(preset.value);
+          this.commit(preset.value);
+        });
+        this.presetButtons.push([button, preset.value]);
+      }
+    }
+
     this.tiles = {};
     const tiles = el("div", { class: "adt-tiles" }, this.root);
     for (const tile of [...d.tiles, { key: "flagged", label: "Flagged", help: "Test records scoring at or above the threshold, and their share." }]) {
@@ -197,6 +214,16 @@ class ThresholdControl {
     el("span", { class: "adt-key adt-key-normal" }, legend, "normal");
     el("span", { class: "adt-key adt-key-attack" }, legend, "attack");
     el("span", { class: "adt-key adt-key-threshold" }, legend, "threshold");
+    const logLabel = el("label", { class: "adt-log" }, legend);
+    const logBox = el("input", { type: "checkbox" }, logLabel);
+    logBox.checked = Boolean(d.log_count);
+    logLabel.append(" log count axis");
+    logLabel.title = "Attacks can be rare at some scores; a log count axis shows small bars too.";
+    logBox.addEventListener("change", () => {
+      this.data = { ...this.data, log_count: logBox.checked };
+      logScale.set(this.version, logBox.checked);
+      this.drawHistogram();
+    });
 
     const cmBox = el("div", { class: "adt-box adt-cm" }, charts);
     el("div", { class: "adt-title" }, cmBox, "Confusion matrix (test records; share of each true class)");
@@ -387,9 +414,8 @@ class ThresholdControl {
     else this.commit();
   }
 
-  commit() {
+  commit(value = this.scores[this.pos]) {
     this.dragging = false;
-    const value = this.scores[this.pos];
     if (value === this.serverThreshold) return;
     this.committed = value;
     // A timestamp makes every release a change, even back to a value sent before a preset.
@@ -424,6 +450,11 @@ class ThresholdControl {
     this.root.dataset.threshold = String(threshold);
     this.root.dataset.flagged = String(flagged);
     this.root.dataset.position = String(i);
+    for (const [button, value] of this.presetButtons) {
+      const on = Math.abs(value - threshold) <= 1e-9 * Math.max(Math.abs(value), Math.abs(threshold));
+      button.setAttribute("aria-pressed", on ? "true" : "false");
+      button.classList.toggle("adt-preset-on", on);
+    }
     if (this.compact) return;
     cell("tp", tp, attacks); cell("fn", fn, attacks); cell("fp", fp, normals); cell("tn", tn, normals);
 
