@@ -29,3 +29,4 @@ try:
     page.run()
 except Exception as exc:
     ui.show_failure(exc)
+ui.page_drawn()  # background loading of the detectors may start now

@@ -8,7 +8,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from sklearn.metrics import average_precision_score, precision_recall_curve, roc_auc_score, roc_curve
 
 QUANTILE_PROBS = np.union1d(np.linspace(0.0, 1.0, 101), np.linspace(0.9, 1.0, 201))
 """Probabilities at which the manifest keeps validation score quantiles (for FPR/contamination presets)."""
@@ -38,26 +37,52 @@ ALERT_BUDGET_HELP = ("The lowest threshold whose validation flag rate fits an al
                      "for M records per day.")
 
 
+def _descending_counts(y: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(attacks flagged, normals flagged, threshold) at each distinct score, highest score first.
+
+    The curves below are scikit-learn's (``roc_curve``, ``precision_recall_curve``,
+    ``roc_auc_score``, ``average_precision_score``) computed the same way in numpy, so the
+    dashboard does not import scikit-learn to draw; ``tests/test_evaluate.py`` checks them against it.
+    """
+    scores = np.asarray(scores, dtype=np.float64)
+    order = np.argsort(scores, kind="mergesort")[::-1]
+    ordered, attacks = scores[order], (np.asarray(y)[order] == 1)
+    last = np.r_[np.flatnonzero(np.diff(ordered)), len(ordered) - 1]
+    tps = np.cumsum(attacks, dtype=np.float64)[last]
+    return tps, (last + 1) - tps, ordered[last]
+
+
 def roc_auc(y: np.ndarray, scores: np.ndarray) -> float:
     """ROC AUC, or NaN when only one class is present."""
-    return float(roc_auc_score(y, scores)) if len(np.unique(y)) == 2 else float("nan")
+    if len(np.unique(y)) != 2:
+        return float("nan")
+    fpr, tpr, _ = roc_points(y, scores)
+    return float(np.sum(np.diff(fpr) * (tpr[1:] + tpr[:-1]) / 2))
 
 
 def pr_auc(y: np.ndarray, scores: np.ndarray) -> float:
     """Average precision, or NaN when there are no attacks."""
-    return float(average_precision_score(y, scores)) if np.any(y == 1) else float("nan")
+    if not np.any(np.asarray(y) == 1):
+        return float("nan")
+    recall, precision, _ = pr_points(y, scores)
+    return float(-np.sum(np.diff(recall) * precision[:-1]))
 
 
 def roc_points(y: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(false-positive rate, true-positive rate, thresholds) of the ROC curve."""
-    fpr, tpr, thr = roc_curve(y, scores)
-    return fpr, tpr, thr
+    """(false-positive rate, true-positive rate, thresholds) of the ROC curve, from (0, 0)."""
+    tps, fps, thresholds = _descending_counts(y, scores)
+    tps, fps = np.r_[0.0, tps], np.r_[0.0, fps]
+    fpr = fps / fps[-1] if fps[-1] > 0 else np.full_like(fps, np.nan)
+    tpr = tps / tps[-1] if tps[-1] > 0 else np.full_like(tps, np.nan)
+    return fpr, tpr, np.r_[np.inf, thresholds]
 
 
 def pr_points(y: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(recall, precision, thresholds) of the precision-recall curve."""
-    precision, recall, thr = precision_recall_curve(y, scores)
-    return recall, precision, thr
+    """(recall, precision, thresholds) of the precision-recall curve, ending at (0, 1)."""
+    tps, fps, thresholds = _descending_counts(y, scores)
+    precision = tps / (tps + fps)
+    recall = tps / tps[-1] if tps[-1] > 0 else np.ones_like(tps)
+    return np.r_[recall[::-1], 0.0], np.r_[precision[::-1], 1.0], thresholds[::-1]
 
 
 def _ratio(a: float, b: float) -> float:

@@ -163,19 +163,30 @@ def _write_scores(path: Path, scores: dict[str, np.ndarray], index: np.ndarray) 
 
 
 _warming: set[tuple[str, str]] = set()
+_page_drawn = threading.Event()
+WARM_UP_WAIT_S = 20.0
+"""How long the background loading waits for the first page to be drawn before it starts anyway."""
+
+
+def page_drawn() -> None:
+    """Called by app.py after a page has run: background loading may start now without slowing it."""
+    _page_drawn.set()
 
 
 def _warm_up(root: str, manifest_hash: str) -> None:
     """Load the detectors in the background once per store, so pages that need them find them ready.
 
-    A failure here is not lost: the page that needs the detectors loads them again and shows
-    the error in its own words.
+    It starts after the first page is drawn (or after :data:`WARM_UP_WAIT_S`): run at once, its
+    imports and loads held the interpreter lock the first page needed, and a fresh server drew
+    its first page seconds later. A failure here is not lost: the page that needs the detectors
+    loads them again and shows the error in its own words.
     """
     if (root, manifest_hash) in _warming:
         return
     _warming.add((root, manifest_hash))
 
     def load() -> None:
+        _page_drawn.wait(WARM_UP_WAIT_S)
         try:
             _load_store(root, manifest_hash)
         except Exception:  # reported again by the page that needs the detectors

@@ -233,74 +233,76 @@ def main() -> None:
     cached = any((ROOT / "data" / "cache").glob("test-scores-*.npz"))
 
     server = Server()
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-        ctx = browser.new_context(viewport={"width": 1440, "height": 1000})
-        page = ctx.new_page()
-        open_drawn(page, server.url, 3)
-        cold = time.perf_counter() - server.started
-        print(f"cold start (spawn → Overview drawn): {cold:.1f} s")
+    try:
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+            ctx = browser.new_context(viewport={"width": 1440, "height": 1000})
+            page = ctx.new_page()
+            open_drawn(page, server.url, 3)
+            cold = time.perf_counter() - server.started
+            print(f"cold start (spawn → Overview drawn): {cold:.1f} s")
 
-        warm, warm_explorer = [], []
-        for _ in range(3):  # a new tab is a new Streamlit session; the browser keeps its HTTP cache
-            for url, drawn, times in ((server.url, (3, 0), warm),
-                                      (f"{server.url}/threshold_explorer", EXPLORER[1:], warm_explorer)):
-                tab = ctx.new_page()
-                start = time.perf_counter()
-                open_drawn(tab, url, *drawn)
-                times.append(time.perf_counter() - start)
-                tab.close()
-        print(f"warm start (new tab → drawn): Overview median {statistics.median(warm):.2f} s, "
-              f"Threshold explorer median {statistics.median(warm_explorer):.2f} s")
+            warm, warm_explorer = [], []
+            for _ in range(3):  # a new tab is a new Streamlit session; the browser keeps its HTTP cache
+                for url, drawn, times in ((server.url, (3, 0), warm),
+                                          (f"{server.url}/threshold_explorer", EXPLORER[1:], warm_explorer)):
+                    tab = ctx.new_page()
+                    start = time.perf_counter()
+                    open_drawn(tab, url, *drawn)
+                    times.append(time.perf_counter() - start)
+                    tab.close()
+            print(f"warm start (new tab → drawn): Overview median {statistics.median(warm):.2f} s, "
+                  f"Threshold explorer median {statistics.median(warm_explorer):.2f} s")
 
-        switches = []
-        for _ in range(3):
-            switches.append(switch_to(page, *EXPLORER))
-            switches.append(switch_to(page, "Flagged records", 1))
-            switches.append(switch_to(page, "Overview", 3))
-        print(f"page switch: median {statistics.median(switches):.2f} s, max {max(switches):.2f} s")
+            switches = []
+            for _ in range(3):
+                switches.append(switch_to(page, *EXPLORER))
+                switches.append(switch_to(page, "Flagged records", 1))
+                switches.append(switch_to(page, "Overview", 3))
+            print(f"page switch: median {statistics.median(switches):.2f} s, max {max(switches):.2f} s")
 
-        switch_to(page, *EXPLORER)
-        time.sleep(1.0)
-        shown, timing = drag(page, 0.15, 0.85, 60)
-        distinct, wrong = check_shown(shown)
-        redraw, frame = timing["redraw"], timing["frame"]
-        release(page)
-        print(f"drag of 60 pointer moves: {distinct} distinct thresholds shown before the release, "
-              f"{wrong} with numbers other than the test scores give; redraw per move median "
-              f"{statistics.median(redraw):.2f} ms, p99 {pct(redraw, 0.99):.2f} ms; pointer move → next frame "
-              f"median {statistics.median(frame):.1f} ms, p99 {pct(frame, 0.99):.1f} ms")
+            switch_to(page, *EXPLORER)
+            time.sleep(1.0)
+            shown, timing = drag(page, 0.15, 0.85, 60)
+            distinct, wrong = check_shown(shown)
+            redraw, frame = timing["redraw"], timing["frame"]
+            release(page)
+            print(f"drag of 60 pointer moves: {distinct} distinct thresholds shown before the release, "
+                  f"{wrong} with numbers other than the test scores give; redraw per move median "
+                  f"{statistics.median(redraw):.2f} ms, p99 {pct(redraw, 0.99):.2f} ms; pointer move → next frame "
+                  f"median {statistics.median(frame):.1f} ms, p99 {pct(frame, 0.99):.1f} ms")
 
-        server.timings.clear()
-        releases = []
-        for _ in range(args.releases):
-            a, b = (0.05 + 0.9 * random.random() for _ in range(2))
-            drag(page, a, b, 5)
-            releases.append(release(page))
-            time.sleep(0.3)
-        time.sleep(0.5)
-        server_side = list(server.timings)
-        print(f"release → server knows it and the page agrees: median {statistics.median(releases):.0f} ms, "
-              f"p90 {pct(releases, 0.9):.0f} ms (n={len(releases)})")
-        if server_side:
-            print(f"server-side fragment rerun: median {statistics.median(server_side):.1f} ms, "
-                  f"p90 {pct(server_side, 0.9):.1f} ms (n={len(server_side)})")
+            server.timings.clear()
+            releases = []
+            for _ in range(args.releases):
+                a, b = (0.05 + 0.9 * random.random() for _ in range(2))
+                drag(page, a, b, 5)
+                releases.append(release(page))
+                time.sleep(0.3)
+            time.sleep(0.5)
+            server_side = list(server.timings)
+            print(f"release → server knows it and the page agrees: median {statistics.median(releases):.0f} ms, "
+                  f"p90 {pct(releases, 0.9):.0f} ms (n={len(releases)})")
+            if server_side:
+                print(f"server-side fragment rerun: median {statistics.median(server_side):.1f} ms, "
+                      f"p90 {pct(server_side, 0.9):.1f} ms (n={len(server_side)})")
 
-        contexts = [ctx]
-        rss = {1: server.rss_mb()}
-        for i in range(2, args.sessions + 1):
-            extra = browser.new_context(viewport={"width": 1440, "height": 1000})
-            open_drawn(extra.new_page(), f"{server.url}/threshold_explorer", *EXPLORER[1:])
-            contexts.append(extra)
-            if i in (5, args.sessions):
-                rss[i] = server.rss_mb()
-        per_session = (rss[args.sessions] - rss[1]) / max(args.sessions - 1, 1)
-        print("server RSS: " + ", ".join(f"{k} session(s) {v:.0f} MB" for k, v in rss.items())
-              + f"; {per_session:.1f} MB per extra session")
-        for c in contexts:
-            c.close()
-        browser.close()
-    server.stop()
+            contexts = [ctx]
+            rss = {1: server.rss_mb()}
+            for i in range(2, args.sessions + 1):
+                extra = browser.new_context(viewport={"width": 1440, "height": 1000})
+                open_drawn(extra.new_page(), f"{server.url}/threshold_explorer", *EXPLORER[1:])
+                contexts.append(extra)
+                if i in (5, args.sessions):
+                    rss[i] = server.rss_mb()
+            per_session = (rss[args.sessions] - rss[1]) / max(args.sessions - 1, 1)
+            print("server RSS: " + ", ".join(f"{k} session(s) {v:.0f} MB" for k, v in rss.items())
+                  + f"; {per_session:.1f} MB per extra session")
+            for c in contexts:
+                c.close()
+            browser.close()
+    finally:
+        server.stop()
     cold_explorer = explorer_cold()
     print(f"cold start (spawn → Threshold explorer drawn): {cold_explorer:.1f} s")
 

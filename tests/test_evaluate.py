@@ -59,3 +59,25 @@ def test_detection_rates_per_category():
     s = np.array([1.0, 2.0, 3.0, 4.0])
     rates = evaluate.detection_rates(s, 2.5, np.array(["dos", "dos", "probe", "normal"]))
     assert rates == {"dos": 0.0, "probe": 1.0, "normal": 1.0}
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_numpy_curves_are_scikit_learns(seed):
+    """The dashboard draws ROC/PR curves without importing scikit-learn; they are scikit-learn's own."""
+    from sklearn.metrics import average_precision_score, precision_recall_curve, roc_auc_score, roc_curve
+
+    rng = np.random.default_rng(seed)
+    n = [10, 200, 3000][seed % 3]
+    y = (rng.random(n) < 0.3).astype(int)
+    y[0], y[1] = 0, 1
+    scores = np.round(rng.normal(size=n) + y, 1 if seed % 2 else 6)  # with and without many ties
+    assert evaluate.roc_auc(y, scores) == pytest.approx(roc_auc_score(y, scores), abs=1e-12)
+    assert evaluate.pr_auc(y, scores) == pytest.approx(average_precision_score(y, scores), abs=1e-12)
+    precision, recall, thresholds = precision_recall_curve(y, scores)
+    ours = evaluate.pr_points(y, scores)
+    np.testing.assert_allclose(ours[0], recall)
+    np.testing.assert_allclose(ours[1], precision)
+    np.testing.assert_allclose(ours[2], thresholds)
+    fpr, tpr, _ = roc_curve(y, scores, drop_intermediate=False)
+    np.testing.assert_allclose(evaluate.roc_points(y, scores)[0], fpr)
+    np.testing.assert_allclose(evaluate.roc_points(y, scores)[1], tpr)
