@@ -23,10 +23,8 @@ ui.ensure_app_frame()
 text = ui.markdown_text
 MAX_MB = int(st.get_option("server.maxUploadSize"))
 NONE = "(none)"
-GEN_KEY = "yd_upload_generation"
-"""Bumped after a dataset is added, so the uploaders and options start empty again."""
-PICK_KEY = "yd_pick"
-"""A dataset to select in the list on the next run (set before the selectbox exists)."""
+GEN_KEY = "yd_upload_generation"  # bumped after a dataset is added, so the uploaders and options start empty again
+PICK_KEY = "yd_pick"  # a dataset to select in the list on the next run (set before the selectbox exists)
 ADDED_KEY = "yd_added"
 BOARD_COLUMNS = ["name", "roc_auc", "pr_auc", "f1", "precision", "recall", "fpr", "flagged", "threshold",
                  "supervised"]
@@ -70,7 +68,7 @@ def columns_table(found: datasets.Inspection) -> pd.DataFrame:
     rows = []
     for c in found.columns:
         span = f"{c.min:.4g} to {c.max:.4g}" if c.min is not None and c.max is not None else ""
-        rows.append({"column": c.name, "role": c.role, "kind": c.kind or "", "levels": c.levels,
+        rows.append({"column": c.name, "role": c.role, "kind": c.kind or "", "levels": "" if c.levels is None else f"{c.levels:,}",
                      "range": span, "empty cells": c.nulls, "note": c.note})
     return pd.DataFrame(rows)
 
@@ -86,18 +84,23 @@ def show_leaderboard(name: str, dataset: datasets.Dataset) -> None:
         st.error(_say(exc))
         return
     shown = board[[c for c in BOARD_COLUMNS if c in board.columns]].rename(columns={"name": "detector"})
+    shown["detector"] = shown["detector"].str.removesuffix(f" · {name}")
     if "roc_auc" in shown.columns:
         shown = shown.sort_values("roc_auc", ascending=False)
-        best = shown.iloc[0]
+        unsupervised = shown[~shown["supervised"].astype(bool)] if "supervised" in shown else shown
+        ranked = unsupervised if len(unsupervised) else shown
+        best = ranked.iloc[0]
         c1, c2, c3 = st.columns(3)
-        c1.metric("Best test ROC AUC", f"{best['roc_auc']:.3f}", help=f"{best['detector']}")
-        c2.metric("Best test PR AUC", f"{shown['pr_auc'].max():.3f}")
+        c1.metric("Best test ROC AUC", f"{best['roc_auc']:.3f}",
+                  help=f"{best['detector']}; detectors that learn from the labels are left out of this tile.")
+        c2.metric("Best test PR AUC", f"{ranked['pr_auc'].max():.3f}",
+                  help="Detectors that learn from the labels are left out of this tile.")
         c3.metric("Detectors", f"{len(shown)}")
     else:
         st.info("This dataset has no labels, so there is no ROC or PR AUC: ROC and PR curves need labels. "
                 "The table shows each detector's default threshold (chosen on held-out rows) and the share "
                 "of test rows it flags.")
-    st.dataframe(shown, hide_index=True, key="yd_leaderboard", column_config={
+    st.dataframe(shown, hide_index=True, key="yd_leaderboard", height=38 + 35 * len(shown), column_config={
         "roc_auc": st.column_config.NumberColumn("ROC AUC", format="%.3f"),
         "pr_auc": st.column_config.NumberColumn("PR AUC", format="%.3f"),
         "f1": st.column_config.NumberColumn("F1", format="%.3f"),
@@ -221,7 +224,7 @@ def add_section() -> None:
     test_path = _saved(test_up, "test")
     if train_path is None:
         return
-    shown = [(train_path, train_up.name)] + ([(test_path, test_up.name)] if test_path is not None else [])
+    shown = [(train_path, train_up.name)] + ([(test_path, test_up.name)] if test_path is not None and test_up is not None else [])
     try:
         names, _ = datasets.file_columns(train_path)
     except DatasetError as exc:
