@@ -104,8 +104,13 @@ def test_file_without_numbers_is_one_sentence(own_app, browser, tmp_path):
         src = tmp_path / "words.csv"
         pd.DataFrame({"proto": ["tcp", "udp", "icmp"] * 20, "flag": ["SF", "REJ"] * 30}).to_csv(src, index=False)
         page.locator("[data-testid='stFileUploader'] input[type='file']").first.set_input_files(str(src))
+        page.get_by_text("words.csv").first.wait_for(timeout=60_000)
         error = page.locator("[data-testid='stAlertContentError']")
-        error.first.wait_for(timeout=60_000)
+        try:
+            error.first.wait_for(timeout=60_000)
+        except Exception:
+            print("DEBUG", page.locator("[data-testid=stMain]").inner_text()[-2500:])
+            raise
         wait_idle(page)
         assert error.count() == 1 and "no usable numeric column" in error.inner_text()
         assert page.locator("[data-testid='stException']").count() == 0
