@@ -7,6 +7,7 @@ Thin: inspection, declaration and training are :mod:`anodet.datasets`; uploads a
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -30,9 +31,16 @@ BOARD_COLUMNS = ["name", "roc_auc", "pr_auc", "f1", "precision", "recall", "fpr"
                  "supervised"]
 
 
+# the command line's options as this page's fields, for the library's sentences
+FIELDS = {"--label": "Label column", "--normal": "Normal value(s)", "--id": "Id column", "--exclude": "Exclude columns",
+          "--categorical": "Treat as categorical", "--replace": "Replace"}
+_FLAG = re.compile(r"--(label|normal|id|exclude|categorical|replace)\b")
+
+
 def _say(message: object, *paths: tuple[Path | None, str]) -> str:
-    """A library sentence for the page: server paths replaced by the user's file names, escaped for Markdown."""
-    out = str(message)
+    """A library sentence for the page: server paths replaced by the user's file names, command-line options by
+    the page's field names, escaped for Markdown."""
+    out = _FLAG.sub(lambda m: f"'{FIELDS[m.group(0)]}'", str(message))
     for path, shown in paths:
         if path is not None:
             out = out.replace(str(Path(path).resolve()), shown).replace(str(path), shown)
@@ -290,7 +298,8 @@ def add_section() -> None:
                     name, train_path, test_path, replace=replace, label=lab, normal=normal.strip() if lab else None,
                     id_column=ident, exclude=list(exclude), categorical=list(categorical))
         except DatasetError as exc:
-            st.error(_say(exc, *shown))
+            kept = datasets.datasets_root() / name / dataset_uploads.INPUT_DIR
+            st.error(_say(exc, *[(kept / p.name, shown_name) for p, shown_name in shown if p is not None], *shown))
             return
         st.session_state[GEN_KEY] = gen + 1
         st.session_state[PICK_KEY] = name

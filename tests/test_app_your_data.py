@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import re
 import time
 from pathlib import Path
@@ -196,3 +197,27 @@ def test_wdbc_whole_family_from_the_page(page):
     board = table(at, "roc_auc")
     assert board["roc_auc"].max() >= 0.95
 
+
+
+def test_single_class_label_on_confirm_is_one_sentence_and_leaves_nothing(page, data_dir):
+    frame = pd.DataFrame({"x": np.arange(50.0), "y": np.arange(50.0) % 7, "label": ["normal"] * 50})
+    at = upload(page, "one-class.csv", frame.to_csv(index=False).encode())
+    at.selectbox(key="yd_label_0").set_value("label").run()
+    assert not problems(at)
+    if not errors(at):  # the library may accept the file at inspection and refuse it when the splits are built
+        at.button(key="yd_add_0").click().run()
+    assert not problems(at)
+    assert len(errors(at)) == 1, errors(at)
+    sentence = plain(errors(at)[0])
+    assert "one class only" in sentence and "'Label column'" in sentence and "--label" not in sentence
+    assert "input" not in sentence and "uploads" not in sentence
+    assert not (data_dir / "datasets" / "one-class").exists()
+
+
+def test_uploads_stay_under_the_data_folder(data_dir):
+    from anodet import dataset_uploads
+
+    path = dataset_uploads.save("../../etc/x", "train", "../../evil name.PARQUET", io.BytesIO(b"a"))
+    assert path.resolve().is_relative_to(data_dir.resolve()) and path.name == "train.parquet"
+    dataset_uploads.discard([path])
+    assert not path.parent.exists() and (data_dir / "uploads").is_dir()
