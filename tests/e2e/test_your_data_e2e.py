@@ -115,5 +115,15 @@ def test_file_without_numbers_is_one_sentence(own_app, browser, tmp_path):
         assert error.count() == 1 and "no usable numeric column" in error.inner_text()
         assert page.locator("[data-testid='stException']").count() == 0
         tall_screenshot(page, "your_data_bad_file")
+        # a phone-sized window: one column, nothing wider than the window
+        page.set_viewport_size({"width": 390, "height": 900})
+        page.wait_for_timeout(500)
+        too_wide = page.evaluate("""() => { const main = document.querySelector("[data-testid='stMain']");
+            return main.scrollWidth - main.clientWidth; }""")
+        assert too_wide <= 1, "the page is wider than the window"
+        height = page.evaluate("() => document.querySelector('[data-testid=stMain]').scrollHeight")
+        page.set_viewport_size({"width": 390, "height": min(int(height) + 20, 8000)})
+        page.wait_for_timeout(300)
+        screenshot(page, "your_data_narrow")
     finally:
         context.close()
