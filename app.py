@@ -15,6 +15,7 @@ PAGES = {
     "Put to work": [
         st.Page("pages/score_csv.py", title="Score a CSV", icon=":material/upload_file:"),
         st.Page("pages/live_monitor.py", title="Live monitor", icon=":material/sensors:"),
+        st.Page("pages/your_data.py", title="Your data", icon=":material/dataset:"),
     ],
 }
 
