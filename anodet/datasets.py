@@ -36,6 +36,7 @@ import numpy as np
 
 from anodet.data import cache_root
 from anodet.featureset import MAX_CATEGORIES, OTHER, ColumnSpec, FeatureSetSpec, qualified
+from anodet.store import sha256_file
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -107,14 +108,6 @@ def dataset_dir(name: str) -> Path:
 def store_root(name: str) -> Path:
     """Where the model store of dataset ``name`` is written."""
     return dataset_dir(name) / STORE_DIR
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 # -- reading files in batches -----------------------------------------------------------------------

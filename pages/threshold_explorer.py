@@ -77,9 +77,12 @@ def rate_presets(name: str, view: str, compact: bool) -> None:
     def test_share(value: float) -> str:
         return _test_share(name, view, value)
 
-    def chose(value: float) -> None:
-        ui.set_threshold(name, value, view)
-        st.rerun(scope="app")
+    def set_button(column, label: str, key: str, value: float) -> None:
+        """A button that makes ``value`` the threshold and reruns the page, so the control moves to it."""
+        if column.button(label, key=f"preset_{key}_{name}", width="stretch",
+                         help=f"Threshold {value:.6g}; {test_share(value)}."):
+            ui.set_threshold(name, value, view)
+            st.rerun(scope="app")
 
     validation = ui.get_validation_curves(view)[name]
     widths = [3, 2] if compact else [3, 2, 3, 2]
@@ -90,31 +93,23 @@ def rate_presets(name: str, view: str, compact: bool) -> None:
     fpr = fpr_in.number_input("Target FPR (%)", 0.0, 100.0, 1.0, step=0.5, key=f"target_fpr_{name}",
                               help=evaluate.PRESET_HELP["target_fpr"])
     fpr_value = evaluate.threshold_for_rate(store.quantiles(name, view, "normal"), fpr / 100)
-    if fpr_btn.button("Set FPR", key=f"preset_target_fpr_{name}", width="stretch",
-                     help=f"Threshold {fpr_value:.6g}; {test_share(fpr_value)}."):
-        chose(fpr_value)
+    set_button(fpr_btn, "Set FPR", "target_fpr", fpr_value)
     cont = cont_in.number_input("Contamination (%)", 0.0, 100.0, 20.0, step=1.0, key=f"contamination_{name}",
                                 help=evaluate.PRESET_HELP["contamination"])
     cont_value = evaluate.threshold_for_rate(store.quantiles(name, view, "all"), cont / 100)
-    if cont_btn.button("Set rate", key=f"preset_contamination_{name}", width="stretch",
-                     help=f"Threshold {cont_value:.6g}; {test_share(cont_value)}."):
-        chose(cont_value)
+    set_button(cont_btn, "Set rate", "contamination", cont_value)
 
     ratio = cost_in.number_input("Missed attack costs × a false alarm", 0.0, 1e6, 10.0, step=1.0,
                                  key=f"cost_ratio_{name}", help=evaluate.COST_HELP)
     cost_value = validation.min_cost_threshold(ratio, 1.0)
-    if cost_btn.button("Set cost", key=f"preset_cost_{name}", width="stretch",
-                     help=f"Threshold {cost_value:.6g}; {test_share(cost_value)}."):
-        chose(cost_value)
+    set_button(cost_btn, "Set cost", "cost", cost_value)
     per_day = budget_in.columns(2)
     alerts = per_day[0].number_input("Alerts/day", 0, 10**9, 100, step=10, key=f"budget_alerts_{name}",
                                      help=evaluate.ALERT_BUDGET_HELP)
     records = per_day[1].number_input("Records/day", 1, 10**12, 1_000_000, step=10_000,
                                       key=f"budget_records_{name}", help="How many records the detector sees a day.")
     budget_value = validation.threshold_within_rate(min(alerts / records, 1.0))
-    if budget_btn.button("Set budget", key=f"preset_budget_{name}", width="stretch",
-                     help=f"Threshold {budget_value:.6g}; {test_share(budget_value)}."):
-        chose(budget_value)
+    set_button(budget_btn, "Set budget", "budget", budget_value)
     st.caption(f"Chosen on the validation split ({view} view), whose class mix differs from the test split's: "
                f"{fpr:g}% FPR there → {test_share(fpr_value)}; {cont:g}% contamination → {test_share(cont_value)}; "
                f"cost {ratio:g}:1 → {test_share(cost_value)}; {alerts:,} alerts per {records:,} records "

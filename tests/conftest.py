@@ -35,3 +35,18 @@ def store():
     from anodet.store import Store
 
     return Store.open(ROOT / "models_store")
+
+
+def wdbc_frame():
+    """ODDS/ADBench "WDBC": the 357 benign records of scikit-learn's breast-cancer table and 10 malignant ones
+    drawn with a fixed seed, labels in ``diagnosis`` (B/M). Generated at test time; nothing is committed."""
+    import numpy as np
+    import pandas as pd
+    from sklearn.datasets import load_breast_cancer
+
+    frame = load_breast_cancer(as_frame=True).frame
+    benign = frame[frame.target == 1]  # scikit-learn: 0 = malignant, 1 = benign
+    malignant = frame[frame.target == 0].sample(10, random_state=0)
+    out = pd.concat([benign, malignant]).sample(frac=1, random_state=0)
+    out["diagnosis"] = np.where(out.pop("target") == 1, "B", "M")
+    return out

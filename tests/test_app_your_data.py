@@ -13,6 +13,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from anodet import training_jobs
+from tests.conftest import wdbc_frame
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 PAGE = "pages/your_data.py"
@@ -33,16 +34,7 @@ def data_dir(tmp_path, monkeypatch):
 
 
 def wdbc_csv() -> bytes:
-    """ODDS/ADBench "WDBC": the 357 benign records of scikit-learn's breast-cancer table and 10 malignant ones
-    drawn with a fixed seed, labels in ``diagnosis`` (B/M)."""
-    from sklearn.datasets import load_breast_cancer
-
-    frame = load_breast_cancer(as_frame=True).frame
-    benign = frame[frame.target == 1]  # scikit-learn: 0 = malignant, 1 = benign
-    malignant = frame[frame.target == 0].sample(10, random_state=0)
-    out = pd.concat([benign, malignant]).sample(frac=1, random_state=0)
-    out["diagnosis"] = np.where(out.pop("target") == 1, "B", "M")
-    return out.to_csv(index=False).encode()
+    return wdbc_frame().to_csv(index=False).encode()
 
 
 def table(at: AppTest, column: str) -> pd.DataFrame:

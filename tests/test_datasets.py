@@ -13,6 +13,7 @@ from anodet.cli import main
 from anodet.datasets import DatasetError
 from anodet.featureset import MAX_CATEGORIES, OTHER
 from anodet.store import Store
+from tests.conftest import wdbc_frame
 
 
 @pytest.fixture(autouse=True)
@@ -24,16 +25,7 @@ def data_dir(tmp_path, monkeypatch):
 
 
 def wdbc_csv(path):
-    """ODDS/ADBench "WDBC": the 357 benign records of scikit-learn's breast-cancer table and 10 malignant ones
-    drawn with a fixed seed, labels in ``diagnosis`` (B/M)."""
-    from sklearn.datasets import load_breast_cancer
-
-    frame = load_breast_cancer(as_frame=True).frame
-    benign = frame[frame.target == 1]  # scikit-learn: 0 = malignant, 1 = benign
-    malignant = frame[frame.target == 0].sample(10, random_state=0)
-    out = pd.concat([benign, malignant]).sample(frac=1, random_state=0)
-    out["diagnosis"] = np.where(out.pop("target") == 1, "B", "M")
-    out.to_csv(path, index=False)
+    wdbc_frame().to_csv(path, index=False)
     return path
 
 

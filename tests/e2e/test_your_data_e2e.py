@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 import pytest
 from playwright.sync_api import expect
 
+from tests.conftest import wdbc_frame
 from tests.e2e.conftest import CHROMIUM, screenshot, start_app, stop_app, wait_idle
 
 pytestmark = pytest.mark.e2e
@@ -26,13 +26,7 @@ def own_app(tmp_path_factory):
 
 
 def wdbc(path):
-    from sklearn.datasets import load_breast_cancer
-
-    frame = load_breast_cancer(as_frame=True).frame
-    out = pd.concat([frame[frame.target == 1], frame[frame.target == 0].sample(10, random_state=0)])
-    out = out.sample(frac=1, random_state=0)
-    out["diagnosis"] = np.where(out.pop("target") == 1, "B", "M")
-    out.to_csv(path, index=False)
+    wdbc_frame().to_csv(path, index=False)
     return path
 
 
