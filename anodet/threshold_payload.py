@@ -51,17 +51,13 @@ def _floats(values: np.ndarray) -> list[float]:
     return [float(v) for v in np.asarray(values, dtype=np.float64)]
 
 
-def control_payload(name: str, label: str, view: str, threshold: float, curve: ThresholdCurve,
-                    bins: HistogramBins, summary: CurveSummary, log_count: bool = False,
-                    compact: bool = False, presets: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-    """The ``data=`` of one threshold control: the grid (sent as Arrow) and everything else as JSON.
+def static_parts(name: str, label: str, view: str, curve: ThresholdCurve, bins: HistogramBins,
+                 summary: CurveSummary) -> dict[str, Any]:
+    """What one detector's control needs under one label view, the same on every rerun.
 
-    ``version`` changes only when the detector, view or store changes, so the browser rebuilds
-    its static drawing only then; ``threshold`` is the server's current value, which the
-    handle moves to whenever it differs from what the browser last knew (a preset, an import).
-    ``compact`` draws the handle, read-out and tiles without the charts. ``presets`` are buttons
-    (``{"key", "label", "value", "help"}``) that move the handle at once and send the value back;
-    the one in force is marked in the browser.
+    Built once per detector, view and store (``ui.get_control_static`` caches it for all
+    sessions); ``version`` changes only when those change, so the browser rebuilds its static
+    drawing only then. The grid is sent as Arrow, the rest as JSON.
     """
     grid = threshold_grid(curve)
     n = len(curve.sorted_scores)
@@ -69,19 +65,29 @@ def control_payload(name: str, label: str, view: str, threshold: float, curve: T
         "version": f"{name}|{view}|{n}|{curve.n_attacks}|{float(grid['score'].iloc[0]):.17g}|"
                    f"{float(grid['score'].iloc[-1]):.17g}|{len(grid)}",
         "name": name, "label": label, "view": view,
-        "threshold": float(threshold),
         "grid": grid,
         "n": n, "n_attacks": int(curve.n_attacks),
         "hist": {"edges": _floats(bins.edges), "normal": [int(v) for v in bins.normal],
                  "attack": [int(v) for v in bins.attack], "log_x": bool(bins.log_x)},
-        "log_count": bool(log_count), "compact": bool(compact),
-        "presets": [{**p, "value": float(p["value"])} for p in presets or []],
         "roc": {"x": _floats(summary.roc[0]), "y": _floats(summary.roc[1]), "auc": _or_none(summary.roc_auc)},
         "pr": {"x": _floats(summary.pr[0]), "y": _floats(summary.pr[1]), "auc": _or_none(summary.pr_auc),
                "base_rate": float(summary.base_rate)},
         "tiles": [{"key": k, "label": METRIC_LABELS[k], "help": METRIC_HELP[k]} for k in TILES],
         "colours": {"normal": NORMAL_COLOUR, "attack": ATTACK_COLOUR, "threshold": THRESHOLD_COLOUR},
     }
+
+
+def control_payload(static: dict[str, Any], threshold: float, log_count: bool = False, compact: bool = False,
+                    presets: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """The ``data=`` of one threshold control: :func:`static_parts` plus this rerun's choices.
+
+    ``threshold`` is the server's current value, which the handle moves to whenever it differs
+    from what the browser last knew (a preset, an import). ``compact`` draws the handle, read-out
+    and tiles without the charts. ``presets`` are buttons (``{"key", "label", "value", "help"}``)
+    that move the handle at once and send the value back; the one in force is marked in the browser.
+    """
+    return {**static, "threshold": float(threshold), "log_count": bool(log_count), "compact": bool(compact),
+            "presets": [{**p, "value": float(p["value"])} for p in presets or []]}
 
 
 def without_static_parts(payload: dict[str, Any]) -> dict[str, Any]:

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import streamlit as st
 
-from anodet import dashboard, evaluate, figures, scorer
+from anodet import dashboard, evaluate, figures, scorer, threshold_payload
 from anodet.data import DataError, Splits, cache_root, load_splits
 from anodet.detectors import NEURAL
 from anodet.evaluate import ThresholdCurve
@@ -247,6 +247,18 @@ def _histograms(root: str, manifest_hash: str, view: str) -> dict[str, figures.H
 def get_histograms(view: str) -> dict[str, figures.HistogramBins]:
     """Per detector, the normal/attack score histogram of the test split, binned once."""
     return _histograms(str(default_root()), _manifest_hash(), view)
+
+
+@st.cache_resource(max_entries=256, show_spinner=False)
+def _control_static(root: str, manifest_hash: str, view: str, name: str) -> dict[str, Any]:
+    return threshold_payload.static_parts(name, display_name(name), view, _test_curves(root, manifest_hash, view)[name],
+                                          _histograms(root, manifest_hash, view)[name],
+                                          _curve_summaries(root, manifest_hash, view)[name])
+
+
+def get_control_static(name: str, view: str) -> dict[str, Any]:
+    """A detector's threshold-control payload parts that never change for this store and view (built once)."""
+    return _control_static(str(default_root()), _manifest_hash(), view, name)
 
 
 @st.cache_resource(max_entries=1)

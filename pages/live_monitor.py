@@ -76,9 +76,7 @@ def replay_mode() -> None:
     speed = controls[1].select_slider("Speed (records/s)", SPEEDS, key="live_speed")
     with controls[2]:
         threshold_control(name, view)
-    curve = ui.get_test_curves(view)[name]
-    live_control(control_payload(name, ui.display_name(name), view, ui.get_threshold(name, view), curve,
-                                 ui.get_histograms(view)[name], ui.get_curve_summaries(view)[name], compact=True),
+    live_control(control_payload(ui.get_control_static(name, view), ui.get_threshold(name, view), compact=True),
                  key=f"live_control_{name}_{view}", on_release=lambda value: ui.set_threshold(name, value, view))
     threshold = ui.get_threshold(name, view)
 

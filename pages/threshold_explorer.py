@@ -40,8 +40,6 @@ def _test_share(name: str, view: str, value: float) -> str:
 
 def _panel(name: str, view: str, compact: bool) -> None:
     store = ui.get_store(loaded=False)
-    curve = ui.get_test_curves(view)[name]
-    label = ui.display_name(name)
     threshold = ui.get_threshold(name)
     presets = store.thresholds(name, view)
     default = store.default_preset
@@ -55,8 +53,7 @@ def _panel(name: str, view: str, compact: bool) -> None:
             "help": f"{evaluate.PRESET_HELP[key]} ({view} view) Value {presets[key]:.6g}; "
                     f"{_test_share(name, view, presets[key])}."
                     + (f" The same value as {' and '.join(same)} for this detector." if same else "")})
-    payload = control_payload(name, label, view, threshold, curve, ui.get_histograms(view)[name],
-                              ui.get_curve_summaries(view)[name], presets=buttons)
+    payload = control_payload(ui.get_control_static(name, view), threshold, presets=buttons)
     threshold_control(payload, key=f"threshold_control_{name}_{view}",
                       on_release=lambda value: ui.set_threshold(name, value, view))
     threshold = ui.get_threshold(name)

@@ -2,7 +2,7 @@
 
 While its handle is dragged (pointer, touch or keyboard), the browser redraws the histogram's
 threshold line, the ROC and PR operating points, the metric tiles and the confusion matrix in
-the same frame, from what :func:`anodet.threshold_payload.control_payload` sent once. Only the
+the same frame, from what :func:`anodet.threshold_payload.static_parts` sent once. Only the
 released value comes back to Python, where it becomes the session's threshold for that
 detector and label view, as every page uses it.
 
