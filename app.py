@@ -22,8 +22,9 @@ PAGES = {
 page = st.navigation(PAGES)
 st.html(f"<style>{dashboard.RESPONSIVE_CSS}</style>")  # one column below ~900 px, on every page
 st.sidebar.title("anodet")
-st.sidebar.caption("Anomaly detectors on KDD Cup 99, side by side.")
-ui.apply_url_state()  # a shared link's view, detectors and thresholds, before any widget
+ui.apply_url_state()  # a shared link's dataset, view, detectors and thresholds, before any widget
+dataset = ui.dataset_switch()
+st.sidebar.caption(f"Anomaly detectors on {dataset.title}, side by side.")
 ui.label_view_switch()
 ui.mark_app_frame()
 try:

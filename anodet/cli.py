@@ -145,8 +145,9 @@ def _add_score(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--detectors", type=detector_list,
                         help="comma-separated names (default: all stored but lof, seq2seq)")
     parser.add_argument("--dataset", metavar="NAME",
-                        help="score with a user dataset's store (one INPUT holding the dataset's columns; "
-                             "--threshold is a preset or a number, the default the store's default preset)")
+                        help="score with a user dataset's store: inputs hold the dataset's columns (a header), "
+                             "detector names without @ are the dataset's (pca = pca@NAME); default threshold: the "
+                             "store's default preset")
     _add_thresholds(parser)
     parser.add_argument("--on-bad-rows", choices=("skip", "reject"), default="skip",
                         help="skip rows that cannot be scored (listed in the output) or reject the file "
@@ -165,6 +166,9 @@ def _add_stream(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--detector", required=True, type=detector_name,
                         help="detector to score with: any stored one, e.g. pca, ocsvm@kdd41, supervised@kdd41")
     _add_thresholds(parser)
+    parser.add_argument("--dataset", metavar="NAME",
+                        help="stream through a user dataset's detector (records with the dataset's columns; "
+                             "--detector pca means pca@NAME)")
     parser.add_argument("--input", "--source", dest="input", default="-", metavar="SRC",
                         help="'-' for stdin (default), a file path, tcp://127.0.0.1:PORT to listen for a producer, "
                              "redis://HOST:PORT/STREAM (a Redis Stream, read in --group) or kafka://HOST:PORT/TOPIC")

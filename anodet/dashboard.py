@@ -100,20 +100,32 @@ def outcomes(y: np.ndarray, flagged: np.ndarray) -> np.ndarray:
     return np.select([flagged & y, flagged & ~y, ~flagged & y], OUTCOMES[:3], default=OUTCOMES[3])
 
 
-def record_table(test: pd.DataFrame, scores: np.ndarray, threshold: float, label_column: str) -> pd.DataFrame:
+UNLABELLED_OUTCOMES = ("flagged", "not flagged")
+"""A record's outcome on a dataset without labels: only the verdict is known."""
+
+
+def record_table(test: pd.DataFrame, scores: np.ndarray, threshold: float, label_column: str | None,
+                 positive: str = "attack") -> pd.DataFrame:
     """The test records with score, verdict and outcome, sorted by score (most anomalous first).
 
     The index stays the record's line number in the raw test file; ``position`` is its row in
-    the test split (what the cached score arrays are indexed by).
+    the test split (what the cached score arrays are indexed by). ``label_column`` None (a dataset
+    without labels): the outcome is only flagged / not flagged and the label "unlabelled".
+    ``positive`` is what a label-1 record is called ("attack" on KDD, "anomaly" on a user's data).
     """
-    y = test[label_column].to_numpy()
     flagged = np.asarray(scores) >= threshold
+    if label_column is None or label_column not in test:
+        outcome, label = np.where(flagged, *UNLABELLED_OUTCOMES), np.full(len(test), "unlabelled")
+    else:
+        y = test[label_column].to_numpy()
+        outcome, label = outcomes(y, flagged), np.where(y == 1, positive, "normal")
     table = pd.DataFrame({
         "position": np.arange(len(test)), "score": np.asarray(scores, dtype=float),
-        "outcome": outcomes(y, flagged), "label": np.where(y == 1, "attack", "normal"),
+        "outcome": outcome, "label": label,
         "attack": test["attack"].to_numpy(), "category": test["category"].to_numpy(),
     }, index=test.index.rename("record"))
-    table = pd.concat([table, test.drop(columns=["attack", "category"]).filter(regex="^(?!label_)")], axis=1)
+    rest = test.drop(columns=[c for c in ("attack", "category", "y") if c in test]).filter(regex="^(?!label_)")
+    table = pd.concat([table, rest], axis=1)
     table.index.name = "record"
     return table.sort_values("score", ascending=False, kind="stable")
 

@@ -183,6 +183,16 @@ def results_table(chunk: Chunk, scores: Any, names: list[str], thresholds: dict[
     return table
 
 
+def input_numeric_columns(store: Any) -> list[str] | None:
+    """The columns an input is parsed as numbers by: None (KDD's 38) for the KDD store, else the user
+    dataset's numeric feature columns (its store holds one feature set that is not a built-in one)."""
+    from anodet.featureset import BUILTIN
+
+    if all(name in BUILTIN for name in store.feature_sets):
+        return None
+    return sorted({c for name in store.feature_sets for c in store.feature_set(name).numeric_columns})
+
+
 def score_source(
     source: str | os.PathLike | IO[bytes], store: Any, names: list[str], thresholds: dict[str, float],
     on_bad_rows: str = "skip", name: str | None = None, sink: Callable[[pa.Table], None] | None = None,
@@ -211,10 +221,13 @@ def score_source(
             summary.flagged = dict.fromkeys(scorer.names, 0)
 
     fraction = [0.0]  # set by the reading thread; progress is reported from this one (a page's thread)
+    model_numeric = input_numeric_columns(store)
     if is_parquet(source):
-        chunks = read_parquet_chunks(source, on_layout, lambda f: fraction.__setitem__(0, f))  # type: ignore[arg-type]
+        chunks = read_parquet_chunks(source, on_layout, lambda f: fraction.__setitem__(0, f),  # type: ignore[arg-type]
+                                     numeric=model_numeric)
     else:
-        chunks = read_chunks(source, name, chunk_bytes, limits, on_layout, lambda f: fraction.__setitem__(0, f))
+        chunks = read_chunks(source, name, chunk_bytes, limits, on_layout, lambda f: fraction.__setitem__(0, f),
+                             model_numeric)
     for chunk in prefetch(chunks):
         n = len(chunk)
         bad = np.flatnonzero(~chunk.valid)

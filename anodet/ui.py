@@ -24,12 +24,13 @@ from typing import Any
 import numpy as np
 import streamlit as st
 
-from anodet import dashboard, evaluate, figures, scorer, threshold_payload
-from anodet.data import DataError, Splits, cache_root, load_splits
+from anodet import dashboard, dataset_view, evaluate, figures, scorer, threshold_payload
+from anodet.data import DataError, Splits, cache_root
+from anodet.dataset_view import KDD, DatasetView
+from anodet.datasets import DatasetError
 from anodet.detectors import NEURAL
 from anodet.evaluate import ThresholdCurve
-from anodet.schema import LABEL_VIEW_HELP, LABEL_VIEWS, NUMERIC_COLUMNS, label_column
-from anodet.store import MANIFEST, Store, StoreError, default_root
+from anodet.store import MANIFEST, Store, StoreError
 
 logger = logging.getLogger("anodet.ui")
 
@@ -46,22 +47,68 @@ DATA_FIX = "Run `python -m anodet data` (with `ANODET_KDD_SOURCE` naming the fol
 _hash_memo: dict[tuple[str, int, int], str] = {}
 
 
+DATASET_KEY = "dataset"
+"""Session key of the dataset every page shows (:data:`anodet.dataset_view.KDD` or a user dataset's name)."""
+
+
+def current_dataset() -> DatasetView:
+    """The dataset the session looks at (the sidebar switch); KDD until another is chosen."""
+    key = st.session_state.get(DATASET_KEY, KDD)
+    if key != KDD:
+        try:
+            return dataset_view.view_of(key)
+        except DatasetError:  # removed since it was chosen: back to the built-in one
+            st.session_state[DATASET_KEY] = KDD
+    return dataset_view.kdd()
+
+
+def dataset_switch() -> DatasetView:
+    """The sidebar's dataset switch (shown once a user dataset is trained); every page reads :func:`current_dataset`."""
+    choices = dataset_view.available()
+    if st.session_state.get(DATASET_KEY, KDD) not in choices:
+        st.session_state[DATASET_KEY] = KDD
+    if len(choices) > 1:
+        st.sidebar.selectbox("Dataset", choices, key=DATASET_KEY, format_func=dataset_view.describe,
+                             help="Every page shows the chosen dataset: its detectors, splits and labels. Add and "
+                                  "train your own on the Your data page.")
+    return current_dataset()
+
+
+def keyed(key: str) -> str:
+    """A widget key of its own per dataset (options differ between datasets); KDD's keys stay as they were."""
+    dataset = current_dataset()
+    return key if dataset.builtin else f"{key}@{dataset.key}"
+
+
+def has_labels() -> bool:
+    """Does the session's dataset have labels (so ROC/PR curves, confusion matrices and outcomes)?"""
+    return current_dataset().labelled
+
+
+def _root() -> str:
+    return str(current_dataset().store_root)
+
+
 def _manifest_hash() -> str:
-    """sha256 of the manifest, recomputed only when the file changes (it is read on every rerun).
+    """sha256 of the current store's manifest, recomputed only when the file changes (read on every rerun).
 
     The store is written by replacing ``manifest.json``, which changes its mtime and size.
     """
-    path = default_root() / MANIFEST
+    root = Path(_root())
+    path = root / MANIFEST
     try:
         stat = path.stat()
         key = (str(path), stat.st_mtime_ns, stat.st_size)
         if key not in _hash_memo:
             digest = hashlib.sha256(path.read_bytes()).hexdigest()
-            _hash_memo.clear()
+            for old in [k for k in _hash_memo if k[0] == str(path)]:
+                del _hash_memo[old]
             _hash_memo[key] = digest
         return _hash_memo[key]
     except OSError:
-        raise StoreError(f"No model store at {default_root()}. Run `python -m anodet train` to build it.") from None
+        dataset = current_dataset()
+        how = "python -m anodet train" + ("" if dataset.builtin else f" --dataset {dataset.key}")
+        raise StoreError(f"No model store at {root}. Run `{how}` to build it.") from None
 
 
 @st.cache_resource(max_entries=2)
@@ -91,18 +138,31 @@ def get_store(loaded: bool = True) -> Store:
     and quantiles (and the test scores, which :func:`get_test_scores` keeps on disk).
     """
     if loaded:
-        return _load_store(str(default_root()), _manifest_hash())
-    return _open_store(str(default_root()), _manifest_hash())
+        return _load_store(_root(), _manifest_hash())
+    return _open_store(_root(), _manifest_hash())
 
 
-@st.cache_resource(show_spinner="Loading the KDD splits…", max_entries=1)
-def _load_splits() -> Splits:
-    return load_splits()
+@st.cache_resource(show_spinner="Loading the dataset's splits…", max_entries=3)
+def _load_splits(key: str, declaration: str) -> Splits:
+    return dataset_view.view_of(key).load()
 
 
 def get_splits() -> Splits:
-    """The KDD splits (shared by all sessions)."""
-    return _load_splits()
+    """The session's dataset's splits (shared by all sessions), shaped as :mod:`anodet.dataset_view` says."""
+    dataset = current_dataset()
+    declaration = "" if dataset.builtin else json.dumps(_declaration_stamp(dataset.key))
+    return _load_splits(dataset.key, declaration)
+
+
+def _declaration_stamp(key: str) -> list[int]:
+    """Changes when a dataset is declared again (its splits are then rebuilt)."""
+    from anodet.datasets import DECLARATION, dataset_dir
+
+    try:
+        stat = (dataset_dir(key) / DECLARATION).stat()
+        return [stat.st_mtime_ns, stat.st_size]
+    except OSError:
+        return []
 
 
 def _readonly(values: np.ndarray) -> np.ndarray:
@@ -200,53 +260,68 @@ def score_all(store: Store, rows: Any) -> dict[str, np.ndarray]:
     return scorer.score_rows(store, rows).by_detector
 
 
+def _labels(split: str, view: str) -> np.ndarray:
+    """0/1 labels of a split; curves need them (pages check :func:`has_labels` first)."""
+    y = dataset_view.labels(get_splits(), split, view)
+    if y is None:
+        raise DatasetError(f"Dataset {current_dataset().key!r} has no labels: ROC and precision-recall curves need "
+                           "a label column (declare the dataset again with --label COLUMN).")
+    return y
+
+
+def labels_or_normal(split: str, view: str) -> np.ndarray:
+    """0/1 labels of a split; on a dataset without labels every record counts as normal (histograms, tables)."""
+    y = dataset_view.labels(get_splits(), split, view)
+    return np.zeros(len(getattr(get_splits(), split)), dtype=np.int8) if y is None else y
+
+
 def get_test_scores() -> dict[str, np.ndarray]:
     """Every detector's scores on the test split, read-only (shared by all sessions)."""
-    return _test_scores(str(default_root()), _manifest_hash())
+    return _test_scores(_root(), _manifest_hash())
 
 
 @st.cache_resource(max_entries=4)
 def _test_curves(root: str, manifest_hash: str, view: str) -> dict[str, ThresholdCurve]:
-    y = get_splits().test[label_column(view)].to_numpy()
+    y = _labels("test", view)
     return {n: ThresholdCurve.from_scores(y, s) for n, s in _test_scores(root, manifest_hash).items()}
 
 
 def get_test_curves(view: str) -> dict[str, ThresholdCurve]:
     """Per detector, the sorted test scores that make metrics at any threshold O(log n)."""
-    return _test_curves(str(default_root()), _manifest_hash(), view)
+    return _test_curves(_root(), _manifest_hash(), view)
 
 
 @st.cache_resource(max_entries=4)
 def _curve_summaries(root: str, manifest_hash: str, view: str) -> dict[str, dashboard.CurveSummary]:
-    y = get_splits().test[label_column(view)].to_numpy()
+    y = _labels("test", view)
     return {n: dashboard.curve_summary(y, s) for n, s in _test_scores(root, manifest_hash).items()}
 
 
 @st.cache_resource(max_entries=4, show_spinner=False)
 def _validation_curves(root: str, manifest_hash: str, view: str) -> dict[str, ThresholdCurve]:
-    y = get_splits().validation[label_column(view)].to_numpy()
+    y = _labels("validation", view)
     return {n: ThresholdCurve.from_scores(y, s) for n, s in _validation_scores(root, manifest_hash).items()}
 
 
 def get_validation_curves(view: str) -> dict[str, ThresholdCurve]:
     """Per detector, the sorted validation scores: what the cost and alert-budget presets are chosen on."""
-    return _validation_curves(str(default_root()), _manifest_hash(), view)
+    return _validation_curves(_root(), _manifest_hash(), view)
 
 
 def get_curve_summaries(view: str) -> dict[str, dashboard.CurveSummary]:
     """Per detector, ROC/PR AUCs and light curves on the test split (shared by all sessions)."""
-    return _curve_summaries(str(default_root()), _manifest_hash(), view)
+    return _curve_summaries(_root(), _manifest_hash(), view)
 
 
 @st.cache_resource(max_entries=4)
 def _histograms(root: str, manifest_hash: str, view: str) -> dict[str, figures.HistogramBins]:
-    y = get_splits().test[label_column(view)].to_numpy()
+    y = labels_or_normal("test", view)
     return {n: figures.histogram_bins(s, y) for n, s in _test_scores(root, manifest_hash).items()}
 
 
 def get_histograms(view: str) -> dict[str, figures.HistogramBins]:
     """Per detector, the normal/attack score histogram of the test split, binned once."""
-    return _histograms(str(default_root()), _manifest_hash(), view)
+    return _histograms(_root(), _manifest_hash(), view)
 
 
 @st.cache_resource(max_entries=256, show_spinner=False)
@@ -258,28 +333,29 @@ def _control_static(root: str, manifest_hash: str, view: str, name: str) -> dict
 
 def get_control_static(name: str, view: str) -> dict[str, Any]:
     """A detector's threshold-control payload parts that never change for this store and view (built once)."""
-    return _control_static(str(default_root()), _manifest_hash(), view, name)
+    return _control_static(_root(), _manifest_hash(), view, name)
 
 
-@st.cache_resource(max_entries=1)
-def _sorted_train() -> dict[str, np.ndarray]:
+@st.cache_resource(max_entries=3)
+def _sorted_train(key: str, columns: tuple[str, ...]) -> dict[str, np.ndarray]:
     train = get_splits().train
-    return {c: _readonly(np.sort(train[c].to_numpy(dtype=np.float64))) for c in NUMERIC_COLUMNS}
+    return {c: _readonly(np.sort(train[c].to_numpy(dtype=np.float64))) for c in columns}
 
 
 @st.cache_resource(max_entries=4)
-def _reference_record(columns: tuple[str, ...]) -> Any:
+def _reference_record(key: str, columns: tuple[str, ...]) -> Any:
     return dashboard.reference_record(get_splits().train, columns)
 
 
 def get_reference_record(columns: Sequence[str]) -> Any:
     """A typical normal training record over ``columns`` (medians and most common categories), as a one-row DataFrame."""
-    return _reference_record(tuple(columns))
+    return _reference_record(current_dataset().key, tuple(columns))
 
 
 def get_sorted_train() -> dict[str, np.ndarray]:
     """Each numeric column of the normal training records, sorted (for percentiles)."""
-    return _sorted_train()
+    dataset = current_dataset()
+    return _sorted_train(dataset.key, dataset.numeric_columns)
 
 
 def display_name(name: str) -> str:
@@ -288,6 +364,16 @@ def display_name(name: str) -> str:
         return get_store(loaded=False).entry(name).get("display_name", name)
     except StoreError:
         return name
+
+
+def name_format(names: Sequence[str]) -> Any:
+    """A widget's ``format_func`` showing detectors by display name, fixed when the widget is drawn.
+
+    (A lookup built now, not :func:`display_name` itself: Streamlit may format values later, outside
+    this session's run, where the session's dataset is unknown.)
+    """
+    labels = {n: display_name(n) for n in names}
+    return lambda name: labels.get(name, name)
 
 
 def is_supervised(name: str) -> bool:
@@ -317,7 +403,7 @@ def detector_picker(label: str, names: Sequence[str], key: str, help: str | None
     def _remember() -> None:
         st.session_state[FOCUS_KEY] = st.session_state[key]
 
-    return st.selectbox(label, names, key=key, format_func=display_name, on_change=_remember, help=help)
+    return st.selectbox(label, names, key=key, format_func=name_format(names), on_change=_remember, help=help)
 
 
 def metric_tiles(metrics: dict[str, float], keys: Sequence[str], columns: int | None = None) -> None:
@@ -349,16 +435,26 @@ def timed(label: str) -> Iterator[None]:
         print(f"anodet-timing {label} {(time.perf_counter() - start) * 1000:.2f} ms", file=sys.stderr, flush=True)
 
 
+LABEL_VIEW_KEY = "label_view"
+
+
 def label_view() -> str:
-    """The session's label view ("reference" or "true")."""
-    return st.session_state.get("label_view", LABEL_VIEWS[0])
+    """The session's label view: on KDD "reference" or "true"; a user dataset has one, "label"."""
+    views = current_dataset().label_views
+    chosen = st.session_state.get(LABEL_VIEW_KEY)
+    return chosen if chosen in views else views[0]
 
 
 def label_view_switch() -> str:
-    """The sidebar switch between label views; every page reads :func:`label_view`."""
+    """The sidebar switch between label views (only where a dataset has two); every page reads :func:`label_view`."""
+    dataset = current_dataset()
+    if len(dataset.label_views) < 2:
+        return label_view()
+    if st.session_state.get(LABEL_VIEW_KEY) not in dataset.label_views:
+        st.session_state[LABEL_VIEW_KEY] = dataset.label_views[0]
     return st.sidebar.radio(
-        "Label view", LABEL_VIEWS, key="label_view", horizontal=True,
-        help="  \n".join(f"**{v}**: {LABEL_VIEW_HELP[v]}" for v in LABEL_VIEWS),
+        "Label view", dataset.label_views, key=LABEL_VIEW_KEY, horizontal=True,
+        help="  \n".join(f"**{v}**: {dataset.view_help[v]}" for v in dataset.label_views),
     )
 
 
@@ -406,12 +502,19 @@ def apply_url_state() -> None:
     st.session_state[URL_APPLIED_KEY] = True
     params = st.query_params
     problems: list[str] = []
+    key = params.get("dataset")
+    if key is not None:
+        if key in dataset_view.available():
+            st.session_state[DATASET_KEY] = key
+        else:
+            problems.append(f"the dataset {markdown_text(key)} is not one this server has trained")
+    views = current_dataset().label_views
     view = params.get("view")
     if view is not None:
-        if view in LABEL_VIEWS:
-            st.session_state["label_view"] = view
+        if view in views:
+            st.session_state[LABEL_VIEW_KEY] = view
         else:
-            problems.append(f"the label view {markdown_text(view)} is not one of {', '.join(LABEL_VIEWS)}")
+            problems.append(f"the label view {markdown_text(view)} is not one of {', '.join(views)}")
     wanted = [params.get("detector"), params.get("compare")]
     thresholds = params.get_all("threshold")
     if not any(wanted) and not thresholds:
@@ -438,7 +541,7 @@ def apply_url_state() -> None:
         elif not np.isfinite(value):
             problems.append(f"the threshold of {markdown_text(name)} ({markdown_text(text)}) is not a finite number")
         else:
-            set_threshold(name, value, view if view in LABEL_VIEWS else None)
+            set_threshold(name, value, view if view in views else None)
     st.session_state[URL_PROBLEMS_KEY] = problems
 
 
@@ -449,7 +552,9 @@ def url_problems() -> list[str]:
 
 def set_explorer_url(detectors: Sequence[str], view: str) -> None:
     """Keep the explorer's detectors, label view and thresholds in the URL, so a link reproduces them."""
-    wanted = {"view": [view], "detector": [detectors[0]], "compare": list(detectors[1:2]),
+    dataset = current_dataset()
+    wanted = {"dataset": [] if dataset.builtin else [dataset.key], "view": [view], "detector": [detectors[0]],
+              "compare": list(detectors[1:2]),
               "threshold": [f"{n}:{get_threshold(n, view)!r}" for n in detectors]}
     if all(st.query_params.get_all(k) == v for k, v in wanted.items()) and set(st.query_params) <= set(wanted):
         return
@@ -479,6 +584,8 @@ def show_failure(exc: Exception) -> None:
     """One sentence on what is wrong and what to do; never a stack trace."""
     if isinstance(exc, DataError):
         st.error(f"The KDD data is not available: {exc}\n\n{DATA_FIX}")  # our sentence, operator-chosen paths
+    elif isinstance(exc, DatasetError):
+        st.error(f"The dataset cannot be used: {markdown_text(exc)}")
     elif isinstance(exc, StoreError):
         st.error(f"The model store cannot be used: {exc}")
     else:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from anodet import dashboard, figures, ui
-from anodet.schema import CATEGORIES, label_column
+from anodet import dashboard, dataset_view, figures, ui
+from anodet.dataset_view import label_column
+from anodet.schema import NORMAL
 
 ui.ensure_app_frame()
 
@@ -14,6 +15,8 @@ DEFAULT_OUTCOMES = ["true positive", "false positive"]
 RECORD_KEY = "flagged_record"  # the test record (row of the test split) whose detail is open; other pages set it too
 
 st.title("Flagged records")
+dataset = ui.current_dataset()
+positive = dataset.anomaly_word
 view = ui.label_view()
 store = ui.get_store(loaded=False)
 names = store.names
@@ -25,7 +28,8 @@ with top[0]:
     name = ui.detector_picker("Detector", names, key="flagged_detector")
 threshold = ui.get_threshold(name)
 feature_set = store.feature_set_for(name)
-table = dashboard.record_table(test, scores[name], threshold, label_column(view))
+table = dashboard.record_table(test, scores[name], threshold, label_column(view) if dataset.labelled else None,
+                              positive)
 with top[1]:
     st.markdown(f"**{ui.markdown_text(ui.display_name(name))}** flags **{int((table['score'] >= threshold).sum()):,}** of "
                 f"{len(table):,} test records at threshold **{threshold:.6g}**: this session's threshold for it "
@@ -33,14 +37,22 @@ with top[1]:
     st.page_link("pages/threshold_explorer.py", label="Move the threshold in the threshold explorer", icon=":material/tune:")
 
 f1, f2, f3 = st.columns([3, 2, 2])
-chosen_outcomes = f1.pills("Outcome", dashboard.OUTCOMES[:3], selection_mode="multi", default=DEFAULT_OUTCOMES,
-                           key="flagged_outcomes",
-                           help="True positive: a flagged attack. False positive: a flagged normal record. "
-                                "Missed attack: an attack scoring below the threshold. None chosen: all records.")
-chosen_categories = f2.multiselect("Category", list(CATEGORIES), key="flagged_categories",
-                                   placeholder="All categories")
-chosen_attacks = f3.multiselect("Attack name", sorted(test["attack"].unique()), key="flagged_attacks",
-                                placeholder="All attack names")
+if dataset.labelled:
+    chosen_outcomes = f1.pills("Outcome", dashboard.OUTCOMES[:3], selection_mode="multi", default=DEFAULT_OUTCOMES,
+                               key="flagged_outcomes",
+                               help="True positive: a flagged attack. False positive: a flagged normal record. "
+                                    "Missed attack: an attack scoring below the threshold. None chosen: all records.")
+else:
+    chosen_outcomes = f1.pills("Outcome", dashboard.UNLABELLED_OUTCOMES, selection_mode="multi", default=["flagged"],
+                               key="flagged_outcomes_unlabelled",
+                               help="This dataset has no labels, so a record is only flagged or not (no true or "
+                                    "false positives). None chosen: all records.")
+chosen_categories = f2.multiselect("Category", [NORMAL, *dataset.categories(test)] if dataset.labelled else [],
+                                   key=ui.keyed("flagged_categories"), placeholder="All categories",
+                                   disabled=not dataset.labelled)
+chosen_attacks = f3.multiselect("Attack name" if dataset.builtin else "Label value", sorted(test["attack"].unique()),
+                                key=ui.keyed("flagged_attacks"), placeholder="All attack names" if dataset.builtin else
+                                "All label values", disabled=not dataset.labelled)
 shown = dashboard.filter_records(table, chosen_outcomes, chosen_attacks, chosen_categories)
 
 filter_id = abs(hash((name, threshold, view, tuple(chosen_outcomes or ()), tuple(chosen_categories),
@@ -50,7 +62,7 @@ filter_id = abs(hash((name, threshold, view, tuple(chosen_outcomes or ()), tuple
 
 
 def _open(position: int | None) -> None:
-    st.session_state[RECORD_KEY] = position
+    st.session_state[ui.keyed(RECORD_KEY)] = position
 
 
 def _changed(what: str, selection: tuple) -> bool:
@@ -67,11 +79,11 @@ else:
     hist_col, table_col = st.columns([2, 3])
     hist_key = f"flagged_hist_{filter_id}"
     with hist_col:
-        bins = figures.histogram_bins(shown["score"].to_numpy(), (shown["label"] == "attack").to_numpy(), bins=40)
+        bins = figures.histogram_bins(shown["score"].to_numpy(), (shown["label"] == positive).to_numpy(), bins=40)
 
         def _records_in_bar(rows, point):
             lo, hi = dashboard.customdata_pair(point.get("customdata"))
-            label = "attack" if point.get("curve_number") == 1 else "normal"
+            label = positive if point.get("curve_number") == 1 else ("normal" if dataset.labelled else "unlabelled")
             s = rows["score"].to_numpy()
             return rows[(s >= lo) & (s <= hi) & (rows["label"] == label).to_numpy()]
 
@@ -97,7 +109,8 @@ else:
             display, on_select="rerun", selection_mode="single-row", hide_index=True, height=380,
             key=table_key,
             column_order=["record", "score", "outcome", "label", "attack", "category", *feature_set.raw_columns],
-            column_config={"record": st.column_config.NumberColumn("Record", help="Line number in the raw test file.",
+            column_config={"record": st.column_config.NumberColumn("Record", help="Line number in the raw test file."
+                                                                   if dataset.builtin else "Row of the test split.",
                                                                    format="%d", pinned=True),
                            "score": st.column_config.NumberColumn("Score", format="%.4g", pinned=True)})
         st.caption(f"{len(shown):,} records, highest score first. Select a row to see why it scored as it did.")
@@ -114,7 +127,7 @@ else:
                        help=f"Each row also records the detector, its threshold ({threshold:.6g}) and the label "
                             f"view ({view}) the outcomes were computed with.")
 
-position = st.session_state.get(RECORD_KEY)
+position = st.session_state.get(ui.keyed(RECORD_KEY))
 if position is not None and not 0 <= int(position) < len(test):
     position = None
 if position is not None:
@@ -139,13 +152,15 @@ if position is not None:
                         "previous or next record to step to.")
     a, b, c, d = st.columns(4)
     a.metric("Label", record["label"], help=f"Under the {view} label view.")
-    b.metric("Attack name", ui.markdown_text(record["attack"]))
+    b.metric("Attack name" if dataset.builtin else "Label value", ui.markdown_text(record["attack"]))
     c.metric("Category", ui.markdown_text(record["category"]),
-             help="novel: an attack type that appears only in the test file.")
+             help="novel: an attack type that appears only in the test file." if dataset.builtin else
+             f"The label value; values rarer than the {dataset_view.MAX_CATEGORIES} most common are 'other'.")
     d.metric(f"{ui.display_name(name)} score", f"{record['score']:.4g}", delta=record["outcome"], delta_color="off")
     fields = test.iloc[position]
-    st.markdown("**Connection**: " + " · ".join(
-        f"{label} **{ui.markdown_text(fields[field])}**" for field, label in dashboard.CONNECTION_FIELDS.items()))
+    if dataset.builtin:
+        st.markdown("**Connection**: " + " · ".join(
+            f"{label} **{ui.markdown_text(fields[field])}**" for field, label in dashboard.CONNECTION_FIELDS.items()))
     numeric = feature_set.numeric_columns
     values = record[numeric].to_numpy(dtype=np.float64)
     left, right = st.columns(2)

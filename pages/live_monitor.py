@@ -20,7 +20,6 @@ from anodet.live import (
     resolve_alert_path,
     resolve_alert_stream,
 )
-from anodet.schema import label_column
 from anodet.threshold_control import threshold_control as live_control
 from anodet.threshold_payload import control_payload
 
@@ -68,20 +67,24 @@ def replay_mode() -> None:
     view = ui.label_view()
     replay: Replay | None = st.session_state.get(REPLAY_KEY)
     kept_for = st.session_state.get(REPLAY_FOR)
+    if st.session_state.get("live_detector", names[0]) not in names:  # another dataset was chosen
+        del st.session_state["live_detector"]
     _keep_widget("live_detector", kept_for[0] if replay is not None and kept_for and kept_for[0] in names else names[0])
     _keep_widget("live_speed", int(replay.speed) if replay is not None and int(replay.speed) in SPEEDS else 200)
     controls = st.columns([2, 2, 2])
-    name = controls[0].selectbox("Detector", names, format_func=ui.display_name, key="live_detector",
+    name = controls[0].selectbox("Detector", names, format_func=ui.name_format(names), key="live_detector",
                                  help="Another detector starts a new replay.")
     speed = controls[1].select_slider("Speed (records/s)", SPEEDS, key="live_speed")
     with controls[2]:
         threshold_control(name, view)
-    live_control(control_payload(ui.get_control_static(name, view), ui.get_threshold(name, view), compact=True),
-                 key=f"live_control_{name}_{view}", on_release=lambda value: ui.set_threshold(name, value, view))
+    dataset = ui.current_dataset()
+    if dataset.labelled:
+        live_control(control_payload(ui.get_control_static(name, view), ui.get_threshold(name, view), compact=True),
+                     key=f"live_control_{name}_{view}", on_release=lambda value: ui.set_threshold(name, value, view))
     threshold = ui.get_threshold(name, view)
 
     test = ui.get_splits().test
-    is_attack = test[label_column(view)].to_numpy() == 1
+    is_attack = ui.labels_or_normal("test", view) == 1
     if replay is None or kept_for != (name, store.hash):
         replay = Replay(ui.get_test_scores()[name], is_attack, test["attack"].to_numpy(), speed=speed)
         st.session_state[REPLAY_KEY] = replay
@@ -125,9 +128,10 @@ def replay_mode() -> None:
         cols[0].metric("Records", f"{seen:,}", help="Records replayed so far.")
         cols[1].metric("Alerts", f"{flagged:,}", help="Records scoring at or above the threshold.")
         cols[2].metric("Anomaly rate", f"{flagged / seen:.1%}" if seen else "–")
-        cols[3].metric("Attacks caught", f"{caught / attacks_seen:.0%}" if attacks_seen else "–",
-                       help=f"{caught:,} of the {attacks_seen:,} attacks replayed so far (under the {view_now} "
-                            "label view) raised an alert.")
+        word = ui.current_dataset().anomaly_word
+        cols[3].metric(f"{word.capitalize()}s caught", f"{caught / attacks_seen:.0%}" if attacks_seen else "–",
+                       help=f"{caught:,} of the {attacks_seen:,} {word}s replayed so far (under the {view_now} "
+                            "label view) raised an alert." if ui.has_labels() else "This dataset has no labels.")
         cols[4].metric("False alarms", f"{flagged - caught:,}", help="Normal records that raised an alert.")
         state = "running" if replay.running else "finished" if replay.finished else "paused"
         if replay.away_seconds >= 1:
@@ -183,7 +187,7 @@ def open_record(name: str, position: int) -> None:
     """
     def _go() -> None:
         st.session_state[ui.FOCUS_KEY] = name
-        st.session_state["flagged_record"] = position
+        st.session_state[ui.keyed("flagged_record")] = position
         st.session_state[GOTO_KEY] = True
 
     record = ui.get_splits().test.index[position]

@@ -5,19 +5,54 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from anodet import dashboard, evaluate, figures, ui
-from anodet.schema import ATTACK_CATEGORIES
+from anodet import dashboard, dataset_view, evaluate, figures, ui
 
 ui.ensure_app_frame()
 
+
+
+def unlabelled_overview(names: list[str]) -> None:
+    """A dataset without labels: thresholds, flags, agreement and score histograms (no ROC/PR: they need labels)."""
+    scores = ui.get_test_scores()
+    thresholds = ui.get_thresholds(names)
+    n = len(ui.get_splits().test)
+    st.info("This dataset has no labels, so there are no ROC or precision-recall curves, detection rates or "
+            "confusion matrices: what each detector flags at its threshold (chosen without labels: "
+            f"{store.default_preset}) and how the detectors agree. Declare the dataset again with a label column "
+            "(`--label COLUMN`) to compare them on labels.")
+    table = {"detector": [ui.display_name(d) for d in names], "threshold": [thresholds[d] for d in names],
+             "flagged": [int((scores[d] >= thresholds[d]).sum()) for d in names],
+             "share flagged": [float(np.mean(scores[d] >= thresholds[d])) for d in names]}
+    st.subheader("Detectors")
+    st.dataframe(table, hide_index=True, key="overview_unlabelled", height=dashboard.table_height(len(names)),
+                 column_config={"threshold": st.column_config.NumberColumn(format="%.4g"),
+                                "share flagged": st.column_config.ProgressColumn(format="percent", min_value=0,
+                                                                                max_value=1)})
+    st.caption(f"Flags among the {n:,} test records at each detector's threshold; move them in the threshold "
+               "explorer.")
+    st.subheader("Agreement")
+    common = dashboard.agreement(dashboard.flag_matrix({d: scores[d] for d in names}, thresholds))
+    st.plotly_chart(figures.agreement_heatmap([ui.display_name(d) for d in names], common,
+                                              title="Which detectors agree: share of one's flags the other flags too"),
+                    key="overview_agreement")
+    st.subheader("Scores")
+    pick = ui.detector_picker("Detector", names, key="overview_histogram_detector")
+    st.plotly_chart(figures.score_histogram(ui.get_histograms(view)[pick], thresholds[pick], log_count=True,
+                                            title=f"{ui.display_name(pick)}: test scores and threshold"),
+                    key="overview_histogram")
+
+
+dataset = ui.current_dataset()
 st.title("Overview")
 view = ui.label_view()
 store = ui.get_store(loaded=False)
 filters = st.columns([3, 2])
 chosen_sets = filters[0].pills(
-    "Feature sets", store.feature_sets, selection_mode="multi", default=store.feature_sets, key="overview_sets",
+    "Feature sets", store.feature_sets, selection_mode="multi", default=store.feature_sets,
+    key=ui.keyed("overview_sets"),
     help="kdd18: the reference prototype's 18 traffic rates and counts. kdd41: all 41 KDD columns (bytes and "
-         "counts on a log scale, protocol, service and flag one-hot).")
+         "counts on a log scale, protocol, service and flag one-hot)." if dataset.builtin else
+         "Your dataset's declared columns (numeric, log-scaled or one-hot categorical).")
 show_ceiling = filters[1].toggle(
     "Show the supervised ceiling", value=True, key="overview_ceiling",
     help="A random forest trained on KDD's labelled training file (normal vs attack): what labels reach on the "
@@ -26,6 +61,9 @@ names = [n for n in store.names if store.feature_set_of(n) in (chosen_sets or st
          and (show_ceiling or not ui.is_supervised(n))]
 if len(names) < 2:
     st.info("Choose at least one feature set (and keep two or more detectors) to compare detectors.")
+    st.stop()
+if not dataset.labelled:
+    unlabelled_overview(names)
     st.stop()
 scores = ui.get_test_scores()
 curves = ui.get_test_curves(view)
@@ -36,9 +74,10 @@ test = ui.get_splits().test
 moved = [f"{labels[n]} (threshold {thresholds[n]:.6g})" for n in names
          if thresholds[n] != store.default_threshold(n, view)]
 
+switch = " (switch in the sidebar)" if len(dataset.label_views) > 1 else ""
 st.caption(
-    f"{len(names)} pretrained detectors on the {len(test):,} records of the KDD Cup 99 test split, "
-    f"labels in the **{view}** view (switch in the sidebar). Metrics at a threshold use each detector's "
+    f"{len(names)} pretrained detectors on the {len(test):,} records of {ui.markdown_text(dataset.source)}, "
+    f"labels in the **{view}** view{switch}. Metrics at a threshold use each detector's "
     f"threshold for the **{view}** view: the {view} view's validation best-F1 one until you move it in the "
     "threshold explorer (each view keeps its own). "
     + (f"Moved from that default: {ui.markdown_text(', '.join(moved))}." if moved else "None has been moved in this view.")
@@ -99,13 +138,17 @@ st.caption(evaluate.METRIC_HELP["roc_auc"] + " The false-positive rate is on a l
            "differ mostly below 10%.")
 categories = test["category"].to_numpy()
 ordered_scores = {n: scores[n] for n in order}
-rates = dashboard.category_rates(ordered_scores, thresholds, categories, ATTACK_CATEGORIES)
+shown_categories = dataset.categories(test)
+rates = dashboard.category_rates(ordered_scores, thresholds, categories, shown_categories)
 counts = test["category"].value_counts()
-columns = [f"{c} ({counts.get(c, 0):,})" for c in ATTACK_CATEGORIES]
+columns = [f"{ui.markdown_text(c)} ({counts.get(c, 0):,})" for c in shown_categories]
 st.plotly_chart(figures.rate_heatmap([labels[n] for n in order], columns, rates,
-                                     title="Detection rate per attack category"), key="overview_rates")
+                                     title=f"Detection rate per {dataset.anomaly_word} category"),
+                key="overview_rates")
 st.caption("Share of each category's test records flagged at the detector's threshold (record counts in "
-           "brackets). *novel*: attack types that appear only in the test file.")
+           "brackets). " + ("*novel*: attack types that appear only in the test file." if dataset.builtin else
+                            f"Categories are your label's anomalous values (the {dataset_view.MAX_CATEGORIES} "
+                            "most common; the rest are *other*)."))
 
 st.subheader("Agreement")
 flags = dashboard.flag_matrix(ordered_scores, thresholds)
@@ -128,8 +171,8 @@ for key, default in (("overview_a", order[0]), ("overview_b", order[1])):
     if st.session_state.get(key) not in names:
         st.session_state[key] = default
 pick_a, pick_b = st.columns(2)
-a = pick_a.selectbox("Detector A", order, key="overview_a", format_func=ui.display_name)
-b = pick_b.selectbox("Detector B", order, key="overview_b", format_func=ui.display_name)
+a = pick_a.selectbox("Detector A", order, key="overview_a", format_func=ui.name_format(order))
+b = pick_b.selectbox("Detector B", order, key="overview_b", format_func=ui.name_format(order))
 if a == b:
     st.info("Choose two different detectors to compare them.")
 else:
@@ -154,7 +197,7 @@ else:
         with col:
             st.markdown(f"**{ui.markdown_text(labels[first])} flags, {ui.markdown_text(labels[second])} passes**: "
                         f"{len(only):,} records "
-                        f"({int(y[only].sum()):,} of them attacks)")
+                        f"({int(y[only].sum()):,} of them {dataset.anomaly_word}s)")
             rows = test.iloc[only][["attack", "category"]].assign(
                 **{labels[first]: scores[first][only], labels[second]: scores[second][only]})
             rows = rows.iloc[np.argsort(-scores[first][only], kind="stable")]

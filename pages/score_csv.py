@@ -23,14 +23,23 @@ from anodet.thresholds import resolve_thresholds
 
 ui.ensure_app_frame()
 
-RESULT_KEY = "score_csv_result"
+
+
+def _result_key() -> str:
+    """The session's kept result: one per dataset (a result of one dataset is not shown on another)."""
+    return ui.keyed("score_csv_result")
+
 EXPLORER = "explorer"
 text = ui.markdown_text
 
 
-@st.cache_data(show_spinner=False, max_entries=1)
-def _example() -> bytes:
-    return data.example_csv(ui.get_splits().test)
+@st.cache_data(show_spinner=False, max_entries=3)
+def _example(dataset_key: str, columns: tuple[str, ...]) -> bytes:
+    test = ui.get_splits().test
+    if not columns:  # KDD: the 41 columns shuffled, an id and the attack name as label
+        return data.example_csv(test)
+    sample = test.sample(min(400, len(test)), random_state=7).sort_index()
+    return sample[list(columns)].to_csv(index=False).encode()
 
 
 def _score(source, name: str, names: list[str], thresholds: dict[str, float], policy: str, choice: str) -> None:
@@ -40,7 +49,7 @@ def _score(source, name: str, names: list[str], thresholds: dict[str, float], po
     def progress(fraction: float, rows: int) -> None:
         bar.progress(min(fraction, 1.0), text=f"Scoring {text(name)}: {rows:,} rows so far…")
 
-    previous = st.session_state.get(RESULT_KEY, {}).get("result")
+    previous = st.session_state.get(_result_key(), {}).get("result")
     max_mb = int(st.get_option("server.maxUploadSize"))
     try:
         result = upload.score_upload(
@@ -48,11 +57,11 @@ def _score(source, name: str, names: list[str], thresholds: dict[str, float], po
             previous=previous, waiting=lambda: bar.progress(0.0, text="Waiting for a free scorer: other uploads are "
                                                                       "being scored on this server…"))
     except InputError as exc:
-        st.session_state[RESULT_KEY] = {"error": str(exc), "name": name, "problems": getattr(exc, "problems", None)}
+        st.session_state[_result_key()] = {"error": str(exc), "name": name, "problems": getattr(exc, "problems", None)}
         return
     finally:
         bar.empty()
-    st.session_state[RESULT_KEY] = {"result": result, "choice": choice, "view": ui.label_view()}
+    st.session_state[_result_key()] = {"result": result, "choice": choice, "view": ui.label_view()}
 
 
 def _problem_table(problems) -> None:
@@ -67,14 +76,32 @@ def _preset_label(choice: str, store, view: str) -> str:
     return f"preset: {choice}" + (f" (e.g. {ui.display_name(store.names[0])} {value:.4g})" if value is not None else "")
 
 
+dataset = ui.current_dataset()
 st.title("Score a CSV")
-st.markdown("Upload your own network records and see what the pretrained detectors make of them. "
-            "The same checks and scores as `python -m anodet score` (use that for files of any size).")
+if dataset.builtin:
+    st.markdown("Upload your own network records and see what the pretrained detectors make of them. "
+                "The same checks and scores as `python -m anodet score` (use that for files of any size).")
+else:
+    st.markdown(f"Upload records with the columns of dataset **{text(dataset.key)}** and score them with the "
+                "detectors trained on it. The same checks and scores as "
+                f"`python -m anodet score --dataset {dataset.key}` (use that for files of any size).")
 store = ui.get_store()
 view = ui.label_view()
+feature_columns: tuple[str, ...] = () if dataset.builtin else tuple(
+    dict.fromkeys(c for s in store.feature_sets for c in store.feature_set(s).raw_columns))
 
-with st.expander("What file can I upload?", expanded=RESULT_KEY not in st.session_state):
-    st.markdown(
+with st.expander("What file can I upload?", expanded=_result_key() not in st.session_state):
+    if not dataset.builtin:
+        st.markdown(
+            f"* **A CSV with a header** naming the dataset's {len(feature_columns)} columns ("
+            + ", ".join(f"`{text(c)}`" for c in feature_columns[:4]) + (", …" if len(feature_columns) > 4 else "")
+            + ") in any order; other columns are passed through (your label column too: metrics against it are "
+            "on the Overview, for the dataset's test split).\n"
+            f"* It may be gzip-compressed (`.gz`); up to {st.get_option('server.maxUploadSize')} MB.\n"
+            "* Rows that cannot be scored (text where a number belongs, missing or infinite values) are skipped "
+            "and listed with their row numbers, or the file is rejected: your choice.")
+    else:
+        st.markdown(
         "* **A CSV with a header** naming KDD's columns (any order). Each detector needs its feature set's "
         "columns: the **kdd18** detectors the 18 traffic features ("
         + ", ".join(f"`{f}`" for f in FEATURES[:3])
@@ -89,19 +116,19 @@ with st.expander("What file can I upload?", expanded=RESULT_KEY not in st.sessio
         "choice. Rows are numbered from 1 after the header. Values outside the training range are scored "
         "and marked `out_of_range`; values far outside it score +inf (flagged by every detector).")
     try:
-        example = _example()
+        example = _example(dataset.key, feature_columns)
     except DataError as exc:
         st.info(f"The example file needs the KDD data, which is not available here: {text(exc)}")
         example = None
     if example is not None:
-        st.download_button("Download an example file (400 KDD test records)", example, file_name="anodet-example.csv",
+        st.download_button("Download an example file (400 test records)", example, file_name="anodet-example.csv",
                            mime="text/csv", icon=":material/download:", on_click="ignore", key="score_example_download")
 
 upload_file = st.file_uploader("CSV file (optionally .gz)", type=["csv", "gz", "txt"], key="score_upload",
                                help="A header naming the 18 features, or raw KDD records.")
 
 names = st.multiselect("Detectors", store.names, default=default_detectors(store.names),
-                       format_func=ui.display_name, key="score_detectors",
+                       format_func=ui.name_format(store.names), key=ui.keyed("score_detectors"),
                        help="Local Outlier Factor and sequence-to-sequence are left out by default: they are "
                             "much slower.")
 presets = list(store.thresholds(store.names[0], view))
@@ -130,7 +157,7 @@ elif go and upload_file is not None:
 elif go_example and example is not None:
     _score(io.BytesIO(example), "anodet-example.csv", names, _chosen_thresholds(names), policy, threshold_source)
 
-kept = st.session_state.get(RESULT_KEY)
+kept = st.session_state.get(_result_key())
 if kept is None:
     st.stop()
 

@@ -10,8 +10,7 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from anodet import dashboard, evaluate, thresholds, ui
-from anodet.schema import LABEL_VIEWS
+from anodet import dashboard, evaluate, figures, thresholds, ui
 from anodet.threshold_control import threshold_control
 from anodet.threshold_payload import control_payload
 
@@ -133,7 +132,7 @@ def share_thresholds(names: list[str], view: str) -> None:
         except thresholds.ThresholdError as exc:
             st.session_state["import_message"] = ("error", str(exc))
             return
-        target = file_view if file_view in LABEL_VIEWS else view
+        target = file_view if file_view in ui.current_dataset().label_views else view
         for detector, value in values.items():
             ui.set_threshold(detector, value, target)
         elsewhere = "" if target == view else f" (switch the label view to {target} to see them)"
@@ -147,25 +146,66 @@ def share_thresholds(names: list[str], view: str) -> None:
         (st.error if message[0] == "error" else st.success)(ui.markdown_text(message[1]))
 
 
+def unlabelled_panel(name: str, view: str) -> None:
+    """A dataset without labels: the score histogram with the threshold, the unlabelled presets and a number."""
+    store = ui.get_store(loaded=False)
+    threshold = ui.get_threshold(name)
+    scores = ui.get_test_scores()[name]
+    presets = store.thresholds(name, view)
+    buttons = st.columns(len(presets) or 1)
+    for column, (key, value) in zip(buttons, presets.items(), strict=False):
+        if column.button(dashboard.PRESET_LABELS.get(key, key), key=f"preset_{key}_{name}", width="stretch",
+                         help=f"{evaluate.PRESET_HELP.get(key, '')} Value {value:.6g}; flags "
+                              f"{np.mean(scores >= value):.1%} of the test records."):
+            ui.set_threshold(name, value, view)
+            st.rerun()
+    typed = st.number_input("Threshold (raw score)", value=float(threshold), format="%.6g",
+                            key=f"unlabelled_threshold_{name}_{threshold!r}",
+                            help="Records scoring at or above it are flagged, on every page.")
+    if typed != threshold:
+        ui.set_threshold(name, typed, view)
+        st.rerun()
+    st.plotly_chart(figures.score_histogram(ui.get_histograms(view)[name], threshold, log_count=True,
+                                            title="Test scores (no labels: one colour)"),
+                    key=f"unlabelled_hist_{name}")
+    st.markdown(f"In force on every page: threshold **{threshold:.6g}**, flags "
+                f"**{int((scores >= threshold).sum()):,}** of {len(scores):,} test records "
+                f"({np.mean(scores >= threshold):.1%}).")
+
+
+dataset = ui.current_dataset()
 st.title("Threshold explorer")
-st.caption("Choose where a detector draws the line between normal and attack, and see what it costs: drag the "
-           "handle and every chart follows at once. "
-           f"Labels: **{ui.label_view()}** view (switch in the sidebar). This page's link keeps its state.")
+switch = " (switch in the sidebar)" if len(dataset.label_views) > 1 else ""
+labels_note = f"Labels: **{ui.label_view()}** view{switch}. " if dataset.labelled else "No labels. "
+st.caption(f"Choose where a detector draws the line between normal and {dataset.anomaly_word}, and see what it "
+           f"costs: drag the handle and every chart follows at once. Dataset: **{ui.markdown_text(dataset.title)}**. "
+           f"{labels_note}This page's link keeps its state.")
 for problem in ui.url_problems():
     st.warning(f"This link's {problem}; it was left out.")
 view = ui.label_view()
 names = ui.get_store(loaded=False).names
-ui.get_test_curves(view)  # load and score before the panels draw, under one spinner
+if dataset.labelled:
+    ui.get_test_curves(view)  # load and score before the panels draw, under one spinner
+else:
+    st.info("This dataset has no labels, so there are no ROC or precision-recall curves and no confusion matrix: "
+            "set a threshold from the score histogram and the presets chosen without labels. Declare the dataset "
+            "again with a label column (`--label COLUMN`) to see them.")
 pick, compare = st.columns(2)
 with pick:
     primary = ui.detector_picker("Detector", names, key="explorer_detector")
+others = [n for n in names if n != primary]
+if st.session_state.get("explorer_compare") not in [*others, None]:
+    st.session_state["explorer_compare"] = None
 with compare:
-    other = st.selectbox("Compare with (optional)", [n for n in names if n != primary], index=None,
-                         key="explorer_compare", format_func=ui.display_name, placeholder="No second detector")
+    other = st.selectbox("Compare with (optional)", others, index=None,
+                         key="explorer_compare", format_func=ui.name_format(others), placeholder="No second detector")
 chosen = (primary, *([other] if other else []))
 for column, name in zip(st.columns(len(chosen)), chosen, strict=True):
     with column:
         st.subheader(ui.display_name(name))
+        if not dataset.labelled:
+            unlabelled_panel(name, view)
+            continue
         panel(name, view, compact=len(chosen) > 1, chosen=chosen)
         with st.container(border=True):
             rate_presets(name, view, compact=len(chosen) > 1)

@@ -169,12 +169,12 @@ def test_wdbc_classical_detectors_reach_095(tmp_path):
     assert max(aucs.values()) >= 0.95, aucs
     board = datasets.leaderboard("wdbc")
     assert board.loc["mahalanobis@wdbc", "roc_auc"] == pytest.approx(aucs["mahalanobis@wdbc"])
-    # score --dataset: the input's columns, then row, status, score_/flag_ per detector
+    # score --dataset (the one scoring path): the input's columns, then row, status, out_of_range, score_/flag_
     out = tmp_path / "wdbc.scored.parquet"
     assert main(["score", "--dataset", "wdbc", str(csv), "-o", str(out), "--detectors", "pca,mahalanobis"]) == 0
     scored = pd.read_parquet(out)
     assert len(scored) == 367 and (scored["status"] == "scored").all()
-    assert list(scored.columns[-6:]) == ["row", "status", "score_pca@wdbc", "flag_pca@wdbc",
+    assert list(scored.columns[-7:]) == ["row", "status", "out_of_range", "score_pca@wdbc", "flag_pca@wdbc",
                                          "score_mahalanobis@wdbc", "flag_mahalanobis@wdbc"]
     threshold = store.default_threshold("pca@wdbc", "label")
     assert (scored["flag_pca@wdbc"] == (scored["score_pca@wdbc"] >= threshold)).all()

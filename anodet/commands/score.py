@@ -6,6 +6,7 @@ import argparse
 import glob
 import sys
 from pathlib import Path
+from typing import Any
 
 from anodet.output import OutputError, ResultsFile
 from anodet.reader import InputError, Limits
@@ -39,9 +40,16 @@ def _run(args: argparse.Namespace) -> int:
     from anodet.store import Store
 
     if getattr(args, "dataset", None):
-        return _run_dataset(args)
-    store = Store.open(args.store)
+        try:
+            store = dataset_store(args)
+        except ValueError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+    else:
+        store = Store.open(args.store)
     names = args.detectors or default_detectors(store.names)
+    if args.threshold is None:
+        args.threshold = store.default_preset
     if args.engine == "dask" or len(args.input) > 1 or any(glob.has_magic(i) for i in args.input):
         return _run_many(args, store, names)
     args.input = args.input[0]
@@ -89,29 +97,24 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run_dataset(args: argparse.Namespace) -> int:
-    """``score --dataset NAME FILE``: a user dataset's columns, scored with its store (see datasets.score_file)."""
+def dataset_store(args: argparse.Namespace) -> Any:
+    """``--dataset NAME``: its store, its one label view, and detector names qualified with its feature set
+    (``pca`` means ``pca@NAME``); refuses ``--store`` beside it. Used by ``score`` and ``stream``."""
     from anodet import datasets
+    from anodet.featureset import qualified
 
-    if len(args.input) != 1 or args.input[0] == "-" or args.engine != "local" or args.thresholds or args.store:
-        print("error: with --dataset give one input file (not standard input), and no --engine dask, --thresholds "
-              "or --store.", file=sys.stderr)
-        return 2
-    output = args.output or default_output(args.input[0])
-    try:
-        summary = datasets.score_file(args.dataset, args.input[0], output, args.detectors, args.threshold)
-    except ThresholdError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    print(f"Rows read: {summary['rows']:,}; skipped (an empty or non-finite number): {summary['skipped']:,}.",
-          file=sys.stderr)
-    scored = summary["rows"] - summary["skipped"]
-    for n, count in summary["flagged"].items():
-        share = count / scored if scored else 0.0
-        print(f"  {n:<28} threshold {summary['thresholds'][n]:>12.6g}  flagged {count:>10,} ({share:.1%})",
-              file=sys.stderr)
-    print(f"→ {summary['output']}", file=sys.stderr)
-    return 0
+    if args.store:
+        raise ValueError("--dataset names the store (data/datasets/NAME/store); leave out --store.")
+    store = datasets.open_store(args.dataset)
+    args.label_view = datasets.LABEL_VIEW
+    feature_set = datasets.load(args.dataset).feature_set_name
+    for attr in ("detectors", "detector"):
+        value = getattr(args, attr, None)
+        if isinstance(value, list):
+            setattr(args, attr, [d if "@" in d else qualified(d, feature_set) for d in value])
+        elif isinstance(value, str) and "@" not in value:
+            setattr(args, attr, qualified(value, feature_set))
+    return store
 
 
 def _run_many(args: argparse.Namespace, store, names: list[str]) -> int:

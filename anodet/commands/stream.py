@@ -59,7 +59,7 @@ def _alert_destinations(values: list[str]) -> tuple[list[str], list[str]]:
 def run(args: argparse.Namespace) -> int:
     """Returns 0 after a clean end or stop, 2 on unusable input or options, 1 if the stream broke."""
     from anodet import scorer
-    from anodet.commands.score import _thresholds_file
+    from anodet.commands.score import _thresholds_file, dataset_store
     from anodet.store import Store
 
     def say(message: str) -> None:
@@ -69,8 +69,13 @@ def run(args: argparse.Namespace) -> int:
         say("error: --batch-size must be at least 1 and --max-wait at least 0.")
         return 2
     try:
-        store = Store.open(Path(args.store) if args.store else None)
+        if getattr(args, "dataset", None):
+            store = dataset_store(args)
+        else:
+            store = Store.open(Path(args.store) if args.store else None)
         name = args.detector
+        if args.threshold is None:
+            args.threshold = store.default_preset
         store.entry(name)
         overrides = _thresholds_file(args, store.names)
         threshold = resolve_thresholds(store, [name], args.threshold, args.label_view, overrides)[name]
@@ -78,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
         files, streams = _alert_destinations(args.alerts or [])
         sinks = [RedisAlertSink(parse_broker_url(url), args.alerts_maxlen or None) for url in streams]
         source = open_source(args.input, args.follow, args.idle_timeout, args.group, args.consumer, args.claim_idle)
-    except (SourceError, ThresholdError) as exc:
+    except (SourceError, ThresholdError, ValueError) as exc:  # ValueError: a DatasetError, a --dataset clash
         say(f"error: {exc}")
         return 2
     if isinstance(source, TcpSource):

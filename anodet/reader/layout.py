@@ -13,6 +13,7 @@ Files, uploads and streams all decide their layout here, with the same rules and
 from __future__ import annotations
 
 import csv
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from anodet.reader.errors import InputError
@@ -36,16 +37,18 @@ class Layout:
     columns: tuple[str, ...]  # output names of the input columns, in file order
     label: str | None  # name of the label column, if any
     compressed: bool = False
+    numeric: frozenset[str] = _NUMERIC
+    """The model's numeric columns: KDD's 38, or a user dataset's (see :func:`header_layout`)."""
 
     @property
     def numeric_columns(self) -> tuple[str, ...]:
         """Model columns parsed as numbers, in file order."""
-        return tuple(c for c in self.columns if c in _NUMERIC)
+        return tuple(c for c in self.columns if c in self.numeric)
 
     @property
     def text_columns(self) -> list[str]:
         """Columns kept as text (every column but the numeric model columns)."""
-        return [c for c in self.columns if c not in _NUMERIC]
+        return [c for c in self.columns if c not in self.numeric]
 
     @property
     def passthrough(self) -> list[str]:
@@ -71,8 +74,12 @@ def split_line(line: str, delimiter: str = ",") -> list[str]:
     return next(csv.reader([line], delimiter=delimiter, strict=True), [])
 
 
-def header_layout(fields: list[str], name: str, compressed: bool) -> Layout:
-    """The layout of a header naming ``fields`` (a CSV's first line, or a Parquet file's columns)."""
+def header_layout(fields: list[str], name: str, compressed: bool, numeric: Collection[str] | None = None) -> Layout:
+    """The layout of a header naming ``fields`` (a CSV's first line, or a Parquet file's columns).
+
+    ``numeric``: the model's numeric columns when they are not KDD's (a user dataset's store); they
+    are matched by exact name, KDD's case-insensitively.
+    """
     names = [f.strip().lstrip("\ufeff").strip() for f in fields]
     lowered = [n.lower() for n in names]
     duplicates = sorted({n for n in lowered if lowered.count(n) > 1})
@@ -92,13 +99,19 @@ def header_layout(fields: list[str], name: str, compressed: bool) -> Layout:
             f"The header of {name} uses the column name(s) {', '.join(reserved)}, which anodet writes into "
             "the results. Rename those columns and try again."
         )
+    if numeric is not None:  # a user dataset's labels are its own values, not KDD's: passed through, not read
+        return Layout("header", tuple(names), None, compressed, frozenset(numeric))
     columns = tuple(lowered[i] if lowered[i] in _MODEL_COLUMNS else names[i] for i in range(len(names)))
     label = next((c for c in columns if c.lower() in LABEL_COLUMN_NAMES), None)
     return Layout("header", columns, label, compressed)
 
 
-def sniff(first_line: str, name: str, compressed: bool = False, max_columns: int = MAX_COLUMNS) -> Layout:
-    """The layout of an input from its first non-blank line, or an InputError saying what is wrong."""
+def sniff(first_line: str, name: str, compressed: bool = False, max_columns: int = MAX_COLUMNS,
+          numeric: Collection[str] | None = None) -> Layout:
+    """The layout of an input from its first non-blank line, or an InputError saying what is wrong.
+
+    ``numeric`` (a user dataset's numeric columns): the first line must be a header naming them.
+    """
     first_line = first_line.lstrip("\ufeff")
     if first_line.count(",") >= max_columns:
         raise InputError(
@@ -123,6 +136,14 @@ def sniff(first_line: str, name: str, compressed: bool = False, max_columns: int
             "network records. anodet expects comma-separated columns: a header naming KDD feature columns, "
             "or raw KDD records."
         )
+    if numeric is not None:
+        names = {f.strip().lstrip("\ufeff").strip() for f in fields}
+        if not names & set(numeric):
+            raise InputError(
+                f"The first line of {name} is not a header naming the dataset's columns (e.g. "
+                f"{', '.join(sorted(numeric)[:4])}). Add a header line with the column names."
+            )
+        return header_layout(fields, name, compressed, numeric)
     if lowered & _MODEL_COLUMNS:
         return header_layout(fields, name, compressed)
     if len(fields) == len(RAW_COLUMNS):

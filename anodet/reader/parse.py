@@ -18,13 +18,11 @@ import pyarrow.csv as pacsv
 
 from anodet.reader.layout import Layout, split_line
 from anodet.reader.limits import MAX_LINE_BYTES
-from anodet.schema import NUMERIC_COLUMNS
 
 LINE_END = re.compile(rb"\r\n|\r|\n")
 """Line ends as pyarrow reads them: a lone carriage return ends a line too."""
 
 NUL_REASON = "holds a NUL byte (binary data, not CSV text)"
-_NUMERIC = frozenset(NUMERIC_COLUMNS)
 
 csv.field_size_limit(MAX_LINE_BYTES)
 
@@ -45,7 +43,7 @@ class Chunk:
 
 
 def _convert_options(layout: Layout) -> pacsv.ConvertOptions:
-    types = {c: (pa.float64() if c in _NUMERIC else pa.string()) for c in layout.columns}
+    types = {c: (pa.float64() if c in layout.numeric else pa.string()) for c in layout.columns}
     return pacsv.ConvertOptions(column_types=types, strings_can_be_null=False, quoted_strings_can_be_null=False)
 
 
@@ -151,7 +149,7 @@ def _assemble(rows: list[list[str] | None], reasons: list[str | None], X: np.nda
     columns = {}
     numeric = layout.numeric_columns
     for pos, col in enumerate(layout.columns):
-        if col in _NUMERIC:
+        if col in layout.numeric:
             j = numeric.index(col)
             columns[col] = pa.array(np.where(valid, X[:, j], np.nan), mask=~valid, type=pa.float64())
         else:
@@ -162,7 +160,7 @@ def _assemble(rows: list[list[str] | None], reasons: list[str | None], X: np.nda
 
 def empty_table(layout: Layout) -> pa.Table:
     """A table with the layout's columns and no rows."""
-    return pa.table({c: pa.array([], pa.float64() if c in _NUMERIC else pa.string()) for c in layout.columns})
+    return pa.table({c: pa.array([], pa.float64() if c in layout.numeric else pa.string()) for c in layout.columns})
 
 
 def problem_chunk(layout: Layout, first_row: int, reasons: list[str]) -> Chunk:
