@@ -20,7 +20,7 @@ from anodet.figures import ATTACK_COLOUR, NORMAL_COLOUR, THRESHOLD_COLOUR, Histo
 TILES = ("precision", "recall", "f1", "f2", "accuracy", "fpr")
 """The metric tiles the control redraws on every move, in order."""
 
-STATIC_PARTS = ("grid", "hist", "roc", "pr", "tiles", "colours", "n", "n_attacks", "label")
+STATIC_PARTS = ("grid", "hist", "roc", "pr", "tiles", "colours", "n", "n_attacks", "label", "positive")
 """What does not change between reruns for one ``version``: sent once, then kept by the browser."""
 
 
@@ -52,19 +52,20 @@ def _floats(values: np.ndarray) -> list[float]:
 
 
 def static_parts(name: str, label: str, view: str, curve: ThresholdCurve, bins: HistogramBins,
-                 summary: CurveSummary) -> dict[str, Any]:
+                 summary: CurveSummary, positive: str = "attack") -> dict[str, Any]:
     """What one detector's control needs under one label view, the same on every rerun.
 
     Built once per detector, view and store (``ui.get_control_static`` caches it for all
     sessions); ``version`` changes only when those change, so the browser rebuilds its static
-    drawing only then. The grid is sent as Arrow, the rest as JSON.
+    drawing only then. The grid is sent as Arrow, the rest as JSON. ``positive`` is what a label-1
+    record is called in the control's text ("attack" on KDD, "anomaly" on a user's dataset).
     """
     grid = threshold_grid(curve)
     n = len(curve.sorted_scores)
     return {
         "version": f"{name}|{view}|{n}|{curve.n_attacks}|{float(grid['score'].iloc[0]):.17g}|"
                    f"{float(grid['score'].iloc[-1]):.17g}|{len(grid)}",
-        "name": name, "label": label, "view": view,
+        "name": name, "label": label, "view": view, "positive": positive,
         "grid": grid,
         "n": n, "n_attacks": int(curve.n_attacks),
         "hist": {"edges": _floats(bins.edges), "normal": [int(v) for v in bins.normal],

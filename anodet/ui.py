@@ -328,7 +328,8 @@ def get_histograms(view: str) -> dict[str, figures.HistogramBins]:
 def _control_static(root: str, manifest_hash: str, view: str, name: str) -> dict[str, Any]:
     return threshold_payload.static_parts(name, display_name(name), view, _test_curves(root, manifest_hash, view)[name],
                                           _histograms(root, manifest_hash, view)[name],
-                                          _curve_summaries(root, manifest_hash, view)[name])
+                                          _curve_summaries(root, manifest_hash, view)[name],
+                                          current_dataset().anomaly_word)  # the root is the dataset's store
 
 
 def get_control_static(name: str, view: str) -> dict[str, Any]:

@@ -112,7 +112,8 @@ else:
             column_config={"record": st.column_config.NumberColumn("Record", help="Line number in the raw test file."
                                                                    if dataset.builtin else "Row of the test split.",
                                                                    format="%d", pinned=True),
-                           "score": st.column_config.NumberColumn("Score", format="%.4g", pinned=True)})
+                           "score": st.column_config.NumberColumn("Score", format="%.4g", pinned=True),
+                           "attack": st.column_config.TextColumn("attack" if dataset.builtin else "label value")})
         st.caption(f"{len(shown):,} records, highest score first. Select a row to see why it scored as it did.")
     rows = (chosen or {}).get("selection", {}).get("rows", [])
     if _changed("row", (table_key, rows[0] if rows else None)) and rows:

@@ -95,7 +95,7 @@ def rate_presets(name: str, view: str, compact: bool) -> None:
     cont_value = evaluate.threshold_for_rate(store.quantiles(name, view, "all"), cont / 100)
     set_button(cont_btn, "Set rate", "contamination", cont_value)
 
-    ratio = cost_in.number_input("Missed attack costs × a false alarm", 0.0, 1e6, 10.0, step=1.0,
+    ratio = cost_in.number_input(f"Missed {ui.current_dataset().anomaly_word} costs × a false alarm", 0.0, 1e6, 10.0, step=1.0,
                                  key=f"cost_ratio_{name}", help=evaluate.COST_HELP)
     cost_value = validation.min_cost_threshold(ratio, 1.0)
     set_button(cost_btn, "Set cost", "cost", cost_value)

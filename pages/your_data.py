@@ -21,6 +21,10 @@ from anodet.store import StoreError
 
 ui.ensure_app_frame()
 
+GOTO_OVERVIEW = "yd_goto_overview"
+if st.session_state.pop(GOTO_OVERVIEW, False):
+    st.switch_page("pages/overview.py")
+
 text = ui.markdown_text
 MAX_MB = int(st.get_option("server.maxUploadSize"))
 NONE = "(none)"
@@ -121,6 +125,15 @@ def show_leaderboard(name: str, dataset: datasets.Dataset) -> None:
     st.caption("Test split of the dataset; metrics at each detector's default threshold, chosen on the validation "
                "split. Score files with `python -m anodet score --dataset "
                f"{text(name)} FILE -o OUT`.")
+
+    def _show_everywhere() -> None:
+        st.session_state[ui.DATASET_KEY] = name
+        st.session_state[GOTO_OVERVIEW] = True  # switched to at the top of the next run (not from a callback)
+
+    st.button(f"Open {name} on every page", icon=":material/open_in_new:", key=f"yd_open_{name}",
+              on_click=_show_everywhere,
+              help="Switches the sidebar's dataset to this one and opens the Overview: Overview, Threshold explorer, "
+                   "Flagged records, Score a CSV and Live monitor then show this dataset.")
 
 
 def show_progress(name: str) -> None:

@@ -14,7 +14,7 @@ const instances = new WeakMap();
 // session and version, and this module outlives a component's remount (a page switch).
 const staticParts = new Map();
 const logScale = new Map(); // the log-count choice per payload version, kept while the tab lives
-const STATIC_KEYS = ["grid", "hist", "roc", "pr", "tiles", "colours", "n", "n_attacks", "label"];
+const STATIC_KEYS = ["grid", "hist", "roc", "pr", "tiles", "colours", "n", "n_attacks", "label", "positive"];
 
 function timingStore() {
   // Read by bench/bench_ui.py and the browser tests: the browser's own redraw cost per move.
@@ -43,6 +43,10 @@ function column(table, name) {
     return child ? child.toArray() : [];
   }
   return (table && table[name]) || [];
+}
+
+function capital(word) {
+  return word.charAt(0).toUpperCase() + word.slice(1);
 }
 
 function fmt(value, digits) {
@@ -208,17 +212,18 @@ class ThresholdControl {
     }
     const charts = el("div", { class: "adt-charts" }, this.root);
     const histBox = el("div", { class: "adt-box adt-hist" }, charts);
-    el("div", { class: "adt-title" }, histBox, `${d.label}: test scores, normal vs attack`);
+    const positive = d.positive || "attack";
+    el("div", { class: "adt-title" }, histBox, `${d.label}: test scores, normal vs ${positive}`);
     this.histSvg = el("svg:svg", { class: "adt-svg", role: "img", "aria-label": `Score histogram of ${d.label} with the threshold` }, histBox);
     const legend = el("div", { class: "adt-legend" }, histBox);
     el("span", { class: "adt-key adt-key-normal" }, legend, "normal");
-    el("span", { class: "adt-key adt-key-attack" }, legend, "attack");
+    el("span", { class: "adt-key adt-key-attack" }, legend, positive);
     el("span", { class: "adt-key adt-key-threshold" }, legend, "threshold");
     const logLabel = el("label", { class: "adt-log" }, legend);
     const logBox = el("input", { type: "checkbox" }, logLabel);
     logBox.checked = Boolean(d.log_count);
     logLabel.append(" log count axis");
-    logLabel.title = "Attacks can be rare at some scores; a log count axis shows small bars too.";
+    logLabel.title = `${capital(positive)}s can be rare at some scores; a log count axis shows small bars too.`;
     logBox.addEventListener("change", () => {
       this.data = { ...this.data, log_count: logBox.checked };
       logScale.set(this.version, logBox.checked);
@@ -234,19 +239,19 @@ class ThresholdControl {
     el("th", { scope: "col" }, headRow, "Passed");
     const body = el("tbody", {}, table);
     this.cells = {};
-    for (const [rowLabel, keys] of [["Attack", ["tp", "fn"]], ["Normal", ["fp", "tn"]]]) {
+    for (const [rowLabel, keys] of [[capital(positive), ["tp", "fn"]], ["Normal", ["fp", "tn"]]]) {
       const row = el("tr", {}, body);
       el("th", { scope: "row" }, row, rowLabel);
       for (const key of keys) this.cells[key] = el("td", { "data-cell": key }, row, "–");
     }
-    el("div", { class: "adt-note" }, cmBox, "Flagged normal records are false positives; passed attacks are missed.");
+    el("div", { class: "adt-note" }, cmBox, `Flagged normal records are false positives; passed ${positive === "anomaly" ? "anomalies" : positive + "s"} are missed.`);
 
     const rocBox = el("div", { class: "adt-box adt-roc" }, charts);
     this.rocTitle = el("div", { class: "adt-title" }, rocBox, `ROC, AUC ${fmt(d.roc.auc, 3)} (× = threshold)`);
     this.rocSvg = el("svg:svg", { class: "adt-svg", role: "img", "aria-label": `ROC curve of ${d.label} with the operating point` }, rocBox);
     const prBox = el("div", { class: "adt-box adt-pr" }, charts);
     el("div", { class: "adt-title" }, prBox,
-      `Precision-recall, AP ${fmt(d.pr.auc, 3)} (dotted: ${pct(d.pr.base_rate)} attacks)`);
+      `Precision-recall, AP ${fmt(d.pr.auc, 3)} (dotted: ${pct(d.pr.base_rate)} ${positive === "anomaly" ? "anomalies" : positive + "s"})`);
     this.prSvg = el("svg:svg", { class: "adt-svg", role: "img", "aria-label": `Precision-recall curve of ${d.label} with the operating point` }, prBox);
 
     this.tip = el("div", { class: "adt-tip", hidden: "" }, this.root);
@@ -348,7 +353,7 @@ class ThresholdControl {
       let i = h.edges.findIndex((e, k) => k > 0 && px < this.histX(e)) - 1;
       if (i < 0) i = h.normal.length - 1;
       this.showTip(event, `score ${fmt(h.edges[i], 4)} – ${fmt(h.edges[i + 1], 4)}<br>`
-        + `normal <b>${count(h.normal[i])}</b> · attack <b>${count(h.attack[i])}</b> records`);
+        + `normal <b>${count(h.normal[i])}</b> · ${this.data.positive || "attack"} <b>${count(h.attack[i])}</b> records`);
     });
     hit.addEventListener("pointerleave", () => this.hideTip());
     this.histFrame = f;

@@ -84,6 +84,26 @@ def test_add_and_train_wdbc(own_app, browser, tmp_path):
         assert best >= 0.95
         assert page.locator("[data-testid='stException']").count() == 0
         tall_screenshot(page, "your_data_trained")
+
+        # The trained dataset on every page: the button switches the sidebar's dataset and opens the Overview.
+        page.get_by_role("button", name="Open wdbc on every page").click()
+        page.get_by_role("heading", name="Overview", exact=True).wait_for(timeout=60_000)
+        wait_idle(page, timeout=120_000)
+        page.get_by_text("Best anomaly detector here by ROC AUC").wait_for(timeout=60_000)
+        assert "test split of dataset" in page.locator("[data-testid='stMain']").inner_text()
+        expect(page.locator("[data-testid='stSidebar']")).to_contain_text("Anomaly detectors on wdbc")
+        tall_screenshot(page, "dataset_overview")
+        page.get_by_role("link", name="Threshold explorer").click()
+        page.locator(".adt-slider").first.wait_for(timeout=60_000)
+        wait_idle(page)
+        assert "Anomaly" in page.locator(".adt").first.inner_text()  # the control speaks of anomalies here
+        page.get_by_role("link", name="Flagged records").click()
+        page.get_by_role("heading", name="Flagged records").wait_for(timeout=60_000)
+        wait_idle(page)
+        assert page.locator("[data-testid='stException']").count() == 0
+        # back to KDD from the sidebar switch: its own detectors again
+        choose(page, "Dataset", "KDD")
+        page.get_by_text("Autoencoder · kdd18").first.wait_for(timeout=120_000)
     finally:
         context.close()
 
