@@ -356,5 +356,9 @@ class LocalOutlierFactorDetector(_ArrayModel):
               exempt=self._lof.ties(probe))
 
     def _score(self, X: np.ndarray) -> np.ndarray:
-        # Rows whose float32 distances overflow are scored again in float64.
-        return map_rows(with_float64_retry(lambda b: -self._lof._block(b)), X, block=LOFScores.BLOCK_ROWS)
+        # One thread: scikit-learn's neighbour search already uses every core. Blocks bound
+        # memory; rows whose float32 distances overflow are scored again in float64.
+        self._lof.prepare()
+        block = 65_536 if self._lof._search else LOFScores.BLOCK_ROWS
+        return map_rows(with_float64_retry(lambda b: -self._lof._block(b)), X, block=block,
+                        threads=1 if self._lof._search else None)

@@ -19,11 +19,15 @@ fitting, that its arrays give scikit-learn's scores on probe rows, and refuses t
   on the first score: only ``sklearn.tree._tree`` is imported, and only then. A numpy traversal
   (5-9 times slower, measured) is the fallback if that private class ever changes shape.
 * :class:`LOFScores`: ``LocalOutlierFactor.score_samples`` (novelty mode, euclidean, brute force)
-  from the fitted rows, their k-distances and local reachability densities: the k nearest fitted
-  rows by blocked matrix products and ``np.argpartition``, then scikit-learn's formula in
-  scikit-learn's dtypes. It differs only where the squared distances round differently in the
-  last bits (a ~1e-7 relative difference on the score) or where two fitted rows tie for the
-  k-th neighbour (either may be picked; scikit-learn has the same ambiguity).
+  from the fitted rows, their k-distances and local reachability densities, with scikit-learn's
+  formula in scikit-learn's dtypes. The k nearest fitted rows come from scikit-learn's own brute
+  ``NearestNeighbors`` rebuilt on the fitted rows at the first score (``sklearn.neighbors`` is
+  imported then, not on load): the same neighbour search as the fitted estimator, and ~1.4 times
+  faster than the numpy alternative kept as the fallback (blocked matrix products and
+  ``np.argpartition``: 28k vs 40k rows/s measured on 2 cores). The fallback differs from
+  scikit-learn where squared distances round differently in the last bits (~1e-7 relative on the
+  score) and where two fitted rows tie for the k-th neighbour (either is a valid pick; on the KDD
+  test split 22 of 10,000 rows, up to 0.55% relative).
 """
 
 from __future__ import annotations
@@ -250,7 +254,7 @@ class TreeEnsemble:
 class LOFScores:
     """``LocalOutlierFactor.score_samples`` (novelty, euclidean) from fitted rows, k-distances and densities."""
 
-    BLOCK_ROWS = 512  # a (512, n_fit) float64 block of squared distances
+    BLOCK_ROWS = 256  # numpy path: a (256, n_fit) float64 block of squared distances (fastest measured)
 
     def __init__(self, fit_rows: np.ndarray, k_distance: np.ndarray, lrd: np.ndarray, n_neighbors: int) -> None:
         self.fit_rows = np.asarray(fit_rows)
@@ -261,6 +265,8 @@ class LOFScores:
         self.n_features = self.fit_rows.shape[1]
         self._fit64 = np.ascontiguousarray(self.fit_rows, dtype=np.float64)
         self._fit_norms = np.einsum("ij,ij->i", self._fit64, self._fit64)
+        self._search: Any = None  # scikit-learn's neighbour search, built on the first score
+        self._lock = threading.Lock()
 
     @staticmethod
     def arrays_of(model) -> dict[str, np.ndarray]:
@@ -275,14 +281,33 @@ class LOFScores:
     def from_arrays(cls, arrays: dict[str, np.ndarray]) -> LOFScores:
         return cls(arrays["fit_rows"], arrays["k_distance"], arrays["lrd"], int(arrays["n_neighbors"][0]))
 
-    def _block(self, X: np.ndarray) -> np.ndarray:
+    def prepare(self) -> None:
+        """Build scikit-learn's brute-force neighbour search on the fitted rows (first score; it only stores them)."""
+        with self._lock:
+            if self._search is None:
+                try:
+                    from sklearn.neighbors import NearestNeighbors
+                except ImportError:
+                    self._search = False
+                else:
+                    self._search = NearestNeighbors(n_neighbors=self.k, algorithm="brute").fit(self.fit_rows)
+
+    def _neighbours(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Distances (float64) and indices of the k nearest fitted rows."""
+        if self._search:
+            return self._search.kneighbors(X)
         X64 = X.astype(np.float64)
         d2 = X64 @ self._fit64.T  # (n, n_fit) squared distances: |x|^2 + |y|^2 - 2 x.y in float64
         d2 *= -2
         d2 += self._fit_norms[None, :]
         d2 += np.einsum("ij,ij->i", X64, X64)[:, None]
         neighbours = np.argpartition(d2, self.k - 1, axis=1)[:, : self.k]
-        distances = np.sqrt(np.maximum(np.take_along_axis(d2, neighbours, axis=1), 0))
+        return np.sqrt(np.maximum(np.take_along_axis(d2, neighbours, axis=1), 0)), neighbours
+
+    def _block(self, X: np.ndarray) -> np.ndarray:
+        if self._search is None:
+            self.prepare()
+        distances, neighbours = self._neighbours(X)
         # scikit-learn's dtypes: distances in the dtype of the rows, then its formula
         distances = distances.astype(X.dtype, copy=False)
         reach = np.maximum(distances, self.k_distance[neighbours])
