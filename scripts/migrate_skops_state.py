@@ -6,7 +6,7 @@ Local Outlier Factor and supervised forest as ``model.skops``. This reads each o
 the scikit-learn estimator on probe rows and on ``--rows`` real rows if given, writes
 ``state.npz``, deletes ``model.skops`` and rewrites ``manifest.json`` (the ``files`` hashes, and the
 member files the ensembles recorded) through the store's own helpers. It needs skops installed
-(``pip install skops``); nothing else in anodet does.
+(``pip install skops==0.16.0``, the version that wrote them); nothing else in anodet does.
 
     python scripts/migrate_skops_state.py [models_store]
 """

@@ -3,7 +3,8 @@
 Every detector's learned state is stored as plain arrays in ``state.npz`` (read with
 ``allow_pickle=False``). The One-Class SVM, Isolation Forest and Local Outlier Factor are fitted
 with scikit-learn, but only the arrays their scores need are kept, and they are scored from those
-(:mod:`anodet.detectors.fast`), so loading them never imports scikit-learn.
+(:mod:`anodet.detectors.fast`), so loading them never imports scikit-learn (the trees and LOF's
+neighbour search import the part of it they use on their first score).
 
 Scoring runs block by block on every core (:mod:`anodet.detectors.parallel`), in float32 with
 a float64 retry for rows whose float32 score overflows. The scorers built from the arrays are
@@ -226,6 +227,9 @@ class _ArrayModel(Detector):
         return [save_arrays(folder / STATE_FILE, **self.state_)]
 
     def _load_state(self, folder: Path) -> None:
+        if not (folder / STATE_FILE).exists() and (folder / "model.skops").exists():
+            raise FileNotFoundError(f"{folder} holds a model.skops from an older anodet; convert the store once "
+                                    f"with `python scripts/migrate_skops_state.py <store>` (or retrain)")
         self.state_ = load_arrays(folder / STATE_FILE)
         self._use(self.state_)
 
