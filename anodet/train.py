@@ -42,7 +42,7 @@ from anodet.swap import StoreLock, checkpoint, commit, new_staging, recover
 
 logger = logging.getLogger(__name__)
 
-LIBRARIES = ("numpy", "pandas", "scikit-learn", "skops", "keras", "tensorflow-cpu", "tensorflow")
+LIBRARIES = ("numpy", "pandas", "scikit-learn", "keras", "tensorflow-cpu", "tensorflow")
 
 
 def library_versions() -> dict[str, str]:

@@ -56,6 +56,8 @@ def with_threads(n: int, fn, X: np.ndarray) -> float:
 
 def library_difference(name: str, detector, X: np.ndarray) -> str:
     """Largest |anodet - library| on ``X``, or '' where the detector has no library twin."""
+    if name in ("ocsvm", "iforest", "lof") and detector.model_ is None:  # stored as arrays: see tests/test_array_state.py
+        return ""
     if name == "ocsvm":
         return f"{np.abs(detector.score(X) + detector.model_.decision_function(X)).max():.2g}"
     if name in ("iforest", "lof"):
@@ -90,9 +92,9 @@ def main(argv: list[str] | None = None) -> int:
         pool = with_threads(parallel_module.THREADS, detector.score, distinct[:n])
         again = with_threads(parallel_module.THREADS, detector.score, repeating[:n])
         library = ""
-        if kind == "ocsvm":
+        if kind == "ocsvm" and detector.model_ is not None:  # loaded detectors keep arrays, not the estimator
             library = f"{rate(detector.model_.decision_function, distinct[:n]):,.0f}"
-        elif kind == "iforest":
+        elif kind == "iforest" and detector.model_ is not None:
             library = f"{rate(detector.model_.score_samples, distinct[:n]):,.0f}"
         difference = library_difference(kind, detector, distinct[:SLOW_ROWS] if kind in NEURAL or kind in EXEMPT
                                         else distinct[:n])

@@ -79,7 +79,7 @@ def test_committed_store_is_small_safe_and_complete():
     assert len(store.names) == 26 and store.feature_sets == ["kdd18", "kdd41"]  # 13 kinds on each set
     files = [p for p in root.rglob("*") if p.is_file()]
     assert sum(p.stat().st_size for p in files) < 25 * 1024 * 1024
-    assert {p.suffix for p in files} <= {".json", ".npz", ".keras", ".skops"}
+    assert {p.suffix for p in files} <= {".json", ".npz", ".keras"}
 
 
 def test_committed_store_reproduces_its_manifest_metrics(store, splits):

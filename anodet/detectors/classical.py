@@ -1,12 +1,14 @@
 """scikit-learn and statistical detectors.
 
-Models whose learned state is a few arrays (PCA, k-means, z-score, Mahalanobis) are stored as
-``.npz``; the rest go through skops with an explicit list of trusted types.
+Every detector's learned state is stored as plain arrays in ``state.npz`` (read with
+``allow_pickle=False``). The One-Class SVM, Isolation Forest and Local Outlier Factor are fitted
+with scikit-learn, but only the arrays their scores need are kept, and they are scored from those
+(:mod:`anodet.detectors.fast`), so loading them never imports scikit-learn (the trees and LOF's
+neighbour search import the part of it they use on their first score).
 
 Scoring runs block by block on every core (:mod:`anodet.detectors.parallel`), in float32 with
-a float64 retry for rows whose float32 score overflows. The One-Class SVM and Isolation Forest
-score through their own vectorised code built from the stored scikit-learn model and checked
-against scikit-learn when loaded (see :mod:`anodet.detectors.fast`).
+a float64 retry for rows whose float32 score overflows. The scorers built from the arrays are
+checked against scikit-learn right after fitting; a model they cannot reproduce is not saved.
 """
 
 from __future__ import annotations
@@ -17,10 +19,10 @@ from typing import Any, ClassVar
 import numpy as np
 
 from anodet.detectors.base import Detector, as_matrix, load_arrays, save_arrays
+from anodet.detectors.fast import LOF_RTOL, OCSVM_TOLERANCE, LOFScores, RBFDecision, TreeEnsemble, check, probe_rows
 from anodet.detectors.parallel import map_rows, with_float64_retry
 
 STATE_FILE = "state.npz"
-SKOPS_FILE = "model.skops"
 
 
 def _distinct_subset(X: np.ndarray, max_rows: int, seed: int) -> np.ndarray:
@@ -194,30 +196,46 @@ class Mahalanobis(Detector):
         self.mean_, self.precision_ = state["mean"], state["precision"]
 
 
-class _SkopsDetector(Detector):
-    """A detector whose learned state is one scikit-learn estimator stored with skops."""
+class _ArrayModel(Detector):
+    """A detector fitted with scikit-learn whose learned state is saved as plain arrays (``state.npz``).
 
-    trusted_types: ClassVar[tuple[str, ...]] = ()
+    :meth:`_arrays` takes the arrays from the fitted estimator; :meth:`_use` builds the scorer
+    from them (after fit and after load, so both score the same way, without the estimator). After
+    fitting, the scorer is checked against the estimator on probe rows (:func:`anodet.detectors.fast.check`).
+    The estimator itself (``model_``) is kept only in the process that fitted it.
+    """
+
+    model_: Any = None
+
+    def _adopt(self, model: Any, probe: np.ndarray) -> None:
+        """Take the arrays of the fitted ``model``, build the scorer and check it on ``probe``."""
+        self.model_ = model
+        self.state_ = self._arrays(model)
+        self._use(self.state_)
+        self._check(model, probe)
+
+    def _arrays(self, model: Any) -> dict[str, np.ndarray]:
+        raise NotImplementedError
+
+    def _use(self, state: dict[str, np.ndarray]) -> None:
+        raise NotImplementedError
+
+    def _check(self, model: Any, probe: np.ndarray) -> None:
+        raise NotImplementedError
 
     def _save_state(self, folder: Path) -> list[Path]:
-        import skops.io as sio
-
-        path = folder / SKOPS_FILE
-        sio.dump(self.model_, path)
-        return [path]
+        return [save_arrays(folder / STATE_FILE, **self.state_)]
 
     def _load_state(self, folder: Path) -> None:
-        import skops.io as sio
-
-        self.model_ = sio.load(folder / SKOPS_FILE, trusted=list(self.trusted_types))
-        self._prepare()
-
-    def _prepare(self) -> None:
-        """Build (and check) any fast scoring path from ``model_``; called after fit and load."""
+        if not (folder / STATE_FILE).exists() and (folder / "model.skops").exists():
+            raise FileNotFoundError(f"{folder} holds a model.skops from an older anodet; convert the store once "
+                                    f"with `python scripts/migrate_skops_state.py <store>` (or retrain)")
+        self.state_ = load_arrays(folder / STATE_FILE)
+        self._use(self.state_)
 
     def score(self, X: np.ndarray) -> np.ndarray:
         X = as_matrix(X)
-        if len(X) == 0:  # scikit-learn refuses empty input; an empty batch has no scores
+        if len(X) == 0:  # an empty batch has no scores
             return np.empty(0, dtype=np.float64)
         return self._score(X)
 
@@ -225,110 +243,126 @@ class _SkopsDetector(Detector):
         raise NotImplementedError
 
 
-class OneClassSVMDetector(_SkopsDetector):
-    """RBF One-Class SVM on a random subset of distinct normals; score = minus the decision value."""
+class OneClassSVMDetector(_ArrayModel):
+    """RBF One-Class SVM on a random subset of distinct normals; score = minus the decision value.
+
+    Stored: support vectors, dual coefficients, intercept and gamma (:class:`~anodet.detectors.fast.RBFDecision`).
+    """
 
     name = "ocsvm"
     display_name = "One-Class SVM"
     family = "classical"
     default_params: ClassVar[dict[str, Any]] = {"nu": 0.05, "gamma": 1.0, "max_rows": 10_000}
-    trusted_types = ("sklearn.svm._classes.OneClassSVM",)
 
     def fit(self, X: np.ndarray) -> OneClassSVMDetector:
         from sklearn.svm import OneClassSVM
 
         subset = _distinct_subset(X, self.params["max_rows"], self.seed)
-        self.model_ = OneClassSVM(nu=self.params["nu"], gamma=self.params["gamma"]).fit(subset)
-        self._prepare()
+        model = OneClassSVM(nu=self.params["nu"], gamma=self.params["gamma"]).fit(subset)
+        self._adopt(model, probe_rows(subset.shape[1], model.support_vectors_))
         return self
 
-    _decision = None
+    def _arrays(self, model: Any) -> dict[str, np.ndarray]:
+        return RBFDecision.arrays_of(model)
 
-    def _prepare(self) -> None:
-        from anodet.detectors.fast import OCSVM_TOLERANCE, RBFDecision, checked, probe_rows
+    def _use(self, state: dict[str, np.ndarray]) -> None:
+        self._decision = RBFDecision.from_arrays(state)
 
-        try:
-            fast = RBFDecision(self.model_)
-        except (AttributeError, ImportError, ValueError, TypeError):  # a layout we do not know
-            fast = None
-        if fast is not None:
-            probe = probe_rows(self.model_.n_features_in_, self.model_.support_vectors_)
-            fast = checked(fast, self.model_.decision_function, probe, OCSVM_TOLERANCE, "One-Class SVM")
-        self._decision = fast
+    def _check(self, model: Any, probe: np.ndarray) -> None:
+        check(self._decision, model.decision_function, probe, "One-Class SVM", atol=OCSVM_TOLERANCE)
 
     def _score(self, X: np.ndarray) -> np.ndarray:
-        if self._decision is not None:
-            return -self._decision(X)
-        return -self.model_.decision_function(X).astype(np.float64)
+        return -self._decision(X)
 
 
-class IsolationForestDetector(_SkopsDetector):
-    """Isolation Forest; score = minus scikit-learn's ``score_samples`` (shorter paths score higher)."""
+class IsolationForestDetector(_ArrayModel):
+    """Isolation Forest; score = minus scikit-learn's ``score_samples`` (shorter paths score higher).
+
+    Stored: the trees' node arrays with the leaf table ``depth + c(n) - 1`` per leaf, and the
+    normalising denominator ``n_trees * c(max_samples)`` (:class:`~anodet.detectors.fast.TreeEnsemble`).
+    """
 
     name = "iforest"
     display_name = "Isolation Forest"
     family = "classical"
     default_params: ClassVar[dict[str, Any]] = {"n_estimators": 100, "max_samples": 256}
-    trusted_types = (
-        "sklearn.ensemble._iforest.IsolationForest",
-        "sklearn.tree._classes.ExtraTreeRegressor",
-        "sklearn.tree._tree.Tree",
-    )
 
     def fit(self, X: np.ndarray) -> IsolationForestDetector:
         from sklearn.ensemble import IsolationForest
 
-        self.model_ = IsolationForest(
+        X = as_matrix(X)
+        model = IsolationForest(
             n_estimators=self.params["n_estimators"], max_samples=self.params["max_samples"],
             random_state=self.seed, n_jobs=1,
-        ).fit(as_matrix(X))
-        self._prepare()
+        ).fit(X)
+        self._adopt(model, probe_rows(X.shape[1], X))
         return self
 
-    _depths = None
+    def _arrays(self, model: Any) -> dict[str, np.ndarray]:
+        from sklearn.ensemble._iforest import _average_path_length
 
-    def _prepare(self) -> None:
-        from anodet.detectors.fast import ForestDepths, checked, probe_rows
+        n = model.n_features_in_
+        features = [None if len(f) == n and np.array_equal(f, np.arange(n)) else np.asarray(f)
+                    for f in model.estimators_features_]
+        leaf_values = [np.asarray(d, np.float64) + np.asarray(a, np.float64) - 1.0
+                       for d, a in zip(model._decision_path_lengths, model._average_path_length_per_tree, strict=True)]
+        arrays = TreeEnsemble.arrays_of([e.tree_ for e in model.estimators_], leaf_values, features, n)
+        denominator = len(model.estimators_) * float(_average_path_length([model._max_samples])[0])
+        return {**arrays, "denominator": np.asarray([denominator])}
 
-        try:
-            fast = ForestDepths(self.model_)
-        except (AttributeError, ImportError, ValueError, TypeError):  # a layout we do not know
-            fast = None
-        if fast is not None:
-            fast = checked(fast, lambda X: -self.model_.score_samples(X),
-                           probe_rows(self.model_.n_features_in_), 1e-12, "Isolation Forest")
-        self._depths = fast
+    def _use(self, state: dict[str, np.ndarray]) -> None:
+        self._trees = TreeEnsemble(state)
+        self._denominator = float(state["denominator"][0])
+
+    def _check(self, model: Any, probe: np.ndarray) -> None:
+        check(self._score, lambda X: -model.score_samples(X), probe, "Isolation Forest", atol=1e-12)
+
+    def _block(self, X: np.ndarray) -> np.ndarray:
+        depths = self._trees.total(X)
+        if self._denominator == 0:
+            return np.ones_like(depths)
+        return 2 ** (-(depths / self._denominator))
 
     def _score(self, X: np.ndarray) -> np.ndarray:
-        if self._depths is not None:
-            return self._depths(X)
-        return -self.model_.score_samples(X).astype(np.float64)
+        self._trees.prepare()
+        return map_rows(self._block, X)
 
 
-class LocalOutlierFactorDetector(_SkopsDetector):
-    """Local Outlier Factor in novelty mode, fitted on a random subset of distinct normals."""
+class LocalOutlierFactorDetector(_ArrayModel):
+    """Local Outlier Factor in novelty mode, fitted on a random subset of distinct normals.
+
+    Stored: the fitted rows, their k-distances and local reachability densities, and k
+    (:class:`~anodet.detectors.fast.LOFScores`).
+    """
 
     name = "lof"
     display_name = "Local Outlier Factor"
     family = "classical"
     default_params: ClassVar[dict[str, Any]] = {"n_neighbors": 20, "max_rows": 8_000}
-    trusted_types = (
-        "sklearn.neighbors._lof.LocalOutlierFactor",
-        "sklearn.neighbors._kd_tree.KDTree",
-        "sklearn.metrics._dist_metrics.EuclideanDistance64",
-    )
 
     def fit(self, X: np.ndarray) -> LocalOutlierFactorDetector:
         from sklearn.neighbors import LocalOutlierFactor
 
         subset = _distinct_subset(X, self.params["max_rows"], self.seed)
-        self.model_ = LocalOutlierFactor(
-            n_neighbors=self.params["n_neighbors"], novelty=True, algorithm="brute"
-        ).fit(subset)
+        model = LocalOutlierFactor(n_neighbors=self.params["n_neighbors"], novelty=True, algorithm="brute").fit(subset)
+        self._adopt(model, probe_rows(subset.shape[1], subset))
         return self
+
+    def _arrays(self, model: Any) -> dict[str, np.ndarray]:
+        return LOFScores.arrays_of(model)
+
+    def _use(self, state: dict[str, np.ndarray]) -> None:
+        self._lof = LOFScores.from_arrays(state)
+
+    def _check(self, model: Any, probe: np.ndarray) -> None:
+        # rows with a tie for the k-th neighbour may legitimately pick another neighbour (fast.LOFScores)
+        check(self._score, lambda X: -model.score_samples(X), probe, "Local Outlier Factor", rtol=LOF_RTOL,
+              exempt=self._lof.ties(probe))
 
     def _score(self, X: np.ndarray) -> np.ndarray:
         # One thread: scikit-learn's neighbour search already uses every core. Blocks bound
         # memory; rows whose float32 distances overflow are scored again in float64.
-        return map_rows(with_float64_retry(lambda b: -self.model_.score_samples(b).astype(np.float64)),
-                        X, block=65_536, threads=1)
+        self._lof.prepare()
+        block = 65_536 if self._lof._search else LOFScores.BLOCK_ROWS
+        return map_rows(with_float64_retry(lambda b: -self._lof._block(b)), X, block=block,
+                        threads=1 if self._lof._search else None)

@@ -14,23 +14,24 @@ from typing import Any, ClassVar
 import numpy as np
 
 from anodet.detectors.base import as_matrix
-from anodet.detectors.classical import _SkopsDetector
+from anodet.detectors.classical import _ArrayModel
+from anodet.detectors.fast import TreeEnsemble, check, probe_rows
 from anodet.detectors.parallel import map_rows
 
 
-class SupervisedForest(_SkopsDetector):
-    """Random forest on labelled records (normal vs attack); score = attack probability."""
+class SupervisedForest(_ArrayModel):
+    """Random forest on labelled records (normal vs attack); score = attack probability.
+
+    Stored: the trees' node arrays with each leaf's attack probability
+    (:class:`~anodet.detectors.fast.TreeEnsemble`); the score is their mean over the trees, summed
+    in the trees' order as ``predict_proba`` does with one thread.
+    """
 
     name = "supervised"
     display_name = "Supervised forest (uses labels)"
     family = "supervised"
     uses_labels = True
     default_params: ClassVar[dict[str, Any]] = {"n_estimators": 30, "max_depth": 16, "min_samples_leaf": 2}
-    trusted_types = (
-        "sklearn.ensemble._forest.RandomForestClassifier",
-        "sklearn.tree._classes.DecisionTreeClassifier",
-        "sklearn.tree._tree.Tree",
-    )
 
     def fit(self, X: np.ndarray, y: np.ndarray | None = None) -> SupervisedForest:
         """Fit on labelled rows ``X`` with ``y`` (1 = attack); duplicates are dropped (with their majority label)."""
@@ -45,19 +46,40 @@ class SupervisedForest(_SkopsDetector):
         distinct, inverse = np.unique(X, axis=0, return_inverse=True)
         attack_share = np.bincount(inverse.ravel(), weights=y) / np.bincount(inverse.ravel())
         p = self.params
-        self.model_ = RandomForestClassifier(
+        model = RandomForestClassifier(
             n_estimators=p["n_estimators"], max_depth=p["max_depth"], min_samples_leaf=p["min_samples_leaf"],
             random_state=self.seed, n_jobs=-1,
         ).fit(distinct, (attack_share >= 0.5).astype(np.int8))
+        self._adopt(model, probe_rows(X.shape[1], distinct))
         return self
 
+    def _arrays(self, model: Any) -> dict[str, np.ndarray]:
+        classes = list(model.classes_)
+        trees = [e.tree_ for e in model.estimators_]
+        leaf_values = []
+        for tree in trees:
+            # predict_proba: the leaf's class weights divided by their sum (1 where the sum is 0)
+            value = np.asarray(tree.value[:, 0, :], np.float64)
+            normalizer = value.sum(axis=1)
+            normalizer[normalizer == 0.0] = 1.0
+            leaf_values.append(value[:, classes.index(1)] / normalizer if 1 in classes else np.zeros(len(value)))
+        return TreeEnsemble.arrays_of(trees, leaf_values, [None] * len(trees), model.n_features_in_)
+
+    def _use(self, state: dict[str, np.ndarray]) -> None:
+        self._trees = TreeEnsemble(state)
+
+    def _check(self, model: Any, probe: np.ndarray) -> None:
+        classes = list(model.classes_)
+
+        def reference(X: np.ndarray) -> np.ndarray:
+            model.n_jobs = 1  # the trees added in their order, as here
+            return model.predict_proba(X)[:, classes.index(1)] if 1 in classes else np.zeros(len(X))
+
+        check(self._score, reference, probe, "supervised forest", atol=1e-12)
+
     def _score(self, X: np.ndarray) -> np.ndarray:
-        # One thread per block and the trees summed in their stored order: with several threads
-        # scikit-learn adds the trees' votes in whichever order they finish, so the same row could
-        # score a last bit differently from run to run (and engine to engine).
-        self.model_.n_jobs = 1
-        classes = list(self.model_.classes_)
-        if 1 not in classes:
-            return np.zeros(len(X))
-        column = classes.index(1)
-        return map_rows(lambda b: self.model_.predict_proba(b)[:, column].astype(np.float64), X, block=65_536)
+        # Each block sums the trees in their stored order (then divides by their number, as
+        # predict_proba), so a row scores the same whichever block or thread it is in.
+        self._trees.prepare()
+        n_trees = self._trees.n_trees
+        return map_rows(lambda b: self._trees.total(b) / n_trees, X, block=65_536)
