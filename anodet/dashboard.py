@@ -45,10 +45,9 @@ class CurveSummary:
 
 def curve_summary(y: np.ndarray, scores: np.ndarray, max_points: int = 300) -> CurveSummary:
     """AUCs and light ROC/PR curves of one detector (computed once per view, then shared)."""
-    fpr, tpr, _ = evaluate.roc_points(y, scores)
-    recall, precision, _ = evaluate.pr_points(y, scores)
+    (fpr, tpr), (recall, precision), roc_auc, pr_auc = evaluate.curves(y, scores)
     return CurveSummary(
-        roc_auc=evaluate.roc_auc(y, scores), pr_auc=evaluate.pr_auc(y, scores),
+        roc_auc=roc_auc, pr_auc=pr_auc,
         roc=downsample_curve(fpr, tpr, max_points), pr=downsample_curve(recall, precision, max_points),
         base_rate=float(np.mean(np.asarray(y) == 1)),
     )
@@ -86,11 +85,22 @@ def agreement(flags: np.ndarray) -> np.ndarray:
 def category_rates(scores: Mapping[str, np.ndarray], thresholds: Mapping[str, float],
                    categories: np.ndarray, order: Sequence[str]) -> np.ndarray:
     """``(detectors, categories)`` share of each category's records flagged; NaN when a category is empty."""
+    wanted = {c: j for j, c in enumerate(order)}
+    column = _column_of(np.asarray(categories), wanted)
+    kept = column >= 0
+    totals = np.bincount(column[kept], minlength=len(order)).astype(float)
     out = np.full((len(scores), len(order)), np.nan)
     for i, (name, s) in enumerate(scores.items()):
-        rates = evaluate.detection_rates(s, thresholds[name], categories)
-        out[i] = [rates.get(c, np.nan) for c in order]
+        flagged = np.bincount(column[kept], weights=(np.asarray(s)[kept] >= thresholds[name]), minlength=len(order))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out[i] = np.where(totals > 0, flagged / totals, np.nan)
     return out
+
+
+def _column_of(categories: np.ndarray, wanted: Mapping[str, int]) -> np.ndarray:
+    """Each record's column in :func:`category_rates` (-1: a category not shown), with one pass over the names."""
+    names, inverse = np.unique(categories.astype(str), return_inverse=True)
+    return np.array([wanted.get(str(n), -1) for n in names], dtype=np.int64)[inverse]
 
 
 def outcomes(y: np.ndarray, flagged: np.ndarray) -> np.ndarray:

@@ -57,7 +57,7 @@ def roc_auc(y: np.ndarray, scores: np.ndarray) -> float:
     if len(np.unique(y)) != 2:
         return float("nan")
     fpr, tpr, _ = roc_points(y, scores)
-    return float(np.sum(np.diff(fpr) * (tpr[1:] + tpr[:-1]) / 2))
+    return _roc_area(fpr, tpr)
 
 
 def pr_auc(y: np.ndarray, scores: np.ndarray) -> float:
@@ -65,24 +65,52 @@ def pr_auc(y: np.ndarray, scores: np.ndarray) -> float:
     if not np.any(np.asarray(y) == 1):
         return float("nan")
     recall, precision, _ = pr_points(y, scores)
+    return _pr_area(recall, precision)
+
+
+def _roc_area(fpr: np.ndarray, tpr: np.ndarray) -> float:
+    return float(np.sum(np.diff(fpr) * (tpr[1:] + tpr[:-1]) / 2))
+
+
+def _pr_area(recall: np.ndarray, precision: np.ndarray) -> float:
     return float(-np.sum(np.diff(recall) * precision[:-1]))
 
 
 def roc_points(y: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(false-positive rate, true-positive rate, thresholds) of the ROC curve, from (0, 0)."""
-    tps, fps, thresholds = _descending_counts(y, scores)
+    return _roc_from_counts(*_descending_counts(y, scores))
+
+
+def pr_points(y: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(recall, precision, thresholds) of the precision-recall curve, ending at (0, 1)."""
+    return _pr_from_counts(*_descending_counts(y, scores))
+
+
+def _roc_from_counts(tps: np.ndarray, fps: np.ndarray,
+                     thresholds: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     tps, fps = np.r_[0.0, tps], np.r_[0.0, fps]
     fpr = fps / fps[-1] if fps[-1] > 0 else np.full_like(fps, np.nan)
     tpr = tps / tps[-1] if tps[-1] > 0 else np.full_like(tps, np.nan)
     return fpr, tpr, np.r_[np.inf, thresholds]
 
 
-def pr_points(y: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(recall, precision, thresholds) of the precision-recall curve, ending at (0, 1)."""
-    tps, fps, thresholds = _descending_counts(y, scores)
+def _pr_from_counts(tps: np.ndarray, fps: np.ndarray,
+                    thresholds: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     precision = tps / (tps + fps)
     recall = tps / tps[-1] if tps[-1] > 0 else np.ones_like(tps)
     return np.r_[recall[::-1], 0.0], np.r_[precision[::-1], 1.0], thresholds[::-1]
+
+
+def curves(y: np.ndarray, scores: np.ndarray) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray],
+                                                          float, float]:
+    """((fpr, tpr), (recall, precision), ROC AUC, PR AUC) from one sort of the scores (the dashboard's summaries)."""
+    counts = _descending_counts(y, scores)
+    fpr, tpr, _ = _roc_from_counts(*counts)
+    recall, precision, _ = _pr_from_counts(*counts)
+    y = np.asarray(y)
+    two_classes = bool(np.any(y == 1)) and bool(np.any(y != 1))
+    return ((fpr, tpr), (recall, precision), _roc_area(fpr, tpr) if two_classes else float("nan"),
+            _pr_area(recall, precision) if np.any(y == 1) else float("nan"))
 
 
 def _ratio(a: float, b: float) -> float:

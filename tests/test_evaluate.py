@@ -81,3 +81,16 @@ def test_numpy_curves_are_scikit_learns(seed):
     fpr, tpr, _ = roc_curve(y, scores, drop_intermediate=False)
     np.testing.assert_allclose(evaluate.roc_points(y, scores)[0], fpr)
     np.testing.assert_allclose(evaluate.roc_points(y, scores)[1], tpr)
+
+
+@pytest.mark.parametrize("y", [[0, 1, 1, 0, 1, 0, 0], [0, 0, 0, 0], [1, 1, 1], [1, 0]])
+def test_curves_from_one_sort_equal_the_separate_curves(y):
+    y = np.array(y)
+    scores = np.round(np.random.default_rng(len(y)).random(len(y)), 1)  # ties on purpose
+    (fpr, tpr), (recall, precision), roc, pr = evaluate.curves(y, scores)
+    np.testing.assert_array_equal(fpr, evaluate.roc_points(y, scores)[0])
+    np.testing.assert_array_equal(tpr, evaluate.roc_points(y, scores)[1])
+    np.testing.assert_array_equal(recall, evaluate.pr_points(y, scores)[0])
+    np.testing.assert_array_equal(precision, evaluate.pr_points(y, scores)[1])
+    np.testing.assert_equal(roc, evaluate.roc_auc(y, scores))
+    np.testing.assert_equal(pr, evaluate.pr_auc(y, scores))
