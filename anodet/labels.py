@@ -5,6 +5,8 @@ Used by the KDD splits, uploaded and scored files, and streamed records alike.
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 import numpy as np
 
 from anodet.schema import NORMAL, TRAINING_ATTACK_TYPES
@@ -36,6 +38,20 @@ def label_views(values: np.ndarray | list) -> dict[str, np.ndarray]:
     reference = np.where(known_attack, 1.0, 0.0)
     true[empty], reference[empty] = np.nan, np.nan
     return {"reference": reference, "true": true}
+
+
+def views_of(values: np.ndarray | list, normal: Collection[str] | None = None) -> dict[str, np.ndarray]:
+    """0/1 labels per label view under an input's label rule (NaN where the label is empty).
+
+    ``normal`` None: KDD's rule, :func:`label_views`. Otherwise a user dataset's: its declared normal
+    values (exact, blanks stripped) are 0, every other non-empty value 1, in its one view ``label``.
+    """
+    if normal is None:
+        return label_views(values)
+    text = np.char.strip(np.asarray(values, dtype=str))
+    y = np.where(np.isin(text, list(normal)), 0.0, 1.0)
+    y[np.isin(np.char.lower(text), EMPTY_LABELS)] = np.nan
+    return {"label": y}
 
 
 def is_attack(values: np.ndarray | list, view: str) -> np.ndarray:

@@ -19,7 +19,7 @@ from typing import IO, Any, TypeVar
 import numpy as np
 import pyarrow as pa
 
-from anodet.labels import label_views
+from anodet.labels import views_of
 from anodet.reader import (
     CHUNK_BYTES,
     RANGE_COLUMN,
@@ -27,6 +27,7 @@ from anodet.reader import (
     STATUS_COLUMN,
     BadRowsError,
     Chunk,
+    InputSchema,
     Layout,
     Limits,
     RowProblem,
@@ -34,7 +35,6 @@ from anodet.reader import (
     read_chunks,
 )
 from anodet.reader.parquet import is_parquet, read_parquet_chunks
-from anodet.schema import LABEL_VIEWS
 from anodet.scorer import Scorer
 
 OK = "scored"
@@ -183,14 +183,26 @@ def results_table(chunk: Chunk, scores: Any, names: list[str], thresholds: dict[
     return table
 
 
-def input_numeric_columns(store: Any) -> list[str] | None:
-    """The columns an input is parsed as numbers by: None (KDD's 38) for the KDD store, else the user
-    dataset's numeric feature columns (its store holds one feature set that is not a built-in one)."""
+def input_schema(store: Any) -> InputSchema | None:
+    """How inputs for ``store`` are read: None (KDD's columns and label rule) for the KDD store; for a
+    user dataset's store its numeric feature columns, and its label column and normal values."""
     from anodet.featureset import BUILTIN
 
     if all(name in BUILTIN for name in store.feature_sets):
         return None
-    return sorted({c for name in store.feature_sets for c in store.feature_set(name).numeric_columns})
+    numeric = frozenset(c for name in store.feature_sets for c in store.feature_set(name).numeric_columns)
+    dataset = (store.manifest.get("data") or {}).get("dataset")
+    label = None
+    if dataset:
+        from anodet import datasets
+
+        try:
+            label = datasets.load(dataset).doc.get("label")
+        except datasets.DatasetError:  # the declaration is gone: score without reading labels
+            label = None
+    if not label:
+        return InputSchema(numeric)
+    return InputSchema(numeric, label["column"], frozenset(v.strip() for v in label["normal"]))
 
 
 def score_source(
@@ -221,13 +233,13 @@ def score_source(
             summary.flagged = dict.fromkeys(scorer.names, 0)
 
     fraction = [0.0]  # set by the reading thread; progress is reported from this one (a page's thread)
-    model_numeric = input_numeric_columns(store)
+    schema = input_schema(store)
     if is_parquet(source):
         chunks = read_parquet_chunks(source, on_layout, lambda f: fraction.__setitem__(0, f),  # type: ignore[arg-type]
-                                     numeric=model_numeric)
+                                     schema=schema)
     else:
         chunks = read_chunks(source, name, chunk_bytes, limits, on_layout, lambda f: fraction.__setitem__(0, f),
-                             model_numeric)
+                             schema)
     for chunk in prefetch(chunks):
         n = len(chunk)
         bad = np.flatnonzero(~chunk.valid)
@@ -265,15 +277,14 @@ def _count(summary: Summary, chunk: Chunk, good: np.ndarray, scores: Any, names:
            thresholds: dict[str, float]) -> None:
     """Flag counts and, when the input has labels, streamed confusion counts per view."""
     layout = summary.layout
-    labels = (label_views(chunk.table.column(layout.label).to_numpy(zero_copy_only=False)[good])
+    labels = (views_of(chunk.table.column(layout.label).to_numpy(zero_copy_only=False)[good], layout.normal)
               if layout is not None and layout.label else None)
     for name in names:
         flag = scores.by_detector[name] >= thresholds[name]
         summary.flagged[name] += int(flag.sum())
         if labels is None:
             continue
-        for view in LABEL_VIEWS:
-            y = labels[view]
+        for view, y in labels.items():
             known = ~np.isnan(y)
             f, pos = flag[known], y[known] == 1
             counts = summary.confusion.setdefault(view, {}).setdefault(name, [0, 0, 0, 0])
@@ -283,8 +294,8 @@ def _count(summary: Summary, chunk: Chunk, good: np.ndarray, scores: Any, names:
             counts[2] += int(pos.sum()) - tp
             counts[3] += int((~pos).sum()) - fp
     if labels is not None:
-        for view in LABEL_VIEWS:
-            summary.labelled[view] = summary.labelled.get(view, 0) + int((~np.isnan(labels[view])).sum())
+        for view, y in labels.items():
+            summary.labelled[view] = summary.labelled.get(view, 0) + int((~np.isnan(y)).sum())
 
 
 _libc: Any = None

@@ -42,7 +42,7 @@ from typing import IO, Any, Protocol
 import numpy as np
 
 from anodet.alerts import AlertFormatter, WebhookSender
-from anodet.reader import InputError, Layout, parse_block, sniff
+from anodet.reader import InputError, InputSchema, Layout, parse_block, sniff
 from anodet.reader.limits import MAX_LINE_BYTES
 from anodet.reader.parse import LINE_END
 from anodet.schema import FEATURES
@@ -111,19 +111,18 @@ class Detection:
     score: Callable[[np.ndarray], np.ndarray]
     encode: Callable[[Any, np.ndarray], np.ndarray] | None = None
     value_columns: tuple[str, ...] = ()  # the numeric columns an alert's "values" show
-    numeric: tuple[str, ...] | None = None  # a user dataset's numeric columns (None: KDD's); see reader.sniff
+    schema: InputSchema | None = None  # a user dataset's columns (None: KDD's); see reader.sniff
 
     @classmethod
     def from_store(cls, store: Any, name: str, threshold: float) -> Detection:
         """Detector ``name`` of ``store``, scored by the one scoring routine."""
         from anodet.scorer import encode_chunk, score_rows
-        from anodet.scoring import input_numeric_columns
+        from anodet.scoring import input_schema
 
         encoder = store.encoder([name])
-        numeric = input_numeric_columns(store)
         return cls(name, threshold, lambda M: score_rows(store, M, [name]).by_detector[name],
                    lambda chunk, rows: encode_chunk(encoder, chunk, rows),
-                   tuple(store.feature_set_for(name).numeric_columns), None if numeric is None else tuple(numeric))
+                   tuple(store.feature_set_for(name).numeric_columns), input_schema(store))
 
 
 @dataclass
@@ -266,7 +265,7 @@ class Pipeline:
             first = keep[0]
             try:
                 layout = sniff(lines[first].decode("utf-8", "replace"), _SEGMENT_NAME,
-                               numeric=self.detection.numeric)
+                               schema=self.detection.schema)
             except InputError as exc:
                 record_no += 1
                 self._reject_now(lines[first], int(numbers[first]), record_no, None,
@@ -290,13 +289,13 @@ class Pipeline:
         layout = self._entry_layouts.get(key)
         if layout is not None:
             return layout
-        if header is not None and self.detection.numeric is None and not {
+        if header is not None and self.detection.schema is None and not {
                 n.strip().lower() for n in header.decode("utf-8", "replace").split(",")} & set(FEATURES):
             return ("the entry has neither a 'line' field holding a raw KDD line nor fields named after the model's "
                     f"feature columns ({', '.join(FEATURES[:3])}, …)")
         try:
             layout = sniff((header if header is not None else line).decode("utf-8", "replace"), "this entry",
-                           numeric=self.detection.numeric)
+                           schema=self.detection.schema)
         except InputError as exc:
             return f"cannot read this entry as a record: {exc}"
         if header is not None and layout.kind != "header":

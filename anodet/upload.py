@@ -28,7 +28,7 @@ import numpy as np
 import pyarrow as pa
 
 from anodet.data import cache_root
-from anodet.labels import label_views
+from anodet.labels import views_of
 from anodet.output import CsvSink
 from anodet.reader import Chunk, Layout, Limits
 from anodet.scoring import OK, Summary, score_source
@@ -70,7 +70,8 @@ class Sample:
         self._rng = np.random.default_rng(self.seed)
         self.scores = {n: np.empty(0, dtype=np.float32) for n in self.names}
 
-    def add(self, scores: dict[str, np.ndarray], label_text: np.ndarray | None) -> None:
+    def add(self, scores: dict[str, np.ndarray], label_text: np.ndarray | None,
+            normal: frozenset[str] | None = None) -> None:
         if self.seen == 0 and set(self.names) - set(scores):  # detectors the input's columns could not feed
             self.names = [k for k in self.names if k in scores]
             self.scores = {k: self.scores[k] for k in self.names}
@@ -79,7 +80,7 @@ class Sample:
             return
         views = None
         if label_text is not None:
-            views = {v: np.nan_to_num(y, nan=-1).astype(np.int8) for v, y in label_views(label_text).items()}
+            views = {v: np.nan_to_num(y, nan=-1).astype(np.int8) for v, y in views_of(label_text, normal).items()}
             if self.labels is None:
                 self.labels = {v: np.empty(0, dtype=np.int8) for v in views}
         index = self.seen + np.arange(n)
@@ -210,7 +211,7 @@ def _score_upload(source: IO[bytes], name: str, store: Any, names: list[str], th
     def keep(chunk: Chunk, scores: Any, layout: Layout) -> None:
         labels = (chunk.table.column(layout.label).to_numpy(zero_copy_only=False)[chunk.valid].astype(str)
                   if layout.label else None)
-        sample.add(scores.by_detector, labels)
+        sample.add(scores.by_detector, labels, layout.normal)
 
     def write(results: pa.Table) -> None:
         top.add(results)

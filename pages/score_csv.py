@@ -19,6 +19,7 @@ from anodet.evaluate import PRESET_HELP
 from anodet.reader import RANGE_COLUMN, ROW_COLUMN, STATUS_COLUMN, InputError, describe_problems
 from anodet.schema import FEATURES
 from anodet.scorer import default_detectors
+from anodet.scoring import input_schema
 from anodet.thresholds import resolve_thresholds
 
 ui.ensure_app_frame()
@@ -34,12 +35,15 @@ text = ui.markdown_text
 
 
 @st.cache_data(show_spinner=False, max_entries=3)
-def _example(dataset_key: str, columns: tuple[str, ...]) -> bytes:
+def _example(dataset_key: str, columns: tuple[str, ...], label: str | None) -> bytes:
     test = ui.get_splits().test
     if not columns:  # KDD: the 41 columns shuffled, an id and the attack name as label
         return data.example_csv(test)
     sample = test.sample(min(400, len(test)), random_state=7).sort_index()
-    return sample[list(columns)].to_csv(index=False).encode()
+    out = sample[list(columns)].copy()
+    if label and "label_value" in sample:  # the dataset's own label column, as its files hold it
+        out[label] = sample["label_value"].to_numpy()
+    return out.to_csv(index=False).encode()
 
 
 def _score(source, name: str, names: list[str], thresholds: dict[str, float], policy: str, choice: str) -> None:
@@ -89,14 +93,17 @@ store = ui.get_store()
 view = ui.label_view()
 feature_columns: tuple[str, ...] = () if dataset.builtin else tuple(
     dict.fromkeys(c for s in store.feature_sets for c in store.feature_set(s).raw_columns))
+schema = input_schema(store)
+label_note = (f"your label column `{text(schema.label)}` ({', '.join(f'`{text(v)}`' for v in sorted(schema.normal))} "
+              "normal, any other value an anomaly) turns on metrics and the ROC curve"
+              if schema is not None and schema.label else "the dataset has no label column")
 
 with st.expander("What file can I upload?", expanded=_result_key() not in st.session_state):
     if not dataset.builtin:
         st.markdown(
             f"* **A CSV with a header** naming the dataset's {len(feature_columns)} columns ("
             + ", ".join(f"`{text(c)}`" for c in feature_columns[:4]) + (", …" if len(feature_columns) > 4 else "")
-            + ") in any order; other columns are passed through (your label column too: metrics against it are "
-            "on the Overview, for the dataset's test split).\n"
+            + f") in any order; other columns are passed through; {label_note}.\n"
             f"* It may be gzip-compressed (`.gz`); up to {st.get_option('server.maxUploadSize')} MB.\n"
             "* Rows that cannot be scored (text where a number belongs, missing or infinite values) are skipped "
             "and listed with their row numbers, or the file is rejected: your choice.")
@@ -116,7 +123,7 @@ with st.expander("What file can I upload?", expanded=_result_key() not in st.ses
         "choice. Rows are numbered from 1 after the header. Values outside the training range are scored "
         "and marked `out_of_range`; values far outside it score +inf (flagged by every detector).")
     try:
-        example = _example(dataset.key, feature_columns)
+        example = _example(dataset.key, feature_columns, schema.label if schema is not None else None)
     except DataError as exc:
         st.info(f"The example file needs the KDD data, which is not available here: {text(exc)}")
         example = None
@@ -251,11 +258,12 @@ with right:
     elif y is not None:
         st.info("The labelled rows are all of one class, so there is no ROC curve to draw.")
     else:
-        st.info("Add a `label` column (normal / attack name / 0 or 1) to see precision, recall and the ROC curve.")
+        st.info("Add a `label` column (normal / attack name / 0 or 1) to see precision, recall and the ROC curve."
+                if dataset.builtin else f"Without labels in the file there is no ROC curve: {label_note}.")
 counts = summary.confusion.get(view, {}).get(focus)
 if counts is not None:
-    st.caption(f"Against the file's labels ({view} view; {summary.labelled.get(view, 0):,} labelled rows; novel attack "
-               "names count as attacks only in the true view).")
+    st.caption(f"Against the file's labels ({view} view; {summary.labelled.get(view, 0):,} labelled rows"
+               + ("; novel attack names count as attacks only in the true view)." if dataset.builtin else ")."))
     tiles = evaluate.metrics_from_counts(*counts)
     if y is not None and len(np.unique(y)) == 2:  # threshold-free: from the chart sample (every row up to its size)
         finite = np.where(np.isfinite(s[known]), s[known], np.finfo(np.float64).max)

@@ -122,15 +122,23 @@ def test_live_monitor_replays_the_datasets_test_split(data_dir):
 def test_score_an_upload_with_the_datasets_detectors(data_dir, tmp_path, monkeypatch):
     monkeypatch.setenv("ANODET_UPLOADS_DIR", str(tmp_path))
     store = datasets.open_store("wdbc")
-    frame = wdbc_frame().drop(columns="diagnosis").head(50)
+    frame = wdbc_frame().head(80)  # with its label column, diagnosis (B normal, M anomalous)
     frame.iloc[3, 0] = np.nan  # one row that cannot be scored: listed, not dropped
     names = ["pca@wdbc", "mahalanobis@wdbc"]
     thresholds = {n: store.default_threshold(n, "label") for n in names}
     result = upload.score_upload(io.BytesIO(frame.to_csv(index=False).encode()), "mine.csv", store, names, thresholds)
-    assert (result.summary.rows_read, result.summary.rows_scored, result.summary.rows_skipped) == (50, 49, 1)
+    summary = result.summary
+    assert (summary.rows_read, summary.rows_scored, summary.rows_skipped) == (80, 79, 1)
     out = pd.read_csv(io.BytesIO(result.results_bytes()), compression="gzip")
     assert list(out.columns[:2]) == ["mean radius", "mean texture"] and "score_pca@wdbc" in out
     assert out.loc[3, "status"].startswith("skipped") and np.isnan(out.loc[3, "score_pca@wdbc"])
+    # the dataset's own label rule: the confusion counts against diagnosis, in its one view
+    assert summary.layout.label == "diagnosis" and set(summary.confusion) == {"label"}
+    scored = out[out["status"] == "scored"]
+    flag, anomaly = scored["flag_pca@wdbc"].astype(bool), scored["diagnosis"] == "M"
+    assert summary.confusion["label"]["pca@wdbc"] == [int((flag & anomaly).sum()), int((flag & ~anomaly).sum()),
+                                                       int((~flag & anomaly).sum()), int((~flag & ~anomaly).sum())]
+    assert set(result.sample.labels_of("label")) <= {0, 1}
 
 
 def test_score_and_stream_commands_take_the_dataset(data_dir, tmp_path, monkeypatch, capsys):

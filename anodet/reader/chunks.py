@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Iterator
 from typing import IO
 
 from anodet.reader.errors import InputError
-from anodet.reader.layout import Layout, sniff
+from anodet.reader.layout import InputSchema, Layout, sniff
 from anodet.reader.limits import Limits
 from anodet.reader.parse import LINE_END, Chunk, parse_block, problem_chunk, too_long_reason
 from anodet.reader.source import _MAGIC, InputStream
@@ -133,7 +133,7 @@ class _Lines:
 def read_chunks(
     source: str | os.PathLike | IO[bytes], name: str | None = None, chunk_bytes: int = CHUNK_BYTES,
     limits: Limits | None = None, on_layout: Callable[[Layout], None] | None = None,
-    progress: Callable[[float], None] | None = None, numeric: Collection[str] | None = None,
+    progress: Callable[[float], None] | None = None, schema: InputSchema | None = None,
 ) -> Iterator[Chunk]:
     """Open, sniff and parse an input block by block; raise :class:`InputError` on a bad input.
 
@@ -156,7 +156,7 @@ def read_chunks(
                              "holds your records.")
         line, rest = first
         layout = sniff(decode_line(line, handle.name, "The first line"), handle.name, handle.compressed,
-                       limits.max_columns, numeric)
+                       limits.max_columns, schema)
         if on_layout:
             on_layout(layout)
         lines.buffer = rest if layout.kind == "header" else line + b"\n" + rest

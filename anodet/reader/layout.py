@@ -13,7 +13,6 @@ Files, uploads and streams all decide their layout here, with the same rules and
 from __future__ import annotations
 
 import csv
-from collections.abc import Collection
 from dataclasses import dataclass
 
 from anodet.reader.errors import InputError
@@ -30,6 +29,20 @@ _NUMERIC = frozenset(NUMERIC_COLUMNS)
 
 
 @dataclass(frozen=True)
+class InputSchema:
+    """A user dataset's columns as inputs hold them (KDD's are this module's defaults).
+
+    ``numeric``: the columns parsed as numbers (matched by exact name); ``label``: the declared label
+    column, read when an input has it, with ``normal`` its normal values (every other value is an
+    anomaly: the dataset's one label view, ``label``).
+    """
+
+    numeric: frozenset[str]
+    label: str | None = None
+    normal: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
 class Layout:
     """What the first line told: the input's format and its columns."""
 
@@ -39,6 +52,8 @@ class Layout:
     compressed: bool = False
     numeric: frozenset[str] = _NUMERIC
     """The model's numeric columns: KDD's 38, or a user dataset's (see :func:`header_layout`)."""
+    normal: frozenset[str] | None = None
+    """A user dataset's normal label values (its label rule); None: KDD's rule (:mod:`anodet.labels`)."""
 
     @property
     def numeric_columns(self) -> tuple[str, ...]:
@@ -74,11 +89,11 @@ def split_line(line: str, delimiter: str = ",") -> list[str]:
     return next(csv.reader([line], delimiter=delimiter, strict=True), [])
 
 
-def header_layout(fields: list[str], name: str, compressed: bool, numeric: Collection[str] | None = None) -> Layout:
+def header_layout(fields: list[str], name: str, compressed: bool, schema: InputSchema | None = None) -> Layout:
     """The layout of a header naming ``fields`` (a CSV's first line, or a Parquet file's columns).
 
-    ``numeric``: the model's numeric columns when they are not KDD's (a user dataset's store); they
-    are matched by exact name, KDD's case-insensitively.
+    ``schema``: a user dataset's columns (its store's), matched by exact name; KDD's columns are
+    matched case-insensitively.
     """
     names = [f.strip().lstrip("\ufeff").strip() for f in fields]
     lowered = [n.lower() for n in names]
@@ -99,18 +114,19 @@ def header_layout(fields: list[str], name: str, compressed: bool, numeric: Colle
             f"The header of {name} uses the column name(s) {', '.join(reserved)}, which anodet writes into "
             "the results. Rename those columns and try again."
         )
-    if numeric is not None:  # a user dataset's labels are its own values, not KDD's: passed through, not read
-        return Layout("header", tuple(names), None, compressed, frozenset(numeric))
+    if schema is not None:
+        label = schema.label if schema.label in names and schema.label not in schema.numeric else None
+        return Layout("header", tuple(names), label, compressed, schema.numeric, schema.normal)
     columns = tuple(lowered[i] if lowered[i] in _MODEL_COLUMNS else names[i] for i in range(len(names)))
     label = next((c for c in columns if c.lower() in LABEL_COLUMN_NAMES), None)
     return Layout("header", columns, label, compressed)
 
 
 def sniff(first_line: str, name: str, compressed: bool = False, max_columns: int = MAX_COLUMNS,
-          numeric: Collection[str] | None = None) -> Layout:
+          schema: InputSchema | None = None) -> Layout:
     """The layout of an input from its first non-blank line, or an InputError saying what is wrong.
 
-    ``numeric`` (a user dataset's numeric columns): the first line must be a header naming them.
+    ``schema`` (a user dataset's columns): the first line must be a header naming them.
     """
     first_line = first_line.lstrip("\ufeff")
     if first_line.count(",") >= max_columns:
@@ -136,14 +152,14 @@ def sniff(first_line: str, name: str, compressed: bool = False, max_columns: int
             "network records. anodet expects comma-separated columns: a header naming KDD feature columns, "
             "or raw KDD records."
         )
-    if numeric is not None:
+    if schema is not None:
         names = {f.strip().lstrip("\ufeff").strip() for f in fields}
-        if not names & set(numeric):
+        if not names & schema.numeric:
             raise InputError(
                 f"The first line of {name} is not a header naming the dataset's columns (e.g. "
-                f"{', '.join(sorted(numeric)[:4])}). Add a header line with the column names."
+                f"{', '.join(sorted(schema.numeric)[:4])}). Add a header line with the column names."
             )
-        return header_layout(fields, name, compressed, numeric)
+        return header_layout(fields, name, compressed, schema)
     if lowered & _MODEL_COLUMNS:
         return header_layout(fields, name, compressed)
     if len(fields) == len(RAW_COLUMNS):

@@ -8,7 +8,7 @@ CSV) and every other column is passed through as text.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pyarrow as pa
@@ -16,7 +16,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from anodet.reader.errors import InputError
-from anodet.reader.layout import Layout, header_layout
+from anodet.reader.layout import InputSchema, Layout, header_layout
 from anodet.reader.parse import Chunk, _feature_matrix, _value_reasons
 
 PARQUET_SUFFIXES = (".parquet", ".pq")
@@ -30,7 +30,7 @@ def is_parquet(path: object) -> bool:
 
 def read_parquet_chunks(path: str | Path, on_layout: Callable[[Layout], None] | None = None,
                         progress: Callable[[float], None] | None = None,
-                        batch_rows: int = BATCH_ROWS, numeric: Collection[str] | None = None) -> Iterator[Chunk]:
+                        batch_rows: int = BATCH_ROWS, schema: InputSchema | None = None) -> Iterator[Chunk]:
     """Chunks of a Parquet file, ``batch_rows`` rows at a time, numbered 1, 2, … like a CSV's rows."""
     name = str(path)
     try:
@@ -40,7 +40,7 @@ def read_parquet_chunks(path: str | Path, on_layout: Callable[[Layout], None] | 
     except (pa.ArrowInvalid, OSError) as exc:
         raise InputError(f"{name} is not a readable Parquet file ({exc}). Check that it was written completely.") \
             from None
-    layout = header_layout(list(handle.schema_arrow.names), name, compressed=False, numeric=numeric)
+    layout = header_layout(list(handle.schema_arrow.names), name, compressed=False, schema=schema)
     if on_layout:
         on_layout(layout)
     total = max(handle.metadata.num_rows, 1)
