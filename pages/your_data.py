@@ -339,9 +339,13 @@ else:
         "rows": st.column_config.NumberColumn("rows", format="localized")})
     known = [row["dataset"] for row in catalogue]
     pick = st.session_state.pop(PICK_KEY, None)
+    if pick not in known and st.session_state.get("yd_dataset") not in known:
+        pick = ui.current_dataset().key  # the one the sidebar shows, when it is one of these
     if pick in known:
         st.session_state["yd_dataset"] = pick
-    chosen = st.selectbox("Dataset", known, key="yd_dataset")
+    chosen = st.selectbox("Dataset to train or look at", known, key="yd_dataset",
+                          help="Its declaration, training and leaderboard below. The sidebar's Dataset switch "
+                               "chooses what the other pages show.")
     if chosen:
         show_dataset(chosen)
 

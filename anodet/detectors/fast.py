@@ -211,12 +211,15 @@ class TreeEnsemble:
         return trees
 
     def _depth(self, start: int, stop: int) -> int:
-        depth = np.zeros(stop - start, dtype=np.int64)
-        for node in range(stop - start):  # children come after their parent
-            for child in (self.left[start + node], self.right[start + node]):
-                if child != -1:
-                    depth[child] = depth[node] + 1
-        return int(depth.max())
+        """The tree's depth, one level at a time from the root (child indexes are tree-local)."""
+        left, right = self.left[start:stop], self.right[start:stop]
+        depth, level = 0, np.zeros(1, dtype=np.int64)
+        while True:
+            level = np.concatenate([left[level], right[level]])
+            level = level[level != -1]
+            if not len(level):
+                return depth
+            depth += 1
 
     def _leaves_numpy(self, X: np.ndarray, start: int) -> np.ndarray:
         """Tree-local leaf index of each row, one level at a time (the fallback)."""

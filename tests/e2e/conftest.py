@@ -103,6 +103,29 @@ def wait_controls(page, count: int = 1, timeout: float = 120_000) -> None:
     wait_idle(page)
 
 
+DOCS = ROOT / "docs"
+
+
+def tall_screenshot(page, name: str, also: Path | None = None, width: int | None = None) -> Path:
+    """Full-length screenshot: Streamlit scrolls inside its main block, so grow the viewport first.
+
+    ``also``: a README picture (``docs/``) written too, only with ``ANODET_UPDATE_DOCS=1`` (so a test
+    run leaves the tree clean).
+    """
+    width = width or page.viewport_size["width"]
+    before = page.viewport_size["height"]
+    page.mouse.move(0, 0)  # no tooltip in the picture
+    height = page.evaluate("() => document.querySelector('[data-testid=stMain]').scrollHeight")
+    page.set_viewport_size({"width": width, "height": min(int(height) + 20, 8000)})
+    page.wait_for_timeout(300)  # let plotly re-layout to the new size before the picture
+    path = screenshot(page, name)
+    if also is not None and os.environ.get("ANODET_UPDATE_DOCS") == "1":
+        also.parent.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(also), full_page=True)
+    page.set_viewport_size({"width": width, "height": before})
+    return path
+
+
 def screenshot(page, name: str) -> Path:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     path = ARTIFACTS / f"{name}.png"

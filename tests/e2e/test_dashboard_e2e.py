@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import screenshot, wait_controls, wait_idle
+from tests.e2e.conftest import DOCS, screenshot, tall_screenshot, wait_controls, wait_idle
 
 pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parents[2]
-DOCS = ROOT / "docs"
 METRIC = "[data-testid='stMetricValue']"
 THRESHOLD_LABEL = ".js-plotly-plot .annotation-text"
 
@@ -65,21 +63,6 @@ def hold_and_drag(page, start: float, end: float, steps: int = 10, index: int = 
         page.mouse.move(box["x"] + box["width"] * (start + (end - start) * i / steps), y)
         seen.append(shown(page, index))
     return seen
-
-
-def tall_screenshot(page, name: str, also: Path | None = None) -> Path:
-    """Full-length screenshot: Streamlit scrolls inside its main block, so grow the viewport."""
-    page.mouse.move(0, 0)  # no tooltip in the picture
-    height = page.evaluate("() => document.querySelector('[data-testid=stMain]').scrollHeight")
-    page.set_viewport_size({"width": 1440, "height": int(height) + 20})
-    page.wait_for_timeout(300)  # let plotly re-layout to the new size before the picture
-    path = screenshot(page, name)
-    # The README's pictures are refreshed on request only, so a test run leaves the tree clean.
-    if also is not None and os.environ.get("ANODET_UPDATE_DOCS") == "1":
-        also.parent.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(also), full_page=True)
-    page.set_viewport_size({"width": 1440, "height": 1000})
-    return path
 
 
 def test_overview_draws_every_chart(page, app_url):

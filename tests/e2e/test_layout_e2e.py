@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.e2e.conftest import screenshot, wait_controls, wait_idle
+from tests.e2e.conftest import tall_screenshot, wait_controls, wait_idle
 
 pytestmark = pytest.mark.e2e
 
@@ -35,15 +35,6 @@ def _open(page, url: str, slug: str, charts: int, width: int) -> None:
         page.wait_for_function(f"document.querySelectorAll('.js-plotly-plot .main-svg').length >= {charts}",
                                timeout=120_000)
     wait_idle(page)
-
-
-def _tall_screenshot(page, name: str, width: int) -> None:
-    page.mouse.move(0, 0)
-    height = page.evaluate("() => document.querySelector('[data-testid=stMain]').scrollHeight")
-    page.set_viewport_size({"width": width, "height": int(height) + 20})
-    page.wait_for_timeout(300)  # plotly re-lays out to the new size
-    screenshot(page, name)
-    page.set_viewport_size({"width": width, "height": 1000})
 
 
 def _open_a_record(page) -> None:
@@ -73,7 +64,7 @@ def test_every_page_reads_at_this_width(page, app_url, name, width):
     elif name == "live_monitor":
         _start_replay(page)
     assert page.locator("[data-testid='stException']").count() == 0
-    _tall_screenshot(page, f"layout-{name}-{width}", width)
+    tall_screenshot(page, f"layout-{name}-{width}", width=width)
     assert page.evaluate(CUT_TEXT) == [], "metric tiles cut their text"
     assert page.evaluate(TOO_WIDE) <= 1, "the page is wider than the window"
     side_by_side = page.evaluate(SIDE_BY_SIDE)
@@ -91,7 +82,7 @@ def test_the_explorer_compares_two_detectors_at_this_width(page, app_url, width)
     page.locator("[data-testid='stSelectbox']").nth(1).click()
     page.get_by_role("option").nth(1).click()
     wait_controls(page, 2)
-    _tall_screenshot(page, f"layout-threshold_explorer-{width}", width)
+    tall_screenshot(page, f"layout-threshold_explorer-{width}", width=width)
     headings = page.locator("[data-testid='stMain'] h3")
     tops = [round(headings.nth(i).bounding_box()["y"]) for i in range(2)]
     assert (tops[0] == tops[1]) == (width >= 900), tops

@@ -10,19 +10,11 @@ import numpy as np
 import pytest
 
 from anodet.schema import FEATURES
-from tests.e2e.conftest import screenshot, wait_idle
+from tests.e2e.conftest import screenshot, tall_screenshot, wait_idle
 
 pytestmark = pytest.mark.e2e
 
 METRIC = "[data-testid='stMetricValue']"
-
-
-def tall_screenshot(page, name: str):
-    """Full-length screenshot: Streamlit scrolls inside its main block, so grow the viewport first."""
-    height = page.evaluate("() => document.querySelector('[data-testid=stMain]').scrollHeight")
-    page.set_viewport_size({"width": 1440, "height": int(height) + 20})
-    page.wait_for_timeout(300)  # let plotly re-layout to the new size before the picture
-    return screenshot(page, name)
 
 
 def make_csv(splits, n: int = 120) -> bytes:

@@ -7,7 +7,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.conftest import wdbc_frame
-from tests.e2e.conftest import CHROMIUM, screenshot, start_app, stop_app, wait_idle
+from tests.e2e.conftest import CHROMIUM, DOCS, screenshot, start_app, stop_app, tall_screenshot, wait_idle
 
 pytestmark = pytest.mark.e2e
 
@@ -28,13 +28,6 @@ def own_app(tmp_path_factory):
 def wdbc(path):
     wdbc_frame().to_csv(path, index=False)
     return path
-
-
-def tall_screenshot(page, name: str):
-    height = page.evaluate("() => document.querySelector('[data-testid=stMain]').scrollHeight")
-    page.set_viewport_size({"width": 1280, "height": min(int(height) + 20, 6000)})
-    page.wait_for_timeout(300)
-    return screenshot(page, name)
 
 
 def choose(page, label: str, option: str) -> None:
@@ -92,7 +85,7 @@ def test_add_and_train_wdbc(own_app, browser, tmp_path):
         page.get_by_text("Best anomaly detector here by ROC AUC").wait_for(timeout=60_000)
         assert "test split of dataset" in page.locator("[data-testid='stMain']").inner_text()
         expect(page.locator("[data-testid='stSidebar']")).to_contain_text("Anomaly detectors on wdbc")
-        tall_screenshot(page, "dataset_overview")
+        tall_screenshot(page, "dataset_overview", also=DOCS / "dataset.png")
         page.get_by_role("link", name="Threshold explorer").click()
         page.locator(".adt-slider").first.wait_for(timeout=60_000)
         wait_idle(page)
