@@ -209,7 +209,7 @@ def curves_figure(roc: tuple[np.ndarray, np.ndarray], pr: tuple[np.ndarray, np.n
 
 
 def rate_heatmap(detectors: Sequence[str], categories: Sequence[str], rates: np.ndarray,
-                 title: str = "Detection rate per attack category") -> go.Figure:
+                 title: str = "Detection rate per attack category", positive: str = "attack") -> go.Figure:
     """Share of each category's records flagged (rows detectors, columns categories), 0–1."""
     rates = np.asarray(rates, dtype=float)
     text = [[("–" if np.isnan(v) else f"{v:.0%}") for v in row] for row in rates]
@@ -220,7 +220,7 @@ def rate_heatmap(detectors: Sequence[str], categories: Sequence[str], rates: np.
              "hovertemplate": "%{y}<br>%{x}: %{text} flagged<extra></extra>"}]
     return _figure(data, {
         "title": _title(title), "height": 120 + 32 * len(detectors),
-        "xaxis": {"title": {"text": "attack category (records in the test split)"}, "side": "bottom"},
+        "xaxis": {"title": {"text": f"{positive} category (records in the test split)"}, "side": "bottom"},
         "yaxis": {"autorange": "reversed"},
     })
 

@@ -143,7 +143,8 @@ rates = dashboard.category_rates(ordered_scores, thresholds, categories, shown_c
 counts = test["category"].value_counts()
 columns = [f"{ui.markdown_text(c)} ({counts.get(c, 0):,})" for c in shown_categories]
 st.plotly_chart(figures.rate_heatmap([labels[n] for n in order], columns, rates,
-                                     title=f"Detection rate per {dataset.anomaly_word} category"),
+                                     title=f"Detection rate per {dataset.anomaly_word} category",
+                                     positive=dataset.anomaly_word),
                 key="overview_rates")
 st.caption("Share of each category's test records flagged at the detector's threshold (record counts in "
            "brackets). " + ("*novel*: attack types that appear only in the test file." if dataset.builtin else

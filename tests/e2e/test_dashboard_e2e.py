@@ -203,7 +203,7 @@ def test_the_live_replay_survives_a_visit_to_another_page(page, app_url):
     page.goto(f"{app_url}/live_monitor")
     page.get_by_role("heading", name="Live monitor").wait_for(timeout=120_000)
     wait_idle(page)
-    page.locator("[data-testid='stSelectbox']").first.click()
+    page.locator("[data-testid='stMain'] [data-testid='stSelectbox']").first.click()
     page.get_by_role("option", name="BiGAN").click()
     wait_idle(page)
     page.get_by_role("button", name="Start").click()
@@ -217,7 +217,7 @@ def test_the_live_replay_survives_a_visit_to_another_page(page, app_url):
     page.locator("[data-testid='stSidebarNav']").get_by_text("Live monitor").click()
     page.get_by_role("button", name="Resume").wait_for(timeout=60_000)
     wait_idle(page)
-    shown = page.locator("[data-testid='stSelectbox']").first.evaluate(
+    shown = page.locator("[data-testid='stMain'] [data-testid='stSelectbox']").first.evaluate(
         "el => el.innerText + ' ' + [...el.querySelectorAll('input')].map(i => i.value || i.getAttribute('aria-label')"
         " || '').join(' ')")
     assert "BiGAN" in shown, shown

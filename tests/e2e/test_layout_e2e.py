@@ -79,7 +79,7 @@ def test_the_explorer_compares_two_detectors_at_this_width(page, app_url, width)
     """Two panels side by side at 1280 px (their preset buttons readable), one above the other at 820 px."""
     _open(page, app_url, "threshold_explorer", 0, width)
     wait_controls(page, 1)
-    page.locator("[data-testid='stSelectbox']").nth(1).click()
+    page.locator("[data-testid='stMain'] [data-testid='stSelectbox']").nth(1).click()
     page.get_by_role("option").nth(1).click()
     wait_controls(page, 2)
     tall_screenshot(page, f"layout-threshold_explorer-{width}", width=width)
