@@ -233,7 +233,7 @@ def score_source(
             summary.flagged = dict.fromkeys(scorer.names, 0)
 
     fraction = [0.0]  # set by the reading thread; progress is reported from this one (a page's thread)
-    schema = input_schema(store)
+    schema = input_schema(scorer.store)  # the scorer knows its store (callers may pass only the scorer)
     if is_parquet(source):
         chunks = read_parquet_chunks(source, on_layout, lambda f: fraction.__setitem__(0, f),  # type: ignore[arg-type]
                                      schema=schema)
