@@ -9,6 +9,7 @@ import argparse
 import importlib
 import logging
 import sys
+from pathlib import Path
 
 import numpy as np
 
@@ -79,9 +80,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_source(ev)
     _add_store(ev)
 
-    data = sub.add_parser("data", help="Fetch, verify and cache the KDD splits.")
+    data = sub.add_parser("data", help="Fetch, verify and cache the KDD splits (and the dashboard's scores on them).")
     data.add_argument("--rebuild", action="store_true", help="rebuild the cached splits")
+    data.add_argument("--no-scores", action="store_true",
+                      help="do not score the test and validation splits with the model store for the dashboard")
     _add_data_source(data)
+    _add_store(data)
 
     _add_dataset(sub.add_parser("dataset", help="Declare, list and show user datasets (bring your own data)."))
     _add_score(sub.add_parser("score", help="Score CSV files with the pretrained detectors."))
@@ -304,7 +308,29 @@ def _cmd_data(args: argparse.Namespace) -> int:
     splits = load_splits(args.data_source, rebuild=args.rebuild)
     for name in ("train", "validation", "test"):
         print(f"{name:>10}: {len(getattr(splits, name)):,} rows")
+    if not args.no_scores:
+        _fill_score_cache(splits, args.store)
     return 0
+
+
+def _fill_score_cache(splits, store_root: str | None) -> None:
+    """Score the splits the dashboard reads with the model store, once per store (its first page then draws
+    without scoring). A missing or unusable store only skips this: the data itself is ready."""
+    from anodet import score_cache
+    from anodet.store import Store
+
+    try:
+        store = Store.open(Path(store_root) if store_root else None)
+        spent = score_cache.fill(store, splits)
+    except StoreError as exc:
+        print(f"dashboard scores not cached ({exc})", file=sys.stderr)
+        return
+    if spent:
+        print(f"    scores: {len(store.names)} detectors on " + ", ".join(
+            f"{split} ({len(getattr(splits, split)):,} rows, {seconds:.1f} s)" for split, seconds in spent.items())
+            + " cached for the dashboard")
+    else:
+        print(f"    scores: cached for this store ({len(store.names)} detectors)")
 
 
 LEADERBOARD_COLUMNS = ["roc_auc", "pr_auc", "precision", "recall", "f1", "f2", "accuracy"]

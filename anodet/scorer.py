@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from anodet.detectors.parallel import one_blas_thread
 from anodet.encoding import SATURATION_RANGES
 from anodet.featureset import kind_of
 
@@ -109,14 +110,17 @@ def score_rows(store: Any, rows: Any, names: list[str] | None = None,
         if seconds is not None:
             seconds[name] = seconds.get(name, 0.0) + time.perf_counter() - t0
 
-    if detector_threads > 1 and len(base) > 1:
-        from concurrent.futures import ThreadPoolExecutor
+    # One BLAS thread whatever the batch (the row and detector threads use the cores): a detector's
+    # scores then do not depend on the batch size or on how many detectors are scored at once.
+    with one_blas_thread():
+        if detector_threads > 1 and len(base) > 1:
+            from concurrent.futures import ThreadPoolExecutor
 
-        with ThreadPoolExecutor(detector_threads, thread_name_prefix="anodet-detector") as pool:
-            list(pool.map(score_one, base))  # ``base`` is in cost order: the slowest start first
-    else:
-        for name in base:
-            score_one(name)
+            with ThreadPoolExecutor(detector_threads, thread_name_prefix="anodet-detector") as pool:
+                list(pool.map(score_one, base))  # ``base`` is in cost order: the slowest start first
+        else:
+            for name in base:
+                score_one(name)
     for name in combined:
         raw[name] = np.asarray(store.detector(name).score_from_members(raw), dtype=np.float64)
     by_detector = {}

@@ -23,8 +23,8 @@ from typing import Any
 import numpy as np
 import streamlit as st
 
-from anodet import dashboard, dataset_view, evaluate, figures, scorer, threshold_payload
-from anodet.data import DataError, Splits, cache_root
+from anodet import dashboard, dataset_view, evaluate, figures, score_cache, scorer, threshold_payload
+from anodet.data import DataError, Splits
 from anodet.dataset_view import KDD, DatasetView
 from anodet.datasets import DatasetError
 from anodet.evaluate import ThresholdCurve
@@ -177,42 +177,9 @@ def _validation_scores(root: str, manifest_hash: str) -> dict[str, np.ndarray]:
 
 def _split_scores(root: str, manifest_hash: str, split: str) -> dict[str, np.ndarray]:
     """Every detector's scores on one split, read from the disk cache or computed and kept there."""
-    frame = getattr(get_splits(), split)
-    store = _open_store(root, manifest_hash)
-    path = _scores_cache(manifest_hash, get_splits(), split)
-    scores = _read_scores(path, frame.index.to_numpy(), store.names)
-    if scores is None:
-        scores = score_all(_load_store(root, manifest_hash), frame)
-        _write_scores(path, scores, frame.index.to_numpy())
+    scores, _ = score_cache.split_scores(_open_store(root, manifest_hash), get_splits(), split,
+                                         lambda frame: score_all(_load_store(root, manifest_hash), frame))
     return {n: _readonly(s) for n, s in scores.items()}
-
-
-def _scores_cache(manifest_hash: str, splits: Splits, split: str = "test") -> Path:
-    """Where the scores of this store on this split are kept between server runs."""
-    key = hashlib.sha256((manifest_hash + json.dumps(splits.checksums, sort_keys=True)).encode()).hexdigest()[:20]
-    return cache_root() / "cache" / f"{split}-scores-{key}.npz"
-
-
-def _read_scores(path: Path, index: np.ndarray, names: list[str]) -> dict[str, np.ndarray] | None:
-    """Scores saved by an earlier run for exactly these records and detectors, else None."""
-    try:
-        with np.load(path, allow_pickle=False) as saved:
-            if not np.array_equal(saved["__index__"], index) or set(saved.files) != {"__index__", *names}:
-                return None
-            return {n: saved[n].astype(np.float64) for n in names}
-    except (OSError, ValueError, KeyError):
-        return None
-
-
-def _write_scores(path: Path, scores: dict[str, np.ndarray], index: np.ndarray) -> None:
-    """Keep the test scores for the next server run (best effort: a read-only disk only costs time)."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.stem + ".tmp.npz")
-        np.savez(tmp, __index__=index, **scores)  # type: ignore[arg-type]  # numpy stubs type **kwds as allow_pickle
-        tmp.replace(path)
-    except OSError:
-        pass
 
 
 _warming: set[tuple[str, str]] = set()

@@ -275,20 +275,6 @@ def test_csv_download_neutralises_formulas_in_text_but_keeps_numbers():
         assert not any(cell.startswith(("=", "@", "+")) for cell in line.split(","))
 
 
-def test_saved_test_scores_are_reused_only_for_the_same_records_and_detectors(tmp_path):
-    from anodet import ui
-
-    path = tmp_path / "scores.npz"
-    scores = {"a": RNG.normal(size=5), "b": RNG.normal(size=5)}
-    index = np.arange(10, 15)
-    ui._write_scores(path, scores, index)
-    back = ui._read_scores(path, index, ["a", "b"])
-    assert back is not None and all(np.array_equal(back[n], scores[n]) for n in scores)
-    assert ui._read_scores(path, index[::-1], ["a", "b"]) is None  # other records
-    assert ui._read_scores(path, index, ["a", "b", "c"]) is None  # another detector set
-    assert ui._read_scores(tmp_path / "missing.npz", index, ["a"]) is None
-
-
 # --- new dashboard helpers ----------------------------------------------------------------------
 
 
