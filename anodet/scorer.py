@@ -110,17 +110,16 @@ def score_rows(store: Any, rows: Any, names: list[str] | None = None,
         if seconds is not None:
             seconds[name] = seconds.get(name, 0.0) + time.perf_counter() - t0
 
-    # One BLAS thread whatever the batch (the row and detector threads use the cores): a detector's
-    # scores then do not depend on the batch size or on how many detectors are scored at once.
-    with one_blas_thread():
-        if detector_threads > 1 and len(base) > 1:
-            from concurrent.futures import ThreadPoolExecutor
+    if detector_threads > 1 and len(base) > 1:
+        from concurrent.futures import ThreadPoolExecutor
 
-            with ThreadPoolExecutor(detector_threads, thread_name_prefix="anodet-detector") as pool:
-                list(pool.map(score_one, base))  # ``base`` is in cost order: the slowest start first
-        else:
-            for name in base:
-                score_one(name)
+        # Detectors side by side use the cores, so BLAS gets one thread (the limit is process-wide:
+        # set once here, not per detector, so the scores do not depend on which ran beside which).
+        with one_blas_thread(), ThreadPoolExecutor(detector_threads, thread_name_prefix="anodet-detector") as pool:
+            list(pool.map(score_one, base))  # ``base`` is in cost order: the slowest start first
+    else:
+        for name in base:
+            score_one(name)
     for name in combined:
         raw[name] = np.asarray(store.detector(name).score_from_members(raw), dtype=np.float64)
     by_detector = {}
