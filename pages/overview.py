@@ -32,13 +32,18 @@ def unlabelled_overview(names: list[str]) -> None:
                "explorer.")
     st.subheader("Agreement")
     common = dashboard.agreement(dashboard.flag_matrix({d: scores[d] for d in names}, thresholds))
-    st.plotly_chart(figures.agreement_heatmap([ui.display_name(d) for d in names], common,
-                                              title="Which detectors agree: share of one's flags the other flags too"),
-                    key="overview_agreement")
+    if np.diag(common).any():
+        st.plotly_chart(figures.agreement_heatmap([ui.display_name(d) for d in names], common,
+                                                  title="Which detectors agree: share of one's flags the other "
+                                                        "flags too"),
+                        key="overview_agreement")
+    else:
+        st.info("No detector flags a test record at its threshold, so there is no agreement to show: lower a "
+                "threshold in the threshold explorer.")
     st.subheader("Scores")
     pick = ui.detector_picker("Detector", names, key="overview_histogram_detector")
-    st.plotly_chart(figures.score_histogram(ui.get_histograms(view)[pick], thresholds[pick], log_count=True,
-                                            title=f"{ui.display_name(pick)}: test scores and threshold"),
+    st.plotly_chart(figures.unlabelled_histogram(scores[pick][np.isfinite(scores[pick])], thresholds[pick],
+                                                 f"{ui.display_name(pick)}: test scores and threshold"),
                     key="overview_histogram")
 
 
@@ -53,9 +58,10 @@ chosen_sets = filters[0].pills(
     help="kdd18: the reference prototype's 18 traffic rates and counts. kdd41: all 41 KDD columns (bytes and "
          "counts on a log scale, protocol, service and flag one-hot)." if dataset.builtin else
          "Your dataset's declared columns (numeric, log-scaled or one-hot categorical).")
-show_ceiling = filters[1].toggle(
+has_ceiling = any(ui.is_supervised(n) for n in store.names)
+show_ceiling = has_ceiling and filters[1].toggle(
     "Show the supervised ceiling", value=True, key="overview_ceiling",
-    help="A random forest trained on KDD's labelled training file (normal vs attack): what labels reach on the "
+    help="A random forest trained on the labelled training records (normal vs attack): what labels reach on the "
          "same features. A reference row, never counted as a detector.")
 names = [n for n in store.names if store.feature_set_of(n) in (chosen_sets or store.feature_sets)
          and (show_ceiling or not ui.is_supervised(n))]

@@ -155,6 +155,7 @@ def unlabelled_panel(name: str, view: str) -> None:
     buttons = st.columns(len(presets) or 1)
     for column, (key, value) in zip(buttons, presets.items(), strict=False):
         if column.button(dashboard.PRESET_LABELS.get(key, key), key=f"preset_{key}_{name}", width="stretch",
+                         type="primary" if np.isclose(value, threshold, rtol=1e-9) else "secondary",
                          help=f"{evaluate.PRESET_HELP.get(key, '')} Value {value:.6g}; flags "
                               f"{np.mean(scores >= value):.1%} of the test records."):
             ui.set_threshold(name, value, view)
@@ -165,8 +166,8 @@ def unlabelled_panel(name: str, view: str) -> None:
     if typed != threshold:
         ui.set_threshold(name, typed, view)
         st.rerun()
-    st.plotly_chart(figures.score_histogram(ui.get_histograms(view)[name], threshold, log_count=True,
-                                            title="Test scores (no labels: one colour)"),
+    st.plotly_chart(figures.unlabelled_histogram(scores[np.isfinite(scores)], threshold,
+                                                 "Test scores (no labels: one colour)"),
                     key=f"unlabelled_hist_{name}")
     st.markdown(f"In force on every page: threshold **{threshold:.6g}**, flags "
                 f"**{int((scores >= threshold).sum()):,}** of {len(scores):,} test records "
@@ -177,9 +178,11 @@ dataset = ui.current_dataset()
 st.title("Threshold explorer")
 switch = " (switch in the sidebar)" if len(dataset.label_views) > 1 else ""
 labels_note = f"Labels: **{ui.label_view()}** view{switch}. " if dataset.labelled else "No labels. "
+how = ("drag the handle and every chart follows at once" if dataset.labelled else
+       "pick a preset or type a threshold and see what it flags")
 st.caption(f"Choose where a detector draws the line between normal and {dataset.anomaly_word}, and see what it "
-           f"costs: drag the handle and every chart follows at once. Dataset: **{ui.markdown_text(dataset.title)}**. "
-           f"{labels_note}This page's link keeps its state.")
+           f"costs: {how}. Dataset: **{ui.markdown_text(dataset.title)}**. {labels_note}This page's link keeps "
+           "its state.")
 for problem in ui.url_problems():
     st.warning(f"This link's {problem}; it was left out.")
 view = ui.label_view()

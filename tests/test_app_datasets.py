@@ -166,6 +166,7 @@ def test_unlabelled_dataset_shows_scores_flags_and_says_curves_need_labels(data_
     at = open_app("flows")
     assert any("no labels" in i.value for i in at.info)
     assert "share flagged" in table_with(at, "share flagged")
+    assert not [t for t in at.toggle if "ceiling" in t.label]  # no labels, so no supervised ceiling to show
     at.switch_page("pages/threshold_explorer.py").run()
     assert not problems(at), problems(at)
     assert any("no labels" in i.value for i in at.info)
