@@ -91,6 +91,14 @@ class Store:
         self._feature_sets: dict[str, FeatureSet] = {}
         self._encoders: dict[tuple[str, ...], InputEncoder] = {}
 
+    @property
+    def train_hint(self) -> str:
+        """How to rebuild this store: KDD's (train, or restore the committed one) or a user dataset's."""
+        dataset = (self.manifest.get("data") or {}).get("dataset") if isinstance(self.manifest, dict) else None
+        if dataset:
+            return f"Run `python -m anodet train --dataset {dataset}` to retrain this dataset's store."
+        return TRAIN_HINT
+
     @classmethod
     def open(cls, root: Path | None = None) -> Store:
         """Read and validate the manifest of the store at ``root`` (default: :func:`default_root`)."""
@@ -154,10 +162,10 @@ class Store:
             try:
                 fitted = FeatureSet.load(path)
             except (OSError, ValueError) as exc:
-                raise StoreError(f"Cannot read the feature set {path}: {exc}. {TRAIN_HINT}") from None
+                raise StoreError(f"Cannot read the feature set {path}: {exc}. {self.train_hint}") from None
             if fitted.name != name:
                 raise StoreError(f"{path} holds feature set {fitted.name!r}, but {MANIFEST} lists it as {name!r}. "
-                                 f"{TRAIN_HINT}")
+                                 f"{self.train_hint}")
             self._feature_sets[name] = fitted
         return self._feature_sets[name]
 
@@ -187,13 +195,13 @@ class Store:
         resolved = path.resolve()
         if not resolved.is_relative_to(self.root.resolve()):
             raise StoreError(f"{MANIFEST} in {self.root} lists {listed}, which resolves outside the store (to "
-                             f"{resolved}); refusing to open it. {TRAIN_HINT}")
+                             f"{resolved}); refusing to open it. {self.train_hint}")
         return path
 
     def _verified(self, relpath: str, expected: str) -> Path:
         path = self._inside(self.root / relpath, relpath)
         if not path.is_file():
-            raise StoreError(f"Model file {path} is missing. {TRAIN_HINT}")
+            raise StoreError(f"Model file {path} is missing. {self.train_hint}")
         if sha256_file(path) != expected:
             try:
                 replaced = hashlib.sha256((self.root / MANIFEST).read_bytes()).hexdigest() != self.hash
@@ -204,7 +212,7 @@ class Store:
                                  f"open it again (restart the app or rerun the command).")
             raise StoreError(
                 f"Model file {path} does not match its sha256 in {MANIFEST} (it was modified or is "
-                f"corrupt); refusing to load it. {TRAIN_HINT}"
+                f"corrupt); refusing to load it. {self.train_hint}"
             )
         return path
 
@@ -222,7 +230,7 @@ class Store:
         unlisted = sorted(present - set(files))
         if unlisted:
             raise StoreError(f"{self.root / unlisted[0]} is in the store but not listed in {MANIFEST}, so it cannot "
-                             f"be verified; refusing to load {name!r}. Delete the file, or: {TRAIN_HINT}")
+                             f"be verified; refusing to load {name!r}. Delete the file, or: {self.train_hint}")
         return folder
 
     def detector(self, name: str) -> Detector:
@@ -233,16 +241,16 @@ class Store:
         if name in self._detectors:
             return self._detectors[name]
         if name in loading:
-            raise StoreError(f"An ensemble cannot contain itself ({' → '.join([*loading, name])}). {TRAIN_HINT}")
+            raise StoreError(f"An ensemble cannot contain itself ({' → '.join([*loading, name])}). {self.train_hint}")
         entry = self.entry(name)
         folder = self._checked_folder(name, entry["files"])
         try:
             detector = detector_class(kind_of(name)).load(folder)
         except Exception as exc:  # any loader failure is a store problem, told as one sentence
-            raise StoreError(f"Cannot load detector {name!r} from {folder}: {exc}. {TRAIN_HINT}") from None
+            raise StoreError(f"Cannot load detector {name!r} from {folder}: {exc}. {self.train_hint}") from None
         if detector.members != entry["params"].get("members", []):
             raise StoreError(f"{folder} was saved with members {detector.members}, but {MANIFEST} lists "
-                             f"{entry['params'].get('members', [])}. {TRAIN_HINT}")
+                             f"{entry['params'].get('members', [])}. {self.train_hint}")
         for member in detector.members:
             if member not in self.manifest["detectors"]:
                 raise StoreError(f"Detector {name!r} is built on {member!r}, which is not in the store at {self.root}; "

@@ -128,7 +128,8 @@ with st.expander("What file can I upload?", expanded=_result_key() not in st.ses
         st.info(f"The example file needs the KDD data, which is not available here: {text(exc)}")
         example = None
     if example is not None:
-        st.download_button("Download an example file (400 test records)", example, file_name="anodet-example.csv",
+        shown_rows = min(400, len(ui.get_splits().test))
+        st.download_button(f"Download an example file ({shown_rows} test records)", example, file_name="anodet-example.csv",
                            mime="text/csv", icon=":material/download:", on_click="ignore", key="score_example_download")
 
 upload_file = st.file_uploader("CSV file (optionally .gz)", type=["csv", "gz", "txt"], key="score_upload",

@@ -190,3 +190,16 @@ def test_link_names_the_dataset_and_an_unknown_one_is_said(data_dir):
     at.query_params["detector"] = "pca"
     at.switch_page("pages/threshold_explorer.py").run()
     assert any("dataset nope is not one this server has trained" in w.value for w in at.warning)
+
+
+def test_a_broken_dataset_store_says_how_to_retrain_that_dataset(data_dir, tmp_path):
+    import shutil
+
+    from anodet.store import Store, StoreError
+
+    copy = tmp_path / "store"
+    shutil.copytree(datasets.store_root("wdbc"), copy)
+    (copy / "pca@wdbc" / "state.npz").unlink()
+    with pytest.raises(StoreError, match=r"train --dataset wdbc") as caught:
+        Store.open(copy).detector("pca@wdbc")
+    assert "git checkout models_store" not in str(caught.value)  # KDD's remedy is not this store's
