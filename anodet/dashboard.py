@@ -82,27 +82,6 @@ def agreement(flags: np.ndarray) -> np.ndarray:
     return f.T @ f
 
 
-def category_rates(scores: Mapping[str, np.ndarray], thresholds: Mapping[str, float],
-                   categories: np.ndarray, order: Sequence[str]) -> np.ndarray:
-    """``(detectors, categories)`` share of each category's records flagged; NaN when a category is empty."""
-    wanted = {c: j for j, c in enumerate(order)}
-    column = _column_of(np.asarray(categories), wanted)
-    kept = column >= 0
-    totals = np.bincount(column[kept], minlength=len(order)).astype(float)
-    out = np.full((len(scores), len(order)), np.nan)
-    for i, (name, s) in enumerate(scores.items()):
-        flagged = np.bincount(column[kept], weights=(np.asarray(s)[kept] >= thresholds[name]), minlength=len(order))
-        with np.errstate(invalid="ignore", divide="ignore"):
-            out[i] = np.where(totals > 0, flagged / totals, np.nan)
-    return out
-
-
-def _column_of(categories: np.ndarray, wanted: Mapping[str, int]) -> np.ndarray:
-    """Each record's column in :func:`category_rates` (-1: a category not shown), with one pass over the names."""
-    names, inverse = np.unique(categories.astype(str), return_inverse=True)
-    return np.array([wanted.get(str(n), -1) for n in names], dtype=np.int64)[inverse]
-
-
 def outcomes(y: np.ndarray, flagged: np.ndarray) -> np.ndarray:
     """Each record's outcome (one of :data:`OUTCOMES`) from its label and verdict."""
     y = np.asarray(y) == 1

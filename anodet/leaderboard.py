@@ -24,15 +24,14 @@ def leaderboard(store: Store, splits: Splits, view: str, scores: dict[str, np.nd
     Thresholds default to each detector's validation-chosen best-F1 threshold.
     """
     y = splits.test[label_column(view)].to_numpy()
-    categories = splits.test["category"].to_numpy()
+    chosen = {name: (thresholds or {}).get(name, store.default_threshold(name, view)) for name in scores}
+    rates = evaluate.category_rates(scores, chosen, splits.test["category"].to_numpy(), ATTACK_CATEGORIES)
     rows = []
-    for name, s in scores.items():
-        threshold = (thresholds or {}).get(name, store.default_threshold(name, view))
+    for i, (name, s) in enumerate(scores.items()):
         entry = store.entry(name)
         row = {"detector": name, "name": entry["display_name"], "feature_set": entry["feature_set"],
-               "supervised": store.uses_labels(name), "threshold": threshold,
-               **evaluate.summary(y, s, threshold)}
-        rates = evaluate.detection_rates(s, threshold, categories)
-        row.update({f"detect_{c}": rates.get(c, np.nan) for c in ATTACK_CATEGORIES})
+               "supervised": store.uses_labels(name), "threshold": chosen[name],
+               **evaluate.summary(y, s, chosen[name])}
+        row.update({f"detect_{c}": rates[i, j] for j, c in enumerate(ATTACK_CATEGORIES)})
         rows.append(row)
     return pd.DataFrame(rows).set_index("detector")

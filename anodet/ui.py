@@ -7,6 +7,7 @@ its choices (label view, thresholds, selections, uploads).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -54,10 +55,17 @@ def current_dataset() -> DatasetView:
     key = st.session_state.get(DATASET_KEY, KDD)
     if key != KDD:
         try:
-            return dataset_view.view_of(key)
+            return _user_view(key, _declaration_stamp(key))
         except DatasetError:  # removed since it was chosen: back to the built-in one
             st.session_state[DATASET_KEY] = KDD
     return dataset_view.kdd()
+
+
+@functools.lru_cache(maxsize=16)
+def _user_view(key: str, declaration: tuple[str | int, ...]) -> DatasetView:
+    """A user dataset's view, read from its declaration once per version of the file (pages ask for it
+    dozens of times a rerun; a stat tells whether it changed)."""
+    return dataset_view.view_of(key)
 
 
 def dataset_switch() -> DatasetView:
@@ -143,19 +151,21 @@ def _load_splits(key: str, declaration: str) -> Splits:
 def get_splits() -> Splits:
     """The session's dataset's splits (shared by all sessions), shaped as :mod:`anodet.dataset_view` says."""
     dataset = current_dataset()
-    declaration = "" if dataset.builtin else json.dumps(_declaration_stamp(dataset.key))
+    declaration = "" if dataset.builtin else json.dumps(list(_declaration_stamp(dataset.key)))
     return _load_splits(dataset.key, declaration)
 
 
-def _declaration_stamp(key: str) -> list[int]:
-    """Changes when a dataset is declared again (its splits are then rebuilt)."""
+def _declaration_stamp(key: str) -> tuple[str | int, ...]:
+    """Where a dataset's declaration is and its version: changes when the dataset is declared again (or the
+    data folder moves), so its view and splits are then read anew."""
     from anodet.datasets import DECLARATION, dataset_dir
 
+    path = dataset_dir(key) / DECLARATION
     try:
-        stat = (dataset_dir(key) / DECLARATION).stat()
-        return [stat.st_mtime_ns, stat.st_size]
+        stat = path.stat()
+        return (str(path), stat.st_mtime_ns, stat.st_size)
     except OSError:
-        return []
+        return (str(path),)
 
 
 def _readonly(values: np.ndarray) -> np.ndarray:

@@ -145,7 +145,7 @@ st.caption(evaluate.METRIC_HELP["roc_auc"] + " The false-positive rate is on a l
 categories = test["category"].to_numpy()
 ordered_scores = {n: scores[n] for n in order}
 shown_categories = dataset.categories(test)
-rates = dashboard.category_rates(ordered_scores, thresholds, categories, shown_categories)
+rates = evaluate.category_rates(ordered_scores, thresholds, categories, shown_categories)
 counts = test["category"].value_counts()
 columns = [f"{ui.markdown_text(c)} ({counts.get(c, 0):,})" for c in shown_categories]
 st.plotly_chart(figures.rate_heatmap([labels[n] for n in order], columns, rates,

@@ -57,8 +57,9 @@ def test_rate_outside_zero_one_is_refused():
 
 def test_detection_rates_per_category():
     s = np.array([1.0, 2.0, 3.0, 4.0])
-    rates = evaluate.detection_rates(s, 2.5, np.array(["dos", "dos", "probe", "normal"]))
-    assert rates == {"dos": 0.0, "probe": 1.0, "normal": 1.0}
+    order = ["dos", "probe", "normal"]
+    rates = evaluate.category_rates({"d": s}, {"d": 2.5}, np.array(["dos", "dos", "probe", "normal"]), order)
+    assert dict(zip(order, rates[0].tolist(), strict=True)) == {"dos": 0.0, "probe": 1.0, "normal": 1.0}
 
 
 @pytest.mark.parametrize("seed", range(6))

@@ -215,8 +215,8 @@ def test_agreement_counts_records_flagged_by_both():
 
 def test_category_rates_are_shares_flagged_per_category():
     scores = {"a": np.array([0.1, 0.9, 0.8, 0.2])}
-    rates = dashboard.category_rates(scores, {"a": 0.5}, np.array(["dos", "dos", "probe", "probe"]),
-                                     ["dos", "probe", "u2r"])
+    rates = evaluate.category_rates(scores, {"a": 0.5}, np.array(["dos", "dos", "probe", "probe"]),
+                                    ["dos", "probe", "u2r"])
     np.testing.assert_allclose(rates[0, :2], [0.5, 0.5])
     assert np.isnan(rates[0, 2])
 

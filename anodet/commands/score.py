@@ -37,19 +37,8 @@ def run(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
-    from anodet.store import Store
-
-    if getattr(args, "dataset", None):
-        try:
-            store = dataset_store(args)
-        except ValueError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
-    else:
-        store = Store.open(args.store)
+    store = command_store(args)  # a DatasetError or a --dataset clash: one line and exit 2 (cli.main)
     names = args.detectors or default_detectors(store.names)
-    if args.threshold is None:
-        args.threshold = store.default_preset
     if args.engine == "dask" or len(args.input) > 1 or any(glob.has_magic(i) for i in args.input):
         return _run_many(args, store, names)
     args.input = args.input[0]
@@ -95,6 +84,18 @@ def _run(args: argparse.Namespace) -> int:
     bar.close()
     print_summary(summary, args.label_view, results.path)
     return 0
+
+
+def command_store(args: argparse.Namespace) -> Any:
+    """The store ``score`` and ``stream`` use: a user dataset's (``--dataset``), else ``--store`` or the default
+    one; a missing ``--threshold`` becomes the store's default preset."""
+    from anodet.store import Store
+
+    store = dataset_store(args) if getattr(args, "dataset", None) else Store.open(
+        Path(args.store) if args.store else None)
+    if args.threshold is None:
+        args.threshold = store.default_preset
+    return store
 
 
 def dataset_store(args: argparse.Namespace) -> Any:

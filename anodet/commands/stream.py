@@ -8,7 +8,6 @@ import signal
 import sys
 import threading
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from anodet.alerts import WebhookSender, open_out
@@ -59,8 +58,7 @@ def _alert_destinations(values: list[str]) -> tuple[list[str], list[str]]:
 def run(args: argparse.Namespace) -> int:
     """Returns 0 after a clean end or stop, 2 on unusable input or options, 1 if the stream broke."""
     from anodet import scorer
-    from anodet.commands.score import _thresholds_file, dataset_store
-    from anodet.store import Store
+    from anodet.commands.score import _thresholds_file, command_store
 
     def say(message: str) -> None:
         print(message, file=sys.stderr, flush=True)
@@ -69,13 +67,8 @@ def run(args: argparse.Namespace) -> int:
         say("error: --batch-size must be at least 1 and --max-wait at least 0.")
         return 2
     try:
-        if getattr(args, "dataset", None):
-            store = dataset_store(args)
-        else:
-            store = Store.open(Path(args.store) if args.store else None)
+        store = command_store(args)
         name = args.detector
-        if args.threshold is None:
-            args.threshold = store.default_preset
         store.entry(name)
         overrides = _thresholds_file(args, store.names)
         threshold = resolve_thresholds(store, [name], args.threshold, args.label_view, overrides)[name]
