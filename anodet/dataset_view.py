@@ -115,7 +115,7 @@ def _with_label_columns(frame: pd.DataFrame) -> pd.DataFrame:
         return out
     y = frame[datasets.LABEL_COLUMN].to_numpy().astype(np.int8)
     text = frame[datasets.LABEL_TEXT].astype(str).str.strip().to_numpy()
-    out[f"label_{datasets.LABEL_VIEW}"] = y
+    out[label_column(datasets.LABEL_VIEW)] = y
     out["attack"] = np.where(y == 1, text, NORMAL)
     anomalous = pd.Series(text[y == 1]).value_counts()
     common = set(anomalous.index[:MAX_CATEGORIES])

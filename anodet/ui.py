@@ -289,11 +289,6 @@ def _histograms(root: str, manifest_hash: str, view: str) -> dict[str, figures.H
     return {n: figures.histogram_bins(s, y) for n, s in _test_scores(root, manifest_hash).items()}
 
 
-def get_histograms(view: str) -> dict[str, figures.HistogramBins]:
-    """Per detector, the normal/attack score histogram of the test split, binned once."""
-    return _histograms(_root(), _manifest_hash(), view)
-
-
 @st.cache_resource(max_entries=256, show_spinner=False)
 def _control_static(root: str, manifest_hash: str, view: str, name: str) -> dict[str, Any]:
     return threshold_payload.static_parts(name, display_name(name), view, _test_curves(root, manifest_hash, view)[name],
