@@ -2,13 +2,14 @@
 
 The dashboard needs every stored detector's scores on the test (and validation) split before it
 can draw; computing them costs seconds on a fresh server. They are kept keyed by the store's
-manifest hash and the splits' checksums, so a retrained store or rebuilt splits never reuse old
-scores. ``python -m anodet data`` (part of ``run.sh``'s set-up) fills the cache for the KDD store,
+manifest hash, the splits' checksums and the scoring code (the detector modules' bytes), so a
+retrained store, rebuilt splits or a change to how detectors score never reuse old scores. ``python -m anodet data`` (part of ``run.sh``'s set-up) fills the cache for the KDD store,
 so the first server after a set-up does not score at all; the dashboard fills it otherwise.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Callable
@@ -17,14 +18,25 @@ from typing import Any
 
 import numpy as np
 
+import anodet.detectors as detectors_package
 from anodet.data import cache_root
 
 SPLITS = ("test", "validation")
 
 
+@functools.cache
+def scoring_code_stamp() -> str:
+    """A digest of the modules that compute scores: scores cached by older code are not reused."""
+    digest = hashlib.sha256()
+    for module in sorted(Path(detectors_package.__file__).parent.glob("*.py")):
+        digest.update(module.name.encode() + module.read_bytes())
+    return digest.hexdigest()
+
+
 def path_for(manifest_hash: str, checksums: dict[str, str], split: str = "test") -> Path:
     """Where one store's scores on one split are kept."""
-    key = hashlib.sha256((manifest_hash + json.dumps(checksums, sort_keys=True)).encode()).hexdigest()[:20]
+    stamp = manifest_hash + json.dumps(checksums, sort_keys=True) + scoring_code_stamp()
+    key = hashlib.sha256(stamp.encode()).hexdigest()[:20]
     return cache_root() / "cache" / f"{split}-scores-{key}.npz"
 
 

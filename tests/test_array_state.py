@@ -55,6 +55,18 @@ def test_ocsvm_from_arrays_is_decision_function(kdd, tmp_path):
     assert np.abs(loaded.score(X) + fitted.model_.decision_function(X)).max() <= OCSVM_TOLERANCE
 
 
+def test_ocsvm_scores_rows_too_large_for_float32_exactly(kdd, tmp_path):
+    """Rows whose float32 exponents overflow (inf - inf) are scored again in float64, not left NaN."""
+    fitted = create("ocsvm", nu=0.05, gamma=1.0, max_rows=500).fit(kdd["train"])
+    loaded = _reloaded(fitted, tmp_path)
+    huge = np.full((3, kdd["train"].shape[1]), 1e38, dtype=np.float32)
+    huge[1] *= -1
+    huge[2, ::2] *= -1
+    scores = loaded.score(np.vstack([huge, kdd["score"][:5]]))
+    assert np.all(np.isfinite(scores))
+    np.testing.assert_allclose(scores[:3], -fitted.model_.decision_function(huge.astype(np.float64)), atol=1e-9)
+
+
 def test_iforest_from_arrays_is_score_samples(kdd, tmp_path):
     fitted = create("iforest", n_estimators=40, max_samples=128).fit(kdd["train"])
     loaded = _reloaded(fitted, tmp_path)

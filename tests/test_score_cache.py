@@ -40,3 +40,5 @@ def test_fill_scores_each_split_once_and_the_dashboard_reads_the_same_scores(sto
         np.testing.assert_array_equal(cached[name], expected[name])
     other = Splits(small.train, small.validation, small.test, {**small.checksums, "test": "rebuilt"})
     assert set(score_cache.fill(store, other)) == {"test", "validation"}  # other splits: scored again
+    monkeypatch.setattr(score_cache, "scoring_code_stamp", lambda: "scored by other code")
+    assert set(score_cache.fill(store, other)) == {"test", "validation"}  # changed scoring code: scored again

@@ -91,7 +91,10 @@ def test_committed_store_reproduces_its_manifest_metrics(store, splits):
         for view in ("reference", "true"):
             y = splits.labels("test", view)
             recorded = store.entry(name)["metrics"]["test"][view]
-            assert evaluate.roc_auc(y, s) == pytest.approx(recorded["roc_auc"], abs=1e-6), (name, view)
+            # The One-Class SVM's exponents are float32 (scores within ~3e-5 of scikit-learn's, fast.RBFDecision):
+            # near-tied test scores may swap, which moved its ROC AUC (and the ensembles') by up to 2.8e-6 from
+            # what training recorded; the README shows four decimals.
+            assert evaluate.roc_auc(y, s) == pytest.approx(recorded["roc_auc"], abs=5e-6), (name, view)
             m = evaluate.metrics_at(y, s, store.default_threshold(name, view))
             assert m["f1"] == pytest.approx(recorded["f1"], abs=1e-6), (name, view)
     assert all(np.isfinite(s).all() for s in scores.values())

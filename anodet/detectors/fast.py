@@ -6,11 +6,14 @@ loading a store never imports scikit-learn (nor skops). Each detector checks, ri
 fitting, that its arrays give scikit-learn's scores on probe rows, and refuses to save if not.
 
 * :class:`RBFDecision`: the RBF decision function ``sum_i a_i exp(-gamma |x - sv_i|^2) + b`` as
-  blocked matrix products. Squared distances are computed in float64 from
-  ``|x|^2 + |sv|^2 - 2 x.sv`` (so no cancellation worth speaking of), the exponentials in
-  float32 (three times faster than float64 here; each term is off by at most one float32 ulp)
-  and summed with float32 weights. On real rows it differs from ``decision_function`` by about
-  1e-5 on values of magnitude ~40 (tests/test_detector_exactness.py).
+  blocked float32 matrix products. Rows and support vectors are first centred on the support
+  vectors' mean (distances do not change; the norms, and so the rounding of
+  ``|x|^2 + |sv|^2 - 2 x.sv``, get smaller), then one GEMM gives every exponent, one pass takes
+  the exponentials (they are two thirds of the time: numpy's float32 ``exp`` is ~2 ns a value
+  here, three times faster than float64's) and one matrix-vector product sums them with float32
+  weights. On 200,000 distinct KDD-like rows it differs from the same sum taken in float64 by at
+  most 2.8e-5 on values of magnitude ~40 (1.3e-5 when the exponents were float64, 1.45 times
+  slower); rows whose float32 result is not finite are scored again in float64.
 * :class:`TreeEnsemble`: trees as flat node arrays with one value per leaf (for an Isolation
   Forest the leaf table ``depth + c(n) - 1``, for a random forest the class-1 probability),
   summed over the trees in their stored order: the same float64 operations as scikit-learn's
@@ -38,7 +41,7 @@ from typing import Any
 
 import numpy as np
 
-from anodet.detectors.parallel import map_rows
+from anodet.detectors.parallel import map_rows, with_float64_retry
 
 PROBE_ROWS = 256
 OCSVM_TOLERANCE = 1e-4
@@ -64,7 +67,7 @@ def _require(condition: bool, message: str) -> None:
 class RBFDecision:
     """The decision function of an RBF One-Class SVM from its support vectors, dual coefficients, intercept and gamma."""
 
-    BLOCK_ROWS = 1_024  # a (1024, n_sv) float64 block of distances stays in L2 cache
+    BLOCK_ROWS = 1_024  # a (1024, n_sv) float32 block of exponents stays in L2 cache
 
     def __init__(self, support: np.ndarray, dual_coef: np.ndarray, intercept: float, gamma: float) -> None:
         support = np.asarray(support, dtype=np.float64)
@@ -73,12 +76,17 @@ class RBFDecision:
                  f"{len(self.coef64)} dual coefficients for support vectors of shape {support.shape}")
         self.n_features = support.shape[1]
         gamma = float(gamma)
-        # -gamma |x - s|^2 = [x, |x|^2, 1] . [2 gamma s, -gamma, -gamma |s|^2]: one GEMM per block.
+        self.center = support.mean(axis=0) if len(support) else np.zeros(self.n_features)
+        support = support - self.center
+        # -gamma |x - s|^2 = [x, |x|^2, 1] . [2 gamma s, -gamma, -gamma |s|^2] (x, s centred): one GEMM per block.
         self.augmented = np.ascontiguousarray(np.hstack([
             2 * gamma * support, np.full((len(support), 1), -gamma), -gamma * (support**2).sum(1, keepdims=True),
         ]).T)
+        self.augmented32 = self.augmented.astype(np.float32)
+        self.center32 = self.center.astype(np.float32)
         self.coef32 = self.coef64.astype(np.float32)
         self.intercept = float(intercept)
+        self._score_block = with_float64_retry(self._block)
 
     @staticmethod
     def arrays_of(model) -> dict[str, np.ndarray]:
@@ -96,19 +104,19 @@ class RBFDecision:
 
     def _block(self, X: np.ndarray) -> np.ndarray:
         n, d = X.shape
-        rows = np.empty((n, d + 2))
-        rows[:, :d] = X
+        exact = X.dtype == np.float64  # the retry path: everything in float64
+        rows = np.empty((n, d + 2), dtype=np.float64 if exact else np.float32)
+        np.subtract(X, self.center if exact else self.center32, out=rows[:, :d])
         rows[:, d] = np.einsum("ij,ij->i", rows[:, :d], rows[:, :d])
         rows[:, d + 1] = 1.0
-        exponent = rows @ self.augmented  # float64: no cancellation worth speaking of
-        if X.dtype == np.float64:  # the retry path: everything in float64
-            return np.exp(exponent) @ self.coef64 + self.intercept
-        kernel = exponent.astype(np.float32)
+        if exact:
+            return np.exp(rows @ self.augmented) @ self.coef64 + self.intercept
+        kernel = rows @ self.augmented32
         np.exp(kernel, out=kernel)
         return (kernel @ self.coef32).astype(np.float64) + self.intercept
 
     def __call__(self, X: np.ndarray) -> np.ndarray:
-        return map_rows(self._block, X, block=self.BLOCK_ROWS)
+        return map_rows(self._score_block, X, block=self.BLOCK_ROWS)
 
 
 class TreeEnsemble:
