@@ -133,29 +133,45 @@ def score_rows(store: Any, rows: Any, names: list[str] | None = None,
     return Scores(by_detector, out_of_range, any_saturated)
 
 
+_MIX = np.uint64(0xBF58476D1CE4E5B9)
+_ROW_WEIGHTS = np.random.default_rng(0x5EED).integers(1, 2**62, 512, dtype=np.int64).astype(np.uint64) * 2 + 1
+
+
 def distinct_rows(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(index of the first occurrence of each distinct row, row → distinct index), exactly.
 
-    Rows are hashed to 64 bits and factorised (fast, linear); the grouping is then checked
-    against the rows themselves and, on a hash collision, redone exactly with pandas.
+    Every value's bits are mixed (xor-shift-multiply, over the whole matrix at once) and each row
+    hashed to 64 bits as a weighted sum of them (one integer matrix-vector product), then factorised.
+    Rows the hash put together are checked against each other and, on a collision, the grouping is
+    redone exactly with pandas; when every row is distinct nothing was put together.
     """
     import pandas as pd
 
-    X = np.ascontiguousarray(X, dtype=np.float64) + 0.0  # -0.0 and 0.0 are the same value
-    bits = X.view(np.uint64)
-    h = np.full(len(X), np.uint64(0xCBF29CE484222325))
+    X = np.ascontiguousarray(X, dtype=np.float64)
+    if X.shape[1] > len(_ROW_WEIGHTS):
+        return _distinct_rows_exactly(X)
+    bits = (X + 0.0).view(np.uint64)  # + 0.0: -0.0 and 0.0 are the same value; a copy we may scramble
     with np.errstate(over="ignore"):
-        for j in range(X.shape[1]):
-            col = np.ascontiguousarray(bits[:, j])
-            h ^= col ^ (col >> np.uint64(29))
-            h *= np.uint64(0x100000001B3)
-            h ^= h >> np.uint64(32)
-    codes, _ = pd.factorize(h)
+        bits ^= bits >> np.uint64(31)
+        bits *= _MIX
+        bits ^= bits >> np.uint64(29)
+        h = bits @ _ROW_WEIGHTS[: X.shape[1]]
+    codes = pd.factorize(h)[0]
     first = np.unique(codes, return_index=True)[1]
-    if not (X[first][codes] == X).all():  # a collision: group exactly instead
-        codes = pd.DataFrame(X).groupby(list(range(X.shape[1])), sort=False, dropna=False).ngroup().to_numpy()
-        first = np.unique(codes, return_index=True)[1]
+    if len(first) == len(X):
+        return first, codes
+    shared = np.bincount(codes)[codes] > 1  # rows grouped with another: are they really equal?
+    if not (X[first[codes[shared]]] == X[shared]).all():
+        return _distinct_rows_exactly(X)
     return first, codes
+
+
+def _distinct_rows_exactly(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`distinct_rows` by pandas' exact grouping (slower; for hash collisions)."""
+    import pandas as pd
+
+    codes = pd.DataFrame(X + 0.0).groupby(list(range(X.shape[1])), sort=False, dropna=False).ngroup().to_numpy()
+    return np.unique(codes, return_index=True)[1], codes
 
 
 def encode_chunk(encoder: Any, chunk: Any, rows: np.ndarray) -> np.ndarray:

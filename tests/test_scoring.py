@@ -119,13 +119,18 @@ def test_duplicates_and_cache_give_the_same_scores(store, sample):
     np.testing.assert_allclose(again["pca"], direct[::-1], rtol=1e-5, atol=1e-9)
 
 
-def test_distinct_rows_is_exact():
+@pytest.mark.parametrize("hashing", ["as shipped", "every row collides"])
+def test_distinct_rows_is_exact(hashing, monkeypatch):
+    if hashing == "every row collides":  # the hash groups everything: the exact fallback must regroup
+        monkeypatch.setattr(scorer, "_ROW_WEIGHTS", np.zeros(512, dtype=np.uint64))
     rng = np.random.default_rng(0)
-    X = rng.integers(0, 3, (5000, 18)).astype(float)
-    X[0, 0] = -0.0
-    first, codes = scorer.distinct_rows(X)
-    assert len(first) == len(np.unique(X + 0.0, axis=0))
-    np.testing.assert_array_equal(X[first][codes], X)
+    for X in (rng.integers(0, 3, (5000, 18)).astype(float), rng.normal(size=(3000, 41))):
+        X[0, 0] = -0.0
+        X[1] = X[0] + 0.0
+        first, codes = scorer.distinct_rows(X)
+        assert len(first) == len(np.unique(X + 0.0, axis=0))
+        assert np.array_equal(first, np.sort(first)) and codes[0] == codes[1] == 0  # first occurrences, in order
+        np.testing.assert_array_equal(X[first][codes], X)
 
 
 def test_out_of_range_rows_are_scored_and_marked(store, sample):
