@@ -34,6 +34,10 @@ DEFAULT_EXCLUDED: tuple[str, ...] = ("lof", "seq2seq")
 
 CACHE_ROWS = 200_000
 """Distinct feature vectors whose scores are remembered across chunks (network records repeat)."""
+DISTINCT_RECHECK = 8
+"""After a nearly all-distinct batch, one batch in this many is checked for repeated rows."""
+RECHECK_MIN_ROWS = 4_096
+"""Only a batch at least this big stands for the batches after it."""
 
 _COST_ORDER = ("lof", "seq2seq", "ocsvm", "autoencoder", "vae", "bigan", "iforest")
 
@@ -186,10 +190,15 @@ def encode_chunk(encoder: Any, chunk: Any, rows: np.ndarray) -> np.ndarray:
 
         raise InputError(f"the input lacks the column(s) {_listed(lacking)} the detector needs")
 
+    every_row = len(rows) == len(chunk.features)  # the usual chunk: no row to leave out, nothing to gather
+    features = chunk.features if every_row else chunk.features[rows]
+    text_rows = None if every_row else rows
+
     def column(name: str) -> Any:
         if name in position:
-            return chunk.features[rows, position[name]]
-        return chunk.table.column(name).take(rows)
+            return features[:, position[name]]
+        text = chunk.table.column(name)
+        return text if text_rows is None else text.take(text_rows)
 
     return encoder.encode(column, len(rows))
 
@@ -231,7 +240,9 @@ class Scorer:
 
     Network records repeat heavily (KDD's test file: 13% distinct), so rows are de-duplicated
     within a batch and scores of distinct rows are remembered across batches (up to
-    :data:`CACHE_ROWS`). On all-distinct data the cache costs one hash per row.
+    :data:`CACHE_ROWS`). When a big batch turns out nearly all distinct with nothing remembered, the next
+    :data:`DISTINCT_RECHECK` - 1 batches are scored without looking for repeats (hashing rows costs as
+    much as a fast detector scoring them); the batch after those is checked again.
     """
 
     def __init__(self, store: Any, names: list[str], cache_rows: int = CACHE_ROWS) -> None:
@@ -251,6 +262,7 @@ class Scorer:
         self._cache: dict[bytes, int] = {}
         self._cached = np.empty((0, len(self.names) + 2))
         self._cache_rows = cache_rows
+        self._unchecked = 0  # batches still to score without looking for repeats
 
     @property
     def encoder(self) -> Any:
@@ -280,10 +292,15 @@ class Scorer:
         if len(X_raw) == 0:
             empty = np.zeros(0, dtype=bool)
             return Scores({n: np.empty(0) for n in self.names}, empty, empty)
+        if self._unchecked:  # recent batches were all but distinct: score this one as it is
+            self._unchecked -= 1
+            return self._scores(self._score_distinct(X_raw))
         first, inverse = distinct_rows(X_raw)
         distinct = X_raw[first]
         if len(distinct) > 0.9 * len(X_raw) and not self._cache:
-            # Nearly all distinct and nothing remembered: the cache would only cost time.
+            # Nearly all distinct and nothing remembered: the cache would only cost time. A big batch
+            # says so for the next few too (a stream's small batches are checked every time).
+            self._unchecked = DISTINCT_RECHECK - 1 if len(X_raw) >= RECHECK_MIN_ROWS else 0
             results = self._score_distinct(distinct)
         else:
             keys = [row.tobytes() for row in distinct]
@@ -301,6 +318,8 @@ class Scorer:
                     base = len(self._cached)
                     self._cached = np.concatenate([self._cached, fresh[:room]])
                     self._cache.update({keys[k]: base + i for i, k in enumerate(keep)})
-        full = results[inverse]
+        return self._scores(results[inverse])
+
+    def _scores(self, full: np.ndarray) -> Scores:
         return Scores({n: full[:, i] for i, n in enumerate(self.names)}, full[:, -2].astype(bool),
                       full[:, -1].astype(bool))

@@ -103,7 +103,7 @@ class Summary:
     labelled: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
     detector_seconds: dict[str, float] = field(default_factory=dict)
-    distinct_rows: int = 0  # rows the detectors actually scored (each distinct row once)
+    distinct_rows: int = 0  # rows the detectors actually scored (repeats found in a batch scored once)
     skipped_detectors: str = ""  # the sentence on detectors the input's columns could not feed
     unseen_categories: Counter = field(default_factory=Counter)  # column → rows with a category unseen in training
 

@@ -119,6 +119,23 @@ def test_duplicates_and_cache_give_the_same_scores(store, sample):
     np.testing.assert_allclose(again["pca"], direct[::-1], rtol=1e-5, atol=1e-9)
 
 
+def test_after_an_all_distinct_batch_repeats_are_looked_for_again_every_few_batches(store):
+    rng = np.random.default_rng(3)
+    distinct = rng.uniform(0, 1, (scorer.RECHECK_MIN_ROWS, len(FEATURES)))
+    repeating = np.repeat(distinct[:10], 500, axis=0)  # 5,000 rows, 10 distinct
+    s = scorer.Scorer(store, ["pca"])
+    pca = store.detector("pca")
+    s.score(distinct)
+    counted = [s.rows_scored]
+    for _ in range(scorer.DISTINCT_RECHECK):
+        got = s.score(repeating).by_detector["pca"]
+        np.testing.assert_allclose(got, pca.score(store.feature_set("kdd18").transform(repeating)), rtol=1e-5, atol=1e-9)
+        counted.append(s.rows_scored)
+    scored = np.diff(counted)
+    # unchecked batches are scored row by row; then the batch is checked again and its repeats found
+    assert list(scored) == [5000] * (scorer.DISTINCT_RECHECK - 1) + [10]
+
+
 @pytest.mark.parametrize("hashing", ["as shipped", "every row collides"])
 def test_distinct_rows_is_exact(hashing, monkeypatch):
     if hashing == "every row collides":  # the hash groups everything: the exact fallback must regroup
