@@ -87,7 +87,7 @@ def fill(store: Any, splits: Any) -> dict[str, float]:
     for split in SPLITS:
         start = time.perf_counter()
         _, computed = split_scores(store, splits, split,
-                                   lambda frame: score_rows(store, frame, detector_threads=2).by_detector)
+                                   lambda frame: score_rows(store, frame).by_detector)
         if computed:
             spent[split] = time.perf_counter() - start
     return spent

@@ -21,7 +21,6 @@ from typing import Any
 
 import numpy as np
 
-from anodet.detectors.parallel import one_blas_thread
 from anodet.encoding import SATURATION_RANGES
 from anodet.featureset import kind_of
 
@@ -82,15 +81,15 @@ def encode(store: Any, rows: Any, names: list[str]) -> np.ndarray:
 
 
 def score_rows(store: Any, rows: Any, names: list[str] | None = None,
-               seconds: dict[str, float] | None = None, detector_threads: int = 1) -> Scores:
+               seconds: dict[str, float] | None = None) -> Scores:
     """Every named detector's scores (default: all stored) for raw rows.
 
     ``rows``: a DataFrame (or mapping) of raw columns, or the matrix ``store.encoder(names)``
     encodes them to. Each detector spreads a large batch over the cores itself (row blocks in a
-    thread pool, :mod:`anodet.detectors.parallel`). ``detector_threads`` > 1 also scores several
-    detectors at once (the dashboard's small splits: one detector's first score may be a module
-    import holding the interpreter while another's matrix products run). ``seconds`` (optional)
-    accumulates the time per base detector.
+    thread pool, :mod:`anodet.detectors.parallel`), and detectors run one after another: two at a time
+    (tried for the dashboard's splits) took 1.3-2 times as long, as Local Outlier Factor's neighbour
+    search and the others' blocks fought over the two cores. ``seconds`` (optional) accumulates the
+    time per base detector.
     """
     names = list(names or store.names)
     base, combined = plan(store, names)
@@ -114,16 +113,8 @@ def score_rows(store: Any, rows: Any, names: list[str] | None = None,
         if seconds is not None:
             seconds[name] = seconds.get(name, 0.0) + time.perf_counter() - t0
 
-    if detector_threads > 1 and len(base) > 1:
-        from concurrent.futures import ThreadPoolExecutor
-
-        # Detectors side by side use the cores, so BLAS gets one thread (the limit is process-wide:
-        # set once here, not per detector, so the scores do not depend on which ran beside which).
-        with one_blas_thread(), ThreadPoolExecutor(detector_threads, thread_name_prefix="anodet-detector") as pool:
-            list(pool.map(score_one, base))  # ``base`` is in cost order: the slowest start first
-    else:
-        for name in base:
-            score_one(name)
+    for name in base:
+        score_one(name)
     for name in combined:
         raw[name] = np.asarray(store.detector(name).score_from_members(raw), dtype=np.float64)
     by_detector = {}

@@ -227,7 +227,7 @@ def _warm_up(root: str, manifest_hash: str) -> None:
 
 def score_all(store: Store, rows: Any) -> dict[str, np.ndarray]:
     """Every stored detector's scores for raw rows (a DataFrame of raw columns), by the one scoring routine."""
-    return scorer.score_rows(store, rows, detector_threads=2).by_detector
+    return scorer.score_rows(store, rows).by_detector
 
 
 def _labels(split: str, view: str) -> np.ndarray:

@@ -34,7 +34,7 @@ def test_fill_scores_each_split_once_and_the_dashboard_reads_the_same_scores(sto
         raise AssertionError("the cache should have been read")
 
     cached, computed = score_cache.split_scores(store, small, "test", must_not_score)
-    expected = score_rows(store, small.test, detector_threads=2).by_detector  # as the dashboard scores
+    expected = score_rows(store, small.test).by_detector  # as the dashboard scores
     assert not computed and set(cached) == set(store.names)
     for name in store.names:
         np.testing.assert_array_equal(cached[name], expected[name])
