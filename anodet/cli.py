@@ -238,6 +238,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
           train_rows=args.train_rows, epochs=args.epochs, log=lambda m: print(m, flush=True),
           feature_sets=args.feature_sets,
           lock_timeout=args.lock_timeout)
+    if args.store is None:  # the store the dashboard opens: score its splits now, not on its first page
+        from anodet.data import load_splits
+
+        _fill_score_cache(load_splits(args.data_source), None)
     return 0
 
 
