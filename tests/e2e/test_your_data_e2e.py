@@ -39,6 +39,13 @@ def choose(page, label: str, option: str) -> None:
     wait_idle(page)
 
 
+def training_file_input(page):
+    """The file input of the "Training file" uploader, found by its label: the page has two uploaders and a
+    rerun can briefly remount the first, so "the first file input" once reached the test file's instead."""
+    uploader = page.locator("[data-testid='stFileUploader']").filter(has_text="Training file (CSV or Parquet)")
+    uploader.wait_for(timeout=60_000)
+    return uploader.locator("input[type='file']")
+
 def test_add_and_train_wdbc(own_app, browser, tmp_path):
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     page = context.new_page()
@@ -52,7 +59,7 @@ def test_add_and_train_wdbc(own_app, browser, tmp_path):
         tall_screenshot(page, "your_data_empty")
 
         src = wdbc(tmp_path / "wdbc.csv")
-        page.locator("[data-testid='stFileUploader'] input[type='file']").first.set_input_files(str(src))
+        training_file_input(page).set_input_files(str(src))
         page.get_by_text("Check the inferred columns").wait_for(timeout=60_000)
         wait_idle(page)
         choose(page, "Label column", "diagnosis")
@@ -110,7 +117,7 @@ def test_file_without_numbers_is_one_sentence(own_app, browser, tmp_path):
         wait_idle(page)
         src = tmp_path / "words.csv"
         pd.DataFrame({"proto": ["tcp", "udp", "icmp"] * 20, "flag": ["SF", "REJ"] * 30}).to_csv(src, index=False)
-        page.locator("[data-testid='stFileUploader'] input[type='file']").first.set_input_files(str(src))
+        training_file_input(page).set_input_files(str(src))
         page.get_by_text("words.csv").first.wait_for(timeout=60_000)
         error = page.locator("[data-testid='stAlertContentError']")
         try:
