@@ -15,7 +15,6 @@ ever see rows inside that box, where each one returns finite scores.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -114,14 +113,7 @@ def score_rows(store: Any, rows: Any, names: list[str] | None = None,
         if seconds is not None:
             seconds[name] = seconds.get(name, 0.0) + time.perf_counter() - t0
 
-    # A first score of a tree or neighbour model imports scikit-learn (~1.4 s, mostly holding the
-    # interpreter): do that in the background while the other detectors' matrix products run
-    # (measured: `score` of a 3-row file 2.5 s instead of 2.8 s; the dashboard's first scores no faster).
-    cold = [name for name in base if store.detector(name).cold]
-    if cold:
-        threading.Thread(target=lambda: [store.detector(name).warm_up() for name in cold],
-                         name="anodet-warm-up", daemon=True).start()
-    for name in [*(name for name in base if name not in cold), *cold]:
+    for name in base:
         score_one(name)
     for name in combined:
         raw[name] = np.asarray(store.detector(name).score_from_members(raw), dtype=np.float64)

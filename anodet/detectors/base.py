@@ -54,15 +54,6 @@ class Detector(ABC):
         """The score from the raw scores of :attr:`members` already computed (detectors with members only)."""
         raise TypeError(f"{self.name} is not built on other detectors; call score(X)")
 
-    @property
-    def cold(self) -> bool:
-        """True while the first score still has one-off work to do (an import, structures rebuilt)."""
-        return False
-
-    def warm_up(self) -> None:
-        """Do the first score's one-off work now (safe from another thread; nothing once done)."""
-        return None
-
     def feature_scores(self, X: np.ndarray) -> np.ndarray | None:
         """Per-feature contributions to the score, shape ``(n, d)``; None if the model has none."""
         return None

@@ -317,13 +317,6 @@ class IsolationForestDetector(_ArrayModel):
     def _check(self, model: Any, probe: np.ndarray) -> None:
         check(self._score, lambda X: -model.score_samples(X), probe, "Isolation Forest", atol=1e-12)
 
-    @property
-    def cold(self) -> bool:
-        return not self._trees.prepared
-
-    def warm_up(self) -> None:
-        self._trees.prepare()
-
     def _block(self, X: np.ndarray) -> np.ndarray:
         depths = self._trees.total(X)
         if self._denominator == 0:
@@ -365,13 +358,6 @@ class LocalOutlierFactorDetector(_ArrayModel):
         # rows with a tie for the k-th neighbour may legitimately pick another neighbour (fast.LOFScores)
         check(self._score, lambda X: -model.score_samples(X), probe, "Local Outlier Factor", rtol=LOF_RTOL,
               exempt=self._lof.ties(probe))
-
-    @property
-    def cold(self) -> bool:
-        return not self._lof.prepared
-
-    def warm_up(self) -> None:
-        self._lof.prepare()
 
     def _score(self, X: np.ndarray) -> np.ndarray:
         # One thread: scikit-learn's neighbour search already uses every core. Blocks bound

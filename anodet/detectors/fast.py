@@ -243,10 +243,6 @@ class TreeEnsemble:
             go_left = np.where(np.isnan(value), self.missing_left[g] == 1, value <= self.threshold[g])
             node = np.where(inner, np.where(go_left, self.left[g], self.right[g]), node)
 
-    @property
-    def prepared(self) -> bool:
-        return self._trees is not None
-
     def prepare(self) -> None:
         """Build the scoring trees now (the first :meth:`total` does it otherwise)."""
         with self._lock:
@@ -295,10 +291,6 @@ class LOFScores:
     @classmethod
     def from_arrays(cls, arrays: dict[str, np.ndarray]) -> LOFScores:
         return cls(arrays["fit_rows"], arrays["k_distance"], arrays["lrd"], int(arrays["n_neighbors"][0]))
-
-    @property
-    def prepared(self) -> bool:
-        return self._search is not None
 
     def prepare(self) -> None:
         """Build scikit-learn's brute-force neighbour search on the fitted rows (first score; it only stores them)."""

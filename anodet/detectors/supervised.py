@@ -77,13 +77,6 @@ class SupervisedForest(_ArrayModel):
 
         check(self._score, reference, probe, "supervised forest", atol=1e-12)
 
-    @property
-    def cold(self) -> bool:
-        return not self._trees.prepared
-
-    def warm_up(self) -> None:
-        self._trees.prepare()
-
     def _score(self, X: np.ndarray) -> np.ndarray:
         # Each block sums the trees in their stored order (then divides by their number, as
         # predict_proba), so a row scores the same whichever block or thread it is in.
