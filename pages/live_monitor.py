@@ -99,6 +99,8 @@ def replay_mode() -> None:
                 f"The label view changed to **{view}**: the replay goes on from record {replay.position:,}, with its "
                 f"counters recounted under the {view} labels and the {view} view's threshold {threshold:.6g}.")
     replay.speed = float(speed)
+    if not st.session_state.get(GOTO_KEY) and st.session_state.pop(RESUME_KEY, False) and not replay.finished:
+        replay.start()  # paused to open an alert's record (open_record): back here, go on where it was
     note = st.session_state.pop("live_view_note", None)
     if note:
         st.info(note, icon=":material/info:")
@@ -177,18 +179,26 @@ def replay_mode() -> None:
 
 
 GOTO_KEY = "live_goto_flagged"
+RESUME_KEY = "live_resume_on_return"
 
 
 def open_record(name: str, position: int) -> None:
     """A button handing a test record over to Flagged records, which opens on its detail.
 
     The button sits in the replay's fragment, and a page switched to from inside a fragment
-    stays blank (Streamlit 1.67): the click reruns the whole page, which switches at its top.
+    stays blank (Streamlit 1.67): the click reruns the whole page, which switches at its end. The
+    replay is paused first, so that rerun draws the fragment without its timer: a tick still due
+    while the next page starts left that page blank too (2 of 3 clean-clone CI runs). It resumes
+    when the user comes back, as after any other visit elsewhere.
     """
     def _go() -> None:
         st.session_state[ui.FOCUS_KEY] = name
         st.session_state[ui.keyed("flagged_record")] = position
         st.session_state[GOTO_KEY] = True
+        replay: Replay | None = st.session_state.get(REPLAY_KEY)
+        if replay is not None and replay.running:
+            replay.pause()
+            st.session_state[RESUME_KEY] = True
 
     record = ui.get_splits().test.index[position]
     if st.button(f"Open record {record} in Flagged records", icon=":material/open_in_new:", key="live_open_record",
@@ -274,8 +284,6 @@ def follow_mode() -> None:
     live()
 
 
-if st.session_state.pop(GOTO_KEY, False):
-    st.switch_page("pages/flagged_records.py")
 st.title("Live monitor")
 mode = st.radio("Source", ["Replay the test split", "Follow a running stream"], horizontal=True,
                 key="live_mode")
@@ -283,3 +291,5 @@ if mode == "Replay the test split":
     replay_mode()
 else:
     follow_mode()
+if st.session_state.pop(GOTO_KEY, False):  # after the page (and the paused replay's fragment) is drawn: open_record
+    st.switch_page("pages/flagged_records.py")

@@ -170,6 +170,29 @@ def test_an_alert_opens_its_record_in_flagged_records(app, clock, splits):
     assert at.subheader[-1].value == f"Record {splits.test.index[newest['position']]}"
 
 
+
+def test_opening_an_alert_pauses_the_running_replay_until_the_user_is_back(app, clock, splits):
+    """The page switch happens with the replay's timer stopped (a tick during the switch left a blank page);
+    coming back to the Live monitor goes on where the replay was."""
+    at = app
+    at.select_slider(key="live_speed").set_value(2000).run()
+    at.session_state["live_replay"].clock = clock
+    at.button(key="live_start").click().run()
+    clock.tick(1.0)
+    at.run()
+    table = next(d for d in at.dataframe if d.key and d.key.startswith("live_alerts"))
+    at.session_state[table.key] = {"selection": {"rows": [0], "columns": [], "cells": []}}
+    at.run()
+    replay = at.session_state["live_replay"]
+    assert replay.running
+    at.button(key="live_open_record").click().run()
+    assert not problems(at), problems(at)
+    assert at.subheader[-1].value.startswith("Record ")
+    assert not replay.running  # paused while the user reads the record
+    where = replay.position
+    at.switch_page("pages/live_monitor.py").run()
+    assert replay.running and replay.position == where
+
 # --- follow mode: only the alerts folder ---------------------------------------------------------
 
 
