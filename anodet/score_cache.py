@@ -3,8 +3,10 @@
 The dashboard needs every stored detector's scores on the test (and validation) split before it
 can draw; computing them costs seconds on a fresh server. They are kept keyed by the store's
 manifest hash, the splits' checksums and the scoring code (the detector modules' bytes), so a
-retrained store, rebuilt splits or a change to how detectors score never reuse old scores. ``python -m anodet data`` (part of ``run.sh``'s set-up) fills the cache for the KDD store,
-so the first server after a set-up does not score at all; the dashboard fills it otherwise.
+retrained store, rebuilt splits or a change to how detectors score never reuse old scores.
+``python -m anodet data`` (part of ``run.sh``'s set-up) and ``python -m anodet train`` fill the
+cache for the KDD store, so the first server after either does not score at all; the dashboard
+fills it otherwise.
 """
 
 from __future__ import annotations

@@ -152,37 +152,40 @@ def test_the_threshold_can_be_set_on_the_page_for_the_current_view(app, clock):
     assert replay.flagged == int((replay.scores[:replay.position] >= 0.5).sum())
 
 
-def test_an_alert_opens_its_record_in_flagged_records(app, clock, splits):
-    at = app
+def _replay_a_second(at, clock) -> None:
+    """Start the replay at 2,000 records/s and let one second of it run."""
     at.select_slider(key="live_speed").set_value(2000).run()
     at.session_state["live_replay"].clock = clock
     at.button(key="live_start").click().run()
     clock.tick(1.0)
     at.run()
-    at.button(key="live_pause").click().run()
+
+
+def _select_newest_alert(at) -> None:
+    """Tick the newest alert's row in the alerts table (which shows its Open record button)."""
     table = next(d for d in at.dataframe if d.key and d.key.startswith("live_alerts"))
-    replay = at.session_state["live_replay"]
-    newest = replay.latest_alerts(replay_threshold(at), 1)[0]
     at.session_state[table.key] = {"selection": {"rows": [0], "columns": [], "cells": []}}
     at.run()
+
+
+def test_an_alert_opens_its_record_in_flagged_records(app, clock, splits):
+    at = app
+    _replay_a_second(at, clock)
+    at.button(key="live_pause").click().run()
+    replay = at.session_state["live_replay"]
+    newest = replay.latest_alerts(replay_threshold(at), 1)[0]
+    _select_newest_alert(at)
     at.button(key="live_open_record").click().run()
     assert not problems(at), problems(at)
     assert at.subheader[-1].value == f"Record {splits.test.index[newest['position']]}"
-
 
 
 def test_opening_an_alert_pauses_the_running_replay_until_the_user_is_back(app, clock, splits):
     """The page switch happens with the replay's timer stopped (a tick during the switch left a blank page);
     coming back to the Live monitor goes on where the replay was."""
     at = app
-    at.select_slider(key="live_speed").set_value(2000).run()
-    at.session_state["live_replay"].clock = clock
-    at.button(key="live_start").click().run()
-    clock.tick(1.0)
-    at.run()
-    table = next(d for d in at.dataframe if d.key and d.key.startswith("live_alerts"))
-    at.session_state[table.key] = {"selection": {"rows": [0], "columns": [], "cells": []}}
-    at.run()
+    _replay_a_second(at, clock)
+    _select_newest_alert(at)
     replay = at.session_state["live_replay"]
     assert replay.running
     at.button(key="live_open_record").click().run()
@@ -192,6 +195,7 @@ def test_opening_an_alert_pauses_the_running_replay_until_the_user_is_back(app, 
     where = replay.position
     at.switch_page("pages/live_monitor.py").run()
     assert replay.running and replay.position == where
+
 
 # --- follow mode: only the alerts folder ---------------------------------------------------------
 

@@ -31,7 +31,7 @@ def _executor() -> ThreadPoolExecutor:
     return _pool
 
 
-def one_blas_thread():
+def _one_blas_thread():
     """A context in which BLAS calls run on the calling thread only (process-wide while it lasts)."""
     global _blas
     if _blas is None:
@@ -64,7 +64,7 @@ def map_rows(kernel: Callable[[np.ndarray], np.ndarray], X: np.ndarray, block: i
     if len(X) <= block:
         return kernel(X)
     blocks = [X[i:i + block] for i in range(0, len(X), block)]
-    with one_blas_thread():
+    with _one_blas_thread():
         if threads <= 1:
             parts = [kernel(b) for b in blocks]
         else:
