@@ -2,20 +2,20 @@
 
 import streamlit as st
 
-from anodet import dashboard, ui
+from anodet.app import dashboard, ui
 
 st.set_page_config(page_title="anodet", page_icon=":material/shield:", layout="wide")
 
 PAGES = {
     "Compare": [
-        st.Page("pages/overview.py", title="Overview", icon=":material/leaderboard:", default=True),
-        st.Page("pages/threshold_explorer.py", title="Threshold explorer", icon=":material/tune:"),
-        st.Page("pages/flagged_records.py", title="Flagged records", icon=":material/flag:"),
+        st.Page("app_pages/overview.py", title="Overview", icon=":material/leaderboard:", default=True),
+        st.Page("app_pages/threshold_explorer.py", title="Threshold explorer", icon=":material/tune:"),
+        st.Page("app_pages/flagged_records.py", title="Flagged records", icon=":material/flag:"),
     ],
     "Put to work": [
-        st.Page("pages/score_csv.py", title="Score a CSV", icon=":material/upload_file:"),
-        st.Page("pages/live_monitor.py", title="Live monitor", icon=":material/sensors:"),
-        st.Page("pages/your_data.py", title="Your data", icon=":material/dataset:"),
+        st.Page("app_pages/score_csv.py", title="Score a CSV", icon=":material/upload_file:"),
+        st.Page("app_pages/live_monitor.py", title="Live monitor", icon=":material/sensors:"),
+        st.Page("app_pages/your_data.py", title="Your data", icon=":material/dataset:"),
     ],
 }
 
@@ -26,7 +26,6 @@ ui.apply_url_state()  # a shared link's dataset, view, detectors and thresholds,
 dataset = ui.dataset_switch()
 st.sidebar.caption(f"Anomaly detectors on {dataset.title}, side by side.")
 ui.label_view_switch()
-ui.mark_app_frame()
 try:
     page.run()
 except Exception as exc:

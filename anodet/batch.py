@@ -64,7 +64,7 @@ def run_task(task: Task) -> Summary:
     from anodet.output import ResultsFile
     from anodet.scorer import Scorer
     from anodet.scoring import score_source
-    from anodet.store import Store, StoreError
+    from anodet.store.core import Store, StoreError
 
     key = (task.store_root, task.manifest_hash)
     store = _STORES.get(key)

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
-from anodet.data import SOURCE_ENV, DataError
+from anodet.datasets.kdd import SOURCE_ENV, DataError
+from anodet.datasets.kdd_schema import ATTACK_CATEGORIES, LABEL_VIEWS
 from anodet.detectors import REGISTRY
-from anodet.schema import ATTACK_CATEGORIES, LABEL_VIEWS
-from anodet.store import StoreError
+from anodet.store.core import StoreError
 
 SUBCOMMAND_MODULES = {
     "score": "anodet.commands.score",
@@ -219,8 +219,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     import importlib.util
 
     from anodet.detectors import NEURAL
-    from anodet.featureset import BUILTIN
-    from anodet.train import train
+    from anodet.features.sets import BUILTIN
+    from anodet.training.train import train
 
     if args.dataset:
         return _cmd_train_dataset(args)
@@ -239,14 +239,14 @@ def _cmd_train(args: argparse.Namespace) -> int:
           feature_sets=args.feature_sets,
           lock_timeout=args.lock_timeout)
     if args.store is None:  # the store the dashboard opens: score its splits now, not on its first page
-        from anodet.data import load_splits
+        from anodet.datasets.kdd import load_splits
 
         _fill_score_cache(load_splits(args.data_source), None)
     return 0
 
 
 def _cmd_train_dataset(args: argparse.Namespace) -> int:
-    from anodet import datasets
+    from anodet.datasets import catalog
 
     clash = [flag for flag, value in (("--feature-sets", args.feature_sets), ("--train-rows", args.train_rows),
                                       ("--data-source", args.data_source), ("--store", args.store)) if value]
@@ -266,7 +266,7 @@ def _cmd_train_dataset(args: argparse.Namespace) -> int:
             bar.set_postfix_str(name)
 
     try:
-        datasets.train(args.dataset, args.detectors, seed=args.seed, log=lambda m: print(m, flush=True),
+        catalog.train(args.dataset, args.detectors, seed=args.seed, log=lambda m: print(m, flush=True),
                        progress=progress, epochs=args.epochs, lock_timeout=args.lock_timeout)
     finally:
         if bar is not None:
@@ -277,29 +277,29 @@ def _cmd_train_dataset(args: argparse.Namespace) -> int:
 def _cmd_dataset(args: argparse.Namespace) -> int:
     import json
 
-    from anodet import datasets
+    from anodet.datasets import catalog
 
     if args.dataset_command == "list":
-        names = datasets.list_datasets()
+        names = catalog.list_datasets()
         if not names:
-            print(f"no datasets declared in {datasets.datasets_root()}; declare one with "
+            print(f"no datasets declared in {catalog.datasets_root()}; declare one with "
                   "`python -m anodet dataset add NAME --train FILE`")
         for name in names:
             try:
-                d = datasets.load(name)
+                d = catalog.load(name)
                 sp = d.doc.get("splits", {})
                 trained = "trained" if (d.store_root / "manifest.json").exists() else "not trained"
                 print(f"{name:<24} {sp.get('train', {}).get('rows', 0):>10,} train rows  "
                       f"{len(d.feature_columns):>4} columns  {'labelled' if d.labelled else 'no labels':<10} "
                       f"{trained}")
-            except datasets.DatasetError as exc:
+            except catalog.DatasetError as exc:
                 print(f"{name:<24} unreadable: {exc}")
         return 0
     if args.dataset_command == "show":
-        d = datasets.load(args.name)
+        d = catalog.load(args.name)
         print(json.dumps(d.doc, indent=1) if args.json else "\n".join(d.lines()))
         return 0
-    d = datasets.add(args.name, args.train, args.test, args.label, args.normal, args.id_column, args.exclude,
+    d = catalog.add(args.name, args.train, args.test, args.label, args.normal, args.id_column, args.exclude,
                      args.categorical, args.log, args.numeric, replace=args.replace,
                      progress=lambda m: print(m, file=sys.stderr, flush=True))
     print("\n".join(d.lines()))
@@ -307,7 +307,7 @@ def _cmd_dataset(args: argparse.Namespace) -> int:
 
 
 def _cmd_data(args: argparse.Namespace) -> int:
-    from anodet.data import load_splits
+    from anodet.datasets.kdd import load_splits
 
     splits = load_splits(args.data_source, rebuild=args.rebuild)
     for name in ("train", "validation", "test"):
@@ -321,7 +321,7 @@ def _fill_score_cache(splits, store_root: str | None) -> None:
     """Score the splits the dashboard reads with the model store, once per store (its first page then draws
     without scoring). A missing or unusable store only skips this: the data itself is ready."""
     from anodet import score_cache
-    from anodet.store import Store
+    from anodet.store.core import Store
 
     try:
         store = Store.open(Path(store_root) if store_root else None)
@@ -375,9 +375,9 @@ def format_leaderboard(table, view: str) -> str:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from anodet.data import load_splits
-    from anodet.leaderboard import leaderboard, score_frame
-    from anodet.store import Store
+    from anodet.datasets.kdd import load_splits
+    from anodet.evaluation.leaderboard import leaderboard, score_frame
+    from anodet.store.core import Store
 
     if args.dataset:
         return _cmd_evaluate_dataset(args)
@@ -393,10 +393,10 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _cmd_evaluate_dataset(args: argparse.Namespace) -> int:
-    from anodet import datasets
+    from anodet.datasets import catalog
 
-    table = datasets.leaderboard(args.dataset, args.detectors)
-    store = datasets.open_store(args.dataset)
+    table = catalog.leaderboard(args.dataset, args.detectors)
+    store = catalog.open_store(args.dataset)
     cols = [c for c in LEADERBOARD_COLUMNS if c in table] or ["threshold", "flagged"]
     table = table.sort_values(["supervised", cols[0]], ascending=[True, False])
     what = (f"metrics at each detector's {store.default_preset} threshold on validation; the supervised ceiling "
@@ -409,7 +409,7 @@ def _cmd_evaluate_dataset(args: argparse.Namespace) -> int:
             print(f"| {name} | " + " | ".join(f"{row[c]:.4f}" for c in cols) + " |")
         return 0
     header = f"{'detector':<44}" + "".join(f"{c:>10}" for c in cols)
-    print(f"Dataset {args.dataset}, test split ({len(datasets.load(args.dataset).splits().test):,} rows; {what})")
+    print(f"Dataset {args.dataset}, test split ({len(catalog.load(args.dataset).splits().test):,} rows; {what})")
     print(header)
     print("-" * len(header))
     for _, row in table.iterrows():
@@ -430,7 +430,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except ValueError as exc:  # a DatasetError (one sentence about the user's data), or an unknown name
-        from anodet.datasets import DatasetError
+        from anodet.datasets.catalog import DatasetError
 
         if not isinstance(exc, DatasetError) and args.command != "dataset" and not getattr(args, "dataset", None):
             raise

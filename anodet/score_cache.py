@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 import anodet.detectors as detectors_package
-from anodet.data import cache_root
+from anodet.datasets.kdd import cache_root
 
 SPLITS = ("test", "validation")
 

@@ -4,7 +4,7 @@ Used by the leaderboard, the dashboard, the CSV/upload pipeline and the stream a
 record gets the same score whichever way it arrives.
 
 Rows arrive as one matrix over the raw columns the chosen detectors' feature sets need
-(:class:`anodet.encoding.InputEncoder`); each feature set turns it into its detectors' input.
+(:class:`anodet.features.encoding.InputEncoder`); each feature set turns it into its detectors' input.
 
 *Fail closed.* A record far outside a feature set's training range (any feature more than
 :data:`SATURATION_RANGES` training ranges beyond it, or so large it overflows) is scored
@@ -21,8 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from anodet.encoding import SATURATION_RANGES
-from anodet.featureset import kind_of
+from anodet.features.encoding import SATURATION_RANGES
+from anodet.features.sets import kind_of
 
 logger = logging.getLogger(__name__)
 

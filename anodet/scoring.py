@@ -19,7 +19,7 @@ from typing import IO, Any, TypeVar
 import numpy as np
 import pyarrow as pa
 
-from anodet.labels import views_of
+from anodet.datasets.labels import views_of
 from anodet.reader import (
     CHUNK_BYTES,
     RANGE_COLUMN,
@@ -109,7 +109,7 @@ class Summary:
 
     def metrics(self, view: str) -> dict[str, dict[str, float]]:
         """Precision, recall, F1… per detector at its threshold, from the streamed confusion counts."""
-        from anodet.evaluate import metrics_from_counts
+        from anodet.evaluation.metrics import metrics_from_counts
 
         return {n: metrics_from_counts(*c) for n, c in self.confusion.get(view, {}).items()}
 
@@ -186,7 +186,7 @@ def results_table(chunk: Chunk, scores: Any, names: list[str], thresholds: dict[
 def input_schema(store: Any) -> InputSchema | None:
     """How inputs for ``store`` are read: None (KDD's columns and label rule) for the KDD store; for a
     user dataset's store its numeric feature columns, and its label column and normal values."""
-    from anodet.featureset import BUILTIN
+    from anodet.features.sets import BUILTIN
 
     if all(name in BUILTIN for name in store.feature_sets):
         return None
@@ -194,11 +194,11 @@ def input_schema(store: Any) -> InputSchema | None:
     dataset = (store.manifest.get("data") or {}).get("dataset")
     label = None
     if dataset:
-        from anodet import datasets
+        from anodet.datasets import catalog
 
         try:
-            label = datasets.load(dataset).doc.get("label")
-        except datasets.DatasetError:  # the declaration is gone: score without reading labels
+            label = catalog.load(dataset).doc.get("label")
+        except catalog.DatasetError:  # the declaration is gone: score without reading labels
             label = None
     if not label:
         return InputSchema(numeric)

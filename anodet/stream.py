@@ -42,10 +42,10 @@ from typing import IO, Any, Protocol
 import numpy as np
 
 from anodet.alerts import AlertFormatter, WebhookSender
+from anodet.datasets.kdd_schema import FEATURES
 from anodet.reader import InputError, InputSchema, Layout, parse_block, sniff
 from anodet.reader.limits import MAX_LINE_BYTES
 from anodet.reader.parse import LINE_END
-from anodet.schema import FEATURES
 from anodet.sources import NEW_SEGMENT, STOP_CHECK, Entries, Source
 from anodet.stats import Stats, format_status
 

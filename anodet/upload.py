@@ -27,8 +27,8 @@ from typing import IO, Any
 import numpy as np
 import pyarrow as pa
 
-from anodet.data import cache_root
-from anodet.labels import views_of
+from anodet.datasets.kdd import cache_root
+from anodet.datasets.labels import views_of
 from anodet.output import CsvSink
 from anodet.reader import Chunk, Layout, Limits
 from anodet.scoring import OK, Summary, score_source

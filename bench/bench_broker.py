@@ -34,14 +34,14 @@ import tempfile
 import time
 from pathlib import Path
 
+from redis_server import RedisServer
+
+from anodet.datasets.kdd_schema import RAW_COLUMNS
+from bench.inputs import distinct_fraction, distinct_rows
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
-
-from redis_server import RedisServer  # noqa: E402
-
-from anodet.schema import RAW_COLUMNS  # noqa: E402
-from bench.inputs import distinct_fraction, distinct_rows  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "broker.md"
 SHAPES = {"fields": "one field per feature + flow_id", "line": "raw KDD line in `line` + flow_id"}

@@ -20,18 +20,18 @@ import tempfile
 import time
 from pathlib import Path
 
+from inputs import distinct_rows
+
+from anodet.batch import score_many
+from anodet.evaluation.thresholds import resolve_thresholds
+from anodet.output import ResultsFile
+from anodet.scorer import Scorer, default_detectors
+from anodet.scoring import score_source
+from anodet.store.core import Store
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
-
-from inputs import distinct_rows  # noqa: E402
-
-from anodet.batch import score_many  # noqa: E402
-from anodet.output import ResultsFile  # noqa: E402
-from anodet.scorer import Scorer, default_detectors  # noqa: E402
-from anodet.scoring import score_source  # noqa: E402
-from anodet.store import Store  # noqa: E402
-from anodet.thresholds import resolve_thresholds  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "dask.md"
 

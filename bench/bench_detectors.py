@@ -22,17 +22,17 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
+from anodet.datasets.kdd import load_splits
+from anodet.detectors import NEURAL
+from anodet.detectors import parallel as parallel_module
+from anodet.store.core import Store
+from bench.inputs import distinct_fraction, distinct_rows
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-
-import numpy as np  # noqa: E402
-
-from anodet.data import load_splits  # noqa: E402
-from anodet.detectors import NEURAL  # noqa: E402
-from anodet.detectors import parallel as parallel_module  # noqa: E402
-from anodet.store import Store  # noqa: E402
-from bench.inputs import distinct_fraction, distinct_rows  # noqa: E402
 
 TARGET = 1_000_000
 EXEMPT = ("lof", "seq2seq")

@@ -28,18 +28,18 @@ import psutil
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
+from anodet.datasets.kdd import fetch_raw, parse_raw_lines
+from anodet.datasets.kdd_schema import RAW_COLUMNS
+from anodet.evaluation.thresholds import resolve_thresholds
+from anodet.output import CsvSink
+from anodet.reader import CHUNK_BYTES, read_chunks
+from anodet.scorer import default_detectors
+from anodet.scoring import Summary, score_source
+from anodet.store.core import Store
+from bench.inputs import write_csv as write_distinct
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-
-from anodet.data import fetch_raw, parse_raw_lines  # noqa: E402
-from anodet.output import CsvSink  # noqa: E402
-from anodet.reader import CHUNK_BYTES, read_chunks  # noqa: E402
-from anodet.schema import RAW_COLUMNS  # noqa: E402
-from anodet.scorer import default_detectors  # noqa: E402
-from anodet.scoring import Summary, score_source  # noqa: E402
-from anodet.store import Store  # noqa: E402
-from anodet.thresholds import resolve_thresholds  # noqa: E402
-from bench.inputs import write_csv as write_distinct  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "score.md"
 

@@ -26,10 +26,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from anodet.datasets.kdd import fetch_raw
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-
-from anodet.data import fetch_raw  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "stream.md"
 

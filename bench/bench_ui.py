@@ -178,10 +178,10 @@ def check_shown(shown: list[list[str]]) -> tuple[int, int]:
     import numpy as np
 
     from anodet import scorer
-    from anodet.data import load_splits
-    from anodet.evaluate import ThresholdCurve
-    from anodet.schema import label_column
-    from anodet.store import Store
+    from anodet.datasets.kdd import load_splits
+    from anodet.datasets.kdd_schema import label_column
+    from anodet.evaluation.metrics import ThresholdCurve
+    from anodet.store.core import Store
 
     store = Store.open()
     test = load_splits().test

@@ -30,12 +30,12 @@ import numpy as np
 import psutil
 from playwright.sync_api import sync_playwright
 
+from anodet.datasets.kdd import load_splits
+from anodet.datasets.kdd_schema import FEATURES
+from tests.e2e.conftest import APP_IDLE, CHROMIUM, CHROMIUM_FLAGS, start_app, stop_app
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-
-from anodet.data import load_splits  # noqa: E402
-from anodet.schema import FEATURES  # noqa: E402
-from tests.e2e.conftest import APP_IDLE, CHROMIUM, CHROMIUM_FLAGS, start_app, stop_app  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "upload.md"
 

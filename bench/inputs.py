@@ -18,10 +18,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from anodet.datasets.kdd_schema import FEATURES, RAW_COLUMNS
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-
-from anodet.schema import FEATURES, RAW_COLUMNS  # noqa: E402
 
 JITTER = 0.004
 RATE_COLUMNS = tuple(f for f in FEATURES if f.endswith("_rate"))
@@ -29,7 +29,7 @@ RATE_COLUMNS = tuple(f for f in FEATURES if f.endswith("_rate"))
 
 def distinct_rows(rows: int, seed: int = 0) -> pd.DataFrame:
     """``rows`` records (all 41 KDD columns) sampled from the test split, rate columns jittered."""
-    from anodet.data import load_splits
+    from anodet.datasets.kdd import load_splits
 
     test = load_splits().test
     rng = np.random.default_rng(seed)

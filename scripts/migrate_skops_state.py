@@ -17,18 +17,18 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
+
+from anodet.detectors import detector_class
+from anodet.detectors.base import PARAMS_FILE
+from anodet.detectors.classical import STATE_FILE
+from anodet.detectors.from_arrays import probe_rows
+from anodet.features.sets import kind_of
+from anodet.store.core import Store, file_hashes, write_store
+from anodet.store.manifest import MANIFEST, parse
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-
-import numpy as np  # noqa: E402
-
-from anodet.detectors import detector_class  # noqa: E402
-from anodet.detectors.base import PARAMS_FILE  # noqa: E402
-from anodet.detectors.classical import STATE_FILE  # noqa: E402
-from anodet.detectors.fast import probe_rows  # noqa: E402
-from anodet.featureset import kind_of  # noqa: E402
-from anodet.manifest import MANIFEST, parse  # noqa: E402
-from anodet.store import Store, file_hashes, write_store  # noqa: E402
 
 SKOPS_FILE = "model.skops"
 TRUSTED = {

@@ -22,16 +22,16 @@ from typing import Any
 
 import numpy as np
 
+from anodet.datasets.kdd import load_splits
+from anodet.datasets.kdd_schema import LABEL_VIEWS
+from anodet.detectors import create
+from anodet.evaluation import metrics
+from anodet.features.sets import BUILTIN, qualified
+from anodet.training.hyperparams import CHOICES_FILE
+from anodet.training.train import prepare
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-
-from anodet import evaluate  # noqa: E402
-from anodet.data import load_splits  # noqa: E402
-from anodet.detectors import create  # noqa: E402
-from anodet.featureset import BUILTIN, qualified  # noqa: E402
-from anodet.hyperparams import CHOICES_FILE  # noqa: E402
-from anodet.schema import LABEL_VIEWS  # noqa: E402
-from anodet.train import prepare  # noqa: E402
 
 GRIDS: dict[str, dict[str, list[Any]]] = {
     "pca": {"n_components": [2, 4, 6, 8, 12, 16]},
@@ -92,7 +92,7 @@ def main() -> int:
                     detector.fit(got.train)
                 seconds = time.perf_counter() - start
                 scores = detector.score(got.validation)
-                aucs = {view: evaluate.roc_auc(labels[view], scores) for view in LABEL_VIEWS}
+                aucs = {view: metrics.roc_auc(labels[view], scores) for view in LABEL_VIEWS}
                 mean = float(np.mean(list(aucs.values())))
                 rows.append((fs, kind, params, aucs, mean, seconds))
                 print(f"{qualified(kind, fs):<22} {json.dumps(params):<45} validation ROC AUC "

@@ -25,14 +25,14 @@ def wait_for(predicate: Callable[[], object], timeout: float = 30.0, interval: f
 
 @pytest.fixture(scope="session")
 def splits():
-    from anodet.data import load_splits
+    from anodet.datasets.kdd import load_splits
 
     return load_splits()
 
 
 @pytest.fixture(scope="session")
 def store():
-    from anodet.store import Store
+    from anodet.store.core import Store
 
     return Store.open(ROOT / "models_store")
 

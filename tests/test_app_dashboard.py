@@ -13,16 +13,17 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from anodet import dashboard, evaluate
-from anodet.evaluate import ThresholdCurve
-from anodet.schema import label_column
+from anodet.app import dashboard
+from anodet.datasets.kdd_schema import label_column
+from anodet.evaluation import metrics
+from anodet.evaluation.metrics import ThresholdCurve
 from tests.threshold_control import control, release, sent
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 
-EXPLORER = "pages/threshold_explorer.py"
-FLAGGED = "pages/flagged_records.py"
-OVERVIEW = "pages/overview.py"
+EXPLORER = "app_pages/threshold_explorer.py"
+FLAGGED = "app_pages/flagged_records.py"
+OVERVIEW = "app_pages/overview.py"
 DETECTOR = "autoencoder"  # the explorer's default: the first detector in the store
 
 
@@ -139,7 +140,7 @@ def test_clicking_an_agreement_cell_compares_that_pair(app):
         "point_indices": [], "box": [], "lasso": []}}
     app.run()
     assert not problems(app)
-    from anodet import ui
+    from anodet.app import ui
 
     shown = [ui.display_name(app.selectbox(key=k).value) for k in ("overview_a", "overview_b")]
     assert shown == [board["detector"].iloc[2], board["detector"].iloc[4]]
@@ -150,7 +151,7 @@ def test_selecting_a_leaderboard_row_opens_that_detector_in_the_explorer(app):
     app.session_state["overview_leaderboard"] = {"selection": {"rows": [3], "columns": [], "cells": []}}
     app.run()
     assert not problems(app)
-    from anodet import ui
+    from anodet.app import ui
 
     chosen = app.session_state[ui.FOCUS_KEY]
     assert ui.display_name(chosen) == board["detector"].iloc[3]
@@ -210,7 +211,7 @@ def test_an_unusable_released_value_changes_nothing(app):
 
 
 def _scores() -> dict[str, np.ndarray]:
-    from anodet import ui
+    from anodet.app import ui
 
     return ui.get_test_scores()
 
@@ -235,7 +236,7 @@ def test_rate_presets_use_the_rate_the_user_typed(app, store, preset, field, kin
     app.number_input(key=f"{field}_{DETECTOR}").set_value(5.0).run()
     app.button(key=f"preset_{preset}_{DETECTOR}").click().run()
     assert not problems(app)
-    expected = evaluate.threshold_for_rate(store.quantiles(DETECTOR, "reference", kind), 0.05)
+    expected = metrics.threshold_for_rate(store.quantiles(DETECTOR, "reference", kind), 0.05)
     assert threshold(app) == pytest.approx(expected)
 
 
@@ -336,12 +337,12 @@ def test_threshold_curve_and_metrics_agree_on_the_real_scores(splits):
     curve = ThresholdCurve.from_scores(y, s)
     for p in (5.0, 50.0, 99.0):
         t = float(np.percentile(s, p))
-        assert curve.metrics(t) == evaluate.metrics_at(y, s, t)
+        assert curve.metrics(t) == metrics.metrics_at(y, s, t)
 
 
 def test_scores_shown_are_the_detectors_own_scores(splits):
     """The dashboard's scores (possibly read back from the on-disk cache) are what each detector gives."""
-    from anodet import ui
+    from anodet.app import ui
 
     store = ui.get_store()
     X = splits.test  # the whole split: LOF's scores depend a little on the batch
@@ -444,7 +445,7 @@ def test_a_link_reproduces_the_explorers_state_and_says_what_it_could_not_use(st
 
 
 def test_exported_thresholds_import_back_and_a_bad_file_is_one_sentence(app, store):
-    from anodet import thresholds as threshold_files
+    from anodet.evaluation import thresholds as threshold_files
 
     goto(app, EXPLORER)
     release(app, grid_value(app, 0.3))

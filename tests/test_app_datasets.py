@@ -17,8 +17,9 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from anodet import datasets, upload
+from anodet import upload
 from anodet.cli import main
+from anodet.datasets import catalog
 from tests.conftest import wdbc_frame
 from tests.threshold_control import release, sent
 
@@ -36,10 +37,10 @@ def data_dir(tmp_path_factory):
         frame = wdbc_frame()
         frame.to_csv(folder / "wdbc.csv", index=False)
         frame.drop(columns="diagnosis").to_csv(folder / "flows.csv", index=False)
-        datasets.add("wdbc", folder / "wdbc.csv", label="diagnosis", normal="B")
-        datasets.train("wdbc", FAST, log=lambda m: None)
-        datasets.add("flows", folder / "flows.csv")
-        datasets.train("flows", FAST, log=lambda m: None)
+        catalog.add("wdbc", folder / "wdbc.csv", label="diagnosis", normal="B")
+        catalog.train("wdbc", FAST, log=lambda m: None)
+        catalog.add("flows", folder / "flows.csv")
+        catalog.train("flows", FAST, log=lambda m: None)
         yield folder
 
 
@@ -78,7 +79,7 @@ def test_switch_lists_kdd_and_the_trained_datasets(data_dir):
 
 def test_overview_on_a_labelled_dataset_uses_its_labels_and_categories(data_dir):
     at = open_app("wdbc")
-    test = datasets.load("wdbc").splits().test
+    test = catalog.load("wdbc").splits().test
     assert any(f"{len(test)} records of the test split of dataset" in c.value.replace(",", "") for c in at.caption)
     heatmap = next(c for c in at.get("plotly_chart") if "Detection rate per anomaly category" in c.proto.spec)
     assert f"M ({int(test['y'].sum())})" in heatmap.proto.spec  # the label's anomalous value is the category
@@ -86,13 +87,13 @@ def test_overview_on_a_labelled_dataset_uses_its_labels_and_categories(data_dir)
 
 def test_explorer_release_moves_the_dataset_threshold_everywhere(data_dir):
     name, view = "pca@wdbc", "label"
-    at = open_app("wdbc", "pages/threshold_explorer.py", focus=name)
+    at = open_app("wdbc", "app_pages/threshold_explorer.py", focus=name)
     payload = sent(at, name, view)
-    assert payload["n"] == len(datasets.load("wdbc").splits().test)
+    assert payload["n"] == len(catalog.load("wdbc").splits().test)
     scores = np.sort(payload["grid"]["score"].to_numpy())
     value = float(scores[len(scores) // 2])
     release(at, value, name, view)
-    at.switch_page("pages/flagged_records.py").run()
+    at.switch_page("app_pages/flagged_records.py").run()
     assert not problems(at), problems(at)
     assert any(f"threshold **{value:.6g}**" in m.value for m in at.markdown)
     assert "dataset=wdbc" not in at.query_params or at.query_params["dataset"] == ["wdbc"]
@@ -103,7 +104,7 @@ def test_flagged_record_explains_with_the_users_column_names(data_dir):
     at.session_state["dataset"] = "wdbc"
     at.session_state["focus_detector"] = "mahalanobis@wdbc"
     at.session_state["flagged_record@wdbc"] = 0
-    at.switch_page("pages/flagged_records.py").run()
+    at.switch_page("app_pages/flagged_records.py").run()
     assert not problems(at), problems(at)
     labels = [m.label for m in at.metric]
     assert labels[:3] == ["Label", "Label value", "Category"]
@@ -113,15 +114,15 @@ def test_flagged_record_explains_with_the_users_column_names(data_dir):
 
 
 def test_live_monitor_replays_the_datasets_test_split(data_dir):
-    at = open_app("wdbc", "pages/live_monitor.py")
+    at = open_app("wdbc", "app_pages/live_monitor.py")
     replay = at.session_state["live_replay"]
-    assert len(replay.scores) == len(datasets.load("wdbc").splits().test)
+    assert len(replay.scores) == len(catalog.load("wdbc").splits().test)
     assert at.session_state["live_replay_key"][0].endswith("@wdbc")
 
 
 def test_score_an_upload_with_the_datasets_detectors(data_dir, tmp_path, monkeypatch):
     monkeypatch.setenv("ANODET_UPLOADS_DIR", str(tmp_path))
-    store = datasets.open_store("wdbc")
+    store = catalog.open_store("wdbc")
     frame = wdbc_frame().head(80)  # with its label column, diagnosis (B normal, M anomalous)
     frame.iloc[3, 0] = np.nan  # one row that cannot be scored: listed, not dropped
     names = ["pca@wdbc", "mahalanobis@wdbc"]
@@ -150,12 +151,12 @@ def test_score_and_stream_commands_take_the_dataset(data_dir, tmp_path, monkeypa
     assert done.returncode == 0, done.stderr.decode()
     scored = pd.read_csv(out)
     assert len(scored) == 367 and (scored["status"] == "scored").all()
-    store = datasets.open_store("wdbc")
+    store = catalog.open_store("wdbc")
     assert (scored["flag_pca@wdbc"] == (scored["score_pca@wdbc"] >= store.default_threshold("pca@wdbc", "label"))).all()
     alerts = tmp_path / "alerts.jsonl"
     assert main(["stream", "--dataset", "wdbc", "--detector", "mahalanobis", "--input", str(csv),
                  "--alerts", str(alerts), "--status-every", "0"]) == 0
-    flagged = int((datasets.open_store("wdbc").score_raw("mahalanobis@wdbc", pd.read_csv(csv))
+    flagged = int((catalog.open_store("wdbc").score_raw("mahalanobis@wdbc", pd.read_csv(csv))
                    >= store.default_threshold("mahalanobis@wdbc", "label")).sum())
     assert len(alerts.read_text().splitlines()) == flagged > 0
     assert main(["score", "--dataset", "wdbc", str(csv), "--store", str(tmp_path)]) == 2
@@ -167,38 +168,38 @@ def test_unlabelled_dataset_shows_scores_flags_and_says_curves_need_labels(data_
     assert any("no labels" in i.value for i in at.info)
     assert "share flagged" in table_with(at, "share flagged")
     assert not [t for t in at.toggle if "ceiling" in t.label]  # no labels, so no supervised ceiling to show
-    at.switch_page("pages/threshold_explorer.py").run()
+    at.switch_page("app_pages/threshold_explorer.py").run()
     assert not problems(at), problems(at)
     assert any("no labels" in i.value for i in at.info)
     typed = next(n for n in at.number_input if n.label == "Threshold (raw score)")
     typed.set_value(0.0).run()
     assert not problems(at), problems(at)
-    at.switch_page("pages/flagged_records.py").run()
+    at.switch_page("app_pages/flagged_records.py").run()
     assert not problems(at), problems(at)
     shown = table_with(at, "outcome")
-    assert set(shown["outcome"]) == {"flagged"} and len(shown) == len(datasets.load("flows").splits().test)
+    assert set(shown["outcome"]) == {"flagged"} and len(shown) == len(catalog.load("flows").splits().test)
 
 
 def test_link_names_the_dataset_and_an_unknown_one_is_said(data_dir):
     at = AppTest.from_file(APP, default_timeout=120)
     at.query_params["dataset"] = "wdbc"
-    at.switch_page("pages/threshold_explorer.py").run()
+    at.switch_page("app_pages/threshold_explorer.py").run()
     assert not problems(at), problems(at)
     assert at.session_state["dataset"] == "wdbc"
     at = AppTest.from_file(APP, default_timeout=120)
     at.query_params["dataset"] = "nope"
     at.query_params["detector"] = "pca"
-    at.switch_page("pages/threshold_explorer.py").run()
+    at.switch_page("app_pages/threshold_explorer.py").run()
     assert any("dataset nope is not one this server has trained" in w.value for w in at.warning)
 
 
 def test_a_broken_dataset_store_says_how_to_retrain_that_dataset(data_dir, tmp_path):
     import shutil
 
-    from anodet.store import Store, StoreError
+    from anodet.store.core import Store, StoreError
 
     copy = tmp_path / "store"
-    shutil.copytree(datasets.store_root("wdbc"), copy)
+    shutil.copytree(catalog.store_root("wdbc"), copy)
     (copy / "pca@wdbc" / "state.npz").unlink()
     with pytest.raises(StoreError, match=r"train --dataset wdbc") as caught:
         Store.open(copy).detector("pca@wdbc")

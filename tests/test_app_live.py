@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from anodet.live import OutsideAlertsDir, Replay, alerts_frame, resolve_alert_path
+from anodet.app.live import OutsideAlertsDir, Replay, alerts_frame, resolve_alert_path
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = str(ROOT / "app.py")
-LIVE = "pages/live_monitor.py"
+LIVE = "app_pages/live_monitor.py"
 
 
 class Clock:
@@ -106,7 +106,7 @@ def test_the_replay_survives_a_visit_to_another_page_and_pauses_meanwhile(app, c
     at.run()
     before = count(metric(at, "Records"))
     assert before == 500
-    at.switch_page("pages/overview.py").run()
+    at.switch_page("app_pages/overview.py").run()
     clock.tick(10.0)
     at.switch_page(LIVE).run()
     assert not problems(at), problems(at)
@@ -193,7 +193,7 @@ def test_opening_an_alert_pauses_the_running_replay_until_the_user_is_back(app, 
     assert at.subheader[-1].value.startswith("Record ")
     assert not replay.running  # paused while the user reads the record
     where = replay.position
-    at.switch_page("pages/live_monitor.py").run()
+    at.switch_page("app_pages/live_monitor.py").run()
     assert replay.running and replay.position == where
 
 
@@ -215,7 +215,7 @@ def test_follow_mode_reads_an_alert_log_in_the_alerts_folder(app, tmp_path, monk
     at = app
     log, stats, alerts = _write_log(tmp_path)
     at.radio(key="live_mode").set_value("Follow a running stream").run()
-    from anodet.ui import markdown_text
+    from anodet.app.ui import markdown_text
 
     assert any(markdown_text(tmp_path.resolve()) in c.value for c in at.caption), "the page names the folder"
     at.text_input(key="live_alert_path").input("alerts.jsonl").run()
@@ -263,7 +263,7 @@ def test_resolving_alert_paths(tmp_path):
 
 
 def test_the_default_alerts_folder_is_under_the_projects_data_folder(monkeypatch):
-    from anodet.live import alerts_dir
+    from anodet.app.live import alerts_dir
 
     monkeypatch.delenv("ANODET_ALERTS_DIR", raising=False)
     assert alerts_dir() == (ROOT / "data" / "alerts").resolve()

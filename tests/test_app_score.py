@@ -12,10 +12,10 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from anodet.schema import FEATURES
+from anodet.datasets.kdd_schema import FEATURES
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
-PAGE = "pages/score_csv.py"
+PAGE = "app_pages/score_csv.py"
 FAST = ["pca", "zscore", "kmeans"]
 
 

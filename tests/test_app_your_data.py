@@ -12,11 +12,11 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from anodet import training_jobs
+from anodet.training import jobs
 from tests.conftest import wdbc_frame
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
-PAGE = "pages/your_data.py"
+PAGE = "app_pages/your_data.py"
 FAST = ["pca", "zscore", "mahalanobis", "kmeans"]
 
 
@@ -27,10 +27,10 @@ def data_dir(tmp_path, monkeypatch):
     monkeypatch.setenv("ANODET_DATA_DIR", str(folder))
     yield folder
     for name in ("wdbc", "wdbc-full"):
-        job = training_jobs.get(name)
+        job = jobs.get(name)
         if job is not None:
             job.wait(600)
-        training_jobs.forget(name)
+        jobs.forget(name)
 
 
 def wdbc_csv() -> bytes:
@@ -72,9 +72,9 @@ def upload(at: AppTest, name: str, data: bytes, gen: int = 0) -> AppTest:
     return at
 
 
-def wait_for_job(name: str, timeout: float = 300.0) -> training_jobs.Job:
+def wait_for_job(name: str, timeout: float = 300.0) -> jobs.Job:
     deadline = time.monotonic() + timeout
-    job = training_jobs.get(name)
+    job = jobs.get(name)
     while job is not None and job.active and time.monotonic() < deadline:
         time.sleep(0.1)
     assert job is not None and not job.active, "training did not end in time"
@@ -118,7 +118,7 @@ def test_wdbc_upload_confirm_train_leaderboard(page, data_dir):
     at.button(key="yd_train_go").click().run()
     assert not problems(at) and not errors(at), (problems(at), errors(at))
     job = wait_for_job("wdbc")
-    assert job.status == training_jobs.DONE, job.error
+    assert job.status == jobs.DONE, job.error
     assert job.snapshot()["trained"] == sorted(f"{k}@wdbc" for k in FAST)
     at.run()
     assert not problems(at) and not errors(at), (problems(at), errors(at))
@@ -139,18 +139,18 @@ def test_second_training_of_the_same_dataset_is_refused_while_one_runs(page):
             time.sleep(0.01)
         raise ValueError("boom")
 
-    job = training_jobs.start("wdbc", ["pca"], trainer=slow_train)
+    job = jobs.start("wdbc", ["pca"], trainer=slow_train)
     try:
-        with pytest.raises(training_jobs.JobError, match="already being trained"):
-            training_jobs.start("wdbc", ["pca"])
+        with pytest.raises(jobs.JobError, match="already being trained"):
+            jobs.start("wdbc", ["pca"])
         page.run()
         assert not problems(page)
         bars = [plain(p.proto.text) for p in page.get("progress")]
         assert any("Training PCA: detector 1 of 1" in t for t in bars), bars
-        assert training_jobs.catalogue()[0]["training now"]
+        assert jobs.catalogue()[0]["training now"]
     finally:
         release.append(True)
-    assert job.wait(30) and job.status == training_jobs.FAILED
+    assert job.wait(30) and job.status == jobs.FAILED
     assert job.error is not None and "ValueError" in job.error and "\n" not in job.error
     page.run()
     assert not problems(page)
@@ -184,7 +184,7 @@ def test_wdbc_whole_family_from_the_page(page):
     at = add_wdbc(page, "wdbc-full")
     at.button(key="yd_train_go").click().run()
     job = wait_for_job("wdbc-full", timeout=1800)
-    assert job.status == training_jobs.DONE, job.error
+    assert job.status == jobs.DONE, job.error
     at.run()
     board = table(at, "roc_auc")
     assert board["roc_auc"].max() >= 0.95
@@ -207,9 +207,9 @@ def test_single_class_label_on_confirm_is_one_sentence_and_leaves_nothing(page, 
 
 
 def test_uploads_stay_under_the_data_folder(data_dir):
-    from anodet import dataset_uploads
+    from anodet.datasets import uploads
 
-    path = dataset_uploads.save("../../etc/x", "train", "../../evil name.PARQUET", io.BytesIO(b"a"))
+    path = uploads.save("../../etc/x", "train", "../../evil name.PARQUET", io.BytesIO(b"a"))
     assert path.resolve().is_relative_to(data_dir.resolve()) and path.name == "train.parquet"
-    dataset_uploads.discard([path])
+    uploads.discard([path])
     assert not path.parent.exists() and (data_dir / "uploads").is_dir()

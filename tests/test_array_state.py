@@ -18,11 +18,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from anodet.datasets.kdd_schema import FEATURES
 from anodet.detectors import create, detector_class
-from anodet.detectors.fast import LOF_RTOL, OCSVM_TOLERANCE, TreeEnsemble
-from anodet.manifest import MANIFEST
-from anodet.schema import FEATURES
-from anodet.store import Store, StoreError, file_hashes, write_store
+from anodet.detectors.from_arrays import LOF_RTOL, OCSVM_TOLERANCE, TreeEnsemble
+from anodet.store.core import Store, StoreError, file_hashes, write_store
+from anodet.store.manifest import MANIFEST
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -109,7 +109,7 @@ def test_tree_traversal_fallback_matches_scikit_learn_trees(kdd, store):
 
 
 def test_loading_the_store_imports_neither_skops_nor_scikit_learn():
-    code = ("import sys\nfrom anodet.store import Store\ns = Store.open()\n"
+    code = ("import sys\nfrom anodet.store.core import Store\ns = Store.open()\n"
             "[s.detector(n) for n in s.names]\n"
             "print(sorted({m.split('.')[0] for m in sys.modules} & {'skops', 'sklearn', 'scipy'}))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True,

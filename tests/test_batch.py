@@ -9,11 +9,11 @@ import pyarrow.parquet as pq
 import pytest
 
 from anodet.batch import expand_inputs, score_many
+from anodet.datasets.kdd_schema import FEATURES, RAW_COLUMNS
+from anodet.evaluation.thresholds import resolve_thresholds
 from anodet.output import ResultsFile
 from anodet.reader import BadRowsError, InputError
-from anodet.schema import FEATURES, RAW_COLUMNS
 from anodet.scoring import score_source
-from anodet.thresholds import resolve_thresholds
 
 NAMES = ["pca", "ocsvm@kdd41", "ensemble@kdd41", "supervised"]
 

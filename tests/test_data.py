@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from anodet import data
-from anodet.data import DataError, fetch_raw, load_splits
-from anodet.schema import RAW_COLUMNS
+from anodet.datasets import kdd
+from anodet.datasets.kdd import DataError, fetch_raw, load_splits
+from anodet.datasets.kdd_schema import RAW_COLUMNS
 
-SHARED = Path(data.default_source())
+SHARED = Path(kdd.default_source())
 
 
 def test_training_set_is_every_normal_record_of_the_10_percent_file(splits):
@@ -58,17 +58,17 @@ def _copy_raw(tmp_path: Path) -> Path:
 
 
 def test_missing_file_names_what_is_missing_and_where(tmp_path, monkeypatch):
-    monkeypatch.setenv(data.CACHE_ENV, str(tmp_path / "cache"))
+    monkeypatch.setenv(kdd.CACHE_ENV, str(tmp_path / "cache"))
     folder = _copy_raw(tmp_path)
     (folder / "corrected.gz").unlink()
     with pytest.raises(DataError) as err:
         load_splits(str(folder))
     message = str(err.value)
-    assert "corrected.gz" in message and str(folder) in message and data.SOURCE_ENV in message
+    assert "corrected.gz" in message and str(folder) in message and kdd.SOURCE_ENV in message
 
 
 def test_partial_file_is_refused_with_a_fix(tmp_path, monkeypatch):
-    monkeypatch.setenv(data.CACHE_ENV, str(tmp_path / "cache"))
+    monkeypatch.setenv(kdd.CACHE_ENV, str(tmp_path / "cache"))
     folder = _copy_raw(tmp_path)
     target = folder / "kddcup.data_10_percent.gz"
     target.write_bytes(target.read_bytes()[:100_000])
@@ -77,7 +77,7 @@ def test_partial_file_is_refused_with_a_fix(tmp_path, monkeypatch):
 
 
 def test_altered_content_fails_the_checksum(tmp_path, monkeypatch):
-    monkeypatch.setenv(data.CACHE_ENV, str(tmp_path / "cache"))
+    monkeypatch.setenv(kdd.CACHE_ENV, str(tmp_path / "cache"))
     folder = _copy_raw(tmp_path)
     (folder / "training_attack_types.txt").write_text("smurf dos\n")
     with pytest.raises(DataError, match="sha256"):
@@ -86,29 +86,29 @@ def test_altered_content_fails_the_checksum(tmp_path, monkeypatch):
 
 @pytest.mark.slow
 def test_cache_is_rebuilt_when_the_raw_files_change(tmp_path, monkeypatch):
-    monkeypatch.setenv(data.CACHE_ENV, str(tmp_path / "cache"))
+    monkeypatch.setenv(kdd.CACHE_ENV, str(tmp_path / "cache"))
     folder = _copy_raw(tmp_path)
     first = load_splits(str(folder))
-    assert data._read_cache() is not None
+    assert kdd._read_cache() is not None
     attack_types = folder / "training_attack_types.txt"
     attack_types.write_bytes(attack_types.read_bytes())  # same content, new mtime
-    assert data._read_cache() is None  # stale: will be rebuilt (and verified) on next load
+    assert kdd._read_cache() is None  # stale: will be rebuilt (and verified) on next load
     again = load_splits(str(folder))
     assert np.array_equal(first.test.index, again.test.index)
 
 
 def test_raw_lines_parse_labels_without_the_trailing_dot():
     line = "0,tcp,http,SF,181,5450," + ",".join(["0"] * 16) + ",8,8" + ",0.00" * 7 + ",9,9" + ",1.00,0.00,0.11,0.00,0.00,0.00,0.00,0.00" + ",smurf.\n"
-    frame = data.parse_raw_lines(line.encode())
+    frame = kdd.parse_raw_lines(line.encode())
     assert frame.loc[0, "label"] == "smurf"
     assert frame.shape == (1, 42)
 
 
 def test_gzip_helper_round_trip(tmp_path):
     # The raw reader accepts any valid gzip stream, whatever the header timestamp.
-    raw = next(r for r in data.RAW_FILES if r.key == "attack_types")
+    raw = next(r for r in kdd.RAW_FILES if r.key == "attack_types")
     content = fetch_raw(str(SHARED))["attack_types"].read_bytes()
     gz = tmp_path / "x.gz"
     gz.write_bytes(gzip.compress(content, mtime=123))
     assert gzip.decompress(gz.read_bytes()) == content
-    assert data._verify(fetch_raw(str(SHARED))["attack_types"], raw) == content
+    assert kdd._verify(fetch_raw(str(SHARED))["attack_types"], raw) == content

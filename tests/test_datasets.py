@@ -8,11 +8,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from anodet import datasets
 from anodet.cli import main
-from anodet.datasets import DatasetError
-from anodet.featureset import MAX_CATEGORIES, OTHER
-from anodet.store import Store
+from anodet.datasets import catalog
+from anodet.datasets.catalog import DatasetError
+from anodet.features.sets import MAX_CATEGORIES, OTHER
+from anodet.store.core import Store
 from tests.conftest import wdbc_frame
 
 
@@ -45,7 +45,7 @@ def mixed_frame(n=400, seed=0):
 def test_inference_on_a_small_frame(tmp_path):
     path = tmp_path / "flows.csv"
     mixed_frame().to_csv(path, index=False)
-    found = datasets.inspect(path, label="label", id_column="id")
+    found = catalog.inspect(path, label="label", id_column="id")
     kinds = dict(found.feature_columns())
     assert kinds == {"bytes": "log", "rate": "numeric", "proto": "categorical", "flag": "categorical"}
     assert found.label == "label" and found.normal == ["normal"]
@@ -58,7 +58,7 @@ def test_inference_on_a_small_frame(tmp_path):
 def test_overrides_and_exclusions(tmp_path):
     path = tmp_path / "flows.parquet"
     mixed_frame().to_parquet(path)
-    found = datasets.inspect(path, categorical="rate", numeric="bytes", exclude="flag,id")
+    found = catalog.inspect(path, categorical="rate", numeric="bytes", exclude="flag,id")
     kinds = dict(found.feature_columns())
     assert kinds == {"bytes": "numeric", "rate": "categorical", "proto": "categorical", "label": "categorical"}
     assert {c.name for c in found.columns if c.role == "excluded"} == {"flag", "id"}
@@ -68,7 +68,7 @@ def test_too_many_levels_are_capped_and_said(tmp_path):
     n = 2000
     frame = pd.DataFrame({"x": np.arange(n, dtype=float), "host": [f"h{i % 500}" for i in range(n)]})
     frame.to_csv(tmp_path / "hosts.csv", index=False)
-    found = datasets.inspect(tmp_path / "hosts.csv")
+    found = catalog.inspect(tmp_path / "hosts.csv")
     host = next(c for c in found.columns if c.name == "host")
     assert host.kind == "categorical" and host.levels == 500
     assert any(f"{MAX_CATEGORIES} most frequent" in n and OTHER in n for n in found.notes)
@@ -87,37 +87,37 @@ def test_bad_data_is_one_sentence(tmp_path, frame, kwargs, sentence):
     path = tmp_path / "bad.csv"
     frame.to_csv(path, index=False)
     with pytest.raises(DatasetError, match=sentence) as info:
-        datasets.inspect(path, **kwargs)
+        catalog.inspect(path, **kwargs)
     message = str(info.value)
     assert "\n" not in message and message.endswith((".", ")"))
 
 
 def test_mixed_types_name_the_column_and_a_row(tmp_path, monkeypatch):
     # A column of numbers for many rows, then text: the reader types it from the first block and fails later.
-    monkeypatch.setattr(datasets, "BLOCK_BYTES", 1 << 10)
+    monkeypatch.setattr(catalog, "BLOCK_BYTES", 1 << 10)
     values = [str(i) for i in range(500)] + ["n/a-ish"] + ["5"] * 10
     path = tmp_path / "late.csv"
     pd.DataFrame({"n": values, "m": np.arange(len(values), dtype=float)}).to_csv(path, index=False)
     with pytest.raises(DatasetError, match=r"Column 'n' .* mixes numbers and text \(data row 501 holds 'n/a-ish'\)"):
-        datasets.inspect(path)
+        catalog.inspect(path)
     # declared categorical, the same column is accepted
-    assert dict(datasets.inspect(path, categorical="n").feature_columns())["n"] == "categorical"
+    assert dict(catalog.inspect(path, categorical="n").feature_columns())["n"] == "categorical"
 
 
 def test_missing_and_unreadable_files(tmp_path):
     with pytest.raises(DatasetError, match="There is no file"):
-        datasets.inspect(tmp_path / "nowhere.csv")
+        catalog.inspect(tmp_path / "nowhere.csv")
     broken = tmp_path / "broken.parquet"
     broken.write_bytes(b"not parquet at all")
     with pytest.raises(DatasetError, match="cannot be read as Parquet"):
-        datasets.inspect(broken)
+        catalog.inspect(broken)
 
 
 def test_names_are_safe_slugs(tmp_path):
     for bad in ("../x", "a b", "", "kdd18", "x" * 65):
         with pytest.raises(DatasetError):
-            datasets.check_name(bad)
-    assert datasets.check_name("flows-2024_v2") == "flows-2024_v2"
+            catalog.check_name(bad)
+    assert catalog.check_name("flows-2024_v2") == "flows-2024_v2"
 
 
 def test_cli_says_one_sentence_and_exits_2(tmp_path, capsys):
@@ -132,7 +132,7 @@ def test_cli_says_one_sentence_and_exits_2(tmp_path, capsys):
 
 def test_add_writes_a_readable_declaration_and_splits(tmp_path, data_dir):
     path = wdbc_csv(tmp_path / "wdbc.csv")
-    dataset = datasets.add("wdbc", path, label="diagnosis", normal="B")
+    dataset = catalog.add("wdbc", path, label="diagnosis", normal="B")
     doc = json.loads((data_dir / "datasets" / "wdbc" / "dataset.json").read_text())
     assert doc["format"] == "anodet-dataset/1" and doc["label"]["normal"] == ["B"]
     assert doc["label"]["counts"] == {"B": 357, "M": 10}
@@ -142,11 +142,11 @@ def test_add_writes_a_readable_declaration_and_splits(tmp_path, data_dir):
     assert splits.train["y"].sum() == 0  # training rows are normal
     assert splits.labels("validation").sum() + splits.labels("test").sum() == 10
     assert len(splits.train) + len(splits.validation) + len(splits.test) == 367
-    assert datasets.list_datasets() == ["wdbc"]
+    assert catalog.list_datasets() == ["wdbc"]
     with pytest.raises(DatasetError, match="already declared"):
-        datasets.add("wdbc", path, label="diagnosis")
+        catalog.add("wdbc", path, label="diagnosis")
     # the same seed carves the same splits
-    again = datasets.build_splits(datasets.load("wdbc"))
+    again = catalog.build_splits(catalog.load("wdbc"))
     pd.testing.assert_frame_equal(again.test, splits.test)
 
 
@@ -155,19 +155,19 @@ CLASSICAL = ["pca", "ocsvm", "iforest", "lof", "kmeans", "zscore", "mahalanobis"
 
 def test_wdbc_classical_detectors_reach_095(tmp_path):
     csv = wdbc_csv(tmp_path / "wdbc.csv")
-    datasets.add("wdbc", csv, label="diagnosis", normal="B")
+    catalog.add("wdbc", csv, label="diagnosis", normal="B")
     seen = []
-    manifest = datasets.train("wdbc", [*CLASSICAL, "supervised"], log=lambda m: None,
+    manifest = catalog.train("wdbc", [*CLASSICAL, "supervised"], log=lambda m: None,
                               progress=lambda done, total, name: seen.append((done, total, name)))
     assert seen[0] == (0, 8, "pca@wdbc") and seen[-1] == (8, 8, "")
-    store = Store.open(datasets.store_root("wdbc"))
+    store = Store.open(catalog.store_root("wdbc"))
     store.verify()
     assert store.label_views == ["label"] and store.default_preset == "best_f1" and store.labelled
     assert manifest["feature_sets"] == {"wdbc": manifest["feature_sets"]["wdbc"]}
     aucs = {n: e["metrics"]["test"]["label"]["roc_auc"] for n, e in manifest["detectors"].items()
             if e["family"] != "supervised"}
     assert max(aucs.values()) >= 0.95, aucs
-    board = datasets.leaderboard("wdbc")
+    board = catalog.leaderboard("wdbc")
     assert board.loc["mahalanobis@wdbc", "roc_auc"] == pytest.approx(aucs["mahalanobis@wdbc"])
     # score --dataset (the one scoring path): the input's columns, then row, status, out_of_range, score_/flag_
     out = tmp_path / "wdbc.scored.parquet"
@@ -183,17 +183,17 @@ def test_wdbc_classical_detectors_reach_095(tmp_path):
 def test_unlabelled_dataset_gets_unlabelled_thresholds(tmp_path):
     frame = mixed_frame().drop(columns=["label"])
     frame.to_csv(tmp_path / "flows.csv", index=False)
-    datasets.add("flows", tmp_path / "flows.csv", id_column="id")
+    catalog.add("flows", tmp_path / "flows.csv", id_column="id")
     lines = []
-    manifest = datasets.train("flows", ["pca", "zscore"], log=lines.append)
+    manifest = catalog.train("flows", ["pca", "zscore"], log=lines.append)
     assert any(line.startswith("skipped: supervised (needs labels") for line in lines)
-    store = datasets.open_store("flows")
+    store = catalog.open_store("flows")
     assert store.default_preset == "mean_3sigma" and not store.labelled
     assert set(store.thresholds("pca@flows", "label")) == {"mean_3sigma", "target_fpr", "contamination"}
     assert store.default_threshold("pca@flows", "label") == store.thresholds("pca@flows", "label")["mean_3sigma"]
     assert manifest["detectors"]["pca@flows"]["metrics"]["test"] == {}
     with pytest.raises(DatasetError, match="supervised cannot be trained"):
-        datasets.train("flows", ["supervised"], log=lambda m: None)
+        catalog.train("flows", ["supervised"], log=lambda m: None)
 
 
 def test_kdd_store_keeps_its_two_views(store):
@@ -207,7 +207,7 @@ def test_wdbc_whole_family_through_the_cli(tmp_path, capsys):
     assert main(["train", "--dataset", "wdbc"]) == 0
     out = capsys.readouterr().out
     assert "wrote" in out and "(13 detectors)" in out
-    manifest = Store.open(datasets.store_root("wdbc")).manifest
+    manifest = Store.open(catalog.store_root("wdbc")).manifest
     aucs = {n: e["metrics"]["test"]["label"]["roc_auc"] for n, e in manifest["detectors"].items()
             if e["family"] != "supervised"}
     assert max(aucs.values()) >= 0.95, aucs

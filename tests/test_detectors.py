@@ -87,7 +87,7 @@ def test_registry_does_not_import_tensorflow_for_classical_detectors():
     import sys
 
     code = ("import sys; from anodet.detectors import create; create('pca'); create('iforest');"
-            "import anodet.store, anodet.evaluate; print('tensorflow' in sys.modules)")
+            "import anodet.store, anodet.evaluation.metrics; print('tensorflow' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 
@@ -115,7 +115,7 @@ def test_scoring_with_the_stored_neural_models_does_not_import_tensorflow():
     import subprocess
     import sys
 
-    code = ("import sys, numpy as np; from anodet.store import Store; s = Store.open();"
+    code = ("import sys, numpy as np; from anodet.store.core import Store; s = Store.open();"
             "[s.detector(n).score(np.zeros((3, s.feature_set_for(n).width), np.float32)) for n in s.names];"
             "print('tensorflow' in sys.modules, 'keras' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -130,7 +130,7 @@ def _tampered_store(tmp_path, change):
     from pathlib import Path
 
     from anodet.detectors.base import load_arrays, save_arrays
-    from anodet.store import sha256_file
+    from anodet.store.core import sha256_file
 
     root = tmp_path / "store"
     shutil.copytree(Path(__file__).resolve().parent.parent / "models_store", root)
@@ -166,7 +166,7 @@ def _unknown_operation(arrays):
     (_unknown_operation, "operation anodet's numpy forward pass does not know"),
 ])
 def test_a_tampered_forward_pass_is_refused_when_loaded_not_when_scoring(tmp_path, change, message):
-    from anodet.store import Store, StoreError
+    from anodet.store.core import Store, StoreError
 
     root = _tampered_store(tmp_path, change)
     with pytest.raises(ValueError, match=message):

@@ -7,8 +7,8 @@ import io
 import numpy as np
 import pytest
 
-from anodet.featureset import OTHER, ColumnSpec, FeatureSet, FeatureSetSpec
-from anodet.schema import FEATURES, RAW_COLUMNS
+from anodet.datasets.kdd_schema import FEATURES, RAW_COLUMNS
+from anodet.features.sets import OTHER, ColumnSpec, FeatureSet, FeatureSetSpec
 from anodet.scoring import score_source
 
 
@@ -76,7 +76,7 @@ def test_an_18_column_header_scores_the_kdd18_detectors_and_says_which_it_skippe
 def test_raw_kdd_lines_score_every_feature_set_and_the_supervised_ceiling(store):
     import gzip
 
-    from anodet.data import fetch_raw
+    from anodet.datasets.kdd import fetch_raw
 
     with gzip.open(fetch_raw()["test"], "rb") as fh:
         raw_test_lines = [fh.readline().rstrip(b"\n") for _ in range(300)]

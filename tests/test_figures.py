@@ -11,10 +11,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from anodet import dashboard, evaluate, figures
-from anodet.evaluate import ThresholdCurve
-from anodet.schema import RAW_COLUMNS
-from anodet.threshold_payload import grid_position, threshold_grid
+from anodet.app import dashboard, figures
+from anodet.app.threshold_control.payload import grid_position, threshold_grid
+from anodet.datasets.kdd_schema import RAW_COLUMNS
+from anodet.evaluation import metrics
+from anodet.evaluation.metrics import ThresholdCurve
 
 RNG = np.random.default_rng(7)
 
@@ -198,7 +199,7 @@ def test_leaderboard_matches_the_direct_computation():
     thresholds = {"a": 0.05, "b": 0.2}
     table = dashboard.leaderboard(curves, summaries, thresholds)
     for name, s in all_scores.items():
-        expected = evaluate.summary(y, s, thresholds[name])
+        expected = metrics.summary(y, s, thresholds[name])
         for metric in dashboard.LEADERBOARD_METRICS:
             assert table.loc[name, metric] == pytest.approx(expected[metric]), metric
         assert table.loc[name, "flagged"] == np.sum(s >= thresholds[name])
@@ -215,7 +216,7 @@ def test_agreement_counts_records_flagged_by_both():
 
 def test_category_rates_are_shares_flagged_per_category():
     scores = {"a": np.array([0.1, 0.9, 0.8, 0.2])}
-    rates = evaluate.category_rates(scores, {"a": 0.5}, np.array(["dos", "dos", "probe", "probe"]),
+    rates = metrics.category_rates(scores, {"a": 0.5}, np.array(["dos", "dos", "probe", "probe"]),
                                     ["dos", "probe", "u2r"])
     np.testing.assert_allclose(rates[0, :2], [0.5, 0.5])
     assert np.isnan(rates[0, 2])
@@ -320,7 +321,7 @@ def test_a_detector_with_a_breakdown_uses_it(store):
 
 
 def test_isolation_forest_gets_its_own_perturbation_explanation(store, splits):
-    from anodet.schema import FEATURES
+    from anodet.datasets.kdd_schema import FEATURES
 
     iforest = store.detector("iforest")
     assert iforest.feature_scores(np.zeros((1, len(FEATURES)))) is None

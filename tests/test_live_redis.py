@@ -7,12 +7,12 @@ import os
 from pathlib import Path
 
 import pytest
+from redis_server import REDIS_SERVER, RedisServer
 from streamlit.testing.v1 import AppTest
 
-from anodet.live import OutsideAlertsDir, RedisAlertFollower, resolve_alert_stream
+from anodet.app.live import OutsideAlertsDir, RedisAlertFollower, resolve_alert_stream
 
 redis = pytest.importorskip("redis")
-from redis_server import REDIS_SERVER, RedisServer  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.skipif(not os.path.exists(REDIS_SERVER), reason="redis-server is not installed")
@@ -67,7 +67,7 @@ def test_the_page_follows_a_redis_alert_stream(server, tmp_path, monkeypatch):
         server.client.xadd("alerts", {"alert": alert(i, "normal." if i == 0 else "smurf.")})
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=180)
     at.run()
-    at.switch_page("pages/live_monitor.py").run()
+    at.switch_page("app_pages/live_monitor.py").run()
     at.radio(key="live_mode").set_value("Follow a running stream").run()
     at.text_input(key="live_alert_path").input(server.url("alerts")).run()
     assert not at.exception and not at.error, [e.value for e in at.exception] + [e.value for e in at.error]

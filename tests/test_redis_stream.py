@@ -19,14 +19,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from redis_server import REDIS_SERVER, RedisServer
 
 from anodet import brokers, stream
-from anodet.data import fetch_raw, parse_raw_lines
-from anodet.schema import FEATURES
+from anodet.datasets.kdd import fetch_raw, parse_raw_lines
+from anodet.datasets.kdd_schema import FEATURES
 from tests.conftest import wait_for as shared_wait_for
 
 redis = pytest.importorskip("redis")
-from redis_server import REDIS_SERVER, RedisServer  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.skipif(not os.path.exists(REDIS_SERVER), reason="redis-server is not installed (test.sh "

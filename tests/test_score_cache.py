@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from anodet import score_cache
-from anodet.data import Splits
+from anodet.datasets.kdd import Splits
 from anodet.scorer import score_rows
 
 RNG = np.random.default_rng(0)

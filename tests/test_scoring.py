@@ -15,8 +15,10 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from anodet import labels, output, reader, scorer, scoring, thresholds
-from anodet.schema import FEATURES, RAW_COLUMNS, TRAINING_ATTACK_TYPES
+from anodet import output, reader, scorer, scoring
+from anodet.datasets import labels
+from anodet.datasets.kdd_schema import FEATURES, RAW_COLUMNS, TRAINING_ATTACK_TYPES
+from anodet.evaluation import thresholds
 from tests.conftest import ROOT
 
 FAST = ["pca", "zscore", "kmeans"]
@@ -67,7 +69,7 @@ def test_header_csv_any_order_passes_columns_through(store, sample):
 
 
 def test_raw_kdd_format_gzip_and_labels(store):
-    from anodet.data import fetch_raw
+    from anodet.datasets.kdd import fetch_raw
 
     lines = gzip.decompress(fetch_raw()["test"].read_bytes()).split(b"\n")[:500]
     data = gzip.compress(b"\n".join(lines) + b"\n")
@@ -81,7 +83,7 @@ def test_raw_kdd_format_gzip_and_labels(store):
 
 
 def test_raw_format_without_label(store):
-    from anodet.data import fetch_raw
+    from anodet.datasets.kdd import fetch_raw
 
     lines = gzip.decompress(fetch_raw()["test"].read_bytes()).split(b"\n")[:50]
     data = b"\n".join(line.rsplit(b",", 1)[0] for line in lines) + b"\n"
@@ -96,7 +98,7 @@ def test_label_views_novel_attacks():
 
 
 def test_training_attack_types_match_the_kdd_file():
-    from anodet.data import fetch_raw, parse_attack_types
+    from anodet.datasets.kdd import fetch_raw, parse_attack_types
 
     assert parse_attack_types(fetch_raw()["attack_types"].read_bytes()) == TRAINING_ATTACK_TYPES
 

@@ -12,8 +12,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from anodet import reader, scoring, thresholds
-from anodet.schema import FEATURES
+from anodet import reader, scoring
+from anodet.datasets.kdd_schema import FEATURES
+from anodet.evaluation import thresholds
 
 NAMES = ["pca", "zscore"]
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -8,9 +8,9 @@ import shutil
 import numpy as np
 import pytest
 
-from anodet.leaderboard import score_frame
-from anodet.store import MANIFEST, Store, StoreError
-from anodet.train import train
+from anodet.evaluation.leaderboard import score_frame
+from anodet.store.core import MANIFEST, Store, StoreError
+from anodet.training.train import train
 from tests.conftest import ROOT
 
 
@@ -84,7 +84,7 @@ def test_committed_store_is_small_safe_and_complete():
 
 def test_committed_store_reproduces_its_manifest_metrics(store, splits):
     """The numbers in the manifest (and README) are what the stored models really score."""
-    from anodet import evaluate
+    from anodet.evaluation import metrics
 
     scores = score_frame(store, splits.test)
     for name, s in scores.items():
@@ -94,8 +94,8 @@ def test_committed_store_reproduces_its_manifest_metrics(store, splits):
             # The One-Class SVM's exponents are float32 (scores within ~3e-5 of scikit-learn's, fast.RBFDecision):
             # near-tied test scores may swap, which moved its ROC AUC (and the ensembles') by up to 2.8e-6 from
             # what training recorded; the README shows four decimals.
-            assert evaluate.roc_auc(y, s) == pytest.approx(recorded["roc_auc"], abs=5e-6), (name, view)
-            m = evaluate.metrics_at(y, s, store.default_threshold(name, view))
+            assert metrics.roc_auc(y, s) == pytest.approx(recorded["roc_auc"], abs=5e-6), (name, view)
+            m = metrics.metrics_at(y, s, store.default_threshold(name, view))
             assert m["f1"] == pytest.approx(recorded["f1"], abs=1e-6), (name, view)
     assert all(np.isfinite(s).all() for s in scores.values())
 

@@ -21,10 +21,10 @@ import pytest
 
 from anodet import alerts, sources, stream
 from anodet import stats as stream_stats
-from anodet.data import fetch_raw, parse_raw_lines
+from anodet.datasets.kdd import fetch_raw, parse_raw_lines
+from anodet.datasets.kdd_schema import FEATURES, NUMERIC_COLUMNS
 from anodet.reader import InputError, parse_block, sniff
 from anodet.reader.layout import RAW_LABELLED_LAYOUT
-from anodet.schema import FEATURES, NUMERIC_COLUMNS
 from anodet.scorer import applicable
 from tests.conftest import wait_for
 

@@ -10,8 +10,8 @@ import pandas as pd
 import pyarrow as pa
 
 from anodet import upload
-from anodet.schema import FEATURES
-from anodet.thresholds import resolve_thresholds
+from anodet.datasets.kdd_schema import FEATURES
+from anodet.evaluation.thresholds import resolve_thresholds
 
 
 def test_sample_is_uniform_and_keeps_scores_aligned_with_labels():

@@ -13,7 +13,7 @@ import json
 import pyarrow as pa
 from streamlit.testing.v1 import AppTest
 
-from anodet.threshold_payload import STATIC_PARTS
+from anodet.app.threshold_control.payload import STATIC_PARTS
 
 DETECTOR = "autoencoder"
 

@@ -8,11 +8,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from anodet.evaluation.thresholds import ThresholdError, resolve_thresholds
 from anodet.output import OutputError, ResultsFile
 from anodet.reader import InputError, Limits
 from anodet.scorer import Scorer, default_detectors
 from anodet.scoring import Summary, score_source
-from anodet.thresholds import ThresholdError, resolve_thresholds
 
 
 def default_output(path: str) -> Path:
@@ -89,7 +89,7 @@ def _run(args: argparse.Namespace) -> int:
 def command_store(args: argparse.Namespace) -> Any:
     """The store ``score`` and ``stream`` use: a user dataset's (``--dataset``), else ``--store`` or the default
     one; a missing ``--threshold`` becomes the store's default preset."""
-    from anodet.store import Store
+    from anodet.store.core import Store
 
     store = dataset_store(args) if getattr(args, "dataset", None) else Store.open(
         Path(args.store) if args.store else None)
@@ -101,14 +101,14 @@ def command_store(args: argparse.Namespace) -> Any:
 def dataset_store(args: argparse.Namespace) -> Any:
     """``--dataset NAME``: its store, its one label view, and detector names qualified with its feature set
     (``pca`` means ``pca@NAME``); refuses ``--store`` beside it. Used by ``score`` and ``stream``."""
-    from anodet import datasets
-    from anodet.featureset import qualified
+    from anodet.datasets import catalog
+    from anodet.features.sets import qualified
 
     if args.store:
         raise ValueError("--dataset names the store (data/datasets/NAME/store); leave out --store.")
-    store = datasets.open_store(args.dataset)
-    args.label_view = datasets.LABEL_VIEW
-    feature_set = datasets.load(args.dataset).feature_set_name
+    store = catalog.open_store(args.dataset)
+    args.label_view = catalog.LABEL_VIEW
+    feature_set = catalog.load(args.dataset).feature_set_name
     for attr in ("detectors", "detector"):
         value = getattr(args, attr, None)
         if isinstance(value, list):
@@ -162,7 +162,7 @@ def _run_many(args: argparse.Namespace, store, names: list[str]) -> int:
 def _thresholds_file(args: argparse.Namespace, known: list[str]) -> dict[str, float] | None:
     if not getattr(args, "thresholds", None):
         return None
-    from anodet.thresholds import read_thresholds_file
+    from anodet.evaluation.thresholds import read_thresholds_file
 
     view, values = read_thresholds_file(Path(args.thresholds), known)
     if view and view != args.label_view:

@@ -12,10 +12,10 @@ from typing import Any
 
 from anodet.alerts import WebhookSender, open_out
 from anodet.brokers import RedisAlertSink, parse_broker_url
+from anodet.evaluation.thresholds import ThresholdError, resolve_thresholds
 from anodet.sources import SourceError, TcpSource, open_source
 from anodet.stats import Stats
 from anodet.stream import Detection, Outputs, Pipeline, StreamConfig
-from anodet.thresholds import ThresholdError, resolve_thresholds
 
 
 def _install_signals(pipeline: Pipeline) -> Callable[[], None]:

@@ -16,7 +16,7 @@ class Detector(ABC):
     """Base class of every anodet detector.
 
     Parameters go to ``__init__`` and are kept in :attr:`params`; learned state lives in
-    attributes ending in ``_``. ``X`` is a feature set's output (:mod:`anodet.featureset`), shape
+    attributes ending in ``_``. ``X`` is a feature set's output (:mod:`anodet.features.sets`), shape
     ``(n, d)``; no detector knows ``d`` before it sees the training rows.
     """
 

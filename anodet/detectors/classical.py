@@ -19,7 +19,15 @@ from typing import Any, ClassVar
 import numpy as np
 
 from anodet.detectors.base import Detector, as_matrix, load_arrays, save_arrays
-from anodet.detectors.fast import LOF_RTOL, OCSVM_TOLERANCE, LOFScores, RBFDecision, TreeEnsemble, check, probe_rows
+from anodet.detectors.from_arrays import (
+    LOF_RTOL,
+    OCSVM_TOLERANCE,
+    LOFScores,
+    RBFDecision,
+    TreeEnsemble,
+    check,
+    probe_rows,
+)
 from anodet.detectors.parallel import map_rows, with_float64_retry
 
 STATE_FILE = "state.npz"

@@ -15,7 +15,7 @@ import numpy as np
 
 from anodet.detectors.base import as_matrix
 from anodet.detectors.classical import _ArrayModel
-from anodet.detectors.fast import TreeEnsemble, check, probe_rows
+from anodet.detectors.from_arrays import TreeEnsemble, check, probe_rows
 from anodet.detectors.parallel import map_rows
 
 

@@ -1,6 +1,6 @@
 """Recognise an input's format from its first line: a header CSV or raw KDD Cup 99 records.
 
-* a CSV whose header names KDD feature columns (:data:`anodet.schema.RAW_COLUMNS`) in any
+* a CSV whose header names KDD feature columns (:data:`anodet.datasets.kdd_schema.RAW_COLUMNS`) in any
   order; numeric ones are parsed as numbers, every other column (an id, a timestamp, a label) is
   passed through as text. Which detectors the columns are enough for is the scorer's call
   (:func:`anodet.scorer.applicable`): each feature set names the columns it needs;
@@ -15,9 +15,9 @@ from __future__ import annotations
 import csv
 from dataclasses import dataclass
 
+from anodet.datasets.kdd_schema import LABEL_COLUMN_NAMES, NUMERIC_COLUMNS, RAW_COLUMNS
 from anodet.reader.errors import InputError
 from anodet.reader.limits import MAX_COLUMNS
-from anodet.schema import LABEL_COLUMN_NAMES, NUMERIC_COLUMNS, RAW_COLUMNS
 
 ROW_COLUMN, STATUS_COLUMN, RANGE_COLUMN = "row", "status", "out_of_range"
 RESERVED_COLUMNS = (ROW_COLUMN, STATUS_COLUMN, RANGE_COLUMN)
@@ -53,7 +53,7 @@ class Layout:
     numeric: frozenset[str] = _NUMERIC
     """The model's numeric columns: KDD's 38, or a user dataset's (see :func:`header_layout`)."""
     normal: frozenset[str] | None = None
-    """A user dataset's normal label values (its label rule); None: KDD's rule (:mod:`anodet.labels`)."""
+    """A user dataset's normal label values (its label rule); None: KDD's rule (:mod:`anodet.datasets.labels`)."""
 
     @property
     def numeric_columns(self) -> tuple[str, ...]:

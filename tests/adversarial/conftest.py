@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from anodet.schema import RAW_COLUMNS
+from anodet.datasets.kdd_schema import RAW_COLUMNS
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -49,6 +49,6 @@ def raw_test_lines() -> list[bytes]:
     """Raw KDD test lines (41 values and the label), read from the raw file (never committed)."""
     import gzip
 
-    from anodet.data import fetch_raw
+    from anodet.datasets.kdd import fetch_raw
 
     return gzip.decompress(fetch_raw()["test"].read_bytes()).splitlines()[:2000]

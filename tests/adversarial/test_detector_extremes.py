@@ -11,8 +11,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from anodet.datasets.kdd_schema import FEATURES
 from anodet.detectors import REGISTRY
-from anodet.schema import FEATURES
 
 N_FEATURES = len(FEATURES)  # detectors named by kind alone are the kdd18 ones
 

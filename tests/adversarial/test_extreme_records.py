@@ -15,9 +15,9 @@ import pandas as pd
 import pytest
 
 from anodet import scoring, sources, stream
-from anodet.schema import FEATURES, NUMERIC_COLUMNS
+from anodet.datasets.kdd_schema import FEATURES, NUMERIC_COLUMNS
+from anodet.evaluation.thresholds import resolve_thresholds
 from anodet.scorer import SATURATION_RANGES, score_rows
-from anodet.thresholds import resolve_thresholds
 from tests.adversarial.conftest import EXTREME_VALUES, header_csv, run_cli
 
 pytestmark = pytest.mark.slow  # subprocesses, sockets, trainings: CI runs them; the inner loop skips them

@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from anodet import output, reader, scoring
-from anodet.schema import FEATURES
+from anodet.datasets.kdd_schema import FEATURES
 from tests.adversarial.conftest import header_csv, run_cli
 
 FAST = ["pca", "zscore"]
@@ -196,7 +196,7 @@ _STORE = {}
 
 def _scorer():
     from anodet.scorer import Scorer
-    from anodet.store import Store
+    from anodet.store.core import Store
 
     if "store" not in _STORE:
         _STORE["store"] = Store.open()

@@ -13,12 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from anodet.store import MANIFEST, Store, StoreError
-from anodet.swap import FAULT_ENV, STEPS, leftovers
-from anodet.train import train
+from anodet.store.core import MANIFEST, Store, StoreError
+from anodet.store.swap import FAULT_ENV, STEPS, leftovers
+from anodet.training.train import train
 from tests.conftest import ROOT
 
-TRAIN = ("import sys; from anodet.train import train; "
+TRAIN = ("import sys; from anodet.training.train import train; "
          "train([sys.argv[1]], seed=int(sys.argv[2]), store_root=sys.argv[3], train_rows=2000)")
 
 pytestmark = pytest.mark.slow  # subprocesses, sockets, trainings: CI runs them; the inner loop skips them

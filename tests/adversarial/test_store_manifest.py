@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-import anodet.store
-from anodet.manifest import KEY_ENV, SIGNATURE
-from anodet.store import MANIFEST, Store, StoreError, write_store
+from anodet.store import core as store_core
+from anodet.store.core import MANIFEST, Store, StoreError, write_store
+from anodet.store.manifest import KEY_ENV, SIGNATURE
 from tests.conftest import ROOT
 
 
@@ -122,8 +122,8 @@ def test_a_symlink_out_of_the_store_is_refused_before_it_is_opened(copy, tmp_pat
     shutil.move(copy / "pca" / "state.npz", outside)  # same bytes, so only the location is wrong
     (copy / "pca" / "state.npz").symlink_to(outside)
     opened = []
-    real = anodet.store.sha256_file
-    monkeypatch.setattr(anodet.store, "sha256_file", lambda p: opened.append(Path(p)) or real(p))
+    real = store_core.sha256_file
+    monkeypatch.setattr(store_core, "sha256_file", lambda p: opened.append(Path(p)) or real(p))
     with pytest.raises(StoreError, match="resolves outside the store"):
         Store.open(copy).detector("pca")
     assert all(p.resolve() != outside.resolve() for p in opened)

@@ -9,7 +9,7 @@ import io
 import numpy as np
 import pytest
 
-from anodet.schema import FEATURES
+from anodet.datasets.kdd_schema import FEATURES
 from tests.e2e.conftest import screenshot, tall_screenshot, wait_idle
 
 pytestmark = pytest.mark.e2e

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from anodet.schema import FEATURES, RAW_COLUMNS, TEXT_COLUMNS
+from anodet.datasets.kdd_schema import FEATURES, RAW_COLUMNS, TEXT_COLUMNS
 
 KINDS = ("numeric", "log", "categorical")
 OTHER = "<other>"

@@ -7,8 +7,8 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from anodet import dashboard, figures, ui
-from anodet.live import (
+from anodet.app import dashboard, figures, ui
+from anodet.app.live import (
     AlertFollower,
     OutsideAlertsDir,
     RedisAlertFollower,
@@ -20,10 +20,8 @@ from anodet.live import (
     resolve_alert_path,
     resolve_alert_stream,
 )
-from anodet.threshold_control import threshold_control as live_control
-from anodet.threshold_payload import control_payload
-
-ui.ensure_app_frame()
+from anodet.app.threshold_control import threshold_control as live_control
+from anodet.app.threshold_control.payload import control_payload
 
 TICK_SECONDS = 1.0
 WINDOW = 1500
@@ -292,4 +290,4 @@ if mode == "Replay the test split":
 else:
     follow_mode()
 if st.session_state.pop(GOTO_KEY, False):  # after the page (and the paused replay's fragment) is drawn: open_record
-    st.switch_page("pages/flagged_records.py")
+    st.switch_page("app_pages/flagged_records.py")

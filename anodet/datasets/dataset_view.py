@@ -3,7 +3,7 @@
 Every page reads one :class:`DatasetView`: where its model store is, its label views, and its splits
 shaped the same way for both kinds (raw feature columns, ``label_<view>`` 0/1 columns where there are
 labels, an ``attack`` name and a ``category`` per record), so a page has one code path for KDD and for
-a user's dataset. Streamlit-free: :mod:`anodet.ui` caches what this builds.
+a user's dataset. Streamlit-free: :mod:`anodet.app.ui` caches what this builds.
 """
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from anodet import datasets
-from anodet.data import Splits, load_splits
-from anodet.schema import ATTACK_CATEGORIES, LABEL_VIEW_HELP, LABEL_VIEWS, NORMAL, NUMERIC_COLUMNS
-from anodet.store import MANIFEST, default_root
+from anodet.datasets import catalog
+from anodet.datasets.kdd import Splits, load_splits
+from anodet.datasets.kdd_schema import ATTACK_CATEGORIES, LABEL_VIEW_HELP, LABEL_VIEWS, NORMAL, NUMERIC_COLUMNS
+from anodet.store.core import MANIFEST, default_root
 
 KDD = "kdd"
 """The key of the built-in dataset (no user dataset may be called so: names starting 'kdd' are refused)."""
@@ -68,11 +68,11 @@ def kdd() -> DatasetView:
 def trained() -> list[str]:
     """User datasets with a trained model store, sorted (the ones the dashboard can show)."""
     out = []
-    for name in datasets.list_datasets():
+    for name in catalog.list_datasets():
         try:
-            if (datasets.store_root(name) / MANIFEST).is_file():
+            if (catalog.store_root(name) / MANIFEST).is_file():
                 out.append(name)
-        except datasets.DatasetError:
+        except catalog.DatasetError:
             continue
     return out
 
@@ -86,9 +86,9 @@ def view_of(key: str) -> DatasetView:
     """The view of dataset ``key`` (:data:`KDD` or a user dataset's name); a DatasetError when unknown."""
     if key == KDD:
         return kdd()
-    dataset = datasets.load(key)
+    dataset = catalog.load(key)
     numeric = tuple(n for n, k in dataset.feature_columns if k != "categorical")
-    view = datasets.LABEL_VIEW
+    view = catalog.LABEL_VIEW
     help_text = (f"Your label column {dataset.doc['label']['column']!r}: "
                  f"{', '.join(map(repr, dataset.doc['label']['normal']))} normal, every other value an anomaly."
                  if dataset.labelled else "This dataset has no labels.")
@@ -96,7 +96,7 @@ def view_of(key: str) -> DatasetView:
                        numeric, lambda: user_splits(dataset), f"the test split of dataset {key!r}")
 
 
-def user_splits(dataset: datasets.Dataset) -> Splits:
+def user_splits(dataset: catalog.Dataset) -> Splits:
     """A user dataset's splits shaped like KDD's: ``label_label``, ``attack`` and ``category`` columns added."""
     got = dataset.splits()
     frames = {}
@@ -109,13 +109,13 @@ def user_splits(dataset: datasets.Dataset) -> Splits:
 def _with_label_columns(frame: pd.DataFrame) -> pd.DataFrame:
     """``label_label`` (0/1), ``attack`` (the label as given) and ``category`` (normal, or the label value)."""
     out = frame.copy()
-    if datasets.LABEL_COLUMN not in frame:
+    if catalog.LABEL_COLUMN not in frame:
         out["attack"] = UNLABELLED
         out["category"] = UNLABELLED
         return out
-    y = frame[datasets.LABEL_COLUMN].to_numpy().astype(np.int8)
-    text = frame[datasets.LABEL_TEXT].astype(str).str.strip().to_numpy()
-    out[label_column(datasets.LABEL_VIEW)] = y
+    y = frame[catalog.LABEL_COLUMN].to_numpy().astype(np.int8)
+    text = frame[catalog.LABEL_TEXT].astype(str).str.strip().to_numpy()
+    out[label_column(catalog.LABEL_VIEW)] = y
     out["attack"] = np.where(y == 1, text, NORMAL)
     anomalous = pd.Series(text[y == 1]).value_counts()
     common = set(anomalous.index[:MAX_CATEGORIES])

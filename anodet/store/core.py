@@ -1,7 +1,7 @@
 """Save and load the pretrained detectors with ``manifest.json``; hash checks; safe formats only.
 
-The manifest is validated against one schema when read (:mod:`anodet.manifest`); a store left
-half-swapped by an interrupted training is recovered when opened (:mod:`anodet.swap`).
+The manifest is validated against one schema when read (:mod:`anodet.store.manifest`); a store left
+half-swapped by an interrupted training is recovered when opened (:mod:`anodet.store.swap`).
 """
 
 from __future__ import annotations
@@ -14,10 +14,11 @@ from typing import Any
 
 import numpy as np
 
+from anodet import PROJECT_ROOT
 from anodet.detectors import REGISTRY, Detector, detector_class
-from anodet.encoding import InputEncoder
-from anodet.featureset import FeatureSet, kind_of
-from anodet.manifest import (
+from anodet.features.encoding import InputEncoder
+from anodet.features.sets import FeatureSet, kind_of
+from anodet.store.manifest import (
     FORMAT_VERSION,
     KEY_ENV,
     MANIFEST,
@@ -31,14 +32,14 @@ from anodet.manifest import (
     parse,
     signature,
 )
-from anodet.swap import StoreLock, leftovers, recover, sibling, wait_for_swap
+from anodet.store.swap import StoreLock, leftovers, recover, sibling, wait_for_swap
 
 __all__ = ["FEATURE_SET_DIR", "FORMAT_VERSION", "MANIFEST", "STORE_ENV", "TRAIN_HINT", "Store", "StoreError",
            "default_root", "file_hashes", "sha256_file", "write_store"]
 
 logger = logging.getLogger(__name__)
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
 STORE_ENV = "ANODET_STORE"
 FEATURE_SET_DIR = "featuresets"
 

@@ -10,11 +10,10 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from anodet import dashboard, evaluate, figures, thresholds, ui
-from anodet.threshold_control import threshold_control
-from anodet.threshold_payload import control_payload
-
-ui.ensure_app_frame()
+from anodet.app import dashboard, figures, ui
+from anodet.app.threshold_control import threshold_control
+from anodet.app.threshold_control.payload import control_payload
+from anodet.evaluation import metrics, thresholds
 
 TABLE_PRESETS = ("best_accuracy", "best_f1", "mean_3sigma")
 
@@ -49,14 +48,15 @@ def _panel(name: str, view: str, compact: bool) -> None:
         buttons.append({
             "key": key, "value": presets[key],
             "label": dashboard.PRESET_LABELS[key] + (" (default)" if key == default else ""),
-            "help": f"{evaluate.PRESET_HELP[key]} ({view} view) Value {presets[key]:.6g}; "
+            "help": f"{metrics.PRESET_HELP[key]} ({view} view) Value {presets[key]:.6g}; "
                     f"{_test_share(name, view, presets[key])}."
                     + (f" The same value as {' and '.join(same)} for this detector." if same else "")})
     payload = control_payload(ui.get_control_static(name, view), threshold, presets=buttons)
     threshold_control(payload, key=f"threshold_control_{name}_{view}",
                       on_release=lambda value: ui.set_threshold(name, value, view))
     threshold = ui.get_threshold(name)
-    in_force = [dashboard.PRESET_LABELS[b["key"]] for b in buttons if np.isclose(b["value"], threshold, rtol=1e-9)]
+    in_force = [dashboard.PRESET_LABELS[key] for key in TABLE_PRESETS
+                if key in presets and np.isclose(presets[key], threshold, rtol=1e-9)]
     st.markdown(f"In force on every page: threshold **{threshold:.6g}**, {_test_share(name, view, threshold)} "
                 f"({', '.join(in_force) if in_force else 'your own threshold'}).")
 
@@ -87,21 +87,21 @@ def rate_presets(name: str, view: str, compact: bool) -> None:
 
     (fpr_in, fpr_btn), (cont_in, cont_btn), (cost_in, cost_btn), (budget_in, budget_btn) = slots
     fpr = fpr_in.number_input("Target FPR (%)", 0.0, 100.0, 1.0, step=0.5, key=f"target_fpr_{name}",
-                              help=evaluate.PRESET_HELP["target_fpr"])
-    fpr_value = evaluate.threshold_for_rate(store.quantiles(name, view, "normal"), fpr / 100)
+                              help=metrics.PRESET_HELP["target_fpr"])
+    fpr_value = metrics.threshold_for_rate(store.quantiles(name, view, "normal"), fpr / 100)
     set_button(fpr_btn, "Set FPR", "target_fpr", fpr_value)
     cont = cont_in.number_input("Contamination (%)", 0.0, 100.0, 20.0, step=1.0, key=f"contamination_{name}",
-                                help=evaluate.PRESET_HELP["contamination"])
-    cont_value = evaluate.threshold_for_rate(store.quantiles(name, view, "all"), cont / 100)
+                                help=metrics.PRESET_HELP["contamination"])
+    cont_value = metrics.threshold_for_rate(store.quantiles(name, view, "all"), cont / 100)
     set_button(cont_btn, "Set rate", "contamination", cont_value)
 
     ratio = cost_in.number_input(f"Missed {ui.current_dataset().anomaly_word} costs × a false alarm", 0.0, 1e6, 10.0, step=1.0,
-                                 key=f"cost_ratio_{name}", help=evaluate.COST_HELP)
+                                 key=f"cost_ratio_{name}", help=metrics.COST_HELP)
     cost_value = validation.min_cost_threshold(ratio, 1.0)
     set_button(cost_btn, "Set cost", "cost", cost_value)
     per_day = budget_in.columns(2)
     alerts = per_day[0].number_input("Alerts/day", 0, 10**9, 100, step=10, key=f"budget_alerts_{name}",
-                                     help=evaluate.ALERT_BUDGET_HELP)
+                                     help=metrics.ALERT_BUDGET_HELP)
     records = per_day[1].number_input("Records/day", 1, 10**12, 1_000_000, step=10_000,
                                       key=f"budget_records_{name}", help="How many records the detector sees a day.")
     budget_value = validation.threshold_within_rate(min(alerts / records, 1.0))
@@ -156,7 +156,7 @@ def unlabelled_panel(name: str, view: str) -> None:
     for column, (key, value) in zip(buttons, presets.items(), strict=False):
         if column.button(dashboard.PRESET_LABELS.get(key, key), key=f"preset_{key}_{name}", width="stretch",
                          type="primary" if np.isclose(value, threshold, rtol=1e-9) else "secondary",
-                         help=f"{evaluate.PRESET_HELP.get(key, '')} Value {value:.6g}; flags "
+                         help=f"{metrics.PRESET_HELP.get(key, '')} Value {value:.6g}; flags "
                               f"{np.mean(scores >= value):.1%} of the test records."):
             ui.set_threshold(name, value, view)
             st.rerun()

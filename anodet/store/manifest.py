@@ -19,8 +19,8 @@ from typing import Any
 from jsonschema import Draft202012Validator, validators
 from jsonschema.exceptions import ValidationError, best_match
 
+from anodet.datasets.kdd_schema import LABEL_VIEWS
 from anodet.detectors import REGISTRY
-from anodet.schema import LABEL_VIEWS
 
 MANIFEST = "manifest.json"
 SIGNATURE = "manifest.sig"

@@ -34,9 +34,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from anodet.data import cache_root
-from anodet.featureset import MAX_CATEGORIES, OTHER, ColumnSpec, FeatureSetSpec, qualified
-from anodet.store import sha256_file
+from anodet.datasets.kdd import cache_root
+from anodet.features.sets import MAX_CATEGORIES, OTHER, ColumnSpec, FeatureSetSpec, qualified
+from anodet.store.core import sha256_file
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -476,7 +476,7 @@ def inspect(path: Path | str, label: str | None = None, normal: str | Sequence[s
     Numbers are ``numeric`` (``log`` when non-negative and heavy-tailed), text is ``categorical``;
     ``categorical``/``log``/``numeric`` override the inference for the columns they name. A
     constant or empty column is dropped (with a note), a categorical column with more than
-    :data:`~anodet.featureset.MAX_CATEGORIES` levels keeps its most frequent ones (with a note).
+    :data:`~anodet.features.sets.MAX_CATEGORIES` levels keeps its most frequent ones (with a note).
     A DatasetError (one sentence) for a missing or unreadable file, a column of numbers and text
     mixed, no numeric column, or a label column that cannot tell normal from anomalous rows.
     """
@@ -802,7 +802,7 @@ def _write_declaration(dataset: Dataset, splits: DatasetSplits) -> None:
 
 @dataclass
 class DatasetSplits:
-    """A user dataset's splits, shaped like :class:`anodet.data.Splits`: raw feature columns, plus ``y``
+    """A user dataset's splits, shaped like :class:`anodet.datasets.kdd.Splits`: raw feature columns, plus ``y``
     (1 = anomaly) and the label as given where the dataset has labels, plus the id column if any."""
 
     train: pd.DataFrame
@@ -1014,8 +1014,8 @@ def plan(dataset: Dataset, splits: DatasetSplits) -> tuple[dict[str, str], dict[
 
 
 def corpus(dataset: Dataset, splits: DatasetSplits | None = None) -> Any:
-    """The :class:`anodet.train.Corpus` of a dataset: its splits, its one feature set, its one label view."""
-    from anodet.train import Corpus
+    """The :class:`anodet.training.train.Corpus` of a dataset: its splits, its one feature set, its one label view."""
+    from anodet.training.train import Corpus
 
     splits = splits or dataset.splits()
     skip, caps, params = plan(dataset, splits)
@@ -1036,7 +1036,7 @@ def train(name: str, detectors: list[str] | None = None, seed: int = 0, log: Cal
     the data. ``progress(done, total, detector)`` is called before each detector and at the end.
     """
     from anodet.detectors import REGISTRY
-    from anodet.train import train as train_store
+    from anodet.training.train import train as train_store
 
     dataset = load(name)
     splits = dataset.splits()
@@ -1067,7 +1067,7 @@ def train(name: str, detectors: list[str] | None = None, seed: int = 0, log: Cal
 
 def open_store(name: str) -> Any:
     """The model store trained on dataset ``name`` (a StoreError saying how to train it when missing)."""
-    from anodet.store import Store, StoreError
+    from anodet.store.core import Store, StoreError
 
     root = load(name).store_root
     if not (root / "manifest.json").exists():
@@ -1081,8 +1081,8 @@ def leaderboard(name: str, detectors: list[str] | None = None) -> pd.DataFrame:
     (without test labels: the threshold and the share flagged only)."""
     import pandas as pd
 
-    from anodet import evaluate
-    from anodet.leaderboard import score_frame
+    from anodet.evaluation import metrics
+    from anodet.evaluation.leaderboard import score_frame
 
     dataset = load(name)
     store = open_store(name)
@@ -1097,6 +1097,6 @@ def leaderboard(name: str, detectors: list[str] | None = None) -> pd.DataFrame:
                                "supervised": store.uses_labels(n), "threshold": threshold,
                                "flagged": float(np.mean(s >= threshold))}
         if y is not None:
-            row.update(evaluate.summary(y, s, threshold))
+            row.update(metrics.summary(y, s, threshold))
         rows.append(row)
     return pd.DataFrame(rows).set_index("detector")

@@ -5,10 +5,9 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from anodet import dashboard, dataset_view, evaluate, figures, ui
-
-ui.ensure_app_frame()
-
+from anodet.app import dashboard, figures, ui
+from anodet.datasets import dataset_view
+from anodet.evaluation import metrics
 
 
 def unlabelled_overview(names: list[str]) -> None:
@@ -105,7 +104,6 @@ if not detectors_only.empty:
                      f"**{top['roc_auc']:.4f}** ({ui.markdown_text(top['detector'])}).")
     st.markdown(headline)
 order = list(table.index)  # every chart below lists the detectors in the leaderboard's order
-percent = {"format": "%.3f"}
 SHORT_LABELS = {"fpr": "FPR"}  # the leaderboard's columns fit a 1280 px window
 column_config = {
     "detector": st.column_config.TextColumn("Detector", pinned=True),
@@ -117,8 +115,8 @@ column_config = {
     "threshold": st.column_config.NumberColumn("Threshold", help=f"The detector's current threshold (raw score) "
                                                                  f"under the {view} view.", format="%.4g"),
     "flagged": st.column_config.NumberColumn("Flagged", help="Test records flagged at the threshold.", format="%d"),
-    **{m: st.column_config.NumberColumn(SHORT_LABELS.get(m, dashboard.METRIC_LABELS[m]), help=evaluate.METRIC_HELP[m],
-                                        width="small", **percent)
+    **{m: st.column_config.NumberColumn(SHORT_LABELS.get(m, dashboard.METRIC_LABELS[m]), help=metrics.METRIC_HELP[m],
+                                        width="small", format="%.3f")
        for m in dashboard.LEADERBOARD_METRICS},
 }
 st.subheader("Leaderboard")
@@ -129,10 +127,10 @@ board = st.dataframe(table, hide_index=True, column_config=column_config, key="o
                      height=dashboard.table_height(len(table)), on_select="rerun", selection_mode="single-row",
                      column_order=["detector", "feature_set", *dashboard.LEADERBOARD_METRICS, "threshold", "flagged",
                                    "uses_labels"])
-picked = (board or {}).get("selection", {}).get("rows", [])
+picked = ui.selected(board, "rows")
 if picked:
     st.session_state[ui.FOCUS_KEY] = order[picked[0]]
-    st.switch_page("pages/threshold_explorer.py")
+    st.switch_page("app_pages/threshold_explorer.py")
 
 st.subheader("Threshold-free and per category")
 points = {labels[n]: (table.loc[n, "fpr"], table.loc[n, "recall"]) for n in order}
@@ -140,12 +138,12 @@ st.plotly_chart(figures.roc_figure({labels[n]: summaries[n].roc for n in order},
                                    {labels[n]: summaries[n].roc_auc for n in order}, points,
                                    title="ROC curves (× = current threshold)", log_fpr=True),
                 key="overview_roc")
-st.caption(evaluate.METRIC_HELP["roc_auc"] + " The false-positive rate is on a log scale: good detectors "
+st.caption(metrics.METRIC_HELP["roc_auc"] + " The false-positive rate is on a log scale: good detectors "
            "differ mostly below 10%.")
 categories = test["category"].to_numpy()
 ordered_scores = {n: scores[n] for n in order}
 shown_categories = dataset.categories(test)
-rates = evaluate.category_rates(ordered_scores, thresholds, categories, shown_categories)
+rates = metrics.category_rates(ordered_scores, thresholds, categories, shown_categories)
 counts = test["category"].value_counts()
 columns = [f"{ui.markdown_text(c)} ({counts.get(c, 0):,})" for c in shown_categories]
 st.plotly_chart(figures.rate_heatmap([labels[n] for n in order], columns, rates,
@@ -168,7 +166,7 @@ st.caption("Row *A*, column *B*: the share of the test records *A* flags that *B
            "thresholds (hover for the counts). Click a cell to compare that pair below.")
 
 st.subheader("Compare two detectors")
-clicked = (cell or {}).get("selection", {}).get("points", [])
+clicked = ui.selected(cell, "points")
 if clicked:
     i, j = (int(v) for v in dashboard.customdata_pair(clicked[0].get("customdata")))
     if i != j and (order[i], order[j]) != st.session_state.get("overview_pair_clicked"):
@@ -193,7 +191,7 @@ else:
     st.dataframe(deltas, hide_index=True, key="overview_deltas", height=dashboard.table_height(len(deltas)),
                  column_config={"detector": st.column_config.TextColumn("", pinned=True),
                                 **{m: st.column_config.NumberColumn(SHORT_LABELS.get(m, dashboard.METRIC_LABELS[m]),
-                                                                    help=evaluate.METRIC_HELP[m], format="%.3f")
+                                                                    help=metrics.METRIC_HELP[m], format="%.3f")
                                    for m in dashboard.LEADERBOARD_METRICS}})
     st.caption(f"The last row is {labels[b]} minus {labels[a]}, metric by metric, at their current thresholds "
                f"({view} view).")

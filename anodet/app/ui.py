@@ -24,18 +24,22 @@ from typing import Any
 import numpy as np
 import streamlit as st
 
-from anodet import dashboard, dataset_view, evaluate, figures, score_cache, scorer, threshold_payload
-from anodet.data import DataError, Splits
-from anodet.dataset_view import KDD, DatasetView
-from anodet.datasets import DatasetError
-from anodet.evaluate import ThresholdCurve
-from anodet.store import MANIFEST, Store, StoreError
+from anodet import score_cache, scorer
+from anodet.app import dashboard, figures
+from anodet.app.threshold_control import payload
+from anodet.datasets import dataset_view
+from anodet.datasets.catalog import DatasetError
+from anodet.datasets.dataset_view import KDD, DatasetView
+from anodet.datasets.kdd import DataError, Splits
+from anodet.evaluation import metrics
+from anodet.evaluation.metrics import ThresholdCurve
+from anodet.store.core import MANIFEST, Store, StoreError
 
-logger = logging.getLogger("anodet.ui")
+logger = logging.getLogger("anodet.app.ui")
 
 NORMAL_COLOUR = figures.NORMAL_COLOUR
 ATTACK_COLOUR = figures.ATTACK_COLOUR
-"""The two colours for normal and attack records, everywhere (defined in :mod:`anodet.figures`)."""
+"""The two colours for normal and attack records, everywhere (defined in :mod:`anodet.app.figures`)."""
 
 FOCUS_KEY = "focus_detector"
 """Session key of the detector the user is looking at; shared by the explorer and flagged records."""
@@ -47,7 +51,7 @@ _hash_memo: dict[tuple[str, int, int], str] = {}
 
 
 DATASET_KEY = "dataset"
-"""Session key of the dataset every page shows (:data:`anodet.dataset_view.KDD` or a user dataset's name)."""
+"""Session key of the dataset every page shows (:data:`anodet.datasets.dataset_view.KDD` or a user dataset's name)."""
 
 
 def current_dataset() -> DatasetView:
@@ -149,7 +153,7 @@ def _load_splits(key: str, declaration: str) -> Splits:
 
 
 def get_splits() -> Splits:
-    """The session's dataset's splits (shared by all sessions), shaped as :mod:`anodet.dataset_view` says."""
+    """The session's dataset's splits (shared by all sessions), shaped as :mod:`anodet.datasets.dataset_view` says."""
     dataset = current_dataset()
     declaration = "" if dataset.builtin else json.dumps(list(_declaration_stamp(dataset.key)))
     return _load_splits(dataset.key, declaration)
@@ -158,7 +162,7 @@ def get_splits() -> Splits:
 def _declaration_stamp(key: str) -> tuple[str | int, ...]:
     """Where a dataset's declaration is and its version: changes when the dataset is declared again (or the
     data folder moves), so its view and splits are then read anew."""
-    from anodet.datasets import DECLARATION, dataset_dir
+    from anodet.datasets.catalog import DECLARATION, dataset_dir
 
     path = dataset_dir(key) / DECLARATION
     try:
@@ -291,7 +295,7 @@ def _histograms(root: str, manifest_hash: str, view: str) -> dict[str, figures.H
 
 @st.cache_resource(max_entries=256, show_spinner=False)
 def _control_static(root: str, manifest_hash: str, view: str, name: str) -> dict[str, Any]:
-    return threshold_payload.static_parts(name, display_name(name), view, _test_curves(root, manifest_hash, view)[name],
+    return payload.static_parts(name, display_name(name), view, _test_curves(root, manifest_hash, view)[name],
                                           _histograms(root, manifest_hash, view)[name],
                                           _curve_summaries(root, manifest_hash, view)[name],
                                           current_dataset().anomaly_word)  # the root is the dataset's store
@@ -372,13 +376,13 @@ def detector_picker(label: str, names: Sequence[str], key: str, help: str | None
     return st.selectbox(label, names, key=key, format_func=name_format(names), on_change=_remember, help=help)
 
 
-def metric_tiles(metrics: dict[str, float], keys: Sequence[str], columns: int | None = None) -> None:
-    """One ``st.metric`` per metric, each with its help text from :data:`evaluate.METRIC_HELP`."""
+def metric_tiles(values: dict[str, float], keys: Sequence[str], columns: int | None = None) -> None:
+    """One ``st.metric`` per metric, each with its help text from :data:`metrics.METRIC_HELP`."""
     cols = st.columns(columns or len(keys))
     for i, k in enumerate(keys):
-        value = metrics.get(k, float("nan"))
+        value = values.get(k, float("nan"))
         cols[i % len(cols)].metric(dashboard.METRIC_LABELS.get(k, k), "–" if np.isnan(value) else f"{value:.3f}",
-                                   help=evaluate.METRIC_HELP.get(k))
+                                   help=metrics.METRIC_HELP.get(k))
 
 
 TIMING_ENV = "ANODET_UI_TIMING"
@@ -560,25 +564,7 @@ def show_failure(exc: Exception) -> None:
                  "report it with the steps that led here (the server's log has the details).")
 
 
-APP_FRAME_KEY = "_anodet_app_frame"
-APP_SCRIPT = Path(__file__).resolve().parent.parent / "app.py"
-
-
-def mark_app_frame() -> None:
-    """Called by app.py before it runs a page: the page is inside the app's navigation."""
-    st.session_state[APP_FRAME_KEY] = True
-
-
-def ensure_app_frame() -> None:
-    """Run this page inside app.py even when its URL is the first one a fresh server serves.
-
-    With a ``pages/`` folder, Streamlit runs a page's file on its own until some session has
-    run ``st.navigation``: no wide layout, no label-view switch, no error handler. Running
-    app.py here switches the server to app.py's navigation, which then runs this page.
-    """
-    if st.session_state.get(APP_FRAME_KEY):
-        return
-    import runpy
-
-    runpy.run_path(str(APP_SCRIPT), run_name="__main__")
-    st.stop()
+def selected(event: Any, kind: str) -> list[Any]:
+    """The selected ``kind`` ("rows" or "points") of a dataframe's or chart's selection event ([] when none)."""
+    selection = (event or {}).get("selection") or {}
+    return list(selection.get(kind) or [])

@@ -16,10 +16,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from anodet import PROJECT_ROOT
+
 ALERTS_DIR_ENV = "ANODET_ALERTS_DIR"
 REDIS_HOSTS_ENV = "ANODET_REDIS_HOSTS"
 DEFAULT_REDIS_HOSTS = ("127.0.0.1", "localhost", "::1")
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
 def alerts_dir() -> Path:

@@ -5,11 +5,10 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from anodet import dashboard, dataset_view, figures, ui
-from anodet.dataset_view import label_column
-from anodet.schema import NORMAL
-
-ui.ensure_app_frame()
+from anodet.app import dashboard, figures, ui
+from anodet.datasets import dataset_view
+from anodet.datasets.dataset_view import label_column
+from anodet.datasets.kdd_schema import NORMAL
 
 DEFAULT_OUTCOMES = ["true positive", "false positive"]
 RECORD_KEY = "flagged_record"  # the test record (row of the test split) whose detail is open; other pages set it too
@@ -34,7 +33,7 @@ with top[1]:
     st.markdown(f"**{ui.markdown_text(ui.display_name(name))}** flags **{int((table['score'] >= threshold).sum()):,}** of "
                 f"{len(table):,} test records at threshold **{threshold:.6g}**: this session's threshold for it "
                 f"under the **{view}** label view (the validation best-F1 one of that view until you move it).")
-    st.page_link("pages/threshold_explorer.py", label="Move the threshold in the threshold explorer", icon=":material/tune:")
+    st.page_link("app_pages/threshold_explorer.py", label="Move the threshold in the threshold explorer", icon=":material/tune:")
 
 f1, f2, f3 = st.columns([3, 2, 2])
 if dataset.labelled:
@@ -92,7 +91,7 @@ else:
             on_select="rerun", selection_mode="points", key=hist_key)
         st.caption("Click a bar to list only its records and open the highest-scoring one; double-click the "
                    "chart to list them all again.")
-    points = (event or {}).get("selection", {}).get("points", [])
+    points = ui.selected(event, "points")
     bar = (points[0].get("curve_number"), points[0].get("point_number")) if points else None
     if _changed("bar", (hist_key, bar)) and points:
         in_bar = _records_in_bar(shown, points[0])
@@ -115,7 +114,7 @@ else:
                            "score": st.column_config.NumberColumn("Score", format="%.4g", pinned=True),
                            "attack": st.column_config.TextColumn("attack" if dataset.builtin else "label value")})
         st.caption(f"{len(shown):,} records, highest score first. Select a row to see why it scored as it did.")
-    rows = (chosen or {}).get("selection", {}).get("rows", [])
+    rows = ui.selected(chosen, "rows")
     if _changed("row", (table_key, rows[0] if rows else None)) and rows:
         _open(int(display.iloc[rows[0]]["position"]))
     download = shown.drop(columns="position")

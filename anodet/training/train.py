@@ -1,7 +1,7 @@
 """Build the data, train detectors, choose thresholds on validation, and write the store.
 
 Only one training writes a store at a time (a lock beside it); each builds a complete new store
-in its own staging folder and swaps it in with a journalled pair of renames (:mod:`anodet.swap`).
+in its own staging folder and swaps it in with a journalled pair of renames (:mod:`anodet.store.swap`).
 """
 
 from __future__ import annotations
@@ -22,13 +22,12 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from anodet import evaluate
-from anodet.data import SPLIT_NAME, Splits, labelled_train, load_splits
+from anodet.datasets.kdd import SPLIT_NAME, Splits, labelled_train, load_splits
+from anodet.datasets.kdd_schema import LABEL_VIEWS, NORMAL
 from anodet.detectors import REGISTRY, Detector, create, detector_class
-from anodet.featureset import BUILTIN, FeatureSet, FeatureSetSpec, kind_of, qualified, set_of_name, spec
-from anodet.hyperparams import chosen_params
-from anodet.schema import LABEL_VIEWS, NORMAL
-from anodet.store import (
+from anodet.evaluation import metrics
+from anodet.features.sets import BUILTIN, FeatureSet, FeatureSetSpec, kind_of, qualified, set_of_name, spec
+from anodet.store.core import (
     FEATURE_SET_DIR,
     FORMAT_VERSION,
     MANIFEST,
@@ -38,7 +37,8 @@ from anodet.store import (
     file_hashes,
     write_store,
 )
-from anodet.swap import StoreLock, checkpoint, commit, new_staging, recover
+from anodet.store.swap import StoreLock, checkpoint, commit, new_staging, recover
+from anodet.training.hyperparams import chosen_params
 
 logger = logging.getLogger(__name__)
 
@@ -173,7 +173,7 @@ UNLABELLED_PRESETS = ("mean_3sigma", "target_fpr", "contamination")
 
 def unlabelled_presets(val_scores: np.ndarray) -> dict[str, float]:
     """The presets of :data:`UNLABELLED_PRESETS` from validation scores with no labels (all taken as normal)."""
-    presets = evaluate.threshold_presets(val_scores, np.zeros(len(val_scores), dtype=np.int8))
+    presets = metrics.threshold_presets(val_scores, np.zeros(len(val_scores), dtype=np.int8))
     return {k: presets[k] for k in UNLABELLED_PRESETS}
 
 
@@ -186,27 +186,27 @@ def evaluate_scores(val_scores: np.ndarray, test_scores: np.ndarray, splits: Spl
     """
     thresholds: dict[str, Any] = {}
     quantiles: dict[str, Any] = {}
-    metrics: dict[str, dict[str, Any]] = {"validation": {}, "test": {}}
+    results: dict[str, dict[str, Any]] = {"validation": {}, "test": {}}
     for view in views:
         y_val, y_test = splits.labels("validation", view), splits.labels("test", view)
         if y_val is None:
             thresholds[view] = unlabelled_presets(val_scores)
-            all_q = _rounded(np.quantile(val_scores, evaluate.QUANTILE_PROBS))
+            all_q = _rounded(np.quantile(val_scores, metrics.QUANTILE_PROBS))
             quantiles[view] = {"normal": all_q, "all": all_q}
             if y_test is not None:
-                metrics["test"][view] = evaluate.summary(y_test, test_scores, thresholds[view]["mean_3sigma"])
+                results["test"][view] = metrics.summary(y_test, test_scores, thresholds[view]["mean_3sigma"])
             continue
-        presets = evaluate.threshold_presets(val_scores, y_val)
+        presets = metrics.threshold_presets(val_scores, y_val)
         thresholds[view] = presets
         quantiles[view] = {
-            "normal": _rounded(np.quantile(val_scores[y_val == 0], evaluate.QUANTILE_PROBS)),
-            "all": _rounded(np.quantile(val_scores, evaluate.QUANTILE_PROBS)),
+            "normal": _rounded(np.quantile(val_scores[y_val == 0], metrics.QUANTILE_PROBS)),
+            "all": _rounded(np.quantile(val_scores, metrics.QUANTILE_PROBS)),
         }
         chosen = presets["best_f1"]
-        metrics["validation"][view] = evaluate.summary(y_val, val_scores, chosen)
+        results["validation"][view] = metrics.summary(y_val, val_scores, chosen)
         if y_test is not None:
-            metrics["test"][view] = evaluate.summary(y_test, test_scores, chosen)
-    return {"thresholds": thresholds, "validation_quantiles": quantiles, "metrics": metrics}
+            results["test"][view] = metrics.summary(y_test, test_scores, chosen)
+    return {"thresholds": thresholds, "validation_quantiles": quantiles, "metrics": results}
 
 
 def train(

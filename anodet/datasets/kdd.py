@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from anodet.labels import label_views
-from anodet.schema import (
+from anodet import PROJECT_ROOT
+from anodet.datasets.kdd_schema import (
     LABEL_VIEWS,
     NORMAL,
     NOVEL,
@@ -32,11 +32,12 @@ from anodet.schema import (
     TRAINING_ATTACK_TYPES,
     label_column,
 )
+from anodet.datasets.labels import label_views
 
 if TYPE_CHECKING:  # pandas (and with it pyarrow) is imported only by what reads or builds the splits
     import pandas as pd
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
 SOURCE_ENV = "ANODET_KDD_SOURCE"
 CACHE_ENV = "ANODET_DATA_DIR"
 OFFICIAL_SOURCE = "http://kdd.ics.uci.edu/databases/kddcup99/"

@@ -9,7 +9,7 @@ from collections.abc import Collection
 
 import numpy as np
 
-from anodet.schema import NORMAL, TRAINING_ATTACK_TYPES
+from anodet.datasets.kdd_schema import NORMAL, TRAINING_ATTACK_TYPES
 
 EMPTY_LABELS = ("", "nan", "none", "null")
 NORMAL_LABELS = (NORMAL, "0", "0.0", "benign", "false")

@@ -1,8 +1,8 @@
 """Your data: add a dataset of your own from the browser, confirm its columns, train the detector family on it.
 
 Thin: inspection, declaration and training are :mod:`anodet.datasets`; uploads are kept by
-:mod:`anodet.dataset_uploads` under ``data/``; training runs in a background thread of
-:mod:`anodet.training_jobs`, so this page and other sessions stay responsive while it runs.
+:mod:`anodet.datasets.uploads` under ``data/``; training runs in a background thread of
+:mod:`anodet.training.jobs`, so this page and other sessions stay responsive while it runs.
 """
 
 from __future__ import annotations
@@ -14,16 +14,16 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from anodet import dataset_uploads, datasets, training_jobs, ui
-from anodet.datasets import DatasetError
+from anodet.app import ui
+from anodet.datasets import catalog, uploads
+from anodet.datasets.catalog import DatasetError
 from anodet.detectors import DISPLAY_NAMES
-from anodet.store import StoreError
-
-ui.ensure_app_frame()
+from anodet.store.core import StoreError
+from anodet.training import jobs
 
 GOTO_OVERVIEW = "yd_goto_overview"
 if st.session_state.pop(GOTO_OVERVIEW, False):
-    st.switch_page("pages/overview.py")
+    st.switch_page("app_pages/overview.py")
 
 text = ui.markdown_text
 MAX_MB = int(st.get_option("server.maxUploadSize"))
@@ -53,19 +53,19 @@ def _say(message: object, *paths: tuple[Path | None, str]) -> str:
 
 @st.cache_data(show_spinner=False, max_entries=4)
 def _inspect(path: str, stamp: int, label: str | None, normal: str | None, id_column: str | None,
-             exclude: tuple[str, ...], categorical: tuple[str, ...]) -> datasets.Inspection:
-    return datasets.inspect(path, label=label, normal=normal or None, id_column=id_column, exclude=list(exclude),
+             exclude: tuple[str, ...], categorical: tuple[str, ...]) -> catalog.Inspection:
+    return catalog.inspect(path, label=label, normal=normal or None, id_column=id_column, exclude=list(exclude),
                             categorical=list(categorical))
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
 def _trainable(name: str, root: str, stamp: int) -> tuple[list[str], dict[str, str]]:
-    return training_jobs.trainable(name)
+    return jobs.trainable(name)
 
 
 @st.cache_data(show_spinner="Scoring the test split with every detector…", max_entries=8)
 def _leaderboard(name: str, root: str, stamp: int) -> pd.DataFrame:
-    return datasets.leaderboard(name)
+    return catalog.leaderboard(name)
 
 
 def _stamp(path: Path) -> int:
@@ -75,7 +75,7 @@ def _stamp(path: Path) -> int:
         return 0
 
 
-def columns_table(found: datasets.Inspection) -> pd.DataFrame:
+def columns_table(found: catalog.Inspection) -> pd.DataFrame:
     """The inferred columns as the user confirms them: name, role, kind, levels, range, empty cells, note."""
     rows = []
     for c in found.columns:
@@ -88,7 +88,7 @@ def columns_table(found: datasets.Inspection) -> pd.DataFrame:
 # -- the declared datasets ------------------------------------------------------------------------------
 
 
-def show_leaderboard(name: str, dataset: datasets.Dataset) -> None:
+def show_leaderboard(name: str, dataset: catalog.Dataset) -> None:
     manifest = dataset.store_root / "manifest.json"
     try:
         board = _leaderboard(name, str(dataset.store_root), _stamp(manifest))
@@ -141,12 +141,12 @@ def show_progress(name: str) -> None:
 
     @st.fragment(run_every=1.0)
     def panel() -> None:
-        job = training_jobs.get(name)
+        job = jobs.get(name)
         if job is None or not job.active:
             st.rerun()
             return
         snap = job.snapshot()
-        if snap["status"] == training_jobs.QUEUED:
+        if snap["status"] == jobs.QUEUED:
             label = "Waiting for another training on this server to end…"
         elif snap["total"]:
             current = snap["current"].split("@", 1)[0]
@@ -163,21 +163,21 @@ def show_progress(name: str) -> None:
 
 def show_dataset(name: str) -> None:
     try:
-        dataset = datasets.load(name)
+        dataset = catalog.load(name)
     except DatasetError as exc:
         st.error(_say(exc))
         return
     with st.expander("Declaration", expanded=False):
         st.code("\n".join(dataset.lines()), language=None)
-    job = training_jobs.get(name)
+    job = jobs.get(name)
     if job is not None and job.active:
         show_progress(name)
         return
-    if job is not None and job.status == training_jobs.FAILED:
+    if job is not None and job.status == jobs.FAILED:
         st.error(_say(job.error))
-    elif job is not None and job.status == training_jobs.DONE:
+    elif job is not None and job.status == jobs.DONE:
         st.success(f"Trained {len(job.snapshot()['trained'])} detectors in {job.elapsed:.0f} s.")
-    decl = dataset.folder / datasets.DECLARATION
+    decl = dataset.folder / catalog.DECLARATION
     try:
         kinds, skipped = _trainable(name, str(dataset.folder), _stamp(decl))
     except DatasetError as exc:
@@ -198,8 +198,8 @@ def show_dataset(name: str) -> None:
             st.error("Choose at least one detector to train.")
         else:
             try:
-                training_jobs.start(name, chosen)
-            except (DatasetError, training_jobs.JobError) as exc:
+                jobs.start(name, chosen)
+            except (DatasetError, jobs.JobError) as exc:
                 st.error(_say(exc))
             else:
                 st.rerun()
@@ -221,7 +221,7 @@ def _saved(upload: Any, role: str) -> Path | None:
                  "for larger files.")
         return None
     upload.seek(0)
-    return dataset_uploads.save(upload.file_id, role, upload.name, upload)
+    return uploads.save(upload.file_id, role, upload.name, upload)
 
 
 def add_section() -> None:
@@ -247,7 +247,7 @@ def add_section() -> None:
         return
     shown = [(train_path, train_up.name)] + ([(test_path, test_up.name)] if test_path is not None and test_up is not None else [])
     try:
-        names, _ = datasets.file_columns(train_path)
+        names, _ = catalog.file_columns(train_path)
     except DatasetError as exc:
         st.error(_say(exc, *shown))
         return
@@ -296,22 +296,22 @@ def add_section() -> None:
                     "curves need labels.")
     for note in found.notes:
         st.caption(_say(note, *shown))
-    exists = name in training_jobs.running() or (datasets.datasets_root() / name / datasets.DECLARATION).exists()
+    exists = name in jobs.running() or (catalog.datasets_root() / name / catalog.DECLARATION).exists()
     replace = False
     if exists:
         replace = st.checkbox(f"Replace the dataset {text(name)} (its store is kept until it is trained again)",
                               key=f"yd_replace_{gen}")
     if st.button("Confirm and add the dataset", type="primary", icon=":material/check:", key=f"yd_add_{gen}"):
-        if name in training_jobs.running():
+        if name in jobs.running():
             st.error(f"Dataset {text(name)} is being trained; wait for it to end before replacing it.")
             return
         try:
             with st.spinner("Building the splits…"):
-                dataset_uploads.add_from_uploads(
+                uploads.add_from_uploads(
                     name, train_path, test_path, replace=replace, label=lab, normal=normal.strip() if lab else None,
                     id_column=ident, exclude=list(exclude), categorical=list(categorical))
         except DatasetError as exc:
-            kept = datasets.datasets_root() / name / dataset_uploads.INPUT_DIR
+            kept = catalog.datasets_root() / name / uploads.INPUT_DIR
             st.error(_say(exc, *[(kept / p.name, shown_name) for p, shown_name in shown if p is not None], *shown))
             return
         st.session_state[GEN_KEY] = gen + 1
@@ -331,7 +331,7 @@ if added:
     st.success(f"Dataset {text(added)} added. Train it below.")
 
 st.subheader("Your datasets", anchor=False)
-catalogue = training_jobs.catalogue()
+catalogue = jobs.catalogue()
 if not catalogue:
     st.info("No dataset yet: add one below.")
 else:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from anodet.featureset import FeatureSet, category_codes
+from anodet.features.sets import FeatureSet, category_codes
 
 SATURATION_RANGES = 10.0
 """How many training ranges beyond a feature's training range a value may lie before the record is

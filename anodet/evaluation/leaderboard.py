@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from anodet import evaluate
-from anodet.data import Splits
-from anodet.schema import ATTACK_CATEGORIES, label_column
+from anodet.datasets.kdd import Splits
+from anodet.datasets.kdd_schema import ATTACK_CATEGORIES, label_column
+from anodet.evaluation import metrics
 from anodet.scorer import score_rows
-from anodet.store import Store
+from anodet.store.core import Store
 
 
 def score_frame(store: Store, frame: pd.DataFrame, names: list[str] | None = None) -> dict[str, np.ndarray]:
@@ -25,13 +25,13 @@ def leaderboard(store: Store, splits: Splits, view: str, scores: dict[str, np.nd
     """
     y = splits.test[label_column(view)].to_numpy()
     chosen = {name: (thresholds or {}).get(name, store.default_threshold(name, view)) for name in scores}
-    rates = evaluate.category_rates(scores, chosen, splits.test["category"].to_numpy(), ATTACK_CATEGORIES)
+    rates = metrics.category_rates(scores, chosen, splits.test["category"].to_numpy(), ATTACK_CATEGORIES)
     rows = []
     for i, (name, s) in enumerate(scores.items()):
         entry = store.entry(name)
         row = {"detector": name, "name": entry["display_name"], "feature_set": entry["feature_set"],
                "supervised": store.uses_labels(name), "threshold": chosen[name],
-               **evaluate.summary(y, s, chosen[name])}
+               **metrics.summary(y, s, chosen[name])}
         row.update({f"detect_{c}": rates[i, j] for j, c in enumerate(ATTACK_CATEGORIES)})
         rows.append(row)
     return pd.DataFrame(rows).set_index("detector")

@@ -2,7 +2,7 @@
 
 While its handle is dragged (pointer, touch or keyboard), the browser redraws the histogram's
 threshold line, the ROC and PR operating points, the metric tiles and the confusion matrix in
-the same frame, from what :func:`anodet.threshold_payload.static_parts` sent once. Only the
+the same frame, from what :func:`anodet.app.threshold_control.payload.static_parts` sent once. Only the
 released value comes back to Python, where it becomes the session's threshold for that
 detector and label view, as every page uses it.
 
@@ -18,7 +18,7 @@ from typing import Any
 
 import streamlit as st
 
-from anodet.threshold_payload import without_static_parts
+from anodet.app.threshold_control.payload import without_static_parts
 
 _HERE = Path(__file__).resolve().parent
 COMPONENT_NAME = "anodet_threshold_control"
@@ -49,7 +49,7 @@ SENT_KEY = "_anodet_threshold_control_sent"
 def threshold_control(payload: dict[str, Any], key: str, on_release: Callable[[float], None]) -> None:
     """Draw the control for one detector; ``on_release(value)`` runs when a new threshold comes back.
 
-    ``payload`` is :func:`anodet.threshold_payload.control_payload`'s result; its ``threshold``
+    ``payload`` is :func:`anodet.app.threshold_control.payload.control_payload`'s result; its ``threshold``
     is where the handle is put whenever the server's value changed (a preset, an import). The
     static parts (scores grid, histogram, curves: ~120 kB) go to the browser once per version;
     later reruns send only the rest, which keeps a release's round trip short. A browser that

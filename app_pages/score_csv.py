@@ -9,21 +9,22 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import streamlit as st
 
-from anodet import data, evaluate, figures, ui, upload
-from anodet.data import DataError
-from anodet.evaluate import PRESET_HELP
+from anodet import upload
+from anodet.app import figures, ui
+from anodet.datasets import kdd
+from anodet.datasets.kdd import DataError
+from anodet.datasets.kdd_schema import FEATURES
+from anodet.evaluation import metrics
+from anodet.evaluation.metrics import PRESET_HELP
+from anodet.evaluation.thresholds import resolve_thresholds
 from anodet.reader import RANGE_COLUMN, ROW_COLUMN, STATUS_COLUMN, InputError, describe_problems
-from anodet.schema import FEATURES
 from anodet.scorer import default_detectors
 from anodet.scoring import input_schema
-from anodet.thresholds import resolve_thresholds
-
-ui.ensure_app_frame()
-
 
 
 def _result_key() -> str:
@@ -38,12 +39,16 @@ text = ui.markdown_text
 def _example(dataset_key: str, columns: tuple[str, ...], label: str | None) -> bytes:
     test = ui.get_splits().test
     if not columns:  # KDD: the 41 columns shuffled, an id and the attack name as label
-        return data.example_csv(test)
+        return kdd.example_csv(test)
     sample = test.sample(min(400, len(test)), random_state=7).sort_index()
     out = sample[list(columns)].copy()
     if label and "label_value" in sample:  # the dataset's own label column, as its files hold it
         out[label] = sample["label_value"].to_numpy()
     return out.to_csv(index=False).encode()
+
+
+def _waiting(bar: Any) -> None:
+    bar.progress(0.0, text="Waiting for a free scorer: other uploads are being scored on this server…")
 
 
 def _score(source, name: str, names: list[str], thresholds: dict[str, float], policy: str, choice: str) -> None:
@@ -58,8 +63,7 @@ def _score(source, name: str, names: list[str], thresholds: dict[str, float], po
     try:
         result = upload.score_upload(
             source, name, ui.get_store(), names, thresholds, policy, progress=progress, max_bytes=max_mb * 2**20,
-            previous=previous, waiting=lambda: bar.progress(0.0, text="Waiting for a free scorer: other uploads are "
-                                                                      "being scored on this server…"))
+            previous=previous, waiting=lambda: _waiting(bar))
     except InputError as exc:
         st.session_state[_result_key()] = {"error": str(exc), "name": name, "problems": getattr(exc, "problems", None)}
         return
@@ -123,7 +127,7 @@ with st.expander("What file can I upload?", expanded=_result_key() not in st.ses
         "choice. Rows are numbered from 1 after the header. Values outside the training range are scored "
         "and marked `out_of_range`; values far outside it score +inf (flagged by every detector).")
     try:
-        example = _example(dataset.key, feature_columns, schema.label if schema is not None else None)
+        example: bytes | None = _example(dataset.key, feature_columns, schema.label if schema is not None else None)
     except DataError as exc:
         st.info(f"The example file needs the KDD data, which is not available here: {text(exc)}")
         example = None
@@ -179,7 +183,8 @@ result: upload.UploadResult = kept["result"]
 summary = result.summary
 st.divider()
 st.subheader(f"Results for {text(result.name)}")
-st.caption(f"Read as {text(summary.layout.describe())}. Scored in {summary.seconds:.1f} s.")
+layout = summary.layout
+st.caption(f"Read as {text(layout.describe() if layout else 'an empty file')}. Scored in {summary.seconds:.1f} s.")
 now = _chosen_thresholds(summary.names)
 if any(not np.isclose(now[n], summary.thresholds[n]) for n in summary.names) or kept.get("view") != view:
     st.warning("These results were scored with the thresholds in force when you pressed **Score** "
@@ -231,7 +236,7 @@ s = sample.scores[focus]
 threshold = summary.thresholds[focus]
 y, known = None, None
 y_all = sample.labels_of(view)
-if summary.layout.label and y_all is not None:
+if layout is not None and layout.label and y_all is not None:
     known = ~np.isnan(y_all)
     y = y_all[known].astype(int) if known.any() else None
 if sample.seen > sample.capacity:
@@ -251,10 +256,10 @@ with left:
 with right:
     if y is not None and len(np.unique(y)) == 2:
         finite = np.where(np.isfinite(s[known]), s[known], np.finfo(np.float64).max)
-        fpr, tpr, _ = evaluate.roc_points(y, finite)
+        fpr, tpr, _ = metrics.roc_points(y, finite)
         fpr, tpr = figures.downsample_curve(fpr, tpr)
-        at = evaluate.metrics_at(y, finite, threshold)
-        st.plotly_chart(figures.roc_figure({focus: (fpr, tpr)}, {focus: evaluate.roc_auc(y, finite)},
+        at = metrics.metrics_at(y, finite, threshold)
+        st.plotly_chart(figures.roc_figure({focus: (fpr, tpr)}, {focus: metrics.roc_auc(y, finite)},
                                            {focus: (at["fpr"], at["recall"])}, title="ROC curve"), key="score_roc")
     elif y is not None:
         st.info("The labelled rows are all of one class, so there is no ROC curve to draw.")
@@ -265,10 +270,10 @@ counts = summary.confusion.get(view, {}).get(focus)
 if counts is not None:
     st.caption(f"Against the file's labels ({view} view; {summary.labelled.get(view, 0):,} labelled rows"
                + ("; novel attack names count as attacks only in the true view)." if dataset.builtin else ")."))
-    tiles = evaluate.metrics_from_counts(*counts)
+    tiles = metrics.metrics_from_counts(*counts)
     if y is not None and len(np.unique(y)) == 2:  # threshold-free: from the chart sample (every row up to its size)
         finite = np.where(np.isfinite(s[known]), s[known], np.finfo(np.float64).max)
-        tiles |= {"roc_auc": evaluate.roc_auc(y, finite), "pr_auc": evaluate.pr_auc(y, finite)}
+        tiles |= {"roc_auc": metrics.roc_auc(y, finite), "pr_auc": metrics.pr_auc(y, finite)}
     ui.metric_tiles(tiles, [k for k in ("roc_auc", "pr_auc", "precision", "recall", "f1", "accuracy") if k in tiles])
 
 flagged_total = summary.flagged[focus]

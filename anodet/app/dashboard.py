@@ -1,7 +1,7 @@
 """What the dashboard pages compute, as pure functions of arrays and frames (no Streamlit).
 
 The pages only lay out widgets; every number they show comes from here or from
-:mod:`anodet.evaluate`, so it can be tested without a browser.
+:mod:`anodet.evaluation.metrics`, so it can be tested without a browser.
 """
 
 from __future__ import annotations
@@ -12,11 +12,11 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from anodet import evaluate
+from anodet.app.figures import downsample_curve
 from anodet.detectors.base import Detector
-from anodet.evaluate import ThresholdCurve
-from anodet.featureset import FeatureSet
-from anodet.figures import downsample_curve
+from anodet.evaluation import metrics
+from anodet.evaluation.metrics import ThresholdCurve
+from anodet.features.sets import FeatureSet
 from anodet.textsafe import neutralise_frame
 
 OUTCOMES = ("true positive", "false positive", "missed attack", "true negative")
@@ -45,7 +45,7 @@ class CurveSummary:
 
 def curve_summary(y: np.ndarray, scores: np.ndarray, max_points: int = 300) -> CurveSummary:
     """AUCs and light ROC/PR curves of one detector (computed once per view, then shared)."""
-    (fpr, tpr), (recall, precision), roc_auc, pr_auc = evaluate.curves(y, scores)
+    (fpr, tpr), (recall, precision), roc_auc, pr_auc = metrics.curves(y, scores)
     return CurveSummary(
         roc_auc=roc_auc, pr_auc=pr_auc,
         roc=downsample_curve(fpr, tpr, max_points), pr=downsample_curve(recall, precision, max_points),
@@ -61,12 +61,12 @@ def leaderboard(curves: Mapping[str, ThresholdCurve], summaries: Mapping[str, Cu
     """
     rows = []
     for name, curve in curves.items():
-        metrics = curve.metrics(thresholds[name])
+        at = curve.metrics(thresholds[name])
         rows.append({
             "detector": (display_names or {}).get(name, name), "threshold": float(thresholds[name]),
             "roc_auc": summaries[name].roc_auc, "pr_auc": summaries[name].pr_auc,
-            **{k: metrics[k] for k in ("precision", "recall", "f1", "f2", "accuracy", "fpr")},
-            "flagged": metrics["tp"] + metrics["fp"],
+            **{k: at[k] for k in ("precision", "recall", "f1", "f2", "accuracy", "fpr")},
+            "flagged": at["tp"] + at["fp"],
         })
     return pd.DataFrame(rows, index=pd.Index(list(curves), name="name"))
 

@@ -3,7 +3,7 @@
 Built once per detector and label view (pure numpy, no Streamlit): every distinct test score
 with the records and attacks scoring at or above it, the histogram bins, and the ROC and PR
 curves. With those, a move of the handle is a lookup and a few divisions in the browser, and
-the numbers it shows are exactly the ones :class:`anodet.evaluate.ThresholdCurve` gives.
+the numbers it shows are exactly the ones :class:`anodet.evaluation.metrics.ThresholdCurve` gives.
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from anodet.dashboard import METRIC_LABELS, CurveSummary
-from anodet.evaluate import METRIC_HELP, ThresholdCurve
-from anodet.figures import ATTACK_COLOUR, NORMAL_COLOUR, THRESHOLD_COLOUR, HistogramBins
+from anodet.app.dashboard import METRIC_LABELS, CurveSummary
+from anodet.app.figures import ATTACK_COLOUR, NORMAL_COLOUR, THRESHOLD_COLOUR, HistogramBins
+from anodet.evaluation.metrics import METRIC_HELP, ThresholdCurve
 
 TILES = ("precision", "recall", "f1", "f2", "accuracy", "fpr")
 """The metric tiles the control redraws on every move, in order."""

@@ -30,7 +30,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TextIO
 
-from anodet.manifest import MANIFEST, StoreError
+from anodet.store.manifest import MANIFEST, StoreError
 
 logger = logging.getLogger(__name__)
 

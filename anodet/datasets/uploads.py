@@ -15,8 +15,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import BinaryIO
 
-from anodet import datasets
-from anodet.data import cache_root
+from anodet.datasets import catalog
+from anodet.datasets.kdd import cache_root
 
 UPLOADS = "uploads"
 INPUT_DIR = "input"
@@ -81,17 +81,17 @@ def discard(paths: Iterable[Path | None]) -> None:
 
 
 def add_from_uploads(name: str, train: Path, test: Path | None = None, replace: bool = False,
-                     **options: object) -> datasets.Dataset:
+                     **options: object) -> catalog.Dataset:
     """Declare dataset ``name`` from uploaded files: move them into its ``input/`` folder, then
     :func:`anodet.datasets.add` (``options``: label, normal, id_column, exclude, categorical).
 
     On a DatasetError nothing is left behind: a new dataset's folder is removed, a replaced
     one keeps its previous input files.
     """
-    folder = datasets.dataset_dir(name)
-    existed = (folder / datasets.DECLARATION).exists()
+    folder = catalog.dataset_dir(name)
+    existed = (folder / catalog.DECLARATION).exists()
     if existed and not replace:
-        raise datasets.DatasetError(f"Dataset {name!r} is already declared; tick 'Replace it' to declare it again, "
+        raise catalog.DatasetError(f"Dataset {name!r} is already declared; tick 'Replace it' to declare it again, "
                                     "or choose another name.")
     staging = folder / (INPUT_DIR + ".new")
     shutil.rmtree(staging, ignore_errors=True)
@@ -109,7 +109,7 @@ def add_from_uploads(name: str, train: Path, test: Path | None = None, replace: 
         final.rename(old)
     staging.rename(final)
     try:
-        dataset = datasets.add(name, final / train.name, final / test.name if test is not None else None,
+        dataset = catalog.add(name, final / train.name, final / test.name if test is not None else None,
                                replace=replace, **options)  # type: ignore[arg-type]
     except BaseException:
         shutil.rmtree(final, ignore_errors=True)

@@ -1,0 +1,1 @@
+"""Everything Streamlit-aware: loaders, session and URL state, widgets, figures, the threshold control."""

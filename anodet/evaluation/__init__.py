@@ -1,0 +1,1 @@
+"""Curves, metrics at a threshold, threshold presets and leaderboards."""

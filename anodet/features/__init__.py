@@ -1,0 +1,1 @@
+"""Feature sets: which columns a detector sees and how each is encoded."""

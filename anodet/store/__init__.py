@@ -1,0 +1,1 @@
+"""The model store: manifest schema, lock and journalled swap, hashes."""

@@ -1,0 +1,1 @@
+"""Training the detector family into a model store, in the foreground or as background jobs."""
