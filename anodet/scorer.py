@@ -109,7 +109,7 @@ def score_rows(store: Any, rows: Any, names: list[str] | None = None,
     def score_one(name: str) -> None:
         got = inputs[store.feature_set_of(name)]
         t0 = time.perf_counter()
-        raw[name] = np.asarray(store.detector(name).score(got.X), dtype=np.float64)
+        raw[name] = np.asarray(store.detector(name).decision_function(got.X), dtype=np.float64)
         if seconds is not None:
             seconds[name] = seconds.get(name, 0.0) + time.perf_counter() - t0
 

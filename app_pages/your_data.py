@@ -17,7 +17,7 @@ import streamlit as st
 from anodet.app import ui
 from anodet.datasets import catalog, uploads
 from anodet.datasets.catalog import DatasetError
-from anodet.detectors import DISPLAY_NAMES
+from anodet.detectors import display_name
 from anodet.store.core import StoreError
 from anodet.training import jobs
 
@@ -150,7 +150,7 @@ def show_progress(name: str) -> None:
             label = "Waiting for another training on this server to end…"
         elif snap["total"]:
             current = snap["current"].split("@", 1)[0]
-            label = (f"Training {DISPLAY_NAMES.get(current, current)}: detector {snap['done'] + 1} of "
+            label = (f"Training {display_name(current)}: detector {snap['done'] + 1} of "
                      f"{snap['total']} ({snap['elapsed']:.0f} s so far)")
         else:
             label = f"Preparing the splits… ({snap['elapsed']:.0f} s)"
@@ -186,13 +186,13 @@ def show_dataset(name: str) -> None:
     with st.form(f"yd_train_form_{name}", border=False):
         chosen = st.multiselect(
             "Detectors to train", kinds, default=kinds, key=f"yd_detectors_{name}",
-            format_func=lambda k: DISPLAY_NAMES.get(k, k),
+            format_func=lambda k: display_name(k),
             help="Every detector that fits this dataset; the neural ones take longest. "
-                 + ("Not available here: " + "; ".join(f"{DISPLAY_NAMES.get(k, k)} ({why})"
+                 + ("Not available here: " + "; ".join(f"{display_name(k)} ({why})"
                                                        for k, why in skipped.items()) if skipped else ""))
         go = st.form_submit_button("Train", type="primary", icon=":material/model_training:", key="yd_train_go")
     if skipped:
-        st.caption("Skipped: " + text("; ".join(f"{DISPLAY_NAMES.get(k, k)} ({why})" for k, why in skipped.items())))
+        st.caption("Skipped: " + text("; ".join(f"{display_name(k)} ({why})" for k, why in skipped.items())))
     if go:
         if not chosen:
             st.error("Choose at least one detector to train.")

@@ -59,9 +59,9 @@ def library_difference(name: str, detector, X: np.ndarray) -> str:
     if name in ("ocsvm", "iforest", "lof") and detector.model_ is None:  # stored as arrays: see tests/test_array_state.py
         return ""
     if name == "ocsvm":
-        return f"{np.abs(detector.score(X) + detector.model_.decision_function(X)).max():.2g}"
+        return f"{np.abs(detector.decision_function(X) + detector.model_.decision_function(X)).max():.2g}"
     if name in ("iforest", "lof"):
-        return f"{np.abs(detector.score(X) + detector.model_.score_samples(X)).max():.2g}"
+        return f"{np.abs(detector.decision_function(X) + detector.model_.score_samples(X)).max():.2g}"
     if name in NEURAL:
         return f"{np.abs(detector._numpy_forward(X) - detector._tf_forward(X)).max():.2g} (Keras)"
     return ""
@@ -87,10 +87,10 @@ def main(argv: list[str] | None = None) -> int:
         detector = store.detector(name)
         load = time.perf_counter() - start
         n = SLOW_ROWS if kind in EXEMPT else len(distinct)
-        detector.score(distinct[:2_000])  # warm-up
-        one = with_threads(1, detector.score, distinct[:n])
-        pool = with_threads(parallel_module.THREADS, detector.score, distinct[:n])
-        again = with_threads(parallel_module.THREADS, detector.score, repeating[:n])
+        detector.decision_function(distinct[:2_000])  # warm-up
+        one = with_threads(1, detector.decision_function, distinct[:n])
+        pool = with_threads(parallel_module.THREADS, detector.decision_function, distinct[:n])
+        again = with_threads(parallel_module.THREADS, detector.decision_function, repeating[:n])
         library = ""
         if kind == "ocsvm" and detector.model_ is not None:  # loaded detectors keep arrays, not the estimator
             library = f"{rate(detector.model_.decision_function, distinct[:n]):,.0f}"

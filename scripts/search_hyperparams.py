@@ -91,7 +91,7 @@ def main() -> int:
                 else:
                     detector.fit(got.train)
                 seconds = time.perf_counter() - start
-                scores = detector.score(got.validation)
+                scores = detector.decision_function(got.validation)
                 aucs = {view: metrics.roc_auc(labels[view], scores) for view in LABEL_VIEWS}
                 mean = float(np.mean(list(aucs.values())))
                 rows.append((fs, kind, params, aucs, mean, seconds))

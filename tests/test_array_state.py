@@ -52,7 +52,7 @@ def test_ocsvm_from_arrays_is_decision_function(kdd, tmp_path):
     fitted = create("ocsvm", nu=0.05, gamma=1.0, max_rows=2000).fit(kdd["train"])
     loaded = _reloaded(fitted, tmp_path)
     X = kdd["score"]
-    assert np.abs(loaded.score(X) + fitted.model_.decision_function(X)).max() <= OCSVM_TOLERANCE
+    assert np.abs(loaded.decision_function(X) + fitted.model_.decision_function(X)).max() <= OCSVM_TOLERANCE
 
 
 def test_ocsvm_scores_rows_too_large_for_float32_exactly(kdd, tmp_path):
@@ -62,7 +62,7 @@ def test_ocsvm_scores_rows_too_large_for_float32_exactly(kdd, tmp_path):
     huge = np.full((3, kdd["train"].shape[1]), 1e38, dtype=np.float32)
     huge[1] *= -1
     huge[2, ::2] *= -1
-    scores = loaded.score(np.vstack([huge, kdd["score"][:5]]))
+    scores = loaded.decision_function(np.vstack([huge, kdd["score"][:5]]))
     assert np.all(np.isfinite(scores))
     np.testing.assert_allclose(scores[:3], -fitted.model_.decision_function(huge.astype(np.float64)), atol=1e-9)
 
@@ -71,7 +71,7 @@ def test_iforest_from_arrays_is_score_samples(kdd, tmp_path):
     fitted = create("iforest", n_estimators=40, max_samples=128).fit(kdd["train"])
     loaded = _reloaded(fitted, tmp_path)
     X = kdd["score"]
-    np.testing.assert_allclose(loaded.score(X), -fitted.model_.score_samples(X), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(loaded.decision_function(X), -fitted.model_.score_samples(X), rtol=0, atol=1e-12)
 
 
 def test_supervised_forest_from_arrays_is_predict_proba(kdd, tmp_path):
@@ -80,7 +80,7 @@ def test_supervised_forest_from_arrays_is_predict_proba(kdd, tmp_path):
     loaded = _reloaded(fitted, tmp_path)
     X = kdd["score"]
     fitted.model_.n_jobs = 1
-    np.testing.assert_allclose(loaded.score(X), fitted.model_.predict_proba(X)[:, 1], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(loaded.decision_function(X), fitted.model_.predict_proba(X)[:, 1], rtol=0, atol=1e-12)
 
 
 @pytest.mark.parametrize("search", ["scikit-learn", "numpy"])
@@ -90,7 +90,7 @@ def test_lof_from_arrays_is_score_samples(kdd, tmp_path, search):
     if search == "numpy":
         loaded._lof._search = False  # the fallback: numpy distances and argpartition
     X = kdd["score"]
-    got, expected = loaded.score(X), -fitted.model_.score_samples(X)
+    got, expected = loaded.decision_function(X), -fitted.model_.score_samples(X)
     if search == "scikit-learn":  # the same neighbour search: the same numbers
         np.testing.assert_array_equal(got, expected)
     else:  # rounding of the distances, and which of tied k-th neighbours is picked

@@ -35,9 +35,9 @@ def test_fast_paths_do_not_depend_on_threads_or_blocks(store, rows, threads, mon
     X = rows["real"]
     for name in ("ocsvm", "iforest", "pca", "kmeans", "mahalanobis", "autoencoder", "seq2seq"):
         detector = store.detector(name)
-        whole = detector.score(X[:3_000])  # scored as one block
+        whole = detector.decision_function(X[:3_000])  # scored as one block
         # float32 products may round differently for another block shape: ~1e-6 relative
-        np.testing.assert_allclose(detector.score(X)[:3_000], whole, rtol=1e-5, atol=1e-6, err_msg=name)
+        np.testing.assert_allclose(detector.decision_function(X)[:3_000], whole, rtol=1e-5, atol=1e-6, err_msg=name)
 
 
 @pytest.mark.slow
@@ -53,11 +53,11 @@ def test_classical_scores_match_their_formulas_in_float64(store, rows):
     pca = store.detector("pca")
     centred = X - pca.mean_
     residual = centred - centred @ pca.components_.T.astype(np.float64) @ pca.components_
-    np.testing.assert_allclose(pca.score(rows["real"]), (residual**2).sum(1), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(pca.decision_function(rows["real"]), (residual**2).sum(1), rtol=1e-4, atol=1e-5)
     kmeans = store.detector("kmeans")
     d2 = ((X[:, None, :] - kmeans.centers_[None].astype(np.float64)) ** 2).sum(-1)
-    np.testing.assert_allclose(kmeans.score(rows["real"]), np.sqrt(d2.min(1)), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(kmeans.decision_function(rows["real"]), np.sqrt(d2.min(1)), rtol=1e-4, atol=1e-5)
     maha = store.detector("mahalanobis")
     d = X - maha.mean_
-    np.testing.assert_allclose(maha.score(rows["real"]), np.einsum("ij,jk,ik->i", d, maha.precision_, d),
+    np.testing.assert_allclose(maha.decision_function(rows["real"]), np.einsum("ij,jk,ik->i", d, maha.precision_, d),
                                rtol=1e-4, atol=1e-4)

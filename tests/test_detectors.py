@@ -41,7 +41,7 @@ def test_detector_scores_anomalies_higher_and_round_trips(name, tmp_path):
     detector = fitted(name, train)
     X = np.vstack([held_out, anomalies])
     y = np.r_[np.zeros(len(held_out)), np.ones(len(anomalies))]
-    scores = detector.score(X)
+    scores = detector.decision_function(X)
     assert scores.shape == (len(X),)
     assert np.isfinite(scores).all()
     assert roc_auc_score(y, scores) > 0.9, "higher must mean more anomalous"
@@ -56,21 +56,21 @@ def test_detector_scores_anomalies_higher_and_round_trips(name, tmp_path):
     loaded = detector_class(name).load(tmp_path / name)
     if name == "ensemble":
         loaded.attach(detector.members_)
-    np.testing.assert_allclose(loaded.score(X), scores, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(loaded.decision_function(X), scores, rtol=1e-5, atol=1e-6)
 
 
 def test_scoring_no_rows_gives_no_scores():
     normals, _ = synthetic()
     for name in ("pca", "zscore", "iforest"):
-        assert fitted(name, normals).score(np.empty((0, N_FEATURES), np.float32)).shape == (0,)
+        assert fitted(name, normals).decision_function(np.empty((0, N_FEATURES), np.float32)).shape == (0,)
 
 
 @pytest.mark.slow
 def test_same_seed_same_model():
     normals, anomalies = synthetic()
     for name in ("kmeans", "iforest", "ocsvm", "autoencoder"):
-        a = fitted(name, normals).score(anomalies)
-        b = fitted(name, normals).score(anomalies)
+        a = fitted(name, normals).decision_function(anomalies)
+        b = fitted(name, normals).decision_function(anomalies)
         np.testing.assert_array_equal(a, b, err_msg=name)
 
 
@@ -116,7 +116,7 @@ def test_scoring_with_the_stored_neural_models_does_not_import_tensorflow():
     import sys
 
     code = ("import sys, numpy as np; from anodet.store.core import Store; s = Store.open();"
-            "[s.detector(n).score(np.zeros((3, s.feature_set_for(n).width), np.float32)) for n in s.names];"
+            "[s.detector(n).decision_function(np.zeros((3, s.feature_set_for(n).width), np.float32)) for n in s.names];"
             "print('tensorflow' in sys.modules, 'keras' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False False"

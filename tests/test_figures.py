@@ -297,7 +297,7 @@ class _NoBreakdown:
 
     weights = np.array([1.0, 0.0, 3.0])
 
-    def score(self, X):
+    def decision_function(self, X):
         return np.abs(np.asarray(X)) @ self.weights
 
     def feature_scores(self, X):
@@ -335,7 +335,7 @@ def test_isolation_forest_gets_its_own_perturbation_explanation(store, splits):
     j = int(np.argmax(np.abs(contributions)))
     typical = x.copy()
     typical[j] = median[j]
-    assert contributions[j] == pytest.approx(iforest.score(x[None, :])[0] - iforest.score(typical[None, :])[0])
+    assert contributions[j] == pytest.approx(iforest.decision_function(x[None, :])[0] - iforest.decision_function(typical[None, :])[0])
     assert np.abs(contributions).max() > 0
 
 

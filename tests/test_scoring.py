@@ -64,7 +64,7 @@ def test_header_csv_any_order_passes_columns_through(store, sample):
     assert out["row"].tolist() == list(range(1, len(sample) + 1))
     X = store.feature_set("kdd18").transform(sample[list(FEATURES)].to_numpy())
     for name in FAST:
-        np.testing.assert_allclose(out[f"score_{name}"], store.detector(name).score(X), rtol=1e-5, atol=1e-9)  # float32 sums in other block sizes
+        np.testing.assert_allclose(out[f"score_{name}"], store.detector(name).decision_function(X), rtol=1e-5, atol=1e-9)  # float32 sums in other block sizes
         assert (out[f"flag_{name}"] == (out[f"score_{name}"] >= summary.thresholds[name])).all()
 
 
@@ -107,7 +107,7 @@ def test_ensemble_from_member_scores_equals_its_own_score(store, sample):
     X = sample[list(FEATURES)].to_numpy()
     scores = scorer.Scorer(store, ["ensemble", "pca"]).score(X).by_detector
     # float32 networks differ in the last bits with the batch a row is scored in
-    np.testing.assert_allclose(scores["ensemble"], store.detector("ensemble").score(store.feature_set("kdd18").transform(X)),
+    np.testing.assert_allclose(scores["ensemble"], store.detector("ensemble").decision_function(store.feature_set("kdd18").transform(X)),
                                rtol=1e-4, atol=1e-6)
 
 
@@ -116,7 +116,7 @@ def test_duplicates_and_cache_give_the_same_scores(store, sample):
     cache = scorer.Scorer(store, ["pca", "zscore"], cache_rows=50)
     first = cache.score(X).by_detector
     again = cache.score(X[::-1]).by_detector
-    direct = store.detector("pca").score(store.feature_set("kdd18").transform(X))
+    direct = store.detector("pca").decision_function(store.feature_set("kdd18").transform(X))
     np.testing.assert_allclose(first["pca"], direct, rtol=1e-5, atol=1e-9)
     np.testing.assert_allclose(again["pca"], direct[::-1], rtol=1e-5, atol=1e-9)
 
@@ -131,7 +131,7 @@ def test_after_an_all_distinct_batch_repeats_are_looked_for_again_every_few_batc
     counted = [s.rows_scored]
     for _ in range(scorer.DISTINCT_RECHECK):
         got = s.score(repeating).by_detector["pca"]
-        np.testing.assert_allclose(got, pca.score(store.feature_set("kdd18").transform(repeating)), rtol=1e-5, atol=1e-9)
+        np.testing.assert_allclose(got, pca.decision_function(store.feature_set("kdd18").transform(repeating)), rtol=1e-5, atol=1e-9)
         counted.append(s.rows_scored)
     scored = np.diff(counted)
     # unchecked batches are scored row by row; then the batch is checked again and its repeats found

@@ -106,8 +106,8 @@ def test_members_are_declared_not_guessed(small_store):
     ensemble, zscore = store.detector("ensemble"), store.detector("zscore")
     assert ensemble.members == ["pca", "mahalanobis"] and zscore.members == []
     X = store.feature_set("kdd18").transform(np.random.default_rng(0).uniform(0, 1, (50, 18)) * 100)
-    scores = {m: store.detector(m).score(X) for m in ensemble.members}
-    np.testing.assert_allclose(ensemble.score_from_members(scores), ensemble.score(X))
+    scores = {m: store.detector(m).decision_function(X) for m in ensemble.members}
+    np.testing.assert_allclose(ensemble.score_from_members(scores), ensemble.decision_function(X))
 
 
 @pytest.mark.slow

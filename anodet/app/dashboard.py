@@ -220,7 +220,7 @@ def explain_record(detector: Detector, x_scaled: np.ndarray, reference_scaled: n
     own = detector.feature_scores(np.asarray(x_scaled, dtype=np.float64)[None, :])
     if own is not None:
         return np.asarray(own, dtype=np.float64)[0], "own"
-    return perturbation_contributions(detector.score, x_scaled, reference_scaled), "perturbation"
+    return perturbation_contributions(detector.decision_function, x_scaled, reference_scaled), "perturbation"
 
 
 def agreement_shares(common: np.ndarray) -> np.ndarray:

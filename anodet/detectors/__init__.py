@@ -26,22 +26,6 @@ REGISTRY: dict[str, str] = {
 }
 """Detector name → ``module:Class``; the order is the order they are trained and shown."""
 
-DISPLAY_NAMES: dict[str, str] = {
-    "autoencoder": "Autoencoder",
-    "vae": "Variational autoencoder",
-    "bigan": "BiGAN",
-    "seq2seq": "Sequence-to-sequence",
-    "pca": "PCA",
-    "ocsvm": "One-Class SVM",
-    "iforest": "Isolation Forest",
-    "lof": "Local Outlier Factor",
-    "kmeans": "k-means distance",
-    "zscore": "z-score",
-    "mahalanobis": "Mahalanobis",
-    "ensemble": "Ensemble",
-    "supervised": "Supervised forest (uses labels)",
-}
-
 SUPERVISED = ("supervised",)
 """Kinds trained on labels: reference rows, never counted as the best detector."""
 
@@ -65,4 +49,9 @@ def create(name: str, seed: int = 0, **params) -> Detector:
     return detector_class(name)(seed=seed, **params)
 
 
-__all__ = ["DISPLAY_NAMES", "NEURAL", "REGISTRY", "SUPERVISED", "Detector", "create", "detector_class"]
+def display_name(kind: str) -> str:
+    """What pages call a detector kind (its class's ``display_name``; importing it never imports TensorFlow)."""
+    return detector_class(kind).display_name
+
+
+__all__ = ["NEURAL", "REGISTRY", "SUPERVISED", "Detector", "create", "detector_class", "display_name"]

@@ -70,7 +70,7 @@ class PCAReconstruction(Detector):
     family = "classical"
     default_params: ClassVar[dict[str, Any]] = {"n_components": 4}
 
-    def fit(self, X: np.ndarray) -> PCAReconstruction:
+    def fit(self, X: np.ndarray, y: np.ndarray | None = None) -> PCAReconstruction:
         from sklearn.decomposition import PCA
 
         pca = PCA(n_components=self.params["n_components"], random_state=self.seed).fit(as_matrix(X))
@@ -87,7 +87,7 @@ class PCAReconstruction(Detector):
     def feature_scores(self, X: np.ndarray) -> np.ndarray:
         return _feature_scores(self._residual_squares, X)
 
-    def score(self, X: np.ndarray) -> np.ndarray:
+    def decision_function(self, X: np.ndarray) -> np.ndarray:
         return _row_scores(lambda b: self._residual_squares(b).sum(axis=1), X)
 
     def _save_state(self, folder: Path) -> list[Path]:
@@ -106,7 +106,7 @@ class KMeansDistance(Detector):
     family = "classical"
     default_params: ClassVar[dict[str, Any]] = {"n_clusters": 16}
 
-    def fit(self, X: np.ndarray) -> KMeansDistance:
+    def fit(self, X: np.ndarray, y: np.ndarray | None = None) -> KMeansDistance:
         from sklearn.cluster import KMeans
 
         model = KMeans(n_clusters=self.params["n_clusters"], n_init=4, random_state=self.seed)
@@ -122,7 +122,7 @@ class KMeansDistance(Detector):
     def feature_scores(self, X: np.ndarray) -> np.ndarray:
         return _feature_scores(self._squares_to_nearest, X)
 
-    def score(self, X: np.ndarray) -> np.ndarray:
+    def decision_function(self, X: np.ndarray) -> np.ndarray:
         return _row_scores(lambda b: np.sqrt(self._squares_to_nearest(b).sum(axis=1)), X)
 
     def _save_state(self, folder: Path) -> list[Path]:
@@ -140,7 +140,7 @@ class ZScore(Detector):
     family = "classical"
     default_params: ClassVar[dict[str, Any]] = {"min_std": 1e-3}
 
-    def fit(self, X: np.ndarray) -> ZScore:
+    def fit(self, X: np.ndarray, y: np.ndarray | None = None) -> ZScore:
         X = as_matrix(X)
         self.mean_ = X.mean(axis=0)
         self.std_ = np.maximum(X.std(axis=0), self.params["min_std"]).astype(np.float32)
@@ -152,7 +152,7 @@ class ZScore(Detector):
     def feature_scores(self, X: np.ndarray) -> np.ndarray:
         return _feature_scores(self._squared_z, X)
 
-    def score(self, X: np.ndarray) -> np.ndarray:
+    def decision_function(self, X: np.ndarray) -> np.ndarray:
         return _row_scores(lambda b: self._squared_z(b).mean(axis=1), X)
 
     def _save_state(self, folder: Path) -> list[Path]:
@@ -171,7 +171,7 @@ class Mahalanobis(Detector):
     family = "classical"
     default_params: ClassVar[dict[str, Any]] = {}
 
-    def fit(self, X: np.ndarray) -> Mahalanobis:
+    def fit(self, X: np.ndarray, y: np.ndarray | None = None) -> Mahalanobis:
         from sklearn.covariance import LedoitWolf
 
         model = LedoitWolf().fit(as_matrix(X).astype(np.float64))
@@ -193,7 +193,7 @@ class Mahalanobis(Detector):
         """Each feature's term of ``d' P d``; the terms sum to the score (some may be negative)."""
         return _feature_scores(self._terms, X)
 
-    def score(self, X: np.ndarray) -> np.ndarray:
+    def decision_function(self, X: np.ndarray) -> np.ndarray:
         return _row_scores(lambda b: self._terms(b).sum(axis=1), X)
 
     def _save_state(self, folder: Path) -> list[Path]:
@@ -241,7 +241,7 @@ class _ArrayModel(Detector):
         self.state_ = load_arrays(folder / STATE_FILE)
         self._use(self.state_)
 
-    def score(self, X: np.ndarray) -> np.ndarray:
+    def decision_function(self, X: np.ndarray) -> np.ndarray:
         X = as_matrix(X)
         if len(X) == 0:  # an empty batch has no scores
             return np.empty(0, dtype=np.float64)
@@ -262,7 +262,7 @@ class OneClassSVMDetector(_ArrayModel):
     family = "classical"
     default_params: ClassVar[dict[str, Any]] = {"nu": 0.05, "gamma": 1.0, "max_rows": 10_000}
 
-    def fit(self, X: np.ndarray) -> OneClassSVMDetector:
+    def fit(self, X: np.ndarray, y: np.ndarray | None = None) -> OneClassSVMDetector:
         from sklearn.svm import OneClassSVM
 
         subset = _distinct_subset(X, self.params["max_rows"], self.seed)
@@ -295,7 +295,7 @@ class IsolationForestDetector(_ArrayModel):
     family = "classical"
     default_params: ClassVar[dict[str, Any]] = {"n_estimators": 100, "max_samples": 256}
 
-    def fit(self, X: np.ndarray) -> IsolationForestDetector:
+    def fit(self, X: np.ndarray, y: np.ndarray | None = None) -> IsolationForestDetector:
         from sklearn.ensemble import IsolationForest
 
         X = as_matrix(X)
@@ -348,7 +348,7 @@ class LocalOutlierFactorDetector(_ArrayModel):
     family = "classical"
     default_params: ClassVar[dict[str, Any]] = {"n_neighbors": 20, "max_rows": 8_000}
 
-    def fit(self, X: np.ndarray) -> LocalOutlierFactorDetector:
+    def fit(self, X: np.ndarray, y: np.ndarray | None = None) -> LocalOutlierFactorDetector:
         from sklearn.neighbors import LocalOutlierFactor
 
         subset = _distinct_subset(X, self.params["max_rows"], self.seed)

@@ -50,10 +50,10 @@ class Ensemble(Detector):
         if not hasattr(self, "members_"):
             raise RuntimeError("attach the member detectors before using the ensemble")
         X = as_matrix(X)
-        return np.column_stack([m.score(X) for m in self.members_.values()]) if len(X) else (
+        return np.column_stack([m.decision_function(X) for m in self.members_.values()]) if len(X) else (
             np.empty((0, len(self.members_))))
 
-    def fit(self, X: np.ndarray) -> Ensemble:
+    def fit(self, X: np.ndarray, y: np.ndarray | None = None) -> Ensemble:
         X = as_matrix(X)
         if len(X) > CALIBRATION_ROWS:
             X = X[np.random.default_rng(self.seed).choice(len(X), CALIBRATION_ROWS, replace=False)]
@@ -75,7 +75,7 @@ class Ensemble(Detector):
         stacked = np.column_stack([scores[m] for m in self.params["members"]])
         return ((stacked - self.center_) / self.spread_).mean(axis=1)
 
-    def score(self, X: np.ndarray) -> np.ndarray:
+    def decision_function(self, X: np.ndarray) -> np.ndarray:
         return self.score_from_members(dict(zip(self.members_, self._member_scores(X).T, strict=True)))
 
     def _save_state(self, folder: Path) -> list[Path]:

@@ -187,7 +187,7 @@ class _ReconstructionDetector(Detector):
             return (X - self.reconstruct(X)) ** 2
         return map_rows(with_float64_retry(self._squared_errors), X, block=self.block_rows)
 
-    def score(self, X: np.ndarray) -> np.ndarray:
+    def decision_function(self, X: np.ndarray) -> np.ndarray:
         X = as_matrix(X)
         if self._chain is None:
             return self.feature_scores(X).sum(axis=1).astype(np.float64)
@@ -238,7 +238,7 @@ class Autoencoder(_ReconstructionDetector):
         "hidden": [32, 16], "latent": 2, "epochs": 10, "batch_size": 256, "learning_rate": 1e-3,
     }
 
-    def fit(self, X: np.ndarray) -> Autoencoder:
+    def fit(self, X: np.ndarray, y: np.ndarray | None = None) -> Autoencoder:
         keras, _ = _frameworks()
         _seed_everything(self.seed)
         p = self.params
@@ -261,7 +261,7 @@ class Seq2Seq(_ReconstructionDetector):
         "units": 32, "epochs": 8, "batch_size": 256, "learning_rate": 3e-3, "max_rows": 40_000,
     }
 
-    def fit(self, X: np.ndarray) -> Seq2Seq:
+    def fit(self, X: np.ndarray, y: np.ndarray | None = None) -> Seq2Seq:
         keras, _ = _frameworks()
         _seed_everything(self.seed)
         p = self.params
@@ -290,7 +290,7 @@ class VariationalAutoencoder(_ReconstructionDetector):
         "learning_rate": 1e-3, "beta": 0.05,
     }
 
-    def fit(self, X: np.ndarray) -> VariationalAutoencoder:
+    def fit(self, X: np.ndarray, y: np.ndarray | None = None) -> VariationalAutoencoder:
         keras, tf = _frameworks()
         _seed_everything(self.seed)
         p = self.params
@@ -349,7 +349,7 @@ class BiGAN(_ReconstructionDetector):
         "learning_rate": 1e-3, "cycle_weight": 10.0,
     }
 
-    def fit(self, X: np.ndarray) -> BiGAN:
+    def fit(self, X: np.ndarray, y: np.ndarray | None = None) -> BiGAN:
         keras, tf = _frameworks()
         _seed_everything(self.seed)
         p = self.params

@@ -276,7 +276,7 @@ class Store:
         for a feature set without categorical columns a numeric matrix in its column order."""
         fs = self.feature_set_for(name)
         X = fs.transform(rows) if isinstance(rows, np.ndarray) else fs.transform_frame(rows)
-        return self.detector(name).score(X)
+        return self.detector(name).decision_function(X)
 
     def thresholds(self, name: str, view: str) -> dict[str, float]:
         """Threshold presets chosen on the validation split for a label view."""

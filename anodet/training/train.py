@@ -397,14 +397,14 @@ def _train_into(staging: Path, manifest: dict[str, Any], names: list[str], previ
         start = time.perf_counter()
         if detector.uses_labels:
             assert got.labelled is not None
-            detector.fit(*got.labelled)  # type: ignore[call-arg]
+            detector.fit(*got.labelled)
         else:
             detector.fit(X_train)
         seconds = time.perf_counter() - start
         folder = staging / name
         shutil.rmtree(folder, ignore_errors=True)
         files = detector.save(folder)
-        val_scores, test_scores = detector.score(X_val), detector.score(X_test)
+        val_scores, test_scores = detector.decision_function(X_val), detector.decision_function(X_test)
         if not (np.isfinite(val_scores).all() and np.isfinite(test_scores).all()):
             raise StoreError(f"{name} gave NaN or infinite scores after training, so no store was written; "
                              f"check its parameters or the training data.")

@@ -52,7 +52,7 @@ def far_rows() -> np.ndarray:
 def test_scores_are_finite_everywhere_in_the_box(store, name):
     detector = store.detector(name)
     X = box_rows()
-    scores = detector.score(X)
+    scores = detector.decision_function(X)
     assert scores.shape == (len(X),)
     assert scores.dtype.kind == "f"
     assert np.isfinite(scores).all(), f"{name}: {np.count_nonzero(~np.isfinite(scores))} non-finite scores"
@@ -65,9 +65,9 @@ def test_scores_are_finite_everywhere_in_the_box(store, name):
 def test_scores_stay_finite_far_outside_the_box(store, name):
     detector = store.detector(name)
     X = far_rows()
-    scores = detector.score(X)
+    scores = detector.decision_function(X)
     assert np.isfinite(scores).all(), f"{name}: {np.count_nonzero(~np.isfinite(scores))} non-finite scores"
     # a row in a block with such rows gets the score it gets alone
     typical = np.full((1, N_FEATURES), 0.5, np.float32)
-    np.testing.assert_allclose(detector.score(np.vstack([typical, X]))[0], detector.score(typical)[0],
+    np.testing.assert_allclose(detector.decision_function(np.vstack([typical, X]))[0], detector.decision_function(typical)[0],
                                rtol=1e-6)
