@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from anodet.app import dashboard, ui
+from anodet.app import dashboard, loaders, state, ui
 
 st.set_page_config(page_title="anodet", page_icon=":material/shield:", layout="wide")
 
@@ -23,11 +23,11 @@ page = st.navigation(PAGES)
 st.html(f"<style>{dashboard.RESPONSIVE_CSS}</style>")  # one column below ~900 px, on every page
 st.sidebar.title("anodet")
 ui.apply_url_state()  # a shared link's dataset, view, detectors and thresholds, before any widget
-dataset = ui.dataset_switch()
+dataset = state.dataset_switch()
 st.sidebar.caption(f"Anomaly detectors on {dataset.title}, side by side.")
-ui.label_view_switch()
+state.label_view_switch()
 try:
     page.run()
 except Exception as exc:
     ui.show_failure(exc)
-ui.page_drawn()  # background loading of the detectors may start now
+loaders.page_drawn()  # background loading of the detectors may start now

@@ -60,3 +60,26 @@ def neutralise_frame(frame: pd.DataFrame) -> pd.DataFrame:
     if out.index.dtype == object or pd.api.types.is_string_dtype(out.index):
         out.index = pd.Index([neutralise_cell(str(v)) for v in out.index], name=out.index.name)
     return out
+
+
+def markdown_text(text: object) -> str:
+    """User-controlled text (file names, cells, column names, alert fields) made safe for Markdown.
+
+    Every character Markdown or Streamlit would interpret (links, emphasis, code, HTML, LaTeX,
+    emoji and colour directives) is backslash-escaped, so the text shows exactly as typed and
+    nothing in it becomes a link or formatting. Streamlit also turns bare URLs, ``www.`` names
+    and e-mail addresses in the rendered text into links, which no escape prevents, so a
+    zero-width space breaks those patterns without changing what the reader sees.
+    """
+    raw = str(text).replace("\n", " ")
+    raw = _AUTOLINK.sub(lambda m: m.group(0)[:-1] + "\u200b" + m.group(0)[-1], raw)
+    return _MARKDOWN_SPECIAL.sub(r"\\\g<0>", raw)
+
+
+_AUTOLINK = re.compile(r"(?i)(:/|www\.|\w@)")
+
+
+"""The starts of what the renderer would auto-link: ``scheme://``, ``www.``, ``name@``."""
+
+
+_MARKDOWN_SPECIAL = re.compile(r"[\\`*_{}\[\]()<>#+\-.!|~:$=&\"']")

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from anodet.app import dashboard, figures, ui
+from anodet import textsafe
+from anodet.app import dashboard, figures, loaders, state, ui
 from anodet.datasets import dataset_view
 from anodet.datasets.dataset_view import label_column
 from anodet.datasets.kdd_schema import NORMAL
@@ -14,13 +15,13 @@ DEFAULT_OUTCOMES = ["true positive", "false positive"]
 RECORD_KEY = "flagged_record"  # the test record (row of the test split) whose detail is open; other pages set it too
 
 st.title("Flagged records")
-dataset = ui.current_dataset()
+dataset = state.current_dataset()
 positive = dataset.anomaly_word
-view = ui.label_view()
-store = ui.get_store(loaded=False)
+view = state.label_view()
+store = loaders.get_store(loaded=False)
 names = store.names
-scores = ui.get_test_scores()
-test = ui.get_splits().test
+scores = loaders.get_test_scores()
+test = loaders.get_splits().test
 
 top = st.columns([2, 3])
 with top[0]:
@@ -30,7 +31,7 @@ feature_set = store.feature_set_for(name)
 table = dashboard.record_table(test, scores[name], threshold, label_column(view) if dataset.labelled else None,
                               positive)
 with top[1]:
-    st.markdown(f"**{ui.markdown_text(ui.display_name(name))}** flags **{int((table['score'] >= threshold).sum()):,}** of "
+    st.markdown(f"**{textsafe.markdown_text(loaders.display_name(name))}** flags **{int((table['score'] >= threshold).sum()):,}** of "
                 f"{len(table):,} test records at threshold **{threshold:.6g}**: this session's threshold for it "
                 f"under the **{view}** label view (the validation best-F1 one of that view until you move it).")
     st.page_link("app_pages/threshold_explorer.py", label="Move the threshold in the threshold explorer", icon=":material/tune:")
@@ -47,10 +48,10 @@ else:
                                help="This dataset has no labels, so a record is only flagged or not (no true or "
                                     "false positives). None chosen: all records.")
 chosen_categories = f2.multiselect("Category", [NORMAL, *dataset.categories(test)] if dataset.labelled else [],
-                                   key=ui.keyed("flagged_categories"), placeholder="All categories",
+                                   key=state.keyed("flagged_categories"), placeholder="All categories",
                                    disabled=not dataset.labelled)
 chosen_attacks = f3.multiselect("Attack name" if dataset.builtin else "Label value", sorted(test["attack"].unique()),
-                                key=ui.keyed("flagged_attacks"), placeholder="All attack names" if dataset.builtin else
+                                key=state.keyed("flagged_attacks"), placeholder="All attack names" if dataset.builtin else
                                 "All label values", disabled=not dataset.labelled)
 shown = dashboard.filter_records(table, chosen_outcomes, chosen_attacks, chosen_categories)
 
@@ -61,7 +62,7 @@ filter_id = abs(hash((name, threshold, view, tuple(chosen_outcomes or ()), tuple
 
 
 def _open(position: int | None) -> None:
-    st.session_state[ui.keyed(RECORD_KEY)] = position
+    st.session_state[state.keyed(RECORD_KEY)] = position
 
 
 def _changed(what: str, selection: tuple) -> bool:
@@ -127,7 +128,7 @@ else:
                        help=f"Each row also records the detector, its threshold ({threshold:.6g}) and the label "
                             f"view ({view}) the outcomes were computed with.")
 
-position = st.session_state.get(ui.keyed(RECORD_KEY))
+position = st.session_state.get(state.keyed(RECORD_KEY))
 if position is not None and not 0 <= int(position) < len(test):
     position = None
 if position is not None:
@@ -152,28 +153,28 @@ if position is not None:
                         "previous or next record to step to.")
     a, b, c, d = st.columns(4)
     a.metric("Label", record["label"], help=f"Under the {view} label view.")
-    b.metric("Attack name" if dataset.builtin else "Label value", ui.markdown_text(record["attack"]))
-    c.metric("Category", ui.markdown_text(record["category"]),
+    b.metric("Attack name" if dataset.builtin else "Label value", textsafe.markdown_text(record["attack"]))
+    c.metric("Category", textsafe.markdown_text(record["category"]),
              help="novel: an attack type that appears only in the test file." if dataset.builtin else
              f"The label value; values rarer than the {dataset_view.MAX_CATEGORIES} most common are 'other'.")
-    d.metric(f"{ui.display_name(name)} score", f"{record['score']:.4g}", delta=record["outcome"], delta_color="off")
+    d.metric(f"{loaders.display_name(name)} score", f"{record['score']:.4g}", delta=record["outcome"], delta_color="off")
     fields = test.iloc[position]
     if dataset.builtin:
         st.markdown("**Connection**: " + " · ".join(
-            f"{label} **{ui.markdown_text(fields[field])}**" for field, label in dashboard.CONNECTION_FIELDS.items()))
+            f"{label} **{textsafe.markdown_text(fields[field])}**" for field, label in dashboard.CONNECTION_FIELDS.items()))
     numeric = feature_set.numeric_columns
     values = record[numeric].to_numpy(dtype=np.float64)
     left, right = st.columns(2)
     with left:
-        sorted_train = ui.get_sorted_train()
+        sorted_train = loaders.get_sorted_train()
         pct = dashboard.feature_percentiles(np.column_stack([sorted_train[c] for c in numeric]), values)
         st.plotly_chart(figures.feature_percentile_figure(numeric, pct, values), key="flagged_percentiles")
         st.caption("Bar labels are the raw values. Red: outside the 1st–99th percentile of normal training records.")
     with right:
-        loaded = ui.get_store()  # the detectors themselves, for per-feature contributions
+        loaded = loaders.get_store()  # the detectors themselves, for per-feature contributions
         columns, contributions, method = dashboard.explain_raw(
-            loaded.detector(name), feature_set, test.iloc[[position]], ui.get_reference_record(feature_set.raw_columns))
-        st.plotly_chart(figures.feature_contribution_figure(columns, contributions, ui.display_name(name)),
+            loaded.detector(name), feature_set, test.iloc[[position]], loaders.get_reference_record(feature_set.raw_columns))
+        st.plotly_chart(figures.feature_contribution_figure(columns, contributions, loaders.display_name(name)),
                         key="flagged_contributions")
         note = " One-hot parts (each service, protocol, flag) are summed back to their column." if (
             feature_set.categorical_columns) else ""
@@ -181,7 +182,7 @@ if position is not None:
     st.markdown("**Every detector on this record**, each at this session's threshold for it under the "
                 f"**{view}** label view")
     verdicts = dashboard.record_verdicts(scores, ui.get_thresholds(names), position,
-                                         {n: ui.display_name(n) for n in names})
+                                         {n: loaders.display_name(n) for n in names})
     st.dataframe(verdicts, hide_index=True, key="flagged_verdicts", height=dashboard.table_height(len(verdicts)),
                  column_config={"score": st.column_config.NumberColumn(format="%.4g"),
                                 "threshold": st.column_config.NumberColumn(format="%.4g"),

@@ -7,7 +7,8 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from anodet.app import dashboard, figures, ui
+from anodet import textsafe
+from anodet.app import dashboard, figures, loaders, state, ui
 from anodet.app.live import (
     AlertFollower,
     OutsideAlertsDir,
@@ -54,15 +55,15 @@ def threshold_control(name: str, view: str) -> float:
         st.session_state[synced] = float(st.session_state[key])
 
     st.number_input(f"Threshold ({view} view)", key=key, on_change=_typed, format="%.6g", step=None,
-                    help=f"The session's threshold for {ui.display_name(name)} under the {view} label view: "
+                    help=f"The session's threshold for {loaders.display_name(name)} under the {view} label view: "
                          "the same one the other pages use. Records scoring at or above it raise an alert.")
     return ui.get_threshold(name, view)
 
 
 def replay_mode() -> None:
-    store = ui.get_store()
+    store = loaders.get_store()
     names = store.names
-    view = ui.label_view()
+    view = state.label_view()
     replay: Replay | None = st.session_state.get(REPLAY_KEY)
     kept_for = st.session_state.get(REPLAY_FOR)
     if st.session_state.get("live_detector", names[0]) not in names:  # another dataset was chosen
@@ -70,21 +71,21 @@ def replay_mode() -> None:
     _keep_widget("live_detector", kept_for[0] if replay is not None and kept_for and kept_for[0] in names else names[0])
     _keep_widget("live_speed", int(replay.speed) if replay is not None and int(replay.speed) in SPEEDS else 200)
     controls = st.columns([2, 2, 2])
-    name = controls[0].selectbox("Detector", names, format_func=ui.name_format(names), key="live_detector",
+    name = controls[0].selectbox("Detector", names, format_func=loaders.name_format(names), key="live_detector",
                                  help="Another detector starts a new replay.")
     speed = controls[1].select_slider("Speed (records/s)", SPEEDS, key="live_speed")
     with controls[2]:
         threshold_control(name, view)
-    dataset = ui.current_dataset()
+    dataset = state.current_dataset()
     if dataset.labelled:
-        live_control(control_payload(ui.get_control_static(name, view), ui.get_threshold(name, view), compact=True),
+        live_control(control_payload(loaders.get_control_static(name, view), ui.get_threshold(name, view), compact=True),
                      key=f"live_control_{name}_{view}", on_release=lambda value: ui.set_threshold(name, value, view))
     threshold = ui.get_threshold(name, view)
 
-    test = ui.get_splits().test
-    is_attack = ui.labels_or_normal("test", view) == 1
+    test = loaders.get_splits().test
+    is_attack = loaders.labels_or_normal("test", view) == 1
     if replay is None or kept_for != (name, store.hash):
-        replay = Replay(ui.get_test_scores()[name], is_attack, test["attack"].to_numpy(), speed=speed)
+        replay = Replay(loaders.get_test_scores()[name], is_attack, test["attack"].to_numpy(), speed=speed)
         st.session_state[REPLAY_KEY] = replay
         st.session_state[REPLAY_FOR] = (name, store.hash)
         st.session_state[REPLAY_VIEW] = view
@@ -116,7 +117,7 @@ def replay_mode() -> None:
 
     @st.fragment(run_every=TICK_SECONDS if replay.running else None)
     def live() -> None:
-        view_now = ui.label_view()
+        view_now = state.label_view()
         threshold = ui.get_threshold(name, view_now)
         replay.advance(None, threshold)
         if replay.finished and st.session_state.get("live_finished_shown") != id(replay):
@@ -128,15 +129,15 @@ def replay_mode() -> None:
         cols[0].metric("Records", f"{seen:,}", help="Records replayed so far.")
         cols[1].metric("Alerts", f"{flagged:,}", help="Records scoring at or above the threshold.")
         cols[2].metric("Anomaly rate", f"{flagged / seen:.1%}" if seen else "–")
-        word = ui.current_dataset().anomaly_word
+        word = state.current_dataset().anomaly_word
         cols[3].metric(f"{word.capitalize()}s caught", f"{caught / attacks_seen:.0%}" if attacks_seen else "–",
                        help=f"{caught:,} of the {attacks_seen:,} {word}s replayed so far (under the {view_now} "
-                            "label view) raised an alert." if ui.has_labels() else "This dataset has no labels.")
+                            "label view) raised an alert." if state.has_labels() else "This dataset has no labels.")
         cols[4].metric("False alarms", f"{flagged - caught:,}", help="Normal records that raised an alert.")
-        state = "running" if replay.running else "finished" if replay.finished else "paused"
+        status = "running" if replay.running else "finished" if replay.finished else "paused"
         if replay.away_seconds >= 1:
-            state += f" (paused for {replay.away_seconds:,.0f} s while nobody was watching)"
-        st.progress(seen / len(replay.scores), text=state)
+            status += f" (paused for {replay.away_seconds:,.0f} s while nobody was watching)"
+        st.progress(seen / len(replay.scores), text=status)
         if seen == 0:
             st.info("Press **Start** to stream the test split through the detector.")
             return
@@ -191,14 +192,14 @@ def open_record(name: str, position: int) -> None:
     """
     def _go() -> None:
         st.session_state[ui.FOCUS_KEY] = name
-        st.session_state[ui.keyed("flagged_record")] = position
+        st.session_state[state.keyed("flagged_record")] = position
         st.session_state[GOTO_KEY] = True
         replay: Replay | None = st.session_state.get(REPLAY_KEY)
         if replay is not None and replay.running:
             replay.pause()
             st.session_state[RESUME_KEY] = True
 
-    record = ui.get_splits().test.index[position]
+    record = loaders.get_splits().test.index[position]
     if st.button(f"Open record {record} in Flagged records", icon=":material/open_in_new:", key="live_open_record",
                  on_click=_go):
         st.rerun(scope="app")
@@ -206,11 +207,11 @@ def open_record(name: str, position: int) -> None:
 
 def follow_mode() -> None:
     folder = alerts_dir()
-    st.caption(f"Only files in the alerts folder **{ui.markdown_text(folder)}** are read (set `ANODET_ALERTS_DIR` "
+    st.caption(f"Only files in the alerts folder **{textsafe.markdown_text(folder)}** are read (set `ANODET_ALERTS_DIR` "
                "to use another folder). Run the command line with its alert log there (and a stats file for the "
                "counters), for example as below, then name the files here. A Redis alert stream can be followed "
                "too: type its address, redis://HOST:PORT/STREAM (a stream the command's `--alerts redis://…` "
-               f"writes to; servers on {ui.markdown_text(', '.join(redis_hosts()))} only, set "
+               f"writes to; servers on {textsafe.markdown_text(', '.join(redis_hosts()))} only, set "
                "`ANODET_REDIS_HOSTS` to allow others).")
     st.code(f"python -m anodet stream --detector autoencoder --input tcp://127.0.0.1:9000 --follow "
             f"--alerts {folder / 'alerts.jsonl'} --stats {folder / 'stats.json'}", language="bash", wrap_lines=True)
@@ -225,7 +226,7 @@ def follow_mode() -> None:
         log = resolve_alert_stream(path) if is_alert_stream(path) else resolve_alert_path(path, folder)
         stats = resolve_alert_path(stats_path, folder) if stats_path.strip() else None
     except OutsideAlertsDir as exc:
-        st.error(ui.markdown_text(exc), icon=":material/block:")
+        st.error(textsafe.markdown_text(exc), icon=":material/block:")
         return
     follow_on = st.toggle("Follow", key="live_follow_on", help="Poll for new alerts every second.")
     key = (str(log), stats)
@@ -240,7 +241,7 @@ def follow_mode() -> None:
     def live() -> None:
         follower.poll()
         if not follower.found:
-            st.warning(ui.markdown_text(follower.missing))
+            st.warning(textsafe.markdown_text(follower.missing))
         stats = follower.stats
         cols = st.columns(5)
         cols[0].metric("Alerts in log", f"{follower.total:,}")

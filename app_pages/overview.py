@@ -5,21 +5,22 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from anodet.app import dashboard, figures, ui
+from anodet import textsafe
+from anodet.app import dashboard, figures, loaders, state, ui
 from anodet.datasets import dataset_view
 from anodet.evaluation import metrics
 
 
 def unlabelled_overview(names: list[str]) -> None:
     """A dataset without labels: thresholds, flags, agreement and score histograms (no ROC/PR: they need labels)."""
-    scores = ui.get_test_scores()
+    scores = loaders.get_test_scores()
     thresholds = ui.get_thresholds(names)
-    n = len(ui.get_splits().test)
+    n = len(loaders.get_splits().test)
     st.info("This dataset has no labels, so there are no ROC or precision-recall curves, detection rates or "
             "confusion matrices: what each detector flags at its threshold (chosen without labels: "
             f"{store.default_preset}) and how the detectors agree. Declare the dataset again with a label column "
             "(`--label COLUMN`) to compare them on labels.")
-    table = {"detector": [ui.display_name(d) for d in names], "threshold": [thresholds[d] for d in names],
+    table = {"detector": [loaders.display_name(d) for d in names], "threshold": [thresholds[d] for d in names],
              "flagged": [int((scores[d] >= thresholds[d]).sum()) for d in names],
              "share flagged": [float(np.mean(scores[d] >= thresholds[d])) for d in names]}
     st.subheader("Detectors")
@@ -32,7 +33,7 @@ def unlabelled_overview(names: list[str]) -> None:
     st.subheader("Agreement")
     common = dashboard.agreement(dashboard.flag_matrix({d: scores[d] for d in names}, thresholds))
     if np.diag(common).any():
-        st.plotly_chart(figures.agreement_heatmap([ui.display_name(d) for d in names], common,
+        st.plotly_chart(figures.agreement_heatmap([loaders.display_name(d) for d in names], common,
                                                   title="Which detectors agree: share of one's flags the other "
                                                         "flags too"),
                         key="overview_agreement")
@@ -42,66 +43,66 @@ def unlabelled_overview(names: list[str]) -> None:
     st.subheader("Scores")
     pick = ui.detector_picker("Detector", names, key="overview_histogram_detector")
     st.plotly_chart(figures.unlabelled_histogram(scores[pick][np.isfinite(scores[pick])], thresholds[pick],
-                                                 f"{ui.display_name(pick)}: test scores and threshold"),
+                                                 f"{loaders.display_name(pick)}: test scores and threshold"),
                     key="overview_histogram")
 
 
-dataset = ui.current_dataset()
+dataset = state.current_dataset()
 st.title("Overview")
-view = ui.label_view()
-store = ui.get_store(loaded=False)
+view = state.label_view()
+store = loaders.get_store(loaded=False)
 filters = st.columns([3, 2])
 chosen_sets = filters[0].pills(
     "Feature sets", store.feature_sets, selection_mode="multi", default=store.feature_sets,
-    key=ui.keyed("overview_sets"),
+    key=state.keyed("overview_sets"),
     help="kdd18: the reference prototype's 18 traffic rates and counts. kdd41: all 41 KDD columns (bytes and "
          "counts on a log scale, protocol, service and flag one-hot)." if dataset.builtin else
          "Your dataset's declared columns (numeric, log-scaled or one-hot categorical).")
-has_ceiling = any(ui.is_supervised(n) for n in store.names)
+has_ceiling = any(loaders.is_supervised(n) for n in store.names)
 show_ceiling = has_ceiling and filters[1].toggle(
     "Show the supervised ceiling", value=True, key="overview_ceiling",
     help="A random forest trained on the labelled training records (normal vs attack): what labels reach on the "
          "same features. A reference row, never counted as a detector.")
 names = [n for n in store.names if store.feature_set_of(n) in (chosen_sets or store.feature_sets)
-         and (show_ceiling or not ui.is_supervised(n))]
+         and (show_ceiling or not loaders.is_supervised(n))]
 if len(names) < 2:
     st.info("Choose at least one feature set (and keep two or more detectors) to compare detectors.")
     st.stop()
 if not dataset.labelled:
     unlabelled_overview(names)
     st.stop()
-scores = ui.get_test_scores()
-curves = ui.get_test_curves(view)
-summaries = ui.get_curve_summaries(view)
+scores = loaders.get_test_scores()
+curves = loaders.get_test_curves(view)
+summaries = loaders.get_curve_summaries(view)
 thresholds = ui.get_thresholds(names)
-labels = {n: ui.display_name(n) for n in names}
-test = ui.get_splits().test
+labels = {n: loaders.display_name(n) for n in names}
+test = loaders.get_splits().test
 moved = [f"{labels[n]} (threshold {thresholds[n]:.6g})" for n in names
          if thresholds[n] != store.default_threshold(n, view)]
 
 switch = " (switch in the sidebar)" if len(dataset.label_views) > 1 else ""
 st.caption(
-    f"{len(names)} pretrained detectors on the {len(test):,} records of {ui.markdown_text(dataset.source)}, "
+    f"{len(names)} pretrained detectors on the {len(test):,} records of {textsafe.markdown_text(dataset.source)}, "
     f"labels in the **{view}** view{switch}. Metrics at a threshold use each detector's "
     f"threshold for the **{view}** view: the {view} view's validation best-F1 one until you move it in the "
     "threshold explorer (each view keeps its own). "
-    + (f"Moved from that default: {ui.markdown_text(', '.join(moved))}." if moved else "None has been moved in this view.")
+    + (f"Moved from that default: {textsafe.markdown_text(', '.join(moved))}." if moved else "None has been moved in this view.")
 )
 
 table = dashboard.leaderboard({n: curves[n] for n in names}, summaries, thresholds, labels)
 table["feature_set"] = [store.feature_set_of(n) for n in table.index]
-table["uses_labels"] = [ui.is_supervised(n) for n in table.index]
+table["uses_labels"] = [loaders.is_supervised(n) for n in table.index]
 table = table.sort_values(["uses_labels", "roc_auc"], ascending=[True, False])
 detectors_only = table[~table["uses_labels"]]
 ceiling = table[table["uses_labels"]]
 if not detectors_only.empty:
     best = detectors_only.iloc[0]
-    headline = (f"Best anomaly detector here by ROC AUC: **{ui.markdown_text(best['detector'])}**, "
+    headline = (f"Best anomaly detector here by ROC AUC: **{textsafe.markdown_text(best['detector'])}**, "
                 f"{best['roc_auc']:.4f} ({view} view).")
     if not ceiling.empty:
         top = ceiling.sort_values("roc_auc", ascending=False).iloc[0]
         headline += (f" The supervised ceiling (trained on labelled attacks, so not a detector): "
-                     f"**{top['roc_auc']:.4f}** ({ui.markdown_text(top['detector'])}).")
+                     f"**{top['roc_auc']:.4f}** ({textsafe.markdown_text(top['detector'])}).")
     st.markdown(headline)
 order = list(table.index)  # every chart below lists the detectors in the leaderboard's order
 SHORT_LABELS = {"fpr": "FPR"}  # the leaderboard's columns fit a 1280 px window
@@ -145,7 +146,7 @@ ordered_scores = {n: scores[n] for n in order}
 shown_categories = dataset.categories(test)
 rates = metrics.category_rates(ordered_scores, thresholds, categories, shown_categories)
 counts = test["category"].value_counts()
-columns = [f"{ui.markdown_text(c)} ({counts.get(c, 0):,})" for c in shown_categories]
+columns = [f"{textsafe.markdown_text(c)} ({counts.get(c, 0):,})" for c in shown_categories]
 st.plotly_chart(figures.rate_heatmap([labels[n] for n in order], columns, rates,
                                      title=f"Detection rate per {dataset.anomaly_word} category",
                                      positive=dataset.anomaly_word),
@@ -176,8 +177,8 @@ for key, default in (("overview_a", order[0]), ("overview_b", order[1])):
     if st.session_state.get(key) not in names:
         st.session_state[key] = default
 pick_a, pick_b = st.columns(2)
-a = pick_a.selectbox("Detector A", order, key="overview_a", format_func=ui.name_format(order))
-b = pick_b.selectbox("Detector B", order, key="overview_b", format_func=ui.name_format(order))
+a = pick_a.selectbox("Detector A", order, key="overview_a", format_func=loaders.name_format(order))
+b = pick_b.selectbox("Detector B", order, key="overview_b", format_func=loaders.name_format(order))
 if a == b:
     st.info("Choose two different detectors to compare them.")
 else:
@@ -200,7 +201,7 @@ else:
     y = (test[f"label_{view}"].to_numpy() == 1)
     for col, only, first, second in ((list_a, only_a, a, b), (list_b, only_b, b, a)):
         with col:
-            st.markdown(f"**{ui.markdown_text(labels[first])} flags, {ui.markdown_text(labels[second])} passes**: "
+            st.markdown(f"**{textsafe.markdown_text(labels[first])} flags, {textsafe.markdown_text(labels[second])} passes**: "
                         f"{len(only):,} records "
                         f"({int(y[only].sum()):,} of them {dataset.anomaly_word}s)")
             rows = test.iloc[only][["attack", "category"]].assign(

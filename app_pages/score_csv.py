@@ -14,8 +14,8 @@ from typing import Any
 import numpy as np
 import streamlit as st
 
-from anodet import upload
-from anodet.app import figures, ui
+from anodet import textsafe, upload
+from anodet.app import figures, loaders, state, ui
 from anodet.datasets import kdd
 from anodet.datasets.kdd import DataError
 from anodet.datasets.kdd_schema import FEATURES
@@ -29,15 +29,15 @@ from anodet.scoring import input_schema
 
 def _result_key() -> str:
     """The session's kept result: one per dataset (a result of one dataset is not shown on another)."""
-    return ui.keyed("score_csv_result")
+    return state.keyed("score_csv_result")
 
 EXPLORER = "explorer"
-text = ui.markdown_text
+text = textsafe.markdown_text
 
 
 @st.cache_data(show_spinner=False, max_entries=3)
 def _example(dataset_key: str, columns: tuple[str, ...], label: str | None) -> bytes:
-    test = ui.get_splits().test
+    test = loaders.get_splits().test
     if not columns:  # KDD: the 41 columns shuffled, an id and the attack name as label
         return kdd.example_csv(test)
     sample = test.sample(min(400, len(test)), random_state=7).sort_index()
@@ -62,14 +62,14 @@ def _score(source, name: str, names: list[str], thresholds: dict[str, float], po
     max_mb = int(st.get_option("server.maxUploadSize"))
     try:
         result = upload.score_upload(
-            source, name, ui.get_store(), names, thresholds, policy, progress=progress, max_bytes=max_mb * 2**20,
+            source, name, loaders.get_store(), names, thresholds, policy, progress=progress, max_bytes=max_mb * 2**20,
             previous=previous, waiting=lambda: _waiting(bar))
     except InputError as exc:
         st.session_state[_result_key()] = {"error": str(exc), "name": name, "problems": getattr(exc, "problems", None)}
         return
     finally:
         bar.empty()
-    st.session_state[_result_key()] = {"result": result, "choice": choice, "view": ui.label_view()}
+    st.session_state[_result_key()] = {"result": result, "choice": choice, "view": state.label_view()}
 
 
 def _problem_table(problems) -> None:
@@ -81,10 +81,10 @@ def _preset_label(choice: str, store, view: str) -> str:
     if choice == EXPLORER:
         return "as set in the threshold explorer"
     value = store.thresholds(store.names[0], view).get(choice)
-    return f"preset: {choice}" + (f" (e.g. {ui.display_name(store.names[0])} {value:.4g})" if value is not None else "")
+    return f"preset: {choice}" + (f" (e.g. {loaders.display_name(store.names[0])} {value:.4g})" if value is not None else "")
 
 
-dataset = ui.current_dataset()
+dataset = state.current_dataset()
 st.title("Score a CSV")
 if dataset.builtin:
     st.markdown("Upload your own network records and see what the pretrained detectors make of them. "
@@ -93,8 +93,8 @@ else:
     st.markdown(f"Upload records with the columns of dataset **{text(dataset.key)}** and score them with the "
                 "detectors trained on it. The same checks and scores as "
                 f"`python -m anodet score --dataset {dataset.key}` (use that for files of any size).")
-store = ui.get_store()
-view = ui.label_view()
+store = loaders.get_store()
+view = state.label_view()
 feature_columns: tuple[str, ...] = () if dataset.builtin else tuple(
     dict.fromkeys(c for s in store.feature_sets for c in store.feature_set(s).raw_columns))
 schema = input_schema(store)
@@ -132,7 +132,7 @@ with st.expander("What file can I upload?", expanded=_result_key() not in st.ses
         st.info(f"The example file needs the KDD data, which is not available here: {text(exc)}")
         example = None
     if example is not None:
-        shown_rows = min(400, len(ui.get_splits().test))
+        shown_rows = min(400, len(loaders.get_splits().test))
         st.download_button(f"Download an example file ({shown_rows} test records)", example, file_name="anodet-example.csv",
                            mime="text/csv", icon=":material/download:", on_click="ignore", key="score_example_download")
 
@@ -140,7 +140,7 @@ upload_file = st.file_uploader("CSV file (optionally .gz)", type=["csv", "gz", "
                                help="A header naming the 18 features, or raw KDD records.")
 
 names = st.multiselect("Detectors", store.names, default=default_detectors(store.names),
-                       format_func=ui.name_format(store.names), key=ui.keyed("score_detectors"),
+                       format_func=loaders.name_format(store.names), key=state.keyed("score_detectors"),
                        help="Local Outlier Factor and sequence-to-sequence are left out by default: they are "
                             "much slower.")
 presets = list(store.thresholds(store.names[0], view))
@@ -211,7 +211,7 @@ if summary.rows_skipped:
         _problem_table(summary.problems)
 
 st.dataframe(
-    {"detector": [ui.display_name(n) for n in summary.names],
+    {"detector": [loaders.display_name(n) for n in summary.names],
      "threshold": [summary.thresholds[n] for n in summary.names],
      "flagged": [summary.flagged[n] for n in summary.names],
      "share flagged": [summary.flagged[n] / max(summary.rows_scored, 1) for n in summary.names]},
@@ -248,11 +248,11 @@ with left:
     if y is not None:
         bins = figures.histogram_bins(s[known], y)
         st.plotly_chart(figures.score_histogram(bins, threshold, log_count=True,
-                                                title=f"{ui.display_name(focus)} scores, by label ({view} view)"),
+                                                title=f"{loaders.display_name(focus)} scores, by label ({view} view)"),
                         key="score_hist")
     else:
         st.plotly_chart(figures.unlabelled_histogram(s[np.isfinite(s)], threshold,
-                                                     f"{ui.display_name(focus)} scores"), key="score_hist")
+                                                     f"{loaders.display_name(focus)} scores"), key="score_hist")
 with right:
     if y is not None and len(np.unique(y)) == 2:
         finite = np.where(np.isfinite(s[known]), s[known], np.finfo(np.float64).max)
@@ -279,7 +279,7 @@ if counts is not None:
 flagged_total = summary.flagged[focus]
 top = result.top.table(focus)
 shown = top.to_pandas() if top is not None else None
-st.markdown(f"**{flagged_total:,} rows flagged by {ui.display_name(focus)}** at threshold {threshold:.4g}, highest "
+st.markdown(f"**{flagged_total:,} rows flagged by {loaders.display_name(focus)}** at threshold {threshold:.4g}, highest "
             "score first" + (f" (the {upload.TOP_ROWS:,} highest-scoring shown; all are in the download)"
                              if flagged_total > upload.TOP_ROWS else "") + ". Click a column header to sort.")
 if shown is not None:

@@ -10,7 +10,8 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from anodet.app import dashboard, figures, ui
+from anodet import textsafe
+from anodet.app import dashboard, figures, loaders, state, ui
 from anodet.app.threshold_control import threshold_control
 from anodet.app.threshold_control.payload import control_payload
 from anodet.evaluation import metrics, thresholds
@@ -31,13 +32,13 @@ def panel(name: str, view: str, compact: bool, chosen: tuple[str, ...]) -> None:
 
 
 def _test_share(name: str, view: str, value: float) -> str:
-    curve = ui.get_test_curves(view)[name]
+    curve = loaders.get_test_curves(view)[name]
     m = curve.metrics(value)
     return f"flags {(m['tp'] + m['fp']) / len(curve.sorted_scores):.1%} of the test records"
 
 
 def _panel(name: str, view: str, compact: bool) -> None:
-    store = ui.get_store(loaded=False)
+    store = loaders.get_store(loaded=False)
     threshold = ui.get_threshold(name)
     presets = store.thresholds(name, view)
     default = store.default_preset
@@ -51,7 +52,7 @@ def _panel(name: str, view: str, compact: bool) -> None:
             "help": f"{metrics.PRESET_HELP[key]} ({view} view) Value {presets[key]:.6g}; "
                     f"{_test_share(name, view, presets[key])}."
                     + (f" The same value as {' and '.join(same)} for this detector." if same else "")})
-    payload = control_payload(ui.get_control_static(name, view), threshold, presets=buttons)
+    payload = control_payload(loaders.get_control_static(name, view), threshold, presets=buttons)
     threshold_control(payload, key=f"threshold_control_{name}_{view}",
                       on_release=lambda value: ui.set_threshold(name, value, view))
     threshold = ui.get_threshold(name)
@@ -68,7 +69,7 @@ def rate_presets(name: str, view: str, compact: bool) -> None:
     Typing a number reruns only this fragment; a button sets the threshold and reruns the page,
     so the control above moves to it.
     """
-    store = ui.get_store(loaded=False)
+    store = loaders.get_store(loaded=False)
 
     def test_share(value: float) -> str:
         return _test_share(name, view, value)
@@ -80,7 +81,7 @@ def rate_presets(name: str, view: str, compact: bool) -> None:
             ui.set_threshold(name, value, view)
             st.rerun(scope="app")
 
-    validation = ui.get_validation_curves(view)[name]
+    validation = loaders.get_validation_curves(view)[name]
     widths = [3, 2] if compact else [3, 2, 3, 2]
     rows = [st.columns(widths, vertical_alignment="bottom") for _ in range(4 if compact else 2)]
     slots = [(r[0], r[1]) for r in rows] if compact else [(r[i], r[i + 1]) for r in rows for i in (0, 2)]
@@ -95,7 +96,7 @@ def rate_presets(name: str, view: str, compact: bool) -> None:
     cont_value = metrics.threshold_for_rate(store.quantiles(name, view, "all"), cont / 100)
     set_button(cont_btn, "Set rate", "contamination", cont_value)
 
-    ratio = cost_in.number_input(f"Missed {ui.current_dataset().anomaly_word} costs × a false alarm", 0.0, 1e6, 10.0, step=1.0,
+    ratio = cost_in.number_input(f"Missed {state.current_dataset().anomaly_word} costs × a false alarm", 0.0, 1e6, 10.0, step=1.0,
                                  key=f"cost_ratio_{name}", help=metrics.COST_HELP)
     cost_value = validation.min_cost_threshold(ratio, 1.0)
     set_button(cost_btn, "Set cost", "cost", cost_value)
@@ -114,7 +115,7 @@ def rate_presets(name: str, view: str, compact: bool) -> None:
 
 def share_thresholds(names: list[str], view: str) -> None:
     """Export this view's thresholds to a file (`anodet score/stream --thresholds FILE`), or import one."""
-    store = ui.get_store(loaded=False)
+    store = loaders.get_store(loaded=False)
     export, load = st.columns(2, vertical_alignment="bottom")
     export.download_button(
         "Export thresholds", key="export_thresholds", mime="application/json", icon=":material/download:",
@@ -132,7 +133,7 @@ def share_thresholds(names: list[str], view: str) -> None:
         except thresholds.ThresholdError as exc:
             st.session_state["import_message"] = ("error", str(exc))
             return
-        target = file_view if file_view in ui.current_dataset().label_views else view
+        target = file_view if file_view in state.current_dataset().label_views else view
         for detector, value in values.items():
             ui.set_threshold(detector, value, target)
         elsewhere = "" if target == view else f" (switch the label view to {target} to see them)"
@@ -143,14 +144,14 @@ def share_thresholds(names: list[str], view: str) -> None:
                        help="A file exported here (format anodet-thresholds/1).")
     message = st.session_state.pop("import_message", None)
     if message:
-        (st.error if message[0] == "error" else st.success)(ui.markdown_text(message[1]))
+        (st.error if message[0] == "error" else st.success)(textsafe.markdown_text(message[1]))
 
 
 def unlabelled_panel(name: str, view: str) -> None:
     """A dataset without labels: the score histogram with the threshold, the unlabelled presets and a number."""
-    store = ui.get_store(loaded=False)
+    store = loaders.get_store(loaded=False)
     threshold = ui.get_threshold(name)
-    scores = ui.get_test_scores()[name]
+    scores = loaders.get_test_scores()[name]
     presets = store.thresholds(name, view)
     buttons = st.columns(len(presets) or 1)
     for column, (key, value) in zip(buttons, presets.items(), strict=False):
@@ -174,21 +175,21 @@ def unlabelled_panel(name: str, view: str) -> None:
                 f"({np.mean(scores >= threshold):.1%}).")
 
 
-dataset = ui.current_dataset()
+dataset = state.current_dataset()
 st.title("Threshold explorer")
 switch = " (switch in the sidebar)" if len(dataset.label_views) > 1 else ""
-labels_note = f"Labels: **{ui.label_view()}** view{switch}. " if dataset.labelled else "No labels. "
+labels_note = f"Labels: **{state.label_view()}** view{switch}. " if dataset.labelled else "No labels. "
 how = ("drag the handle and every chart follows at once" if dataset.labelled else
        "pick a preset or type a threshold and see what it flags")
 st.caption(f"Choose where a detector draws the line between normal and {dataset.anomaly_word}, and see what it "
-           f"costs: {how}. Dataset: **{ui.markdown_text(dataset.title)}**. {labels_note}This page's link keeps "
+           f"costs: {how}. Dataset: **{textsafe.markdown_text(dataset.title)}**. {labels_note}This page's link keeps "
            "its state.")
 for problem in ui.url_problems():
     st.warning(f"This link's {problem}; it was left out.")
-view = ui.label_view()
-names = ui.get_store(loaded=False).names
+view = state.label_view()
+names = loaders.get_store(loaded=False).names
 if dataset.labelled:
-    ui.get_test_curves(view)  # load and score before the panels draw, under one spinner
+    loaders.get_test_curves(view)  # load and score before the panels draw, under one spinner
 else:
     st.info("This dataset has no labels, so there are no ROC or precision-recall curves and no confusion matrix: "
             "set a threshold from the score histogram and the presets chosen without labels. Declare the dataset "
@@ -201,11 +202,11 @@ if st.session_state.get("explorer_compare") not in [*others, None]:
     st.session_state["explorer_compare"] = None
 with compare:
     other = st.selectbox("Compare with (optional)", others, index=None,
-                         key="explorer_compare", format_func=ui.name_format(others), placeholder="No second detector")
+                         key="explorer_compare", format_func=loaders.name_format(others), placeholder="No second detector")
 chosen = (primary, *([other] if other else []))
 for column, name in zip(st.columns(len(chosen)), chosen, strict=True):
     with column:
-        st.subheader(ui.display_name(name))
+        st.subheader(loaders.display_name(name))
         if not dataset.labelled:
             unlabelled_panel(name, view)
             continue

@@ -14,7 +14,8 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from anodet.app import ui
+from anodet import textsafe
+from anodet.app import state
 from anodet.datasets import catalog, uploads
 from anodet.datasets.catalog import DatasetError
 from anodet.detectors import display_name
@@ -25,7 +26,7 @@ GOTO_OVERVIEW = "yd_goto_overview"
 if st.session_state.pop(GOTO_OVERVIEW, False):
     st.switch_page("app_pages/overview.py")
 
-text = ui.markdown_text
+text = textsafe.markdown_text
 MAX_MB = int(st.get_option("server.maxUploadSize"))
 NONE = "(none)"
 GEN_KEY = "yd_upload_generation"  # bumped after a dataset is added, so the uploaders and options start empty again
@@ -127,7 +128,7 @@ def show_leaderboard(name: str, dataset: catalog.Dataset) -> None:
                f"{text(name)} FILE -o OUT`.")
 
     def _show_everywhere() -> None:
-        st.session_state[ui.DATASET_KEY] = name
+        st.session_state[state.DATASET_KEY] = name
         st.session_state[GOTO_OVERVIEW] = True  # switched to at the top of the next run (not from a callback)
 
     st.button(f"Open {name} on every page", icon=":material/open_in_new:", key=f"yd_open_{name}",
@@ -340,7 +341,7 @@ else:
     known = [row["dataset"] for row in catalogue]
     pick = st.session_state.pop(PICK_KEY, None)
     if pick not in known and st.session_state.get("yd_dataset") not in known:
-        pick = ui.current_dataset().key  # the one the sidebar shows, when it is one of these
+        pick = state.current_dataset().key  # the one the sidebar shows, when it is one of these
     if pick in known:
         st.session_state["yd_dataset"] = pick
     chosen = st.selectbox("Dataset to train or look at", known, key="yd_dataset",

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from anodet.app import dashboard
+from anodet.app import dashboard, loaders, ui
 from anodet.datasets.kdd_schema import label_column
 from anodet.evaluation import metrics
 from anodet.evaluation.metrics import ThresholdCurve
@@ -140,9 +140,8 @@ def test_clicking_an_agreement_cell_compares_that_pair(app):
         "point_indices": [], "box": [], "lasso": []}}
     app.run()
     assert not problems(app)
-    from anodet.app import ui
 
-    shown = [ui.display_name(app.selectbox(key=k).value) for k in ("overview_a", "overview_b")]
+    shown = [loaders.display_name(app.selectbox(key=k).value) for k in ("overview_a", "overview_b")]
     assert shown == [board["detector"].iloc[2], board["detector"].iloc[4]]
 
 
@@ -151,10 +150,9 @@ def test_selecting_a_leaderboard_row_opens_that_detector_in_the_explorer(app):
     app.session_state["overview_leaderboard"] = {"selection": {"rows": [3], "columns": [], "cells": []}}
     app.run()
     assert not problems(app)
-    from anodet.app import ui
 
     chosen = app.session_state[ui.FOCUS_KEY]
-    assert ui.display_name(chosen) == board["detector"].iloc[3]
+    assert loaders.display_name(chosen) == board["detector"].iloc[3]
     assert app.selectbox(key="explorer_detector").value == chosen  # now on the threshold explorer
 
 
@@ -211,9 +209,8 @@ def test_an_unusable_released_value_changes_nothing(app):
 
 
 def _scores() -> dict[str, np.ndarray]:
-    from anodet.app import ui
 
-    return ui.get_test_scores()
+    return loaders.get_test_scores()
 
 
 @pytest.mark.parametrize("preset", ["best_accuracy", "best_f1", "mean_3sigma"])
@@ -342,9 +339,8 @@ def test_threshold_curve_and_metrics_agree_on_the_real_scores(splits):
 
 def test_scores_shown_are_the_detectors_own_scores(splits):
     """The dashboard's scores (possibly read back from the on-disk cache) are what each detector gives."""
-    from anodet.app import ui
 
-    store = ui.get_store()
+    store = loaders.get_store()
     X = splits.test  # the whole split: LOF's scores depend a little on the batch
     for name, scores in _scores().items():
         np.testing.assert_allclose(scores, store.score_raw(name, X), rtol=1e-4, atol=1e-6, err_msg=name)

@@ -215,7 +215,7 @@ def test_follow_mode_reads_an_alert_log_in_the_alerts_folder(app, tmp_path, monk
     at = app
     log, stats, alerts = _write_log(tmp_path)
     at.radio(key="live_mode").set_value("Follow a running stream").run()
-    from anodet.app.ui import markdown_text
+    from anodet.textsafe import markdown_text
 
     assert any(markdown_text(tmp_path.resolve()) in c.value for c in at.caption), "the page names the folder"
     at.text_input(key="live_alert_path").input("alerts.jsonl").run()

@@ -42,7 +42,7 @@ def test_fit_returns_the_detector_and_decision_function_ranks_outliers_higher(ki
 def test_set_params_changes_the_parameters_and_refuses_unknown_ones():
     detector = create("pca").set_params(n_components=2, seed=7)
     assert detector.get_params() == {"seed": 7, "n_components": 2}
-    with pytest.raises(TypeError, match="unknown parameter.*n_trees.*it takes seed, n_components"):
+    with pytest.raises(TypeError, match=r"unknown parameter.*n_trees.*it takes seed, n_components"):
         detector.set_params(n_trees=3)
 
 
