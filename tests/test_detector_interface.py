@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from sklearn.base import clone
-from sklearn.model_selection import GridSearchCV
+from sklearn.model_selection import GridSearchCV, StratifiedKFold
 
 from anodet.detectors import NEURAL, REGISTRY, create, detector_class, display_name
 from anodet.evaluation.metrics import roc_auc
@@ -62,8 +62,11 @@ def test_a_grid_search_chooses_a_parameter_by_a_scorer_on_labelled_rows(rows):
     def auc(estimator, X, y):
         return roc_auc(y, estimator.decision_function(X))
 
-    search = GridSearchCV(create("kmeans"), {"n_clusters": [1, 4]}, scoring=auc, cv=3).fit(X, y)
-    assert search.best_params_["n_clusters"] in (1, 4)
+    folds = StratifiedKFold(3, shuffle=True, random_state=0)
+    search = GridSearchCV(create("kmeans"), {"n_clusters": [1, 4]}, scoring=auc, cv=folds).fit(X, y)
+    assert np.isfinite(search.cv_results_["mean_test_score"]).all()
+    assert search.best_score_ > 0.9 and search.best_params_["n_clusters"] in (1, 4)
+    assert search.best_estimator_.get_params()["n_clusters"] == search.best_params_["n_clusters"]
     assert search.best_estimator_.decision_function(outliers).shape == (40,)
 
 
