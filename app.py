@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from anodet.app import dashboard, loaders, state, ui
+from anodet.app import layout, loaders, state, ui
 
 st.set_page_config(page_title="anodet", page_icon=":material/shield:", layout="wide")
 
@@ -20,7 +20,7 @@ PAGES = {
 }
 
 page = st.navigation(PAGES)
-st.html(f"<style>{dashboard.RESPONSIVE_CSS}</style>")  # one column below ~900 px, on every page
+st.html(f"<style>{layout.RESPONSIVE_CSS}</style>")  # one column below ~900 px, on every page
 st.sidebar.title("anodet")
 ui.apply_url_state()  # a shared link's dataset, view, detectors and thresholds, before any widget
 dataset = state.dataset_switch()

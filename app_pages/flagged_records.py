@@ -6,10 +6,11 @@ import numpy as np
 import streamlit as st
 
 from anodet import textsafe
-from anodet.app import dashboard, figures, loaders, state, ui
+from anodet.app import figures, layout, loaders, records, state, ui
 from anodet.datasets import dataset_view
 from anodet.datasets.dataset_view import label_column
 from anodet.datasets.kdd_schema import NORMAL
+from anodet.detectors import explain
 
 DEFAULT_OUTCOMES = ["true positive", "false positive"]
 RECORD_KEY = "flagged_record"  # the test record (row of the test split) whose detail is open; other pages set it too
@@ -28,7 +29,7 @@ with top[0]:
     name = ui.detector_picker("Detector", names, key="flagged_detector")
 threshold = ui.get_threshold(name)
 feature_set = store.feature_set_for(name)
-table = dashboard.record_table(test, scores[name], threshold, label_column(view) if dataset.labelled else None,
+table = records.record_table(test, scores[name], threshold, label_column(view) if dataset.labelled else None,
                               positive)
 with top[1]:
     st.markdown(f"**{textsafe.markdown_text(loaders.display_name(name))}** flags **{int((table['score'] >= threshold).sum()):,}** of "
@@ -38,12 +39,12 @@ with top[1]:
 
 f1, f2, f3 = st.columns([3, 2, 2])
 if dataset.labelled:
-    chosen_outcomes = f1.pills("Outcome", dashboard.OUTCOMES[:3], selection_mode="multi", default=DEFAULT_OUTCOMES,
+    chosen_outcomes = f1.pills("Outcome", records.OUTCOMES[:3], selection_mode="multi", default=DEFAULT_OUTCOMES,
                                key="flagged_outcomes",
                                help="True positive: a flagged attack. False positive: a flagged normal record. "
                                     "Missed attack: an attack scoring below the threshold. None chosen: all records.")
 else:
-    chosen_outcomes = f1.pills("Outcome", dashboard.UNLABELLED_OUTCOMES, selection_mode="multi", default=["flagged"],
+    chosen_outcomes = f1.pills("Outcome", records.UNLABELLED_OUTCOMES, selection_mode="multi", default=["flagged"],
                                key="flagged_outcomes_unlabelled",
                                help="This dataset has no labels, so a record is only flagged or not (no true or "
                                     "false positives). None chosen: all records.")
@@ -53,7 +54,7 @@ chosen_categories = f2.multiselect("Category", [NORMAL, *dataset.categories(test
 chosen_attacks = f3.multiselect("Attack name" if dataset.builtin else "Label value", sorted(test["attack"].unique()),
                                 key=state.keyed("flagged_attacks"), placeholder="All attack names" if dataset.builtin else
                                 "All label values", disabled=not dataset.labelled)
-shown = dashboard.filter_records(table, chosen_outcomes, chosen_attacks, chosen_categories)
+shown = records.filter_records(table, chosen_outcomes, chosen_attacks, chosen_categories)
 
 filter_id = abs(hash((name, threshold, view, tuple(chosen_outcomes or ()), tuple(chosen_categories),
                       tuple(chosen_attacks))))
@@ -82,7 +83,7 @@ else:
         bins = figures.histogram_bins(shown["score"].to_numpy(), (shown["label"] == positive).to_numpy(), bins=40)
 
         def _records_in_bar(rows, point):
-            lo, hi = dashboard.customdata_pair(point.get("customdata"))
+            lo, hi = layout.customdata_pair(point.get("customdata"))
             label = positive if point.get("curve_number") == 1 else ("normal" if dataset.labelled else "unlabelled")
             s = rows["score"].to_numpy()
             return rows[(s >= lo) & (s <= hi) & (rows["label"] == label).to_numpy()]
@@ -122,7 +123,7 @@ else:
     download.insert(0, "label_view", view)
     download.insert(0, "threshold", threshold)
     download.insert(0, "detector", name)
-    st.download_button(f"Download these {len(shown):,} records (CSV)", dashboard.records_csv(download),
+    st.download_button(f"Download these {len(shown):,} records (CSV)", records.records_csv(download),
                        file_name=f"anodet-{name}-{view}-flagged.csv", mime="text/csv", icon=":material/download:",
                        key="flagged_download",
                        help=f"Each row also records the detector, its threshold ({threshold:.6g}) and the label "
@@ -161,29 +162,29 @@ if position is not None:
     fields = test.iloc[position]
     if dataset.builtin:
         st.markdown("**Connection**: " + " · ".join(
-            f"{label} **{textsafe.markdown_text(fields[field])}**" for field, label in dashboard.CONNECTION_FIELDS.items()))
+            f"{label} **{textsafe.markdown_text(fields[field])}**" for field, label in records.CONNECTION_FIELDS.items()))
     numeric = feature_set.numeric_columns
     values = record[numeric].to_numpy(dtype=np.float64)
     left, right = st.columns(2)
     with left:
         sorted_train = loaders.get_sorted_train()
-        pct = dashboard.feature_percentiles(np.column_stack([sorted_train[c] for c in numeric]), values)
+        pct = records.feature_percentiles(np.column_stack([sorted_train[c] for c in numeric]), values)
         st.plotly_chart(figures.feature_percentile_figure(numeric, pct, values), key="flagged_percentiles")
         st.caption("Bar labels are the raw values. Red: outside the 1st–99th percentile of normal training records.")
     with right:
         loaded = loaders.get_store()  # the detectors themselves, for per-feature contributions
-        columns, contributions, method = dashboard.explain_raw(
+        columns, contributions, method = explain.explain_raw(
             loaded.detector(name), feature_set, test.iloc[[position]], loaders.get_reference_record(feature_set.raw_columns))
         st.plotly_chart(figures.feature_contribution_figure(columns, contributions, loaders.display_name(name)),
                         key="flagged_contributions")
         note = " One-hot parts (each service, protocol, flag) are summed back to their column." if (
             feature_set.categorical_columns) else ""
-        st.caption(f"Method: {dashboard.EXPLANATION_METHODS[method]}.{note}")
+        st.caption(f"Method: {explain.EXPLANATION_METHODS[method]}.{note}")
     st.markdown("**Every detector on this record**, each at this session's threshold for it under the "
                 f"**{view}** label view")
-    verdicts = dashboard.record_verdicts(scores, ui.get_thresholds(names), position,
+    verdicts = records.record_verdicts(scores, ui.get_thresholds(names), position,
                                          {n: loaders.display_name(n) for n in names})
-    st.dataframe(verdicts, hide_index=True, key="flagged_verdicts", height=dashboard.table_height(len(verdicts)),
+    st.dataframe(verdicts, hide_index=True, key="flagged_verdicts", height=layout.table_height(len(verdicts)),
                  column_config={"score": st.column_config.NumberColumn(format="%.4g"),
                                 "threshold": st.column_config.NumberColumn(format="%.4g"),
                                 "score / threshold": st.column_config.NumberColumn(format="%.2f")})

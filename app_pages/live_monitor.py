@@ -8,7 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from anodet import textsafe
-from anodet.app import dashboard, figures, loaders, state, ui
+from anodet.app import figures, layout, loaders, state, ui
 from anodet.app.live import (
     AlertFollower,
     OutsideAlertsDir,
@@ -164,7 +164,7 @@ def replay_mode() -> None:
                         st.session_state["live_alerts_round"] = st.session_state.get("live_alerts_round", 0) + 1
                 table_key = f"live_alerts_{st.session_state.get('live_alerts_round', 0)}"
                 st.dataframe(latest, hide_index=True, width="stretch", on_select="rerun", selection_mode="single-row",
-                             key=table_key, height=dashboard.table_height(len(latest)),
+                             key=table_key, height=layout.table_height(len(latest)),
                              column_order=["record", "score", "truth"],
                              column_config={"score": st.column_config.NumberColumn(format="%.4g"),
                                             "record": st.column_config.NumberColumn(
@@ -276,7 +276,7 @@ def follow_mode() -> None:
         with right:
             st.caption("Latest alerts")
             latest = frame[["time", "record", "score", "label"]].iloc[::-1].head(12)
-            st.dataframe(latest, hide_index=True, width="stretch", height=dashboard.table_height(len(latest)),
+            st.dataframe(latest, hide_index=True, width="stretch", height=layout.table_height(len(latest)),
                          column_config={"score": st.column_config.NumberColumn(format="%.4g"),
                                         "record": st.column_config.NumberColumn(format="%d")})
 

@@ -6,9 +6,9 @@ import numpy as np
 import streamlit as st
 
 from anodet import textsafe
-from anodet.app import dashboard, figures, loaders, state, ui
+from anodet.app import figures, layout, loaders, state, ui
 from anodet.datasets import dataset_view
-from anodet.evaluation import metrics
+from anodet.evaluation import agreement, leaderboard, metrics
 
 
 def unlabelled_overview(names: list[str]) -> None:
@@ -24,14 +24,14 @@ def unlabelled_overview(names: list[str]) -> None:
              "flagged": [int((scores[d] >= thresholds[d]).sum()) for d in names],
              "share flagged": [float(np.mean(scores[d] >= thresholds[d])) for d in names]}
     st.subheader("Detectors")
-    st.dataframe(table, hide_index=True, key="overview_unlabelled", height=dashboard.table_height(len(names)),
+    st.dataframe(table, hide_index=True, key="overview_unlabelled", height=layout.table_height(len(names)),
                  column_config={"threshold": st.column_config.NumberColumn(format="%.4g"),
                                 "share flagged": st.column_config.ProgressColumn(format="percent", min_value=0,
                                                                                 max_value=1)})
     st.caption(f"Flags among the {n:,} test records at each detector's threshold; move them in the threshold "
                "explorer.")
     st.subheader("Agreement")
-    common = dashboard.agreement(dashboard.flag_matrix({d: scores[d] for d in names}, thresholds))
+    common = agreement.agreement(agreement.flag_matrix({d: scores[d] for d in names}, thresholds))
     if np.diag(common).any():
         st.plotly_chart(figures.agreement_heatmap([loaders.display_name(d) for d in names], common,
                                                   title="Which detectors agree: share of one's flags the other "
@@ -89,7 +89,7 @@ st.caption(
     + (f"Moved from that default: {textsafe.markdown_text(', '.join(moved))}." if moved else "None has been moved in this view.")
 )
 
-table = dashboard.leaderboard({n: curves[n] for n in names}, summaries, thresholds, labels)
+table = leaderboard.curve_leaderboard({n: curves[n] for n in names}, summaries, thresholds, labels)
 table["feature_set"] = [store.feature_set_of(n) for n in table.index]
 table["uses_labels"] = [loaders.is_supervised(n) for n in table.index]
 table = table.sort_values(["uses_labels", "roc_auc"], ascending=[True, False])
@@ -116,17 +116,17 @@ column_config = {
     "threshold": st.column_config.NumberColumn("Threshold", help=f"The detector's current threshold (raw score) "
                                                                  f"under the {view} view.", format="%.4g"),
     "flagged": st.column_config.NumberColumn("Flagged", help="Test records flagged at the threshold.", format="%d"),
-    **{m: st.column_config.NumberColumn(SHORT_LABELS.get(m, dashboard.METRIC_LABELS[m]), help=metrics.METRIC_HELP[m],
+    **{m: st.column_config.NumberColumn(SHORT_LABELS.get(m, leaderboard.METRIC_LABELS[m]), help=metrics.METRIC_HELP[m],
                                         width="small", format="%.3f")
-       for m in dashboard.LEADERBOARD_METRICS},
+       for m in leaderboard.LEADERBOARD_METRICS},
 }
 st.subheader("Leaderboard")
 st.caption("Sorted by ROC AUC, the supervised ceiling (Labels ticked) listed last; click a column header to sort "
            "otherwise, hover it for what the metric means. Select a row to open that detector in the threshold "
            "explorer.")
 board = st.dataframe(table, hide_index=True, column_config=column_config, key="overview_leaderboard",
-                     height=dashboard.table_height(len(table)), on_select="rerun", selection_mode="single-row",
-                     column_order=["detector", "feature_set", *dashboard.LEADERBOARD_METRICS, "threshold", "flagged",
+                     height=layout.table_height(len(table)), on_select="rerun", selection_mode="single-row",
+                     column_order=["detector", "feature_set", *leaderboard.LEADERBOARD_METRICS, "threshold", "flagged",
                                    "uses_labels"])
 picked = ui.selected(board, "rows")
 if picked:
@@ -157,8 +157,8 @@ st.caption("Share of each category's test records flagged at the detector's thre
                             "most common; the rest are *other*)."))
 
 st.subheader("Agreement")
-flags = dashboard.flag_matrix(ordered_scores, thresholds)
-common = dashboard.agreement(flags)
+flags = agreement.flag_matrix(ordered_scores, thresholds)
+common = agreement.agreement(flags)
 cell = st.plotly_chart(figures.agreement_heatmap([labels[n] for n in order], common,
                                                  title="Which detectors agree: share of one's flags the other "
                                                        "flags too"),
@@ -169,7 +169,7 @@ st.caption("Row *A*, column *B*: the share of the test records *A* flags that *B
 st.subheader("Compare two detectors")
 clicked = ui.selected(cell, "points")
 if clicked:
-    i, j = (int(v) for v in dashboard.customdata_pair(clicked[0].get("customdata")))
+    i, j = (int(v) for v in layout.customdata_pair(clicked[0].get("customdata")))
     if i != j and (order[i], order[j]) != st.session_state.get("overview_pair_clicked"):
         st.session_state["overview_pair_clicked"] = (order[i], order[j])
         st.session_state["overview_a"], st.session_state["overview_b"] = order[i], order[j]
@@ -188,15 +188,15 @@ else:
                       (table.loc[n, "recall"], table.loc[n, "precision"]) if table.loc[n, "flagged"] else None)
           for n in (a, b)}
     st.plotly_chart(figures.pair_curves_figure(pair, aucs, at, summaries[a].base_rate), key="overview_pair")
-    deltas = dashboard.metric_deltas(table, a, b)
-    st.dataframe(deltas, hide_index=True, key="overview_deltas", height=dashboard.table_height(len(deltas)),
+    deltas = leaderboard.metric_deltas(table, a, b)
+    st.dataframe(deltas, hide_index=True, key="overview_deltas", height=layout.table_height(len(deltas)),
                  column_config={"detector": st.column_config.TextColumn("", pinned=True),
-                                **{m: st.column_config.NumberColumn(SHORT_LABELS.get(m, dashboard.METRIC_LABELS[m]),
+                                **{m: st.column_config.NumberColumn(SHORT_LABELS.get(m, leaderboard.METRIC_LABELS[m]),
                                                                     help=metrics.METRIC_HELP[m], format="%.3f")
-                                   for m in dashboard.LEADERBOARD_METRICS}})
+                                   for m in leaderboard.LEADERBOARD_METRICS}})
     st.caption(f"The last row is {labels[b]} minus {labels[a]}, metric by metric, at their current thresholds "
                f"({view} view).")
-    only_a, only_b = dashboard.disagreements(scores, thresholds, a, b)
+    only_a, only_b = agreement.disagreements(scores, thresholds, a, b)
     list_a, list_b = st.columns(2, gap="medium")
     y = (test[f"label_{view}"].to_numpy() == 1)
     for col, only, first, second in ((list_a, only_a, a, b), (list_b, only_b, b, a)):
@@ -209,7 +209,7 @@ else:
             rows = rows.iloc[np.argsort(-scores[first][only], kind="stable")]
             rows.index.name = "record"
             st.dataframe(rows.reset_index(), hide_index=True, key=f"overview_only_{first}",
-                         height=min(dashboard.table_height(len(rows)), 320),
+                         height=min(layout.table_height(len(rows)), 320),
                          column_config={"record": st.column_config.NumberColumn(format="%d"),
                                         labels[first]: st.column_config.NumberColumn(format="%.4g"),
                                         labels[second]: st.column_config.NumberColumn(format="%.4g")})

@@ -11,10 +11,10 @@ import numpy as np
 import streamlit as st
 
 from anodet import textsafe
-from anodet.app import dashboard, figures, loaders, state, ui
+from anodet.app import figures, loaders, state, ui
 from anodet.app.threshold_control import threshold_control
 from anodet.app.threshold_control.payload import control_payload
-from anodet.evaluation import metrics, thresholds
+from anodet.evaluation import leaderboard, metrics, thresholds
 
 TABLE_PRESETS = ("best_accuracy", "best_f1", "mean_3sigma")
 
@@ -44,11 +44,11 @@ def _panel(name: str, view: str, compact: bool) -> None:
     default = store.default_preset
     buttons = []
     for key in (k for k in TABLE_PRESETS if k in presets):
-        same = [dashboard.PRESET_LABELS[k] for k in TABLE_PRESETS
+        same = [leaderboard.PRESET_LABELS[k] for k in TABLE_PRESETS
                 if k != key and k in presets and np.isclose(presets[k], presets[key], rtol=1e-9)]
         buttons.append({
             "key": key, "value": presets[key],
-            "label": dashboard.PRESET_LABELS[key] + (" (default)" if key == default else ""),
+            "label": leaderboard.PRESET_LABELS[key] + (" (default)" if key == default else ""),
             "help": f"{metrics.PRESET_HELP[key]} ({view} view) Value {presets[key]:.6g}; "
                     f"{_test_share(name, view, presets[key])}."
                     + (f" The same value as {' and '.join(same)} for this detector." if same else "")})
@@ -56,7 +56,7 @@ def _panel(name: str, view: str, compact: bool) -> None:
     threshold_control(payload, key=f"threshold_control_{name}_{view}",
                       on_release=lambda value: ui.set_threshold(name, value, view))
     threshold = ui.get_threshold(name)
-    in_force = [dashboard.PRESET_LABELS[key] for key in TABLE_PRESETS
+    in_force = [leaderboard.PRESET_LABELS[key] for key in TABLE_PRESETS
                 if key in presets and np.isclose(presets[key], threshold, rtol=1e-9)]
     st.markdown(f"In force on every page: threshold **{threshold:.6g}**, {_test_share(name, view, threshold)} "
                 f"({', '.join(in_force) if in_force else 'your own threshold'}).")
@@ -155,7 +155,7 @@ def unlabelled_panel(name: str, view: str) -> None:
     presets = store.thresholds(name, view)
     buttons = st.columns(len(presets) or 1)
     for column, (key, value) in zip(buttons, presets.items(), strict=False):
-        if column.button(dashboard.PRESET_LABELS.get(key, key), key=f"preset_{key}_{name}", width="stretch",
+        if column.button(leaderboard.PRESET_LABELS.get(key, key), key=f"preset_{key}_{name}", width="stretch",
                          type="primary" if np.isclose(value, threshold, rtol=1e-9) else "secondary",
                          help=f"{metrics.PRESET_HELP.get(key, '')} Value {value:.6g}; flags "
                               f"{np.mean(scores >= value):.1%} of the test records."):

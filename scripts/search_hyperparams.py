@@ -3,7 +3,7 @@
 For every feature set and detector kind, each candidate in a small grid is fitted on the training
 normals (seed 0, as ``python -m anodet train``) and scored on the validation split; the candidate
 with the best mean validation ROC AUC over the two label views wins. The test split is never
-looked at. Writes ``anodet/hyperparams.json`` (what training reads) and
+looked at. Writes ``anodet/training/hyperparams.json`` (what training reads) and
 ``bench/results/hyperparams.md`` (the whole validation table).
 
     python scripts/search_hyperparams.py [--sets kdd18,kdd41] [--kinds pca,ocsvm] [--seed 0]

@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from anodet.app import dashboard, loaders, ui
+from anodet.app import loaders, ui
 from anodet.datasets.kdd_schema import label_column
-from anodet.evaluation import metrics
+from anodet.evaluation import leaderboard, metrics
 from anodet.evaluation.metrics import ThresholdCurve
 from tests.threshold_control import control, release, sent
 
@@ -223,7 +223,7 @@ def test_each_validation_preset_sets_its_threshold(app, store, preset):
     release(app, button["value"])  # what a click on the button sends
     assert threshold(app) == store.thresholds(DETECTOR, "reference")[preset]
     assert sent(app)["threshold"] == threshold(app)
-    assert dashboard.PRESET_LABELS[preset] in in_force(app)
+    assert leaderboard.PRESET_LABELS[preset] in in_force(app)
 
 
 @pytest.mark.parametrize(("preset", "field", "kind"), [("target_fpr", "target_fpr", "normal"),

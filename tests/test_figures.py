@@ -11,10 +11,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from anodet.app import dashboard, figures
+from anodet.app import figures, layout, records
 from anodet.app.threshold_control.payload import grid_position, threshold_grid
 from anodet.datasets.kdd_schema import RAW_COLUMNS
-from anodet.evaluation import metrics
+from anodet.detectors import explain
+from anodet.evaluation import agreement, leaderboard, metrics
 from anodet.evaluation.metrics import ThresholdCurve
 
 RNG = np.random.default_rng(7)
@@ -195,23 +196,23 @@ def test_leaderboard_matches_the_direct_computation():
     other = scores * RNG.uniform(0.5, 1.5, len(scores))
     all_scores = {"a": scores, "b": other}
     curves = {n: ThresholdCurve.from_scores(y, s) for n, s in all_scores.items()}
-    summaries = {n: dashboard.curve_summary(y, s) for n, s in all_scores.items()}
+    summaries = {n: leaderboard.curve_summary(y, s) for n, s in all_scores.items()}
     thresholds = {"a": 0.05, "b": 0.2}
-    table = dashboard.leaderboard(curves, summaries, thresholds)
+    table = leaderboard.curve_leaderboard(curves, summaries, thresholds)
     for name, s in all_scores.items():
         expected = metrics.summary(y, s, thresholds[name])
-        for metric in dashboard.LEADERBOARD_METRICS:
+        for metric in leaderboard.LEADERBOARD_METRICS:
             assert table.loc[name, metric] == pytest.approx(expected[metric]), metric
         assert table.loc[name, "flagged"] == np.sum(s >= thresholds[name])
 
 
 def test_agreement_counts_records_flagged_by_both():
     scores = {"a": np.array([1, 2, 3, 4.0]), "b": np.array([4, 3, 2, 1.0])}
-    flags = dashboard.flag_matrix(scores, {"a": 2.5, "b": 2.5})  # a flags 2,3; b flags 0,1
-    common = dashboard.agreement(flags)
+    flags = agreement.flag_matrix(scores, {"a": 2.5, "b": 2.5})  # a flags 2,3; b flags 0,1
+    common = agreement.agreement(flags)
     np.testing.assert_array_equal(common, [[2, 0], [0, 2]])
-    flags = dashboard.flag_matrix(scores, {"a": 1.5, "b": 1.5})  # a flags 1,2,3; b flags 0,1,2
-    np.testing.assert_array_equal(dashboard.agreement(flags), [[3, 2], [2, 3]])
+    flags = agreement.flag_matrix(scores, {"a": 1.5, "b": 1.5})  # a flags 1,2,3; b flags 0,1,2
+    np.testing.assert_array_equal(agreement.agreement(flags), [[3, 2], [2, 3]])
 
 
 def test_category_rates_are_shares_flagged_per_category():
@@ -223,7 +224,7 @@ def test_category_rates_are_shares_flagged_per_category():
 
 
 def test_outcomes_name_each_cell_of_the_confusion_matrix():
-    out = dashboard.outcomes(np.array([1, 0, 1, 0]), np.array([True, True, False, False]))
+    out = records.outcomes(np.array([1, 0, 1, 0]), np.array([True, True, False, False]))
     assert list(out) == ["true positive", "false positive", "missed attack", "true negative"]
 
 
@@ -236,8 +237,8 @@ def _test_frame() -> pd.DataFrame:
 
 def test_record_table_is_sorted_by_score_and_follows_the_label_view():
     scores = np.array([0.2, 0.9, 0.7, 0.1])
-    ref = dashboard.record_table(_test_frame(), scores, 0.5, "label_reference")
-    true = dashboard.record_table(_test_frame(), scores, 0.5, "label_true")
+    ref = records.record_table(_test_frame(), scores, 0.5, "label_reference")
+    true = records.record_table(_test_frame(), scores, 0.5, "label_true")
     assert list(ref.index) == [11, 12, 10, 13] and ref.index.name == "record"
     assert list(ref["position"]) == [1, 2, 0, 3]
     assert ref.loc[12, "outcome"] == "false positive" and true.loc[12, "outcome"] == "true positive"
@@ -245,29 +246,29 @@ def test_record_table_is_sorted_by_score_and_follows_the_label_view():
 
 
 def test_filters_combine():
-    table = dashboard.record_table(_test_frame(), np.array([0.2, 0.9, 0.7, 0.1]), 0.5, "label_true")
-    assert list(dashboard.filter_records(table, ["true positive"]).index) == [11, 12]
-    assert list(dashboard.filter_records(table, ["true positive"], categories=["dos"]).index) == [11]
-    assert list(dashboard.filter_records(table, [], attacks=["normal"]).index) == [10, 13]
-    assert list(dashboard.filter_records(table, score_range=(0.15, 0.75)).index) == [12, 10]
+    table = records.record_table(_test_frame(), np.array([0.2, 0.9, 0.7, 0.1]), 0.5, "label_true")
+    assert list(records.filter_records(table, ["true positive"]).index) == [11, 12]
+    assert list(records.filter_records(table, ["true positive"], categories=["dos"]).index) == [11]
+    assert list(records.filter_records(table, [], attacks=["normal"]).index) == [10, 13]
+    assert list(records.filter_records(table, score_range=(0.15, 0.75)).index) == [12, 10]
 
 
 def test_feature_percentiles_place_values_among_normal_records():
     train = np.sort(np.column_stack([np.arange(100.0), np.zeros(100)]), axis=0)
-    pct = dashboard.feature_percentiles(train, np.array([-5.0, 0.0]))
+    pct = records.feature_percentiles(train, np.array([-5.0, 0.0]))
     assert pct[0] == 0.0 and pct[1] == 50.0  # below every normal; equal to all of them
-    assert dashboard.feature_percentiles(train, np.array([1000.0, 1.0]))[0] == 100.0
+    assert records.feature_percentiles(train, np.array([1000.0, 1.0]))[0] == 100.0
 
 
 def test_record_verdicts_use_each_detectors_threshold():
-    verdicts = dashboard.record_verdicts({"a": np.array([1.0, 5.0]), "b": np.array([1.0, 5.0])}, {"a": 2.0, "b": 6.0}, 1)
+    verdicts = records.record_verdicts({"a": np.array([1.0, 5.0]), "b": np.array([1.0, 5.0])}, {"a": 2.0, "b": 6.0}, 1)
     assert list(verdicts["verdict"]) == ["flagged", "passed"]
 
 
 def test_csv_download_neutralises_formulas_in_text_but_keeps_numbers():
-    table = dashboard.record_table(_test_frame(), np.array([-0.2, 0.9, 0.7, 0.1]), 0.5, "label_true")
+    table = records.record_table(_test_frame(), np.array([-0.2, 0.9, 0.7, 0.1]), 0.5, "label_true")
     table.loc[10, "outcome"] = "@SUM(A1)"
-    data = dashboard.records_csv(table)
+    data = records.records_csv(table)
     back = pd.read_csv(io.BytesIO(data), index_col=0)
     assert back.loc[12, "attack"] == "'=cmd|' /C calc'!A0"
     assert back.loc[10, "outcome"] == "'@SUM(A1)"
@@ -283,13 +284,13 @@ def test_csv_download_neutralises_formulas_in_text_but_keeps_numbers():
                                         np.array([0.5, 2.0])])
 def test_a_clicked_bars_bounds_are_read_from_either_customdata_shape(customdata):
     """Streamlit 1.67 sends ``{'0': lo, '1': hi}``; slicing that crashed the page (issue 15, bug 1)."""
-    assert dashboard.customdata_pair(customdata) == (0.5, 2.0)
+    assert layout.customdata_pair(customdata) == (0.5, 2.0)
 
 
 @pytest.mark.parametrize("customdata", [None, "ab", [1.0], {"1": 2.0}])
 def test_anything_else_is_not_a_bar(customdata):
     with pytest.raises(ValueError):
-        dashboard.customdata_pair(customdata)
+        layout.customdata_pair(customdata)
 
 
 class _NoBreakdown:
@@ -306,8 +307,8 @@ class _NoBreakdown:
 
 def test_a_detector_without_a_breakdown_is_explained_by_its_own_score():
     x, median = np.array([2.0, 5.0, -1.0]), np.zeros(3)
-    contributions, method = dashboard.explain_record(_NoBreakdown(), x, median)
-    assert method == "perturbation" and "median" in dashboard.EXPLANATION_METHODS[method]
+    contributions, method = explain.explain_record(_NoBreakdown(), x, median)
+    assert method == "perturbation" and "median" in explain.EXPLANATION_METHODS[method]
     # Setting feature j to the median removes exactly its weighted term; an unused feature adds nothing.
     np.testing.assert_allclose(contributions, [2.0, 0.0, 3.0])
 
@@ -315,7 +316,7 @@ def test_a_detector_without_a_breakdown_is_explained_by_its_own_score():
 def test_a_detector_with_a_breakdown_uses_it(store):
     pca = store.detector("pca")
     x = store.feature_set("kdd18").transform(np.full((1, store.feature_set("kdd18").width), 3.0))[0]
-    contributions, method = dashboard.explain_record(pca, x, np.zeros_like(x))
+    contributions, method = explain.explain_record(pca, x, np.zeros_like(x))
     assert method == "own"
     np.testing.assert_allclose(contributions, pca.feature_scores(x[None, :])[0])
 
@@ -329,7 +330,7 @@ def test_isolation_forest_gets_its_own_perturbation_explanation(store, splits):
     median = store.feature_set("kdd18").transform(np.median(train, axis=0)[None, :])[0]
     attack = splits.test[splits.test["label_true"] == 1][list(FEATURES)].to_numpy()[:1]
     x = store.feature_set("kdd18").transform(attack)[0]
-    contributions, method = dashboard.explain_record(iforest, x, median)
+    contributions, method = explain.explain_record(iforest, x, median)
     assert method == "perturbation" and contributions.shape == (len(FEATURES),)
     # Each contribution is what the forest's own score loses when that feature is made typical.
     j = int(np.argmax(np.abs(contributions)))
@@ -341,22 +342,22 @@ def test_isolation_forest_gets_its_own_perturbation_explanation(store, splits):
 
 def test_disagreements_list_each_side_and_shares_add_up():
     scores = {"a": np.array([0.9, 0.9, 0.1, 0.1]), "b": np.array([0.9, 0.1, 0.9, 0.1])}
-    only_a, only_b = dashboard.disagreements(scores, {"a": 0.5, "b": 0.5}, "a", "b")
+    only_a, only_b = agreement.disagreements(scores, {"a": 0.5, "b": 0.5}, "a", "b")
     assert only_a.tolist() == [1] and only_b.tolist() == [2]
-    shares = dashboard.agreement_shares(dashboard.agreement(dashboard.flag_matrix(scores, {"a": 0.5, "b": 0.5})))
+    shares = agreement.agreement_shares(agreement.agreement(agreement.flag_matrix(scores, {"a": 0.5, "b": 0.5})))
     np.testing.assert_allclose(shares, [[1.0, 0.5], [0.5, 1.0]])
 
 
 def test_metric_deltas_are_b_minus_a():
-    board = pd.DataFrame({"detector": ["A", "B"], **{m: [0.5, 0.75] for m in dashboard.LEADERBOARD_METRICS}},
+    board = pd.DataFrame({"detector": ["A", "B"], **{m: [0.5, 0.75] for m in leaderboard.LEADERBOARD_METRICS}},
                          index=["a", "b"])
-    deltas = dashboard.metric_deltas(board, "a", "b").set_index("detector")
-    assert list(deltas.index) == ["A", "B", "B − A"] and list(deltas.columns) == list(dashboard.LEADERBOARD_METRICS)
+    deltas = leaderboard.metric_deltas(board, "a", "b").set_index("detector")
+    assert list(deltas.index) == ["A", "B", "B − A"] and list(deltas.columns) == list(leaderboard.LEADERBOARD_METRICS)
     assert (deltas.loc["B − A"] == 0.25).all() and (deltas.loc["A"] == 0.5).all()
 
 
 def test_table_height_fits_rows_and_header_without_an_empty_row():
-    assert dashboard.table_height(12) == 35 * 13 + 3
+    assert layout.table_height(12) == 35 * 13 + 3
 
 
 def test_a_kdd41_detector_is_explained_over_the_41_named_columns(store, splits):
@@ -364,8 +365,8 @@ def test_a_kdd41_detector_is_explained_over_the_41_named_columns(store, splits):
     name = "autoencoder@kdd41"
     fs = store.feature_set_for(name)
     attack = splits.test[splits.test["label_true"] == 1].iloc[[0]]
-    reference = dashboard.reference_record(splits.train, fs.raw_columns)
-    columns, contributions, method = dashboard.explain_raw(store.detector(name), fs, attack, reference)
+    reference = explain.reference_record(splits.train, fs.raw_columns)
+    columns, contributions, method = explain.explain_raw(store.detector(name), fs, attack, reference)
     assert columns == list(RAW_COLUMNS) and contributions.shape == (41,) and method == "own"
     per_input = store.detector(name).feature_scores(fs.transform_frame(attack))[0]
     assert contributions.sum() == pytest.approx(per_input.sum(), rel=1e-6)

@@ -91,10 +91,11 @@ def test_committed_store_reproduces_its_manifest_metrics(store, splits):
         for view in ("reference", "true"):
             y = splits.labels("test", view)
             recorded = store.entry(name)["metrics"]["test"][view]
-            # The One-Class SVM's exponents are float32 (scores within ~3e-5 of scikit-learn's, fast.RBFDecision):
-            # near-tied test scores may swap, which moved its ROC AUC (and the ensembles') by up to 2.8e-6 from
-            # what training recorded; the README shows four decimals.
-            assert metrics.roc_auc(y, s) == pytest.approx(recorded["roc_auc"], abs=5e-6), (name, view)
+            # Scores are float32 products whose last bits depend on the CPU's BLAS kernel (OpenBLAS picks one per
+            # CPU): near-tied test scores swap, so ROC AUC moves by up to 7.4e-5 from what training recorded
+            # (measured on an AVX-512 AMD EPYC against the store recorded elsewhere); F1 at the stored thresholds
+            # does not move. The README shows four decimals.
+            assert metrics.roc_auc(y, s) == pytest.approx(recorded["roc_auc"], abs=2e-4), (name, view)
             m = metrics.metrics_at(y, s, store.default_threshold(name, view))
             assert m["f1"] == pytest.approx(recorded["f1"], abs=1e-6), (name, view)
     assert all(np.isfinite(s).all() for s in scores.values())

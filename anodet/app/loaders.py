@@ -15,12 +15,14 @@ import numpy as np
 import streamlit as st
 
 from anodet import score_cache, scorer
-from anodet.app import dashboard, figures
+from anodet.app import figures
 from anodet.app.state import current_dataset, declaration_stamp
 from anodet.app.threshold_control import payload
 from anodet.datasets import dataset_view
 from anodet.datasets.catalog import DatasetError
 from anodet.datasets.kdd import Splits
+from anodet.detectors import explain
+from anodet.evaluation import leaderboard
 from anodet.evaluation.metrics import ThresholdCurve
 from anodet.store.core import MANIFEST, Store, StoreError
 
@@ -192,9 +194,9 @@ def get_test_curves(view: str) -> dict[str, ThresholdCurve]:
 
 
 @st.cache_resource(max_entries=4)
-def _curve_summaries(root: str, manifest_hash: str, view: str) -> dict[str, dashboard.CurveSummary]:
+def _curve_summaries(root: str, manifest_hash: str, view: str) -> dict[str, leaderboard.CurveSummary]:
     y = _labels("test", view)
-    return {n: dashboard.curve_summary(y, s) for n, s in _test_scores(root, manifest_hash).items()}
+    return {n: leaderboard.curve_summary(y, s) for n, s in _test_scores(root, manifest_hash).items()}
 
 
 @st.cache_resource(max_entries=4, show_spinner=False)
@@ -208,7 +210,7 @@ def get_validation_curves(view: str) -> dict[str, ThresholdCurve]:
     return _validation_curves(_root(), _manifest_hash(), view)
 
 
-def get_curve_summaries(view: str) -> dict[str, dashboard.CurveSummary]:
+def get_curve_summaries(view: str) -> dict[str, leaderboard.CurveSummary]:
     """Per detector, ROC/PR AUCs and light curves on the test split (shared by all sessions)."""
     return _curve_summaries(_root(), _manifest_hash(), view)
 
@@ -240,7 +242,7 @@ def _sorted_train(key: str, columns: tuple[str, ...]) -> dict[str, np.ndarray]:
 
 @st.cache_resource(max_entries=4)
 def _reference_record(key: str, columns: tuple[str, ...]) -> Any:
-    return dashboard.reference_record(get_splits().train, columns)
+    return explain.reference_record(get_splits().train, columns)
 
 
 def get_reference_record(columns: Sequence[str]) -> Any:

@@ -15,13 +15,12 @@ from typing import Any
 import numpy as np
 import streamlit as st
 
-from anodet.app import dashboard
 from anodet.app.loaders import DATA_FIX, get_store, name_format
 from anodet.app.state import DATASET_KEY, LABEL_VIEW_KEY, current_dataset, label_view
 from anodet.datasets import dataset_view
 from anodet.datasets.catalog import DatasetError
 from anodet.datasets.kdd import DataError
-from anodet.evaluation import metrics
+from anodet.evaluation import leaderboard, metrics
 from anodet.store.core import StoreError
 from anodet.textsafe import markdown_text
 
@@ -59,7 +58,7 @@ def metric_tiles(values: dict[str, float], keys: Sequence[str], columns: int | N
     cols = st.columns(columns or len(keys))
     for i, k in enumerate(keys):
         value = values.get(k, float("nan"))
-        cols[i % len(cols)].metric(dashboard.METRIC_LABELS.get(k, k), "–" if np.isnan(value) else f"{value:.3f}",
+        cols[i % len(cols)].metric(leaderboard.METRIC_LABELS.get(k, k), "–" if np.isnan(value) else f"{value:.3f}",
                                    help=metrics.METRIC_HELP.get(k))
 
 

@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from anodet.app.dashboard import METRIC_LABELS, CurveSummary
 from anodet.app.figures import ATTACK_COLOUR, NORMAL_COLOUR, THRESHOLD_COLOUR, HistogramBins
+from anodet.evaluation.leaderboard import METRIC_LABELS, CurveSummary
 from anodet.evaluation.metrics import METRIC_HELP, ThresholdCurve
 
 TILES = ("precision", "recall", "f1", "f2", "accuracy", "fpr")
