@@ -11,16 +11,16 @@ import logging
 import sys
 from pathlib import Path
 
-import numpy as np
-
 from anodet.datasets.kdd import SOURCE_ENV, DataError
-from anodet.datasets.kdd_schema import ATTACK_CATEGORIES, LABEL_VIEWS
+from anodet.datasets.kdd_schema import LABEL_VIEWS
 from anodet.detectors import REGISTRY
 from anodet.store.core import StoreError
 
 SUBCOMMAND_MODULES = {
     "score": "anodet.commands.score",
     "stream": "anodet.commands.stream",
+    "evaluate": "anodet.commands.evaluate",
+    "dataset": "anodet.commands.dataset",
 }
 CHUNK_MB = 4.0
 PRESETS_HELP = "best_f1 (default), best_accuracy, mean_3sigma, target_fpr, contamination, or one number"
@@ -75,8 +75,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     ev = sub.add_parser("evaluate", help="Print the leaderboard on the test split for both label views.")
     ev.add_argument("--detectors", type=detector_list, help="comma-separated names (default: all in the store)")
-    ev.add_argument("--markdown", action="store_true", help="print Markdown tables (as in the README)")
     ev.add_argument("--dataset", metavar="NAME", help="the leaderboard of a user dataset's store on its test split")
+    from anodet.commands import evaluate
+
+    evaluate.add_arguments(ev)
     _add_data_source(ev)
     _add_store(ev)
 
@@ -87,34 +89,14 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_source(data)
     _add_store(data)
 
-    _add_dataset(sub.add_parser("dataset", help="Declare, list and show user datasets (bring your own data)."))
+    from anodet.commands import dataset
+
+    dataset.add_arguments(sub.add_parser("dataset", help="Declare, list, show and delete user datasets (bring your "
+                                                         "own data)."))
     _add_score(sub.add_parser("score", help="Score CSV files with the pretrained detectors."))
     _add_stream(sub.add_parser("stream", help="Stream records through a detector and raise alerts."))
     parser.add_argument("-v", "--verbose", action="store_true", help="log what happens (to stderr)")
     return parser
-
-
-def _add_dataset(parser: argparse.ArgumentParser) -> None:
-    parser.description = ("A user dataset is declared once from a CSV or Parquet file (columns inferred, splits cached "
-                          "under data/datasets/NAME/), then trained with `python -m anodet train --dataset NAME`.")
-    sub = parser.add_subparsers(dest="dataset_command", required=True)
-    add = sub.add_parser("add", help="Inspect a file, infer its columns, and declare it as dataset NAME.")
-    add.add_argument("name", metavar="NAME", help="dataset name: letters, digits, '-' and '_'")
-    add.add_argument("--train", required=True, metavar="FILE", help="training file: .csv (optionally .gz) or .parquet")
-    add.add_argument("--test", metavar="FILE", help="test file with the same columns (default: carved from --train)")
-    add.add_argument("--label", metavar="COLUMN", help="the column holding labels (default: none, every row normal)")
-    add.add_argument("--normal", metavar="VALUE[,VALUE]", help="label value(s) of normal rows (default: guessed "
-                     "from normal, 0, benign, false, B)")
-    add.add_argument("--id", dest="id_column", metavar="COLUMN", help="an identifier column, passed through")
-    add.add_argument("--exclude", metavar="COL,...", help="columns to leave out")
-    add.add_argument("--categorical", metavar="COL,...", help="columns to treat as categories (overrides inference)")
-    add.add_argument("--log", metavar="COL,...", help="numeric columns to scale on a log scale")
-    add.add_argument("--numeric", metavar="COL,...", help="numeric columns to scale linearly (no log)")
-    add.add_argument("--replace", action="store_true", help="declare an existing dataset again")
-    sub.add_parser("list", help="List the declared datasets.")
-    show = sub.add_parser("show", help="Show a dataset's declaration.")
-    show.add_argument("name", metavar="NAME")
-    show.add_argument("--json", action="store_true", help="print dataset.json as it is")
 
 
 def _add_thresholds(parser: argparse.ArgumentParser) -> None:
@@ -246,7 +228,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_train_dataset(args: argparse.Namespace) -> int:
-    from anodet.datasets import catalog
+    from anodet.training.datasets import train
 
     clash = [flag for flag, value in (("--feature-sets", args.feature_sets), ("--train-rows", args.train_rows),
                                       ("--data-source", args.data_source), ("--store", args.store)) if value]
@@ -266,43 +248,11 @@ def _cmd_train_dataset(args: argparse.Namespace) -> int:
             bar.set_postfix_str(name)
 
     try:
-        catalog.train(args.dataset, args.detectors, seed=args.seed, log=lambda m: print(m, flush=True),
+        train(args.dataset, args.detectors, seed=args.seed, log=lambda m: print(m, flush=True),
                        progress=progress, epochs=args.epochs, lock_timeout=args.lock_timeout)
     finally:
         if bar is not None:
             bar.close()
-    return 0
-
-
-def _cmd_dataset(args: argparse.Namespace) -> int:
-    import json
-
-    from anodet.datasets import catalog
-
-    if args.dataset_command == "list":
-        names = catalog.list_datasets()
-        if not names:
-            print(f"no datasets declared in {catalog.datasets_root()}; declare one with "
-                  "`python -m anodet dataset add NAME --train FILE`")
-        for name in names:
-            try:
-                d = catalog.load(name)
-                sp = d.doc.get("splits", {})
-                trained = "trained" if (d.store_root / "manifest.json").exists() else "not trained"
-                print(f"{name:<24} {sp.get('train', {}).get('rows', 0):>10,} train rows  "
-                      f"{len(d.feature_columns):>4} columns  {'labelled' if d.labelled else 'no labels':<10} "
-                      f"{trained}")
-            except catalog.DatasetError as exc:
-                print(f"{name:<24} unreadable: {exc}")
-        return 0
-    if args.dataset_command == "show":
-        d = catalog.load(args.name)
-        print(json.dumps(d.doc, indent=1) if args.json else "\n".join(d.lines()))
-        return 0
-    d = catalog.add(args.name, args.train, args.test, args.label, args.normal, args.id_column, args.exclude,
-                     args.categorical, args.log, args.numeric, replace=args.replace,
-                     progress=lambda m: print(m, file=sys.stderr, flush=True))
-    print("\n".join(d.lines()))
     return 0
 
 
@@ -337,91 +287,11 @@ def _fill_score_cache(splits, store_root: str | None) -> None:
         print(f"    scores: cached for this store ({len(store.names)} detectors)")
 
 
-LEADERBOARD_COLUMNS = ["roc_auc", "pr_auc", "precision", "recall", "f1", "f2", "accuracy"]
-
-
-def format_leaderboard_markdown(table, view: str) -> str:
-    """The leaderboard as a Markdown table."""
-    cols = LEADERBOARD_COLUMNS
-    head = ["detector", *cols, *(f"detected {c}" for c in ATTACK_CATEGORIES)]
-    lines = [f"**Label view: {view}** (metrics at each detector's best-F1 threshold on validation; the "
-             "supervised ceiling, trained on labels, listed last in italics)", "",
-             "| " + " | ".join(head) + " |", "| --- |" + " ---: |" * (len(head) - 1)]
-    for _, row in _ranked(table).iterrows():
-        rates = [f"{row['detect_' + c]:.3f}" if not np.isnan(row["detect_" + c]) else "–" for c in ATTACK_CATEGORIES]
-        name = f"*{row['name']}*" if row["supervised"] else row["name"]
-        lines.append("| " + " | ".join([name, *(f"{row[c]:.4f}" for c in cols), *rates]) + " |")
-    return "\n".join(lines)
-
-
-def _ranked(table):
-    """Detectors by ROC AUC, then the supervised ceiling (a reference, never ranked among them)."""
-    return table.sort_values(["supervised", "roc_auc"], ascending=[True, False])
-
-
-def format_leaderboard(table, view: str) -> str:
-    """The leaderboard as an aligned text table."""
-    cols = LEADERBOARD_COLUMNS
-    header = f"{'detector':<44}" + "".join(f"{c:>10}" for c in cols) + "".join(
-        f"{'det_' + c:>10}" for c in ATTACK_CATEGORIES)
-    lines = [f"Test split kdd-8020, label view: {view} (thresholds: best F1 on validation)", header,
-             "-" * len(header)]
-    for _, row in _ranked(table).iterrows():
-        cells = "".join(f"{row[c]:>10.4f}" for c in cols)
-        rates = "".join(f"{row['detect_' + c]:>10.3f}" if not np.isnan(row["detect_" + c]) else f"{'-':>10}"
-                        for c in ATTACK_CATEGORIES)
-        lines.append(f"{row['name']:<44}{cells}{rates}")
-    return "\n".join(lines)
-
-
-def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from anodet.datasets.kdd import load_splits
-    from anodet.evaluation.leaderboard import leaderboard, score_frame
-    from anodet.store.core import Store
-
-    if args.dataset:
-        return _cmd_evaluate_dataset(args)
-    store = Store.open(args.store)
-    splits = load_splits(args.data_source)
-    names = args.detectors or store.names  # a name not in the store is a StoreError saying how to add it
-    scores = score_frame(store, splits.test, names)
-    formatter = format_leaderboard_markdown if args.markdown else format_leaderboard
-    for view in LABEL_VIEWS:
-        print(formatter(leaderboard(store, splits, view, scores), view))
-        print()
-    return 0
-
-
-def _cmd_evaluate_dataset(args: argparse.Namespace) -> int:
-    from anodet.datasets import catalog
-
-    table = catalog.leaderboard(args.dataset, args.detectors)
-    store = catalog.open_store(args.dataset)
-    cols = [c for c in LEADERBOARD_COLUMNS if c in table] or ["threshold", "flagged"]
-    table = table.sort_values(["supervised", cols[0]], ascending=[True, False])
-    what = (f"metrics at each detector's {store.default_preset} threshold on validation; the supervised ceiling "
-            "listed last" if "roc_auc" in table else f"no test labels: the share flagged at {store.default_preset}")
-    if args.markdown:
-        print(f"**Dataset {args.dataset}, test split** ({what})\n")
-        print("| detector | " + " | ".join(cols) + " |\n| --- |" + " ---: |" * len(cols))
-        for _, row in table.iterrows():
-            name = f"*{row['name']}*" if row["supervised"] else row["name"]
-            print(f"| {name} | " + " | ".join(f"{row[c]:.4f}" for c in cols) + " |")
-        return 0
-    header = f"{'detector':<44}" + "".join(f"{c:>10}" for c in cols)
-    print(f"Dataset {args.dataset}, test split ({len(catalog.load(args.dataset).splits().test):,} rows; {what})")
-    print(header)
-    print("-" * len(header))
-    for _, row in table.iterrows():
-        print(f"{row['name']:<44}" + "".join(f"{row[c]:>10.4f}" for c in cols))
-    return 0
-
-
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, stream=sys.stderr,
                         format="%(levelname)s %(name)s: %(message)s")
-    handlers = {"train": _cmd_train, "evaluate": _cmd_evaluate, "data": _cmd_data, "dataset": _cmd_dataset}
+    handlers = {"train": _cmd_train, "data": _cmd_data}
     try:
         if args.command in handlers:
             return handlers[args.command](args)
@@ -430,7 +300,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except ValueError as exc:  # a DatasetError (one sentence about the user's data), or an unknown name
-        from anodet.datasets.catalog import DatasetError
+        from anodet.datasets.errors import DatasetError
 
         if not isinstance(exc, DatasetError) and args.command != "dataset" and not getattr(args, "dataset", None):
             raise

@@ -68,7 +68,7 @@ def split_scores(store: Any, splits: Any, split: str,
                  score: Callable[[Any], dict[str, np.ndarray]]) -> tuple[dict[str, np.ndarray], bool]:
     """(every detector's scores on ``split``, whether they were computed now): from the cache, or
     ``score(frame)`` (which loads what it needs) and then kept."""
-    frame = getattr(splits, split)
+    frame = splits.part(split).rows
     index = frame.index.to_numpy()
     path = path_for(store.hash, splits.checksums, split)
     scores = read(path, index, store.names)

@@ -314,3 +314,8 @@ class Scorer:
     def _scores(self, full: np.ndarray) -> Scores:
         return Scores({n: full[:, i] for i, n in enumerate(self.names)}, full[:, -2].astype(bool),
                       full[:, -1].astype(bool))
+
+
+def score_frame(store: Any, frame: Any, names: list[str] | None = None) -> dict[str, np.ndarray]:
+    """Every named detector's scores for the records of ``frame`` (raw columns), by the one scoring routine."""
+    return score_rows(store, frame, names).by_detector

@@ -194,11 +194,11 @@ def input_schema(store: Any) -> InputSchema | None:
     dataset = (store.manifest.get("data") or {}).get("dataset")
     label = None
     if dataset:
-        from anodet.datasets import catalog
+        from anodet.datasets import userdata
 
         try:
-            label = catalog.load(dataset).doc.get("label")
-        except catalog.DatasetError:  # the declaration is gone: score without reading labels
+            label = userdata.load(dataset).label
+        except userdata.DatasetError:  # the declaration is gone: score without reading labels
             label = None
     if not label:
         return InputSchema(numeric)

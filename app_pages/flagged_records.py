@@ -7,9 +7,8 @@ import streamlit as st
 
 from anodet import textsafe
 from anodet.app import figures, layout, loaders, records, state, ui
-from anodet.datasets import dataset_view
-from anodet.datasets.dataset_view import label_column
 from anodet.datasets.kdd_schema import NORMAL
+from anodet.datasets.usersplits import MAX_CATEGORIES
 from anodet.detectors import explain
 
 DEFAULT_OUTCOMES = ["true positive", "false positive"]
@@ -29,8 +28,8 @@ with top[0]:
     name = ui.detector_picker("Detector", names, key="flagged_detector")
 threshold = ui.get_threshold(name)
 feature_set = store.feature_set_for(name)
-table = records.record_table(test, scores[name], threshold, label_column(view) if dataset.labelled else None,
-                              positive)
+table = records.record_table(test, scores[name], threshold, view if dataset.labelled else None, positive,
+                             dataset.words.negative)
 with top[1]:
     st.markdown(f"**{textsafe.markdown_text(loaders.display_name(name))}** flags **{int((table['score'] >= threshold).sum()):,}** of "
                 f"{len(table):,} test records at threshold **{threshold:.6g}**: this session's threshold for it "
@@ -39,19 +38,20 @@ with top[1]:
 
 f1, f2, f3 = st.columns([3, 2, 2])
 if dataset.labelled:
-    chosen_outcomes = f1.pills("Outcome", records.OUTCOMES[:3], selection_mode="multi", default=DEFAULT_OUTCOMES,
-                               key="flagged_outcomes",
-                               help="True positive: a flagged attack. False positive: a flagged normal record. "
-                                    "Missed attack: an attack scoring below the threshold. None chosen: all records.")
+    chosen_outcomes = f1.pills("Outcome", records.outcome_names(positive)[:3], selection_mode="multi",
+                               default=DEFAULT_OUTCOMES, key=state.keyed("flagged_outcomes"),
+                               help=f"True positive: a flagged {positive}. False positive: a flagged {dataset.words.negative} "
+                                    f"record. Missed {positive}: {'an' if positive[:1] in 'aeiou' else 'a'} {positive} "
+                                    "scoring below the threshold. None chosen: all records.")
 else:
     chosen_outcomes = f1.pills("Outcome", records.UNLABELLED_OUTCOMES, selection_mode="multi", default=["flagged"],
                                key="flagged_outcomes_unlabelled",
                                help="This dataset has no labels, so a record is only flagged or not (no true or "
                                     "false positives). None chosen: all records.")
-chosen_categories = f2.multiselect("Category", [NORMAL, *dataset.categories(test)] if dataset.labelled else [],
+chosen_categories = f2.multiselect("Category", [NORMAL, *dataset.categories_in(test)] if dataset.labelled else [],
                                    key=state.keyed("flagged_categories"), placeholder="All categories",
                                    disabled=not dataset.labelled)
-chosen_attacks = f3.multiselect("Attack name" if dataset.builtin else "Label value", sorted(test["attack"].unique()),
+chosen_attacks = f3.multiselect("Attack name" if dataset.builtin else "Label value", sorted(set(test.label_text.astype(str))),
                                 key=state.keyed("flagged_attacks"), placeholder="All attack names" if dataset.builtin else
                                 "All label values", disabled=not dataset.labelled)
 shown = records.filter_records(table, chosen_outcomes, chosen_attacks, chosen_categories)
@@ -109,10 +109,13 @@ else:
         chosen = st.dataframe(
             display, on_select="rerun", selection_mode="single-row", hide_index=True, height=380,
             key=table_key,
-            column_order=["record", "score", "outcome", "label", "attack", "category", *feature_set.raw_columns],
-            column_config={"record": st.column_config.NumberColumn("Record", help="Line number in the raw test file."
-                                                                   if dataset.builtin else "Row of the test split.",
-                                                                   format="%d", pinned=True),
+            column_order=["record", "score", "outcome", "label", "attack", "category",
+                          *(f"{c} (input)" if c in records.OWN_COLUMNS else c for c in feature_set.raw_columns)],
+            column_config={"record": st.column_config.NumberColumn("Record", help="Line number in the raw test file.",
+                                                                   format="%d", pinned=True) if dataset.builtin else
+                           st.column_config.TextColumn("Record", pinned=True, help=(
+                               f"The record's {dataset.id_column!r}." if dataset.id_column else
+                               "The record's data row in its input file.")),
                            "score": st.column_config.NumberColumn("Score", format="%.4g", pinned=True),
                            "attack": st.column_config.TextColumn("attack" if dataset.builtin else "label value")})
         st.caption(f"{len(shown):,} records, highest score first. Select a row to see why it scored as it did.")
@@ -139,7 +142,7 @@ if position is not None:
     order = shown["position"].to_numpy()
     where = np.flatnonzero(order == position)
     head = st.columns([4, 1, 1])
-    head[0].subheader(f"Record {record.name}")
+    head[0].subheader(f"Record {textsafe.markdown_text(record.name)}")
     if where.size:
         i = int(where[0])
         head[0].caption(f"Row {i + 1:,} of the {len(order):,} records listed above.")
@@ -153,18 +156,18 @@ if position is not None:
         head[0].caption("This record is not in the list above (its filters leave it out), so there is no "
                         "previous or next record to step to.")
     a, b, c, d = st.columns(4)
-    a.metric("Label", record["label"], help=f"Under the {view} label view.")
+    a.metric("Label", record["label"], help=("Under the {view} label view." if len(dataset.view_keys) > 1 else "As declared.").format(view=view))
     b.metric("Attack name" if dataset.builtin else "Label value", textsafe.markdown_text(record["attack"]))
     c.metric("Category", textsafe.markdown_text(record["category"]),
              help="novel: an attack type that appears only in the test file." if dataset.builtin else
-             f"The label value; values rarer than the {dataset_view.MAX_CATEGORIES} most common are 'other'.")
+             f"The label value; values rarer than the {MAX_CATEGORIES} most common are 'other'.")
     d.metric(f"{loaders.display_name(name)} score", f"{record['score']:.4g}", delta=record["outcome"], delta_color="off")
-    fields = test.iloc[position]
+    fields = test.rows.iloc[position]
     if dataset.builtin:
         st.markdown("**Connection**: " + " · ".join(
             f"{label} **{textsafe.markdown_text(fields[field])}**" for field, label in records.CONNECTION_FIELDS.items()))
     numeric = feature_set.numeric_columns
-    values = record[numeric].to_numpy(dtype=np.float64)
+    values = fields[numeric].to_numpy(dtype=np.float64)
     left, right = st.columns(2)
     with left:
         sorted_train = loaders.get_sorted_train()
@@ -174,7 +177,7 @@ if position is not None:
     with right:
         loaded = loaders.get_store()  # the detectors themselves, for per-feature contributions
         columns, contributions, method = explain.explain_raw(
-            loaded.detector(name), feature_set, test.iloc[[position]], loaders.get_reference_record(feature_set.raw_columns))
+            loaded.detector(name), feature_set, test.rows.iloc[[position]], loaders.get_reference_record(feature_set.raw_columns))
         st.plotly_chart(figures.feature_contribution_figure(columns, contributions, loaders.display_name(name)),
                         key="flagged_contributions")
         note = " One-hot parts (each service, protocol, flag) are summed back to their column." if (

@@ -85,7 +85,7 @@ def replay_mode() -> None:
     test = loaders.get_splits().test
     is_attack = loaders.labels_or_normal("test", view) == 1
     if replay is None or kept_for != (name, store.hash):
-        replay = Replay(loaders.get_test_scores()[name], is_attack, test["attack"].to_numpy(), speed=speed)
+        replay = Replay(loaders.get_test_scores()[name], is_attack, test.label_text, speed=speed)
         st.session_state[REPLAY_KEY] = replay
         st.session_state[REPLAY_FOR] = (name, store.hash)
         st.session_state[REPLAY_VIEW] = view
@@ -129,9 +129,9 @@ def replay_mode() -> None:
         cols[0].metric("Records", f"{seen:,}", help="Records replayed so far.")
         cols[1].metric("Alerts", f"{flagged:,}", help="Records scoring at or above the threshold.")
         cols[2].metric("Anomaly rate", f"{flagged / seen:.1%}" if seen else "–")
-        word = state.current_dataset().anomaly_word
-        cols[3].metric(f"{word.capitalize()}s caught", f"{caught / attacks_seen:.0%}" if attacks_seen else "–",
-                       help=f"{caught:,} of the {attacks_seen:,} {word}s replayed so far (under the {view_now} "
+        words = state.current_dataset().words
+        cols[3].metric(f"{words.positives.capitalize()} caught", f"{caught / attacks_seen:.0%}" if attacks_seen else "–",
+                       help=f"{caught:,} of the {words.count(attacks_seen)} replayed so far (under the {view_now} "
                             "label view) raised an alert." if state.has_labels() else "This dataset has no labels.")
         cols[4].metric("False alarms", f"{flagged - caught:,}", help="Normal records that raised an alert.")
         status = "running" if replay.running else "finished" if replay.finished else "paused"
@@ -199,8 +199,8 @@ def open_record(name: str, position: int) -> None:
             replay.pause()
             st.session_state[RESUME_KEY] = True
 
-    record = loaders.get_splits().test.index[position]
-    if st.button(f"Open record {record} in Flagged records", icon=":material/open_in_new:", key="live_open_record",
+    record = loaders.get_splits().test.record_id[position]
+    if st.button(f"Open record {textsafe.markdown_text(record)} in Flagged records", icon=":material/open_in_new:", key="live_open_record",
                  on_click=_go):
         st.rerun(scope="app")
 

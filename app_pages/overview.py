@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import streamlit as st
 
 from anodet import textsafe
 from anodet.app import figures, layout, loaders, state, ui
-from anodet.datasets import dataset_view
+from anodet.datasets.usersplits import MAX_CATEGORIES
 from anodet.evaluation import agreement, leaderboard, metrics
 
 
@@ -80,7 +81,7 @@ test = loaders.get_splits().test
 moved = [f"{labels[n]} (threshold {thresholds[n]:.6g})" for n in names
          if thresholds[n] != store.default_threshold(n, view)]
 
-switch = " (switch in the sidebar)" if len(dataset.label_views) > 1 else ""
+switch = " (switch in the sidebar)" if len(dataset.view_keys) > 1 else ""
 st.caption(
     f"{len(names)} pretrained detectors on the {len(test):,} records of {textsafe.markdown_text(dataset.source)}, "
     f"labels in the **{view}** view{switch}. Metrics at a threshold use each detector's "
@@ -89,10 +90,8 @@ st.caption(
     + (f"Moved from that default: {textsafe.markdown_text(', '.join(moved))}." if moved else "None has been moved in this view.")
 )
 
-table = leaderboard.curve_leaderboard({n: curves[n] for n in names}, summaries, thresholds, labels)
-table["feature_set"] = [store.feature_set_of(n) for n in table.index]
-table["uses_labels"] = [loaders.is_supervised(n) for n in table.index]
-table = table.sort_values(["uses_labels", "roc_auc"], ascending=[True, False])
+table = leaderboard.leaderboard({n: curves[n] for n in names}, summaries, thresholds,
+                                leaderboard.entrants_of(store, names))
 detectors_only = table[~table["uses_labels"]]
 ceiling = table[table["uses_labels"]]
 if not detectors_only.empty:
@@ -101,7 +100,7 @@ if not detectors_only.empty:
                 f"{best['roc_auc']:.4f} ({view} view).")
     if not ceiling.empty:
         top = ceiling.sort_values("roc_auc", ascending=False).iloc[0]
-        headline += (f" The supervised ceiling (trained on labelled attacks, so not a detector): "
+        headline += (f" The supervised ceiling (trained on labelled {dataset.words.positives}, so not a detector): "
                      f"**{top['roc_auc']:.4f}** ({textsafe.markdown_text(top['detector'])}).")
     st.markdown(headline)
 order = list(table.index)  # every chart below lists the detectors in the leaderboard's order
@@ -141,11 +140,11 @@ st.plotly_chart(figures.roc_figure({labels[n]: summaries[n].roc for n in order},
                 key="overview_roc")
 st.caption(metrics.METRIC_HELP["roc_auc"] + " The false-positive rate is on a log scale: good detectors "
            "differ mostly below 10%.")
-categories = test["category"].to_numpy()
+categories = test.category
 ordered_scores = {n: scores[n] for n in order}
-shown_categories = dataset.categories(test)
+shown_categories = dataset.categories_in(test)
 rates = metrics.category_rates(ordered_scores, thresholds, categories, shown_categories)
-counts = test["category"].value_counts()
+counts = pd.Series(test.category).value_counts()
 columns = [f"{textsafe.markdown_text(c)} ({counts.get(c, 0):,})" for c in shown_categories]
 st.plotly_chart(figures.rate_heatmap([labels[n] for n in order], columns, rates,
                                      title=f"Detection rate per {dataset.anomaly_word} category",
@@ -153,7 +152,7 @@ st.plotly_chart(figures.rate_heatmap([labels[n] for n in order], columns, rates,
                 key="overview_rates")
 st.caption("Share of each category's test records flagged at the detector's threshold (record counts in "
            "brackets). " + ("*novel*: attack types that appear only in the test file." if dataset.builtin else
-                            f"Categories are your label's anomalous values (the {dataset_view.MAX_CATEGORIES} "
+                            f"Categories are your label's anomalous values (the {MAX_CATEGORIES} "
                             "most common; the rest are *other*)."))
 
 st.subheader("Agreement")
@@ -198,13 +197,14 @@ else:
                f"({view} view).")
     only_a, only_b = agreement.disagreements(scores, thresholds, a, b)
     list_a, list_b = st.columns(2, gap="medium")
-    y = (test[f"label_{view}"].to_numpy() == 1)
+    y = np.asarray(test.label(view)) == 1
     for col, only, first, second in ((list_a, only_a, a, b), (list_b, only_b, b, a)):
         with col:
             st.markdown(f"**{textsafe.markdown_text(labels[first])} flags, {textsafe.markdown_text(labels[second])} passes**: "
                         f"{len(only):,} records "
-                        f"({int(y[only].sum()):,} of them {dataset.anomaly_word}s)")
-            rows = test.iloc[only][["attack", "category"]].assign(
+                        f"({dataset.words.count(int(y[only].sum()))} among them)")
+            rows = pd.DataFrame({"attack": test.label_text[only], "category": test.category[only]},
+                                index=pd.Index(test.record_id[only], name="record")).assign(
                 **{labels[first]: scores[first][only], labels[second]: scores[second][only]})
             rows = rows.iloc[np.argsort(-scores[first][only], kind="stable")]
             rows.index.name = "record"

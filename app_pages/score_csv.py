@@ -40,10 +40,10 @@ def _example(dataset_key: str, columns: tuple[str, ...], label: str | None) -> b
     test = loaders.get_splits().test
     if not columns:  # KDD: the 41 columns shuffled, an id and the attack name as label
         return kdd.example_csv(test)
-    sample = test.sample(min(400, len(test)), random_state=7).sort_index()
-    out = sample[list(columns)].copy()
-    if label and "label_value" in sample:  # the dataset's own label column, as its files hold it
-        out[label] = sample["label_value"].to_numpy()
+    picked = np.sort(np.random.default_rng(7).choice(len(test), min(400, len(test)), replace=False))
+    out = test.rows.iloc[picked][list(columns)].copy()
+    if label and test.labelled:  # the dataset's own label column, as its files hold it
+        out[label] = test.label_text[picked]
     return out.to_csv(index=False).encode()
 
 
@@ -257,7 +257,7 @@ with right:
     if y is not None and len(np.unique(y)) == 2:
         finite = np.where(np.isfinite(s[known]), s[known], np.finfo(np.float64).max)
         fpr, tpr, _ = metrics.roc_points(y, finite)
-        fpr, tpr = figures.downsample_curve(fpr, tpr)
+        fpr, tpr = metrics.downsample_curve(fpr, tpr)
         at = metrics.metrics_at(y, finite, threshold)
         st.plotly_chart(figures.roc_figure({focus: (fpr, tpr)}, {focus: metrics.roc_auc(y, finite)},
                                            {focus: (at["fpr"], at["recall"])}, title="ROC curve"), key="score_roc")

@@ -133,7 +133,7 @@ def share_thresholds(names: list[str], view: str) -> None:
         except thresholds.ThresholdError as exc:
             st.session_state["import_message"] = ("error", str(exc))
             return
-        target = file_view if file_view in state.current_dataset().label_views else view
+        target = file_view if file_view in state.current_dataset().view_keys else view
         for detector, value in values.items():
             ui.set_threshold(detector, value, target)
         elsewhere = "" if target == view else f" (switch the label view to {target} to see them)"
@@ -177,11 +177,12 @@ def unlabelled_panel(name: str, view: str) -> None:
 
 dataset = state.current_dataset()
 st.title("Threshold explorer")
-switch = " (switch in the sidebar)" if len(dataset.label_views) > 1 else ""
+switch = " (switch in the sidebar)" if len(dataset.view_keys) > 1 else ""
 labels_note = f"Labels: **{state.label_view()}** view{switch}. " if dataset.labelled else "No labels. "
 how = ("drag the handle and every chart follows at once" if dataset.labelled else
        "pick a preset or type a threshold and see what it flags")
-st.caption(f"Choose where a detector draws the line between normal and {dataset.anomaly_word}, and see what it "
+st.caption(f"Choose where a detector draws the line between {dataset.words.negative} and {dataset.words.positive}, "
+           "and see what it "
            f"costs: {how}. Dataset: **{textsafe.markdown_text(dataset.title)}**. {labels_note}This page's link keeps "
            "its state.")
 for problem in ui.url_problems():

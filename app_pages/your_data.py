@@ -16,11 +16,15 @@ import streamlit as st
 
 from anodet import textsafe
 from anodet.app import state
-from anodet.datasets import catalog, uploads
-from anodet.datasets.catalog import DatasetError
+from anodet.datasets import catalog, inspection, uploads, userdata
+from anodet.datasets.errors import DatasetError
+from anodet.datasets.files import file_columns
+from anodet.datasets.model import PROTOCOLS
 from anodet.detectors import display_name
+from anodet.evaluation.leaderboard import test_boards
 from anodet.store.core import StoreError
 from anodet.training import jobs
+from anodet.training.datasets import open_store
 
 GOTO_OVERVIEW = "yd_goto_overview"
 if st.session_state.pop(GOTO_OVERVIEW, False):
@@ -32,8 +36,8 @@ NONE = "(none)"
 GEN_KEY = "yd_upload_generation"  # bumped after a dataset is added, so the uploaders and options start empty again
 PICK_KEY = "yd_pick"  # a dataset to select in the list on the next run (set before the selectbox exists)
 ADDED_KEY = "yd_added"
-BOARD_COLUMNS = ["name", "roc_auc", "pr_auc", "f1", "precision", "recall", "fpr", "flagged", "threshold",
-                 "supervised"]
+BOARD_COLUMNS = ["detector", "roc_auc", "pr_auc", "f1", "precision", "recall", "fpr", "share_flagged", "threshold",
+                 "uses_labels"]
 
 
 # the command line's options as this page's fields, for the library's sentences
@@ -54,9 +58,10 @@ def _say(message: object, *paths: tuple[Path | None, str]) -> str:
 
 @st.cache_data(show_spinner=False, max_entries=4)
 def _inspect(path: str, stamp: int, label: str | None, normal: str | None, id_column: str | None,
-             exclude: tuple[str, ...], categorical: tuple[str, ...]) -> catalog.Inspection:
-    return catalog.inspect(path, label=label, normal=normal or None, id_column=id_column, exclude=list(exclude),
-                            categorical=list(categorical))
+             exclude: tuple[str, ...], categorical: tuple[str, ...], label_elsewhere: bool) -> inspection.Inspection:
+    return inspection.inspect(path, label=label, normal=normal or None, id_column=id_column, exclude=list(exclude),
+                              categorical=list(categorical), max_rows=userdata.BROWSER_MAX_ROWS,
+                              label_elsewhere=label_elsewhere)
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
@@ -66,7 +71,8 @@ def _trainable(name: str, root: str, stamp: int) -> tuple[list[str], dict[str, s
 
 @st.cache_data(show_spinner="Scoring the test split with every detector…", max_entries=8)
 def _leaderboard(name: str, root: str, stamp: int) -> pd.DataFrame:
-    return catalog.leaderboard(name)
+    declaration = catalog.get(name)
+    return next(iter(test_boards(declaration, open_store(name), declaration.load_splits()).values()))
 
 
 def _stamp(path: Path) -> int:
@@ -76,7 +82,7 @@ def _stamp(path: Path) -> int:
         return 0
 
 
-def columns_table(found: catalog.Inspection) -> pd.DataFrame:
+def columns_table(found: inspection.Inspection) -> pd.DataFrame:
     """The inferred columns as the user confirms them: name, role, kind, levels, range, empty cells, note."""
     rows = []
     for c in found.columns:
@@ -89,18 +95,17 @@ def columns_table(found: catalog.Inspection) -> pd.DataFrame:
 # -- the declared datasets ------------------------------------------------------------------------------
 
 
-def show_leaderboard(name: str, dataset: catalog.Dataset) -> None:
+def show_leaderboard(name: str, dataset: userdata.UserDataset) -> None:
     manifest = dataset.store_root / "manifest.json"
     try:
         board = _leaderboard(name, str(dataset.store_root), _stamp(manifest))
     except (DatasetError, StoreError) as exc:
         st.error(_say(exc))
         return
-    shown = board[[c for c in BOARD_COLUMNS if c in board.columns]].rename(columns={"name": "detector"})
-    shown["detector"] = shown["detector"].str.removesuffix(f" · {name}")
+    shown = board[[c for c in BOARD_COLUMNS if c in board.columns]]
+    shown = shown.assign(detector=shown["detector"].str.removesuffix(f" · {name}"))
     if "roc_auc" in shown.columns:
-        shown = shown.sort_values("roc_auc", ascending=False)
-        unsupervised = shown[~shown["supervised"].astype(bool)] if "supervised" in shown else shown
+        unsupervised = shown[~shown["uses_labels"].astype(bool)]
         ranked = unsupervised if len(unsupervised) else shown
         best = ranked.iloc[0]
         c1, c2, c3 = st.columns(3)
@@ -120,7 +125,9 @@ def show_leaderboard(name: str, dataset: catalog.Dataset) -> None:
         "precision": st.column_config.NumberColumn("precision", format="%.3f"),
         "recall": st.column_config.NumberColumn("recall", format="%.3f"),
         "fpr": st.column_config.NumberColumn("FPR", format="%.4f"),
-        "flagged": st.column_config.NumberColumn("flagged", format="percent"),
+        "share_flagged": st.column_config.NumberColumn("flagged", format="percent"),
+        "uses_labels": st.column_config.CheckboxColumn("labels", help="Ticked: the supervised ceiling, trained on "
+                                                                      "labels; never counted as the best detector."),
         "threshold": st.column_config.NumberColumn("threshold", format="%.4g"),
     })
     st.caption("Test split of the dataset; metrics at each detector's default threshold, chosen on the validation "
@@ -164,7 +171,7 @@ def show_progress(name: str) -> None:
 
 def show_dataset(name: str) -> None:
     try:
-        dataset = catalog.load(name)
+        dataset = userdata.load(name)
     except DatasetError as exc:
         st.error(_say(exc))
         return
@@ -178,7 +185,7 @@ def show_dataset(name: str) -> None:
         st.error(_say(job.error))
     elif job is not None and job.status == jobs.DONE:
         st.success(f"Trained {len(job.snapshot()['trained'])} detectors in {job.elapsed:.0f} s.")
-    decl = dataset.folder / catalog.DECLARATION
+    decl = dataset.folder / userdata.DECLARATION
     try:
         kinds, skipped = _trainable(name, str(dataset.folder), _stamp(decl))
     except DatasetError as exc:
@@ -229,16 +236,18 @@ def add_section() -> None:
     gen = st.session_state.setdefault(GEN_KEY, 0)
     st.markdown("A table of records, one per row, with a header: any CSV or Parquet file (flow logs, Zeek connection "
                 "logs, CIC-IDS CSVs…). Numbers are used as they are, text columns as categories. Training rows are the "
-                "normal ones, or every row when there is no label column. Files are kept on this server under "
+                "normal ones (a training file without the label column is all normal records), or every row when "
+                "there are no labels. Files are kept on this server under "
                 "`data/`, nowhere else.")
     c1, c2 = st.columns(2)
     train_up = c1.file_uploader(
         "Training file (CSV or Parquet)", type=["csv", "parquet", "pq"], key=f"yd_train_file_{gen}",
         help=f"Up to {MAX_MB} MB; larger files: `python -m anodet dataset add NAME --train FILE`.")
     test_up = c2.file_uploader(
-        "Labelled test file (optional)", type=["csv", "parquet", "pq"], key=f"yd_test_file_{gen}",
+        "Test file (optional, usually labelled)", type=["csv", "parquet", "pq"], key=f"yd_test_file_{gen}",
         help=f"Same columns as the training file, with the label column; up to {MAX_MB} MB. Without it, a test "
-             "split is carved from the labelled training rows.")
+             "split is carved from the labelled training rows. A training file of normal records only and a "
+             "labelled test file is the usual set-up.")
     if train_up is None:
         st.caption("Upload a training file to see the columns anodet infers from it.")
         return
@@ -248,7 +257,8 @@ def add_section() -> None:
         return
     shown = [(train_path, train_up.name)] + ([(test_path, test_up.name)] if test_path is not None and test_up is not None else [])
     try:
-        names, _ = catalog.file_columns(train_path)
+        names, _ = file_columns(train_path)
+        test_names = file_columns(test_path)[0] if test_path is not None else []
     except DatasetError as exc:
         st.error(_say(exc, *shown))
         return
@@ -259,29 +269,44 @@ def add_section() -> None:
     c1, c2, c3 = st.columns(3)
     name = c1.text_input("Dataset name", value=default_name, key=f"yd_name_{gen}", max_chars=64,
                          help="Letters, digits, '-' or '_'; not starting with 'kdd'.")
-    label = c2.selectbox("Label column", [NONE, *names], key=f"yd_label_{gen}",
-                         help="The column telling normal rows from anomalies; optional. With it, thresholds are chosen "
-                              "on labelled rows and the leaderboard shows ROC and PR AUC.")
+    label_choices = [NONE, *names, *[n for n in test_names if n not in names]]
+    suggested = next((n for n in label_choices if n.strip().lower() in inspection.LABEL_NAMES), None)
+    if f"yd_label_{gen}" not in st.session_state and suggested:
+        st.session_state[f"yd_label_{gen}"] = suggested
+    label = c2.selectbox("Label column", label_choices, key=f"yd_label_{gen}",
+                         help="The column telling normal rows from anomalies, in the training file, the test file or "
+                              "both; a training file without it is taken as all normal records. With labels, thresholds "
+                              "are chosen on labelled rows and the leaderboard shows ROC and PR AUC.")
     normal = c3.text_input("Normal value(s)", key=f"yd_normal_{gen}", disabled=label == NONE,
                            placeholder="e.g. normal or B,benign; blank: guessed",
-                           help="Label values of normal rows, comma-separated. Blank: a usual name (normal, benign, "
-                                "0, false, B) or the most frequent value.")
+                           help="Label values of normal rows, comma-separated, any case. Blank: a usual name (normal, "
+                                "benign, 0, false, B).")
     c1, c2, c3 = st.columns(3)
     taken = {label}
     id_column = c1.selectbox("Id column", [NONE, *[n for n in names if n not in taken]], key=f"yd_id_{gen}",
-                             help="Passed through to results, never a feature.")
+                             help="What every page calls a record; passed through to results, never a feature.")
     taken.add(id_column)
     exclude = c2.multiselect("Exclude columns", [n for n in names if n not in taken], key=f"yd_exclude_{gen}",
                              help="Columns the detectors should not see.")
     categorical = c3.multiselect("Treat as categorical", [n for n in names if n not in taken and n not in exclude],
                                  key=f"yd_categorical_{gen}",
                                  help="Numbers that are codes (ports, protocol numbers…), to be used as categories.")
+    c1, c2, c3 = st.columns(3)
+    protocol = c1.radio("Fit the detectors on", PROTOCOLS, key=f"yd_protocol_{gen}", horizontal=True,
+                        format_func=lambda p: {"normal-only": "normal rows only",
+                                               "unsupervised": "every training row"}[p],
+                        help="Normal rows only (the usual set-up), or every training row, anomalies included, as "
+                             "ADBench's unsupervised protocol does (needs the label column in the training file).")
+    positive = c2.text_input("An anomalous record is called", key=f"yd_positive_{gen}", placeholder="anomaly",
+                             help="The word every page uses for a label-1 record (e.g. malignant, fraud).")
+    negative = c3.text_input("A normal record is called", key=f"yd_negative_{gen}", placeholder="normal",
+                             help="The word every page uses for a label-0 record (e.g. benign).")
     lab = None if label == NONE else label
     ident = None if id_column == NONE else id_column
     try:
         with st.spinner("Reading the file…"):
             found = _inspect(str(train_path), _stamp(train_path), lab, normal.strip() if lab else None, ident,
-                             tuple(exclude), tuple(categorical))
+                             tuple(exclude), tuple(categorical), test_path is not None)
     except DatasetError as exc:
         st.error(_say(exc, *shown))
         return
@@ -292,12 +317,15 @@ def add_section() -> None:
     if found.label:
         counts = ", ".join(f"{text(v)}: {n:,}" for v, n in sorted(found.label_counts.items(), key=lambda kv: -kv[1]))
         st.markdown(f"Labels in **{text(found.label)}**: {counts}. Normal: {text(', '.join(found.normal))}.")
+    elif lab:
+        st.markdown(f"The training file has no column **{text(lab)}**: its rows are taken as normal records, and the "
+                    "labels come from the test file (read when you confirm).")
     else:
         st.markdown("No label column: every row is taken as normal, thresholds are the unlabelled presets, and ROC/PR "
                     "curves need labels.")
     for note in found.notes:
         st.caption(_say(note, *shown))
-    exists = name in jobs.running() or (catalog.datasets_root() / name / catalog.DECLARATION).exists()
+    exists = name in jobs.running() or (userdata.datasets_root() / name / userdata.DECLARATION).exists()
     replace = False
     if exists:
         replace = st.checkbox(f"Replace the dataset {text(name)} (its store is kept until it is trained again)",
@@ -310,9 +338,11 @@ def add_section() -> None:
             with st.spinner("Building the splits…"):
                 uploads.add_from_uploads(
                     name, train_path, test_path, replace=replace, label=lab, normal=normal.strip() if lab else None,
-                    id_column=ident, exclude=list(exclude), categorical=list(categorical))
+                    id_column=ident, exclude=list(exclude), categorical=list(categorical), protocol=protocol,
+                    positive=positive.strip() or None, negative=negative.strip() or None,
+                    max_rows=userdata.BROWSER_MAX_ROWS)
         except DatasetError as exc:
-            kept = catalog.datasets_root() / name / uploads.INPUT_DIR
+            kept = userdata.datasets_root() / name / uploads.INPUT_DIR
             st.error(_say(exc, *[(kept / p.name, shown_name) for p, shown_name in shown if p is not None], *shown))
             return
         st.session_state[GEN_KEY] = gen + 1

@@ -150,7 +150,7 @@ def test_every_figure_passes_plotly_validation_and_has_titles(index):
 
 
 def test_downsample_keeps_both_ends():
-    x, y = figures.downsample_curve(np.arange(5000.0), -np.arange(5000.0), max_points=100)
+    x, y = metrics.downsample_curve(np.arange(5000.0), -np.arange(5000.0), max_points=100)
     assert len(x) <= 100 and (x[0], x[-1]) == (0, 4999) and (y[0], y[-1]) == (0, -4999)
 
 

@@ -43,15 +43,6 @@ def _title(text: str) -> dict:
     return {"text": text, "x": 0.0, "xanchor": "left"}
 
 
-def downsample_curve(x: np.ndarray, y: np.ndarray, max_points: int = 300) -> tuple[np.ndarray, np.ndarray]:
-    """At most ``max_points`` points of a curve (first and last kept) so charts stay light to send."""
-    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
-    if len(x) <= max_points:
-        return x, y
-    keep = np.unique(np.linspace(0, len(x) - 1, max_points).round().astype(int))
-    return x[keep], y[keep]
-
-
 @dataclass(frozen=True)
 class HistogramBins:
     """Score histogram of normal and attack records, binned once per detector and label view.

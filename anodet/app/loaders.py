@@ -18,9 +18,9 @@ from anodet import score_cache, scorer
 from anodet.app import figures
 from anodet.app.state import current_dataset, declaration_stamp
 from anodet.app.threshold_control import payload
-from anodet.datasets import dataset_view
-from anodet.datasets.catalog import DatasetError
-from anodet.datasets.kdd import Splits
+from anodet.datasets import catalog
+from anodet.datasets.errors import DatasetError
+from anodet.datasets.model import Splits
 from anodet.detectors import explain
 from anodet.evaluation import leaderboard
 from anodet.evaluation.metrics import ThresholdCurve
@@ -86,11 +86,11 @@ def get_store(loaded: bool = True) -> Store:
 
 @st.cache_resource(show_spinner="Loading the dataset's splits…", max_entries=3)
 def _load_splits(key: str, declaration: str) -> Splits:
-    return dataset_view.view_of(key).load()
+    return catalog.get(key).load_splits()
 
 
 def get_splits() -> Splits:
-    """The session's dataset's splits (shared by all sessions), shaped as :mod:`anodet.datasets.dataset_view` says."""
+    """The session's dataset's splits (shared by all sessions), in the one dataset model (:mod:`anodet.datasets.model`)."""
     dataset = current_dataset()
     declaration = "" if dataset.builtin else json.dumps(list(declaration_stamp(dataset.key)))
     return _load_splits(dataset.key, declaration)
@@ -116,7 +116,7 @@ def _validation_scores(root: str, manifest_hash: str) -> dict[str, np.ndarray]:
 def _split_scores(root: str, manifest_hash: str, split: str) -> dict[str, np.ndarray]:
     """Every detector's scores on one split, read from the disk cache or computed and kept there."""
     scores, _ = score_cache.split_scores(_open_store(root, manifest_hash), get_splits(), split,
-                                         lambda frame: score_all(_load_store(root, manifest_hash), frame))
+                                         lambda frame: scorer.score_frame(_load_store(root, manifest_hash), frame))
     return {n: _readonly(s) for n, s in scores.items()}
 
 
@@ -157,14 +157,11 @@ def _warm_up(root: str, manifest_hash: str) -> None:
     threading.Thread(target=load, name="anodet-load-detectors", daemon=True).start()
 
 
-def score_all(store: Store, rows: Any) -> dict[str, np.ndarray]:
-    """Every stored detector's scores for raw rows (a DataFrame of raw columns), by the one scoring routine."""
-    return scorer.score_rows(store, rows).by_detector
 
 
 def _labels(split: str, view: str) -> np.ndarray:
     """0/1 labels of a split; curves need them (pages check :func:`has_labels` first)."""
-    y = dataset_view.labels(get_splits(), split, view)
+    y = get_splits().labels(split, view)
     if y is None:
         raise DatasetError(f"Dataset {current_dataset().key!r} has no labels: ROC and precision-recall curves need "
                            "a label column (declare the dataset again with --label COLUMN).")
@@ -173,8 +170,8 @@ def _labels(split: str, view: str) -> np.ndarray:
 
 def labels_or_normal(split: str, view: str) -> np.ndarray:
     """0/1 labels of a split; on a dataset without labels every record counts as normal (histograms, tables)."""
-    y = dataset_view.labels(get_splits(), split, view)
-    return np.zeros(len(getattr(get_splits(), split)), dtype=np.int8) if y is None else y
+    y = get_splits().labels(split, view)
+    return np.zeros(len(get_splits().part(split)), dtype=np.int8) if y is None else y
 
 
 def get_test_scores() -> dict[str, np.ndarray]:
@@ -236,13 +233,13 @@ def get_control_static(name: str, view: str) -> dict[str, Any]:
 
 @st.cache_resource(max_entries=3)
 def _sorted_train(key: str, columns: tuple[str, ...]) -> dict[str, np.ndarray]:
-    train = get_splits().train
+    train = get_splits().train.rows
     return {c: _readonly(np.sort(train[c].to_numpy(dtype=np.float64))) for c in columns}
 
 
 @st.cache_resource(max_entries=4)
 def _reference_record(key: str, columns: tuple[str, ...]) -> Any:
-    return explain.reference_record(get_splits().train, columns)
+    return explain.reference_record(get_splits().train.rows, columns)
 
 
 def get_reference_record(columns: Sequence[str]) -> Any:

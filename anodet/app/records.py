@@ -7,50 +7,52 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from anodet.datasets.model import Part
 from anodet.textsafe import neutralise_frame
 
 OUTCOMES = ("true positive", "false positive", "missed attack", "true negative")
+"""Outcome of a record at a threshold on KDD: flagged attack, flagged normal, passed attack, passed normal."""
+UNLABELLED_OUTCOMES = ("flagged", "not flagged")
+"""A record's outcome on a dataset without labels: only the verdict is known."""
+OWN_COLUMNS = ("position", "score", "outcome", "label", "attack", "category")
+"""The columns anodet adds to a record table; an input column of the same name is shown as "NAME (input)"."""
 
 
-"""Outcome of a record at a threshold: flagged attack, flagged normal, passed attack, passed normal."""
+def outcome_names(positive: str = "attack") -> tuple[str, str, str, str]:
+    """The four outcomes in a dataset's own words (a missed attack, a missed anomaly, a missed malignant …)."""
+    return ("true positive", "false positive", f"missed {positive}", "true negative")
 
 
-def outcomes(y: np.ndarray, flagged: np.ndarray) -> np.ndarray:
-    """Each record's outcome (one of :data:`OUTCOMES`) from its label and verdict."""
+def outcomes(y: np.ndarray, flagged: np.ndarray, positive: str = "attack") -> np.ndarray:
+    """Each record's outcome (one of :func:`outcome_names`) from its label and verdict."""
+    names = outcome_names(positive)
     y = np.asarray(y) == 1
     flagged = np.asarray(flagged, dtype=bool)
-    return np.select([flagged & y, flagged & ~y, ~flagged & y], OUTCOMES[:3], default=OUTCOMES[3])
+    return np.select([flagged & y, flagged & ~y, ~flagged & y], names[:3], default=names[3])
 
 
-UNLABELLED_OUTCOMES = ("flagged", "not flagged")
-
-
-"""A record's outcome on a dataset without labels: only the verdict is known."""
-
-
-def record_table(test: pd.DataFrame, scores: np.ndarray, threshold: float, label_column: str | None,
-                 positive: str = "attack") -> pd.DataFrame:
+def record_table(test: Part, scores: np.ndarray, threshold: float, view: str | None,
+                 positive: str = "attack", negative: str = "normal") -> pd.DataFrame:
     """The test records with score, verdict and outcome, sorted by score (most anomalous first).
 
-    The index stays the record's line number in the raw test file; ``position`` is its row in
-    the test split (what the cached score arrays are indexed by). ``label_column`` None (a dataset
-    without labels): the outcome is only flagged / not flagged and the label "unlabelled".
-    ``positive`` is what a label-1 record is called ("attack" on KDD, "anomaly" on a user's data).
+    The index is the record's id (the declared id column, KDD's line number in its raw file);
+    ``position`` is its row in the test part (what the cached score arrays are indexed by).
+    ``view`` None (a dataset without labels): the outcome is only flagged / not flagged. The input
+    columns follow, renamed "NAME (input)" where a name is one of anodet's own (:data:`OWN_COLUMNS`).
     """
     flagged = np.asarray(scores) >= threshold
-    if label_column is None or label_column not in test:
+    y = test.label(view) if view is not None else None
+    if y is None:
         outcome, label = np.where(flagged, *UNLABELLED_OUTCOMES), np.full(len(test), "unlabelled")
     else:
-        y = test[label_column].to_numpy()
-        outcome, label = outcomes(y, flagged), np.where(y == 1, positive, "normal")
+        outcome, label = outcomes(y, flagged, positive), np.where(y == 1, positive, negative)
     table = pd.DataFrame({
         "position": np.arange(len(test)), "score": np.asarray(scores, dtype=float),
-        "outcome": outcome, "label": label,
-        "attack": test["attack"].to_numpy(), "category": test["category"].to_numpy(),
-    }, index=test.index.rename("record"))
-    rest = test.drop(columns=[c for c in ("attack", "category", "y") if c in test]).filter(regex="^(?!label_)")
+        "outcome": outcome, "label": label, "attack": test.label_text, "category": test.category,
+    }, index=pd.Index(test.record_id, name="record"))
+    rest = test.rows.rename(columns={c: f"{c} (input)" for c in test.rows.columns if c in OWN_COLUMNS})
+    rest.index = table.index
     table = pd.concat([table, rest], axis=1)
-    table.index.name = "record"
     return table.sort_values("score", ascending=False, kind="stable")
 
 
@@ -107,11 +109,6 @@ CONNECTION_FIELDS = {"protocol_type": "protocol", "service": "service", "flag": 
 """Raw fields of a connection an analyst reads first, with their labels."""
 
 
-def neutralise_formulas(frame: pd.DataFrame) -> pd.DataFrame:
-    """A copy whose text cells cannot run as spreadsheet formulas (the one rule, :mod:`anodet.textsafe`)."""
-    return neutralise_frame(frame)
-
-
 def records_csv(table: pd.DataFrame) -> bytes:
     """Flagged records as UTF-8 CSV, formula-neutralised, ready to download."""
-    return neutralise_formulas(table).to_csv().encode("utf-8")
+    return neutralise_frame(table).to_csv().encode("utf-8")

@@ -9,15 +9,16 @@ import functools
 
 import streamlit as st
 
-from anodet.datasets import dataset_view
-from anodet.datasets.catalog import DatasetError
-from anodet.datasets.dataset_view import KDD, DatasetView
+from anodet.datasets import catalog
+from anodet.datasets.catalog import KDD
+from anodet.datasets.errors import DatasetError
+from anodet.datasets.model import Declaration
 
 DATASET_KEY = "dataset"
-"""Session key of the dataset every page shows (:data:`anodet.datasets.dataset_view.KDD` or a user dataset's name)."""
+"""Session key of the dataset every page shows (:data:`anodet.datasets.catalog.KDD` or a user dataset's name)."""
 
 
-def current_dataset() -> DatasetView:
+def current_dataset() -> Declaration:
     """The dataset the session looks at (the sidebar switch); KDD until another is chosen."""
     key = st.session_state.get(DATASET_KEY, KDD)
     if key != KDD:
@@ -25,23 +26,23 @@ def current_dataset() -> DatasetView:
             return _user_view(key, declaration_stamp(key))
         except DatasetError:  # removed since it was chosen: back to the built-in one
             st.session_state[DATASET_KEY] = KDD
-    return dataset_view.kdd()
+    return catalog.get(KDD)
 
 
 @functools.lru_cache(maxsize=16)
-def _user_view(key: str, declaration: tuple[str | int, ...]) -> DatasetView:
+def _user_view(key: str, declaration: tuple[str | int, ...]) -> Declaration:
     """A user dataset's view, read from its declaration once per version of the file (pages ask for it
     dozens of times a rerun; a stat tells whether it changed)."""
-    return dataset_view.view_of(key)
+    return catalog.get(key)
 
 
-def dataset_switch() -> DatasetView:
+def dataset_switch() -> Declaration:
     """The sidebar's dataset switch (shown once a user dataset is trained); every page reads :func:`current_dataset`."""
-    choices = dataset_view.available()
+    choices = catalog.available()
     if st.session_state.get(DATASET_KEY, KDD) not in choices:
         st.session_state[DATASET_KEY] = KDD
     if len(choices) > 1:
-        st.sidebar.selectbox("Dataset", choices, key=DATASET_KEY, format_func=dataset_view.describe,
+        st.sidebar.selectbox("Dataset", choices, key=DATASET_KEY, format_func=catalog.describe,
                              help="Every page shows the chosen dataset: its detectors, splits and labels. Add and "
                                   "train your own on the Your data page.")
     return current_dataset()
@@ -61,7 +62,7 @@ def has_labels() -> bool:
 def declaration_stamp(key: str) -> tuple[str | int, ...]:
     """Where a dataset's declaration is and its version: changes when the dataset is declared again (or the
     data folder moves), so its view and splits are then read anew."""
-    from anodet.datasets.catalog import DECLARATION, dataset_dir
+    from anodet.datasets.userdata import DECLARATION, dataset_dir
 
     path = dataset_dir(key) / DECLARATION
     try:
@@ -76,7 +77,7 @@ LABEL_VIEW_KEY = "label_view"
 
 def label_view() -> str:
     """The session's label view: on KDD "reference" or "true"; a user dataset has one, "label"."""
-    views = current_dataset().label_views
+    views = current_dataset().view_keys
     chosen = st.session_state.get(LABEL_VIEW_KEY)
     return chosen if chosen in views else views[0]
 
@@ -84,11 +85,11 @@ def label_view() -> str:
 def label_view_switch() -> str:
     """The sidebar switch between label views (only where a dataset has two); every page reads :func:`label_view`."""
     dataset = current_dataset()
-    if len(dataset.label_views) < 2:
+    if len(dataset.view_keys) < 2:
         return label_view()
-    if st.session_state.get(LABEL_VIEW_KEY) not in dataset.label_views:
-        st.session_state[LABEL_VIEW_KEY] = dataset.label_views[0]
+    if st.session_state.get(LABEL_VIEW_KEY) not in dataset.view_keys:
+        st.session_state[LABEL_VIEW_KEY] = dataset.view_keys[0]
     return st.sidebar.radio(
-        "Label view", dataset.label_views, key=LABEL_VIEW_KEY, horizontal=True,
-        help="  \n".join(f"**{v}**: {dataset.view_help[v]}" for v in dataset.label_views),
+        "Label view", dataset.view_keys, key=LABEL_VIEW_KEY, horizontal=True,
+        help="  \n".join(f"**{v}**: {dataset.view_help(v)}" for v in dataset.view_keys),
     )

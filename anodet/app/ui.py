@@ -17,8 +17,8 @@ import streamlit as st
 
 from anodet.app.loaders import DATA_FIX, get_store, name_format
 from anodet.app.state import DATASET_KEY, LABEL_VIEW_KEY, current_dataset, label_view
-from anodet.datasets import dataset_view
-from anodet.datasets.catalog import DatasetError
+from anodet.datasets import catalog
+from anodet.datasets.errors import DatasetError
 from anodet.datasets.kdd import DataError
 from anodet.evaluation import leaderboard, metrics
 from anodet.store.core import StoreError
@@ -132,11 +132,11 @@ def apply_url_state() -> None:
     problems: list[str] = []
     key = params.get("dataset")
     if key is not None:
-        if key in dataset_view.available():
+        if key in catalog.available():
             st.session_state[DATASET_KEY] = key
         else:
             problems.append(f"the dataset {markdown_text(key)} is not one this server has trained")
-    views = current_dataset().label_views
+    views = current_dataset().view_keys
     view = params.get("view")
     if view is not None:
         if view in views:

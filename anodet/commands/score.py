@@ -101,14 +101,15 @@ def command_store(args: argparse.Namespace) -> Any:
 def dataset_store(args: argparse.Namespace) -> Any:
     """``--dataset NAME``: its store, its one label view, and detector names qualified with its feature set
     (``pca`` means ``pca@NAME``); refuses ``--store`` beside it. Used by ``score`` and ``stream``."""
-    from anodet.datasets import catalog
+    from anodet.datasets import userdata
     from anodet.features.sets import qualified
+    from anodet.training.datasets import open_store
 
     if args.store:
         raise ValueError("--dataset names the store (data/datasets/NAME/store); leave out --store.")
-    store = catalog.open_store(args.dataset)
-    args.label_view = catalog.LABEL_VIEW
-    feature_set = catalog.load(args.dataset).feature_set_name
+    store = open_store(args.dataset)
+    args.label_view = userdata.LABEL_VIEW
+    feature_set = userdata.load(args.dataset).feature_set_name
     for attr in ("detectors", "detector"):
         value = getattr(args, attr, None)
         if isinstance(value, list):

@@ -23,6 +23,8 @@ import numpy as np
 
 from anodet import PROJECT_ROOT
 from anodet.datasets.kdd_schema import (
+    ATTACK_CATEGORIES,
+    LABEL_VIEW_HELP,
     LABEL_VIEWS,
     NORMAL,
     NOVEL,
@@ -33,6 +35,7 @@ from anodet.datasets.kdd_schema import (
     label_column,
 )
 from anodet.datasets.labels import label_views
+from anodet.datasets.model import Declaration, LabelView, Part, Splits, Vocabulary
 
 if TYPE_CHECKING:  # pandas (and with it pyarrow) is imported only by what reads or builds the splits
     import pandas as pd
@@ -45,6 +48,8 @@ OFFICIAL_SOURCE = "http://kdd.ics.uci.edu/databases/kddcup99/"
 SPLIT_NAME = "kdd-8020"
 CACHE_VERSION = 2
 """Bumped when what a cached split holds changes (2: all 41 raw columns and the labelled training file)."""
+META_COLUMNS = ("attack", "category", *(label_column(v) for v in LABEL_VIEWS))
+"""What the cached frames hold beside the 41 raw columns (none of them a KDD column name)."""
 SPLIT_SEED = 200
 SAMPLE_SEED = 250
 VALIDATION_FRACTION = 0.2
@@ -74,27 +79,6 @@ RAW_FILES: tuple[RawFile, ...] = (
 
 class DataError(RuntimeError):
     """The raw data is missing, partial or corrupt; the message says where and how to fix it."""
-
-
-@dataclass
-class Splits:
-    """The processed data: training normals, and validation/test with labels and attack names.
-
-    Frames hold the 41 raw (unscaled) columns; ``validation``, ``test`` and ``labelled_train``
-    (the whole 10% training file, attacks included: what a supervised model learns from) also
-    hold ``attack`` (name), ``category`` and ``label_reference``/``label_true`` (0/1). The index
-    is the record's line number (0-based) in its raw file.
-    """
-
-    train: pd.DataFrame
-    validation: pd.DataFrame
-    test: pd.DataFrame
-    checksums: dict[str, str]
-    labelled_train: pd.DataFrame | None = None
-
-    def labels(self, split: str, view: str) -> np.ndarray:
-        """0/1 labels of ``split`` ("validation" or "test") under a label view."""
-        return getattr(self, split)[label_column(view)].to_numpy()
 
 
 def default_source() -> str:
@@ -234,19 +218,19 @@ def annotate(frame: pd.DataFrame, attack_types: dict[str, str]) -> pd.DataFrame:
     return out
 
 
-def example_csv(test_frame: pd.DataFrame, rows: int = 400, seed: int = 7) -> bytes:
+def example_csv(test: Part, rows: int = 400, seed: int = 7) -> bytes:
     """A small example input built at run time from the cached test split (never committed).
 
     It has an ``id`` column, the 41 KDD columns in a shuffled order (so every feature set's
     detectors score it) and the attack name as label: column reordering, passthrough and labels.
     """
     rng = np.random.default_rng(seed)
-    sample = test_frame.iloc[np.sort(rng.choice(len(test_frame), min(rows, len(test_frame)), replace=False))]
+    picked = np.sort(rng.choice(len(test), min(rows, len(test)), replace=False))
     features = list(RAW_COLUMNS)
     rng.shuffle(features)
-    out = sample[features].copy()
+    out = test.rows.iloc[picked][features].copy()
     out.insert(0, "id", [f"rec-{i:05d}" for i in range(len(out))])
-    out["label"] = sample["attack"].astype(str).to_numpy() + "."
+    out["label"] = test.label_text[picked].astype(str) + "."
     return out.to_csv(index=False).encode()
 
 
@@ -284,19 +268,19 @@ def build_splits(source: str | None = None, progress: bool = False) -> Splits:
     train = train_all[train_all["attack"] == NORMAL][list(RAW_COLUMNS)]
     validation, test = reference_split(annotate(parse_raw_lines(contents["test"]), attack_types))
     checksums = {raw.key: raw.sha256 for raw in RAW_FILES}
-    splits = Splits(train=train, validation=validation, test=test, checksums=checksums, labelled_train=train_all)
-    _write_cache(splits, paths)
-    return splits
+    frames = {"train": train, "validation": validation, "test": test, "labelled_train": train_all}
+    _write_cache(frames, checksums, paths)
+    return _splits(frames, checksums)
 
 
-def _write_cache(splits: Splits, paths: dict[str, Path]) -> None:
+def _write_cache(frames: dict[str, pd.DataFrame], checksums: dict[str, str], paths: dict[str, Path]) -> None:
     folder = _split_dir()
     tmp = folder.with_name(folder.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     for name in ("train", "validation", "test", "labelled_train"):
-        getattr(splits, name).to_parquet(tmp / f"{name}.parquet")
-    meta = {"checksums": splits.checksums, "raw_paths": {k: str(p.resolve()) for k, p in paths.items()},
+        frames[name].to_parquet(tmp / f"{name}.parquet")
+    meta = {"checksums": checksums, "raw_paths": {k: str(p.resolve()) for k, p in paths.items()},
             "raw_fingerprint": _fingerprint(paths)}
     (tmp / "meta.json").write_text(json.dumps(meta, indent=2))
     shutil.rmtree(folder, ignore_errors=True)
@@ -310,7 +294,6 @@ def _read_cache() -> Splits | None:
         import pandas as pd
 
         frames = {n: pd.read_parquet(folder / f"{n}.parquet") for n in ("train", "validation", "test")}
-        frames["labelled_train"] = _LazyFrame(folder / "labelled_train.parquet")
     except (OSError, ValueError):
         return None
     # Rebuild when the raw files it was built from changed on disk since.
@@ -318,30 +301,53 @@ def _read_cache() -> Splits | None:
     if raw_paths and all(p.exists() for p in raw_paths.values()):
         if _fingerprint(raw_paths) != meta.get("raw_fingerprint"):
             return None
-    return Splits(**frames, checksums=meta["checksums"])
+    return _splits(frames, meta["checksums"], folder / "labelled_train.parquet")
 
 
-class _LazyFrame:
-    """The labelled training file is read only by training the supervised models: read it on first use."""
+def to_part(frame: pd.DataFrame) -> Part:
+    """A KDD frame (41 raw columns, with or without labels) as a part; the record id is its line in its raw file."""
+    rows = frame[list(RAW_COLUMNS)].reset_index(drop=True)
+    if "attack" not in frame:
+        n = len(frame)
+        return Part(rows, {}, np.full(n, NORMAL, dtype=object), np.full(n, NORMAL, dtype=object),
+                    frame.index.to_numpy())
+    labels = {v: frame[label_column(v)].to_numpy(dtype=np.int8) for v in LABEL_VIEWS}
+    return Part(rows, labels, frame["attack"].to_numpy(dtype=object), frame["category"].to_numpy(dtype=object),
+                frame.index.to_numpy())
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
 
-    def load(self) -> pd.DataFrame:
-        import pandas as pd
+def _splits(frames: dict[str, pd.DataFrame], checksums: dict[str, str], labelled_path: Path | None = None) -> Splits:
+    """Parts from the cached frames; the labelled training file (for the supervised ceiling) is read on demand."""
+    kept: dict[str, Part] = {}
 
-        return pd.read_parquet(self.path)
+    def labelled() -> Part:
+        if "labelled" not in kept:
+            import pandas as pd
+
+            frame = frames.get("labelled_train")
+            if frame is None:
+                if labelled_path is None or not labelled_path.exists():
+                    raise DataError("These splits were built without the labelled training file; rebuild them "
+                                    "(python -m anodet data --rebuild).")
+                frame = pd.read_parquet(labelled_path)
+            kept["labelled"] = to_part(frame)
+        return kept["labelled"]
+
+    train = to_part(frames["train"])  # the training file's normal records: label 0 in both views
+    train = Part(train.rows, {v: np.zeros(len(train), np.int8) for v in LABEL_VIEWS}, train.label_text,
+                 train.category, train.record_id)
+    return Splits(train, to_part(frames["validation"]), to_part(frames["test"]), dict(checksums),
+                  labelled_source=labelled)
 
 
-def labelled_train(splits: Splits) -> pd.DataFrame:
-    """The whole labelled 10% training file (attacks included), read from the cache on first use."""
-    frame = splits.labelled_train
-    if isinstance(frame, _LazyFrame):
-        frame = splits.labelled_train = frame.load()
-    if frame is None:
-        raise DataError("These splits were built without the labelled training file; rebuild them "
-                        "(python -m anodet train rebuilds them when needed).")
-    return frame
+def declaration() -> Declaration:
+    """KDD Cup 99 as a dataset: two label views, attacks named by category, the built-in feature sets."""
+    from anodet.store.core import default_root
+
+    views = tuple(LabelView(v, LABEL_VIEW_HELP[v]) for v in LABEL_VIEWS)
+    return Declaration("kdd", "KDD Cup 99", views, Vocabulary("attack", "attacks", "normal", "normal connections"),
+                       NUMERIC_COLUMNS, default_root(), load_splits, categories=ATTACK_CATEGORIES,
+                       source="the KDD Cup 99 test split", builtin=True)
 
 
 def load_splits(source: str | None = None, rebuild: bool = False) -> Splits:

@@ -44,13 +44,13 @@ def views_of(values: np.ndarray | list, normal: Collection[str] | None = None) -
     """0/1 labels per label view under an input's label rule (NaN where the label is empty).
 
     ``normal`` None: KDD's rule, :func:`label_views`. Otherwise a user dataset's: its declared normal
-    values (exact, blanks stripped) are 0, every other non-empty value 1, in its one view ``label``.
+    values (any case, blanks stripped) are 0, every other non-empty value 1, in its one view ``label``.
     """
     if normal is None:
         return label_views(values)
-    text = np.char.strip(np.asarray(values, dtype=str))
-    y = np.where(np.isin(text, list(normal)), 0.0, 1.0)
-    y[np.isin(np.char.lower(text), EMPTY_LABELS)] = np.nan
+    text = np.char.lower(np.char.strip(np.asarray(values, dtype=str)))
+    y = np.where(np.isin(text, [v.strip().lower() for v in normal]), 0.0, 1.0)
+    y[np.isin(text, EMPTY_LABELS)] = np.nan
     return {"label": y}
 
 

@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import BinaryIO
 
-from anodet.datasets import catalog
+from anodet.datasets import userdata
 from anodet.datasets.kdd import cache_root
 
 UPLOADS = "uploads"
@@ -81,17 +81,17 @@ def discard(paths: Iterable[Path | None]) -> None:
 
 
 def add_from_uploads(name: str, train: Path, test: Path | None = None, replace: bool = False,
-                     **options: object) -> catalog.Dataset:
+                     **options: object) -> userdata.UserDataset:
     """Declare dataset ``name`` from uploaded files: move them into its ``input/`` folder, then
     :func:`anodet.datasets.add` (``options``: label, normal, id_column, exclude, categorical).
 
     On a DatasetError nothing is left behind: a new dataset's folder is removed, a replaced
     one keeps its previous input files.
     """
-    folder = catalog.dataset_dir(name)
-    existed = (folder / catalog.DECLARATION).exists()
+    folder = userdata.dataset_dir(name)
+    existed = (folder / userdata.DECLARATION).exists()
     if existed and not replace:
-        raise catalog.DatasetError(f"Dataset {name!r} is already declared; tick 'Replace it' to declare it again, "
+        raise userdata.DatasetError(f"Dataset {name!r} is already declared; tick 'Replace it' to declare it again, "
                                     "or choose another name.")
     staging = folder / (INPUT_DIR + ".new")
     shutil.rmtree(staging, ignore_errors=True)
@@ -109,7 +109,7 @@ def add_from_uploads(name: str, train: Path, test: Path | None = None, replace: 
         final.rename(old)
     staging.rename(final)
     try:
-        dataset = catalog.add(name, final / train.name, final / test.name if test is not None else None,
+        dataset = userdata.add(name, final / train.name, final / test.name if test is not None else None,
                                replace=replace, **options)  # type: ignore[arg-type]
     except BaseException:
         shutil.rmtree(final, ignore_errors=True)

@@ -48,7 +48,7 @@ def _descending_counts(y: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, n
     scores = np.asarray(scores, dtype=np.float64)
     order = np.argsort(scores, kind="mergesort")[::-1]
     ordered, attacks = scores[order], (np.asarray(y)[order] == 1)
-    last = np.r_[np.flatnonzero(np.diff(ordered)), len(ordered) - 1]
+    last = np.r_[np.flatnonzero(ordered[1:] != ordered[:-1]), len(ordered) - 1]  # equal +inf scores tie too
     tps = np.cumsum(attacks, dtype=np.float64)[last]
     return tps, (last + 1) - tps, ordered[last]
 
@@ -266,3 +266,12 @@ def _column_of(categories: np.ndarray, wanted: Mapping[str, int]) -> np.ndarray:
 def summary(y: np.ndarray, scores: np.ndarray, threshold: float) -> dict[str, float]:
     """ROC AUC, PR AUC and every metric at ``threshold``."""
     return {"roc_auc": roc_auc(y, scores), "pr_auc": pr_auc(y, scores), **metrics_at(y, scores, threshold)}
+
+
+def downsample_curve(x: np.ndarray, y: np.ndarray, max_points: int = 300) -> tuple[np.ndarray, np.ndarray]:
+    """At most ``max_points`` points of a curve (first and last kept) so charts stay light to send."""
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    if len(x) <= max_points:
+        return x, y
+    keep = np.unique(np.linspace(0, len(x) - 1, max_points).round().astype(int))
+    return x[keep], y[keep]

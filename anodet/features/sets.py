@@ -9,8 +9,12 @@ stored in the model store as JSON with its hash, and it alone turns raw records 
 
 Transforms: ``numeric`` is min-max scaled onto the training range; ``log`` is ``log1p`` (of the
 value clipped at 0) then min-max, for heavy-tailed counts and byte sizes; ``categorical`` is one
-hot over the training categories plus an ``other`` bucket that takes categories never seen in
-training (and is counted, so the output can say how many records carried one).
+hot over the training categories plus an ``other`` bucket for the categories past the most frequent
+:data:`MAX_CATEGORIES`. A category never seen in training is counted (the output names it) and, in
+sets fitted since the unseen rule was recorded, encoded as the rarest category seen in training,
+so it weighs at most as much as the most unusual value the detectors learned from, instead of
+lighting a one-hot column that was always 0 in training (which z-score-like detectors read as
+thousands of standard deviations).
 """
 
 from __future__ import annotations
@@ -129,8 +133,11 @@ class FeatureSet:
     """A feature set fitted on training normals: turns raw columns into detector input."""
 
     def __init__(self, spec: FeatureSetSpec, data_min: Mapping[str, float], data_max: Mapping[str, float],
-                 categories: Mapping[str, Sequence[str]]) -> None:
+                 categories: Mapping[str, Sequence[str]], unseen: Mapping[str, str] | None = None) -> None:
         self.spec = spec
+        self.unseen = dict(unseen or {})
+        """Per categorical column, what an unseen category is encoded as: a category seen in training (the rarest),
+        or :data:`OTHER`; a column not listed (sets fitted before this rule) uses ``OTHER``."""
         self.name = spec.name
         self.categories = {c: list(v) for c, v in categories.items()}
         self.numeric = [c for c in spec.columns if c.kind != "categorical"]
@@ -173,19 +180,21 @@ class FeatureSet:
     @classmethod
     def fit(cls, spec: FeatureSetSpec, frame: Any, max_categories: int = MAX_CATEGORIES) -> FeatureSet:
         """Fit on a DataFrame of training normals holding the spec's raw columns."""
-        data_min, data_max, categories = {}, {}, {}
+        data_min, data_max, categories, unseen = {}, {}, {}, {}
         for col in spec.columns:
             values = frame[col.name]
             if col.kind == "categorical":
                 counts = values.astype(str).value_counts(sort=False)
-                ordered = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:max_categories]
-                categories[col.name] = sorted(k for k, _ in ordered)
+                ordered = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+                categories[col.name] = sorted(k for k, _ in ordered[:max_categories])
+                # past the kept categories the 'other' bucket was seen in training; else the rarest kept one
+                unseen[col.name] = OTHER if len(ordered) > max_categories else str(ordered[-1][0]) if ordered else OTHER
             else:
                 x = values.to_numpy(dtype=np.float64)
                 if col.kind == "log":
                     x = _log(x)
                 data_min[col.name], data_max[col.name] = float(x.min()), float(x.max())
-        return cls(spec, data_min, data_max, categories)
+        return cls(spec, data_min, data_max, categories, unseen)
 
     def numeric_part(self, raw: np.ndarray) -> np.ndarray:
         """Numeric raw values (columns in :attr:`numeric_columns` order) after the log transform."""
@@ -212,8 +221,10 @@ class FeatureSet:
         for col in self.categorical:
             c = np.asarray(codes[col.name], dtype=np.int64)
             k = len(self.categories[col.name])
-            c = np.where((c < 0) | (c >= k), k, c)
-            unseen += c == k
+            missing = (c < 0) | (c >= k)
+            unseen += missing
+            target = self.unseen.get(col.name, OTHER)
+            c = np.where(missing, self.categories[col.name].index(target) if target != OTHER else k, c)
             block = np.zeros((n, k + 1), dtype=np.float32)
             block[np.arange(n), c] = 1.0
             blocks.append(block)
@@ -252,6 +263,7 @@ class FeatureSet:
             "data_min": {c.name: float(v) for c, v in zip(self.numeric, self.data_min_, strict=True)},
             "data_max": {c.name: float(v) for c, v in zip(self.numeric, self.data_max_, strict=True)},
             "categories": self.categories,
+            **({"unseen": self.unseen} if self.unseen else {}),
         }
 
     def save(self, path: Path) -> Path:
@@ -267,8 +279,11 @@ class FeatureSet:
         try:
             columns = tuple(ColumnSpec(str(c["name"]), str(c["kind"])) for c in doc["columns"])
             spec_ = FeatureSetSpec(str(doc["name"]), str(doc.get("description", "")), columns)
-            return cls(spec_, dict(doc["data_min"]), dict(doc["data_max"]),
-                       {k: [str(x) for x in v] for k, v in dict(doc["categories"]).items()})
+            unseen = {str(k): str(v) for k, v in dict(doc.get("unseen") or {}).items()}
+            categories = {k: [str(x) for x in v] for k, v in dict(doc["categories"]).items()}
+            if any(v != OTHER and v not in categories.get(k, []) for k, v in unseen.items()):
+                raise ValueError("feature set document names an unseen-category target that is not a category")
+            return cls(spec_, dict(doc["data_min"]), dict(doc["data_max"]), categories, unseen)
         except (KeyError, TypeError) as exc:
             raise ValueError(f"feature set document lacks or garbles {exc}") from None
 

@@ -18,8 +18,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from anodet.datasets import catalog
+from anodet.datasets import userdata
 from anodet.store.core import StoreError
+from anodet.training import datasets as dataset_training
 
 logger = logging.getLogger(__name__)
 
@@ -122,7 +123,7 @@ def forget(name: str) -> None:
 def failure_sentence(exc: BaseException) -> str:
     """One sentence for a failed training: the library's own sentence, else the kind of error and its first line."""
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    if isinstance(exc, catalog.DatasetError) or isinstance(exc, StoreError):
+    if isinstance(exc, userdata.DatasetError) or isinstance(exc, StoreError):
         return text or type(exc).__name__
     return (f"Training stopped on an unexpected {type(exc).__name__}" + (f" ({text})" if text else "")
             + "; the server's log has the details.")
@@ -134,8 +135,8 @@ def start(name: str, detectors: list[str] | None = None, seed: int = 0, trainer:
     A JobError when that dataset is already being trained; a DatasetError when it is not declared.
     ``trainer`` replaces :func:`anodet.datasets.train` (tests).
     """
-    catalog.load(name)  # a DatasetError now, in the caller's thread, for a name that is not declared
-    train = trainer or catalog.train
+    userdata.load(name)  # a DatasetError now, in the caller's thread, for a name that is not declared
+    train = trainer or dataset_training.train
     with _REGISTRY_LOCK:
         old = _JOBS.get(name)
         if old is not None and old.active:
@@ -157,7 +158,7 @@ def start(name: str, detectors: list[str] | None = None, seed: int = 0, trainer:
                 job.manifest, job.status = manifest, DONE
                 job.done = job.total = max(job.total, len(manifest.get("detectors", {})))
         except Exception as exc:  # any failure ends the job with one sentence
-            if not isinstance(exc, catalog.DatasetError):
+            if not isinstance(exc, userdata.DatasetError):
                 logger.error("training dataset %s failed", name, exc_info=exc)
             with job._lock:
                 job.error, job.status = failure_sentence(exc), FAILED
@@ -179,10 +180,10 @@ def catalogue() -> list[dict[str, Any]]:
     """One row per declared dataset (from its declaration): name, rows, columns, labelled, trained, training."""
     out = []
     active = set(running())
-    for name in catalog.list_datasets():
+    for name in userdata.list_datasets():
         try:
-            d = catalog.load(name)
-        except catalog.DatasetError:
+            d = userdata.load(name)
+        except userdata.DatasetError:
             continue
         files = d.doc.get("files", {})
         rows = sum(int(f["rows"]) for f in files.values() if f)
@@ -196,6 +197,6 @@ def trainable(name: str) -> tuple[list[str], dict[str, str]]:
     """(detector kinds that can be trained on dataset ``name``, kinds that cannot → why), in training order."""
     from anodet.detectors import REGISTRY
 
-    d = catalog.load(name)
-    skip, _, _ = catalog.plan(d, d.splits())
+    d = userdata.load(name)
+    skip, _, _ = dataset_training.plan(d, d.splits())
     return [k for k in REGISTRY if k not in skip], skip

@@ -20,10 +20,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from tqdm.auto import tqdm
 
-from anodet.datasets.kdd import SPLIT_NAME, Splits, labelled_train, load_splits
-from anodet.datasets.kdd_schema import LABEL_VIEWS, NORMAL
+from anodet.datasets.kdd import SPLIT_NAME, load_splits
+from anodet.datasets.kdd_schema import LABEL_VIEWS
+from anodet.datasets.model import Part, Splits
 from anodet.detectors import REGISTRY, Detector, create, detector_class
 from anodet.evaluation import metrics
 from anodet.features.sets import BUILTIN, FeatureSet, FeatureSetSpec, kind_of, qualified, set_of_name, spec
@@ -63,22 +65,22 @@ Progress = Callable[[int, int, str], None]
 class Corpus:
     """What a training learns from: splits, the feature sets over them, and the label views they are judged under.
 
-    ``splits`` has ``train``/``validation``/``test`` frames, ``checksums`` and ``labels(split, view)``
-    (None for a view with no labels: only the unlabelled threshold presets are chosen then).
-    ``labelled()`` gives (frame, 1 = attack) for the supervised ceiling, or None when there are no
-    labels. ``row_caps`` bounds the training rows per detector kind (large user datasets);
+    ``splits`` are the dataset's parts (:class:`anodet.datasets.model.Splits`; a view whose validation
+    part has no labels gets only the unlabelled threshold presets). ``labelled()`` gives (rows,
+    1 = attack) for the supervised ceiling, or None when there are no labels. ``row_caps`` bounds the training rows per detector kind (large user datasets);
     ``skip`` names detector kinds left out, each with the reason.
     """
 
-    splits: Any
+    splits: Splits
     specs: dict[str, FeatureSetSpec]
     views: tuple[str, ...] = LABEL_VIEWS
     data: dict[str, Any] = field(default_factory=lambda: {"split": SPLIT_NAME})
-    labelled: Callable[[], tuple[Any, np.ndarray] | None] | None = None
+    labelled: Callable[[], tuple[pd.DataFrame, np.ndarray] | None] | None = None
     row_caps: dict[str, int] = field(default_factory=dict)
     skip: dict[str, str] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)  # top-level manifest keys (label_views, default_preset)
     params: dict[str, dict[str, Any]] = field(default_factory=dict)  # parameter changes per kind (large data)
+    protocol: str = "normal-only"  # or "unsupervised": fit on every training row, anomalies included
 
     def names(self) -> list[str]:
         """Every detector a full training on this corpus writes, in the order shown."""
@@ -88,12 +90,16 @@ class Corpus:
 def kdd_corpus(source: str | None = None) -> Corpus:
     """The KDD Cup 99 splits with the built-in feature sets and both label views."""
     splits = load_splits(source)
+    return Corpus(splits, dict(BUILTIN), LABEL_VIEWS, {"split": SPLIT_NAME}, lambda: labelled_pair(splits, "true"))
 
-    def labelled() -> tuple[Any, np.ndarray]:
-        frame = labelled_train(splits)
-        return frame, (frame["attack"].to_numpy() != NORMAL).astype(np.int8)
 
-    return Corpus(splits, dict(BUILTIN), LABEL_VIEWS, {"split": SPLIT_NAME}, labelled)
+def labelled_pair(splits: Splits, view: str) -> tuple[pd.DataFrame, np.ndarray] | None:
+    """(rows, 1 = anomaly) the supervised ceiling learns from, or None without labels of both classes."""
+    part = splits.labelled_train()
+    y = part.label(view) if part is not None else None
+    if part is None or y is None or len(np.unique(y)) < 2:
+        return None
+    return part.rows, y
 
 
 def all_names(feature_sets: list[str] | None = None) -> list[str]:
@@ -145,22 +151,31 @@ def prepare(splits: Splits, sets: list[str], train_rows: int | None, seed: int, 
     """
     out = {}
     pairs = None
+    train = splits.train.rows if corpus is None or corpus.protocol == "unsupervised" else _normal_rows(splits.train)
     for name in sets:
-        fs = FeatureSet.fit(corpus.specs[name] if corpus else spec(name), splits.train)
-        X_train = fs.transform_frame(splits.train)
+        fs = FeatureSet.fit(corpus.specs[name] if corpus else spec(name), train)
+        X_train = fs.transform_frame(train)
         if train_rows and train_rows < len(X_train):
             X_train = X_train[np.random.default_rng(seed).choice(len(X_train), train_rows, replace=False)]
         pair = None
         if labelled:
             if corpus is None:
-                frame = labelled_train(splits)
-                got: tuple[Any, np.ndarray] | None = (frame, (frame["attack"].to_numpy() != NORMAL).astype(np.int8))
+                got = labelled_pair(splits, "true")
             else:
                 got = pairs = pairs or (corpus.labelled() if corpus.labelled else None)
             if got is not None:
                 pair = (fs.transform_frame(got[0]), got[1])
-        out[name] = SetData(fs, X_train, fs.transform_frame(splits.validation), fs.transform_frame(splits.test), pair)
+        out[name] = SetData(fs, X_train, fs.transform_frame(splits.validation.rows),
+                            fs.transform_frame(splits.test.rows), pair)
     return out
+
+
+def _normal_rows(part: Part) -> pd.DataFrame:
+    """The rows a normal-only protocol fits on: the part's label-0 rows (every row when it has no labels)."""
+    if not part.labels:
+        return part.rows
+    y = next(iter(part.labels.values()))
+    return part.rows if not y.any() else part.rows[y == 0].reset_index(drop=True)
 
 
 def _rounded(values: np.ndarray) -> list[float]:
