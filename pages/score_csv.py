@@ -18,8 +18,7 @@ from anodet.data import DataError
 from anodet.evaluate import PRESET_HELP
 from anodet.reader import RANGE_COLUMN, ROW_COLUMN, STATUS_COLUMN, InputError, describe_problems
 from anodet.schema import FEATURES
-from anodet.scorer import default_detectors
-from anodet.scoring import input_schema
+from anodet.scorer import default_detectors, input_schema
 from anodet.thresholds import resolve_thresholds
 
 ui.ensure_app_frame()
