@@ -30,7 +30,7 @@ class RedisServer:
 
         self.workdir, self.extra, self.tls = workdir, extra, tls
         self.port = port or free_port()
-        self.client = redis.Redis(port=self.port, **(client_options or {}))
+        self.client = redis.Redis(host="127.0.0.1", port=self.port, **(client_options or {}))
         self._start()
 
     def _start(self) -> None:

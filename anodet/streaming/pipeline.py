@@ -56,6 +56,15 @@ DeadItem = tuple[str | None, int, bytes, Layout | None, dict[str, str] | None, s
 """A record set aside: (entry id, record number, line, layout, passthrough extras, reason, deliveries)."""
 
 
+def _bounded_json(fields: dict[str, str]) -> str:
+    """Passthrough fields as JSON for a dead letter, long values cut so the letter itself is accepted."""
+    text = json.dumps(fields, ensure_ascii=False)
+    if len(text) <= DEAD_LINE_BYTES:
+        return text
+    return json.dumps({k: v if len(v) <= 1024 else f"{v[:1024]}… ({len(v):,} characters, cut)"
+                       for k, v in fields.items()}, ensure_ascii=False)
+
+
 def alert_fields(layout: Layout) -> list[str]:
     """Columns an alert carries in ``fields``: a header CSV's passthrough columns (an id, a timestamp,
     an address), or the protocol, service and flag of a raw KDD line."""
@@ -220,17 +229,24 @@ class Pipeline:
         if not items:
             return 0
         dead = self.outputs.dead_letter
-        if dead is None:
-            for entry, record, line, _layout, _extras, reason, _n in items:
-                self._write_reject(record, f"dead letter: {reason}", line, entry)
-        else:
+        elsewhere = list(range(len(items)))  # set aside in the rejects
+        if dead is not None:
             group = getattr(self.source, "group", "")
             stream = getattr(getattr(self.source, "url", None), "name", self.source.description)
-            dead.add([{"entry": entry or "", "stream": stream, "group": group, "reason": reason,
-                       "deliveries": str(n), "line": line[:DEAD_LINE_BYTES].decode("utf-8", "backslashreplace"),
-                       "header": ",".join(layout.columns) if layout is not None and layout.kind == "header" else "",
-                       "fields": json.dumps(extras or {}, ensure_ascii=False)}
-                      for entry, record, line, layout, extras, reason, n in items])
+            refused = dead.add([{
+                "entry": entry or "", "stream": stream, "group": group, "reason": reason, "deliveries": str(n),
+                "line": line[:DEAD_LINE_BYTES].decode("utf-8", "backslashreplace"),
+                "header": ",".join(layout.columns) if layout is not None and layout.kind == "header" else "",
+                "fields": _bounded_json(extras or {})}
+                for entry, record, line, layout, extras, reason, n in items])
+            elsewhere = [i for i, _ in refused]
+            for i, why in refused:
+                entry, record, line, layout, extras, reason, n = items[i]
+                items[i] = (entry, record, line, layout, extras,
+                            f"{reason} (the dead-letter stream {dead.description} refused it too: {why})", n)
+        for i in elsewhere:
+            entry, record, line, _layout, _extras, reason, _n = items[i]
+            self._write_reject(record, f"dead letter: {reason}", line[:DEAD_LINE_BYTES], entry)
         with self.stats.lock:
             self.stats.dead_lettered += len(items)
         logger.warning("set aside %d record(s) as dead letters (%s)", len(items), items[0][5])

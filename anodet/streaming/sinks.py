@@ -38,10 +38,6 @@ DEAD_LETTER_SUFFIX = ":dead"
 """The default dead-letter stream of a Redis source is its stream's name with this suffix."""
 
 
-class SinkError(RuntimeError):
-    """A destination refused what must not be lost; the message says which and why."""
-
-
 class AlertSink(Protocol):
     """Somewhere else alerts go (:class:`RedisAlertSink`), written before records are acknowledged."""
 
@@ -111,6 +107,25 @@ class _RedisStream:
             self.redis.ping()
         except redis.RedisError as exc:
             raise redis_problem(url, exc) from None
+        self.max_value = self._max_value()
+
+    def _max_value(self) -> int:
+        """The server's limit on one value (``proto-max-bulk-len``): a bigger one would make it close the
+        connection mid-batch, so such an entry is refused here instead of sent."""
+        import redis
+
+        try:
+            found = self.redis.config_get("proto-max-bulk-len")
+            return int(next(iter(found.values())))
+        except (redis.RedisError, StopIteration, ValueError):  # CONFIG not allowed: Redis's default
+            return 512 << 20
+
+    def _too_big(self, fields: dict[str, str]) -> str | None:
+        limit = self.max_value
+        for value in fields.values():
+            if len(value) * 4 > limit and len(value.encode()) > limit:
+                return f"it is over the server's size limit for one value (proto-max-bulk-len, {limit:,} bytes)"
+        return None
 
     def _answers(self) -> bool:
         try:
@@ -127,6 +142,10 @@ class _RedisStream:
         closes it), the entries are added one by one so that only the guilty one is refused."""
         import redis
 
+        refused = [self._too_big(fields) for fields in entries]
+        if any(refused):
+            sent = iter(self._write_once([f for f, r in zip(entries, refused, strict=True) if r is None]))
+            return [r if r is not None else next(sent) for r in refused]
         deadline = time.monotonic() + self.retry_for
         wait = 0.5
         done: list[str | None] = []
@@ -152,7 +171,8 @@ class _RedisStream:
                     self._xadd(pipe, fields)
                 done += [str(r) if isinstance(r, Exception) else None for r in pipe.execute(raise_on_error=False)]
             except (redis.ConnectionError, redis.TimeoutError) as exc:
-                if self._answers():
+                if self._answers():  # the limit may have been lowered since: added again, some entries twice
+                    self.max_value = self._max_value()
                     one_by_one = True
                     continue
                 if time.monotonic() > deadline:
@@ -213,14 +233,9 @@ class DeadLetterStream(_RedisStream):
     (fields ``entry``, ``stream``, ``group``, ``reason``, ``deliveries``, ``header``, ``line``,
     ``fields``), so the consumer goes on and an operator can look at them and add them again."""
 
-    def add(self, records: list[dict[str, str]]) -> None:
-        """Add ``records``; a SinkError when Redis refuses one (it must not be acknowledged unseen)."""
-        if not records:
-            return
-        refused = self.write(records)
-        if refused:
-            raise SinkError(f"the dead-letter stream {self.url} refused {len(refused)} entr"
-                            f"{'y' if len(refused) == 1 else 'ies'} ({refused[0][1]})")
+    def add(self, records: list[dict[str, str]]) -> list[tuple[int, str]]:
+        """Add ``records``; (position, reason) of those Redis refused (the caller keeps them elsewhere)."""
+        return self.write(records) if records else []
 
 
 class WebhookSender:
