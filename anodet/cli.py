@@ -176,9 +176,10 @@ def _add_stream(parser: argparse.ArgumentParser) -> None:
                         help="stream through a user dataset's detector (records with the dataset's columns; "
                              "--detector pca means pca@NAME)")
     parser.add_argument("--input", "--source", dest="input", default="-", metavar="SRC",
-                        help="'-' for stdin (default), a file path, tcp://127.0.0.1:PORT to listen for producers (served "
-                             "concurrently), redis://[:PASSWORD@]HOST:PORT/STREAM (a Redis Stream, read in --group; "
-                             "rediss:// for TLS; or the password in $ANODET_REDIS_PASSWORD) or kafka://HOST:PORT/TOPIC")
+                        help="'-' for stdin (default), a file path, tcp://127.0.0.1:PORT to listen for producers "
+                             "(served concurrently), redis://[:PASSWORD@]HOST:PORT/STREAM (a Redis Stream, read in "
+                             "--group; rediss:// for TLS; or the password in $ANODET_REDIS_PASSWORD) or "
+                             "kafka://HOST:PORT/TOPIC")
     parser.add_argument("--group", metavar="NAME",
                         help="consumer group of a redis:// or kafka:// source: processes in one group share the "
                              "records, each acknowledged only after its decision is written")

@@ -62,13 +62,13 @@ class Scores:
 
 
 def fail_closed(scores: Scores, closed: np.ndarray) -> Scores:
-    """``scores`` with the ``closed`` rows scored +inf by every detector (and marked out of range):
-    a record whose values cannot be taken as they are is the most anomalous, never skipped."""
+    """``scores`` with the ``closed`` rows scored +inf by every detector: a record whose values cannot
+    be taken as they are is the most anomalous, never skipped."""
     closed = np.asarray(closed, dtype=bool)
     if not closed.any():
         return scores
-    return Scores({n: np.where(closed, np.inf, s) for n, s in scores.by_detector.items()},
-                  scores.out_of_range | closed, scores.saturated)
+    return Scores({n: np.where(closed, np.inf, s) for n, s in scores.by_detector.items()}, scores.out_of_range,
+                  scores.saturated)
 
 
 def input_schema(store: Any) -> InputSchema | None:

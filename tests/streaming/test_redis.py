@@ -130,7 +130,8 @@ def test_broker_urls_parse_or_say_how_to_write_them():
 def test_credentials_come_from_the_url_or_the_environment_and_are_never_shown(monkeypatch):
     url = parse_broker_url("rediss://user:s%40cret@cache.internal/flows")
     assert (url.username, url.password, url.tls, url.port) == ("user", "s@cret", True, 6379)
-    assert "cret" not in str(url) and "cret" not in repr(url) and str(url) == "rediss://user:***@cache.internal:6379/flows"
+    assert "cret" not in str(url) and "cret" not in repr(url)
+    assert str(url) == "rediss://user:***@cache.internal:6379/flows"
     monkeypatch.setenv("ANODET_REDIS_PASSWORD", "from-env")
     env = parse_broker_url("redis://127.0.0.1:6380/flows")
     assert env.password == "from-env" and "from-env" not in str(env)

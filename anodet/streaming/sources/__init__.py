@@ -30,7 +30,8 @@ def open_source(spec: str | None, follow: bool = False, idle_timeout: float = ID
         if url.is_redis:
             from anodet.streaming.sources.redis import CLAIM_IDLE_S, RedisStreamSource
 
-            return RedisStreamSource(url, group, consumer, claim_idle=CLAIM_IDLE_S if claim_idle is None else claim_idle)
+            idle = CLAIM_IDLE_S if claim_idle is None else claim_idle
+            return RedisStreamSource(url, group, consumer, claim_idle=idle)
         from anodet.streaming.sources.kafka import KafkaSource
 
         return KafkaSource(url, group, consumer)
