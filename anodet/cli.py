@@ -163,8 +163,10 @@ def _add_score(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_stream(parser: argparse.ArgumentParser) -> None:
-    from anodet.brokers import ALERTS_MAXLEN, CLAIM_IDLE_S
-    from anodet.sources import IDLE_TIMEOUT_S
+    from anodet.streaming.pipeline import MAX_DELIVERIES
+    from anodet.streaming.sinks import ALERTS_MAXLEN, DEAD_LETTER_SUFFIX
+    from anodet.streaming.sources.local import IDLE_TIMEOUT_S
+    from anodet.streaming.sources.redis import CLAIM_IDLE_S
 
     defaults = {"batch_size": 8192, "max_wait": 0.01, "status_every": 5.0}
     parser.add_argument("--detector", required=True, type=detector_name,
@@ -174,8 +176,10 @@ def _add_stream(parser: argparse.ArgumentParser) -> None:
                         help="stream through a user dataset's detector (records with the dataset's columns; "
                              "--detector pca means pca@NAME)")
     parser.add_argument("--input", "--source", dest="input", default="-", metavar="SRC",
-                        help="'-' for stdin (default), a file path, tcp://127.0.0.1:PORT to listen for a producer, "
-                             "redis://HOST:PORT/STREAM (a Redis Stream, read in --group) or kafka://HOST:PORT/TOPIC")
+                        help="'-' for stdin (default), a file path, tcp://127.0.0.1:PORT to listen for producers "
+                             "(served concurrently), redis://[:PASSWORD@]HOST:PORT/STREAM (a Redis Stream, read in "
+                             "--group; rediss:// for TLS; or the password in $ANODET_REDIS_PASSWORD) or "
+                             "kafka://HOST:PORT/TOPIC")
     parser.add_argument("--group", metavar="NAME",
                         help="consumer group of a redis:// or kafka:// source: processes in one group share the "
                              "records, each acknowledged only after its decision is written")
@@ -185,6 +189,13 @@ def _add_stream(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--claim-idle", type=float, default=CLAIM_IDLE_S, metavar="S",
                         help="Redis: take over entries another consumer left unacknowledged this long (it died) "
                              f"(default {CLAIM_IDLE_S:.0f})")
+    parser.add_argument("--max-deliveries", type=int, default=MAX_DELIVERIES, metavar="N",
+                        help="Redis: an entry handed out more often than this without a decision (a poison message) "
+                             f"goes to the dead-letter stream instead (default {MAX_DELIVERIES}; 0: never)")
+    parser.add_argument("--dead-letter", metavar="redis://HOST:PORT/STREAM",
+                        help="where entries that cannot be decided go, each with its reason (default for a Redis "
+                             f"source: its stream's name + '{DEAD_LETTER_SUFFIX}' on the same server; otherwise the "
+                             "rejects)")
     parser.add_argument("--follow", action="store_true",
                         help="at the end of input keep waiting: a file is read as it grows (tail -F), a TCP "
                              "listener accepts the next connection; stop with Ctrl-C or SIGTERM")

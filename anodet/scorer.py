@@ -9,7 +9,9 @@ Rows arrive as one matrix over the raw columns the chosen detectors' feature set
 *Fail closed.* A record far outside a feature set's training range (any feature more than
 :data:`SATURATION_RANGES` training ranges beyond it, or so large it overflows) is scored
 ``+inf`` by every detector on that set: it is flagged at any finite threshold. Detectors only
-ever see rows inside that box, where each one returns finite scores.
+ever see rows inside that box, where each one returns finite scores. A row the reader marks as
+failing closed (an infinite value, text that is not UTF-8: :mod:`anodet.reader.parse`) is scored
+``+inf`` by every detector (:func:`fail_closed`).
 """
 
 from __future__ import annotations
@@ -17,16 +19,20 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from anodet.features.encoding import SATURATION_RANGES
 from anodet.features.sets import kind_of
 
+if TYPE_CHECKING:
+    from anodet.reader import InputSchema
+
 logger = logging.getLogger(__name__)
 
-__all__ = ["SATURATION_RANGES", "Scorer", "Scores", "default_detectors", "plan", "score_rows"]
+__all__ = ["SATURATION_RANGES", "Scorer", "Scores", "default_detectors", "fail_closed", "input_schema", "plan",
+           "score_rows"]
 
 DEFAULT_EXCLUDED: tuple[str, ...] = ("lof", "seq2seq")
 """Detectors left out by default when scoring files: they score far slower than the rest."""
@@ -53,6 +59,39 @@ class Scores:
     by_detector: dict[str, np.ndarray]
     out_of_range: np.ndarray  # any feature outside the training range (still scored)
     saturated: np.ndarray  # far outside: scored +inf by every detector
+
+
+def fail_closed(scores: Scores, closed: np.ndarray) -> Scores:
+    """``scores`` with the ``closed`` rows scored +inf by every detector: a record whose values cannot
+    be taken as they are is the most anomalous, never skipped."""
+    closed = np.asarray(closed, dtype=bool)
+    if not closed.any():
+        return scores
+    return Scores({n: np.where(closed, np.inf, s) for n, s in scores.by_detector.items()}, scores.out_of_range,
+                  scores.saturated)
+
+
+def input_schema(store: Any) -> InputSchema | None:
+    """How inputs for ``store`` are read: None (KDD's columns and label rule) for the KDD store; for a
+    user dataset's store its numeric feature columns, and its label column and normal values."""
+    from anodet.features.sets import BUILTIN
+    from anodet.reader import InputSchema
+
+    if all(name in BUILTIN for name in store.feature_sets):
+        return None
+    numeric = frozenset(c for name in store.feature_sets for c in store.feature_set(name).numeric_columns)
+    dataset = (store.manifest.get("data") or {}).get("dataset")
+    label = None
+    if dataset:
+        from anodet.datasets import catalog
+
+        try:
+            label = catalog.load(dataset).doc.get("label")
+        except catalog.DatasetError:  # the declaration is gone: score without reading labels
+            label = None
+    if not label:
+        return InputSchema(numeric)
+    return InputSchema(numeric, label["column"], frozenset(v.strip() for v in label["normal"]))
 
 
 def plan(store: Any, names: list[str]) -> tuple[list[str], list[str]]:

@@ -23,8 +23,7 @@ from anodet.evaluation import metrics
 from anodet.evaluation.metrics import PRESET_HELP
 from anodet.evaluation.thresholds import resolve_thresholds
 from anodet.reader import RANGE_COLUMN, ROW_COLUMN, STATUS_COLUMN, InputError, describe_problems
-from anodet.scorer import default_detectors
-from anodet.scoring import input_schema
+from anodet.scorer import default_detectors, input_schema
 
 
 def _result_key() -> str:

@@ -239,7 +239,7 @@ def bad_rows_csv(sample: pd.DataFrame) -> bytes:
     col = rows[0].index("srv_count")
     rows[2][col] = "abc"  # row 2: not a number
     rows[4][col] = ""  # row 4: missing
-    rows[5][col] = "inf"  # row 5: infinite
+    rows[5][col] = "inf"  # row 5: infinite (scored +inf: fail closed)
     rows[6][col] = "NaN"  # row 6: NaN
     rows[8] = rows[8][:-3]  # row 8: too few fields
     return ("\n".join(",".join(r) for r in rows) + "\n").encode()
@@ -247,29 +247,35 @@ def bad_rows_csv(sample: pd.DataFrame) -> bytes:
 
 def test_bad_rows_are_skipped_listed_and_kept_in_the_output(store, sample):
     summary, out = score(bad_rows_csv(sample), store)
-    assert summary.rows_read == 10 and summary.rows_skipped == 5 and summary.rows_scored == 5
+    assert summary.rows_read == 10 and summary.rows_skipped == 4 and summary.rows_scored == 6
     reasons = {p.row: p.reason for p in summary.problems}
-    assert set(reasons) == {2, 4, 5, 6, 8}
+    assert set(reasons) == {2, 4, 6, 8}
     assert "srv_count is not a number ('abc')" in reasons[2]
-    assert "missing" in reasons[4] and "infinite" in reasons[5] and "NaN" in reasons[6]
+    assert "missing" in reasons[4] and "NaN" in reasons[6]
     assert "has 16 field(s), expected 19" in reasons[8] and "the line: 'r7," in reasons[8]
     assert out["row"].tolist() == list(range(1, 11))
-    skipped = out[out["status"] != scoring.OK]
-    assert skipped["row"].tolist() == [2, 4, 5, 6, 8] and skipped["score_pca"].isna().all()
-    assert all(s.startswith("skipped: ") for s in skipped["status"])
+    skipped = out[out["status"].str.startswith("skipped: ")]
+    assert skipped["row"].tolist() == [2, 4, 6, 8] and skipped["score_pca"].isna().all()
+    closed = out[out["row"] == 5].iloc[0]  # infinite: fail closed, never skipped
+    assert closed["status"].startswith("fail closed: srv_count is infinite")
+    assert all(closed[f"score_{n}"] == np.inf and closed[f"flag_{n}"] for n in FAST)
+    assert summary.fail_closed == 1 and all(summary.flagged[n] >= 1 for n in FAST)
 
 
 def test_bad_rows_reject_names_rows(store, sample):
     with pytest.raises(reader.BadRowsError) as info:
         score(bad_rows_csv(sample), store, policy="reject")
-    assert info.value.total == 5 and "row 2: srv_count is not a number ('abc')" in str(info.value)
+    assert info.value.total == 4 and "row 2: srv_count is not a number ('abc')" in str(info.value)
 
 
 def test_non_utf8_data_row(store, sample):
     data = header_csv(sample.iloc[:5]).replace(b"r3,", b"r\xff3,")
     summary, out = score(data, store)
-    assert [p.row for p in summary.problems] == [4] and "not UTF-8" in summary.problems[0].reason
+    assert summary.problems == [] and summary.rows_scored == 5 and summary.fail_closed == 1
     assert len(out) == 5
+    row = out[out["row"] == 4].iloc[0]  # a passthrough field that is not UTF-8: fail closed, flagged
+    assert row["id"] == "r\\xff3" and "not UTF-8 text (byte 0xff" in row["status"]
+    assert all(row[f"score_{n}"] == np.inf and row[f"flag_{n}"] for n in FAST)
 
 
 def test_nan_and_empty_found_by_the_fast_path(store, sample):
@@ -320,7 +326,7 @@ def test_cli_round_trip_every_row_once(tmp_path, sample):
     out = tmp_path / "out.csv"
     result = run_cli(str(src), "-o", str(out), "--detectors", "pca,zscore,kmeans", "--threshold", "best_f1")
     assert result.returncode == 0, result.stderr
-    assert "Rows read: 310; scored: 305; skipped: 5" in result.stderr
+    assert "Rows read: 310; scored: 306; skipped: 4" in result.stderr and "fail closed" in result.stderr
     table = pd.read_csv(out, dtype={"id": str})
     assert table["row"].tolist() == list(range(1, 311))
     # the row with too few fields cannot be split into columns: its whole line is in the status
@@ -328,7 +334,7 @@ def test_cli_round_trip_every_row_once(tmp_path, sample):
         f"r{i}" for i in range(300)]
     assert "the line: 'r7," in table.loc[7, "status"]
     assert {"score_pca", "flag_pca", "score_kmeans", "flag_kmeans"} <= set(table.columns)
-    assert table["score_kmeans"].notna().sum() == 305
+    assert table["score_kmeans"].notna().sum() == 306 and table.loc[4, "score_kmeans"] == np.inf
 
 
 @pytest.mark.slow

@@ -14,10 +14,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from anodet import scoring, sources, stream
+from anodet import scoring
 from anodet.datasets.kdd_schema import FEATURES, NUMERIC_COLUMNS
 from anodet.evaluation.thresholds import resolve_thresholds
 from anodet.scorer import SATURATION_RANGES, score_rows
+from anodet.streaming.pipeline import Detection, Outputs, Pipeline, StreamConfig
+from anodet.streaming.sources.local import FdSource
 from tests.adversarial.conftest import EXTREME_VALUES, header_csv, run_cli
 
 pytestmark = pytest.mark.slow  # subprocesses, sockets, trainings: CI runs them; the inner loop skips them
@@ -95,9 +97,9 @@ def test_stream_scores_a_batch_with_one_huge_row_and_writes_valid_json(store, sa
     os.close(write_fd)
     out = io.StringIO()
     threshold = store.default_threshold(detector, "reference")
-    detection = stream.Detection.from_store(store, detector, threshold)
-    pipeline = stream.Pipeline(sources.FdSource(read_fd, "pipe"), detection, stream.Outputs(out),
-                               stream.StreamConfig(status_every=0), status=lambda m: None)
+    detection = Detection.from_store(store, detector, threshold)
+    pipeline = Pipeline(FdSource(read_fd, "pipe"), detection, Outputs(out),
+                               StreamConfig(status_every=0), status=lambda m: None)
     result = pipeline.run()
     os.close(read_fd)
     assert pipeline.error is None and result["scored"] == 200 and result["rejected"] == 0
