@@ -320,7 +320,7 @@ def _cmd_data(args: argparse.Namespace) -> int:
 def _fill_score_cache(splits, store_root: str | None) -> None:
     """Score the splits the dashboard reads with the model store, once per store (its first page then draws
     without scoring). A missing or unusable store only skips this: the data itself is ready."""
-    from anodet import score_cache
+    from anodet.scoring import cache as score_cache
     from anodet.store import Store
 
     try:
@@ -376,7 +376,8 @@ def format_leaderboard(table, view: str) -> str:
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from anodet.data import load_splits
-    from anodet.leaderboard import leaderboard, score_frame
+    from anodet.leaderboard import leaderboard
+    from anodet.scoring.core import score_frame
     from anodet.store import Store
 
     if args.dataset:

@@ -8,13 +8,7 @@ import pandas as pd
 from anodet import evaluate
 from anodet.data import Splits
 from anodet.schema import ATTACK_CATEGORIES, label_column
-from anodet.scorer import score_rows
 from anodet.store import Store
-
-
-def score_frame(store: Store, frame: pd.DataFrame, names: list[str] | None = None) -> dict[str, np.ndarray]:
-    """Every named detector's scores for the records of ``frame`` (raw columns), by the one scoring routine."""
-    return score_rows(store, frame, names).by_detector
 
 
 def leaderboard(store: Store, splits: Splits, view: str, scores: dict[str, np.ndarray],

@@ -24,11 +24,13 @@ from typing import Any
 import numpy as np
 import streamlit as st
 
-from anodet import dashboard, dataset_view, evaluate, figures, score_cache, scorer, threshold_payload
+from anodet import dashboard, dataset_view, evaluate, figures, threshold_payload
 from anodet.data import DataError, Splits
 from anodet.dataset_view import KDD, DatasetView
 from anodet.datasets import DatasetError
 from anodet.evaluate import ThresholdCurve
+from anodet.scoring import cache as score_cache
+from anodet.scoring.core import score_frame
 from anodet.store import MANIFEST, Store, StoreError
 
 logger = logging.getLogger("anodet.ui")
@@ -188,7 +190,7 @@ def _validation_scores(root: str, manifest_hash: str) -> dict[str, np.ndarray]:
 def _split_scores(root: str, manifest_hash: str, split: str) -> dict[str, np.ndarray]:
     """Every detector's scores on one split, read from the disk cache or computed and kept there."""
     scores, _ = score_cache.split_scores(_open_store(root, manifest_hash), get_splits(), split,
-                                         lambda frame: score_all(_load_store(root, manifest_hash), frame))
+                                         lambda frame: score_frame(_load_store(root, manifest_hash), frame))
     return {n: _readonly(s) for n, s in scores.items()}
 
 
@@ -223,11 +225,6 @@ def _warm_up(root: str, manifest_hash: str) -> None:
             _warming.discard((root, manifest_hash))
 
     threading.Thread(target=load, name="anodet-load-detectors", daemon=True).start()
-
-
-def score_all(store: Store, rows: Any) -> dict[str, np.ndarray]:
-    """Every stored detector's scores for raw rows (a DataFrame of raw columns), by the one scoring routine."""
-    return scorer.score_rows(store, rows).by_detector
 
 
 def _labels(split: str, view: str) -> np.ndarray:

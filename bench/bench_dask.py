@@ -26,10 +26,10 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from inputs import distinct_rows  # noqa: E402
 
-from anodet.batch import score_many  # noqa: E402
-from anodet.output import ResultsFile  # noqa: E402
-from anodet.scorer import Scorer, default_detectors  # noqa: E402
-from anodet.scoring import score_source  # noqa: E402
+from anodet.scoring.batch import score_many  # noqa: E402
+from anodet.scoring.core import Scorer, default_detectors  # noqa: E402
+from anodet.scoring.files import score_source  # noqa: E402
+from anodet.scoring.output import ResultsFile  # noqa: E402
 from anodet.store import Store  # noqa: E402
 from anodet.thresholds import resolve_thresholds  # noqa: E402
 
@@ -75,7 +75,7 @@ def main() -> int:
         import dask
         from distributed import Client, LocalCluster
 
-        dask.config.set({"distributed.nanny.pre-spawn-environ": {}})  # as anodet.batch starts its LocalCluster
+        dask.config.set({"distributed.nanny.pre-spawn-environ": {}})  # as anodet.scoring.batch starts its LocalCluster
         start = time.perf_counter()
         cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
                                dashboard_address=None, silence_logs=40)

@@ -32,11 +32,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from anodet.data import fetch_raw, parse_raw_lines  # noqa: E402
-from anodet.output import CsvSink  # noqa: E402
 from anodet.reader import CHUNK_BYTES, read_chunks  # noqa: E402
 from anodet.schema import RAW_COLUMNS  # noqa: E402
-from anodet.scorer import default_detectors  # noqa: E402
-from anodet.scoring import Summary, score_source  # noqa: E402
+from anodet.scoring.core import default_detectors  # noqa: E402
+from anodet.scoring.files import Summary, score_source  # noqa: E402
+from anodet.scoring.output import CsvSink  # noqa: E402
 from anodet.store import Store  # noqa: E402
 from anodet.thresholds import resolve_thresholds  # noqa: E402
 from bench.inputs import write_csv as write_distinct  # noqa: E402

@@ -8,11 +8,11 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from anodet.batch import expand_inputs, score_many
-from anodet.output import ResultsFile
 from anodet.reader import BadRowsError, InputError
 from anodet.schema import FEATURES, RAW_COLUMNS
-from anodet.scoring import score_source
+from anodet.scoring.batch import expand_inputs, score_many
+from anodet.scoring.files import score_source
+from anodet.scoring.output import ResultsFile
 from anodet.thresholds import resolve_thresholds
 
 NAMES = ["pca", "ocsvm@kdd41", "ensemble@kdd41", "supervised"]

@@ -12,8 +12,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from anodet import reader, scoring, thresholds
+from anodet import reader, thresholds
 from anodet.schema import FEATURES
+from anodet.scoring import files
 
 NAMES = ["pca", "zscore"]
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -23,7 +24,7 @@ def run(data: bytes, store, policy: str = "skip", chunk_bytes: int = reader.CHUN
     tables = []
     chosen = thresholds.resolve_thresholds(store, NAMES, None, "reference")
     try:
-        summary = scoring.score_source(io.BytesIO(data), store, NAMES, chosen, policy, name="p.csv",
+        summary = files.score_source(io.BytesIO(data), store, NAMES, chosen, policy, name="p.csv",
                                        sink=tables.append, chunk_bytes=chunk_bytes)
     except reader.InputError as exc:
         assert str(exc) and "Traceback" not in str(exc)
@@ -74,5 +75,5 @@ def test_arbitrary_tables_every_row_once_or_input_error(store, table, chunk):
     assert out.column("row").to_pylist() == list(range(1, summary.rows_read + 1))
     status = np.array(out.column("status").to_pylist(), dtype=object)
     scores = out.column("score_pca").to_numpy(zero_copy_only=False)
-    assert np.isfinite(scores[status == scoring.OK].astype(float)).all()
-    assert ((status == scoring.OK).sum()) == summary.rows_scored
+    assert np.isfinite(scores[status == files.OK].astype(float)).all()
+    assert ((status == files.OK).sum()) == summary.rows_scored

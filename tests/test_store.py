@@ -8,7 +8,7 @@ import shutil
 import numpy as np
 import pytest
 
-from anodet.leaderboard import score_frame
+from anodet.scoring.core import score_frame
 from anodet.store import MANIFEST, Store, StoreError
 from anodet.train import train
 from tests.conftest import ROOT

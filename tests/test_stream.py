@@ -25,7 +25,7 @@ from anodet.data import fetch_raw, parse_raw_lines
 from anodet.reader import InputError, parse_block, sniff
 from anodet.reader.layout import RAW_LABELLED_LAYOUT
 from anodet.schema import FEATURES, NUMERIC_COLUMNS
-from anodet.scorer import applicable
+from anodet.scoring.core import applicable
 from tests.conftest import wait_for
 
 ROOT = Path(__file__).resolve().parent.parent

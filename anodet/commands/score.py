@@ -8,10 +8,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from anodet.output import OutputError, ResultsFile
 from anodet.reader import InputError, Limits
-from anodet.scorer import Scorer, default_detectors
-from anodet.scoring import Summary, score_source
+from anodet.scoring.core import Scorer, default_detectors
+from anodet.scoring.files import Summary, score_source
+from anodet.scoring.output import OutputError, ResultsFile
 from anodet.thresholds import ThresholdError, resolve_thresholds
 
 
@@ -71,7 +71,7 @@ def _run(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except OSError as exc:
-        from anodet.output import describe_os_error
+        from anodet.scoring.output import describe_os_error
 
         results.discard()
         bar.close()
@@ -122,7 +122,7 @@ def _run_many(args: argparse.Namespace, store, names: list[str]) -> int:
     """Several inputs (or --engine dask): a folder of parts, one per input, and summary.json."""
     from tqdm.auto import tqdm
 
-    from anodet.batch import expand_inputs, score_many
+    from anodet.scoring.batch import expand_inputs, score_many
 
     try:
         if not args.output or args.output == "-":

@@ -57,8 +57,8 @@ def _alert_destinations(values: list[str]) -> tuple[list[str], list[str]]:
 
 def run(args: argparse.Namespace) -> int:
     """Returns 0 after a clean end or stop, 2 on unusable input or options, 1 if the stream broke."""
-    from anodet import scorer
     from anodet.commands.score import _thresholds_file, command_store
+    from anodet.scoring.core import plan
 
     def say(message: str) -> None:
         print(message, file=sys.stderr, flush=True)
@@ -72,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
         store.entry(name)
         overrides = _thresholds_file(args, store.names)
         threshold = resolve_thresholds(store, [name], args.threshold, args.label_view, overrides)[name]
-        scorer.plan(store, [name])  # load the detector (and its members) before reading anything
+        plan(store, [name])  # load the detector (and its members) before reading anything
         files, streams = _alert_destinations(args.alerts or [])
         sinks = [RedisAlertSink(parse_broker_url(url), args.alerts_maxlen or None) for url in streams]
         source = open_source(args.input, args.follow, args.idle_timeout, args.group, args.consumer, args.claim_idle)

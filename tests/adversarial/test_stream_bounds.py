@@ -15,7 +15,7 @@ import time
 import pytest
 
 from anodet import alerts, sources, stream
-from anodet.scorer import score_rows
+from anodet.scoring.core import score_rows
 from tests.adversarial.conftest import ROOT, header_csv
 
 pytestmark = pytest.mark.slow  # subprocesses, sockets, trainings: CI runs them; the inner loop skips them

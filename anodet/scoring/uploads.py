@@ -1,8 +1,8 @@
 """Score an upload for the dashboard in bounded memory: full results to disk, only what is shown kept.
 
-The Score a CSV page used to keep every scored row in session state (a 3 MB .gz that expands
-to 1.2 GB took 16 GB of server memory). Now the full results are written, gzip-compressed, to a
-file under ``data/uploads/`` (what the download serves), and the session keeps only:
+An upload of a few megabytes can expand to gigabytes of rows, and a server holds many sessions,
+so no session keeps scored rows. The full results are written, gzip-compressed, to a file under
+``data/uploads/`` (what the download serves), and the session keeps only:
 
 * the summary (exact counts, streamed confusion counts per label view),
 * a uniform random sample of at most :data:`SAMPLE_ROWS` scored rows for the charts,
@@ -29,9 +29,9 @@ import pyarrow as pa
 
 from anodet.data import cache_root
 from anodet.labels import views_of
-from anodet.output import CsvSink
 from anodet.reader import Chunk, Layout, Limits
-from anodet.scoring import OK, Summary, score_source
+from anodet.scoring.files import OK, Summary, score_source
+from anodet.scoring.output import CsvSink
 
 SAMPLE_ROWS = 200_000
 TOP_ROWS = 5_000

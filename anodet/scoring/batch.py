@@ -1,7 +1,7 @@
 """Score many files into a folder of parts: one after another here, or in parallel on Dask.
 
 Each input file is one task and becomes one part (``part-00000.csv`` or ``.parquet``, in input
-order) through the very routine a single file goes through (:func:`anodet.scoring.score_source`),
+order) through the very routine a single file goes through (:func:`anodet.scoring.files.score_source`),
 so the engines agree row for row; ``summary.json`` adds up the files' summaries. On Dask, each
 worker process opens the model store itself from its path (the store must be readable there,
 e.g. a shared disk) and keeps it for the tasks that follow: models are never shipped through the
@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from anodet.reader import InputError
-from anodet.scoring import MAX_PROBLEMS_KEPT, Summary
+from anodet.scoring.files import MAX_PROBLEMS_KEPT, Summary
 
 PART_FORMATS = ("csv", "parquet")
 
@@ -61,9 +61,9 @@ _STORES: dict[tuple[str, str], Any] = {}
 
 def run_task(task: Task) -> Summary:
     """Score one file into its part (in whichever process runs it); the store is opened once per process."""
-    from anodet.output import ResultsFile
-    from anodet.scorer import Scorer
-    from anodet.scoring import score_source
+    from anodet.scoring.core import Scorer
+    from anodet.scoring.files import score_source
+    from anodet.scoring.output import ResultsFile
     from anodet.store import Store, StoreError
 
     key = (task.store_root, task.manifest_hash)

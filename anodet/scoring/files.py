@@ -27,7 +27,6 @@ from anodet.reader import (
     STATUS_COLUMN,
     BadRowsError,
     Chunk,
-    InputSchema,
     Layout,
     Limits,
     RowProblem,
@@ -35,7 +34,7 @@ from anodet.reader import (
     read_chunks,
 )
 from anodet.reader.parquet import is_parquet, read_parquet_chunks
-from anodet.scorer import Scorer
+from anodet.scoring.core import Scorer, input_schema
 
 OK = "scored"
 MAX_PROBLEMS_KEPT = 1_000
@@ -181,28 +180,6 @@ def results_table(chunk: Chunk, scores: Any, names: list[str], thresholds: dict[
         table = table.append_column(f"score_{name}", pa.array(s, mask=mask))
         table = table.append_column(f"flag_{name}", pa.array(flag, mask=mask))
     return table
-
-
-def input_schema(store: Any) -> InputSchema | None:
-    """How inputs for ``store`` are read: None (KDD's columns and label rule) for the KDD store; for a
-    user dataset's store its numeric feature columns, and its label column and normal values."""
-    from anodet.featureset import BUILTIN
-
-    if all(name in BUILTIN for name in store.feature_sets):
-        return None
-    numeric = frozenset(c for name in store.feature_sets for c in store.feature_set(name).numeric_columns)
-    dataset = (store.manifest.get("data") or {}).get("dataset")
-    label = None
-    if dataset:
-        from anodet import datasets
-
-        try:
-            label = datasets.load(dataset).doc.get("label")
-        except datasets.DatasetError:  # the declaration is gone: score without reading labels
-            label = None
-    if not label:
-        return InputSchema(numeric)
-    return InputSchema(numeric, label["column"], frozenset(v.strip() for v in label["normal"]))
 
 
 def score_source(
