@@ -6,8 +6,10 @@ Building the parser imports nothing heavy; each subcommand's module is imported 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -425,8 +427,16 @@ def main(argv: list[str] | None = None) -> int:
     handlers = {"train": _cmd_train, "evaluate": _cmd_evaluate, "data": _cmd_data, "dataset": _cmd_dataset}
     try:
         if args.command in handlers:
-            return handlers[args.command](args)
-        return importlib.import_module(SUBCOMMAND_MODULES[args.command]).run(args)
+            code = handlers[args.command](args)
+        else:
+            code = importlib.import_module(SUBCOMMAND_MODULES[args.command]).run(args)
+        sys.stdout.flush()  # here, not at exit: a closed pipe must be seen while it can still be answered
+        return code
+    except BrokenPipeError:  # ``… | head``: the reader has what it wanted
+        if not stdout_closed():
+            raise
+        _drop_stdout()
+        return 0
     except (DataError, StoreError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -440,3 +450,23 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+
+
+def stdout_closed() -> bool:
+    """Whether standard output is a pipe whose reader has gone (what ``python -m anodet … | head`` leaves)."""
+    import select
+
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(events & select.POLLERR for _, events in poller.poll(0))
+    except (AttributeError, OSError, ValueError):
+        return False
+
+
+def _drop_stdout() -> None:
+    """Point standard output at /dev/null, so what is still buffered does not fail again when Python exits."""
+    with contextlib.suppress(AttributeError, OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)

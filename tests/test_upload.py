@@ -79,3 +79,21 @@ def test_uploads_wait_for_a_free_scorer(store, splits, tmp_path, monkeypatch):
     for _ in range(uploads.CONCURRENT_SCORINGS - 1):
         uploads._SLOTS.release()
     assert done and done[0].summary.rows_scored == 50
+
+
+def test_old_results_are_cleaned_up_and_nothing_else(store, splits, tmp_path, monkeypatch):
+    """A new upload deletes results (and interrupted scorings' temporary files) over a day old, never a file
+    anodet did not write that happens to sit in the uploads folder."""
+    import os
+    import time
+
+    monkeypatch.setattr(uploads, "uploads_dir", lambda: tmp_path)
+    day_ago = time.time() - uploads.KEEP_FILES_S - 60
+    old = {name: tmp_path / name for name in ("0" * 32 + ".csv.gz", "f" * 32 + ".csv.part.gz", "backup.csv.gz",
+                                             "notes.txt")}
+    for path in old.values():
+        path.write_bytes(b"x")
+        os.utime(path, (day_ago, day_ago))
+    data = splits.test.iloc[:10][list(FEATURES)].to_csv(index=False).encode()
+    uploads.score_upload(io.BytesIO(data), "u.csv", store, ["zscore"], {"zscore": 1.0})
+    assert sorted(p.name for p in old.values() if p.exists()) == ["backup.csv.gz", "notes.txt"]

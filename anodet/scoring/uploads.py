@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import threading
 import time
 import uuid
@@ -167,9 +168,16 @@ class UploadResult:
         return self.results_path.read_bytes()
 
 
+_RESULTS_NAME = re.compile(r"[0-9a-f]{32}\.csv(\.part)?\.gz")
+"""The names :func:`score_upload` gives results files (and their temporary files): only those are cleaned up."""
+
+
 def _clean_old(folder: Path) -> None:
+    """Delete results files (and temporary files of interrupted scorings) older than :data:`KEEP_FILES_S`."""
     cutoff = time.time() - KEEP_FILES_S
-    for path in folder.glob("*.csv.gz"):
+    for path in folder.glob("*.gz"):
+        if not _RESULTS_NAME.fullmatch(path.name):
+            continue
         try:
             if path.stat().st_mtime < cutoff:
                 path.unlink()
