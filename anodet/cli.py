@@ -141,7 +141,8 @@ def _add_score(parser: argparse.ArgumentParser) -> None:
                              "or - for stdin")
     parser.add_argument("-o", "--output", metavar="OUTPUT",
                         help="results file: CSV (.gz to compress), .parquet, or '-' for standard output; default: "
-                             "INPUT's name with .scored.csv, in the current folder. With several inputs: a folder "
+                             "INPUT's name with .scored.csv, in the current folder; an existing file is replaced only if "
+                             "anodet wrote it. With several inputs: a new or empty folder, or one anodet wrote before "
                              "(parts are .parquet if the folder's name ends in .parquet, else .csv)")
     parser.add_argument("--engine", choices=("local", "dask"), default="local",
                         help="local: this process (default); dask: one task per input on a Dask cluster")
