@@ -6,8 +6,10 @@ Building the parser imports nothing heavy; each subcommand's module is imported 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -139,7 +141,8 @@ def _add_score(parser: argparse.ArgumentParser) -> None:
                              "or - for stdin")
     parser.add_argument("-o", "--output", metavar="OUTPUT",
                         help="results file: CSV (.gz to compress), .parquet, or '-' for standard output; default: "
-                             "INPUT's name with .scored.csv, in the current folder. With several inputs: a folder "
+                             "INPUT's name with .scored.csv, in the current folder; an existing file is replaced only if "
+                             "anodet wrote it. With several inputs: a new or empty folder, or one anodet wrote before "
                              "(parts are .parquet if the folder's name ends in .parquet, else .csv)")
     parser.add_argument("--engine", choices=("local", "dask"), default="local",
                         help="local: this process (default); dask: one task per input on a Dask cluster")
@@ -331,7 +334,7 @@ def _cmd_data(args: argparse.Namespace) -> int:
 def _fill_score_cache(splits, store_root: str | None) -> None:
     """Score the splits the dashboard reads with the model store, once per store (its first page then draws
     without scoring). A missing or unusable store only skips this: the data itself is ready."""
-    from anodet import score_cache
+    from anodet.scoring import cache as score_cache
     from anodet.store.core import Store
 
     try:
@@ -387,7 +390,8 @@ def format_leaderboard(table, view: str) -> str:
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from anodet.datasets.kdd import load_splits
-    from anodet.evaluation.leaderboard import leaderboard, score_frame
+    from anodet.evaluation.leaderboard import leaderboard
+    from anodet.scoring.core import score_frame
     from anodet.store.core import Store
 
     if args.dataset:
@@ -435,8 +439,16 @@ def main(argv: list[str] | None = None) -> int:
     handlers = {"train": _cmd_train, "evaluate": _cmd_evaluate, "data": _cmd_data, "dataset": _cmd_dataset}
     try:
         if args.command in handlers:
-            return handlers[args.command](args)
-        return importlib.import_module(SUBCOMMAND_MODULES[args.command]).run(args)
+            code = handlers[args.command](args)
+        else:
+            code = importlib.import_module(SUBCOMMAND_MODULES[args.command]).run(args)
+        sys.stdout.flush()  # here, not at exit: a closed pipe must be seen while it can still be answered
+        return code
+    except BrokenPipeError:  # ``… | head``: the reader has what it wanted
+        if not stdout_closed():
+            raise
+        _drop_stdout()
+        return 0
     except (DataError, StoreError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -450,3 +462,23 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+
+
+def stdout_closed() -> bool:
+    """Whether standard output is a pipe whose reader has gone (what ``python -m anodet … | head`` leaves)."""
+    import select
+
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(events & select.POLLERR for _, events in poller.poll(0))
+    except (AttributeError, OSError, ValueError):
+        return False
+
+
+def _drop_stdout() -> None:
+    """Point standard output at /dev/null, so what is still buffered does not fail again when Python exits."""
+    with contextlib.suppress(AttributeError, OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)

@@ -17,9 +17,9 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from anodet import upload
 from anodet.cli import main
 from anodet.datasets import catalog
+from anodet.scoring import uploads
 from tests.conftest import wdbc_frame
 from tests.threshold_control import release, sent
 
@@ -127,7 +127,7 @@ def test_score_an_upload_with_the_datasets_detectors(data_dir, tmp_path, monkeyp
     frame.iloc[3, 0] = np.nan  # one row that cannot be scored: listed, not dropped
     names = ["pca@wdbc", "mahalanobis@wdbc"]
     thresholds = {n: store.default_threshold(n, "label") for n in names}
-    result = upload.score_upload(io.BytesIO(frame.to_csv(index=False).encode()), "mine.csv", store, names, thresholds)
+    result = uploads.score_upload(io.BytesIO(frame.to_csv(index=False).encode()), "mine.csv", store, names, thresholds)
     summary = result.summary
     assert (summary.rows_read, summary.rows_scored, summary.rows_skipped) == (80, 79, 1)
     out = pd.read_csv(io.BytesIO(result.results_bytes()), compression="gzip")

@@ -8,12 +8,12 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from anodet.batch import expand_inputs, score_many
 from anodet.datasets.kdd_schema import FEATURES, RAW_COLUMNS
 from anodet.evaluation.thresholds import resolve_thresholds
-from anodet.output import ResultsFile
 from anodet.reader import BadRowsError, InputError
-from anodet.scoring import score_source
+from anodet.scoring.batch import expand_inputs, score_many
+from anodet.scoring.files import score_source
+from anodet.scoring.output import ResultsFile
 
 NAMES = ["pca", "ocsvm@kdd41", "ensemble@kdd41", "supervised"]
 
@@ -33,9 +33,11 @@ def test_dask_parts_are_the_local_engines_row_for_row(store, inputs, tmp_path):
     files = expand_inputs([str(inputs / "*")])
     assert [p.rsplit("/", 1)[1] for p in files] == ["a.csv", "b.csv.gz", "c.parquet"]
     thresholds = resolve_thresholds(store, NAMES, None, "reference")
-    local, local_parts = score_many(files, tmp_path / "local", store, NAMES, thresholds)
-    dask, dask_parts = score_many(files, tmp_path / "dask", store, NAMES, thresholds, engine="dask", workers=2)
-    assert local.rows_scored == dask.rows_scored == 4500 and local.flagged == dask.flagged
+    local = score_many(files, tmp_path / "local", store, NAMES, thresholds)
+    dask = score_many(files, tmp_path / "dask", store, NAMES, thresholds, engine="dask", workers=2)
+    assert local.summary.rows_scored == dask.summary.rows_scored == 4500
+    assert local.summary.flagged == dask.summary.flagged and not local.failed and not dask.failed
+    local_parts, dask_parts = local.parts, dask.parts
     for a, b in zip(local_parts, dask_parts, strict=True):
         assert a.read_bytes() == b.read_bytes()
     # Passthrough columns survive, and each part holds its own file's rows.
@@ -76,3 +78,19 @@ def test_inputs_that_match_nothing_are_named(tmp_path):
         expand_inputs([str(tmp_path / "*.csv")])
     with pytest.raises(InputError, match="is a folder"):
         expand_inputs([str(tmp_path)])
+
+
+def test_a_failing_write_is_said_per_input_and_leaves_no_temporary_file(store, inputs, tmp_path, monkeypatch):
+    import errno
+
+    from anodet.scoring.output import CsvSink
+
+    def full(self, table):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(CsvSink, "_write", full)
+    files = [str(inputs / "a.csv"), str(inputs / "b.csv.gz")]
+    batch = score_many(files, tmp_path / "out", store, ["pca"], resolve_thresholds(store, ["pca"], None, "reference"))
+    assert [source for source, _ in batch.failed] == files and not batch.parts
+    assert all("is full" in reason for _, reason in batch.failed)  # a write error, not "cannot read"
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["summary.json"]

@@ -9,7 +9,7 @@ import pytest
 
 from anodet.datasets.kdd_schema import FEATURES, RAW_COLUMNS
 from anodet.features.sets import OTHER, ColumnSpec, FeatureSet, FeatureSetSpec
-from anodet.scoring import score_source
+from anodet.scoring.files import score_source
 
 
 def test_a_third_feature_set_is_a_declaration_not_code(splits, tmp_path):

@@ -15,10 +15,11 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from anodet import output, reader, scorer, scoring
+from anodet import reader
 from anodet.datasets import labels
 from anodet.datasets.kdd_schema import FEATURES, RAW_COLUMNS, TRAINING_ATTACK_TYPES
 from anodet.evaluation import thresholds
+from anodet.scoring import core, files, output
 from tests.conftest import ROOT
 
 FAST = ["pca", "zscore", "kmeans"]
@@ -41,7 +42,7 @@ def score(data: bytes | str, store, names=FAST, policy="skip", **kw):
     tables = []
     source = io.BytesIO(data.encode() if isinstance(data, str) else data)
     chosen = thresholds.resolve_thresholds(store, names, None, "reference")
-    summary = scoring.score_source(source, store, names, chosen, policy, name="t.csv",
+    summary = files.score_source(source, store, names, chosen, policy, name="t.csv",
                                    sink=tables.append, **kw)
     return summary, (pa.concat_tables(tables).to_pandas() if tables else None)
 
@@ -105,7 +106,7 @@ def test_training_attack_types_match_the_kdd_file():
 
 def test_ensemble_from_member_scores_equals_its_own_score(store, sample):
     X = sample[list(FEATURES)].to_numpy()
-    scores = scorer.Scorer(store, ["ensemble", "pca"]).score(X).by_detector
+    scores = core.Scorer(store, ["ensemble", "pca"]).score(X).by_detector
     # float32 networks differ in the last bits with the batch a row is scored in
     np.testing.assert_allclose(scores["ensemble"], store.detector("ensemble").decision_function(store.feature_set("kdd18").transform(X)),
                                rtol=1e-4, atol=1e-6)
@@ -113,7 +114,7 @@ def test_ensemble_from_member_scores_equals_its_own_score(store, sample):
 
 def test_duplicates_and_cache_give_the_same_scores(store, sample):
     X = np.concatenate([sample[list(FEATURES)].to_numpy()] * 3)
-    cache = scorer.Scorer(store, ["pca", "zscore"], cache_rows=50)
+    cache = core.Scorer(store, ["pca", "zscore"], cache_rows=50)
     first = cache.score(X).by_detector
     again = cache.score(X[::-1]).by_detector
     direct = store.detector("pca").decision_function(store.feature_set("kdd18").transform(X))
@@ -123,30 +124,30 @@ def test_duplicates_and_cache_give_the_same_scores(store, sample):
 
 def test_after_an_all_distinct_batch_repeats_are_looked_for_again_every_few_batches(store):
     rng = np.random.default_rng(3)
-    distinct = rng.uniform(0, 1, (scorer.RECHECK_MIN_ROWS, len(FEATURES)))
+    distinct = rng.uniform(0, 1, (core.RECHECK_MIN_ROWS, len(FEATURES)))
     repeating = np.repeat(distinct[:10], 500, axis=0)  # 5,000 rows, 10 distinct
-    s = scorer.Scorer(store, ["pca"])
+    s = core.Scorer(store, ["pca"])
     pca = store.detector("pca")
     s.score(distinct)
     counted = [s.rows_scored]
-    for _ in range(scorer.DISTINCT_RECHECK):
+    for _ in range(core.DISTINCT_RECHECK):
         got = s.score(repeating).by_detector["pca"]
         np.testing.assert_allclose(got, pca.decision_function(store.feature_set("kdd18").transform(repeating)), rtol=1e-5, atol=1e-9)
         counted.append(s.rows_scored)
     scored = np.diff(counted)
     # unchecked batches are scored row by row; then the batch is checked again and its repeats found
-    assert list(scored) == [5000] * (scorer.DISTINCT_RECHECK - 1) + [10]
+    assert list(scored) == [5000] * (core.DISTINCT_RECHECK - 1) + [10]
 
 
 @pytest.mark.parametrize("hashing", ["as shipped", "every row collides"])
 def test_distinct_rows_is_exact(hashing, monkeypatch):
     if hashing == "every row collides":  # the hash groups everything: the exact fallback must regroup
-        monkeypatch.setattr(scorer, "_ROW_WEIGHTS", np.zeros(512, dtype=np.uint64))
+        monkeypatch.setattr(core, "_ROW_WEIGHTS", np.zeros(512, dtype=np.uint64))
     rng = np.random.default_rng(0)
     for X in (rng.integers(0, 3, (5000, 18)).astype(float), rng.normal(size=(3000, 41))):
         X[0, 0] = -0.0
         X[1] = X[0] + 0.0
-        first, codes = scorer.distinct_rows(X)
+        first, codes = core.distinct_rows(X)
         assert len(first) == len(np.unique(X + 0.0, axis=0))
         assert np.array_equal(first, np.sort(first)) and codes[0] == codes[1] == 0  # first occurrences, in order
         np.testing.assert_array_equal(X[first][codes], X)
@@ -292,7 +293,7 @@ def test_formula_cells_are_neutralised_in_downloads(store, sample):
     data = header_csv(sample.iloc[:4], {"note": ["=1+2", "+cmd", "-5", "@SUM(A1)"]})
     summary, _ = score(data, store)
     tables = []
-    scoring.score_source(io.BytesIO(data), store, FAST, summary.thresholds, sink=tables.append)
+    files.score_source(io.BytesIO(data), store, FAST, summary.thresholds, sink=tables.append)
     text = _csv(pa.concat_tables(tables)).decode()
     notes = [row["note"] for row in csv.DictReader(io.StringIO(text))]
     assert notes == ["'=1+2", "'+cmd", "-5", "'@SUM(A1)"]

@@ -8,7 +8,7 @@ import shutil
 import numpy as np
 import pytest
 
-from anodet.evaluation.leaderboard import score_frame
+from anodet.scoring.core import score_frame
 from anodet.store.core import MANIFEST, Store, StoreError
 from anodet.training.train import train
 from tests.conftest import ROOT

@@ -14,7 +14,6 @@ from typing import Any
 import numpy as np
 import streamlit as st
 
-from anodet import score_cache, scorer
 from anodet.app import figures
 from anodet.app.state import current_dataset, declaration_stamp
 from anodet.app.threshold_control import payload
@@ -24,6 +23,8 @@ from anodet.datasets.kdd import Splits
 from anodet.detectors import explain
 from anodet.evaluation import leaderboard
 from anodet.evaluation.metrics import ThresholdCurve
+from anodet.scoring import cache as score_cache
+from anodet.scoring import core as scorer
 from anodet.store.core import MANIFEST, Store, StoreError
 
 DATA_FIX = "Run `python -m anodet data` (with `ANODET_KDD_SOURCE` naming the folder or URL of the raw KDD files) to build it."
@@ -116,7 +117,7 @@ def _validation_scores(root: str, manifest_hash: str) -> dict[str, np.ndarray]:
 def _split_scores(root: str, manifest_hash: str, split: str) -> dict[str, np.ndarray]:
     """Every detector's scores on one split, read from the disk cache or computed and kept there."""
     scores, _ = score_cache.split_scores(_open_store(root, manifest_hash), get_splits(), split,
-                                         lambda frame: score_all(_load_store(root, manifest_hash), frame))
+                                         lambda frame: scorer.score_frame(_load_store(root, manifest_hash), frame))
     return {n: _readonly(s) for n, s in scores.items()}
 
 
@@ -157,9 +158,6 @@ def _warm_up(root: str, manifest_hash: str) -> None:
     threading.Thread(target=load, name="anodet-load-detectors", daemon=True).start()
 
 
-def score_all(store: Store, rows: Any) -> dict[str, np.ndarray]:
-    """Every stored detector's scores for raw rows (a DataFrame of raw columns), by the one scoring routine."""
-    return scorer.score_rows(store, rows).by_detector
 
 
 def _labels(split: str, view: str) -> np.ndarray:

@@ -71,8 +71,8 @@ def _dead_letter(args: argparse.Namespace) -> DeadLetterStream | None:
 
 def run(args: argparse.Namespace) -> int:
     """Returns 0 after a clean end or stop, 2 on unusable input or options, 1 if the stream broke."""
-    from anodet import scorer
     from anodet.commands.score import _thresholds_file, command_store
+    from anodet.scoring.core import plan
 
     def say(message: str) -> None:
         print(message, file=sys.stderr, flush=True)
@@ -86,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
         store.entry(name)
         overrides = _thresholds_file(args, store.names)
         threshold = resolve_thresholds(store, [name], args.threshold, args.label_view, overrides)[name]
-        scorer.plan(store, [name])  # load the detector (and its members) before reading anything
+        plan(store, [name])  # load the detector (and its members) before reading anything
         files, streams = _alert_destinations(args.alerts or [])
         sinks = [RedisAlertSink(parse_broker_url(url), args.alerts_maxlen or None) for url in streams]
         dead_letter = _dead_letter(args)

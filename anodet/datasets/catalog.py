@@ -36,6 +36,7 @@ import numpy as np
 
 from anodet.datasets.kdd import cache_root
 from anodet.features.sets import MAX_CATEGORIES, OTHER, ColumnSpec, FeatureSetSpec, qualified
+from anodet.reader.errors import listed
 from anodet.store.core import sha256_file
 
 if TYPE_CHECKING:
@@ -286,7 +287,7 @@ class Inspection:
         for kind in ("numeric", "log", "categorical"):
             if kinds.get(kind):
                 what = {"numeric": "numeric", "log": "numeric (log scale)", "categorical": "categorical"}[kind]
-                out.append(f"  {what} ({len(kinds[kind])}): {_listed(kinds[kind])}")
+                out.append(f"  {what} ({len(kinds[kind])}): {listed(kinds[kind])}")
         for role in ("label", "id", "excluded", "dropped"):
             cols = [c for c in self.columns if c.role == role]
             if cols:
@@ -298,11 +299,6 @@ class Inspection:
             out.append("  no label column: every row is taken as normal, and only unlabelled thresholds are chosen")
         out.extend(f"  note: {n}" for n in self.notes)
         return out
-
-
-def _listed(names: Sequence[str], limit: int = 12) -> str:
-    shown = ", ".join(names[:limit])
-    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
 
 
 def _split_list(value: str | Sequence[str] | None) -> list[str]:
@@ -320,7 +316,7 @@ def _resolve(names: list[str], wanted: Sequence[str], what: str, path: Path) -> 
     for w in wanted:
         got = w if w in names else lowered.get(w.lower())
         if got is None:
-            raise DatasetError(f"{path} has no column {w!r} (given as {what}); its columns are {_listed(names)}.")
+            raise DatasetError(f"{path} has no column {w!r} (given as {what}); its columns are {listed(names)}.")
         out.append(got)
     return out
 
@@ -539,7 +535,7 @@ def inspect(path: Path | str, label: str | None = None, normal: str | Sequence[s
             notes.insert(0, f"{info.name!r} is dropped: {info.note}.")
     if not any(c.role == "feature" and c.kind in ("numeric", "log") for c in columns):
         cats = [c.name for c in columns if c.role == "feature"]
-        raise DatasetError(f"{path} has no usable numeric column" + (f" (only categorical ones: {_listed(cats)})"
+        raise DatasetError(f"{path} has no usable numeric column" + (f" (only categorical ones: {listed(cats)})"
                                                                         if cats else "")
                            + "; anodet's detectors need at least one column of numbers that is not constant.")
     counts: dict[str, int] = {}
@@ -663,7 +659,7 @@ class Dataset:
             kinds.setdefault(k, []).append(n)
         for kind in ("numeric", "log", "categorical"):
             if kinds.get(kind):
-                out.append(f"  {kind} ({len(kinds[kind])}): {_listed(kinds[kind])}")
+                out.append(f"  {kind} ({len(kinds[kind])}): {listed(kinds[kind])}")
         for role in ("id", "excluded", "dropped"):
             cols = [c for c in d["columns"] if c["role"] == role]
             if cols:
@@ -774,7 +770,7 @@ def _inspect_test(path: Path, train: Inspection) -> tuple[Path, int]:
     needed = [c.name for c in train.features]
     lacking = [c for c in needed if c not in names]
     if lacking:
-        raise DatasetError(f"The test file {path} lacks the column(s) {_listed(lacking)} of the training file; give a "
+        raise DatasetError(f"The test file {path} lacks the column(s) {listed(lacking)} of the training file; give a "
                            "test file with the same columns.")
     kinds = dict(train.feature_columns())
     types = {c: (pa.string() if kinds[c] == "categorical" else pa.float64()) for c in needed}
@@ -1082,7 +1078,7 @@ def leaderboard(name: str, detectors: list[str] | None = None) -> pd.DataFrame:
     import pandas as pd
 
     from anodet.evaluation import metrics
-    from anodet.evaluation.leaderboard import score_frame
+    from anodet.scoring.core import score_frame
 
     dataset = load(name)
     store = open_store(name)

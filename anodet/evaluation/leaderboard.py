@@ -13,13 +13,7 @@ from anodet.datasets.kdd import Splits
 from anodet.datasets.kdd_schema import ATTACK_CATEGORIES, label_column
 from anodet.evaluation import metrics
 from anodet.evaluation.metrics import ThresholdCurve
-from anodet.scorer import score_rows
 from anodet.store.core import Store
-
-
-def score_frame(store: Store, frame: pd.DataFrame, names: list[str] | None = None) -> dict[str, np.ndarray]:
-    """Every named detector's scores for the records of ``frame`` (raw columns), by the one scoring routine."""
-    return score_rows(store, frame, names).by_detector
 
 
 def leaderboard(store: Store, splits: Splits, view: str, scores: dict[str, np.ndarray],

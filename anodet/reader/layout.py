@@ -3,7 +3,7 @@
 * a CSV whose header names KDD feature columns (:data:`anodet.datasets.kdd_schema.RAW_COLUMNS`) in any
   order; numeric ones are parsed as numbers, every other column (an id, a timestamp, a label) is
   passed through as text. Which detectors the columns are enough for is the scorer's call
-  (:func:`anodet.scorer.applicable`): each feature set names the columns it needs;
+  (:func:`anodet.scoring.core.applicable`): each feature set names the columns it needs;
 * raw KDD Cup 99 lines: 41 values, then optionally the label, no header. The first line fixes
   whether a label follows.
 

@@ -99,7 +99,7 @@ class Detection:
     @classmethod
     def from_store(cls, store: Any, name: str, threshold: float) -> Detection:
         """Detector ``name`` of ``store``, scored by the one scoring routine."""
-        from anodet.scorer import encode_chunk, input_schema, score_rows
+        from anodet.scoring.core import encode_chunk, input_schema, score_rows
 
         encoder = store.encoder([name])
         return cls(name, threshold, lambda M: score_rows(store, M, [name]).by_detector[name],

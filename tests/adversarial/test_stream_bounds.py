@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from anodet.scorer import score_rows
+from anodet.scoring.core import score_rows
 from anodet.streaming.alerts import AlertFormatter
 from anodet.streaming.pipeline import Detection, Outputs, Pipeline, StreamConfig
 from anodet.streaming.sinks import open_out

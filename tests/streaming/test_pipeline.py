@@ -23,7 +23,7 @@ from anodet.datasets.kdd import fetch_raw, parse_raw_lines
 from anodet.datasets.kdd_schema import FEATURES, NUMERIC_COLUMNS
 from anodet.reader import InputError, parse_block, sniff
 from anodet.reader.layout import RAW_LABELLED_LAYOUT
-from anodet.scorer import applicable
+from anodet.scoring.core import applicable
 from anodet.streaming.pipeline import Detection, Outputs, Pipeline, StreamConfig
 from anodet.streaming.sinks import WebhookSender
 from anodet.streaming.sources.local import FdSource, FileSource, TcpSource

@@ -34,7 +34,7 @@ from anodet.reader import (
     read_chunks,
 )
 from anodet.reader.parquet import is_parquet, read_parquet_chunks
-from anodet.scorer import Scorer, fail_closed, input_schema
+from anodet.scoring.core import Scorer, fail_closed, input_schema
 
 OK = "scored"
 MAX_PROBLEMS_KEPT = 1_000
