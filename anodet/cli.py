@@ -6,8 +6,10 @@ Building the parser imports nothing heavy; each subcommand's module is imported 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -121,7 +123,8 @@ def _add_score(parser: argparse.ArgumentParser) -> None:
                              "or - for stdin")
     parser.add_argument("-o", "--output", metavar="OUTPUT",
                         help="results file: CSV (.gz to compress), .parquet, or '-' for standard output; default: "
-                             "INPUT's name with .scored.csv, in the current folder. With several inputs: a folder "
+                             "INPUT's name with .scored.csv, in the current folder; an existing file is replaced only if "
+                             "anodet wrote it. With several inputs: a new or empty folder, or one anodet wrote before "
                              "(parts are .parquet if the folder's name ends in .parquet, else .csv)")
     parser.add_argument("--engine", choices=("local", "dask"), default="local",
                         help="local: this process (default); dask: one task per input on a Dask cluster")
@@ -145,8 +148,10 @@ def _add_score(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_stream(parser: argparse.ArgumentParser) -> None:
-    from anodet.brokers import ALERTS_MAXLEN, CLAIM_IDLE_S
-    from anodet.sources import IDLE_TIMEOUT_S
+    from anodet.streaming.pipeline import MAX_DELIVERIES
+    from anodet.streaming.sinks import ALERTS_MAXLEN, DEAD_LETTER_SUFFIX
+    from anodet.streaming.sources.local import IDLE_TIMEOUT_S
+    from anodet.streaming.sources.redis import CLAIM_IDLE_S
 
     defaults = {"batch_size": 8192, "max_wait": 0.01, "status_every": 5.0}
     parser.add_argument("--detector", required=True, type=detector_name,
@@ -156,8 +161,10 @@ def _add_stream(parser: argparse.ArgumentParser) -> None:
                         help="stream through a user dataset's detector (records with the dataset's columns; "
                              "--detector pca means pca@NAME)")
     parser.add_argument("--input", "--source", dest="input", default="-", metavar="SRC",
-                        help="'-' for stdin (default), a file path, tcp://127.0.0.1:PORT to listen for a producer, "
-                             "redis://HOST:PORT/STREAM (a Redis Stream, read in --group) or kafka://HOST:PORT/TOPIC")
+                        help="'-' for stdin (default), a file path, tcp://127.0.0.1:PORT to listen for producers "
+                             "(served concurrently), redis://[:PASSWORD@]HOST:PORT/STREAM (a Redis Stream, read in "
+                             "--group; rediss:// for TLS; or the password in $ANODET_REDIS_PASSWORD) or "
+                             "kafka://HOST:PORT/TOPIC")
     parser.add_argument("--group", metavar="NAME",
                         help="consumer group of a redis:// or kafka:// source: processes in one group share the "
                              "records, each acknowledged only after its decision is written")
@@ -167,6 +174,13 @@ def _add_stream(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--claim-idle", type=float, default=CLAIM_IDLE_S, metavar="S",
                         help="Redis: take over entries another consumer left unacknowledged this long (it died) "
                              f"(default {CLAIM_IDLE_S:.0f})")
+    parser.add_argument("--max-deliveries", type=int, default=MAX_DELIVERIES, metavar="N",
+                        help="Redis: an entry handed out more often than this without a decision (a poison message) "
+                             f"goes to the dead-letter stream instead (default {MAX_DELIVERIES}; 0: never)")
+    parser.add_argument("--dead-letter", metavar="redis://HOST:PORT/STREAM",
+                        help="where entries that cannot be decided go, each with its reason (default for a Redis "
+                             f"source: its stream's name + '{DEAD_LETTER_SUFFIX}' on the same server; otherwise the "
+                             "rejects)")
     parser.add_argument("--follow", action="store_true",
                         help="at the end of input keep waiting: a file is read as it grows (tail -F), a TCP "
                              "listener accepts the next connection; stop with Ctrl-C or SIGTERM")
@@ -270,7 +284,7 @@ def _cmd_data(args: argparse.Namespace) -> int:
 def _fill_score_cache(splits, store_root: str | None) -> None:
     """Score the splits the dashboard reads with the model store, once per store (its first page then draws
     without scoring). A missing or unusable store only skips this: the data itself is ready."""
-    from anodet import score_cache
+    from anodet.scoring import cache as score_cache
     from anodet.store.core import Store
 
     try:
@@ -294,8 +308,16 @@ def main(argv: list[str] | None = None) -> int:
     handlers = {"train": _cmd_train, "data": _cmd_data}
     try:
         if args.command in handlers:
-            return handlers[args.command](args)
-        return importlib.import_module(SUBCOMMAND_MODULES[args.command]).run(args)
+            code = handlers[args.command](args)
+        else:
+            code = importlib.import_module(SUBCOMMAND_MODULES[args.command]).run(args)
+        sys.stdout.flush()  # here, not at exit: a closed pipe must be seen while it can still be answered
+        return code
+    except BrokenPipeError:  # ``… | head``: the reader has what it wanted
+        if not stdout_closed():
+            raise
+        _drop_stdout()
+        return 0
     except (DataError, StoreError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -309,3 +331,23 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+
+
+def stdout_closed() -> bool:
+    """Whether standard output is a pipe whose reader has gone (what ``python -m anodet … | head`` leaves)."""
+    import select
+
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(events & select.POLLERR for _, events in poller.poll(0))
+    except (AttributeError, OSError, ValueError):
+        return False
+
+
+def _drop_stdout() -> None:
+    """Point standard output at /dev/null, so what is still buffered does not fail again when Python exits."""
+    with contextlib.suppress(AttributeError, OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)

@@ -1,6 +1,6 @@
 """Score a CSV: upload your own records, score them with the stored detectors, download the results.
 
-Thin: reading, scoring and keeping results are in :mod:`anodet.upload` (shared checks and scores
+Thin: reading, scoring and keeping results are in :mod:`anodet.scoring.uploads` (shared checks and scores
 with ``python -m anodet score``). The full results go to a file on disk; the session keeps only
 the summary, a sample for the charts and the top flagged rows, so memory stays flat.
 """
@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import streamlit as st
 
-from anodet import textsafe, upload
+from anodet import textsafe
 from anodet.app import figures, loaders, state, ui
 from anodet.datasets import kdd
 from anodet.datasets.kdd import DataError
@@ -23,8 +23,8 @@ from anodet.evaluation import metrics
 from anodet.evaluation.metrics import PRESET_HELP
 from anodet.evaluation.thresholds import resolve_thresholds
 from anodet.reader import RANGE_COLUMN, ROW_COLUMN, STATUS_COLUMN, InputError, describe_problems
-from anodet.scorer import default_detectors
-from anodet.scoring import input_schema
+from anodet.scoring import uploads
+from anodet.scoring.core import default_detectors, input_schema
 
 
 def _result_key() -> str:
@@ -61,7 +61,7 @@ def _score(source, name: str, names: list[str], thresholds: dict[str, float], po
     previous = st.session_state.get(_result_key(), {}).get("result")
     max_mb = int(st.get_option("server.maxUploadSize"))
     try:
-        result = upload.score_upload(
+        result = uploads.score_upload(
             source, name, loaders.get_store(), names, thresholds, policy, progress=progress, max_bytes=max_mb * 2**20,
             previous=previous, waiting=lambda: _waiting(bar))
     except InputError as exc:
@@ -121,7 +121,7 @@ with st.expander("What file can I upload?", expanded=_result_key() not in st.ses
         "(`normal`, attack names such as `smurf.`, or 0/1) turns on metrics and the ROC curve.\n"
         "* **Raw KDD Cup 99 records**: 41 values and an optional label per line, no header.\n"
         f"* Either one may be gzip-compressed (`.gz`); up to {st.get_option('server.maxUploadSize')} MB uploaded and "
-        f"{upload.MAX_DECOMPRESSED_BYTES / 1e9:,.0f} GB of text once decompressed.\n"
+        f"{uploads.MAX_DECOMPRESSED_BYTES / 1e9:,.0f} GB of text once decompressed.\n"
         "* Rows that cannot be scored (text where a number belongs, missing or infinite values, the wrong "
         "number of fields) are skipped and listed with their row numbers, or the file is rejected: your "
         "choice. Rows are numbered from 1 after the header. Values outside the training range are scored "
@@ -179,7 +179,7 @@ if "error" in kept:
         _problem_table(kept["problems"])
     st.stop()
 
-result: upload.UploadResult = kept["result"]
+result: uploads.UploadResult = kept["result"]
 summary = result.summary
 st.divider()
 st.subheader(f"Results for {text(result.name)}")
@@ -280,8 +280,8 @@ flagged_total = summary.flagged[focus]
 top = result.top.table(focus)
 shown = top.to_pandas() if top is not None else None
 st.markdown(f"**{flagged_total:,} rows flagged by {loaders.display_name(focus)}** at threshold {threshold:.4g}, highest "
-            "score first" + (f" (the {upload.TOP_ROWS:,} highest-scoring shown; all are in the download)"
-                             if flagged_total > upload.TOP_ROWS else "") + ". Click a column header to sort.")
+            "score first" + (f" (the {uploads.TOP_ROWS:,} highest-scoring shown; all are in the download)"
+                             if flagged_total > uploads.TOP_ROWS else "") + ". Click a column header to sort.")
 if shown is not None:
     first = [ROW_COLUMN, f"score_{focus}", RANGE_COLUMN]
     st.dataframe(shown, hide_index=True, key="score_flagged",

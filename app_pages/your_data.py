@@ -21,7 +21,7 @@ from anodet.datasets.errors import DatasetError
 from anodet.datasets.files import file_columns
 from anodet.datasets.model import PROTOCOLS
 from anodet.detectors import display_name
-from anodet.evaluation.leaderboard import test_boards
+from anodet.evaluation.leaderboard import boards_on_test
 from anodet.store.core import StoreError
 from anodet.training import jobs
 from anodet.training.datasets import open_store
@@ -52,7 +52,7 @@ def _say(message: object, *paths: tuple[Path | None, str]) -> str:
     out = _FLAG.sub(lambda m: f"'{FIELDS[m.group(0)]}'", str(message))
     for path, shown in paths:
         if path is not None:
-            out = out.replace(str(Path(path).resolve()), shown).replace(str(path), shown)
+            out = out.replace(str(Path(path).resolve()), shown).replace(str(path), shown).replace(Path(path).name, shown)
     return text(out)
 
 
@@ -72,7 +72,7 @@ def _trainable(name: str, root: str, stamp: int) -> tuple[list[str], dict[str, s
 @st.cache_data(show_spinner="Scoring the test split with every detector…", max_entries=8)
 def _leaderboard(name: str, root: str, stamp: int) -> pd.DataFrame:
     declaration = catalog.get(name)
-    return next(iter(test_boards(declaration, open_store(name), declaration.load_splits()).values()))
+    return next(iter(boards_on_test(declaration, open_store(name), declaration.load_splits()).values()))
 
 
 def _stamp(path: Path) -> int:

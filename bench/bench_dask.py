@@ -22,16 +22,18 @@ from pathlib import Path
 
 from inputs import distinct_rows
 
-from anodet.batch import score_many
 from anodet.evaluation.thresholds import resolve_thresholds
-from anodet.output import ResultsFile
-from anodet.scorer import Scorer, default_detectors
-from anodet.scoring import score_source
+from anodet.scoring.batch import score_many
+from anodet.scoring.core import Scorer, default_detectors
+from anodet.scoring.files import score_source
+from anodet.scoring.output import ResultsFile
 from anodet.store.core import Store
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
+
+
 
 RESULTS = ROOT / "bench" / "results" / "dask.md"
 
@@ -75,7 +77,7 @@ def main() -> int:
         import dask
         from distributed import Client, LocalCluster
 
-        dask.config.set({"distributed.nanny.pre-spawn-environ": {}})  # as anodet.batch starts its LocalCluster
+        dask.config.set({"distributed.nanny.pre-spawn-environ": {}})  # as anodet.scoring.batch starts its LocalCluster
         start = time.perf_counter()
         cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
                                dashboard_address=None, silence_logs=40)

@@ -31,15 +31,16 @@ import pyarrow.csv as pacsv
 from anodet.datasets.kdd import fetch_raw, parse_raw_lines
 from anodet.datasets.kdd_schema import RAW_COLUMNS
 from anodet.evaluation.thresholds import resolve_thresholds
-from anodet.output import CsvSink
 from anodet.reader import CHUNK_BYTES, read_chunks
-from anodet.scorer import default_detectors
-from anodet.scoring import Summary, score_source
+from anodet.scoring.core import default_detectors
+from anodet.scoring.files import Summary, score_source
+from anodet.scoring.output import CsvSink
 from anodet.store.core import Store
 from bench.inputs import write_csv as write_distinct
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
 
 RESULTS = ROOT / "bench" / "results" / "score.md"
 

@@ -177,17 +177,17 @@ def check_shown(shown: list[list[str]]) -> tuple[int, int]:
     """(distinct thresholds shown, how many of them showed other numbers than the test scores give)."""
     import numpy as np
 
-    from anodet import scorer
     from anodet.datasets.kdd import load_splits
     from anodet.datasets.kdd_schema import label_column
     from anodet.evaluation.metrics import ThresholdCurve
+    from anodet.scoring.core import score_frame
     from anodet.store.core import Store
 
     store = Store.open()
     test = load_splits().test
     name = store.names[0]  # the explorer's default detector
     curve = ThresholdCurve.from_scores(test[label_column("reference")].to_numpy(),
-                                       scorer.score_rows(store, test, [name]).by_detector[name])
+                                       score_frame(store, test, [name])[name])
     wrong = 0
     distinct = {}
     for row in shown:

@@ -50,3 +50,15 @@ def wdbc_frame():
     out = pd.concat([benign, malignant]).sample(frac=1, random_state=0)
     out["diagnosis"] = np.where(out.pop("target") == 1, "B", "M")
     return out
+
+
+def kdd_frame(part):
+    """A KDD part as one frame, the way the cached splits keep it: the 41 raw columns, the attack name, its category
+    and both label views' 0/1 columns, indexed by the record's line in its raw file (tests read it like that)."""
+    frame = part.rows.copy()
+    frame["attack"] = part.label_text
+    frame["category"] = part.category
+    for view, y in part.labels.items():
+        frame[f"label_{view}"] = y
+    frame.index = part.record_id
+    return frame

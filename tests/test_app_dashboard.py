@@ -17,6 +17,7 @@ from anodet.app import loaders, ui
 from anodet.datasets.kdd_schema import label_column
 from anodet.evaluation import leaderboard, metrics
 from anodet.evaluation.metrics import ThresholdCurve
+from tests.conftest import kdd_frame
 from tests.threshold_control import control, release, sent
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
@@ -78,7 +79,7 @@ def test_overview_shows_every_detector_with_metrics_at_its_threshold(app, store,
     board = table_with(app, "roc_auc")
     assert len(board) == len(store.names)
     assert {"roc_auc", "pr_auc", "precision", "recall", "f1", "f2", "accuracy", "fpr"} <= set(board.columns)
-    y = splits.test[label_column("reference")].to_numpy()
+    y = kdd_frame(splits.test)[label_column("reference")].to_numpy()
     # Until the user moves it, each detector's threshold is its validation best-F1 one.
     row = board.set_index("threshold").loc[store.default_threshold("pca", "reference")]
     assert row["detector"] == "PCA · kdd18" and row["feature_set"] == "kdd18" and not row["uses_labels"]
@@ -167,7 +168,7 @@ def test_the_control_is_sent_what_answers_any_threshold_in_the_browser(app, spli
     goto(app, EXPLORER)
     data = sent(app)
     scores = _scores()[DETECTOR]
-    y = splits.test[label_column("reference")].to_numpy()
+    y = kdd_frame(splits.test)[label_column("reference")].to_numpy()
     grid = data["grid"]
     # Every distinct test score, with exactly the records and attacks flagged at it, then "flag none".
     assert list(grid["score"].iloc[:-1]) == sorted(set(scores.tolist()))
@@ -299,13 +300,13 @@ def test_selecting_a_record_shows_its_detail(app, splits, store):
     app.run()
     assert not problems(app)
     record_id = int(table.iloc[3]["record"])
-    record = splits.test.loc[record_id]
+    record = kdd_frame(splits.test).loc[record_id]
     assert app.subheader[-1].value == f"Record {record_id}"
     shown = metric_values(app)
     assert shown["Attack name"] == record["attack"] and shown["Category"] == record["category"]
     assert shown["Label"] == ("attack" if record[label_column("reference")] == 1 else "normal")
     verdicts = table_with(app, "verdict").set_index("detector")
-    position = splits.test.index.get_loc(record_id)
+    position = kdd_frame(splits.test).index.get_loc(record_id)
     assert len(verdicts) == len(store.names)
     assert verdicts.loc["PCA · kdd18", "score"] == pytest.approx(_scores()["pca"][position])
     assert len(app.get("plotly_chart")) >= 3  # histogram, feature percentiles, feature contributions
@@ -329,7 +330,7 @@ def test_missing_store_says_which_command_fixes_it(tmp_path, monkeypatch, splits
 
 def test_threshold_curve_and_metrics_agree_on_the_real_scores(splits):
     """What the slider shows (ThresholdCurve) is what a full pass over the records gives."""
-    y = splits.test[label_column("true")].to_numpy()
+    y = kdd_frame(splits.test)[label_column("true")].to_numpy()
     s = _scores()["ensemble"]
     curve = ThresholdCurve.from_scores(y, s)
     for p in (5.0, 50.0, 99.0):
@@ -341,7 +342,7 @@ def test_scores_shown_are_the_detectors_own_scores(splits):
     """The dashboard's scores (possibly read back from the on-disk cache) are what each detector gives."""
 
     store = loaders.get_store()
-    X = splits.test  # the whole split: LOF's scores depend a little on the batch
+    X = kdd_frame(splits.test)  # the whole split: LOF's scores depend a little on the batch
     for name, scores in _scores().items():
         np.testing.assert_allclose(scores, store.score_raw(name, X), rtol=1e-4, atol=1e-6, err_msg=name)
 
@@ -397,7 +398,7 @@ def test_a_detector_without_a_breakdown_is_explained_by_itself_and_says_how(app,
 def test_a_record_opened_elsewhere_shows_its_detail(app, splits):
     app.session_state["flagged_record"] = 42
     goto(app, FLAGGED)
-    assert app.subheader[-1].value == f"Record {splits.test.index[42]}"
+    assert app.subheader[-1].value == f"Record {kdd_frame(splits.test).index[42]}"
     # Its raw connection fields are shown too (read from the raw test file).
     connection = next(m.value for m in app.markdown if m.value.startswith("**Connection**"))
     assert "protocol **" in connection and "bytes sent **" in connection

@@ -17,9 +17,10 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from anodet import upload
 from anodet.cli import main
-from anodet.datasets import catalog
+from anodet.datasets import userdata
+from anodet.scoring import uploads
+from anodet.training import datasets as dataset_training
 from tests.conftest import wdbc_frame
 from tests.threshold_control import release, sent
 
@@ -37,10 +38,10 @@ def data_dir(tmp_path_factory):
         frame = wdbc_frame()
         frame.to_csv(folder / "wdbc.csv", index=False)
         frame.drop(columns="diagnosis").to_csv(folder / "flows.csv", index=False)
-        catalog.add("wdbc", folder / "wdbc.csv", label="diagnosis", normal="B")
-        catalog.train("wdbc", FAST, log=lambda m: None)
-        catalog.add("flows", folder / "flows.csv")
-        catalog.train("flows", FAST, log=lambda m: None)
+        userdata.add("wdbc", folder / "wdbc.csv", label="diagnosis", normal="B")
+        dataset_training.train("wdbc", FAST, log=lambda m: None)
+        userdata.add("flows", folder / "flows.csv")
+        dataset_training.train("flows", FAST, log=lambda m: None)
         yield folder
 
 
@@ -79,17 +80,17 @@ def test_switch_lists_kdd_and_the_trained_datasets(data_dir):
 
 def test_overview_on_a_labelled_dataset_uses_its_labels_and_categories(data_dir):
     at = open_app("wdbc")
-    test = catalog.load("wdbc").splits().test
+    test = userdata.load("wdbc").splits().test
     assert any(f"{len(test)} records of the test split of dataset" in c.value.replace(",", "") for c in at.caption)
     heatmap = next(c for c in at.get("plotly_chart") if "Detection rate per anomaly category" in c.proto.spec)
-    assert f"M ({int(test['y'].sum())})" in heatmap.proto.spec  # the label's anomalous value is the category
+    assert f"M ({int(test.label('label').sum())})" in heatmap.proto.spec  # the label's anomalous value is the category
 
 
 def test_explorer_release_moves_the_dataset_threshold_everywhere(data_dir):
     name, view = "pca@wdbc", "label"
     at = open_app("wdbc", "app_pages/threshold_explorer.py", focus=name)
     payload = sent(at, name, view)
-    assert payload["n"] == len(catalog.load("wdbc").splits().test)
+    assert payload["n"] == len(userdata.load("wdbc").splits().test)
     scores = np.sort(payload["grid"]["score"].to_numpy())
     value = float(scores[len(scores) // 2])
     release(at, value, name, view)
@@ -116,18 +117,18 @@ def test_flagged_record_explains_with_the_users_column_names(data_dir):
 def test_live_monitor_replays_the_datasets_test_split(data_dir):
     at = open_app("wdbc", "app_pages/live_monitor.py")
     replay = at.session_state["live_replay"]
-    assert len(replay.scores) == len(catalog.load("wdbc").splits().test)
+    assert len(replay.scores) == len(userdata.load("wdbc").splits().test)
     assert at.session_state["live_replay_key"][0].endswith("@wdbc")
 
 
 def test_score_an_upload_with_the_datasets_detectors(data_dir, tmp_path, monkeypatch):
     monkeypatch.setenv("ANODET_UPLOADS_DIR", str(tmp_path))
-    store = catalog.open_store("wdbc")
+    store = dataset_training.open_store("wdbc")
     frame = wdbc_frame().head(80)  # with its label column, diagnosis (B normal, M anomalous)
     frame.iloc[3, 0] = np.nan  # one row that cannot be scored: listed, not dropped
     names = ["pca@wdbc", "mahalanobis@wdbc"]
     thresholds = {n: store.default_threshold(n, "label") for n in names}
-    result = upload.score_upload(io.BytesIO(frame.to_csv(index=False).encode()), "mine.csv", store, names, thresholds)
+    result = uploads.score_upload(io.BytesIO(frame.to_csv(index=False).encode()), "mine.csv", store, names, thresholds)
     summary = result.summary
     assert (summary.rows_read, summary.rows_scored, summary.rows_skipped) == (80, 79, 1)
     out = pd.read_csv(io.BytesIO(result.results_bytes()), compression="gzip")
@@ -151,12 +152,12 @@ def test_score_and_stream_commands_take_the_dataset(data_dir, tmp_path, monkeypa
     assert done.returncode == 0, done.stderr.decode()
     scored = pd.read_csv(out)
     assert len(scored) == 367 and (scored["status"] == "scored").all()
-    store = catalog.open_store("wdbc")
+    store = dataset_training.open_store("wdbc")
     assert (scored["flag_pca@wdbc"] == (scored["score_pca@wdbc"] >= store.default_threshold("pca@wdbc", "label"))).all()
     alerts = tmp_path / "alerts.jsonl"
     assert main(["stream", "--dataset", "wdbc", "--detector", "mahalanobis", "--input", str(csv),
                  "--alerts", str(alerts), "--status-every", "0"]) == 0
-    flagged = int((catalog.open_store("wdbc").score_raw("mahalanobis@wdbc", pd.read_csv(csv))
+    flagged = int((dataset_training.open_store("wdbc").score_raw("mahalanobis@wdbc", pd.read_csv(csv))
                    >= store.default_threshold("mahalanobis@wdbc", "label")).sum())
     assert len(alerts.read_text().splitlines()) == flagged > 0
     assert main(["score", "--dataset", "wdbc", str(csv), "--store", str(tmp_path)]) == 2
@@ -177,7 +178,7 @@ def test_unlabelled_dataset_shows_scores_flags_and_says_curves_need_labels(data_
     at.switch_page("app_pages/flagged_records.py").run()
     assert not problems(at), problems(at)
     shown = table_with(at, "outcome")
-    assert set(shown["outcome"]) == {"flagged"} and len(shown) == len(catalog.load("flows").splits().test)
+    assert set(shown["outcome"]) == {"flagged"} and len(shown) == len(userdata.load("flows").splits().test)
 
 
 def test_link_names_the_dataset_and_an_unknown_one_is_said(data_dir):
@@ -199,7 +200,7 @@ def test_a_broken_dataset_store_says_how_to_retrain_that_dataset(data_dir, tmp_p
     from anodet.store.core import Store, StoreError
 
     copy = tmp_path / "store"
-    shutil.copytree(catalog.store_root("wdbc"), copy)
+    shutil.copytree(userdata.store_root("wdbc"), copy)
     (copy / "pca@wdbc" / "state.npz").unlink()
     with pytest.raises(StoreError, match=r"train --dataset wdbc") as caught:
         Store.open(copy).detector("pca@wdbc")

@@ -14,6 +14,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from anodet.app.live import OutsideAlertsDir, Replay, alerts_frame, resolve_alert_path
+from tests.conftest import kdd_frame
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = str(ROOT / "app.py")
@@ -177,7 +178,7 @@ def test_an_alert_opens_its_record_in_flagged_records(app, clock, splits):
     _select_newest_alert(at)
     at.button(key="live_open_record").click().run()
     assert not problems(at), problems(at)
-    assert at.subheader[-1].value == f"Record {splits.test.index[newest['position']]}"
+    assert at.subheader[-1].value == f"Record {kdd_frame(splits.test).index[newest['position']]}"
 
 
 def test_opening_an_alert_pauses_the_running_replay_until_the_user_is_back(app, clock, splits):

@@ -13,6 +13,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from anodet.datasets.kdd_schema import FEATURES
+from tests.conftest import kdd_frame
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 PAGE = "app_pages/score_csv.py"
@@ -43,7 +44,7 @@ def upload(at: AppTest, name: str, data: bytes, policy: str = "skip") -> AppTest
 
 
 def sample_csv(splits, n: int = 200, extra: dict | None = None) -> bytes:
-    rows = splits.test.iloc[np.r_[0:n - n // 2, len(splits.test) - n // 2:len(splits.test)]]  # normals and attacks
+    rows = kdd_frame(splits.test).iloc[np.r_[0:n - n // 2, len(kdd_frame(splits.test)) - n // 2:len(kdd_frame(splits.test))]]  # normals and attacks
     frame = rows[list(FEATURES)[::-1]].copy()
     frame.insert(0, "id", range(n))
     frame["label"] = rows["attack"].to_numpy()

@@ -23,6 +23,7 @@ from anodet.detectors import create, detector_class
 from anodet.detectors.from_arrays import LOF_RTOL, OCSVM_TOLERANCE, TreeEnsemble
 from anodet.store.core import Store, StoreError, file_hashes, write_store
 from anodet.store.manifest import MANIFEST
+from tests.conftest import kdd_frame
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -36,10 +37,10 @@ def kdd(splits, store):
     def scaled(frame):
         return fs.transform(frame[list(FEATURES)].to_numpy(np.float64)).astype(np.float32)
 
-    train = scaled(splits.train.sample(6000, random_state=0))
-    validation = splits.validation.sample(6000, random_state=0)
-    y = splits.labels("validation", "reference")[validation.index.map(splits.validation.index.get_loc)]
-    score = np.vstack([scaled(splits.test.iloc[:8000]), rng.uniform(-1, 2, (2000, len(FEATURES)))]).astype(np.float32)
+    train = scaled(kdd_frame(splits.train).sample(6000, random_state=0))
+    validation = kdd_frame(splits.validation).sample(6000, random_state=0)
+    y = splits.labels("validation", "reference")[validation.index.map(kdd_frame(splits.validation).index.get_loc)]
+    score = np.vstack([scaled(kdd_frame(splits.test).iloc[:8000]), rng.uniform(-1, 2, (2000, len(FEATURES)))]).astype(np.float32)
     return {"train": train, "labelled": (scaled(validation), np.asarray(y)), "score": score}
 
 

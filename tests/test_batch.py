@@ -8,12 +8,13 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from anodet.batch import expand_inputs, score_many
 from anodet.datasets.kdd_schema import FEATURES, RAW_COLUMNS
 from anodet.evaluation.thresholds import resolve_thresholds
-from anodet.output import ResultsFile
 from anodet.reader import BadRowsError, InputError
-from anodet.scoring import score_source
+from anodet.scoring.batch import expand_inputs, score_many
+from anodet.scoring.files import score_source
+from anodet.scoring.output import ResultsFile
+from tests.conftest import kdd_frame
 
 NAMES = ["pca", "ocsvm@kdd41", "ensemble@kdd41", "supervised"]
 
@@ -21,7 +22,7 @@ NAMES = ["pca", "ocsvm@kdd41", "ensemble@kdd41", "supervised"]
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory, splits):
     folder = tmp_path_factory.mktemp("many")
-    rows = splits.test[list(RAW_COLUMNS)].assign(conn_id=[f"c{i}" for i in range(len(splits.test))])
+    rows = kdd_frame(splits.test)[list(RAW_COLUMNS)].assign(conn_id=[f"c{i}" for i in range(len(kdd_frame(splits.test)))])
     rows.iloc[:1500].to_csv(folder / "a.csv", index=False)
     rows.iloc[1500:3000].to_csv(folder / "b.csv.gz", index=False, compression="gzip")
     rows.iloc[3000:4500].to_parquet(folder / "c.parquet", index=False)
@@ -33,9 +34,11 @@ def test_dask_parts_are_the_local_engines_row_for_row(store, inputs, tmp_path):
     files = expand_inputs([str(inputs / "*")])
     assert [p.rsplit("/", 1)[1] for p in files] == ["a.csv", "b.csv.gz", "c.parquet"]
     thresholds = resolve_thresholds(store, NAMES, None, "reference")
-    local, local_parts = score_many(files, tmp_path / "local", store, NAMES, thresholds)
-    dask, dask_parts = score_many(files, tmp_path / "dask", store, NAMES, thresholds, engine="dask", workers=2)
-    assert local.rows_scored == dask.rows_scored == 4500 and local.flagged == dask.flagged
+    local = score_many(files, tmp_path / "local", store, NAMES, thresholds)
+    dask = score_many(files, tmp_path / "dask", store, NAMES, thresholds, engine="dask", workers=2)
+    assert local.summary.rows_scored == dask.summary.rows_scored == 4500
+    assert local.summary.flagged == dask.summary.flagged and not local.failed and not dask.failed
+    local_parts, dask_parts = local.parts, dask.parts
     for a, b in zip(local_parts, dask_parts, strict=True):
         assert a.read_bytes() == b.read_bytes()
     # Passthrough columns survive, and each part holds its own file's rows.
@@ -60,7 +63,7 @@ def test_parquet_in_and_out_with_the_local_engine(store, inputs, tmp_path):
 
 
 def test_a_bad_parquet_value_is_a_skipped_row_or_a_rejection(store, splits, tmp_path):
-    rows = splits.test.iloc[:20][list(FEATURES)].astype(str)  # numbers written as text, one of them not a number
+    rows = kdd_frame(splits.test).iloc[:20][list(FEATURES)].astype(str)  # numbers written as text, one of them not a number
     rows.iloc[4, 2] = "oops"
     rows.to_parquet(tmp_path / "bad.parquet")
     tables = []
@@ -76,3 +79,19 @@ def test_inputs_that_match_nothing_are_named(tmp_path):
         expand_inputs([str(tmp_path / "*.csv")])
     with pytest.raises(InputError, match="is a folder"):
         expand_inputs([str(tmp_path)])
+
+
+def test_a_failing_write_is_said_per_input_and_leaves_no_temporary_file(store, inputs, tmp_path, monkeypatch):
+    import errno
+
+    from anodet.scoring.output import CsvSink
+
+    def full(self, table):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(CsvSink, "_write", full)
+    files = [str(inputs / "a.csv"), str(inputs / "b.csv.gz")]
+    batch = score_many(files, tmp_path / "out", store, ["pca"], resolve_thresholds(store, ["pca"], None, "reference"))
+    assert [source for source, _ in batch.failed] == files and not batch.parts
+    assert all("is full" in reason for _, reason in batch.failed)  # a write error, not "cannot read"
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["summary.json"]

@@ -12,40 +12,42 @@ import pytest
 from anodet.datasets import kdd
 from anodet.datasets.kdd import DataError, fetch_raw, load_splits
 from anodet.datasets.kdd_schema import RAW_COLUMNS
+from tests.conftest import kdd_frame
 
 SHARED = Path(kdd.default_source())
 
 
 def test_training_set_is_every_normal_record_of_the_10_percent_file(splits):
-    assert len(splits.train) == 97_278
-    assert list(splits.train.columns) == list(RAW_COLUMNS)
+    assert len(kdd_frame(splits.train)) == 97_278
+    assert list(splits.train.rows.columns) == list(RAW_COLUMNS)
+    assert not splits.train.label("true").any()  # normal records, label 0 in both views
 
 
 def test_kdd_8020_has_the_reference_counts(splits):
-    test = splits.test
+    test = kdd_frame(splits.test)
     assert len(test) == 10_000
     assert (test["label_reference"] == 0).sum() == 8_000
     assert (test["label_reference"] == 1).sum() == 2_000
 
 
 def test_reference_inliers_hide_1896_novel_attacks(splits):
-    inliers = splits.test[splits.test["label_reference"] == 0]
+    inliers = kdd_frame(splits.test)[kdd_frame(splits.test)["label_reference"] == 0]
     assert (inliers["category"] == "novel").sum() == 1_896
     assert (inliers["label_true"] == 1).sum() == 1_896
     # Under the true view every non-normal record is an attack.
-    assert ((splits.test["attack"] != "normal") == (splits.test["label_true"] == 1)).all()
+    assert ((kdd_frame(splits.test)["attack"] != "normal") == (kdd_frame(splits.test)["label_true"] == 1)).all()
 
 
 def test_validation_is_a_fifth_of_each_reference_class_and_disjoint_from_test(splits):
-    val = splits.validation
+    val = kdd_frame(splits.validation)
     assert (val["label_reference"] == 0).sum() == 15_864
     assert (val["label_reference"] == 1).sum() == 46_341
-    assert not set(val.index) & set(splits.test.index)
+    assert not set(val.index) & set(kdd_frame(splits.test).index)
 
 
 def test_categories_are_the_known_ones(splits):
-    assert set(splits.test["category"]) <= {"normal", "dos", "probe", "r2l", "u2r", "novel"}
-    novel = splits.test.loc[splits.test["category"] == "novel", "attack"]
+    assert set(kdd_frame(splits.test)["category"]) <= {"normal", "dos", "probe", "r2l", "u2r", "novel"}
+    novel = kdd_frame(splits.test).loc[kdd_frame(splits.test)["category"] == "novel", "attack"]
     assert {"snmpgetattack", "mailbomb"} <= set(novel)
 
 

@@ -12,6 +12,7 @@ import pytest
 
 from anodet.datasets.kdd_schema import FEATURES
 from anodet.detectors import parallel as parallel_module
+from tests.conftest import kdd_frame
 
 N_FEATURES = len(FEATURES)  # detectors named by kind alone are the kdd18 ones
 
@@ -20,8 +21,8 @@ N_FEATURES = len(FEATURES)  # detectors named by kind alone are the kdd18 ones
 def rows(splits, store) -> dict[str, np.ndarray]:
     """Real scaled test rows (20,000, with repeats) and random rows in and around [0, 1]."""
     rng = np.random.default_rng(3)
-    test = store.feature_set("kdd18").transform(splits.test[list(FEATURES)].to_numpy(np.float64))
-    validation = store.feature_set("kdd18").transform(splits.validation[list(FEATURES)].to_numpy(np.float64))
+    test = store.feature_set("kdd18").transform(kdd_frame(splits.test)[list(FEATURES)].to_numpy(np.float64))
+    validation = store.feature_set("kdd18").transform(kdd_frame(splits.validation)[list(FEATURES)].to_numpy(np.float64))
     return {
         "real": np.vstack([test, validation[:10_000]]).astype(np.float32),
         "uniform": rng.uniform(0, 1, (20_000, N_FEATURES)).astype(np.float32),

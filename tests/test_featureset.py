@@ -9,25 +9,26 @@ import pytest
 
 from anodet.datasets.kdd_schema import FEATURES, RAW_COLUMNS
 from anodet.features.sets import OTHER, ColumnSpec, FeatureSet, FeatureSetSpec
-from anodet.scoring import score_source
+from anodet.scoring.files import score_source
+from tests.conftest import kdd_frame
 
 
 def test_a_third_feature_set_is_a_declaration_not_code(splits, tmp_path):
     spec = FeatureSetSpec("tiny", "bytes and protocol", (ColumnSpec("src_bytes", "log"),
                                                          ColumnSpec("protocol_type", "categorical"),
                                                          ColumnSpec("serror_rate", "numeric")))
-    fitted = FeatureSet.fit(spec, splits.train)
+    fitted = FeatureSet.fit(spec, kdd_frame(splits.train))
     assert fitted.raw_columns == ["src_bytes", "protocol_type", "serror_rate"]
     assert fitted.encoded_names[-1] == f"protocol_type={OTHER}" and fitted.width == 2 + len(
         fitted.categories["protocol_type"]) + 1
-    X = fitted.transform_frame(splits.test)
-    assert X.shape == (len(splits.test), fitted.width) and X.dtype == np.float32
+    X = fitted.transform_frame(kdd_frame(splits.test))
+    assert X.shape == (len(kdd_frame(splits.test)), fitted.width) and X.dtype == np.float32
     # Training normals land in [0, 1]; the one-hot block has exactly one 1 per row.
-    train = fitted.transform_frame(splits.train)
+    train = fitted.transform_frame(kdd_frame(splits.train))
     assert train[:, :2].min() >= 0 and train[:, :2].max() <= 1
     np.testing.assert_array_equal(X[:, 2:].sum(axis=1), 1.0)
     loaded = FeatureSet.load(fitted.save(tmp_path / "tiny.json"))
-    np.testing.assert_array_equal(loaded.transform_frame(splits.test), X)
+    np.testing.assert_array_equal(loaded.transform_frame(kdd_frame(splits.test)), X)
     assert loaded.digest() == fitted.digest()
 
 
@@ -41,14 +42,14 @@ def test_a_malformed_feature_set_file_is_one_sentence(tmp_path):
 def test_kdd18_is_the_reference_scaling(store, splits):
     fs = store.feature_set("kdd18")
     assert fs.raw_columns == list(FEATURES) and fs.width == 18 and not fs.categorical_columns
-    raw = splits.train[list(FEATURES)].to_numpy(np.float64)
+    raw = kdd_frame(splits.train)[list(FEATURES)].to_numpy(np.float64)
     span = raw.max(axis=0) - raw.min(axis=0)
-    expected = (splits.test[list(FEATURES)].to_numpy() - raw.min(axis=0)) / np.where(span > 0, span, 1.0)
-    np.testing.assert_allclose(fs.transform_frame(splits.test), expected.astype(np.float32), rtol=1e-6)
+    expected = (kdd_frame(splits.test)[list(FEATURES)].to_numpy() - raw.min(axis=0)) / np.where(span > 0, span, 1.0)
+    np.testing.assert_allclose(fs.transform_frame(kdd_frame(splits.test)), expected.astype(np.float32), rtol=1e-6)
 
 
 def test_unseen_categories_go_to_other_and_are_counted(store, splits):
-    rows = splits.test.iloc[:200][list(RAW_COLUMNS)].copy()
+    rows = kdd_frame(splits.test).iloc[:200][list(RAW_COLUMNS)].copy()
     rows.loc[rows.index[:7], "service"] = "never_seen_service"
     data = rows.to_csv(index=False).encode()
     summary = score_source(io.BytesIO(data), store, ["pca@kdd41", "pca"],
@@ -63,7 +64,7 @@ def test_unseen_categories_go_to_other_and_are_counted(store, splits):
 
 
 def test_an_18_column_header_scores_the_kdd18_detectors_and_says_which_it_skipped(store, splits):
-    data = splits.test.iloc[:100][list(FEATURES)].to_csv(index=False).encode()
+    data = kdd_frame(splits.test).iloc[:100][list(FEATURES)].to_csv(index=False).encode()
     names = ["pca", "pca@kdd41", "ocsvm@kdd41"]
     tables = []
     summary = score_source(io.BytesIO(data), store, names, dict.fromkeys(names, 1.0), name="t.csv",

@@ -14,9 +14,11 @@ from hypothesis import strategies as st
 from anodet.app import figures, layout, records
 from anodet.app.threshold_control.payload import grid_position, threshold_grid
 from anodet.datasets.kdd_schema import RAW_COLUMNS
+from anodet.datasets.model import Part
 from anodet.detectors import explain
 from anodet.evaluation import agreement, leaderboard, metrics
 from anodet.evaluation.metrics import ThresholdCurve
+from tests.conftest import kdd_frame
 
 RNG = np.random.default_rng(7)
 
@@ -198,7 +200,7 @@ def test_leaderboard_matches_the_direct_computation():
     curves = {n: ThresholdCurve.from_scores(y, s) for n, s in all_scores.items()}
     summaries = {n: leaderboard.curve_summary(y, s) for n, s in all_scores.items()}
     thresholds = {"a": 0.05, "b": 0.2}
-    table = leaderboard.curve_leaderboard(curves, summaries, thresholds)
+    table = leaderboard.leaderboard(curves, summaries, thresholds)
     for name, s in all_scores.items():
         expected = metrics.summary(y, s, thresholds[name])
         for metric in leaderboard.LEADERBOARD_METRICS:
@@ -228,25 +230,27 @@ def test_outcomes_name_each_cell_of_the_confusion_matrix():
     assert list(out) == ["true positive", "false positive", "missed attack", "true negative"]
 
 
-def _test_frame() -> pd.DataFrame:
-    return pd.DataFrame({
-        "srv_count": [1.0, 2.0, 3.0, 4.0], "attack": ["normal", "smurf", "=cmd|' /C calc'!A0", "normal"],
-        "category": ["normal", "dos", "novel", "normal"], "label_reference": [0, 1, 0, 0], "label_true": [0, 1, 1, 0],
-    }, index=[10, 11, 12, 13])
+def _test_frame() -> Part:
+    """Four test records (ids 10–13): a user column named like anodet's own ('score') is shown as 'score (input)'."""
+    return Part(pd.DataFrame({"srv_count": [1.0, 2.0, 3.0, 4.0], "score": [7.0, 7.0, 7.0, 7.0]}),
+                {"reference": np.array([0, 1, 0, 0], np.int8), "true": np.array([0, 1, 1, 0], np.int8)},
+                np.array(["normal", "smurf", "=cmd|' /C calc'!A0", "normal"], dtype=object),
+                np.array(["normal", "dos", "novel", "normal"], dtype=object), np.array([10, 11, 12, 13]))
 
 
 def test_record_table_is_sorted_by_score_and_follows_the_label_view():
     scores = np.array([0.2, 0.9, 0.7, 0.1])
-    ref = records.record_table(_test_frame(), scores, 0.5, "label_reference")
-    true = records.record_table(_test_frame(), scores, 0.5, "label_true")
+    ref = records.record_table(_test_frame(), scores, 0.5, "reference")
+    true = records.record_table(_test_frame(), scores, 0.5, "true")
     assert list(ref.index) == [11, 12, 10, 13] and ref.index.name == "record"
     assert list(ref["position"]) == [1, 2, 0, 3]
+    assert list(ref["score"]) == [0.9, 0.7, 0.2, 0.1] and (ref["score (input)"] == 7.0).all()
     assert ref.loc[12, "outcome"] == "false positive" and true.loc[12, "outcome"] == "true positive"
     assert not any(c.startswith("label_") for c in ref.columns)
 
 
 def test_filters_combine():
-    table = records.record_table(_test_frame(), np.array([0.2, 0.9, 0.7, 0.1]), 0.5, "label_true")
+    table = records.record_table(_test_frame(), np.array([0.2, 0.9, 0.7, 0.1]), 0.5, "true")
     assert list(records.filter_records(table, ["true positive"]).index) == [11, 12]
     assert list(records.filter_records(table, ["true positive"], categories=["dos"]).index) == [11]
     assert list(records.filter_records(table, [], attacks=["normal"]).index) == [10, 13]
@@ -266,7 +270,7 @@ def test_record_verdicts_use_each_detectors_threshold():
 
 
 def test_csv_download_neutralises_formulas_in_text_but_keeps_numbers():
-    table = records.record_table(_test_frame(), np.array([-0.2, 0.9, 0.7, 0.1]), 0.5, "label_true")
+    table = records.record_table(_test_frame(), np.array([-0.2, 0.9, 0.7, 0.1]), 0.5, "true")
     table.loc[10, "outcome"] = "@SUM(A1)"
     data = records.records_csv(table)
     back = pd.read_csv(io.BytesIO(data), index_col=0)
@@ -326,9 +330,9 @@ def test_isolation_forest_gets_its_own_perturbation_explanation(store, splits):
 
     iforest = store.detector("iforest")
     assert iforest.feature_scores(np.zeros((1, len(FEATURES)))) is None
-    train = splits.train[list(FEATURES)].to_numpy()
+    train = kdd_frame(splits.train)[list(FEATURES)].to_numpy()
     median = store.feature_set("kdd18").transform(np.median(train, axis=0)[None, :])[0]
-    attack = splits.test[splits.test["label_true"] == 1][list(FEATURES)].to_numpy()[:1]
+    attack = kdd_frame(splits.test)[kdd_frame(splits.test)["label_true"] == 1][list(FEATURES)].to_numpy()[:1]
     x = store.feature_set("kdd18").transform(attack)[0]
     contributions, method = explain.explain_record(iforest, x, median)
     assert method == "perturbation" and contributions.shape == (len(FEATURES),)
@@ -364,8 +368,8 @@ def test_a_kdd41_detector_is_explained_over_the_41_named_columns(store, splits):
     """One-hot parts (each service, protocol, flag) are summed back to their raw column."""
     name = "autoencoder@kdd41"
     fs = store.feature_set_for(name)
-    attack = splits.test[splits.test["label_true"] == 1].iloc[[0]]
-    reference = explain.reference_record(splits.train, fs.raw_columns)
+    attack = kdd_frame(splits.test)[kdd_frame(splits.test)["label_true"] == 1].iloc[[0]]
+    reference = explain.reference_record(kdd_frame(splits.train), fs.raw_columns)
     columns, contributions, method = explain.explain_raw(store.detector(name), fs, attack, reference)
     assert columns == list(RAW_COLUMNS) and contributions.shape == (41,) and method == "own"
     per_input = store.detector(name).feature_scores(fs.transform_frame(attack))[0]

@@ -54,7 +54,7 @@ def test_only_allowed_hosts_can_be_followed(monkeypatch):
     with pytest.raises(OutsideAlertsDir, match="ANODET_REDIS_HOSTS"):
         resolve_alert_stream("redis://10.1.2.3:6379/alerts")
     with pytest.raises(OutsideAlertsDir, match="write it as"):
-        resolve_alert_stream("redis://localhost/alerts")
+        resolve_alert_stream("redis://localhost:99999/alerts")
     monkeypatch.setenv("ANODET_REDIS_HOSTS", "10.1.2.3, cache.internal")
     assert resolve_alert_stream("redis://cache.internal:6379/alerts").host == "cache.internal"
     with pytest.raises(OutsideAlertsDir):

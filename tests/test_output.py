@@ -8,7 +8,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from anodet.output import CsvSink
+from anodet.scoring.output import CsvSink
 
 
 def _chunks() -> list[pa.Table]:

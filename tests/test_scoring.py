@@ -15,18 +15,19 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from anodet import output, reader, scorer, scoring
+from anodet import reader
 from anodet.datasets import labels
 from anodet.datasets.kdd_schema import FEATURES, RAW_COLUMNS, TRAINING_ATTACK_TYPES
 from anodet.evaluation import thresholds
-from tests.conftest import ROOT
+from anodet.scoring import core, files, output
+from tests.conftest import ROOT, kdd_frame
 
 FAST = ["pca", "zscore", "kmeans"]
 
 
 @pytest.fixture(scope="module")
 def sample(splits) -> pd.DataFrame:
-    return splits.test.iloc[:300]
+    return kdd_frame(splits.test).iloc[:300]
 
 
 def header_csv(sample: pd.DataFrame, extra: dict | None = None, order=None) -> bytes:
@@ -41,7 +42,7 @@ def score(data: bytes | str, store, names=FAST, policy="skip", **kw):
     tables = []
     source = io.BytesIO(data.encode() if isinstance(data, str) else data)
     chosen = thresholds.resolve_thresholds(store, names, None, "reference")
-    summary = scoring.score_source(source, store, names, chosen, policy, name="t.csv",
+    summary = files.score_source(source, store, names, chosen, policy, name="t.csv",
                                    sink=tables.append, **kw)
     return summary, (pa.concat_tables(tables).to_pandas() if tables else None)
 
@@ -105,7 +106,7 @@ def test_training_attack_types_match_the_kdd_file():
 
 def test_ensemble_from_member_scores_equals_its_own_score(store, sample):
     X = sample[list(FEATURES)].to_numpy()
-    scores = scorer.Scorer(store, ["ensemble", "pca"]).score(X).by_detector
+    scores = core.Scorer(store, ["ensemble", "pca"]).score(X).by_detector
     # float32 networks differ in the last bits with the batch a row is scored in
     np.testing.assert_allclose(scores["ensemble"], store.detector("ensemble").decision_function(store.feature_set("kdd18").transform(X)),
                                rtol=1e-4, atol=1e-6)
@@ -113,7 +114,7 @@ def test_ensemble_from_member_scores_equals_its_own_score(store, sample):
 
 def test_duplicates_and_cache_give_the_same_scores(store, sample):
     X = np.concatenate([sample[list(FEATURES)].to_numpy()] * 3)
-    cache = scorer.Scorer(store, ["pca", "zscore"], cache_rows=50)
+    cache = core.Scorer(store, ["pca", "zscore"], cache_rows=50)
     first = cache.score(X).by_detector
     again = cache.score(X[::-1]).by_detector
     direct = store.detector("pca").decision_function(store.feature_set("kdd18").transform(X))
@@ -123,30 +124,30 @@ def test_duplicates_and_cache_give_the_same_scores(store, sample):
 
 def test_after_an_all_distinct_batch_repeats_are_looked_for_again_every_few_batches(store):
     rng = np.random.default_rng(3)
-    distinct = rng.uniform(0, 1, (scorer.RECHECK_MIN_ROWS, len(FEATURES)))
+    distinct = rng.uniform(0, 1, (core.RECHECK_MIN_ROWS, len(FEATURES)))
     repeating = np.repeat(distinct[:10], 500, axis=0)  # 5,000 rows, 10 distinct
-    s = scorer.Scorer(store, ["pca"])
+    s = core.Scorer(store, ["pca"])
     pca = store.detector("pca")
     s.score(distinct)
     counted = [s.rows_scored]
-    for _ in range(scorer.DISTINCT_RECHECK):
+    for _ in range(core.DISTINCT_RECHECK):
         got = s.score(repeating).by_detector["pca"]
         np.testing.assert_allclose(got, pca.decision_function(store.feature_set("kdd18").transform(repeating)), rtol=1e-5, atol=1e-9)
         counted.append(s.rows_scored)
     scored = np.diff(counted)
     # unchecked batches are scored row by row; then the batch is checked again and its repeats found
-    assert list(scored) == [5000] * (scorer.DISTINCT_RECHECK - 1) + [10]
+    assert list(scored) == [5000] * (core.DISTINCT_RECHECK - 1) + [10]
 
 
 @pytest.mark.parametrize("hashing", ["as shipped", "every row collides"])
 def test_distinct_rows_is_exact(hashing, monkeypatch):
     if hashing == "every row collides":  # the hash groups everything: the exact fallback must regroup
-        monkeypatch.setattr(scorer, "_ROW_WEIGHTS", np.zeros(512, dtype=np.uint64))
+        monkeypatch.setattr(core, "_ROW_WEIGHTS", np.zeros(512, dtype=np.uint64))
     rng = np.random.default_rng(0)
     for X in (rng.integers(0, 3, (5000, 18)).astype(float), rng.normal(size=(3000, 41))):
         X[0, 0] = -0.0
         X[1] = X[0] + 0.0
-        first, codes = scorer.distinct_rows(X)
+        first, codes = core.distinct_rows(X)
         assert len(first) == len(np.unique(X + 0.0, axis=0))
         assert np.array_equal(first, np.sort(first)) and codes[0] == codes[1] == 0  # first occurrences, in order
         np.testing.assert_array_equal(X[first][codes], X)
@@ -239,7 +240,7 @@ def bad_rows_csv(sample: pd.DataFrame) -> bytes:
     col = rows[0].index("srv_count")
     rows[2][col] = "abc"  # row 2: not a number
     rows[4][col] = ""  # row 4: missing
-    rows[5][col] = "inf"  # row 5: infinite
+    rows[5][col] = "inf"  # row 5: infinite (scored +inf: fail closed)
     rows[6][col] = "NaN"  # row 6: NaN
     rows[8] = rows[8][:-3]  # row 8: too few fields
     return ("\n".join(",".join(r) for r in rows) + "\n").encode()
@@ -247,29 +248,35 @@ def bad_rows_csv(sample: pd.DataFrame) -> bytes:
 
 def test_bad_rows_are_skipped_listed_and_kept_in_the_output(store, sample):
     summary, out = score(bad_rows_csv(sample), store)
-    assert summary.rows_read == 10 and summary.rows_skipped == 5 and summary.rows_scored == 5
+    assert summary.rows_read == 10 and summary.rows_skipped == 4 and summary.rows_scored == 6
     reasons = {p.row: p.reason for p in summary.problems}
-    assert set(reasons) == {2, 4, 5, 6, 8}
+    assert set(reasons) == {2, 4, 6, 8}
     assert "srv_count is not a number ('abc')" in reasons[2]
-    assert "missing" in reasons[4] and "infinite" in reasons[5] and "NaN" in reasons[6]
+    assert "missing" in reasons[4] and "NaN" in reasons[6]
     assert "has 16 field(s), expected 19" in reasons[8] and "the line: 'r7," in reasons[8]
     assert out["row"].tolist() == list(range(1, 11))
-    skipped = out[out["status"] != scoring.OK]
-    assert skipped["row"].tolist() == [2, 4, 5, 6, 8] and skipped["score_pca"].isna().all()
-    assert all(s.startswith("skipped: ") for s in skipped["status"])
+    skipped = out[out["status"].str.startswith("skipped: ")]
+    assert skipped["row"].tolist() == [2, 4, 6, 8] and skipped["score_pca"].isna().all()
+    closed = out[out["row"] == 5].iloc[0]  # infinite: fail closed, never skipped
+    assert closed["status"].startswith("fail closed: srv_count is infinite")
+    assert all(closed[f"score_{n}"] == np.inf and closed[f"flag_{n}"] for n in FAST)
+    assert summary.fail_closed == 1 and all(summary.flagged[n] >= 1 for n in FAST)
 
 
 def test_bad_rows_reject_names_rows(store, sample):
     with pytest.raises(reader.BadRowsError) as info:
         score(bad_rows_csv(sample), store, policy="reject")
-    assert info.value.total == 5 and "row 2: srv_count is not a number ('abc')" in str(info.value)
+    assert info.value.total == 4 and "row 2: srv_count is not a number ('abc')" in str(info.value)
 
 
 def test_non_utf8_data_row(store, sample):
     data = header_csv(sample.iloc[:5]).replace(b"r3,", b"r\xff3,")
     summary, out = score(data, store)
-    assert [p.row for p in summary.problems] == [4] and "not UTF-8" in summary.problems[0].reason
+    assert summary.problems == [] and summary.rows_scored == 5 and summary.fail_closed == 1
     assert len(out) == 5
+    row = out[out["row"] == 4].iloc[0]  # a passthrough field that is not UTF-8: fail closed, flagged
+    assert row["id"] == "r\\xff3" and "not UTF-8 text (byte 0xff" in row["status"]
+    assert all(row[f"score_{n}"] == np.inf and row[f"flag_{n}"] for n in FAST)
 
 
 def test_nan_and_empty_found_by_the_fast_path(store, sample):
@@ -286,7 +293,7 @@ def test_formula_cells_are_neutralised_in_downloads(store, sample):
     data = header_csv(sample.iloc[:4], {"note": ["=1+2", "+cmd", "-5", "@SUM(A1)"]})
     summary, _ = score(data, store)
     tables = []
-    scoring.score_source(io.BytesIO(data), store, FAST, summary.thresholds, sink=tables.append)
+    files.score_source(io.BytesIO(data), store, FAST, summary.thresholds, sink=tables.append)
     text = _csv(pa.concat_tables(tables)).decode()
     notes = [row["note"] for row in csv.DictReader(io.StringIO(text))]
     assert notes == ["'=1+2", "'+cmd", "-5", "'@SUM(A1)"]
@@ -320,7 +327,7 @@ def test_cli_round_trip_every_row_once(tmp_path, sample):
     out = tmp_path / "out.csv"
     result = run_cli(str(src), "-o", str(out), "--detectors", "pca,zscore,kmeans", "--threshold", "best_f1")
     assert result.returncode == 0, result.stderr
-    assert "Rows read: 310; scored: 305; skipped: 5" in result.stderr
+    assert "Rows read: 310; scored: 306; skipped: 4" in result.stderr and "fail closed" in result.stderr
     table = pd.read_csv(out, dtype={"id": str})
     assert table["row"].tolist() == list(range(1, 311))
     # the row with too few fields cannot be split into columns: its whole line is in the status
@@ -328,7 +335,7 @@ def test_cli_round_trip_every_row_once(tmp_path, sample):
         f"r{i}" for i in range(300)]
     assert "the line: 'r7," in table.loc[7, "status"]
     assert {"score_pca", "flag_pca", "score_kmeans", "flag_kmeans"} <= set(table.columns)
-    assert table["score_kmeans"].notna().sum() == 305
+    assert table["score_kmeans"].notna().sum() == 306 and table.loc[4, "score_kmeans"] == np.inf
 
 
 @pytest.mark.slow

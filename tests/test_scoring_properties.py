@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from anodet import reader, scoring
 from anodet.datasets.kdd_schema import FEATURES
 from anodet.evaluation import thresholds
+from anodet.scoring import files
 
 NAMES = ["pca", "zscore"]
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -24,7 +25,7 @@ def run(data: bytes, store, policy: str = "skip", chunk_bytes: int = reader.CHUN
     tables = []
     chosen = thresholds.resolve_thresholds(store, NAMES, None, "reference")
     try:
-        summary = scoring.score_source(io.BytesIO(data), store, NAMES, chosen, policy, name="p.csv",
+        summary = files.score_source(io.BytesIO(data), store, NAMES, chosen, policy, name="p.csv",
                                        sink=tables.append, chunk_bytes=chunk_bytes)
     except reader.InputError as exc:
         assert str(exc) and "Traceback" not in str(exc)
@@ -76,4 +77,6 @@ def test_arbitrary_tables_every_row_once_or_input_error(store, table, chunk):
     status = np.array(out.column("status").to_pylist(), dtype=object)
     scores = out.column("score_pca").to_numpy(zero_copy_only=False)
     assert np.isfinite(scores[status == scoring.OK].astype(float)).all()
-    assert ((status == scoring.OK).sum()) == summary.rows_scored
+    closed = np.array([str(s).startswith("fail closed: ") for s in status], dtype=bool)
+    assert (scores[closed].astype(float) == np.inf).all()  # an infinite value: scored +inf, never skipped
+    assert (status == scoring.OK).sum() + closed.sum() == summary.rows_scored

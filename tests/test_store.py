@@ -8,10 +8,10 @@ import shutil
 import numpy as np
 import pytest
 
-from anodet.scorer import score_frame
+from anodet.scoring.core import score_frame
 from anodet.store.core import MANIFEST, Store, StoreError
 from anodet.training.train import train
-from tests.conftest import ROOT
+from tests.conftest import ROOT, kdd_frame
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +86,7 @@ def test_committed_store_reproduces_its_manifest_metrics(store, splits):
     """The numbers in the manifest (and README) are what the stored models really score."""
     from anodet.evaluation import metrics
 
-    scores = score_frame(store, splits.test)
+    scores = score_frame(store, kdd_frame(splits.test))
     for name, s in scores.items():
         for view in ("reference", "true"):
             y = splits.labels("test", view)

@@ -71,20 +71,22 @@ def redis_hosts() -> tuple[str, ...]:
 
 
 def is_alert_stream(text: str) -> bool:
-    return text.strip().lower().startswith("redis://")
+    from anodet.streaming.sources.urls import is_redis_url
+
+    return is_redis_url(text.strip())
 
 
 def resolve_alert_stream(text: str) -> Any:
-    """The :class:`~anodet.brokers.BrokerURL` of a Redis alert stream the page may follow, or
-    :class:`OutsideAlertsDir` with one sentence saying why not."""
-    from anodet.brokers import parse_broker_url
-    from anodet.sources import SourceError
+    """The :class:`~anodet.streaming.sources.urls.BrokerURL` of a Redis alert stream the page may
+    follow, or :class:`OutsideAlertsDir` with one sentence saying why not."""
+    from anodet.streaming.sources.base import SourceError
+    from anodet.streaming.sources.urls import parse_broker_url
 
     try:
         url = parse_broker_url(text)
     except SourceError as exc:
         raise OutsideAlertsDir(str(exc)) from None
-    if url.scheme != "redis":
+    if not url.is_redis:
         raise OutsideAlertsDir("Only Redis alert streams (redis://HOST:PORT/STREAM) can be followed.")
     allowed = redis_hosts()
     if url.host.lower() not in allowed:
@@ -337,7 +339,7 @@ class RedisAlertFollower(AlertFollower):
     def __init__(self, url: Any, stats_path: str | Path | None = None, keep: int = 5000,
                  from_start: bool = True, client: Any = None) -> None:
         super().__init__(Path(str(url.name)), stats_path, keep, from_start=True)
-        from anodet.brokers import redis_client
+        from anodet.streaming.sources.redis import redis_client
 
         self.url = url
         self.client = client or redis_client(url, timeout=2.0)

@@ -14,7 +14,6 @@ from typing import Any
 import numpy as np
 import streamlit as st
 
-from anodet import score_cache, scorer
 from anodet.app import figures
 from anodet.app.state import current_dataset, declaration_stamp
 from anodet.app.threshold_control import payload
@@ -24,6 +23,8 @@ from anodet.datasets.model import Splits
 from anodet.detectors import explain
 from anodet.evaluation import leaderboard
 from anodet.evaluation.metrics import ThresholdCurve
+from anodet.scoring import cache as score_cache
+from anodet.scoring import core as scorer
 from anodet.store.core import MANIFEST, Store, StoreError
 
 DATA_FIX = "Run `python -m anodet data` (with `ANODET_KDD_SOURCE` naming the folder or URL of the raw KDD files) to build it."

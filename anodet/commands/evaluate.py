@@ -17,7 +17,7 @@ import pandas as pd
 
 from anodet.datasets import catalog
 from anodet.datasets.model import Declaration, Splits
-from anodet.evaluation.leaderboard import test_boards
+from anodet.evaluation.leaderboard import boards_on_test
 from anodet.store.core import Store
 
 COLUMNS = ["roc_auc", "pr_auc", "precision", "recall", "f1", "f2", "accuracy"]
@@ -100,7 +100,7 @@ def text(board: pd.DataFrame, view: str, declaration: Declaration, splits: Split
 def run(args: argparse.Namespace) -> int:
     declaration, store, splits = open_dataset(args)
     fmt = "markdown" if args.markdown else args.format
-    got = test_boards(declaration, store, splits, args.detectors)
+    got = boards_on_test(declaration, store, splits, args.detectors)
     if fmt == "json":
         print(json.dumps([r for view, board in got.items() for r in records(board, view)], indent=1))
         return 0

@@ -8,11 +8,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from anodet.cli import stdout_closed
 from anodet.evaluation.thresholds import ThresholdError, resolve_thresholds
-from anodet.output import OutputError, ResultsFile
 from anodet.reader import InputError, Limits
-from anodet.scorer import Scorer, default_detectors
-from anodet.scoring import Summary, score_source
+from anodet.scoring.core import Scorer, default_detectors
+from anodet.scoring.files import Summary, score_source
+from anodet.scoring.output import OutputError, ResultsFile
 
 
 def default_output(path: str) -> Path:
@@ -65,21 +66,20 @@ def _run(args: argparse.Namespace) -> int:
                                progress=progress, chunk_bytes=int(args.chunk_mb * 2**20), scorer=scorer,
                                name=None if args.input == "-" else args.input, limits=limits)
         results.commit()
-    except (InputError, OutputError) as exc:
+    except BaseException as exc:
         results.discard()
         bar.close()
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    except OSError as exc:
-        from anodet.output import describe_os_error
+        if isinstance(exc, (OSError, OutputError)) and results.to_stdout and stdout_closed():
+            # ``-o - | head``: the reader has what it wanted; cli.main ends quietly
+            raise BrokenPipeError("standard output was closed") from None
+        if isinstance(exc, (InputError, OutputError)):
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        if isinstance(exc, OSError):
+            from anodet.scoring.output import describe_os_error
 
-        results.discard()
-        bar.close()
-        print(f"error: {describe_os_error(exc, results.path or 'standard output')}", file=sys.stderr)
-        return 1
-    except BaseException:
-        results.discard()
-        bar.close()
+            print(f"error: {describe_os_error(exc, results.path or 'standard output')}", file=sys.stderr)
+            return 1
         raise
     bar.close()
     print_summary(summary, args.label_view, results.path)
@@ -123,7 +123,7 @@ def _run_many(args: argparse.Namespace, store, names: list[str]) -> int:
     """Several inputs (or --engine dask): a folder of parts, one per input, and summary.json."""
     from tqdm.auto import tqdm
 
-    from anodet.batch import expand_inputs, score_many
+    from anodet.scoring.batch import ClusterError, expand_inputs, score_many
 
     try:
         if not args.output or args.output == "-":
@@ -132,8 +132,6 @@ def _run_many(args: argparse.Namespace, store, names: list[str]) -> int:
         if "-" in inputs:
             raise InputError("Standard input ('-') cannot be one of several inputs; score it on its own.")
         out = Path(args.output)
-        if out.exists() and not out.is_dir():
-            raise OutputError(f"{out} is a file; with several inputs -o names a folder for the parts.")
         overrides = _thresholds_file(args, store.names)
         thresholds = resolve_thresholds(store, names, args.threshold, args.label_view, overrides)
     except (InputError, ThresholdError, OutputError) as exc:
@@ -148,16 +146,20 @@ def _run_many(args: argparse.Namespace, store, names: list[str]) -> int:
 
     part_format = "parquet" if out.name.lower().endswith((".parquet", ".pq")) else "csv"
     try:
-        summary, parts = score_many(inputs, out, store, names, thresholds, args.on_bad_rows, part_format,
-                                    args.engine, args.scheduler, args.workers, progress)
-    except (InputError, OutputError) as exc:
+        batch = score_many(inputs, out, store, names, thresholds, args.on_bad_rows, part_format, args.engine,
+                           args.scheduler, args.workers, progress)
+    except (InputError, OutputError, ClusterError) as exc:
         bar.close()
         print(f"error: {exc}", file=sys.stderr)
         return 1
     bar.close()
-    print(f"Inputs: {len(inputs)} file(s) → {len(parts)} part(s) in {out} (engine {args.engine}).", file=sys.stderr)
-    print_summary(summary, args.label_view, out / "summary.json")
-    return 0
+    for source, reason in batch.failed:
+        print(f"error: {source} was not scored: {reason}", file=sys.stderr)
+    failed = f"; {len(batch.failed)} not scored (listed in summary.json)" if batch.failed else ""
+    print(f"Inputs: {len(inputs)} file(s) → {len(batch.parts)} part(s) in {out} (engine {args.engine}){failed}.",
+          file=sys.stderr)
+    print_summary(batch.summary, args.label_view, out / "summary.json")
+    return 1 if batch.failed else 0
 
 
 def _thresholds_file(args: argparse.Namespace, known: list[str]) -> dict[str, float] | None:

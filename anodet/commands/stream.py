@@ -10,12 +10,13 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from anodet.alerts import WebhookSender, open_out
-from anodet.brokers import RedisAlertSink, parse_broker_url
 from anodet.evaluation.thresholds import ThresholdError, resolve_thresholds
-from anodet.sources import SourceError, TcpSource, open_source
-from anodet.stats import Stats
-from anodet.stream import Detection, Outputs, Pipeline, StreamConfig
+from anodet.streaming.pipeline import Detection, Outputs, Pipeline, StreamConfig
+from anodet.streaming.sinks import DEAD_LETTER_SUFFIX, DeadLetterStream, RedisAlertSink, WebhookSender, open_out
+from anodet.streaming.sources import SourceError, open_source
+from anodet.streaming.sources.local import TcpSource
+from anodet.streaming.sources.urls import is_broker_url, is_redis_url, parse_broker_url
+from anodet.streaming.stats import Stats
 
 
 def _install_signals(pipeline: Pipeline) -> Callable[[], None]:
@@ -42,9 +43,9 @@ def _install_signals(pipeline: Pipeline) -> Callable[[], None]:
 
 def _alert_destinations(values: list[str]) -> tuple[list[str], list[str]]:
     """(JSON-lines logs, redis:// alert streams) named by ``--alerts``; at most one log."""
-    streams = [v for v in values if v.startswith("redis://")]
-    files = [v for v in values if not v.startswith("redis://")]
-    if any(v.startswith("kafka://") for v in files):
+    streams = [v for v in values if is_redis_url(v)]
+    files = [v for v in values if not is_redis_url(v)]
+    if any(is_broker_url(v) for v in files):
         raise SourceError("alerts can go to a file or a Redis Stream (redis://HOST:PORT/STREAM); writing them to "
                           "Kafka is not supported.")
     if len(files) > 1:
@@ -55,10 +56,23 @@ def _alert_destinations(values: list[str]) -> tuple[list[str], list[str]]:
     return files, streams
 
 
+def _dead_letter(args: argparse.Namespace) -> DeadLetterStream | None:
+    """Where entries that cannot be decided go: ``--dead-letter``, else for a Redis source its stream's
+    name with :data:`DEAD_LETTER_SUFFIX` on the same server; None (the rejects) otherwise."""
+    if args.dead_letter:
+        if not is_redis_url(args.dead_letter):
+            raise SourceError("--dead-letter names a Redis Stream: redis://HOST:PORT/STREAM.")
+        return DeadLetterStream(parse_broker_url(args.dead_letter), args.alerts_maxlen or None)
+    if is_redis_url(args.input):
+        url = parse_broker_url(args.input)
+        return DeadLetterStream(url.with_name(url.name + DEAD_LETTER_SUFFIX), args.alerts_maxlen or None)
+    return None
+
+
 def run(args: argparse.Namespace) -> int:
     """Returns 0 after a clean end or stop, 2 on unusable input or options, 1 if the stream broke."""
-    from anodet import scorer
     from anodet.commands.score import _thresholds_file, command_store
+    from anodet.scoring.core import plan
 
     def say(message: str) -> None:
         print(message, file=sys.stderr, flush=True)
@@ -72,9 +86,10 @@ def run(args: argparse.Namespace) -> int:
         store.entry(name)
         overrides = _thresholds_file(args, store.names)
         threshold = resolve_thresholds(store, [name], args.threshold, args.label_view, overrides)[name]
-        scorer.plan(store, [name])  # load the detector (and its members) before reading anything
+        plan(store, [name])  # load the detector (and its members) before reading anything
         files, streams = _alert_destinations(args.alerts or [])
         sinks = [RedisAlertSink(parse_broker_url(url), args.alerts_maxlen or None) for url in streams]
+        dead_letter = _dead_letter(args)
         source = open_source(args.input, args.follow, args.idle_timeout, args.group, args.consumer, args.claim_idle)
     except (SourceError, ThresholdError, ValueError) as exc:  # ValueError: a DatasetError, a --dataset clash
         say(f"error: {exc}")
@@ -86,13 +101,14 @@ def run(args: argparse.Namespace) -> int:
     stats = Stats()
     webhook = (WebhookSender(args.webhook, stats, retries=args.webhook_retries, timeout=args.webhook_timeout,
                              warn=say) if args.webhook else None)
-    config = StreamConfig(batch_size=args.batch_size, max_wait=args.max_wait, status_every=args.status_every)
+    config = StreamConfig(batch_size=args.batch_size, max_wait=args.max_wait, status_every=args.status_every,
+                          max_deliveries=args.max_deliveries)
     detection = Detection.from_store(store, name, threshold)
-    pipeline = Pipeline(source, detection, Outputs(alerts, rejects, webhook, args.stats, sinks), config, status=say,
-                        stats=stats)
+    pipeline = Pipeline(source, detection, Outputs(alerts, rejects, webhook, args.stats, sinks, dead_letter), config,
+                        status=say, stats=stats)
     metrics = None
     if args.metrics_port is not None:
-        from anodet.metrics import MetricsServer
+        from anodet.streaming.prometheus import MetricsServer
 
         try:
             metrics = MetricsServer(pipeline, args.metrics_port, args.metrics_addr)
@@ -113,6 +129,8 @@ def run(args: argparse.Namespace) -> int:
                 sink.close()
         for stream_sink in sinks:
             stream_sink.close()
+        if dead_letter:
+            dead_letter.close()
         if metrics:
             metrics.close()
     counters = source.counters()

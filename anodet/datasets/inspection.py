@@ -290,7 +290,8 @@ def inspect(path: Path | str, label: str | None = None, normal: str | Sequence[s
     counts: dict[str, int] = {}
     normals: list[str] = []
     if label_col:
-        counts, normals = _labels_of(stats[label_col], label_col, _split_list(normal), path.name, notes)
+        counts, normals = _labels_of(stats[label_col], label_col, _split_list(normal), path.name, notes,
+                                     one_class_ok=label_elsewhere)
     elif normal and not label_elsewhere:
         raise DatasetError("--normal needs --label: name the column that holds the labels.")
     levels = {c.name: [v for v, _ in sorted(stats[c.name].levels.items(), key=lambda kv: -kv[1])[:LEVELS_KEPT]]
@@ -298,14 +299,16 @@ def inspect(path: Path | str, label: str | None = None, normal: str | Sequence[s
     return Inspection(path, rows, columns, label_col, normals, counts, notes, suggested, levels)
 
 
-def _labels_of(s: ColumnStats, label: str, normal: list[str], where: str, notes: list[str]) -> tuple[dict[str, int],
-                                                                                                list[str]]:
+def _labels_of(s: ColumnStats, label: str, normal: list[str], where: str, notes: list[str],
+               one_class_ok: bool = False) -> tuple[dict[str, int], list[str]]:
     if s.more_levels or len(s.levels) > LABEL_LIMIT:
         raise DatasetError(f"The label column {label!r} of {where} holds over {LABEL_LIMIT:,} distinct values, "
                            "so it is not a label; name the right column with --label, or leave it out.")
     if s.nulls:
         notes.append(f"{s.nulls:,} row(s) of {where} have an empty label: they are left out.")
     counts = dict(s.levels)
+    if one_class_ok and len(counts) < 2:  # a training file of one class: the test file's labels decide
+        return counts, []
     return counts, normal_values(label, counts, normal, where)
 
 
@@ -343,7 +346,8 @@ def inspect_test(path: Path | str, train: Inspection, label: str | None, normal:
     for c in categorical:
         train_levels = next((i for i in train.columns if i.name == c), None)
         seen = set(stats[c].levels)
-        if train_levels is not None and seen and not (seen & set(_train_levels(train, c))):
+        kept = _train_levels(train, c)
+        if train_levels is not None and seen and 0 < len(kept) <= MAX_CATEGORIES and not (seen & set(kept)):
             raise DatasetError(f"Column {c!r} of the test file {path.name} shares no value with the training file "
                                f"(it holds {listed(sorted(seen), 5)}); check that both files code it the same way.")
     counts: dict[str, int] = {}

@@ -326,8 +326,11 @@ def _label_and_test(found: Inspection, label: str | None, normals: list[str], te
     say(f"inspecting {Path(test).name} …")
     column = found.label or label
     chosen = found.normal or normals
-    if column and not found.label:  # the label is in the test file only: its values decide what is normal
-        chosen = normal_values(column, _test_label_counts(test, column), normals, Path(test).name)
+    if column and not chosen:  # the test file's labels (with the training file's) decide what is normal
+        merged = dict(found.label_counts)
+        for value, n in _test_label_counts(test, column).items():
+            merged[value] = merged.get(value, 0) + n
+        chosen = normal_values(column, merged, normals, f"{Path(train_name(found))} and {Path(test).name}")
     path, rows, counts = inspect_test(test, found, column, chosen, max_rows)
     entry = _file_entry(path, rows)
     if not column:
@@ -341,6 +344,10 @@ def _label_and_test(found: Inspection, label: str | None, normals: list[str], te
     for value, n in counts.items():
         merged[value] = merged.get(value, 0) + n
     return {"column": column, "normal": chosen, "counts": merged, "in": where}, entry
+
+
+def train_name(found: Inspection) -> str:
+    return found.path.name
 
 
 def _test_label_counts(test: Path | str, column: str) -> dict[str, int]:

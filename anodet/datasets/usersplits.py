@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import shutil
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -239,6 +240,7 @@ def _plan(dataset: UserDataset, classes: dict[str, np.ndarray], rng: np.random.G
     elif carve_from_test:
         val, test = np.zeros(0, np.int64), np.zeros(0, np.int64)
         train = _draw(rng, normals, [min(len(normals), TRAIN_MAX_ROWS)])[0]
+        plan["train"][train] = TRAIN
         test_cls = classes["test"]
         for c in (NORMAL_ROW, ANOMALY_ROW):
             rows = np.flatnonzero(test_cls == c)
@@ -290,30 +292,43 @@ def _plan(dataset: UserDataset, classes: dict[str, np.ndarray], rng: np.random.G
     return plan, sources, labelled_parts
 
 
-def _route(dataset: UserDataset, key: str, path: Any, plan: np.ndarray) -> dict[int, pa.Table]:
-    """Second pass: the kept rows of the file by part, with their row number in the file (1-based)."""
+@dataclass
+class Kept:
+    """The rows of one file kept for one part: the input columns read (features and id), each row's number in
+    its file (1-based), and its label cell (None without a label column). Kept apart from the user's columns,
+    so no column name of theirs can collide with them."""
+
+    tables: list[pa.Table] = field(default_factory=list)
+    rows: list[np.ndarray] = field(default_factory=list)
+    labels: list[np.ndarray] = field(default_factory=list)
+
+
+def _route(dataset: UserDataset, key: str, path: Any, plan: np.ndarray) -> dict[int, Kept]:
+    """Second pass: the kept rows of the file by part."""
     import pyarrow as pa
 
     types, label_col, id_col = _types(dataset, path, numeric_only=False)
-    kept: dict[int, list[pa.Table]] = {}
+    if dataset.id_column and id_col is None:
+        raise DatasetError(f"The {key} file {path.name} has no id column {dataset.id_column!r}; give both files the "
+                           "same columns.")
+    columns = [c for c in types if c != label_col]
+    kept: dict[int, Kept] = {}
     offset = 0
     for batch in _stream(path, types):
         where = plan[offset:offset + batch.num_rows]
-        table = pa.Table.from_batches([batch]).append_column("__row", pa.array(np.arange(offset + 1, offset + 1 +
-                                                                                           batch.num_rows)))
+        numbers = np.arange(offset + 1, offset + 1 + batch.num_rows)
         offset += batch.num_rows
+        table = pa.Table.from_batches([batch])
+        labels = (np.asarray(table.column(label_col).to_pylist(), dtype=object) if label_col is not None
+                  else None)
         for code in np.unique(where[where != UNUSED]):
-            kept.setdefault(int(code), []).append(table.filter(pa.array(where == code)))
-    out = {}
-    for code, tables in kept.items():
-        table = pa.concat_tables(tables)
-        out[code] = table.rename_columns(["__label" if n == label_col else n for n in table.column_names])
-    if id_col is None and dataset.id_column:
-        for table in out.values():
-            if dataset.id_column not in table.column_names:
-                raise DatasetError(f"The {key} file {path.name} has no id column {dataset.id_column!r}; give both "
-                                   "files the same columns.")
-    return out
+            mask = where == code
+            part = kept.setdefault(int(code), Kept())
+            part.tables.append(table.select(columns).filter(pa.array(mask)))
+            part.rows.append(numbers[mask])
+            if labels is not None:
+                part.labels.append(labels[mask])
+    return kept
 
 
 def _categories(label: dict[str, Any] | None) -> set[str]:
@@ -325,7 +340,7 @@ def _categories(label: dict[str, Any] | None) -> set[str]:
     return set(sorted(counts, key=lambda v: (-counts[v], v))[:MAX_CATEGORIES])
 
 
-def _assemble(tables: list[pa.Table], dataset: UserDataset, categories: set[str], labelled: bool) -> Part:
+def _assemble(pieces: list[Kept], dataset: UserDataset, categories: set[str], labelled: bool) -> Part:
     """One part from the kept rows of each file: input columns untouched, what anodet knows beside them."""
     import pandas as pd
     import pyarrow as pa
@@ -333,27 +348,27 @@ def _assemble(tables: list[pa.Table], dataset: UserDataset, categories: set[str]
     from anodet.datasets.userdata import LABEL_VIEW
 
     columns = [n for n, _ in dataset.feature_columns] + ([dataset.id_column] if dataset.id_column else [])
+    tables = [t for piece in pieces for t in piece.tables]
     if not tables:
-        empty = pd.DataFrame({c: pd.Series(dtype=object if k == "categorical" else float)
-                              for c, k in [*dataset.feature_columns, *((c, "categorical") for c in columns[len(
-                                  dataset.feature_columns):])]})
+        kinds = dict(dataset.feature_columns)
+        empty = pd.DataFrame({c: pd.Series(dtype=float if kinds.get(c, "categorical") != "categorical" else object)
+                              for c in columns})
         nothing = np.zeros(0, dtype=object)
         return Part(empty, {LABEL_VIEW: np.zeros(0, np.int8)} if labelled else {}, nothing, nothing, nothing)
-    table = pa.concat_tables([t.select([c for c in [*columns, "__row", "__label"] if c in t.column_names])
-                              for t in tables], promote_options="default")
+    table = pa.concat_tables(tables, promote_options="default")
     frame = table.select(columns).to_pandas()
     for name, kind in dataset.feature_columns:
         if kind == "categorical":
             frame[name] = frame[name].fillna("").astype(str)
     n = len(frame)
-    rows = table.column("__row").to_numpy()
+    rows = np.concatenate([r for piece in pieces for r in piece.rows])
     record_id = (table.column(dataset.id_column).to_numpy(zero_copy_only=False).astype(object)
                  if dataset.id_column else rows.astype(object))
-    if "__label" in table.column_names and dataset.label:
-        text = np.asarray(table.column("__label").to_pylist(), dtype=object)
-        text = np.where(pd.isna(text), "", text).astype(object)
+    with_labels = [piece for piece in pieces if piece.tables]
+    if dataset.label and all(piece.labels for piece in with_labels):
+        text = np.concatenate([lab for piece in with_labels for lab in piece.labels])
+        stripped = np.array(["" if t is None else str(t).strip() for t in text], dtype=object)
         normal = {v.strip().lower() for v in dataset.label["normal"]}
-        stripped = np.array([str(t).strip() for t in text], dtype=object)
         y = np.array([0 if t.lower() in normal else 1 for t in stripped], dtype=np.int8)
         category = np.where(y == 0, NORMAL, np.where(np.isin(stripped, list(categories)), stripped, OTHER_CATEGORY))
         label_text = stripped
@@ -378,7 +393,7 @@ def _write(dataset: UserDataset, splits: Splits, labelled: set[str]) -> None:
         y = part.label("label")
         pd.DataFrame({"y": y if y is not None else np.zeros(len(part), np.int8),
                       "label_text": part.label_text.astype(str), "category": part.category.astype(str),
-                      "record_id": part.record_id.astype(str)}).to_parquet(tmp / f"{key}.meta.parquet", index=False)
+                      "record_id": part.record_id}).to_parquet(tmp / f"{key}.meta.parquet", index=False)
     meta = {"layout": 2, "checksums": splits.checksums, "notes": list(splits.notes),
             "labelled": sorted(k for k in PARTS if splits.part(k).labelled)}
     (tmp / "meta.json").write_text(json.dumps(meta, indent=1))

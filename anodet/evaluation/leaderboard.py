@@ -129,10 +129,10 @@ def entrants_of(store: Store, names: Sequence[str] | None = None) -> dict[str, E
             for n in (names if names is not None else store.names)}
 
 
-def test_boards(declaration: Declaration, store: Store, splits: Splits,
+def boards_on_test(declaration: Declaration, store: Store, splits: Splits,
            names: list[str] | None = None) -> dict[str, pd.DataFrame]:
     """Per label view the leaderboard at each detector's default threshold (one ``unlabelled`` board without labels)."""
-    from anodet.scorer import score_frame
+    from anodet.scoring.core import score_frame
 
     names = names or store.names  # a name not in the store is a StoreError saying how to add it
     scores = score_frame(store, splits.test.rows, names)

@@ -208,6 +208,37 @@ class ThresholdCurve:
         cost = miss_cost * (self.n_attacks - tp) + false_alarm_cost * (flagged - tp)
         return float(thresholds[np.flatnonzero(cost <= cost.min())[-1]])
 
+    def threshold_within_fpr(self, fpr: float) -> float:
+        """The lowest threshold that flags at most ``fpr`` (0–1) of the normal records (exact counts)."""
+        thresholds, flagged, tp = self._candidates()
+        normals = len(self.sorted_scores) - self.n_attacks
+        fits = np.flatnonzero((flagged - tp) <= fpr * normals * (1 + 1e-12))
+        return float(thresholds[fits[0]])
+
+    def roc(self) -> tuple[np.ndarray, np.ndarray]:
+        """(false-positive rate, true-positive rate) at every distinct threshold, from (0, 0) to (1, 1)."""
+        _, flagged, tp = self._candidates()
+        normals = len(self.sorted_scores) - self.n_attacks
+        fp = (flagged - tp)[::-1]
+        tp = tp[::-1]
+        return (fp / normals if normals else np.full_like(fp, np.nan),
+                tp / self.n_attacks if self.n_attacks else np.full_like(tp, np.nan))
+
+    def partial_auc(self, max_fpr: float) -> float:
+        """ROC AUC up to ``max_fpr``, standardised as McClish's (0.5: chance, 1: perfect), as scikit-learn's
+        ``roc_auc_score(max_fpr=...)`` computes it (the curve interpolated at ``max_fpr``)."""
+        fpr, tpr = self.roc()
+        if not (0 < max_fpr <= 1) or np.isnan(fpr).any() or np.isnan(tpr).any():
+            return float("nan")
+        stop = int(np.searchsorted(fpr, max_fpr, side="right"))
+        x, y = fpr[:stop], tpr[:stop]
+        if stop < len(fpr) and x[-1] < max_fpr:
+            y_at = np.interp(max_fpr, fpr[stop - 1:stop + 1], tpr[stop - 1:stop + 1])
+            x, y = np.r_[x, max_fpr], np.r_[y, y_at]
+        area = float(np.sum(np.diff(x) * (y[1:] + y[:-1]) / 2))
+        min_area, max_area = 0.5 * max_fpr**2, max_fpr
+        return 0.5 * (1 + (area - min_area) / (max_area - min_area))
+
     def threshold_within_rate(self, rate: float) -> float:
         """The lowest threshold that flags at most ``rate`` (0–1) of the records."""
         thresholds, flagged, _ = self._candidates()

@@ -18,7 +18,8 @@ from typing import Any
 _EXPORTS = {
     "CHUNK_BYTES": "chunks", "read_chunks": "chunks",
     "BadRowsError": "errors", "InputError": "errors", "RowProblem": "errors", "describe_problems": "errors",
-    "RANGE_COLUMN": "layout", "ROW_COLUMN": "layout", "STATUS_COLUMN": "layout", "Layout": "layout", "sniff": "layout",
+    "listed": "errors",
+    "RANGE_COLUMN": "layout", "RESERVED_COLUMNS": "layout", "ROW_COLUMN": "layout", "STATUS_COLUMN": "layout", "Layout": "layout", "sniff": "layout",
     "InputSchema": "layout",
     "Limits": "limits",
     "Chunk": "parse", "parse_block": "parse",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 
@@ -15,6 +16,13 @@ class RowProblem:
 
     row: int
     reason: str
+
+
+def listed(names: Sequence[str], limit: int = 12) -> str:
+    """Names for a sentence, at most ``limit`` of them ("a, b and 30 more"): an input with thousands of
+    columns still gets a short message."""
+    shown = ", ".join(names[:limit])
+    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
 
 
 def describe_problems(problems: list[RowProblem], limit: int = 5) -> str:

@@ -3,7 +3,7 @@
 * a CSV whose header names KDD feature columns (:data:`anodet.datasets.kdd_schema.RAW_COLUMNS`) in any
   order; numeric ones are parsed as numbers, every other column (an id, a timestamp, a label) is
   passed through as text. Which detectors the columns are enough for is the scorer's call
-  (:func:`anodet.scorer.applicable`): each feature set names the columns it needs;
+  (:func:`anodet.scoring.core.applicable`): each feature set names the columns it needs;
 * raw KDD Cup 99 lines: 41 values, then optionally the label, no header. The first line fixes
   whether a label follows.
 
@@ -21,7 +21,7 @@ from anodet.reader.limits import MAX_COLUMNS
 
 ROW_COLUMN, STATUS_COLUMN, RANGE_COLUMN = "row", "status", "out_of_range"
 RESERVED_COLUMNS = (ROW_COLUMN, STATUS_COLUMN, RANGE_COLUMN)
-"""Names anodet writes into results, so an input may not use them."""
+"""Names anodet writes into results; an input column of the same name is written as "NAME (input)"."""
 
 _OTHER_DELIMITERS = {";": "semicolons", "\t": "tabs", "|": "vertical bars"}
 _MODEL_COLUMNS = frozenset(RAW_COLUMNS)
@@ -107,12 +107,6 @@ def header_layout(fields: list[str], name: str, compressed: bool, schema: InputS
         raise InputError(
             f"Column {lowered.index('') + 1} of the header of {name} has no name. Give every column a name "
             "(or delete the empty column)."
-        )
-    reserved = [c for c in RESERVED_COLUMNS if c in lowered]
-    if reserved:
-        raise InputError(
-            f"The header of {name} uses the column name(s) {', '.join(reserved)}, which anodet writes into "
-            "the results. Rename those columns and try again."
         )
     if schema is not None:
         label = schema.label if schema.label in names and schema.label not in schema.numeric else None

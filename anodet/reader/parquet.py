@@ -50,8 +50,8 @@ def read_parquet_chunks(path: str | Path, on_layout: Callable[[Layout], None] | 
         table = pa.Table.from_batches([batch]).rename_columns(list(layout.columns))
         table = _typed(table, layout)
         X = _feature_matrix(table, numeric)
-        valid, reasons = _value_reasons(X, numeric)
-        yield Chunk(table, X, valid, reasons, row, numeric)
+        valid, reasons, closed = _value_reasons(X, numeric)
+        yield Chunk(table, X, valid, reasons, row, numeric, closed)
         row += table.num_rows
         if progress:
             progress(min(1.0, (row - 1) / total))

@@ -3,6 +3,13 @@
 Each block is parsed by pyarrow (multithreaded, typed); only a block that fails the fast parse
 is re-read line by line to say exactly which rows are bad and why. Files, uploads and stream
 micro-batches all come through :func:`parse_block`, so they accept and refuse the same rows.
+
+*Fail closed.* A row whose numbers are all there but one is infinite (``inf``, ``1e400``), or whose
+text is not UTF-8 (a passthrough field, a label), is not refused: refusing it would let whoever
+writes one field keep a record out of the alerts. It is kept valid, marked in
+:attr:`Chunk.fail_closed` with its reason in :attr:`Chunk.reasons`, and the scorer gives it +inf
+with every detector (:func:`anodet.scoring.core.fail_closed`). A missing or NaN value, text where a
+number belongs, a wrong field count or a NUL byte still make a row invalid.
 """
 
 from __future__ import annotations
@@ -37,6 +44,11 @@ class Chunk:
     reasons: list[str | None]  # per row: None if valid, else why not
     first_row: int  # row number of the first row
     numeric_columns: tuple[str, ...] = ()  # the columns of ``features``, in order
+    fail_closed: np.ndarray = None  # type: ignore[assignment]  # (n,) bool: valid rows scored +inf (reasons says why)
+
+    def __post_init__(self) -> None:
+        if self.fail_closed is None:
+            self.fail_closed = np.zeros(len(self.valid), dtype=bool)
 
     def __len__(self) -> int:
         return len(self.valid)
@@ -73,29 +85,46 @@ def _feature_matrix(table: pa.Table, columns: tuple[str, ...]) -> np.ndarray:
         np.float64, copy=False)
 
 
-def _value_reasons(X: np.ndarray, columns: tuple[str, ...]) -> tuple[np.ndarray, list[str | None]]:
-    """Rows whose features are missing, NaN or infinite (after a successful typed parse)."""
+def _value_reasons(X: np.ndarray, columns: tuple[str, ...]) -> tuple[np.ndarray, list[str | None], np.ndarray]:
+    """(valid, reasons, fail closed) of rows after a successful typed parse: a missing or NaN value
+    makes a row invalid; an infinite one makes it fail closed."""
     finite = np.isfinite(X)
-    valid = finite.all(axis=1)
-    reasons: list[str | None] = [None] * len(valid)
-    for i in np.flatnonzero(~valid):
-        j = int(np.flatnonzero(~finite[i])[0])
-        what = "missing (empty or NaN)" if np.isnan(X[i, j]) else "infinite"
-        reasons[i] = f"{columns[j]} is {what}"
-    return valid, reasons
+    every = finite.all(axis=1)
+    reasons: list[str | None] = [None] * len(every)
+    valid = np.ones(len(every), dtype=bool)
+    closed = np.zeros(len(every), dtype=bool)
+    for i in np.flatnonzero(~every):
+        missing = np.flatnonzero(np.isnan(X[i]))
+        if len(missing):
+            valid[i] = False
+            reasons[i] = f"{columns[int(missing[0])]} is missing (empty or NaN)"
+        else:
+            closed[i] = True
+            reasons[i] = infinite_reason(columns[int(np.flatnonzero(~finite[i])[0])])
+    return valid, reasons, closed
+
+
+def infinite_reason(column: str) -> str:
+    return f"{column} is infinite (too large for a number; scored +inf, fail closed)"
+
+
+def _decode(line: bytes) -> tuple[str, str | None]:
+    """A line as text, and why it fails closed when it is not UTF-8 (its bad bytes shown escaped)."""
+    try:
+        return line.decode("utf-8"), None
+    except UnicodeDecodeError as exc:
+        return line.decode("utf-8", "backslashreplace"), (
+            f"not UTF-8 text (byte 0x{line[exc.start]:02x} at column {exc.start + 1}; scored +inf, fail closed)")
 
 
 def line_problem(line: bytes, ncols: int) -> tuple[list[str] | None, str | None]:
-    """The fields of one line, or why the line cannot be a row (wrong field count, bad quotes, binary)."""
+    """The fields of one line, or why the line cannot be a row (wrong field count, bad quotes, binary).
+    Bytes that are not UTF-8 do not stop it (see :func:`_decode`)."""
     if len(line) > MAX_LINE_BYTES:
         return None, too_long_reason(MAX_LINE_BYTES)
     if b"\x00" in line:
         return None, NUL_REASON
-    try:
-        text = line.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        return None, (f"not UTF-8 text (byte 0x{line[exc.start]:02x} at column {exc.start + 1}); "
-                      "save the file as CSV UTF-8")
+    text = _decode(line)[0]
     try:
         fields = split_line(text)
     except csv.Error as exc:
@@ -116,12 +145,14 @@ def _slow_parse(data: bytes, layout: Layout, first_row: int) -> Chunk:
     ncols = len(layout.columns)
     rows: list[list[str] | None] = []
     reasons: list[str | None] = []
+    notes: list[str | None] = []  # why a row fails closed
     for line in LINE_END.split(data):
         if not line.strip():
             continue
         fields, reason = line_problem(line, ncols)
         rows.append(fields)
         reasons.append(reason)
+        notes.append(_decode(line)[1] if fields is not None else None)
     n = len(rows)
     numeric = layout.numeric_columns
     feature_pos = [layout.columns.index(f) for f in numeric]
@@ -137,15 +168,22 @@ def _slow_parse(data: bytes, layout: Layout, first_row: int) -> Chunk:
                 reasons[i] = reasons[i] or (f"{numeric[j]} is missing (empty)" if not text else
                                             f"{numeric[j]} is not a number ({text[:40]!r})")
                 continue
-            if not np.isfinite(value):
-                reasons[i] = reasons[i] or f"{numeric[j]} is {'NaN' if np.isnan(value) else 'infinite'}"
+            if np.isnan(value):
+                reasons[i] = reasons[i] or f"{numeric[j]} is NaN"
+            elif not np.isfinite(value):
+                notes[i] = notes[i] or infinite_reason(numeric[j])
             X[i, j] = value
-    return _assemble(rows, reasons, X, layout, first_row)
+    return _assemble(rows, reasons, X, layout, first_row, notes)
 
 
 def _assemble(rows: list[list[str] | None], reasons: list[str | None], X: np.ndarray, layout: Layout,
-              first_row: int) -> Chunk:
+              first_row: int, notes: list[str | None] | None = None) -> Chunk:
     valid = np.array([r is None for r in reasons], dtype=bool)
+    closed = np.zeros(len(reasons), dtype=bool)
+    for i, note in enumerate(notes or []):
+        if note and valid[i]:
+            closed[i] = True
+            reasons[i] = note
     columns = {}
     numeric = layout.numeric_columns
     for pos, col in enumerate(layout.columns):
@@ -155,7 +193,7 @@ def _assemble(rows: list[list[str] | None], reasons: list[str | None], X: np.nda
         else:
             columns[col] = pa.array([f[pos] if f is not None else None for f in rows], type=pa.string())
     table = pa.table(columns) if rows else empty_table(layout)
-    return Chunk(table, X, valid, reasons, first_row, numeric)
+    return Chunk(table, X, valid, reasons, first_row, numeric, closed)
 
 
 def empty_table(layout: Layout) -> pa.Table:
@@ -176,5 +214,5 @@ def parse_block(data: bytes, layout: Layout, first_row: int = 1) -> Chunk:
         return _slow_parse(data, layout, first_row)
     numeric = layout.numeric_columns
     X = _feature_matrix(table, numeric)
-    valid, reasons = _value_reasons(X, numeric)
-    return Chunk(table, X, valid, reasons, first_row, numeric)
+    valid, reasons, closed = _value_reasons(X, numeric)
+    return Chunk(table, X, valid, reasons, first_row, numeric, closed)

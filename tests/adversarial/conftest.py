@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 
 from anodet.datasets.kdd_schema import RAW_COLUMNS
+from tests.conftest import kdd_frame
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -27,7 +28,7 @@ def run_cli(*args: str, stdin: bytes | None = None, timeout: float = 120, cwd: P
 @pytest.fixture(scope="session")
 def sample_rows(splits) -> pd.DataFrame:
     """2,000 test records (both classes), the 41 KDD columns (so every feature set scores them)."""
-    test = splits.test
+    test = kdd_frame(splits.test)
     rows = test.iloc[np.r_[0:1000, len(test) - 1000:len(test)]]
     return rows[list(RAW_COLUMNS)]
 

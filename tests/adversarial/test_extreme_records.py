@@ -14,10 +14,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from anodet import scoring, sources, stream
 from anodet.datasets.kdd_schema import FEATURES, NUMERIC_COLUMNS
 from anodet.evaluation.thresholds import resolve_thresholds
-from anodet.scorer import SATURATION_RANGES, score_rows
+from anodet.scoring import files
+from anodet.scoring.core import SATURATION_RANGES, score_rows
+from anodet.streaming.pipeline import Detection, Outputs, Pipeline, StreamConfig
+from anodet.streaming.sources.local import FdSource
 from tests.adversarial.conftest import EXTREME_VALUES, header_csv, run_cli
 
 pytestmark = pytest.mark.slow  # subprocesses, sockets, trainings: CI runs them; the inner loop skips them
@@ -74,11 +76,11 @@ def test_score_command_flags_extremes_without_warnings(tmp_path, store, sample_r
 
 
 def test_upload_path_flags_extremes(store, sample_rows):
-    """The upload page scores through scoring.score_source, as the command does."""
+    """The upload page scores through files.score_source, as the command does."""
     tables = []
     names = store.names
     data = header_csv(extreme_frame(sample_rows))
-    summary = scoring.score_source(io.BytesIO(data), store, names, resolve_thresholds(store, names, None, "reference"),
+    summary = files.score_source(io.BytesIO(data), store, names, resolve_thresholds(store, names, None, "reference"),
                                    sink=tables.append)
     assert summary.saturated >= 10 and summary.rows_skipped == 0
     assert all(summary.flagged[n] >= summary.saturated for n in names)
@@ -95,9 +97,9 @@ def test_stream_scores_a_batch_with_one_huge_row_and_writes_valid_json(store, sa
     os.close(write_fd)
     out = io.StringIO()
     threshold = store.default_threshold(detector, "reference")
-    detection = stream.Detection.from_store(store, detector, threshold)
-    pipeline = stream.Pipeline(sources.FdSource(read_fd, "pipe"), detection, stream.Outputs(out),
-                               stream.StreamConfig(status_every=0), status=lambda m: None)
+    detection = Detection.from_store(store, detector, threshold)
+    pipeline = Pipeline(FdSource(read_fd, "pipe"), detection, Outputs(out),
+                               StreamConfig(status_every=0), status=lambda m: None)
     result = pipeline.run()
     os.close(read_fd)
     assert pipeline.error is None and result["scored"] == 200 and result["rejected"] == 0

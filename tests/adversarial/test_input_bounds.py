@@ -19,8 +19,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from anodet import output, reader, scoring
+from anodet import reader
 from anodet.datasets.kdd_schema import FEATURES
+from anodet.scoring import files, output
 from tests.adversarial.conftest import header_csv, run_cli
 
 FAST = ["pca", "zscore"]
@@ -148,7 +149,7 @@ def test_output_errors_are_one_sentence_and_cleanup_never_masks_them(tmp_path, s
     monkeypatch.setattr(output.CsvSink, "_write", broken_write)
     monkeypatch.setattr(type(tmp_path), "unlink", lambda *a, **k: (_ for _ in ()).throw(OSError(errno.EROFS, "ro")))
     sink = target.open()
-    sink(scoring.results_table.__globals__["pa"].table({"x": [1]}))
+    sink(files.results_table.__globals__["pa"].table({"x": [1]}))
     with pytest.raises(output.OutputError) as info:
         target.commit()
     assert words.lower() in str(info.value).lower()
@@ -171,7 +172,7 @@ def test_a_one_megabyte_text_cell_is_passed_through(sample_rows):
     note = "x" * 1_000_000
     data = header_csv(sample_rows.iloc[:3], {"note": [note, "short", note]})
     tables = []
-    summary = scoring.score_source(io.BytesIO(data), None, FAST, {n: 0.0 for n in FAST}, sink=tables.append,
+    summary = files.score_source(io.BytesIO(data), None, FAST, {n: 0.0 for n in FAST}, sink=tables.append,
                                    scorer=_scorer())
     assert summary.rows_scored == 3
     assert tables[0].column("note").to_pylist()[0] == note
@@ -185,7 +186,7 @@ def test_nul_bytes_are_one_rule_wherever_they_are(sample_rows):
     late[1] = 0  # inside a number
     data = b"\n".join([clean[0], bytes(early), *clean[2:5], bytes(late), *clean[6:]])
     tables = []
-    summary = scoring.score_source(io.BytesIO(data), None, FAST, {n: 0.0 for n in FAST}, sink=tables.append,
+    summary = files.score_source(io.BytesIO(data), None, FAST, {n: 0.0 for n in FAST}, sink=tables.append,
                                    scorer=_scorer())
     assert [p.row for p in summary.problems] == [1, 5]
     assert all("NUL byte" in p.reason for p in summary.problems)
@@ -195,7 +196,7 @@ _STORE = {}
 
 
 def _scorer():
-    from anodet.scorer import Scorer
+    from anodet.scoring.core import Scorer
     from anodet.store.core import Store
 
     if "store" not in _STORE:
@@ -238,7 +239,7 @@ def test_any_file_shape_finishes_and_scores_every_row_or_explains(shape):
     tables = []
     with deadline(30):
         try:
-            summary = scoring.score_source(io.BytesIO(data), None, FAST, {n: 0.0 for n in FAST},
+            summary = files.score_source(io.BytesIO(data), None, FAST, {n: 0.0 for n in FAST},
                                            sink=tables.append, scorer=_scorer())
         except reader.InputError as exc:
             assert str(exc).strip()

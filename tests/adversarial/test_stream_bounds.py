@@ -14,8 +14,11 @@ import time
 
 import pytest
 
-from anodet import alerts, sources, stream
-from anodet.scorer import score_rows
+from anodet.scoring.core import score_rows
+from anodet.streaming.alerts import AlertFormatter
+from anodet.streaming.pipeline import Detection, Outputs, Pipeline, StreamConfig
+from anodet.streaming.sinks import open_out
+from anodet.streaming.sources.local import FdSource, TcpSource
 from tests.adversarial.conftest import ROOT, header_csv
 
 pytestmark = pytest.mark.slow  # subprocesses, sockets, trainings: CI runs them; the inner loop skips them
@@ -24,12 +27,12 @@ pytestmark = pytest.mark.slow  # subprocesses, sockets, trainings: CI runs them;
 def pipeline_for(store, source, name="pca", **config):
     out, rejects = io.StringIO(), io.StringIO()
     threshold = store.default_threshold(name, "reference")
-    detection = stream.Detection.from_store(store, name, threshold)
-    cfg = stream.StreamConfig(status_every=0, **config)
-    return stream.Pipeline(source, detection, stream.Outputs(out, rejects), cfg, status=lambda m: None), out, rejects
+    detection = Detection.from_store(store, name, threshold)
+    cfg = StreamConfig(status_every=0, **config)
+    return Pipeline(source, detection, Outputs(out, rejects), cfg, status=lambda m: None), out, rejects
 
 
-def feed(data: bytes) -> sources.FdSource:
+def feed(data: bytes) -> FdSource:
     read_fd, write_fd = os.pipe()
 
     def write() -> None:
@@ -37,7 +40,7 @@ def feed(data: bytes) -> sources.FdSource:
         os.close(write_fd)
 
     threading.Thread(target=write, daemon=True).start()
-    return sources.FdSource(read_fd, "pipe")
+    return FdSource(read_fd, "pipe")
 
 
 def test_a_huge_line_is_rejected_cheaply_and_does_not_decide_the_format(store, sample_rows):
@@ -69,7 +72,7 @@ def test_binary_junk_lines_are_rejected_one_by_one(store, sample_rows):
 
 
 def test_a_silent_tcp_client_is_dropped_and_the_next_one_served(store, sample_rows):
-    source = sources.TcpSource("127.0.0.1", 0, follow=True, idle_timeout=0.5)
+    source = TcpSource("127.0.0.1", 0, follow=True, idle_timeout=0.5)
     pipeline, _out, _rejects = pipeline_for(store, source)
     thread = threading.Thread(target=pipeline.run, daemon=True)
     thread.start()
@@ -90,7 +93,7 @@ def test_a_client_sending_a_lot_is_held_back_not_buffered(store, sample_rows):
     """1 GB would take minutes here; 60 MB through a slow scorer shows the same bound on memory."""
     payload = header_csv(sample_rows) * 1  # header + 2,000 rows
     body = payload.split(b"\n", 1)[1]
-    source = sources.TcpSource("127.0.0.1", 0)
+    source = TcpSource("127.0.0.1", 0)
     gate = threading.Event()
     threshold = store.default_threshold("pca", "reference")
 
@@ -98,10 +101,10 @@ def test_a_client_sending_a_lot_is_held_back_not_buffered(store, sample_rows):
         gate.wait(5)
         return score_rows(store, X, ["pca"]).by_detector["pca"]
 
-    detection = stream.Detection.from_store(store, "pca", threshold)
+    detection = Detection.from_store(store, "pca", threshold)
     detection.score = slow
-    pipeline = stream.Pipeline(source, detection, stream.Outputs(io.StringIO()),
-                               stream.StreamConfig(status_every=0, queue_chunks=2, batch_size=256),
+    pipeline = Pipeline(source, detection, Outputs(io.StringIO()),
+                               StreamConfig(status_every=0, queue_chunks=2, batch_size=256),
                                status=lambda m: None)
     thread = threading.Thread(target=pipeline.run, daemon=True)
     thread.start()
@@ -125,7 +128,7 @@ def test_a_client_sending_a_lot_is_held_back_not_buffered(store, sample_rows):
 def test_sigkill_mid_write_leaves_no_torn_line_after_restart(tmp_path, store, sample_rows):
     log = tmp_path / "alerts.jsonl"
     log.write_text('{"record": 1}\n{"record": 2, "sco')  # a kill cut the last write short
-    fh = alerts.open_out(str(log), sys.stdout)
+    fh = open_out(str(log), sys.stdout)
     fh.write('{"record": 3}\n')
     fh.close()
     assert [json.loads(x)["record"] for x in log.read_text().splitlines()] == [1, 3]
@@ -158,7 +161,7 @@ def test_a_large_or_quoted_text_cell_is_passed_through(store, sample_rows, cell)
     data = header_csv(sample_rows.iloc[:3], {"note": [cell, "short", cell]})
     pipeline, out, _rejects = pipeline_for(store, feed(data), name="pca")
     pipeline.detection.threshold = 0.0
-    pipeline._formatter = alerts.AlertFormatter("pca", 0.0, pipeline.detection.value_columns)
+    pipeline._formatter = AlertFormatter("pca", 0.0, pipeline.detection.value_columns)
     result = pipeline.run()
     assert result["scored"] == 3 and result["rejected"] == 0
     notes = [json.loads(x)["fields"]["note"] for x in out.getvalue().splitlines()]
@@ -168,7 +171,7 @@ def test_a_large_or_quoted_text_cell_is_passed_through(store, sample_rows, cell)
 def test_alerts_of_raw_lines_say_which_connection_it_was(store, raw_test_lines):
     pipeline, out, _rejects = pipeline_for(store, feed(b"\n".join(raw_test_lines[:300]) + b"\n"))
     pipeline.detection.threshold = 0.0
-    pipeline._formatter = alerts.AlertFormatter("pca", 0.0, pipeline.detection.value_columns)
+    pipeline._formatter = AlertFormatter("pca", 0.0, pipeline.detection.value_columns)
     pipeline.run()
     first = json.loads(out.getvalue().splitlines()[0])
     assert set(first["fields"]) == {"protocol_type", "service", "flag"}

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from anodet.datasets.kdd_schema import FEATURES
+from tests.conftest import kdd_frame
 from tests.e2e.conftest import screenshot, tall_screenshot, wait_idle
 
 pytestmark = pytest.mark.e2e
@@ -18,7 +19,7 @@ METRIC = "[data-testid='stMetricValue']"
 
 
 def make_csv(splits, n: int = 120) -> bytes:
-    test = splits.test
+    test = kdd_frame(splits.test)
     rows = test.iloc[np.r_[0:n // 2, len(test) - n // 2:len(test)]]
     frame = rows[list(FEATURES)].copy()
     frame.insert(0, "id", [f"=HYPERLINK(\"x{i}\")" if i == 0 else f"id{i}" for i in range(n)])

@@ -1,7 +1,8 @@
 """The one scoring routine: a store and raw feature rows in, every chosen detector's scores out.
 
-Used by the leaderboard, the dashboard, the CSV/upload pipeline and the stream alike, so a
-record gets the same score whichever way it arrives.
+Used by the leaderboard, the dashboard, the file pipeline and the stream alike, so a record gets
+the same score whichever way it arrives. Also here: how inputs for a store are read
+(:func:`input_schema`), so a stream needs this module only, not the file pipeline.
 
 Rows arrive as one matrix over the raw columns the chosen detectors' feature sets need
 (:class:`anodet.features.encoding.InputEncoder`); each feature set turns it into its detectors' input.
@@ -9,7 +10,9 @@ Rows arrive as one matrix over the raw columns the chosen detectors' feature set
 *Fail closed.* A record far outside a feature set's training range (any feature more than
 :data:`SATURATION_RANGES` training ranges beyond it, or so large it overflows) is scored
 ``+inf`` by every detector on that set: it is flagged at any finite threshold. Detectors only
-ever see rows inside that box, where each one returns finite scores.
+ever see rows inside that box, where each one returns finite scores. A row the reader marks as
+failing closed (an infinite value, text that is not UTF-8: :mod:`anodet.reader.parse`) is scored
+``+inf`` by every detector (:func:`fail_closed`).
 """
 
 from __future__ import annotations
@@ -23,10 +26,13 @@ import numpy as np
 
 from anodet.features.encoding import SATURATION_RANGES
 from anodet.features.sets import kind_of
+from anodet.reader.errors import InputError, listed
+from anodet.reader.layout import InputSchema
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["SATURATION_RANGES", "Scorer", "Scores", "default_detectors", "plan", "score_rows"]
+__all__ = ["SATURATION_RANGES", "Scorer", "Scores", "default_detectors", "input_schema", "plan", "score_frame",
+           "score_rows"]
 
 DEFAULT_EXCLUDED: tuple[str, ...] = ("lof", "seq2seq")
 """Detectors left out by default when scoring files: they score far slower than the rest."""
@@ -53,6 +59,39 @@ class Scores:
     by_detector: dict[str, np.ndarray]
     out_of_range: np.ndarray  # any feature outside the training range (still scored)
     saturated: np.ndarray  # far outside: scored +inf by every detector
+
+
+def fail_closed(scores: Scores, closed: np.ndarray) -> Scores:
+    """``scores`` with the ``closed`` rows scored +inf by every detector: a record whose values cannot
+    be taken as they are is the most anomalous, never skipped."""
+    closed = np.asarray(closed, dtype=bool)
+    if not closed.any():
+        return scores
+    return Scores({n: np.where(closed, np.inf, s) for n, s in scores.by_detector.items()}, scores.out_of_range,
+                  scores.saturated)
+
+
+def input_schema(store: Any) -> InputSchema | None:
+    """How inputs for ``store`` are read: None (KDD's columns and label rule) for the KDD store; for a
+    user dataset's store its numeric feature columns, and its label column and normal values."""
+    from anodet.features.sets import BUILTIN
+    from anodet.reader import InputSchema
+
+    if all(name in BUILTIN for name in store.feature_sets):
+        return None
+    numeric = frozenset(c for name in store.feature_sets for c in store.feature_set(name).numeric_columns)
+    dataset = (store.manifest.get("data") or {}).get("dataset")
+    label = None
+    if dataset:
+        from anodet.datasets import userdata
+
+        try:
+            label = userdata.load(dataset).label
+        except userdata.DatasetError:  # the declaration is gone: score without reading labels
+            label = None
+    if not label:
+        return InputSchema(numeric)
+    return InputSchema(numeric, label["column"], frozenset(v.strip() for v in label["normal"]))
 
 
 def plan(store: Any, names: list[str]) -> tuple[list[str], list[str]]:
@@ -86,10 +125,9 @@ def score_rows(store: Any, rows: Any, names: list[str] | None = None,
 
     ``rows``: a DataFrame (or mapping) of raw columns, or the matrix ``store.encoder(names)``
     encodes them to. Each detector spreads a large batch over the cores itself (row blocks in a
-    thread pool, :mod:`anodet.detectors.parallel`), and detectors run one after another: two at a time
-    (tried for the dashboard's splits) took 1.3-2 times as long, as Local Outlier Factor's neighbour
-    search and the others' blocks fought over the two cores. ``seconds`` (optional) accumulates the
-    time per base detector.
+    thread pool, :mod:`anodet.detectors.parallel`), so detectors run one after another: running two
+    at once would only make their threads compete for the same cores. ``seconds`` (optional)
+    accumulates the time per base detector.
     """
     names = list(names or store.names)
     base, combined = plan(store, names)
@@ -126,6 +164,12 @@ def score_rows(store: Any, rows: Any, names: list[str] | None = None,
     if any_saturated.any():
         logger.info("%d row(s) far outside the training range scored +inf", int(any_saturated.sum()))
     return Scores(by_detector, out_of_range, any_saturated)
+
+
+def score_frame(store: Any, frame: Any, names: list[str] | None = None) -> dict[str, np.ndarray]:
+    """Every named detector's scores (default: all stored) for the records of ``frame`` (raw columns): what
+    the leaderboard and the dashboard tabulate."""
+    return score_rows(store, frame, names).by_detector
 
 
 _MIX = np.uint64(0xBF58476D1CE4E5B9)
@@ -177,9 +221,7 @@ def encode_chunk(encoder: Any, chunk: Any, rows: np.ndarray) -> np.ndarray:
     position = {c: j for j, c in enumerate(chunk.numeric_columns)}
     lacking = [c for c in encoder.columns if c not in position and c not in chunk.table.column_names]
     if lacking:
-        from anodet.reader import InputError
-
-        raise InputError(f"the input lacks the column(s) {_listed(lacking)} the detector needs")
+        raise InputError(f"the input lacks the column(s) {listed(lacking)} the detector needs")
 
     every_row = len(rows) == len(chunk.features)  # the usual chunk: no row to leave out, nothing to gather
     features = chunk.features if every_row else chunk.features[rows]
@@ -200,8 +242,6 @@ def applicable(store: Any, names: list[str], columns: Any) -> tuple[list[str], s
     A detector needs every raw column of its feature set. An input that feeds none of them is an
     InputError naming, per feature set, the columns it lacks.
     """
-    from anodet.reader import InputError
-
     have = set(columns)
     missing_by_set: dict[str, list[str]] = {}
     for fs in dict.fromkeys(store.feature_set_of(n) for n in names):
@@ -210,20 +250,15 @@ def applicable(store: Any, names: list[str], columns: Any) -> tuple[list[str], s
     lacking = {fs: m for fs, m in missing_by_set.items() if m}
     if not usable:
         raise InputError("The input lacks columns every chosen detector needs: " + "; ".join(
-            f"the {fs} detectors need {_listed(m)}" for fs, m in lacking.items())
+            f"the {fs} detectors need {listed(m)}" for fs, m in lacking.items())
             + ". Add those columns (any order), or send raw KDD records.")
     if not lacking:
         return usable, ""
     parts = []
     for fs, missing in lacking.items():
         skipped = [n for n in names if store.feature_set_of(n) == fs]
-        parts.append(f"{', '.join(skipped)} (feature set {fs}; they need {_listed(missing)})")
+        parts.append(f"{', '.join(skipped)} (feature set {fs}; they need {listed(missing)})")
     return usable, "Skipped " + "; ".join(parts) + " because the input lacks those columns."
-
-
-def _listed(columns: list[str], limit: int = 8) -> str:
-    shown = ", ".join(columns[:limit])
-    return shown + (f" and {len(columns) - limit} more" if len(columns) > limit else "")
 
 
 class Scorer:
@@ -237,8 +272,6 @@ class Scorer:
     """
 
     def __init__(self, store: Any, names: list[str], cache_rows: int = CACHE_ROWS) -> None:
-        from anodet.reader import InputError
-
         unknown = [n for n in names if n not in store.names]
         if unknown:
             raise InputError(f"Detector(s) {', '.join(unknown)} are not in the model store; choose from "
@@ -314,8 +347,3 @@ class Scorer:
     def _scores(self, full: np.ndarray) -> Scores:
         return Scores({n: full[:, i] for i, n in enumerate(self.names)}, full[:, -2].astype(bool),
                       full[:, -1].astype(bool))
-
-
-def score_frame(store: Any, frame: Any, names: list[str] | None = None) -> dict[str, np.ndarray]:
-    """Every named detector's scores for the records of ``frame`` (raw columns), by the one scoring routine."""
-    return score_rows(store, frame, names).by_detector

@@ -50,6 +50,7 @@ class Stats:
     webhook_sent: int = 0
     webhook_failed: int = 0
     webhook_dropped: int = 0
+    dead_lettered: int = 0
     started: float = field(default_factory=time.perf_counter)
     latency: LatencyHistogram = field(default_factory=LatencyHistogram)
     recent: LatencyHistogram = field(default_factory=LatencyHistogram)
@@ -70,7 +71,7 @@ class Stats:
             out = {
                 "read": self.read, "scored": self.scored, "rejected": self.rejected, "alerts": self.alerts,
                 "webhook_sent": self.webhook_sent, "webhook_failed": self.webhook_failed,
-                "webhook_dropped": self.webhook_dropped,
+                "webhook_dropped": self.webhook_dropped, "dead_lettered": self.dead_lettered,
                 "elapsed_s": round(now - self.started, 3),
             }
             rate = (self.scored - scored_then) / max(now - since, 1e-9)
@@ -88,6 +89,8 @@ def format_status(snap: dict[str, Any], final: bool = False, webhook: bool = Fal
     line = (f"stream{' done' if final else ''}: {snap['read']:,} read, {snap['scored']:,} scored, "
             f"{snap['rejected']:,} rejected, {snap['alerts']:,} alerts | {snap['records_per_s']:,.0f} rec/s | "
             f"latency p50 {ms(snap['latency_p50_ms'])}, p99 {ms(snap['latency_p99_ms'])}")
+    if snap.get("dead_lettered"):
+        line += f" | {snap['dead_lettered']:,} dead letters"
     if webhook:
         line += (f" | webhook {snap['webhook_sent']:,} sent, {snap['webhook_failed']:,} failed, "
                  f"{snap['webhook_dropped']:,} dropped")

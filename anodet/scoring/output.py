@@ -1,20 +1,25 @@
-"""Write scored results: CSV (gzip by name) to a file or standard output, with nothing half-written.
+"""Write scored results: CSV (gzip by name) or Parquet to a file, or CSV to standard output, with nothing half-written.
 
-Results go to ``NAME.part`` first and are renamed into place only when complete, so a failed
-or interrupted run never leaves a file that looks finished. Every output problem (a folder
-named as the output, a missing folder, a read-only disk, a full disk) is one sentence; cleaning
-up after a failure never hides the first error.
+Results go to a temporary file beside the output (``NAME.<random>.part``, created anew so it can be
+no one else's) and are renamed into place only when complete, so a failed or interrupted run
+never leaves a file that looks finished. An existing output is replaced only when it holds
+results anodet wrote (or nothing): a file someone else wrote is never overwritten. Every output
+problem (a folder named as the output, a missing folder, a read-only disk, a full disk) is one
+sentence; cleaning up after a failure never hides the first error.
 """
 
 from __future__ import annotations
 
 import contextlib
+import csv
 import errno
 import gzip
 import os
 import queue
+import secrets
 import sys
 import threading
+import zlib
 from pathlib import Path
 from typing import IO
 
@@ -23,7 +28,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from anodet.reader.layout import RANGE_COLUMN, ROW_COLUMN, STATUS_COLUMN
 from anodet.textsafe import neutralise_table
+
+RESULT_COLUMNS = (ROW_COLUMN, STATUS_COLUMN, RANGE_COLUMN)
+"""Columns every results file holds: an existing file whose header has them (and a score column) is anodet's."""
+HEADER_BYTES = 1 << 20
 
 
 class OutputError(RuntimeError):
@@ -53,10 +63,9 @@ class CsvSink:
 
     Formatting numbers as text is as costly as scoring them, so chunks are written by a
     background thread while the next chunk is parsed and scored (at most two chunks wait), and
-    formatted by polars' CSV writer: half the CPU time of pyarrow's on a results table (1.4 s
-    against 2.8 s per million rows of the 46-column KDD output, one thread), shortest round-trip
-    numbers either way. Text is quoted only where CSV needs it; a float column whose values in a
-    chunk are all whole numbers is written without ``.0`` (``128``, as the input had it).
+    formatted by polars' CSV writer, which needs less CPU time than pyarrow's for the same
+    shortest round-trip numbers. Text is quoted only where CSV needs it; a float column whose values
+    in a chunk are all whole numbers is written without ``.0`` (``128``, as the input had it).
     """
 
     def __init__(self, target: str | os.PathLike | IO[bytes], compresslevel: int = 3) -> None:
@@ -155,8 +164,42 @@ def is_parquet_name(path: str | os.PathLike) -> bool:
     return str(path).lower().endswith((".parquet", ".pq"))
 
 
+def written_by_anodet(path: Path) -> bool:
+    """Whether ``path`` holds results anodet writes (its header names the row, status and out_of_range
+    columns and a score column) or nothing at all: replacing it then loses nothing anyone else wrote."""
+    try:
+        if path.stat().st_size == 0:
+            return True
+        with open(path, "rb") as f:
+            head = f.read(HEADER_BYTES)
+        if head.startswith(b"PAR1"):
+            names = pq.read_schema(path).names
+        else:
+            if head.startswith(b"\x1f\x8b"):
+                head = zlib.decompressobj(wbits=31).decompress(head, HEADER_BYTES)
+            names = next(csv.reader([head.split(b"\n", 1)[0].decode("utf-8", "replace")]), [])
+    except (OSError, ValueError, zlib.error, pa.ArrowException):
+        return False
+    return set(RESULT_COLUMNS) <= set(names) and any(n.startswith("score_") for n in names)
+
+
+def create_partial(path: Path, token: str | None = None) -> Path:
+    """A new, empty file beside ``path`` to write it through: ``NAME.TOKEN.part`` (a random token by default;
+    ``.gz`` kept at the end so the sink compresses). Created exclusively, so it is never a file that was
+    already there."""
+    suffix = ".gz" if path.name.endswith(".gz") else ""
+    while True:
+        partial = path.with_name(f"{path.name}.{token or secrets.token_hex(4)}.part{suffix}")
+        try:
+            os.close(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+            return partial
+        except FileExistsError:
+            if token:
+                raise
+
+
 class ResultsFile:
-    """Where ``score`` writes: a file (via ``NAME.part``) or standard output (``-``)."""
+    """Where results are written: a file (through a temporary file beside it) or standard output (``-``)."""
 
     def __init__(self, output: str | os.PathLike) -> None:
         self.to_stdout = str(output) == "-"
@@ -165,7 +208,8 @@ class ResultsFile:
         self.sink: CsvSink | ParquetSink | None = None
 
     def check(self, input_path: str | None = None) -> None:
-        """Refuse an unusable output before any input is read."""
+        """Refuse an unusable output before any input is read: a folder, a missing folder, the input itself,
+        or an existing file anodet did not write."""
         if self.path is None:
             return
         if self.path.is_dir():
@@ -176,42 +220,53 @@ class ResultsFile:
                               "Create it or choose another -o.")
         if input_path not in (None, "-") and self.path.exists() and self.path.resolve() == Path(input_path).resolve():
             raise OutputError("The output would overwrite the input; choose another name with -o.")
+        if self.path.is_file() and not written_by_anodet(self.path):
+            raise OutputError(f"{self.path} already exists and does not hold anodet's results, so it is left as it is; "
+                              "choose another name with -o (or move that file away first).")
 
-    def open(self) -> CsvSink | ParquetSink:
+    def open(self, token: str | None = None) -> CsvSink | ParquetSink:
+        """Start writing: the sink to hand results tables to (``token``: names the temporary file)."""
         if self.path is None:
             self.sink = CsvSink(sys.stdout.buffer)
             return self.sink
-        name = self.path.name
-        # A .gz output name compresses; the partial file keeps the .gz ending so the sink sees it.
-        self.partial = self.path.with_name(name[:-3] + ".part.gz" if name.endswith(".gz") else name + ".part")
         try:
-            with open(self.partial, "wb"):
-                pass
+            self.partial = create_partial(self.path, token)
         except OSError as exc:
-            self.partial = None
             raise OutputError(describe_os_error(exc, self.path)) from None
         self.sink = ParquetSink(self.partial) if is_parquet_name(self.path) else CsvSink(self.partial)
         return self.sink
 
-    def commit(self) -> None:
-        """Finish writing and move the results into place."""
+    def finish(self) -> Path | None:
+        """Finish writing; the complete temporary file (None for standard output), not yet in place."""
         assert self.sink is not None
         try:
             self.sink.close()
             if self.path is None:
                 sys.stdout.flush()
-                return
-            assert self.partial is not None
-            self.partial.replace(self.path)
         except OSError as exc:
             self.discard()
             raise OutputError(describe_os_error(exc, self.path or "standard output")) from None
+        return self.partial
+
+    def commit(self) -> None:
+        """Finish writing and move the results into place."""
+        partial = self.finish()
+        if partial is None or self.path is None:
+            return
+        try:
+            partial.replace(self.path)
+        except OSError as exc:
+            self.discard()
+            raise OutputError(describe_os_error(exc, self.path)) from None
+        self.partial = None
 
     def discard(self) -> None:
-        """Drop a failed run's partial file; never raises (the first error is what the user must see)."""
+        """Drop a failed run's temporary file; never raises (the first error is what the user must see)."""
         if self.sink is not None:
             with contextlib.suppress(BaseException):
                 self.sink.close()
         if self.partial is not None:
             with contextlib.suppress(OSError):
                 self.partial.unlink(missing_ok=True)
+            self.partial = None
+

@@ -1,33 +1,25 @@
 """The real-time pipeline: read records as they come, score them in micro-batches, raise alerts.
 
-``python -m anodet stream --detector NAME`` reads CSV records (the formats of
-:mod:`anodet.reader`) from stdin, a file (``--follow`` keeps reading as it grows, like
-``tail -f``) or a TCP listener (:mod:`anodet.sources`), and writes one JSON line per anomaly
-to the alert log (stdout by default), optionally POSTing each to a webhook (:mod:`anodet.alerts`).
-
-Records may also come from a broker (:mod:`anodet.brokers`), one per message, each acknowledged
-only after its decision is written. The module is over 400 lines because the reader, the scorer and
-their hand-over (chunks, acknowledgements) are one piece that reads best in one place.
-
 Two threads, so that no stage stalls another:
 
-* the **reader** turns bytes into lines and hands them on in chunks through a *bounded* queue:
-  when scoring falls behind, the reader blocks and the producer feels backpressure instead of
-  this process growing without bound. A line over the length limit is rejected without being
-  kept; the first line that is a valid header or record decides the format (a rejected line
-  never does);
-* the **scorer** gathers chunks into micro-batches (up to ``batch_size`` records or
-  ``max_wait`` seconds after the first arrived), parses each batch with the one reader, scores
-  it with the one scoring routine, writes alerts and flushes the logs. A batch that cannot be
-  scored is retried row by row, so one bad record never stops the stream.
+* the **reader** (:class:`~anodet.streaming.intake.Reader`) turns what the source yields into
+  chunks of lines and hands them on through a *bounded* queue: when scoring falls behind, the
+  reader blocks and the producer feels backpressure instead of this process growing without bound;
+* the **scorer** gathers chunks into micro-batches (up to ``batch_size`` records or ``max_wait``
+  seconds after the first arrived), parses each batch with the one reader (:mod:`anodet.reader`),
+  scores it with the one scoring routine (:mod:`anodet.scoring.core`), writes alerts and flushes the
+  logs, and only then acknowledges broker records. A batch that cannot be scored is retried row by
+  row, so one bad record never stops the stream.
 
+A record that fails closed (an infinite value, a passthrough field that is not UTF-8) is scored
++inf and alerted with its reason. A broker entry that cannot be decided (its alert refused, or it
+keeps coming back) goes to the dead-letter stream with its reason, and the stream goes on.
 SIGINT/SIGTERM stop reading, drain the queue (every record read gets scored), flush the logs and
 exit 0; a second signal exits at once.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import queue
@@ -37,50 +29,40 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Protocol
+from typing import IO, Any
 
 import numpy as np
 
-from anodet.alerts import AlertFormatter, WebhookSender
-from anodet.datasets.kdd_schema import FEATURES
-from anodet.reader import InputError, InputSchema, Layout, parse_block, sniff
+from anodet.reader import InputError, InputSchema, Layout, parse_block
 from anodet.reader.limits import MAX_LINE_BYTES
-from anodet.reader.parse import LINE_END
-from anodet.sources import NEW_SEGMENT, STOP_CHECK, Entries, Source
-from anodet.stats import Stats, format_status
+from anodet.streaming.alerts import AlertFormatter
+from anodet.streaming.intake import Chunk, Reader
+from anodet.streaming.sinks import AlertSink, DeadLetterStream, WebhookSender
+from anodet.streaming.sources.base import STOP_CHECK, Source
+from anodet.streaming.stats import Stats, format_status
 
 logger = logging.getLogger(__name__)
 
-
-# ---------------------------------------------------------------------------------------------
-# The pipeline
-
-
-@dataclass
-class Chunk:
-    """Lines read together: when they were read, their line and record numbers, their format."""
-
-    t_read: float
-    lines: list[bytes]
-    line_numbers: np.ndarray
-    first_record: int
-    layout: Layout | None
-    reject_reason: str | None = None
-    """When set, every line of the chunk is rejected with this reason instead of parsed."""
-    ids: list[str] | None = None
-    """Broker message ids of the lines (acknowledged once decided; carried by alerts and rejects)."""
-    extras: list[dict[str, str] | None] | None = None
-    """Fields sent beside a raw line in a broker message, passed through into its alert."""
-    records: np.ndarray | None = None
-    """Record numbers of the lines when they are not consecutive from ``first_record``."""
-
-
 END = None
-_SEGMENT_NAME = "the stream"
-
-
 RAW_ALERT_FIELDS = ("protocol_type", "service", "flag")
 """What an alert carries of a raw KDD line beyond its 18 features: the connection's kind."""
+MAX_DELIVERIES = 5
+"""Deliveries of a broker entry after which it is set aside in the dead-letter stream, not scored again."""
+DEAD_LINE_BYTES = 64 << 10
+"""Bytes of a record's line kept in its dead-letter entry."""
+
+
+DeadItem = tuple[str | None, int, bytes, Layout | None, dict[str, str] | None, str, int]
+"""A record set aside: (entry id, record number, line, layout, passthrough extras, reason, deliveries)."""
+
+
+def _bounded_json(fields: dict[str, str]) -> str:
+    """Passthrough fields as JSON for a dead letter, long values cut so the letter itself is accepted."""
+    text = json.dumps(fields, ensure_ascii=False)
+    if len(text) <= DEAD_LINE_BYTES:
+        return text
+    return json.dumps({k: v if len(v) <= 1024 else f"{v[:1024]}… ({len(v):,} characters, cut)"
+                       for k, v in fields.items()}, ensure_ascii=False)
 
 
 def alert_fields(layout: Layout) -> list[str]:
@@ -99,6 +81,7 @@ class StreamConfig:
     status_every: float = 5.0
     max_stderr_rejects: int = 5
     max_line_bytes: int = MAX_LINE_BYTES
+    max_deliveries: int = MAX_DELIVERIES
 
 
 @dataclass
@@ -116,8 +99,7 @@ class Detection:
     @classmethod
     def from_store(cls, store: Any, name: str, threshold: float) -> Detection:
         """Detector ``name`` of ``store``, scored by the one scoring routine."""
-        from anodet.scorer import encode_chunk, score_rows
-        from anodet.scoring import input_schema
+        from anodet.scoring.core import encode_chunk, input_schema, score_rows
 
         encoder = store.encoder([name])
         return cls(name, threshold, lambda M: score_rows(store, M, [name]).by_detector[name],
@@ -127,7 +109,8 @@ class Detection:
 
 @dataclass
 class Outputs:
-    """Where results go: the alert log, the rejects log, a webhook, and a stats file for the Live monitor."""
+    """Where results go: the alert log, the rejects log, a webhook, a stats file for the Live monitor,
+    further alert streams, and the dead-letter stream (None: dead letters go to the rejects)."""
 
     alerts: IO[str]
     rejects: IO[str] | None = None
@@ -135,18 +118,7 @@ class Outputs:
     stats_path: str | None = None
     sinks: Sequence[AlertSink] = field(default_factory=list)
     """Further alert destinations (a Redis Stream): written, like the log, before records are acknowledged."""
-
-
-class AlertSink(Protocol):
-    """Somewhere else alerts go (:class:`anodet.brokers.RedisAlertSink`)."""
-
-    description: str
-
-    def send(self, lines: list[str]) -> None: ...
-
-    def flush(self) -> None: ...
-
-    def close(self) -> None: ...
+    dead_letter: DeadLetterStream | None = None
 
 
 class Pipeline:
@@ -168,7 +140,8 @@ class Pipeline:
         self._scorer_dead = threading.Event()
         self._stderr_rejects = 0
         self._formatter = AlertFormatter(detection.name, detection.threshold, detection.value_columns)
-        self._entry_layouts: dict[bytes | int, Layout] = {}
+        self._sent: list[tuple[str | None, int, bytes, Layout | None, dict[str, str] | None]] = []
+        """Per alert sent to the sinks in this batch: (entry id, record, line, layout, extras)."""
         self.on_batch: Callable[[float, int], None] | None = None
         """Called after each micro-batch is written and acknowledged: (seconds since its first record
         was read, records in it); the metrics endpoint's latency histogram."""
@@ -189,153 +162,19 @@ class Pipeline:
             except queue.Full:
                 continue
 
-    def _reject_now(self, raw: bytes, line_no: int, record_no: int, layout: Layout | None, reason: str) -> None:
-        with self.stats.lock:
-            self.stats.read += 1
-        self._put(Chunk(time.perf_counter(), [raw], np.array([line_no]), record_no, layout, reason))
-
     def _read(self) -> None:
-        line_no = 0  # lines seen (1-based numbering), header and blank lines included
-        record_no = 0  # data lines seen (header and blank lines excluded)
-        layout: Layout | None = None
-        carry = b""
-        skipping = False  # inside a line over the length limit: drop bytes until its end
-        limit = self.config.max_line_bytes
+        reader = Reader(self.source, self._put, self.stop_event, self.stats, self.config.max_line_bytes,
+                        self.detection.schema, self.config.max_deliveries)
         try:
-            for data in self.source.chunks(self.stop_event):
-                if isinstance(data, Entries):
-                    record_no = self._emit_entries(data, record_no)
-                    continue
-                if data is NEW_SEGMENT:
-                    if carry:
-                        line_no, record_no, layout = self._emit([carry], line_no, record_no, layout)
-                        carry = b""
-                    layout, skipping = None, False
-                    continue
-                assert isinstance(data, bytes)
-                t_read = time.perf_counter()
-                if skipping:
-                    end = LINE_END.search(data)
-                    if end is None:
-                        continue
-                    data, skipping = data[end.end():], False
-                data = carry + data
-                cut = data.rfind(b"\n")
-                if cut < 0:
-                    carry = data
-                    if len(carry) > limit:
-                        line_no += 1
-                        record_no += 1
-                        self._reject_now(carry[:200], line_no, record_no, layout,
-                                         f"the line is longer than {limit / 2**20:,.0f} MiB (the limit); it was not "
-                                         "read (the first 200 bytes are shown)")
-                        carry, skipping = b"", True
-                    continue
-                carry = data[cut + 1:]
-                body = data[:cut]
-                lines = LINE_END.split(body[:-1] if body.endswith(b"\r") else body)
-                line_no, record_no, layout = self._emit(lines, line_no, record_no, layout, t_read)
-            if carry.strip():
-                if self.stop_event.is_set():
-                    # Cut mid-line by the stop: keep it visible in the rejects, never silently lost.
-                    self._reject_now(carry, line_no + 1, record_no + 1, layout,
-                                     "incomplete line: the stream was stopped before its end was read")
-                else:
-                    line_no, record_no, layout = self._emit([carry.rstrip(b"\r")], line_no, record_no, layout)
+            reader.run()
         except BaseException as exc:
             self.error = self.error or exc
             self.stop_event.set()
         finally:
-            with contextlib.suppress(RuntimeError):
-                self._put(END)
-
-    def _emit(self, lines: list[bytes], line_no: int, record_no: int, layout: Layout | None,
-              t_read: float | None = None) -> tuple[int, int, Layout | None]:
-        """Queue ``lines`` (numbered after ``line_no``); the first valid line of a segment decides its format."""
-        t_read = time.perf_counter() if t_read is None else t_read
-        numbers = np.arange(line_no + 1, line_no + len(lines) + 1)
-        keep = [i for i, ln in enumerate(lines) if ln.strip()]
-        too_long = [i for i in keep if len(lines[i]) > self.config.max_line_bytes]
-        for i in too_long:
-            record_no += 1
-            self._reject_now(lines[i][:200], int(numbers[i]), record_no, layout,
-                             f"the line is longer than {self.config.max_line_bytes / 2**20:,.0f} MiB (the limit)")
-        keep = [i for i in keep if i not in set(too_long)]
-        while layout is None and keep:
-            first = keep[0]
             try:
-                layout = sniff(lines[first].decode("utf-8", "replace"), _SEGMENT_NAME,
-                               schema=self.detection.schema)
-            except InputError as exc:
-                record_no += 1
-                self._reject_now(lines[first], int(numbers[first]), record_no, None,
-                                 f"cannot decide the stream's format from this line: {exc}")
-                keep = keep[1:]
-                continue
-            if layout.kind == "header":
-                keep = keep[1:]
-        if keep and layout is not None:
-            chosen = [lines[i] for i in keep]
-            with self.stats.lock:
-                self.stats.read += len(chosen)
-            self._put(Chunk(t_read, chosen, numbers[keep], record_no + 1, layout))
-            record_no += len(chosen)
-        return line_no + len(lines), record_no, layout
-
-    def _entry_layout(self, header: bytes | None, line: bytes) -> Layout | str:
-        """The layout of a broker entry's line (its header's, or a raw line's by its number of
-        values), or why the entry is not a record."""
-        key: bytes | int = header if header is not None else line.count(b",")
-        layout = self._entry_layouts.get(key)
-        if layout is not None:
-            return layout
-        if header is not None and self.detection.schema is None and not {
-                n.strip().lower() for n in header.decode("utf-8", "replace").split(",")} & set(FEATURES):
-            return ("the entry has neither a 'line' field holding a raw KDD line nor fields named after the model's "
-                    f"feature columns ({', '.join(FEATURES[:3])}, …)")
-        try:
-            layout = sniff((header if header is not None else line).decode("utf-8", "replace"), "this entry",
-                           schema=self.detection.schema)
-        except InputError as exc:
-            return f"cannot read this entry as a record: {exc}"
-        if header is not None and layout.kind != "header":
-            return ("the entry has neither a 'line' field holding a raw KDD line nor fields named after the "
-                    "model's feature columns")
-        if header is None and layout.kind != "raw":
-            return "the 'line' field holds a header, not a record; send one raw KDD line per entry"
-        self._entry_layouts[key] = layout
-        return layout
-
-    def _emit_entries(self, entries: Entries, record_no: int) -> int:
-        """Queue records that came one per broker message; return the last record number."""
-        n = len(entries.lines)
-        numbers = np.arange(record_no + 1, record_no + n + 1)
-        with self.stats.lock:
-            self.stats.read += n
-        limit = self.config.max_line_bytes
-        if entries.reject_reason:
-            kinds: dict[Layout | str, list[int]] = {entries.reject_reason: list(range(n))}
-        elif entries.header is not None and all(len(ln) <= limit for ln in entries.lines):
-            kinds = {self._entry_layout(entries.header, b""): list(range(n))}
-        else:
-            kinds = {}
-            for i, line in enumerate(entries.lines):
-                kind = (f"the entry is longer than {limit / 2**20:,.0f} MiB (the limit)" if len(line) > limit
-                        else self._entry_layout(entries.header, line))
-                kinds.setdefault(kind, []).append(i)
-        for kind, positions in kinds.items():
-            whole = len(positions) == n
-            lines = entries.lines if whole else [entries.lines[i] for i in positions]
-            ids = entries.ids if whole else [entries.ids[i] for i in positions]
-            extras = (None if entries.extras is None else entries.extras if whole
-                      else [entries.extras[i] for i in positions])
-            at = numbers if whole else numbers[positions]
-            if isinstance(kind, str):
-                lines = [ln[:200] if len(ln) > limit else ln for ln in lines]
-                self._put(Chunk(entries.t_read, lines, at, int(at[0]), None, kind, ids=ids, records=at))
-            else:
-                self._put(Chunk(entries.t_read, lines, at, int(at[0]), kind, ids=ids, extras=extras, records=at))
-        return record_no + n
+                self._put(END)
+            except RuntimeError:
+                pass
 
     # -- scorer ----------------------------------------------------------------------------
 
@@ -385,12 +224,65 @@ class Pipeline:
                 failed[i] = True
         return scores, failed
 
+    def _dead_letters(self, items: list[DeadItem]) -> int:
+        """Set records aside with their reasons: in the dead-letter stream, or else in the rejects."""
+        if not items:
+            return 0
+        dead = self.outputs.dead_letter
+        elsewhere = list(range(len(items)))  # set aside in the rejects
+        if dead is not None:
+            group = getattr(self.source, "group", "")
+            stream = getattr(getattr(self.source, "url", None), "name", self.source.description)
+            refused = dead.add([{
+                "entry": entry or "", "stream": stream, "group": group, "reason": reason, "deliveries": str(n),
+                "line": line[:DEAD_LINE_BYTES].decode("utf-8", "backslashreplace"),
+                "header": ",".join(layout.columns) if layout is not None and layout.kind == "header" else "",
+                "fields": _bounded_json(extras or {})}
+                for entry, record, line, layout, extras, reason, n in items])
+            elsewhere = [i for i, _ in refused]
+            for i, why in refused:
+                entry, record, line, layout, extras, reason, n = items[i]
+                items[i] = (entry, record, line, layout, extras,
+                            f"{reason} (the dead-letter stream {dead.description} refused it too: {why})", n)
+        for i in elsewhere:
+            entry, record, line, _layout, _extras, reason, _n = items[i]
+            self._write_reject(record, f"dead letter: {reason}", line[:DEAD_LINE_BYTES], entry)
+        with self.stats.lock:
+            self.stats.dead_lettered += len(items)
+        logger.warning("set aside %d record(s) as dead letters (%s)", len(items), items[0][5])
+        return len(items)
+
+    def _flush_sinks(self) -> int:
+        """Flush the alert streams; an alert one refused sets its entry aside. Returns the dead letters."""
+        sent, self._sent = self._sent, []
+        dead: dict[int, str] = {}
+        for sink in self.outputs.sinks:
+            for position, reason in sink.flush() or []:
+                dead.setdefault(position, f"the alert stream {sink.description} refused its alert: {reason}")
+        items: list[DeadItem] = []
+        for position, reason in sorted(dead.items()):
+            entry, record, line, layout, extras = sent[position]
+            if entry is None:
+                self.status(f"stream: record {record}: {reason} (the alert is in the alert log)")
+                continue
+            items.append((entry, record, line, layout, extras, reason, 1))
+        return self._dead_letters(items)
+
     def _score_batch(self, batch: list[Chunk]) -> None:
         # Parse runs of chunks that share a format in one bulk call each.
         groups: list[list[Chunk]] = []
-        n_rejected = 0
+        n_rejected = n_dead = 0
         for chunk in batch:
-            if chunk.reject_reason:
+            if chunk.dead_reason:
+                n = len(chunk.lines)
+                ids: list[str | None] = list(chunk.ids) if chunk.ids else [None] * n
+                n_dead += self._dead_letters([
+                    (entry, int(rec), line, None, (chunk.extras or [None] * n)[i], chunk.dead_reason,
+                     (chunk.deliveries or [0] * n)[i])
+                    for i, (entry, rec, line) in enumerate(zip(ids, chunk.line_numbers.tolist(), chunk.lines,
+                                                               strict=True))])
+                n_rejected += len(chunk.lines)  # never scored: counted with the records refused
+            elif chunk.reject_reason:
                 entries: list[str | None] = list(chunk.ids) if chunk.ids else [None] * len(chunk.lines)
                 for ln, raw, entry in zip(chunk.line_numbers.tolist(), chunk.lines, entries, strict=True):
                     self._write_reject(ln, chunk.reject_reason, raw, entry)
@@ -404,10 +296,9 @@ class Pipeline:
             scored, alerts, rejected = self._score_group(group)
             n_scored, n_alerts, n_rejected = n_scored + scored, n_alerts + alerts, n_rejected + rejected
         self.outputs.alerts.flush()
-        if self.outputs.rejects and n_rejected:
+        n_dead += self._flush_sinks()
+        if self.outputs.rejects and (n_rejected or n_dead):
             self.outputs.rejects.flush()
-        for sink in self.outputs.sinks:
-            sink.flush()
         # Every decision of the batch is written: only now may the broker forget its records.
         self.source.commit([i for c in batch if c.ids for i in c.ids])
         t_done = time.perf_counter()
@@ -439,6 +330,13 @@ class Pipeline:
         if len(parsed) != len(lines):  # cannot happen with lines split as the reader splits them; be safe
             raise RuntimeError(f"parsed {len(parsed)} rows from {len(lines)} lines")
         ok = parsed.valid.copy()
+        closed = parsed.fail_closed.copy()
+        if any(c.notes for c in group):
+            notes = [x for c in group for x in (c.notes or [None] * len(c.lines))]
+            for i, note in enumerate(notes):
+                if note and ok[i]:
+                    parsed.reasons[i] = "; ".join(filter(None, [parsed.reasons[i], note]))
+                    closed[i] = True
         if self.detection.encode is None:
             X = parsed.features[ok]
         else:
@@ -450,6 +348,8 @@ class Pipeline:
                 return 0, 0, len(lines)
         scores, failed = self._scores(X)
         good = np.flatnonzero(ok)
+        scores[closed[good]] = np.inf  # fail closed: whatever the detector made of such a record
+        failed &= ~closed[good]
         for pos in good[failed]:
             parsed.reasons[pos] = "could not be scored (see the server log)"
         ok[good[failed]] = False
@@ -470,13 +370,18 @@ class Pipeline:
             if self.detection.value_columns:
                 position = {c: j for j, c in enumerate(parsed.numeric_columns)}
                 values = values[:, [position[c] for c in self.detection.value_columns if c in position]]
+            row_list = rows.tolist()
+            reasons = [parsed.reasons[r] if closed[r] else None for r in row_list] if closed.any() else None
             out = self._formatter.lines(values, scores[flagged], records[rows], line_numbers[rows],
                                         labels, fields, names,
-                                        [ids[r] for r in rows.tolist()] if ids is not None else None,
-                                        [extras[r] for r in rows.tolist()] if extras is not None else None)
+                                        [ids[r] for r in row_list] if ids is not None else None,
+                                        [extras[r] for r in row_list] if extras is not None else None, reasons)
             self.outputs.alerts.write("".join(out))
-            for sink in self.outputs.sinks:
-                sink.send(out)
+            if self.outputs.sinks:
+                for sink in self.outputs.sinks:
+                    sink.send(out)
+                self._sent += [(ids[r] if ids is not None else None, int(records[r]), lines[r], layout,
+                                extras[r] if extras is not None else None) for r in row_list]
             if self.outputs.webhook:
                 for line in out:
                     self.outputs.webhook.submit(line.encode())
@@ -539,5 +444,3 @@ class Pipeline:
         self.status(format_status(snap, final=True, webhook=webhook is not None))
         self.source.close()
         return snap
-
-

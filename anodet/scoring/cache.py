@@ -2,8 +2,9 @@
 
 The dashboard needs every stored detector's scores on the test (and validation) split before it
 can draw; computing them costs seconds on a fresh server. They are kept keyed by the store's
-manifest hash, the splits' checksums and the scoring code (the detector modules' bytes), so a
-retrained store, rebuilt splits or a change to how detectors score never reuse old scores.
+manifest hash, the splits' checksums and the scoring code (the bytes of the modules that compute
+scores), so a retrained store, rebuilt splits or a change to how records are scored never reuse old
+scores.
 ``python -m anodet data`` (part of ``run.sh``'s set-up) and ``python -m anodet train`` fill the
 cache for the KDD store, so the first server after either does not score at all; the dashboard
 fills it otherwise.
@@ -28,9 +29,13 @@ SPLITS = ("test", "validation")
 
 @functools.cache
 def scoring_code_stamp() -> str:
-    """A digest of the modules that compute scores: scores cached by older code are not reused."""
+    """A digest of the modules that compute scores (the detectors, the encoding of raw records and the
+    scoring routine): scores cached by other code are not reused."""
     digest = hashlib.sha256()
-    for module in sorted(Path(detectors_package.__file__).parent.glob("*.py")):
+    package = Path(__file__).resolve().parents[1]
+    modules = [*sorted(Path(detectors_package.__file__).parent.glob("*.py")), package / "features" / "encoding.py",
+               package / "scoring" / "core.py"]
+    for module in modules:
         digest.update(module.name.encode() + module.read_bytes())
     return digest.hexdigest()
 
@@ -83,13 +88,13 @@ def fill(store: Any, splits: Any) -> dict[str, float]:
     """Score and keep every split the dashboard reads that is not cached yet; seconds spent per split."""
     import time
 
-    from anodet.scorer import score_rows
+    from anodet.scoring.core import score_frame
 
     spent = {}
     for split in SPLITS:
         start = time.perf_counter()
         _, computed = split_scores(store, splits, split,
-                                   lambda frame: score_rows(store, frame).by_detector)
+                                   lambda frame: score_frame(store, frame))
         if computed:
             spent[split] = time.perf_counter() - start
     return spent

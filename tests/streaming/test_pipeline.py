@@ -19,16 +19,18 @@ from typing import ClassVar
 import numpy as np
 import pytest
 
-from anodet import alerts, sources, stream
-from anodet import stats as stream_stats
 from anodet.datasets.kdd import fetch_raw, parse_raw_lines
 from anodet.datasets.kdd_schema import FEATURES, NUMERIC_COLUMNS
 from anodet.reader import InputError, parse_block, sniff
 from anodet.reader.layout import RAW_LABELLED_LAYOUT
-from anodet.scorer import applicable
-from tests.conftest import wait_for
+from anodet.scoring.core import applicable
+from anodet.streaming.pipeline import Detection, Outputs, Pipeline, StreamConfig
+from anodet.streaming.sinks import WebhookSender
+from anodet.streaming.sources.local import FdSource, FileSource, TcpSource
+from anodet.streaming.stats import LatencyHistogram, Stats
+from tests.conftest import kdd_frame, wait_for
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 BAD_LINES = {  # position in the stream (0-based data line) -> malformed line
     5: b"this is not a record",
     17: b"0,tcp,http,SF,1,2,0,0,0,0,0,1,0,0,0,0,0,0,0,0,0,0,1,1,x,0.00,0.00,0.00,1.00,0.00,0.00,9,9,1.00,0.00,0.11,0.00,0.00,0.00,0.00,0.00,normal.",
@@ -84,7 +86,8 @@ def test_parse_block_names_what_is_wrong(raw_lines):
     lines = [raw_lines[0], b"1,2,3", raw_lines[1].replace(b",0.00,", b",abc,", 1), raw_lines[2] + b",extra",
              unlabelled, raw_lines[4].replace(b",1.00,", b",inf,", 1)]
     parsed = parse_block(b"\n".join(lines), RAW_LABELLED_LAYOUT)
-    assert parsed.valid.tolist() == [True, False, False, False, False, False]
+    assert parsed.valid.tolist() == [True, False, False, False, False, True]  # an infinite value fails closed
+    assert parsed.fail_closed.tolist() == [False, False, False, False, False, True]
     reasons = parsed.reasons
     assert "has 3 field(s), expected 42" in reasons[1]
     assert "is not a number ('abc')" in reasons[2]
@@ -109,7 +112,7 @@ def test_header_layout_any_order_and_errors(store):
 
 
 def test_latency_histogram_quantiles():
-    hist = stream_stats.LatencyHistogram()
+    hist = LatencyHistogram()
     hist.add(np.array([0.001, 0.010, 0.100]), np.array([50, 49, 1]))
     assert 0.00095 < hist.quantile(0.5) < 0.00105
     assert 0.0095 < hist.quantile(0.99) < 0.0105
@@ -149,7 +152,7 @@ def test_cli_pipe_every_alert_exactly_once(tmp_path, store, raw_lines):
 
 @pytest.mark.slow
 def test_cli_autoencoder_from_file_with_header(tmp_path, store, splits):
-    frame = splits.test.iloc[:2000]
+    frame = kdd_frame(splits.test).iloc[:2000]
     cols = [*list(reversed(FEATURES)), "label_true"]
     src = tmp_path / "records.csv"
     frame[cols].rename(columns={"label_true": "label"}).to_csv(src, index=False)
@@ -214,10 +217,10 @@ def test_cli_bad_input_is_a_sentence(tmp_path):
 def make_pipeline(store, source, name="pca", threshold=None, **kwargs):
     threshold = store.default_threshold(name, "reference") if threshold is None else threshold
     out = io.StringIO()
-    kwargs.setdefault("config", stream.StreamConfig(status_every=0, batch_size=128, max_wait=0.005))
+    kwargs.setdefault("config", StreamConfig(status_every=0, batch_size=128, max_wait=0.005))
     webhook, stats_path = kwargs.pop("webhook", None), kwargs.pop("stats_path", None)
-    detection = stream.Detection.from_store(store, name, threshold)
-    return stream.Pipeline(source, detection, stream.Outputs(out, None, webhook, stats_path),
+    detection = Detection.from_store(store, name, threshold)
+    return Pipeline(source, detection, Outputs(out, None, webhook, stats_path),
                            status=lambda m: None, **kwargs), out
 
 
@@ -231,7 +234,7 @@ def run_in_thread(pipeline):
 def test_follow_reads_a_growing_file(tmp_path, store, raw_lines):
     path = tmp_path / "live.csv"
     path.write_bytes(b"\n".join(raw_lines[:500]) + b"\n")
-    pipeline, out = make_pipeline(store, sources.FileSource(path, follow=True))
+    pipeline, out = make_pipeline(store, FileSource(path, follow=True))
     thread, result = run_in_thread(pipeline)
     assert wait_for(lambda: pipeline.stats.scored == 500)
     with open(path, "ab") as fh:
@@ -246,7 +249,7 @@ def test_follow_reads_a_growing_file(tmp_path, store, raw_lines):
 
 
 def test_tcp_listener_on_loopback(store, raw_lines):
-    source = sources.TcpSource("127.0.0.1", 0)
+    source = TcpSource("127.0.0.1", 0)
     pipeline, out = make_pipeline(store, source)
     thread, result = run_in_thread(pipeline)
     with socket.create_connection(("127.0.0.1", source.port), timeout=10) as conn:
@@ -264,7 +267,7 @@ def test_tcp_listener_on_loopback(store, raw_lines):
 def test_backpressure_bounds_what_is_read_ahead(store, raw_lines):
     """A slow scorer blocks the reader (and so the producer) instead of buffering everything."""
     read_fd, write_fd = os.pipe()
-    detection = stream.Detection.from_store(store, "pca", 1e9)
+    detection = Detection.from_store(store, "pca", 1e9)
     score, gate = detection.score, threading.Event()
 
     def slow_score(X):
@@ -272,9 +275,9 @@ def test_backpressure_bounds_what_is_read_ahead(store, raw_lines):
         return score(X)
 
     detection.score = slow_score
-    config = stream.StreamConfig(status_every=0, batch_size=64, max_wait=0.0, queue_chunks=2)
-    pipeline = stream.Pipeline(sources.FdSource(read_fd, "pipe"), detection,
-                               stream.Outputs(io.StringIO()), status=lambda m: None, config=config)
+    config = StreamConfig(status_every=0, batch_size=64, max_wait=0.0, queue_chunks=2)
+    pipeline = Pipeline(FdSource(read_fd, "pipe"), detection,
+                               Outputs(io.StringIO()), status=lambda m: None, config=config)
     thread, result = run_in_thread(pipeline)
     payload = (b"\n".join(raw_lines) + b"\n") * 20  # 60,000 records, ~6 MB
     os.set_blocking(write_fd, False)
@@ -323,13 +326,13 @@ def test_webhook_posts_each_alert_with_retry(store, raw_lines):
     server_thread.start()
     try:
         url = f"http://127.0.0.1:{server.server_address[1]}/alerts"
-        stats = stream_stats.Stats()
-        sender = alerts.WebhookSender(url, stats, retries=2, backoff=0.05, warn=lambda m: None)
+        stats = Stats()
+        sender = WebhookSender(url, stats, retries=2, backoff=0.05, warn=lambda m: None)
         path_lines = raw_lines[:150]
         read_fd, write_fd = os.pipe()
         os.write(write_fd, b"\n".join(path_lines) + b"\n")
         os.close(write_fd)
-        pipeline, out = make_pipeline(store, sources.FdSource(read_fd, "pipe"), webhook=sender, stats=stats)
+        pipeline, out = make_pipeline(store, FdSource(read_fd, "pipe"), webhook=sender, stats=stats)
         result = pipeline.run()
         os.close(read_fd)
     finally:

@@ -1,8 +1,8 @@
 """Score an upload for the dashboard in bounded memory: full results to disk, only what is shown kept.
 
-The Score a CSV page used to keep every scored row in session state (a 3 MB .gz that expands
-to 1.2 GB took 16 GB of server memory). Now the full results are written, gzip-compressed, to a
-file under ``data/uploads/`` (what the download serves), and the session keeps only:
+An upload of a few megabytes can expand to gigabytes of rows, and a server holds many sessions,
+so no session keeps scored rows. The full results are written, gzip-compressed, to a file under
+``data/uploads/`` (what the download serves), and the session keeps only:
 
 * the summary (exact counts, streamed confusion counts per label view),
 * a uniform random sample of at most :data:`SAMPLE_ROWS` scored rows for the charts,
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import threading
 import time
 import uuid
@@ -29,9 +30,9 @@ import pyarrow as pa
 
 from anodet.datasets.kdd import cache_root
 from anodet.datasets.labels import views_of
-from anodet.output import CsvSink
 from anodet.reader import Chunk, Layout, Limits
-from anodet.scoring import OK, Summary, score_source
+from anodet.scoring.files import OK, Summary, score_source
+from anodet.scoring.output import CsvSink
 
 SAMPLE_ROWS = 200_000
 TOP_ROWS = 5_000
@@ -167,9 +168,16 @@ class UploadResult:
         return self.results_path.read_bytes()
 
 
+_RESULTS_NAME = re.compile(r"[0-9a-f]{32}\.csv(\.part)?\.gz")
+"""The names :func:`score_upload` gives results files (and their temporary files): only those are cleaned up."""
+
+
 def _clean_old(folder: Path) -> None:
+    """Delete results files (and temporary files of interrupted scorings) older than :data:`KEEP_FILES_S`."""
     cutoff = time.time() - KEEP_FILES_S
-    for path in folder.glob("*.csv.gz"):
+    for path in folder.glob("*.gz"):
+        if not _RESULTS_NAME.fullmatch(path.name):
+            continue
         try:
             if path.stat().st_mtime < cutoff:
                 path.unlink()

@@ -23,11 +23,11 @@ from anodet.datasets.labels import views_of
 from anodet.reader import (
     CHUNK_BYTES,
     RANGE_COLUMN,
+    RESERVED_COLUMNS,
     ROW_COLUMN,
     STATUS_COLUMN,
     BadRowsError,
     Chunk,
-    InputSchema,
     Layout,
     Limits,
     RowProblem,
@@ -35,7 +35,7 @@ from anodet.reader import (
     read_chunks,
 )
 from anodet.reader.parquet import is_parquet, read_parquet_chunks
-from anodet.scorer import Scorer
+from anodet.scoring.core import Scorer, fail_closed, input_schema
 
 OK = "scored"
 MAX_PROBLEMS_KEPT = 1_000
@@ -96,6 +96,7 @@ class Summary:
     rows_skipped: int = 0
     out_of_range: int = 0
     saturated: int = 0
+    fail_closed: int = 0  # rows scored +inf by every detector: an infinite value, text that is not UTF-8
     out_of_range_columns: Counter = field(default_factory=Counter)  # feature → rows outside its training range
     flagged: dict[str, int] = field(default_factory=dict)
     problems: list[RowProblem] = field(default_factory=list)
@@ -133,6 +134,9 @@ class Summary:
         if self.saturated:
             out.append(f"{self.saturated:,} row(s) lie far outside the training range (over 10 training ranges): "
                        "scored +inf and flagged by every detector.")
+        if self.fail_closed:
+            out.append(f"{self.fail_closed:,} row(s) hold an infinite value or text that is not UTF-8: scored +inf "
+                       "and flagged by every detector (fail closed); the reason is in their status.")
         if self.out_of_range:
             out.append(self.range_note())
         if self.problems:
@@ -159,6 +163,15 @@ def _range_columns(scorer: Scorer, X: np.ndarray, out_of_range: np.ndarray) -> t
     return numeric, Counter({c: n for c, n in encoder.unseen(rows).items() if n})
 
 
+def _own_names_apart(table: pa.Table, names: list[str]) -> pa.Table:
+    """The input columns, each named like one of the results' own columns renamed ``NAME (input)``, so a user's
+    column never shadows (or is shadowed by) ``row``, ``status``, ``out_of_range`` or a score or flag."""
+    own = {c.lower() for c in RESERVED_COLUMNS} | {f"{p}_{n}".lower() for n in names for p in ("score", "flag")}
+    if not any(c.lower() in own for c in table.column_names):
+        return table
+    return table.rename_columns([f"{c} (input)" if c.lower() in own else c for c in table.column_names])
+
+
 def results_table(chunk: Chunk, scores: Any, names: list[str], thresholds: dict[str, float]) -> pa.Table:
     """A chunk's input columns, then ``row``, ``status``, ``out_of_range``, then ``score_``/``flag_`` per detector."""
     n = len(chunk)
@@ -167,7 +180,9 @@ def results_table(chunk: Chunk, scores: Any, names: list[str], thresholds: dict[
     mask = ~chunk.valid
     status = np.full(n, OK, dtype=object)
     status[bad] = [f"skipped: {chunk.reasons[i]}" for i in bad]
-    table = chunk.table
+    closed = np.flatnonzero(chunk.fail_closed)
+    status[closed] = [f"fail closed: {chunk.reasons[i]}" for i in closed]
+    table = _own_names_apart(chunk.table, names)
     table = table.append_column(ROW_COLUMN, pa.array(np.arange(chunk.first_row, chunk.first_row + n), pa.int64()))
     table = table.append_column(STATUS_COLUMN, pa.array(status, pa.string()))
     oor = np.zeros(n, dtype=bool)
@@ -181,28 +196,6 @@ def results_table(chunk: Chunk, scores: Any, names: list[str], thresholds: dict[
         table = table.append_column(f"score_{name}", pa.array(s, mask=mask))
         table = table.append_column(f"flag_{name}", pa.array(flag, mask=mask))
     return table
-
-
-def input_schema(store: Any) -> InputSchema | None:
-    """How inputs for ``store`` are read: None (KDD's columns and label rule) for the KDD store; for a
-    user dataset's store its numeric feature columns, and its label column and normal values."""
-    from anodet.features.sets import BUILTIN
-
-    if all(name in BUILTIN for name in store.feature_sets):
-        return None
-    numeric = frozenset(c for name in store.feature_sets for c in store.feature_set(name).numeric_columns)
-    dataset = (store.manifest.get("data") or {}).get("dataset")
-    label = None
-    if dataset:
-        from anodet.datasets import userdata
-
-        try:
-            label = userdata.load(dataset).label
-        except userdata.DatasetError:  # the declaration is gone: score without reading labels
-            label = None
-    if not label:
-        return InputSchema(numeric)
-    return InputSchema(numeric, label["column"], frozenset(v.strip() for v in label["normal"]))
 
 
 def score_source(
@@ -252,7 +245,8 @@ def score_source(
         summary.rows_scored += n - len(bad)
         good = np.flatnonzero(chunk.valid)
         X = scorer.encode_chunk(chunk, good)
-        scores = scorer.score(X)
+        scores = fail_closed(scorer.score(X), chunk.fail_closed[good])
+        summary.fail_closed += int(chunk.fail_closed.sum())
         summary.out_of_range += int(scores.out_of_range.sum())
         summary.saturated += int(scores.saturated.sum())
         numeric, unseen = _range_columns(scorer, X, scores.out_of_range)

@@ -1,0 +1,198 @@
+"""The operating point: where the user works (a false-positive rate, an alert budget, or a cost ratio), and every
+detector judged there.
+
+An alert budget means alerts on normal traffic: ``A`` alerts a day out of ``R`` records a day, of which a share
+``s`` is expected to be attacks, allows a false-positive rate of ``A / (R · (1 − s))`` (the attacks the detector
+catches are alerts too, but they are the ones the analyst wants). Each detector's threshold for the operating
+point is chosen on the validation part (the lowest threshold whose validation false-positive rate fits), then
+judged on the test part: recall and FPR there, the alerts a day that would bring, and the partial ROC AUC up to
+the target FPR, standardised as McClish's (0.5 is chance, 1 is perfect). A target finer than the test part can
+resolve (fewer than one normal record) is said so.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from anodet.evaluation.metrics import ThresholdCurve
+
+KINDS = ("fpr", "budget", "cost")
+
+
+class OperatingPointError(ValueError):
+    """An operating point that cannot be used; the message is one sentence saying what to give instead."""
+
+
+@dataclass(frozen=True)
+class OperatingPoint:
+    """A target false-positive rate (``fpr``), an alert budget (``budget``) or a miss / false-alarm cost ratio."""
+
+    kind: str = "fpr"
+    fpr: float = 0.0001
+    alerts_per_day: float = 50.0
+    records_per_day: float = 500_000.0
+    attack_share: float = 0.0
+    cost_ratio: float = 10.0
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise OperatingPointError(f"Unknown operating point {self.kind!r}; choose fpr, budget or cost.")
+        checks = {"fpr": (self.fpr, 0.0, 1.0, "The target false-positive rate"),
+                  "budget": (self.alerts_per_day, 0.0, math.inf, "The alerts a day")}
+        value, low, high, what = checks.get(self.kind, (self.cost_ratio, 0.0, math.inf, "The cost ratio"))
+        if not (isinstance(value, (int, float)) and math.isfinite(value) and low <= value <= high):
+            raise OperatingPointError(f"{what} must be a number from {low:g} to {high:g}, not {value!r}.")
+        if self.kind == "budget":
+            if not (math.isfinite(self.records_per_day) and self.records_per_day > 0):
+                raise OperatingPointError("The records a day must be a positive number.")
+            if not 0.0 <= self.attack_share < 1.0:
+                raise OperatingPointError("The expected attack share must be from 0 up to (not including) 1.")
+            if self.alerts_per_day > self.records_per_day:
+                raise OperatingPointError("The alerts a day cannot exceed the records a day.")
+
+    @property
+    def target_fpr(self) -> float | None:
+        """The false-positive rate this point allows (None for a cost ratio, which chooses its own)."""
+        if self.kind == "fpr":
+            return self.fpr
+        if self.kind == "budget":
+            return min(1.0, self.alerts_per_day / (self.records_per_day * (1.0 - self.attack_share)))
+        return None
+
+    def describe(self) -> str:
+        """The point in words, for captions and reports."""
+        if self.kind == "fpr":
+            return f"a false-positive rate of {percent(self.fpr)}"
+        if self.kind == "budget":
+            share = f", {percent(self.attack_share)} of them attacks" if self.attack_share else ""
+            return (f"an alert budget of {self.alerts_per_day:,.0f} alerts a day for {self.records_per_day:,.0f} "
+                    f"records a day{share} (a false-positive rate of {percent(self.target_fpr or 0.0)})")
+        return f"a missed attack costing {self.cost_ratio:g} times a false alarm"
+
+    def to_params(self) -> dict[str, str]:
+        """The point as URL query parameters (what :meth:`from_params` reads back)."""
+        if self.kind == "fpr":
+            return {"op": "fpr", "fpr": repr(self.fpr)}
+        if self.kind == "budget":
+            return {"op": "budget", "alerts": repr(self.alerts_per_day), "records": repr(self.records_per_day),
+                    "share": repr(self.attack_share)}
+        return {"op": "cost", "cost": repr(self.cost_ratio)}
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any]) -> OperatingPoint:
+        """The point a link names (:meth:`to_params`); an OperatingPointError when it cannot be read."""
+        kind = str(params.get("op", "fpr"))
+        try:
+            if kind == "fpr":
+                return cls("fpr", fpr=float(params.get("fpr", cls.fpr)))
+            if kind == "budget":
+                return cls("budget", alerts_per_day=float(params.get("alerts", cls.alerts_per_day)),
+                           records_per_day=float(params.get("records", cls.records_per_day)),
+                           attack_share=float(params.get("share", 0.0)))
+            if kind == "cost":
+                return cls("cost", cost_ratio=float(params.get("cost", cls.cost_ratio)))
+        except (TypeError, ValueError) as exc:
+            if isinstance(exc, OperatingPointError):
+                raise
+            raise OperatingPointError(f"The operating point in this link is not a number ({exc}).") from None
+        raise OperatingPointError(f"Unknown operating point {kind!r}; choose fpr, budget or cost.")
+
+    @classmethod
+    def parse_budget(cls, text: str, attack_share: float = 0.0) -> OperatingPoint:
+        """``"50/500000"`` (alerts a day / records a day) as a budget point."""
+        alerts, _, records = str(text).partition("/")
+        try:
+            return cls("budget", alerts_per_day=float(alerts), records_per_day=float(records),
+                       attack_share=attack_share)
+        except ValueError:
+            raise OperatingPointError(f"{text!r} is not an alert budget: give ALERTS/RECORDS a day, e.g. "
+                                      "50/500000.") from None
+
+
+def percent(rate: float) -> str:
+    """A rate as a percentage with the digits a small rate needs (0.01 %, 1.25 %, 20 %)."""
+    value = rate * 100
+    if value == 0:
+        return "0 %"
+    digits = max(0, min(6, 1 - math.floor(math.log10(abs(value))))) if value < 10 else 0
+    return f"{value:.{digits}f} %"
+
+
+def threshold_at(point: OperatingPoint, validation: ThresholdCurve) -> float:
+    """The detector's threshold for ``point``, chosen on its validation curve.
+
+    A target FPR (or budget): the lowest threshold whose false-positive rate among the validation
+    part's normal records is at most the target (an exact count, not an interpolated quantile).
+    A cost ratio: the threshold of least expected cost there.
+    """
+    target = point.target_fpr
+    if target is None:
+        return validation.min_cost_threshold(point.cost_ratio, 1.0)
+    return validation.threshold_within_fpr(target)
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """How finely a part resolves a false-positive rate: one normal record's share, and the 95 % upper bound on
+    the FPR when none of them is flagged."""
+
+    normals: int
+    step: float
+    zero_upper: float
+
+    @classmethod
+    def of(cls, normals: int) -> Resolution:
+        if normals <= 0:
+            return cls(0, math.nan, math.nan)
+        return cls(normals, 1.0 / normals, 1.0 - 0.05 ** (1.0 / normals))
+
+    def finer_than(self, fpr: float | None) -> bool:
+        """Is ``fpr`` finer than the part can tell (below one normal record)?"""
+        return fpr is not None and self.normals > 0 and fpr < self.step
+
+    def sentence(self, fpr: float | None) -> str:
+        """What a target this fine means on this part ("" when the part resolves it)."""
+        if not self.finer_than(fpr):
+            return ""
+        return (f"The target ({percent(fpr or 0.0)}) is finer than the {self.normals:,} normal test records can show "
+                f"(one of them is {percent(self.step)}): at most 0 false positives are expected there, and seeing 0 "
+                f"still allows a false-positive rate up to {percent(self.zero_upper)} (95 % upper bound).")
+
+
+def at_point(point: OperatingPoint, validation: Mapping[str, ThresholdCurve],
+             test: Mapping[str, ThresholdCurve]) -> pd.DataFrame:
+    """Per detector (index): ``threshold_at_op`` (chosen on validation), and on the test part ``recall_at_op``,
+    ``fpr_at_op``, ``tp_at_op``, ``fp_at_op``, ``alerts_per_day`` (for a budget or an FPR, per
+    :attr:`OperatingPoint.records_per_day` records a day) and ``pauc`` (McClish-standardised ROC AUC up to the
+    target FPR; for a cost ratio up to each detector's own test FPR there)."""
+    rows = []
+    for name, curve in test.items():
+        threshold = threshold_at(point, validation[name])
+        tp, fp, fn, tn = curve.counts(threshold)
+        attacks, normals = tp + fn, fp + tn
+        recall = tp / attacks if attacks else math.nan
+        fpr = fp / normals if normals else math.nan
+        limit = point.target_fpr if point.target_fpr is not None else fpr
+        share = point.attack_share if point.kind == "budget" else 0.0
+        alerts = point.records_per_day * ((1.0 - share) * fpr + share * (0.0 if math.isnan(recall) else recall))
+        rows.append({"name": name, "threshold_at_op": threshold, "recall_at_op": recall, "fpr_at_op": fpr,
+                     "tp_at_op": tp, "fp_at_op": fp, "fn_at_op": fn, "tn_at_op": tn, "alerts_per_day": alerts,
+                     "pauc": curve.partial_auc(limit) if limit and not math.isnan(limit) else math.nan})
+    return pd.DataFrame(rows).set_index("name")
+
+
+def flagged_elsewhere(flagged: np.ndarray, labels: Mapping[str, np.ndarray], view: str) -> dict[str, int]:
+    """Among flagged records, how many another label view counts differently: ``{other view: records labelled
+    normal in ``view`` but attacks there}`` (KDD: the novel attacks the reference view counts as normal)."""
+    here = np.asarray(labels[view]) == 1
+    out = {}
+    for other, y in labels.items():
+        if other != view:
+            out[other] = int((flagged & ~here & (np.asarray(y) == 1)).sum())
+    return out
