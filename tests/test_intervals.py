@@ -259,7 +259,7 @@ def test_compact_text():
 
 def test_bad_input_is_refused_in_one_sentence():
     y = np.array([0, 1, 0, 1])
-    with pytest.raises(ValueError, match="both for the same records"):
+    with pytest.raises(ValueError, match="pass both alike"):
         iv.delong(y, np.zeros(5))
     with pytest.raises(ValueError, match="contain NaN"):
         iv.delong(y, {"x": np.array([0.1, np.nan, 0.3, 0.4])})

@@ -7,17 +7,15 @@ A record is flagged when ``score >= threshold``, so equal scores (``+inf`` inclu
 Intended use:
 
 - :func:`delong` — every detector's ROC AUC, DeLong's k×k covariance and 95 % intervals (the
-  leaderboard's and ``evaluate --format json``'s ``roc_auc_ci_low/high``).
-- :func:`paired_test` — do two detectors' AUCs differ on these records (difference, SE, z, p)?
-- :func:`ties_with_best` — the detectors the top one does not beat significantly after Holm's
-  correction (:func:`holm`): the leaderboard marks them as tied with the best.
+  leaderboard's and ``evaluate --format json``'s ``roc_auc_ci_low/high``); :func:`paired_test` — do two
+  detectors' AUCs differ on these records; :func:`ties_with_best` — the detectors the top one does not
+  beat significantly after Holm's correction (:func:`holm`), which the leaderboard marks as tied.
 - :func:`bootstrap` — stratified bootstrap intervals, and paired differences, of :data:`AVERAGE_PRECISION`
   (PR AUC), :func:`partial_auc_statistic` or any :class:`CountStatistic` of the weighted counts along
   the curve; :func:`partial_roc_auc` is the partial AUC's point estimate.
 - :func:`wilson`, :func:`clopper_pearson` — intervals of proportions k/n (recall, precision, FPR,
   per-category detection rate), vectorised; :func:`rule_of_three` and :func:`fpr_resolution` say
-  what "no false positive among n normals" supports.
-- :func:`format_interval`, :func:`format_pm` — the compact text tables show.
+  what "no false positive among n normals" supports. :func:`format_interval`, :func:`format_pm` — text.
 
 Choices. DeLong's AUC interval is normal on the logit scale, transformed back: it stays inside (0, 1)
 and, near 1, reaches further down than up; in simulations with AUCs of 0.99+ it covered the true AUC
@@ -26,7 +24,7 @@ more often than the plain interval or the bootstrap percentile (``bench/results/
 and interval [1, 1]: resampling those records cannot say more. Differences use the plain normal
 interval. The bootstrap resamples attacks and normals separately (each resample keeps the class
 counts), with one draw shared by all detectors: replicates are paired, and a detector's interval
-does not depend on which others it is compared with.
+does not depend on which others it is compared with. scipy is imported only where it is used.
 """
 
 from __future__ import annotations
@@ -34,19 +32,25 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Literal
+from statistics import NormalDist
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
-from scipy import sparse
-from scipy.special import betaincinv, expit, logit, ndtr, ndtri
+
+if TYPE_CHECKING:
+    from scipy import sparse
 
 Scores = np.ndarray | Mapping[str, np.ndarray]
 
 
-def _z(level: float) -> float:
+def _alpha(level: float) -> float:  # 1 - level, once the level is checked
     if not 0.0 < level < 1.0:
         raise ValueError(f"level must be between 0 and 1 (e.g. 0.95), got {level}")
-    return float(ndtri(0.5 + level / 2))
+    return 1.0 - level
+
+
+def _z(level: float) -> float:
+    return NormalDist().inv_cdf(1 - _alpha(level) / 2)
 
 
 def _inputs(y: np.ndarray, scores: Scores) -> tuple[tuple[str, ...], np.ndarray, np.ndarray]:
@@ -62,8 +66,7 @@ def _inputs(y: np.ndarray, scores: Scores) -> tuple[tuple[str, ...], np.ndarray,
     if matrix.ndim != 2 or matrix.shape[0] == 0:
         raise ValueError("scores must hold at least one detector: a (k, n) array or a mapping name -> scores")
     if matrix.shape[1] != len(pos):
-        raise ValueError(f"the scores hold {matrix.shape[1]} records but the labels {len(pos)}; pass both for "
-                         "the same records")
+        raise ValueError(f"the scores hold {matrix.shape[1]} records but the labels {len(pos)}; pass both alike")
     if np.isnan(matrix).any():
         bad = names[int(np.flatnonzero(np.isnan(matrix).any(axis=1))[0])]
         raise ValueError(f"the scores of {bad} contain NaN; score every record, or drop the unscored ones from "
@@ -72,6 +75,14 @@ def _inputs(y: np.ndarray, scores: Scores) -> tuple[tuple[str, ...], np.ndarray,
         raise ValueError(f"intervals need at least 2 attacks (1) and 2 normal records; the labels have "
                          f"{int(pos.sum())} and {int((~pos).sum())}")
     return names, pos, matrix
+
+
+def _row(names: tuple[str, ...], detector: str | int) -> int:
+    if isinstance(detector, str) and detector in names:
+        return names.index(detector)
+    if not isinstance(detector, str) and 0 <= int(detector) < len(names):
+        return int(detector)
+    raise ValueError(f"unknown detector {detector!r}; these were compared: {', '.join(names)}")
 
 
 # ---------------------------------------------------------------- ROC AUC with DeLong's covariance
@@ -95,11 +106,7 @@ class AucIntervals:
 
     def index(self, detector: str | int) -> int:
         """The row of a detector given by name or position."""
-        if isinstance(detector, str) and detector in self.names:
-            return self.names.index(detector)
-        if not isinstance(detector, str) and 0 <= int(detector) < len(self.names):
-            return int(detector)
-        raise ValueError(f"unknown detector {detector!r}; these were compared: {', '.join(self.names)}")
+        return _row(self.names, detector)
 
 
 def delong(y: np.ndarray, scores: Scores, level: float = 0.95,
@@ -119,8 +126,7 @@ def delong(y: np.ndarray, scores: Scores, level: float = 0.95,
     s = np.take_along_axis(matrix, order, axis=1)
     starts = np.ones((k, total), dtype=bool)
     starts[:, 1:] = s[:, 1:] != s[:, :-1]
-    ends = np.ones((k, total), dtype=bool)
-    ends[:, :-1] = starts[:, 1:]
+    ends = np.concatenate([starts[:, 1:], np.ones((k, 1), dtype=bool)], axis=1)
     idx = np.arange(total)
     first = np.maximum.accumulate(np.where(starts, idx, 0), axis=1)  # of each sorted position's tie group
     after = np.minimum.accumulate(np.where(ends, idx, total)[:, ::-1], axis=1)[:, ::-1] + 1
@@ -130,17 +136,18 @@ def delong(y: np.ndarray, scores: Scores, level: float = 0.95,
     np.cumsum(np.stack([attacks, ~attacks], axis=-1), axis=1, out=below[:, 1:])
     neg_below, neg_upto = below[rows, first, 1], below[rows, after, 1]
     pos_below, pos_upto = below[rows, first, 0], below[rows, after, 0]
-    placed = np.where(attacks, (neg_below + neg_upto) / (2 * n), (2 * m - pos_below - pos_upto) / (2 * m))
-    v = np.empty_like(placed)
-    np.put_along_axis(v, order, placed, axis=1)  # back in record order: detectors pair by record
+    v = np.empty((k, total))  # back in record order below: detectors pair by record
+    np.put_along_axis(v, order, np.where(attacks, (neg_below + neg_upto) / (2 * n),
+                                         (2 * m - pos_below - pos_upto) / (2 * m)), axis=1)
     auc = v[:, pos].mean(axis=1)
     cov = np.atleast_2d(np.cov(v[:, pos])) / m + np.atleast_2d(np.cov(v[:, ~pos])) / n
     se = np.sqrt(np.clip(np.diag(cov), 0.0, None))
     if transform == "logit":
         inside = (auc > 0) & (auc < 1)
         with np.errstate(divide="ignore", invalid="ignore"):
-            half, centre = z * se / (auc * (1 - auc)), logit(auc)
-        low, high = np.where(inside, expit(centre - half), auc), np.where(inside, expit(centre + half), auc)
+            half, centre = z * se / (auc * (1 - auc)), np.log(auc / (1 - auc))
+            low = np.where(inside, 1 / (1 + np.exp(half - centre)), auc)
+            high = np.where(inside, 1 / (1 + np.exp(-centre - half)), auc)
     elif transform == "normal":
         low, high = np.clip(auc - z * se, 0.0, 1.0), np.clip(auc + z * se, 0.0, 1.0)
     else:
@@ -159,8 +166,7 @@ class PairedTest:
 
     def interval(self, level: float = 0.95) -> tuple[float, float]:
         """Normal interval of the difference."""
-        half = _z(level) * self.se
-        return self.difference - half, self.difference + half
+        return self.difference - _z(level) * self.se, self.difference + _z(level) * self.se
 
 
 def _paired(aucs: AucIntervals, a: int, others: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -168,7 +174,7 @@ def _paired(aucs: AucIntervals, a: int, others: np.ndarray) -> tuple[np.ndarray,
     se = np.sqrt(np.clip(aucs.cov[a, a] + aucs.cov[others, others] - 2 * aucs.cov[a, others], 0.0, None))
     with np.errstate(divide="ignore", invalid="ignore"):
         z = np.where(se > 0, diff / se, np.where(diff == 0, 0.0, np.sign(diff) * np.inf))
-    return diff, se, z, 2 * ndtr(-np.abs(z))
+    return diff, se, z, np.array([math.erfc(abs(v) / math.sqrt(2)) for v in z])  # two-sided normal p
 
 
 def paired_test(aucs: AucIntervals, a: str | int, b: str | int) -> PairedTest:
@@ -294,12 +300,9 @@ class BootstrapResult:
     high: np.ndarray
     level: float
 
-    def difference(self, a: str, b: str) -> tuple[float, float, float]:
+    def difference(self, a: str | int, b: str | int) -> tuple[float, float, float]:
         """(estimate, low, high) of statistic(a) − statistic(b), a percentile interval over paired resamples."""
-        for name in (a, b):
-            if name not in self.names:
-                raise ValueError(f"unknown detector {name!r}; these were compared: {', '.join(self.names)}")
-        i, j = self.names.index(a), self.names.index(b)
+        i, j = _row(self.names, a), _row(self.names, b)
         lo, hi = np.quantile(self.replicates[:, i] - self.replicates[:, j], [(1 - self.level) / 2,
                                                                             (1 + self.level) / 2])
         return float(self.estimate[i] - self.estimate[j]), float(lo), float(hi)
@@ -324,15 +327,14 @@ def _points(s: np.ndarray, pos: np.ndarray, at: str) -> np.ndarray:
     distinct, inverse = np.unique(s, return_inverse=True)
     if at == "scores":
         return distinct
-    held = np.bincount(inverse[pos], minlength=len(distinct)) > 0
-    kind = held + 2 * (np.bincount(inverse[~pos], minlength=len(distinct)) > 0)  # 1 attacks, 2 normals, 3 both
+    kind = ((np.bincount(inverse[pos], minlength=len(distinct)) > 0)  # 1: attacks only, 2: normals only, 3: both
+            + 2 * (np.bincount(inverse[~pos], minlength=len(distinct)) > 0))
     turn = np.ones(len(distinct), dtype=bool)
     turn[1:] = (kind[1:] == 3) | (kind[1:] != kind[:-1])  # the lowest score of each single-class run
     return distinct[turn]
 
 
-def _spare_normals(expected: float) -> int:
-    """Normals to count from the top so that a resample reaches ``expected`` of them there (±8 SD, +20)."""
+def _spare_normals(expected: float) -> int:  # top normals among which a resample holds ``expected`` (8 SD)
     return math.ceil(expected + 8 * math.sqrt(expected) + 20)
 
 
@@ -345,6 +347,8 @@ def _layout(s: np.ndarray, pos: np.ndarray, at: str, top_normals: int | None) ->
         cut = np.sort(s[~pos])[::-1][top_normals - 1]
         points = np.union1d(points[points >= cut], [cut])
     bins = len(points) - np.searchsorted(points, s, side="right")  # points scoring higher than s
+
+    from scipy import sparse
 
     def part(mask: np.ndarray) -> sparse.csr_matrix:
         b = bins[mask]
@@ -378,14 +382,12 @@ def bootstrap(y: np.ndarray, scores: Scores, statistics: Mapping[str, CountStati
               seed: int = 0, level: float = 0.95) -> dict[str, BootstrapResult]:
     """Stratified bootstrap percentile intervals of each statistic, all detectors on the same resamples.
 
-    A resample draws the attacks with replacement from the attacks and the normals from the normals
-    (``seed`` fixes the draws, which do not depend on the scores), as a count per record; the counts
-    are summed at each detector's curve points, sorted once, so a record drawn twice is two records
-    with one score: ties are one threshold, as in :mod:`anodet.evaluate`. ``n_resamples=0`` gives the
-    point estimates only. With few attacks (tens) percentile intervals run narrow.
+    A resample draws attacks from the attacks and normals from the normals, with replacement (``seed``
+    fixes the draws; the scores do not), as a count per record, summed at each detector's curve points
+    sorted once: a record drawn twice is two records with one score, ties one threshold as in
+    :mod:`anodet.evaluate`. ``n_resamples=0``: estimates only. With tens of attacks intervals run narrow.
     """
-    _z(level)
-    alpha = 1 - level
+    alpha = _alpha(level)
     if n_resamples < 0:
         raise ValueError(f"n_resamples must be 0 or more, got {n_resamples}")
     names, pos, matrix = _inputs(y, scores)
@@ -411,14 +413,11 @@ def bootstrap(y: np.ndarray, scores: Scores, statistics: Mapping[str, CountStati
 
     estimates = run(np.ones((m, 1)), np.ones((n, 1)))
     rng = np.random.default_rng(seed)
-    blocks: dict[str, list[np.ndarray]] = {label: [np.empty((0, k))] for label in statistics}
-    for start in range(0, n_resamples, _BLOCK):
-        size = min(_BLOCK, n_resamples - start)
-        for label, values in run(_draw(rng, m, size), _draw(rng, n, size)).items():
-            blocks[label].append(values)
+    sizes = [min(_BLOCK, n_resamples - start) for start in range(0, n_resamples, _BLOCK)]
+    blocks = [run(_draw(rng, m, size), _draw(rng, n, size)) for size in sizes]
     results = {}
     for label in statistics:
-        reps = np.concatenate(blocks[label])
+        reps = np.concatenate([np.empty((0, k)), *(block[label] for block in blocks)])
         low, high = np.quantile(reps, [alpha / 2, 1 - alpha / 2], axis=0) if len(reps) else np.full((2, k), np.nan)
         results[label] = BootstrapResult(names, estimates[label][0], reps, low, high, level)
     return results
@@ -441,7 +440,8 @@ def wilson(k: np.ndarray | float, n: np.ndarray | float, level: float = 0.95) ->
         p, shrink = k_ / n_, 1 / (1 + z * z / n_)
         centre = shrink * (p + z * z / (2 * n_))
         half = shrink * z * np.sqrt(p * (1 - p) / n_ + z * z / (4 * n_ * n_))
-    return np.clip(centre - half, 0.0, 1.0), np.clip(centre + half, 0.0, 1.0)
+    low, high = np.where(k_ == 0, 0.0, centre - half), np.where(k_ == n_, 1.0, centre + half)  # exact ends
+    return np.where(n_ == 0, np.nan, low), np.where(n_ == 0, np.nan, high)
 
 
 def clopper_pearson(k: np.ndarray | float, n: np.ndarray | float,
@@ -451,8 +451,9 @@ def clopper_pearson(k: np.ndarray | float, n: np.ndarray | float,
     At k = 0 its upper end is ``1 - ((1 - level)/2)**(1/n)``; the one-sided 95 % bound
     ``1 - 0.05**(1/n)`` (``level=0.90`` here) is what the rule of three, 3/n, approximates.
     """
-    _z(level)
-    alpha = 1 - level
+    from scipy.special import betaincinv
+
+    alpha = _alpha(level)
     k_, n_ = _counts(k, n)
     with np.errstate(divide="ignore", invalid="ignore"):
         low = np.where(k_ > 0, betaincinv(k_, n_ - k_ + 1, alpha / 2), 0.0)
@@ -469,10 +470,9 @@ def rule_of_three(n: np.ndarray | float) -> np.ndarray:
 def fpr_resolution(n_normals: int, level: float = 0.95) -> tuple[float, float]:
     """(1/n, upper bound): the smallest non-zero FPR n normals can show, and the exact one-sided upper
     ``level`` bound on the FPR when none of them is flagged (≈ 3/n at 95 %)."""
-    _z(level)
     if n_normals <= 0:
         raise ValueError(f"an FPR needs at least one normal record, got {n_normals}")
-    return 1.0 / n_normals, float(1 - (1 - level) ** (1 / n_normals))
+    return 1.0 / n_normals, float(1 - _alpha(level) ** (1 / n_normals))
 
 
 # ---------------------------------------------------------------- text
@@ -488,7 +488,8 @@ def format_interval(estimate: float, low: float, high: float, digits: int | None
     if not np.isfinite(estimate):
         return "n/a"
     d = _decimals((high - low) / 2, digits)
-    return f"{estimate:.{d}f} [{low:.{d}f}, {high:.{d}f}]" if np.isfinite(low) and np.isfinite(high) else f"{estimate:.{d}f}"
+    bounds = f" [{low:.{d}f}, {high:.{d}f}]" if np.isfinite(low) and np.isfinite(high) else ""
+    return f"{estimate:.{d}f}{bounds}"
 
 
 def format_pm(estimate: float, half_width: float, digits: int | None = 3) -> str:
