@@ -261,6 +261,8 @@ def test_bad_input_is_refused_in_one_sentence():
     y = np.array([0, 1, 0, 1])
     with pytest.raises(ValueError, match="pass both alike"):
         iv.delong(y, np.zeros(5))
+    with pytest.raises(ValueError, match="3 to 4 records"):
+        iv.delong(y, {"x": np.arange(4.0), "short": np.arange(3.0)})
     with pytest.raises(ValueError, match="contain NaN"):
         iv.delong(y, {"x": np.array([0.1, np.nan, 0.3, 0.4])})
     with pytest.raises(ValueError, match="at least 2 attacks"):

@@ -57,7 +57,11 @@ def _inputs(y: np.ndarray, scores: Scores) -> tuple[tuple[str, ...], np.ndarray,
     """(names, attacks as bool (n,), scores (k, n) float), or one ValueError saying what is wrong."""
     if isinstance(scores, Mapping):
         names = tuple(str(name) for name in scores)
-        matrix = np.array([np.asarray(s, dtype=np.float64).ravel() for s in scores.values()])
+        arrays = [np.asarray(s, dtype=np.float64).ravel() for s in scores.values()]
+        if len(sizes := sorted({len(a) for a in arrays})) > 1:
+            raise ValueError(f"the detectors' scores hold {sizes[0]} to {sizes[-1]} records; pass scores of the "
+                             "same records")
+        matrix = np.array(arrays)
     else:
         matrix = np.asarray(scores, dtype=np.float64)
         matrix = matrix[None] if matrix.ndim == 1 else matrix
@@ -227,12 +231,11 @@ CountFunction = Callable[[np.ndarray, np.ndarray, float, float], np.ndarray]
 class CountStatistic:
     """A statistic of the curve of weighted counts, for :func:`bootstrap`.
 
-    ``fn(tps, fps, n_attacks, n_normals)`` gets the weighted attacks and normals scoring ``>=`` each
-    point of the curve, highest score first along axis 0, one column per resample, and returns one
-    value per column. ``at`` picks the points: ``"scores"`` every distinct score; ``"attack_scores"``
-    those of attacks (enough for average precision); ``"roc"`` only where the ROC curve can turn (a run
-    of scores held by one class stays a straight line in any resample), enough for areas read off the
-    ROC curve. ``max_fpr < 1`` says ``fn`` reads the curve only up to that false-positive rate.
+    ``fn(tps, fps, n_attacks, n_normals)`` gets the weighted attacks and normals scoring ``>=`` each point
+    of the curve, highest score first along axis 0, one column per resample, and returns one value per
+    column. ``at`` picks the points: ``"scores"`` every distinct score; ``"attack_scores"`` the attacks'
+    (enough for average precision); ``"roc"`` where the ROC curve can turn (a run of scores of one class
+    is a straight line in any resample). ``max_fpr < 1``: ``fn`` reads the curve up to that FPR only.
     """
 
     fn: CountFunction
@@ -485,16 +488,13 @@ def _decimals(half_width: float, digits: int | None) -> int:
 
 def format_interval(estimate: float, low: float, high: float, digits: int | None = 3) -> str:
     """``0.968 [0.961, 0.974]``; ``digits=None`` shows as many decimals as the half-width's first digit needs."""
-    if not np.isfinite(estimate):
-        return "n/a"
     d = _decimals((high - low) / 2, digits)
     bounds = f" [{low:.{d}f}, {high:.{d}f}]" if np.isfinite(low) and np.isfinite(high) else ""
-    return f"{estimate:.{d}f}{bounds}"
+    return f"{estimate:.{d}f}{bounds}" if np.isfinite(estimate) else "n/a"
 
 
 def format_pm(estimate: float, half_width: float, digits: int | None = 3) -> str:
     """``0.968 ± 0.004`` (a symmetric interval's half-width)."""
     d = _decimals(half_width, digits)
-    if not np.isfinite(estimate):
-        return "n/a"
-    return f"{estimate:.{d}f} ± {half_width:.{d}f}" if np.isfinite(half_width) else f"{estimate:.{d}f}"
+    text = f"{estimate:.{d}f} ± {half_width:.{d}f}" if np.isfinite(half_width) else f"{estimate:.{d}f}"
+    return text if np.isfinite(estimate) else "n/a"
