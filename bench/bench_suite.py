@@ -141,17 +141,19 @@ def main() -> int:
     import pyod
 
     lines = ["# The family against PyOD on the ADBench suite (issue 30)", "",
-             f"`python bench/bench_suite.py --seeds {args.seeds} --engine {args.engine}` — {table['dataset'].nunique()} "
-             f"datasets from `{suite}`, {args.seeds} seeds, protocols `unsupervised` and `normal-only`; the family's "
-             f"quick set ({', '.join(QUICK)}; the ensemble is built on {', '.join(ENSEMBLE_MEMBERS)}) and PyOD "
-             f"{pyod.__version__}'s {len(peers)} common detectors with default settings as peers, on the same splits. "
-             f"{platform.machine()}, {os.cpu_count()} CPUs shared with other work, Python {platform.python_version()}.",
+             f"`python bench/bench_suite.py --seeds {args.seeds} --engine {args.engine}` — "
+             f"{table['dataset'].nunique()} datasets from `{suite}`, {args.seeds} seeds, protocols `unsupervised` "
+             f"and `normal-only`; the family's quick set ({', '.join(QUICK)}; the ensemble is built on "
+             f"{', '.join(ENSEMBLE_MEMBERS)}) and PyOD {pyod.__version__}'s {len(peers)} common detectors with "
+             f"default settings as peers, on the same splits. {platform.machine()}, {os.cpu_count()} CPUs shared "
+             f"with other work, Python {platform.python_version()}.",
              "", "## Targets", "", *_targets(outcome.summaries), "",
              "## Wall time", "",
              "| measure | value | target |", "| --- | ---: | ---: |",
              f"| whole suite, both protocols, {args.seeds} seeds, family + PyOD peers ({tasks} tasks) | "
              f"**{wall / 60:.1f} min** | ≤ {BUDGET_S // 60} min |",
-             f"| CPU time of this process and its workers | {cpu / 60:.1f} min ({cpu / 120:.1f} min on 2 cores) | – |",
+             f"| CPU time of this process and its workers | {cpu / 60:.1f} min ({cpu / 120:.1f} min on 2 cores) "
+             "| – |",
              f"| seconds inside detectors (fit, score, selection scoring) | {detector_s / 60:.1f} min | – |",
              f"| load average (1 min) at the start / end | {load[0]:.1f} / {load_end[0]:.1f} | – |", "",
              "## Results", ""]

@@ -26,7 +26,8 @@ def small_files() -> list[str]:
     return [str(ADBENCH / f"{name}.npz") for name in SMALL]
 
 
-def bench(tmp_path: Path, capsys, *extra: str, items: list[str] | None = None, out: str = "out") -> tuple[int, str, str]:
+def bench(tmp_path: Path, capsys, *extra: str, items: list[str] | None = None,
+          out: str = "out") -> tuple[int, str, str]:
     code = main(["benchmark", *(items if items is not None else small_files()), "-o", str(tmp_path / out),
                  "--seeds", "1", *extra])
     captured = capsys.readouterr()
@@ -166,7 +167,7 @@ def test_a_second_run_redoes_nothing_and_a_new_detector_runs_alone(tmp_path, cap
 
 
 def test_csv_and_parquet_suites_with_a_label_column(tmp_path, capsys):
-    from conftest import wdbc_frame
+    from tests.conftest import wdbc_frame
 
     folder = tmp_path / "suite"
     folder.mkdir()
@@ -240,7 +241,8 @@ def rows_of(values: dict[str, dict[str, float]], protocol: str = "normal-only") 
 
 
 def test_the_normal_only_choice_is_the_best_validation_auc():
-    frame = rows_of({"a": {"roc_auc": 0.7, "validation_roc_auc": 0.9}, "b": {"roc_auc": 0.95, "validation_roc_auc": 0.8},
+    frame = rows_of({"a": {"roc_auc": 0.7, "validation_roc_auc": 0.9},
+                     "b": {"roc_auc": 0.95, "validation_roc_auc": 0.8},
                      "pyod:C": {"roc_auc": 0.6, "validation_roc_auc": 0.99}})
     family, everything = results.choice_rows(frame, "normal-only", {})
     assert (family["chosen"].iloc[0], family["roc_auc"].iloc[0]) == ("a", 0.7)
@@ -278,6 +280,21 @@ def test_summary_ranks_wins_and_failures():
     assert s.oracle == {"family": pytest.approx((0.9 + 0.9 + 0.95) / 3), "peers": pytest.approx(0.6333, abs=1e-4),
                         "all": pytest.approx((0.9 + 0.9 + 0.95) / 3)}
     assert s.best("peer") == ("pyod:c", pytest.approx(0.6333, abs=1e-4))
+
+
+def test_per_dataset_matrix_and_heatmap():
+    from anodet.benchmark import figures
+
+    rows = [{"dataset": d, "seed": seed, "protocol": "unsupervised", "detector": name, "display": name.upper(),
+             "group": "peer" if name.startswith("pyod") else "family", "roc_auc": auc + seed / 100, "pr_auc": 0.5,
+             "recall_at_fpr": 0.5, "fpr": 0.05, "error": "", "test_rows": 100, "test_anomalies": 10}
+            for d, aucs in {"d1": (0.9, 0.6), "d2": (0.7, 0.8)}.items() for seed in (0, 1)
+            for name, auc in zip(("a", "pyod:b"), aucs, strict=True)]
+    matrix = summary.per_dataset(pd.DataFrame(rows), "unsupervised")
+    assert list(matrix.columns) == ["a", "pyod:b"] and list(matrix.index) == ["d1", "d2"]
+    assert matrix.loc["d1", "a"] == pytest.approx(0.905)  # seeds averaged
+    fig = figures.auc_heatmap(matrix, {"pyod:b": "peer"}, {"a": "A", "pyod:b": "B (PyOD)"})
+    assert list(fig.data[0].x) == ["A", "<i>B (PyOD)</i>"]
 
 
 @pytest.mark.slow

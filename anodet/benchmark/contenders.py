@@ -2,9 +2,10 @@
 
 Family detectors run with their class defaults (not the KDD-tuned ``hyperparams.json``), adapted
 only where a dataset is too small or too narrow for them (fewer PCA components than features,
-fewer clusters, neighbours or tree samples than rows); the parameters used go into the results. The neural
-detectors run when asked, each within a time budget: one epoch is timed and the model is trained
-again for as many epochs as the budget allows (up to its default), or kept after that one epoch.
+fewer clusters, neighbours or tree samples than rows); the parameters used go into the results.
+The ensemble is built on :data:`ENSEMBLE_MEMBERS`. The neural detectors run when asked, each
+within a time budget: one epoch is timed and the model is trained again for as many epochs as the
+budget allows (up to its default), or kept after that one epoch.
 
 PyOD's detectors (an optional extra, ``pip install pyod``) run with PyOD's default settings, their
 seed set where the constructor takes one; their names start with ``pyod:`` and they are marked as
@@ -28,7 +29,7 @@ from anodet.detectors import DISPLAY_NAMES, NEURAL, REGISTRY, SUPERVISED, create
 QUICK = ("pca", "iforest", "ocsvm", "lof", "kmeans", "zscore", "mahalanobis", "ecod", "knn", "ensemble")
 """The quick classical set a benchmark runs by default."""
 ENSEMBLE_MEMBERS = ("iforest", "ecod", "knn")
-"""The benchmark's ensemble: one member per kind of evidence — isolation depth, marginal tails, distance to neighbours."""
+"""The benchmark's ensemble: one member per kind of evidence (isolation depth, marginal tails, neighbour distance)."""
 NOT_BENCHMARKED = {"supervised": "it trains on labels"}
 PEER_PREFIX = "pyod:"
 PYOD_PEERS: dict[str, str] = {
@@ -67,8 +68,8 @@ def family_names(value: str | None) -> list[str]:
         if name == "quick":
             continue
         if name not in REGISTRY:
-            raise ContenderError(f"Unknown detector {name!r}; choose from {', '.join(k for k in REGISTRY if k not in NOT_BENCHMARKED)} "
-                                 "(or 'quick').")
+            known = ", ".join(k for k in REGISTRY if k not in NOT_BENCHMARKED)
+            raise ContenderError(f"Unknown detector {name!r}; choose from {known} (or 'quick').")
         if name in NOT_BENCHMARKED:
             raise ContenderError(f"{name} cannot be benchmarked on its own: {NOT_BENCHMARKED[name]}.")
     expanded = [n for v in names for n in (QUICK if v == "quick" else (v,))]
@@ -76,7 +77,7 @@ def family_names(value: str | None) -> list[str]:
 
 
 def peer_names(value: str | None) -> list[str]:
-    """Peer names from ``--peers``: ``pyod`` (PyOD's common detectors) or ``pyod:KNN,pyod:ECOD``; checks PyOD is there."""
+    """Peer names from ``--peers``: ``pyod`` (PyOD's common detectors) or ``pyod:KNN,pyod:ECOD``; PyOD must be there."""
     if not value:
         return []
     out: list[str] = []

@@ -130,7 +130,7 @@ def figure(lay: Layout) -> Any:
 
 
 def cd_layout(summary: Any, test: str = "nemenyi", title: str | None = None) -> Layout:
-    """The layout of a :class:`~anodet.benchmark.summary.ProtocolSummary`'s diagram (``test``: nemenyi or wilcoxon-holm)."""
+    """The diagram of a :class:`~anodet.benchmark.summary.ProtocolSummary` (``test``: nemenyi or wilcoxon-holm)."""
     if test not in ("nemenyi", "wilcoxon-holm"):
         raise ValueError("test must be nemenyi or wilcoxon-holm")
     table = summary.table
@@ -141,3 +141,22 @@ def cd_layout(summary: Any, test: str = "nemenyi", title: str | None = None) -> 
     return layout(summary.average_ranks, summary.cd if test == "nemenyi" else None, groups,
                   dict(zip(table["detector"], table["group"], strict=True)),
                   dict(zip(table["detector"], table["display"], strict=True)), heading)
+
+
+def auc_heatmap(matrix: Any, kinds: Mapping[str, str] | None = None, names: Mapping[str, str] | None = None,
+                title: str = "ROC AUC per dataset (mean over seeds)") -> Any:
+    """A plotly heatmap of a datasets × detectors matrix (:func:`anodet.benchmark.summary.per_dataset`); peers'
+    columns in italics, the per-dataset choice's in bold."""
+    import plotly.graph_objects as go
+
+    kinds, names = kinds or {}, names or {}
+    labels = []
+    for column in matrix.columns:
+        text = html.escape(str(names.get(column, column)))
+        labels.append({"peer": f"<i>{text}</i>", "choice": f"<b>{text}</b>"}.get(kinds.get(column, ""), text))
+    values = matrix.to_numpy(dtype=float)
+    fig = go.Figure(go.Heatmap(z=values, x=labels, y=[str(i) for i in matrix.index], zmin=0.0, zmax=1.0,
+                               colorscale="RdYlGn", text=[[f"{v:.3f}" for v in row] for row in values],
+                               texttemplate="%{text}", hovertemplate="%{y} · %{x}: %{z:.4f}<extra></extra>"))
+    fig.update_layout(title=title, height=max(300, 22 * len(matrix.index) + 160), margin={"l": 140, "b": 140})
+    return fig

@@ -54,7 +54,7 @@ def rank_matrix(scores: np.ndarray) -> np.ndarray:
 
 
 def friedman_from_ranks(average_ranks: Sequence[float], n: int) -> Friedman:
-    """The Friedman statistics from the methods' average ranks over ``n`` datasets (Demšar's eq. for χ²_F and F_F)."""
+    """The Friedman statistics from the methods' average ranks over ``n`` datasets (Demšar's χ²_F and F_F)."""
     from scipy.stats import chi2 as chi2_dist
     from scipy.stats import f as f_dist
 
