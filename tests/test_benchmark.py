@@ -191,6 +191,26 @@ def test_csv_and_parquet_suites_with_a_label_column(tmp_path, capsys):
     assert parquet["roc_auc"].iloc[0] == table["roc_auc"].iloc[0]  # same rows, same split, same numbers
 
 
+def test_a_declared_dataset_by_name(tmp_path, capsys, monkeypatch):
+    from anodet import datasets
+    from tests.conftest import wdbc_frame
+
+    monkeypatch.setenv("ANODET_DATA_DIR", str(tmp_path / "data"))
+    frame = wdbc_frame()
+    frame["site"] = np.where(np.arange(len(frame)) % 3 == 0, "north", "south")  # a category, one-hot encoded
+    frame.to_csv(tmp_path / "wdbc.csv", index=False)
+    datasets.add("wdbc", tmp_path / "wdbc.csv", label="diagnosis", normal="B")
+    frame.drop(columns=["diagnosis"]).to_csv(tmp_path / "plain.csv", index=False)
+    datasets.add("plain", tmp_path / "plain.csv")
+    code, _, err = bench(tmp_path, capsys, "--detectors", "ecod,zscore", items=["wdbc"])
+    assert code == 0, err
+    table = pd.read_parquet(tmp_path / "out" / "results.parquet")
+    assert set(table["dataset"]) == {"wdbc"}
+    assert table["test_anomalies"].iloc[0] == 3 and table["test_rows"].iloc[0] == 107 + 3  # 30% of each class
+    code, _, err = bench(tmp_path, capsys, items=["plain"], out="out2")
+    assert code == 2 and "has no label column" in err and "--label" in err
+
+
 @needs_adbench
 @pytest.mark.parametrize(("args", "message"), [
     (["no_such_dataset"], "neither a folder, a dataset file nor a declared anodet dataset"),
