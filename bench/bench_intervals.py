@@ -28,14 +28,14 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import numpy as np  # noqa: E402
 from scipy.special import ndtr  # noqa: E402
 
-from anodet import score_cache  # noqa: E402
-from anodet.data import Splits, load_splits  # noqa: E402
-from anodet.evaluate import ThresholdCurve  # noqa: E402
+from anodet.datasets.kdd import Splits, load_splits  # noqa: E402
+from anodet.datasets.kdd_schema import LABEL_VIEWS as VIEWS  # noqa: E402
+from anodet.datasets.kdd_schema import label_column  # noqa: E402
 from anodet.evaluation import intervals as iv  # noqa: E402
-from anodet.schema import LABEL_VIEWS as VIEWS  # noqa: E402
-from anodet.schema import label_column  # noqa: E402
-from anodet.scorer import score_rows  # noqa: E402
-from anodet.store import Store  # noqa: E402
+from anodet.evaluation.metrics import ThresholdCurve  # noqa: E402
+from anodet.scoring import cache as score_cache  # noqa: E402
+from anodet.scoring.core import score_rows  # noqa: E402
+from anodet.store.core import Store  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "intervals.md"
 RESAMPLES = (250, 500, 1000, 2000)

@@ -7,8 +7,8 @@ import pytest
 from scipy.stats import binomtest, rankdata
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from anodet import evaluate
 from anodet.evaluation import intervals as iv
+from anodet.evaluation import metrics as evaluate
 
 
 def mann_whitney_auc(y: np.ndarray, scores: np.ndarray) -> np.ndarray:
@@ -276,8 +276,8 @@ def test_bad_input_is_refused_in_one_sentence():
 @pytest.mark.slow
 @pytest.mark.parametrize("view", ["label_reference", "label_true"])
 def test_delong_interval_matches_the_bootstrap_on_kdd_for_every_detector(store, splits, view):
-    from anodet import score_cache
-    from anodet.scorer import score_rows
+    from anodet.scoring import cache as score_cache
+    from anodet.scoring.core import score_rows
 
     scores, _ = score_cache.split_scores(store, splits, "test", lambda frame: score_rows(store, frame).by_detector)
     y = splits.test[view].to_numpy()

@@ -1,6 +1,6 @@
 """Intervals and tests that say which differences between detectors are more than noise.
 
-Every function takes the labels ``y`` (1 = attack, anything else normal, as :mod:`anodet.evaluate`)
+Every function takes the labels ``y`` (1 = attack, anything else normal, as :mod:`anodet.evaluation.metrics`)
 and the scores of k detectors on the *same* records, a ``(k, n)`` array or a mapping name → scores.
 A record is flagged when ``score >= threshold``, so equal scores (``+inf`` included) are one threshold.
 
@@ -248,7 +248,7 @@ def _with_origin(counts: np.ndarray) -> np.ndarray:  # the curve's first point: 
 
 
 def _average_precision(tps: np.ndarray, fps: np.ndarray, n_attacks: float, n_normals: float) -> np.ndarray:
-    """Σ recall step × precision, as :func:`anodet.evaluate.pr_auc` and scikit-learn's average precision."""
+    """Σ recall step × precision, as :func:`anodet.evaluation.metrics.pr_auc` and scikit-learn's average precision."""
     flagged = tps + fps
     precision = np.divide(tps, flagged, out=np.zeros_like(tps), where=flagged > 0)
     return (np.diff(_with_origin(tps), axis=0) * precision).sum(axis=0, dtype=np.float64) / n_attacks
@@ -388,7 +388,7 @@ def bootstrap(y: np.ndarray, scores: Scores, statistics: Mapping[str, CountStati
     A resample draws attacks from the attacks and normals from the normals, with replacement (``seed``
     fixes the draws; the scores do not), as a count per record, summed at each detector's curve points
     sorted once: a record drawn twice is two records with one score, ties one threshold as in
-    :mod:`anodet.evaluate`. ``n_resamples=0``: estimates only. With tens of attacks intervals run narrow.
+    :mod:`anodet.evaluation.metrics`. ``n_resamples=0``: estimates only. With tens of attacks intervals run narrow.
     """
     alpha = _alpha(level)
     if n_resamples < 0:
