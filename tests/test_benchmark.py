@@ -138,11 +138,11 @@ def test_the_table_holds_what_fitting_the_split_by_hand_gives(tmp_path, capsys):
     fitted["iforest"] = create("iforest", seed=0, max_samples=min(256, len(split.fit))).fit(split.fit)
     fitted["ensemble"] = create("ensemble", members=["iforest", "ecod", "knn"]).attach(fitted).fit(split.calibration)
     for name in ("knn", "ecod", "ensemble"):
-        scores = fitted[name].score(split.test)
+        scores = fitted[name].decision_function(split.test)
         assert table.loc[name, "roc_auc"] == pytest.approx(roc_auc(split.y_test, scores), abs=1e-12), name
         assert table.loc[name, "pr_auc"] == pytest.approx(pr_auc(split.y_test, scores), abs=1e-12), name
         assert table.loc[name, "validation_roc_auc"] == pytest.approx(
-            roc_auc(split.y_validation, fitted[name].score(split.validation)), abs=1e-12), name
+            roc_auc(split.y_validation, fitted[name].decision_function(split.validation)), abs=1e-12), name
     assert table.loc[name, "fit_rows"] == len(split.fit) and table.loc[name, "test_rows"] == len(split.test)
     assert list(table.index) == ["ensemble", "knn", "ecod", "choice:family"]
 

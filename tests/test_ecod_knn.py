@@ -52,10 +52,10 @@ def knn_reference(X: np.ndarray, T: np.ndarray, k: int, method: str) -> np.ndarr
 def test_ecod_is_its_formula_by_counting():
     X, T = data()
     detector = create("ecod").fit(X)
-    np.testing.assert_allclose(detector.score(T), ecod_reference(X, T), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(detector.decision_function(T), ecod_reference(X, T), rtol=1e-12, atol=1e-12)
     per_feature = detector.feature_scores(T)
     assert per_feature.shape == T.shape
-    np.testing.assert_allclose(per_feature.sum(axis=1), detector.score(T), rtol=1e-12)
+    np.testing.assert_allclose(per_feature.sum(axis=1), detector.decision_function(T), rtol=1e-12)
 
 
 @pytest.mark.parametrize("method", ["largest", "mean"])
@@ -66,13 +66,13 @@ def test_knn_is_the_brute_force_distance(k, method, monkeypatch):
     X, T = data()
     monkeypatch.setattr(neighbours, "BLOCK_VALUES", 800 * 7)  # several blocks of 7 rows
     detector = create("knn", n_neighbors=k, method=method).fit(X)
-    np.testing.assert_allclose(detector.score(T), knn_reference(X, T, k, method), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(detector.decision_function(T), knn_reference(X, T, k, method), rtol=1e-12, atol=1e-12)
 
 
 def test_knn_feature_scores_add_up_to_the_squared_distance():
     X, T = data()
     detector = create("knn").fit(X)
-    np.testing.assert_allclose(detector.feature_scores(T).sum(axis=1), detector.score(T) ** 2, rtol=1e-9)
+    np.testing.assert_allclose(detector.feature_scores(T).sum(axis=1), detector.decision_function(T) ** 2, rtol=1e-9)
 
 
 def test_knn_keeps_a_seeded_sample_and_fewer_rows_than_k():
@@ -81,7 +81,7 @@ def test_knn_keeps_a_seeded_sample_and_fewer_rows_than_k():
     assert capped.reference_.shape == (100, X.shape[1])
     np.testing.assert_array_equal(capped.reference_, create("knn", max_rows=100, seed=3).fit(X).reference_)
     few = create("knn", n_neighbors=5).fit(X[:3])  # k larger than the rows: the farthest of them
-    np.testing.assert_allclose(few.score(T), knn_reference(X[:3], T, 3, "largest"), rtol=1e-12)
+    np.testing.assert_allclose(few.decision_function(T), knn_reference(X[:3], T, 3, "largest"), rtol=1e-12)
 
 
 @pytest.mark.parametrize("name", ["ecod", "knn"])
@@ -93,7 +93,7 @@ def test_state_is_plain_arrays_and_round_trips(name, tmp_path):
     with np.load(tmp_path / name / "state.npz", allow_pickle=False) as state:
         assert all(state[k].dtype != object for k in state.files)
     loaded = detector_class(name).load(tmp_path / name)
-    np.testing.assert_array_equal(loaded.score(T), detector.score(T))
+    np.testing.assert_array_equal(loaded.decision_function(T), detector.decision_function(T))
     assert json.loads((tmp_path / name / "params.json").read_text())["seed"] == 1
 
 
@@ -114,8 +114,8 @@ def test_scores_stay_finite_far_outside_the_training_range(name):
     detector = create(name).fit(X)
     biggest = np.finfo(np.float32).max
     far = np.array([[biggest] * 6, [-biggest] * 6, [1e30, -1e30, 0, 1e19, -1e19, 0]], dtype=np.float32)
-    assert np.isfinite(detector.score(far)).all()
-    assert detector.score(np.empty((0, 6), np.float32)).shape == (0,)
+    assert np.isfinite(detector.decision_function(far)).all()
+    assert detector.decision_function(np.empty((0, 6), np.float32)).shape == (0,)
 
 
 @pytest.mark.parametrize("name", ["ecod", "knn"])
@@ -126,7 +126,7 @@ def test_scores_are_finite_everywhere_in_the_scorers_box(name):
     rows = box_rows()
     rng = np.random.default_rng(2)
     detector = create(name).fit(rng.uniform(0, 1, (500, rows.shape[1])).astype(np.float32))
-    scores = detector.score(rows)
+    scores = detector.decision_function(rows)
     assert scores.shape == (len(rows),) and np.isfinite(scores).all()
     assert np.isfinite(detector.feature_scores(rows)).all()
 
@@ -136,7 +136,7 @@ def test_higher_means_more_anomalous():
     rng = np.random.default_rng(1)
     for name in ("ecod", "knn"):
         detector = create(name).fit(X)
-        inside, outside = detector.score(X[:50]), detector.score(X[:50] + rng.choice([-5.0, 5.0], X[:50].shape))
+        inside, outside = detector.decision_function(X[:50]), detector.decision_function(X[:50] + rng.choice([-5.0, 5.0], X[:50].shape))
         assert (outside > inside).mean() > 0.95, name
 
 
