@@ -143,7 +143,7 @@ def test_higher_means_more_anomalous():
 def test_pyod_ecod_scores_one_appended_record_the_same():
     pyod_ecod = pytest.importorskip("pyod.models.ecod")
     X, T = data()
-    ours = create("ecod").fit(X).score(T)
+    ours = create("ecod").fit(X).decision_function(T)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # PyOD's skewness of the constant column
         model = pyod_ecod.ECOD().fit(X.astype(np.float64))
@@ -155,7 +155,7 @@ def test_pyod_ecod_scores_one_appended_record_the_same():
 def test_pyod_knn_gives_the_same_scores(method):
     pyod_knn = pytest.importorskip("pyod.models.knn")
     X, T = data()
-    ours = create("knn", n_neighbors=7, method=method).fit(X).score(T)
+    ours = create("knn", n_neighbors=7, method=method).fit(X).decision_function(T)
     theirs = pyod_knn.KNN(n_neighbors=7, method=method).fit(X.astype(np.float64)).decision_function(
         T.astype(np.float64))
     np.testing.assert_allclose(ours, theirs, rtol=1e-9, atol=1e-12)
