@@ -1,4 +1,4 @@
-"""The command line: ``python -m anodet {train,evaluate,data,dataset,score,stream}``.
+"""The command line: ``python -m anodet {train,evaluate,data,dataset,score,stream,benchmark}``.
 
 Building the parser imports nothing heavy; each subcommand's module is imported only when it runs.
 """
@@ -23,6 +23,7 @@ SUBCOMMAND_MODULES = {
     "stream": "anodet.commands.stream",
     "evaluate": "anodet.commands.evaluate",
     "dataset": "anodet.commands.dataset",
+    "benchmark": "anodet.commands.benchmark",
 }
 CHUNK_MB = 4.0
 PRESETS_HELP = "best_f1 (default), best_accuracy, mean_3sigma, target_fpr, contamination, or one number"
@@ -97,6 +98,10 @@ def build_parser() -> argparse.ArgumentParser:
                                                          "own data)."))
     _add_score(sub.add_parser("score", help="Score CSV files with the pretrained detectors."))
     _add_stream(sub.add_parser("stream", help="Stream records through a detector and raise alerts."))
+    from anodet.commands.benchmark import add_arguments as add_benchmark
+
+    add_benchmark(sub.add_parser("benchmark", help="Benchmark the detector family (and PyOD's detectors) on a suite "
+                                 "of labelled datasets."))
     parser.add_argument("-v", "--verbose", action="store_true", help="log what happens (to stderr)")
     return parser
 

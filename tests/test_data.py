@@ -96,7 +96,7 @@ def test_cache_is_rebuilt_when_the_raw_files_change(tmp_path, monkeypatch):
     attack_types.write_bytes(attack_types.read_bytes())  # same content, new mtime
     assert kdd._read_cache() is None  # stale: will be rebuilt (and verified) on next load
     again = load_splits(str(folder))
-    assert np.array_equal(first.test.index, again.test.index)
+    assert np.array_equal(first.test.record_id, again.test.record_id)
 
 
 def test_raw_lines_parse_labels_without_the_trailing_dot():

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from anodet import reader, scoring
+from anodet import reader
 from anodet.datasets.kdd_schema import FEATURES
 from anodet.evaluation import thresholds
 from anodet.scoring import files
@@ -76,7 +76,7 @@ def test_arbitrary_tables_every_row_once_or_input_error(store, table, chunk):
     assert out.column("row").to_pylist() == list(range(1, summary.rows_read + 1))
     status = np.array(out.column("status").to_pylist(), dtype=object)
     scores = out.column("score_pca").to_numpy(zero_copy_only=False)
-    assert np.isfinite(scores[status == scoring.OK].astype(float)).all()
+    assert np.isfinite(scores[status == files.OK].astype(float)).all()
     closed = np.array([str(s).startswith("fail closed: ") for s in status], dtype=bool)
     assert (scores[closed].astype(float) == np.inf).all()  # an infinite value: scored +inf, never skipped
-    assert (status == scoring.OK).sum() + closed.sum() == summary.rows_scored
+    assert (status == files.OK).sum() + closed.sum() == summary.rows_scored

@@ -21,6 +21,8 @@ REGISTRY: dict[str, str] = {
     "kmeans": "anodet.detectors.classical:KMeansDistance",
     "zscore": "anodet.detectors.classical:ZScore",
     "mahalanobis": "anodet.detectors.classical:Mahalanobis",
+    "ecod": "anodet.detectors.empirical:ECOD",
+    "knn": "anodet.detectors.neighbours:KNearestNeighbours",
     "ensemble": "anodet.detectors.ensemble:Ensemble",
     "supervised": "anodet.detectors.supervised:SupervisedForest",
 }
