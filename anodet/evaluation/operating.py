@@ -22,7 +22,10 @@ import pandas as pd
 
 from anodet.evaluation.metrics import ThresholdCurve
 
-KINDS = ("fpr", "budget", "cost")
+KINDS = ("preset", "fpr", "budget", "cost")
+RANKED_BY = {"preset": "f1", "fpr": "recall", "budget": "recall", "cost": "expected_cost"}
+"""What "best at the operating point" means for each kind: F1 at the validation-chosen preset, recall within a
+target FPR or budget, the least expected cost on the test part for a cost ratio."""
 
 
 class OperatingPointError(ValueError):
@@ -31,9 +34,11 @@ class OperatingPointError(ValueError):
 
 @dataclass(frozen=True)
 class OperatingPoint:
-    """A target false-positive rate (``fpr``), an alert budget (``budget``) or a miss / false-alarm cost ratio."""
+    """Where the user works: a threshold preset chosen on validation (``preset``, the store's default until the user
+    says otherwise), a target false-positive rate (``fpr``), an alert budget (``budget``) or a cost ratio (``cost``)."""
 
-    kind: str = "fpr"
+    kind: str = "preset"
+    preset: str = "best_f1"
     fpr: float = 0.0001
     alerts_per_day: float = 50.0
     records_per_day: float = 500_000.0
@@ -42,7 +47,9 @@ class OperatingPoint:
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
-            raise OperatingPointError(f"Unknown operating point {self.kind!r}; choose fpr, budget or cost.")
+            raise OperatingPointError(f"Unknown operating point {self.kind!r}; choose preset, fpr, budget or cost.")
+        if self.kind == "preset":
+            return
         checks = {"fpr": (self.fpr, 0.0, 1.0, "The target false-positive rate"),
                   "budget": (self.alerts_per_day, 0.0, math.inf, "The alerts a day")}
         value, low, high, what = checks.get(self.kind, (self.cost_ratio, 0.0, math.inf, "The cost ratio"))
@@ -67,6 +74,8 @@ class OperatingPoint:
 
     def describe(self) -> str:
         """The point in words, for captions and reports."""
+        if self.kind == "preset":
+            return f"each detector's {PRESET_WORDS.get(self.preset, self.preset)} threshold on the validation split"
         if self.kind == "fpr":
             return f"a false-positive rate of {percent(self.fpr)}"
         if self.kind == "budget":
@@ -77,6 +86,8 @@ class OperatingPoint:
 
     def to_params(self) -> dict[str, str]:
         """The point as URL query parameters (what :meth:`from_params` reads back)."""
+        if self.kind == "preset":
+            return {"op": "preset", "preset": self.preset}
         if self.kind == "fpr":
             return {"op": "fpr", "fpr": repr(self.fpr)}
         if self.kind == "budget":
@@ -87,8 +98,10 @@ class OperatingPoint:
     @classmethod
     def from_params(cls, params: Mapping[str, Any]) -> OperatingPoint:
         """The point a link names (:meth:`to_params`); an OperatingPointError when it cannot be read."""
-        kind = str(params.get("op", "fpr"))
+        kind = str(params.get("op", "preset"))
         try:
+            if kind == "preset":
+                return cls("preset", preset=str(params.get("preset", "best_f1")))
             if kind == "fpr":
                 return cls("fpr", fpr=float(params.get("fpr", cls.fpr)))
             if kind == "budget":
@@ -101,7 +114,7 @@ class OperatingPoint:
             if isinstance(exc, OperatingPointError):
                 raise
             raise OperatingPointError(f"The operating point in this link is not a number ({exc}).") from None
-        raise OperatingPointError(f"Unknown operating point {kind!r}; choose fpr, budget or cost.")
+        raise OperatingPointError(f"Unknown operating point {kind!r}; choose preset, fpr, budget or cost.")
 
     @classmethod
     def parse_budget(cls, text: str, attack_share: float = 0.0) -> OperatingPoint:
@@ -116,21 +129,33 @@ class OperatingPoint:
 
 
 def percent(rate: float) -> str:
-    """A rate as a percentage with the digits a small rate needs (0.01 %, 1.25 %, 20 %)."""
+    """A rate as a percentage with two significant digits, never in scientific notation (0.01 %, 1.2 %, 20 %)."""
     value = rate * 100
     if value == 0:
         return "0 %"
-    digits = max(0, min(6, 1 - math.floor(math.log10(abs(value))))) if value < 10 else 0
-    return f"{value:.{digits}f} %"
+    return f"{np.format_float_positional(value, precision=2, unique=False, fractional=False, trim='-')} %"
 
 
-def threshold_at(point: OperatingPoint, validation: ThresholdCurve) -> float:
-    """The detector's threshold for ``point``, chosen on its validation curve.
+PRESET_WORDS = {"best_f1": "best-F1", "best_accuracy": "best-accuracy", "mean_3sigma": "mean + 3σ",
+                "target_fpr": "1 % FPR", "contamination": "20 % contamination"}
 
-    A target FPR (or budget): the lowest threshold whose false-positive rate among the validation
-    part's normal records is at most the target (an exact count, not an interpolated quantile).
-    A cost ratio: the threshold of least expected cost there.
+
+def threshold_at(point: OperatingPoint, validation: ThresholdCurve | None,
+                 presets: Mapping[str, float] | None = None) -> float:
+    """The detector's threshold for ``point``, chosen on its validation part.
+
+    A preset: the store's validation-chosen value (``presets``). A target FPR (or budget): the lowest
+    threshold whose false-positive rate among the validation part's normal records is at most the target
+    (an exact count, not an interpolated quantile). A cost ratio: the threshold of least expected cost there.
     """
+    if point.kind == "preset":
+        if presets is None or point.preset not in presets:
+            raise OperatingPointError(f"There is no {point.preset} threshold here; choose one of "
+                                      f"{', '.join(presets or {})}.")
+        return float(presets[point.preset])
+    if validation is None:
+        raise OperatingPointError("This operating point needs labelled validation records; this dataset has none, "
+                                  "so choose a preset.")
     target = point.target_fpr
     if target is None:
         return validation.min_cost_threshold(point.cost_ratio, 1.0)
@@ -165,15 +190,16 @@ class Resolution:
                 f"still allows a false-positive rate up to {percent(self.zero_upper)} (95 % upper bound).")
 
 
-def at_point(point: OperatingPoint, validation: Mapping[str, ThresholdCurve],
+def at_point(point: OperatingPoint, thresholds: Mapping[str, float],
              test: Mapping[str, ThresholdCurve]) -> pd.DataFrame:
-    """Per detector (index): ``threshold_at_op`` (chosen on validation), and on the test part ``recall_at_op``,
-    ``fpr_at_op``, ``tp_at_op``, ``fp_at_op``, ``alerts_per_day`` (for a budget or an FPR, per
-    :attr:`OperatingPoint.records_per_day` records a day) and ``pauc`` (McClish-standardised ROC AUC up to the
-    target FPR; for a cost ratio up to each detector's own test FPR there)."""
+    """Per detector (index), at its threshold for the operating point (:func:`threshold_at`): ``threshold_at_op``,
+    and on the test part ``recall_at_op``, ``fpr_at_op``, ``tp/fp/fn/tn_at_op``, ``alerts_per_day`` (for
+    :attr:`OperatingPoint.records_per_day` records a day, with its attack share), ``expected_cost`` (misses
+    × cost ratio + false alarms, for a cost point) and ``pauc`` (McClish-standardised ROC AUC up to the target
+    FPR; for a preset or a cost ratio, up to each detector's own test FPR there)."""
     rows = []
     for name, curve in test.items():
-        threshold = threshold_at(point, validation[name])
+        threshold = float(thresholds[name])
         tp, fp, fn, tn = curve.counts(threshold)
         attacks, normals = tp + fn, fp + tn
         recall = tp / attacks if attacks else math.nan
@@ -183,8 +209,28 @@ def at_point(point: OperatingPoint, validation: Mapping[str, ThresholdCurve],
         alerts = point.records_per_day * ((1.0 - share) * fpr + share * (0.0 if math.isnan(recall) else recall))
         rows.append({"name": name, "threshold_at_op": threshold, "recall_at_op": recall, "fpr_at_op": fpr,
                      "tp_at_op": tp, "fp_at_op": fp, "fn_at_op": fn, "tn_at_op": tn, "alerts_per_day": alerts,
+                     "expected_cost": point.cost_ratio * fn + fp,
                      "pauc": curve.partial_auc(limit) if limit and not math.isnan(limit) else math.nan})
     return pd.DataFrame(rows).set_index("name")
+
+
+def thresholds_for(point: OperatingPoint, names: list[str], validation: Mapping[str, ThresholdCurve] | None,
+                   presets: Mapping[str, Mapping[str, float]]) -> dict[str, float]:
+    """Every named detector's threshold for ``point`` (``presets``: each detector's stored presets for the view)."""
+    return {n: threshold_at(point, (validation or {}).get(n), presets.get(n)) for n in names}
+
+
+def rank(table: pd.DataFrame, point: OperatingPoint) -> pd.DataFrame:
+    """``table`` (a leaderboard joined with :func:`at_point`) ordered best first at the operating point, the
+    supervised ceiling last: F1 for a preset, recall (then fewer false alarms) for an FPR or a budget,
+    the least expected cost for a cost ratio."""
+    by = RANKED_BY[point.kind]
+    keys = {"f1": (["f1"], [False]), "recall": (["recall_at_op", "fpr_at_op"], [False, True]),
+            "expected_cost": (["expected_cost"], [True])}[by]
+    ceiling = table["uses_labels"].astype(bool).to_numpy() if "uses_labels" in table else np.zeros(len(table), bool)
+    return (table.assign(_ceiling=ceiling)
+            .sort_values(["_ceiling", *keys[0]], ascending=[True, *keys[1]], kind="stable", na_position="last")
+            .drop(columns="_ceiling"))
 
 
 def flagged_elsewhere(flagged: np.ndarray, labels: Mapping[str, np.ndarray], view: str) -> dict[str, int]:
