@@ -27,7 +27,9 @@ dataset = state.dataset_switch()
 st.sidebar.caption(f"Anomaly detectors on {dataset.title}, side by side.")
 state.label_view_switch()
 try:
+    ui.operating_point_switch()  # needs the store: a missing one is the page's one sentence below
     page.run()
+    ui.keep_point_in_url()
 except Exception as exc:
     ui.show_failure(exc)
 loaders.page_drawn()  # background loading of the detectors may start now

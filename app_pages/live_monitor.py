@@ -68,7 +68,9 @@ def replay_mode() -> None:
     kept_for = st.session_state.get(REPLAY_FOR)
     if st.session_state.get("live_detector", names[0]) not in names:  # another dataset was chosen
         del st.session_state["live_detector"]
-    _keep_widget("live_detector", kept_for[0] if replay is not None and kept_for and kept_for[0] in names else names[0])
+    focus = st.session_state.get(ui.FOCUS_KEY)  # the detector looked at last (Overview, explorer, flagged records)
+    _keep_widget("live_detector", kept_for[0] if replay is not None and kept_for and kept_for[0] in names else
+                 focus if focus in names else names[0])
     _keep_widget("live_speed", int(replay.speed) if replay is not None and int(replay.speed) in SPEEDS else 200)
     controls = st.columns([2, 2, 2])
     name = controls[0].selectbox("Detector", names, format_func=loaders.name_format(names), key="live_detector",
@@ -151,6 +153,8 @@ def replay_mode() -> None:
         with right:
             st.caption("Latest alerts: select one to open its record in Flagged records")
             latest = pd.DataFrame(replay.latest_alerts(threshold, 12))
+            if not latest.empty:  # the record's id, as Flagged records calls it
+                latest["id"] = loaders.get_splits().test.record_id[latest["position"].to_numpy()].astype(str)
             if latest.empty:
                 st.write("No alerts yet.")
             else:
@@ -165,8 +169,10 @@ def replay_mode() -> None:
                 table_key = f"live_alerts_{st.session_state.get('live_alerts_round', 0)}"
                 st.dataframe(latest, hide_index=True, width="stretch", on_select="rerun", selection_mode="single-row",
                              key=table_key, height=layout.table_height(len(latest)),
-                             column_order=["record", "score", "truth"],
-                             column_config={"score": st.column_config.NumberColumn(format="%.4g"),
+                             column_order=["id", "score", "truth", "record"],
+                             column_config={"id": st.column_config.TextColumn(
+                                                "Record", help="The record's id, as Flagged records shows it."),
+                                            "score": st.column_config.NumberColumn(format="%.4g"),
                                             "record": st.column_config.NumberColumn(
                                                 "replayed #", help="Place in the replay (the chart's x axis).")})
                 st.session_state["live_alerts_shown"] = (table_key, latest["position"].tolist())

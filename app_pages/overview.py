@@ -1,4 +1,5 @@
-"""Overview: every detector side by side at the session's thresholds, and any two compared closely."""
+"""Overview: every detector at the session's operating point, with the count or interval each number rests on,
+what the best one misses, and any two compared closely."""
 
 from __future__ import annotations
 
@@ -7,9 +8,10 @@ import pandas as pd
 import streamlit as st
 
 from anodet import textsafe
-from anodet.app import figures, layout, loaders, state, ui
+from anodet.app import board, figures, layout, loaders, state, ui
 from anodet.datasets.usersplits import MAX_CATEGORIES
-from anodet.evaluation import agreement, leaderboard, metrics
+from anodet.evaluation import agreement, comparison, leaderboard, metrics
+from anodet.evaluation.operating import Resolution, percent
 
 
 def unlabelled_overview(names: list[str]) -> None:
@@ -78,82 +80,138 @@ summaries = loaders.get_curve_summaries(view)
 thresholds = ui.get_thresholds(names)
 labels = {n: loaders.display_name(n) for n in names}
 test = loaders.get_splits().test
-moved = [f"{labels[n]} (threshold {thresholds[n]:.6g})" for n in names
-         if thresholds[n] != store.default_threshold(n, view)]
+y_test = np.asarray(test.label(view))
+point = ui.operating_point()
+words = dataset.words
+n_attacks, n_normals = int((y_test == 1).sum()), int((y_test != 1).sum())
+free = loaders.get_threshold_free(view, point.target_fpr)
+table = board.table({n: curves[n] for n in names}, summaries, thresholds, leaderboard.entrants_of(store, names),
+                    point, y_test, scores, free)
+order = list(table.index)  # every chart below lists the detectors in the leaderboard's order
+moved = ui.moved(names, view)
 
 switch = " (switch in the sidebar)" if len(dataset.view_keys) > 1 else ""
 st.caption(
-    f"{len(names)} pretrained detectors on the {len(test):,} records of {textsafe.markdown_text(dataset.source)}, "
-    f"labels in the **{view}** view{switch}. Metrics at a threshold use each detector's "
-    f"threshold for the **{view}** view: the {view} view's validation best-F1 one until you move it in the "
-    "threshold explorer (each view keeps its own). "
-    + (f"Moved from that default: {textsafe.markdown_text(', '.join(moved))}." if moved else "None has been moved in this view.")
+    f"{len(names)} detectors on the {len(test):,} records of {textsafe.markdown_text(dataset.source)} "
+    f"({words.count(n_attacks)}, {n_normals:,} {words.negatives}), labels in the **{view}** view{switch}. "
+    f"Operating point: {textsafe.markdown_text(point.describe())} (sidebar); every detector's threshold is "
+    "chosen for it on the validation split. "
+    + (f"Moved by hand in the threshold explorer: "
+       f"{textsafe.markdown_text(', '.join(f'{labels[n]} (threshold {thresholds[n]:.6g})' for n in moved))}."
+       if moved else "")
 )
+small = comparison.small_sample(n_attacks, n_normals, words.positives)
+if small:
+    st.warning(textsafe.markdown_text(small), icon=":material/warning:")
+resolution = Resolution.of(n_normals)
+if resolution.finer_than(point.target_fpr):
+    st.info(textsafe.markdown_text(resolution.sentence(point.target_fpr)), icon=":material/info:")
+st.markdown(board.headline(table, point, words, view))
+note = board.view_note(table, test, scores, view, dataset)
+if note:
+    st.caption(note)
 
-table = leaderboard.leaderboard({n: curves[n] for n in names}, summaries, thresholds,
-                                leaderboard.entrants_of(store, names))
-detectors_only = table[~table["uses_labels"]]
-ceiling = table[table["uses_labels"]]
-if not detectors_only.empty:
-    best = detectors_only.iloc[0]
-    headline = (f"Best anomaly detector here by ROC AUC: **{textsafe.markdown_text(best['detector'])}**, "
-                f"{best['roc_auc']:.4f} ({view} view).")
-    if not ceiling.empty:
-        top = ceiling.sort_values("roc_auc", ascending=False).iloc[0]
-        headline += (f" The supervised ceiling (trained on labelled {dataset.words.positives}, so not a detector): "
-                     f"**{top['roc_auc']:.4f}** ({textsafe.markdown_text(top['detector'])}).")
-    st.markdown(headline)
-order = list(table.index)  # every chart below lists the detectors in the leaderboard's order
-SHORT_LABELS = {"fpr": "FPR"}  # the leaderboard's columns fit a 1280 px window
-column_config = {
+COLUMNS = {
     "detector": st.column_config.TextColumn("Detector", pinned=True),
-    "feature_set": st.column_config.TextColumn("Features", help="The feature set the detector was trained on.",
-                                               width="small"),
+    "tied": st.column_config.TextColumn(
+        "", width="small", help="≈ best: not significantly behind the best detector (at the operating point: exact "
+                                "McNemar tests on the same attacks; with a preset: paired DeLong tests of ROC AUC; "
+                                "Holm-corrected, 5 %)."),
+    "recall": st.column_config.NumberColumn("Recall", format="percent", help=metrics.METRIC_HELP["recall"]),
+    "caught": st.column_config.TextColumn("Caught", help=f"{words.positives.capitalize()} flagged / all test "
+                                                         f"{words.positives}."),
+    "recall_ci": st.column_config.TextColumn("Recall 95 % CI", help="Wilson interval from the counts."),
+    "fpr": st.column_config.NumberColumn("FPR", format="percent", help=metrics.METRIC_HELP["fpr"]),
+    "false_alarms": st.column_config.TextColumn("False alarms", help="Normal test records flagged / all of them."),
+    "fpr_ci": st.column_config.TextColumn("FPR 95 % CI", help="Wilson interval from the counts."),
+    "alerts_per_day": st.column_config.NumberColumn("Alerts/day", format="%.0f",
+                                                    help="Expected alerts a day at this threshold for the budget's "
+                                                         "records a day (false alarms on normal traffic, plus the "
+                                                         f"{words.positives} caught among the expected share)."),
+    "pauc": st.column_config.NumberColumn("pAUC", format="%.3f",
+                                          help="ROC AUC up to the target FPR, standardised (McClish): 0.5 is chance, "
+                                               "1 perfect. Threshold-free within the range the analyst works in."),
+    "pauc_ci": st.column_config.TextColumn("pAUC 95 % CI", help=f"Stratified bootstrap, {comparison.RESAMPLES:,} "
+                                                                "resamples, seed 0."),
+    "roc_auc": st.column_config.NumberColumn("ROC AUC", format="%.4f", help=metrics.METRIC_HELP["roc_auc"]),
+    "roc_auc_ci": st.column_config.TextColumn("ROC AUC 95 % CI", help="DeLong, on the logit scale."),
+    "pr_auc": st.column_config.NumberColumn("PR AUC", format="%.3f", help=metrics.METRIC_HELP["pr_auc"]),
+    "pr_auc_ci": st.column_config.TextColumn("PR AUC 95 % CI", help=f"Stratified bootstrap, {comparison.RESAMPLES:,} "
+                                                                    "resamples, seed 0."),
+    "precision": st.column_config.NumberColumn("Precision", format="%.3f", help=metrics.METRIC_HELP["precision"]),
+    "f1": st.column_config.NumberColumn("F1", format="%.3f", help=metrics.METRIC_HELP["f1"]),
+    "threshold": st.column_config.NumberColumn("Threshold", format="%.4g",
+                                               help=f"The detector's threshold in force (raw score), {view} view."),
+    "feature_set": st.column_config.TextColumn("Features", width="small",
+                                               help="The feature set the detector was trained on."),
     "uses_labels": st.column_config.CheckboxColumn(
-        "Labels", width="small", help="Ticked: the supervised ceiling, trained on labelled attacks. Listed last, "
-                                      "as a reference, never as the best detector."),
-    "threshold": st.column_config.NumberColumn("Threshold", help=f"The detector's current threshold (raw score) "
-                                                                 f"under the {view} view.", format="%.4g"),
-    "flagged": st.column_config.NumberColumn("Flagged", help="Test records flagged at the threshold.", format="%d"),
-    **{m: st.column_config.NumberColumn(SHORT_LABELS.get(m, leaderboard.METRIC_LABELS[m]), help=metrics.METRIC_HELP[m],
-                                        width="small", format="%.3f")
-       for m in leaderboard.LEADERBOARD_METRICS},
+        "Labels", width="small", help=f"Ticked: the supervised ceiling, trained on labelled {words.positives}. "
+                                      "Listed last, as a reference, never as the best detector."),
 }
-st.subheader("Leaderboard")
-st.caption("Sorted by ROC AUC, the supervised ceiling (Labels ticked) listed last; click a column header to sort "
-           "otherwise, hover it for what the metric means. Select a row to open that detector in the threshold "
-           "explorer.")
-board = st.dataframe(table, hide_index=True, column_config=column_config, key="overview_leaderboard",
-                     height=layout.table_height(len(table)), on_select="rerun", selection_mode="single-row",
-                     column_order=["detector", "feature_set", *leaderboard.LEADERBOARD_METRICS, "threshold", "flagged",
-                                   "uses_labels"])
-picked = ui.selected(board, "rows")
+shown = board.display(table, point)
+st.subheader("Leaderboard at the operating point")
+st.caption({"preset": "Ranked by ROC AUC", "fpr": "Ranked by recall at the target FPR",
+            "budget": "Ranked by recall within the budget", "cost": "Ranked by expected cost"}[point.kind]
+           + ", the supervised ceiling last; click a header to sort by it, hover it for what it means, select a row "
+             "to open that detector in the threshold explorer. Every share comes with the count it rests on and a "
+             "95 % interval.")
+picked_rows = st.dataframe(shown, hide_index=True, column_config=COLUMNS, key="overview_leaderboard",
+                           height=layout.table_height(len(shown)), on_select="rerun", selection_mode="single-row",
+                           column_order=board.column_order(point))
+picked = ui.selected(picked_rows, "rows")
 if picked:
     st.session_state[ui.FOCUS_KEY] = order[picked[0]]
     st.switch_page("app_pages/threshold_explorer.py")
 
-st.subheader("Threshold-free and per category")
+st.subheader("ROC curves")
 points = {labels[n]: (table.loc[n, "fpr"], table.loc[n, "recall"]) for n in order}
+top = {labels[n] for n in order[:5]}
 st.plotly_chart(figures.roc_figure({labels[n]: summaries[n].roc for n in order},
                                    {labels[n]: summaries[n].roc_auc for n in order}, points,
-                                   title="ROC curves (× = current threshold)", log_fpr=True),
+                                   title="ROC curves (× = threshold in force; the top five drawn, the rest a legend "
+                                         "click away)", log_fpr=True, min_fpr=resolution.step if n_normals else 1e-3,
+                                   shown=top, target_fpr=point.target_fpr),
                 key="overview_roc")
-st.caption(metrics.METRIC_HELP["roc_auc"] + " The false-positive rate is on a log scale: good detectors "
-           "differ mostly below 10%.")
+st.caption(metrics.METRIC_HELP["roc_auc"] + f" The false-positive rate is on a log scale down to one normal test "
+           f"record ({percent(resolution.step) if n_normals else '–'}): good detectors differ mostly there.")
+
+st.subheader("What will it miss?")
+focus = ui.detector_picker("Detector", order, key="overview_miss_detector", default=order[0])
+categories_shown = dataset.categories_in(test)
+missing = board.misses(test, scores[focus], thresholds[focus], view, categories_shown)
+left, right = st.columns([3, 2])
+with left:
+    st.dataframe(missing, hide_index=True, key="overview_misses", height=layout.table_height(len(missing)),
+                 column_config={"category": st.column_config.TextColumn("Category"),
+                                "records": st.column_config.NumberColumn("Test records", format="%d"),
+                                "caught": st.column_config.NumberColumn("Caught", format="%d"),
+                                "missed": st.column_config.NumberColumn("Missed", format="%d"),
+                                "rate": st.column_config.NumberColumn("Detection rate", format="percent"),
+                                "interval": st.column_config.TextColumn("95 % CI")})
+with right:
+    names_missed = board.missed_names(test, scores[focus], thresholds[focus], view)
+    st.dataframe(names_missed, hide_index=True, key="overview_missed_names",
+                 height=layout.table_height(len(names_missed)),
+                 column_config={"name": st.column_config.TextColumn("Attack name" if dataset.builtin else "Label value"),
+                                "missed": st.column_config.NumberColumn("Missed", format="%d"),
+                                "of": st.column_config.NumberColumn("Of", format="%d")})
+st.caption(f"{textsafe.markdown_text(labels[focus])} at its threshold in force ({thresholds[focus]:.6g}): each "
+           f"category's {words.positives} caught and missed on the test split, with the Wilson interval of the rate.")
+
+st.subheader("Detection rate per category")
 categories = test.category
 ordered_scores = {n: scores[n] for n in order}
-shown_categories = dataset.categories_in(test)
-rates = metrics.category_rates(ordered_scores, thresholds, categories, shown_categories)
+rates = metrics.category_rates(ordered_scores, thresholds, categories, categories_shown)
 counts = pd.Series(test.category).value_counts()
-columns = [f"{textsafe.markdown_text(c)} ({counts.get(c, 0):,})" for c in shown_categories]
+columns = [f"{textsafe.markdown_text(c)} ({counts.get(c, 0):,})" for c in categories_shown]
 st.plotly_chart(figures.rate_heatmap([labels[n] for n in order], columns, rates,
-                                     title=f"Detection rate per {dataset.anomaly_word} category",
-                                     positive=dataset.anomaly_word),
+                                     title=f"Detection rate per {words.positive} category",
+                                     positive=words.positive, counts=[int(counts.get(c, 0)) for c in categories_shown]),
                 key="overview_rates")
 st.caption("Share of each category's test records flagged at the detector's threshold (record counts in "
-           "brackets). " + ("*novel*: attack types that appear only in the test file." if dataset.builtin else
-                            f"Categories are your label's anomalous values (the {MAX_CATEGORIES} "
-                            "most common; the rest are *other*)."))
+           "brackets; hover for the count flagged and its 95 % interval). "
+           + ("*novel*: attack types that appear only in the test file." if dataset.builtin else
+              f"Categories are your label's anomalous values (the {MAX_CATEGORIES} most common; the rest are *other*)."))
 
 st.subheader("Agreement")
 flags = agreement.flag_matrix(ordered_scores, thresholds)
@@ -187,21 +245,28 @@ else:
                       (table.loc[n, "recall"], table.loc[n, "precision"]) if table.loc[n, "flagged"] else None)
           for n in (a, b)}
     st.plotly_chart(figures.pair_curves_figure(pair, aucs, at, summaries[a].base_rate), key="overview_pair")
-    deltas = leaderboard.metric_deltas(table, a, b)
-    st.dataframe(deltas, hide_index=True, key="overview_deltas", height=layout.table_height(len(deltas)),
-                 column_config={"detector": st.column_config.TextColumn("", pinned=True),
-                                **{m: st.column_config.NumberColumn(SHORT_LABELS.get(m, leaderboard.METRIC_LABELS[m]),
-                                                                    help=metrics.METRIC_HELP[m], format="%.3f")
-                                   for m in leaderboard.LEADERBOARD_METRICS}})
-    st.caption(f"The last row is {labels[b]} minus {labels[a]}, metric by metric, at their current thresholds "
-               f"({view} view).")
+    pair_rows = board.pair_table(y_test, scores, thresholds, a, b, labels)
+    st.dataframe(pair_rows, hide_index=True, key="overview_deltas", height=layout.table_height(len(pair_rows)),
+                 column_config={"metric": st.column_config.TextColumn("", pinned=True),
+                                labels[a]: st.column_config.NumberColumn(format="%.4f"),
+                                labels[b]: st.column_config.NumberColumn(format="%.4f"),
+                                "difference": st.column_config.NumberColumn(f"{labels[b]} − {labels[a]}",
+                                                                            format="%+.4f"),
+                                "p": st.column_config.NumberColumn("p", format="%.3g",
+                                                                   help="Two-sided: paired DeLong for ROC AUC, exact "
+                                                                        "McNemar on the same records for recall and "
+                                                                        "FPR; the bootstrap gives PR AUC's interval "
+                                                                        "only.")})
+    st.caption(f"{textsafe.markdown_text(labels[b])} minus {textsafe.markdown_text(labels[a])} on the same "
+               f"{len(test):,} test records ({view} view), at their thresholds in force, with the 95 % interval of "
+               "each paired difference: an interval that contains 0 is not a difference these records show.")
     only_a, only_b = agreement.disagreements(scores, thresholds, a, b)
     list_a, list_b = st.columns(2, gap="medium")
     y = np.asarray(test.label(view)) == 1
     for col, only, first, second in ((list_a, only_a, a, b), (list_b, only_b, b, a)):
         with col:
             st.markdown(f"**{textsafe.markdown_text(labels[first])} flags, {textsafe.markdown_text(labels[second])} passes**: "
-                        f"{len(only):,} records "
+                        f"{len(only):,} record{'s' if len(only) != 1 else ''} "
                         f"({dataset.words.count(int(y[only].sum()))} among them)")
             rows = pd.DataFrame({"attack": test.label_text[only], "category": test.category[only]},
                                 index=pd.Index(test.record_id[only], name="record")).assign(

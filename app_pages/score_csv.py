@@ -19,8 +19,9 @@ from anodet.app import figures, loaders, state, ui
 from anodet.datasets import kdd
 from anodet.datasets.kdd import DataError
 from anodet.datasets.kdd_schema import FEATURES
-from anodet.evaluation import metrics
+from anodet.evaluation import comparison, intervals, metrics
 from anodet.evaluation.metrics import PRESET_HELP
+from anodet.evaluation.operating import percent_range
 from anodet.evaluation.thresholds import resolve_thresholds
 from anodet.reader import RANGE_COLUMN, ROW_COLUMN, STATUS_COLUMN, InputError, describe_problems
 from anodet.scoring import uploads
@@ -275,6 +276,20 @@ if counts is not None:
         finite = np.where(np.isfinite(s[known]), s[known], np.finfo(np.float64).max)
         tiles |= {"roc_auc": metrics.roc_auc(y, finite), "pr_auc": metrics.pr_auc(y, finite)}
     ui.metric_tiles(tiles, [k for k in ("roc_auc", "pr_auc", "precision", "recall", "f1", "accuracy") if k in tiles])
+    tp, fp, fn, tn = (int(v) for v in counts)
+    shares = []
+    for label, k, n in (("recall", tp, tp + fn), ("false-positive rate", fp, fp + tn), ("precision", tp, tp + fp)):
+        if n:
+            low, high = intervals.wilson(k, n)
+            shares.append(f"{label} {k:,} of {n:,} (95 % CI {percent_range(float(low), float(high))})")
+    if y is not None and len(np.unique(y)) == 2:
+        auc = intervals.delong(y, {focus: finite})
+        shares.append(f"ROC AUC 95 % CI {auc.low[0]:.4f}–{auc.high[0]:.4f} on "
+                      f"{len(y):,} labelled rows{' of the chart sample' if sample.seen > sample.capacity else ''}")
+    st.caption(textsafe.markdown_text("; ".join(shares) + ".")
+               + (f" {textsafe.markdown_text(small)}" if (small := comparison.small_sample(tp + fn, fp + tn,
+                                                                                            dataset.words.positives))
+                  else ""))
 
 flagged_total = summary.flagged[focus]
 top = result.top.table(focus)

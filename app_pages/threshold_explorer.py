@@ -11,10 +11,11 @@ import numpy as np
 import streamlit as st
 
 from anodet import textsafe
-from anodet.app import figures, loaders, state, ui
+from anodet.app import board, figures, layout, loaders, state, ui
 from anodet.app.threshold_control import threshold_control
 from anodet.app.threshold_control.payload import control_payload
-from anodet.evaluation import leaderboard, metrics, thresholds
+from anodet.evaluation import intervals, leaderboard, metrics, thresholds
+from anodet.evaluation.operating import percent, percent_range
 
 TABLE_PRESETS = ("best_accuracy", "best_f1", "mean_3sigma")
 
@@ -58,71 +59,60 @@ def _panel(name: str, view: str, compact: bool) -> None:
     threshold = ui.get_threshold(name)
     in_force = [leaderboard.PRESET_LABELS[key] for key in TABLE_PRESETS
                 if key in presets and np.isclose(presets[key], threshold, rtol=1e-9)]
-    st.markdown(f"In force on every page: threshold **{threshold:.6g}**, {_test_share(name, view, threshold)} "
-                f"({', '.join(in_force) if in_force else 'your own threshold'}).")
+    how = ("moved by hand" if name in ui.moved([name], view) else "the operating point's")
+    st.markdown(f"In force on every page: threshold **{threshold:.6g}** ({how}"
+                + (f"; {', '.join(in_force)}" if in_force else "") + f"), {_test_share(name, view, threshold)}.")
+    st.caption(textsafe.markdown_text(_counts_line(name, view, threshold)))
 
 
-@st.fragment
-def rate_presets(name: str, view: str, compact: bool) -> None:
-    """Target FPR, contamination, cost and alert budget: a number (or two) and a button each.
+def _counts_line(name: str, view: str, threshold: float) -> str:
+    """Recall, FPR and precision at ``threshold`` with the counts they rest on and their 95 % Wilson intervals."""
+    tp, fp, fn, tn = loaders.get_test_curves(view)[name].counts(threshold)
+    words = state.current_dataset().words
+    parts = []
+    for label, k, n in (("recall", tp, tp + fn), ("false-positive rate", fp, fp + tn), ("precision", tp, tp + fp)):
+        if n == 0:
+            parts.append(f"{label} – (no records)")
+            continue
+        low, high = intervals.wilson(k, n)
+        parts.append(f"{label} {percent(k / n)} ({k:,} of {n:,}; 95 % CI {percent_range(float(low), float(high))})")
+    return (f"On the test split: {'; '.join(parts)}. {words.positives.capitalize()}: {tp + fn:,}; "
+            f"{words.negatives}: {fp + tn:,}.")
 
-    Typing a number reruns only this fragment; a button sets the threshold and reruns the page,
-    so the control above moves to it.
-    """
-    store = loaders.get_store(loaded=False)
 
-    def test_share(value: float) -> str:
-        return _test_share(name, view, value)
-
-    def set_button(column, label: str, key: str, value: float) -> None:
-        """A button that makes ``value`` the threshold and reruns the page, so the control moves to it."""
-        if column.button(label, key=f"preset_{key}_{name}", width="stretch",
-                         help=f"Threshold {value:.6g}; {test_share(value)}."):
-            ui.set_threshold(name, value, view)
+def operating_point_box(name: str, view: str) -> None:
+    """The session's operating point and this detector's threshold there (one choice for every detector: the
+    sidebar), and a way back to it after moving the threshold by hand."""
+    point = ui.operating_point()
+    at_point = ui.op_thresholds(view).get(name)
+    st.markdown(f"**Operating point**: {textsafe.markdown_text(point.describe())} (change it in the sidebar, for "
+                "every detector at once).")
+    if at_point is None:
+        return
+    note = f"This detector's threshold there: {at_point:.6g}, {_test_share(name, view, at_point)}."
+    if name in ui.moved([name], view):
+        cols = st.columns([3, 2], vertical_alignment="center")
+        cols[0].caption(note + " You moved it by hand.")
+        if cols[1].button("Back to the operating point", key=f"op_back_{name}", width="stretch"):
+            ui.session_thresholds(view).pop(name, None)
             st.rerun(scope="app")
-
-    validation = loaders.get_validation_curves(view)[name]
-    widths = [3, 2] if compact else [3, 2, 3, 2]
-    rows = [st.columns(widths, vertical_alignment="bottom") for _ in range(4 if compact else 2)]
-    slots = [(r[0], r[1]) for r in rows] if compact else [(r[i], r[i + 1]) for r in rows for i in (0, 2)]
-
-    (fpr_in, fpr_btn), (cont_in, cont_btn), (cost_in, cost_btn), (budget_in, budget_btn) = slots
-    fpr = fpr_in.number_input("Target FPR (%)", 0.0, 100.0, 1.0, step=0.5, key=f"target_fpr_{name}",
-                              help=metrics.PRESET_HELP["target_fpr"])
-    fpr_value = metrics.threshold_for_rate(store.quantiles(name, view, "normal"), fpr / 100)
-    set_button(fpr_btn, "Set FPR", "target_fpr", fpr_value)
-    cont = cont_in.number_input("Contamination (%)", 0.0, 100.0, 20.0, step=1.0, key=f"contamination_{name}",
-                                help=metrics.PRESET_HELP["contamination"])
-    cont_value = metrics.threshold_for_rate(store.quantiles(name, view, "all"), cont / 100)
-    set_button(cont_btn, "Set rate", "contamination", cont_value)
-
-    ratio = cost_in.number_input(f"Missed {state.current_dataset().anomaly_word} costs × a false alarm", 0.0, 1e6, 10.0, step=1.0,
-                                 key=f"cost_ratio_{name}", help=metrics.COST_HELP)
-    cost_value = validation.min_cost_threshold(ratio, 1.0)
-    set_button(cost_btn, "Set cost", "cost", cost_value)
-    per_day = budget_in.columns(2)
-    alerts = per_day[0].number_input("Alerts/day", 0, 10**9, 100, step=10, key=f"budget_alerts_{name}",
-                                     help=metrics.ALERT_BUDGET_HELP)
-    records = per_day[1].number_input("Records/day", 1, 10**12, 1_000_000, step=10_000,
-                                      key=f"budget_records_{name}", help="How many records the detector sees a day.")
-    budget_value = validation.threshold_within_rate(min(alerts / records, 1.0))
-    set_button(budget_btn, "Set budget", "budget", budget_value)
-    st.caption(f"Chosen on the validation split ({view} view), whose class mix differs from the test split's: "
-               f"{fpr:g}% FPR there → {test_share(fpr_value)}; {cont:g}% contamination → {test_share(cont_value)}; "
-               f"cost {ratio:g}:1 → {test_share(cost_value)}; {alerts:,} alerts per {records:,} records "
-               f"→ {test_share(budget_value)}.")
+    else:
+        st.caption(note)
 
 
 def share_thresholds(names: list[str], view: str) -> None:
     """Export this view's thresholds to a file (`anodet score/stream --thresholds FILE`), or import one."""
     store = loaders.get_store(loaded=False)
     export, load = st.columns(2, vertical_alignment="bottom")
+    point = ui.operating_point()
+    document = thresholds.thresholds_document(ui.get_thresholds(names), view, store.hash,
+                                              operating_point=point.describe(), moved=ui.moved(names, view))
     export.download_button(
         "Export thresholds", key="export_thresholds", mime="application/json", icon=":material/download:",
-        file_name=f"anodet-thresholds-{view}.json", on_click="ignore", width="stretch",
-        data=lambda: thresholds.thresholds_document(ui.get_thresholds(names), view, store.hash),
-        help=f"Every detector's threshold under the {view} view, as this session has them, in a file that "
-             "`python -m anodet score --thresholds FILE` and `python -m anodet stream --thresholds FILE` read.")
+        file_name=f"anodet-thresholds-{view}.json", on_click="ignore", width="stretch", data=document,
+        help=f"Every detector's threshold in force under the {view} view (the operating point's, or moved by hand), "
+             "in a file that `python -m anodet score --thresholds FILE` and `python -m anodet stream --thresholds "
+             "FILE` read; it also records the operating point that chose them.")
 
     def _import() -> None:
         upload = st.session_state.get("import_thresholds")
@@ -213,6 +203,20 @@ for column, name in zip(st.columns(len(chosen)), chosen, strict=True):
             continue
         panel(name, view, compact=len(chosen) > 1, chosen=chosen)
         with st.container(border=True):
-            rate_presets(name, view, compact=len(chosen) > 1)
+            operating_point_box(name, view)
+if len(chosen) == 2 and dataset.labelled:
+    labels = {n: loaders.display_name(n) for n in chosen}
+    pair = board.pair_table(loaders.labels_or_normal("test", view), loaders.get_test_scores(),
+                            ui.get_thresholds(chosen), chosen[0], chosen[1], labels)
+    st.dataframe(pair, hide_index=True, key="explorer_pair", height=layout.table_height(len(pair)),
+                 column_config={"metric": st.column_config.TextColumn("", pinned=True),
+                                labels[chosen[0]]: st.column_config.NumberColumn(format="%.4f"),
+                                labels[chosen[1]]: st.column_config.NumberColumn(format="%.4f"),
+                                "difference": st.column_config.NumberColumn(
+                                    f"{labels[chosen[1]]} − {labels[chosen[0]]}", format="%+.4f"),
+                                "p": st.column_config.NumberColumn("p", format="%.3g")})
+    st.caption("The two detectors on the same test records at their thresholds in force: each difference with its "
+               "95 % interval and p-value (paired DeLong for ROC AUC, exact McNemar for recall and FPR, a paired "
+               "bootstrap for PR AUC). An interval that contains 0 is not a difference these records show.")
 with st.expander("Share these thresholds"):
     share_thresholds(names, view)

@@ -62,3 +62,12 @@ def kdd_frame(part):
         frame[f"label_{view}"] = y
     frame.index = part.record_id
     return frame
+
+
+def threshold_in_force(at, name: str, view: str) -> float:
+    """A detector's threshold in an AppTest session: moved by hand, else the operating point's (the default preset,
+    best F1, on the committed KDD store)."""
+    from anodet.store.core import Store
+
+    moved = at.session_state["thresholds"].get(view, {}) if "thresholds" in at.session_state else {}
+    return float(moved[name]) if name in moved else Store.open(ROOT / "models_store").default_threshold(name, view)

@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -21,6 +22,7 @@ from tests.conftest import kdd_frame
 from tests.threshold_control import control, release, sent
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
+ROOT_STORE = Path(__file__).resolve().parent.parent / "models_store"
 
 EXPLORER = "app_pages/threshold_explorer.py"
 FLAGGED = "app_pages/flagged_records.py"
@@ -60,8 +62,14 @@ def label_view_radio(at: AppTest):
 
 
 def threshold(at: AppTest, name: str = DETECTOR) -> float:
+    """The session's threshold in force: moved by hand, else the operating point's (the best-F1 preset here)."""
     view = at.session_state["label_view"] if "label_view" in at.session_state else "reference"
-    return at.session_state["thresholds"][view][name]
+    moved = at.session_state["thresholds"].get(view, {}) if "thresholds" in at.session_state else {}
+    if name in moved:
+        return moved[name]
+    from anodet.store.core import Store
+
+    return Store.open(ROOT_STORE).default_threshold(name, view)
 
 
 def grid_value(at: AppTest, share_flagged: float, name: str = DETECTOR, view: str = "reference") -> float:
@@ -97,7 +105,8 @@ def test_the_true_view_uses_the_true_views_own_thresholds(app, store):
     for name in store.names:
         label = store.entry(name).get("display_name", name)
         assert board.loc[label, "threshold"] == pytest.approx(store.default_threshold(name, "true")), name
-    assert any("threshold for the **true** view" in c.value for c in app.caption)
+    assert any("labels in the **true** view" in c.value and "each detector's best-F1 threshold" in c.value.replace(
+        "\\", "") for c in app.caption)
 
 
 def test_every_chart_lists_the_detectors_in_the_leaderboards_order(app):
@@ -127,10 +136,15 @@ def test_comparing_two_detectors_lists_what_each_flags_alone(app, store):
     assert f"**PCA · kdd18 flags, Isolation Forest · kdd18 passes**: {pca_only:,} records" in said
     assert f"**Isolation Forest · kdd18 flags, PCA · kdd18 passes**: {forest_only:,} records" in said
     board = table_with(app, "threshold").set_index("detector")
-    deltas = next(d.value for d in app.dataframe
-                  if "roc_auc" in d.value.columns and "threshold" not in d.value.columns).set_index("detector")
-    assert deltas.loc["Isolation Forest · kdd18 − PCA · kdd18", "roc_auc"] == pytest.approx(
+    deltas = next(d.value for d in app.dataframe if "difference" in d.value.columns).set_index("metric")
+    auc = deltas.loc["ROC AUC"]
+    assert auc["difference"] == pytest.approx(
         board.loc["Isolation Forest · kdd18", "roc_auc"] - board.loc["PCA · kdd18", "roc_auc"])
+    low, high = (float(v) for v in auc["95 % CI"].split(" … "))
+    assert low <= auc["difference"] <= high and 0 <= auc["p"] <= 1  # a paired interval and test beside it
+    recall = deltas.loc["Recall at the threshold"]
+    assert recall["difference"] == pytest.approx(
+        board.loc["Isolation Forest · kdd18", "recall"] - board.loc["PCA · kdd18", "recall"])
 
 
 def test_clicking_an_agreement_cell_compares_that_pair(app):
@@ -193,7 +207,7 @@ def test_a_released_threshold_becomes_the_sessions_and_the_page_agrees(app, spli
     assert threshold(app) == value
     flagged = np.mean(_scores()[DETECTOR] >= value)
     assert flagged == pytest.approx(0.5, abs=0.01)
-    assert f"threshold **{value:.6g}**, flags {flagged:.1%} of the test records" in in_force(app)
+    assert f"threshold **{value:.6g}** (moved by hand), flags {flagged:.1%} of the test records" in in_force(app)
     assert sent(app)["threshold"] == value  # the control is told, so it stays where it was released
 
 
@@ -207,6 +221,17 @@ def test_an_unusable_released_value_changes_nothing(app):
         state.json_value = json.dumps({"threshold": {"value": bad, "at": 1}})
         app._run(states)
         assert not problems(app) and threshold(app) == before
+
+
+def _validation_scores() -> dict[str, np.ndarray]:
+    """The validation scores the dashboard chooses thresholds on (what the page's session shares)."""
+    from anodet.datasets.kdd import load_splits
+    from anodet.scoring import cache
+    from anodet.scoring.core import score_frame
+    from anodet.store.core import Store
+
+    store = Store.open(ROOT_STORE)
+    return cache.split_scores(store, load_splits(), "validation", lambda f: score_frame(store, f))[0]
 
 
 def _scores() -> dict[str, np.ndarray]:
@@ -227,15 +252,59 @@ def test_each_validation_preset_sets_its_threshold(app, store, preset):
     assert leaderboard.PRESET_LABELS[preset] in in_force(app)
 
 
-@pytest.mark.parametrize(("preset", "field", "kind"), [("target_fpr", "target_fpr", "normal"),
-                                                       ("contamination", "contamination", "all")])
-def test_rate_presets_use_the_rate_the_user_typed(app, store, preset, field, kind):
+def choose_point(at: AppTest, kind: str, **values: float) -> AppTest:
+    """Choose an operating point in the sidebar as a user does: the kind, its numbers, then Apply."""
+    at.sidebar.selectbox(key="op_kind").set_value(kind).run()
+    inputs = {n.label: n for n in at.sidebar.number_input}
+    for label, value in values.items():
+        inputs[label].set_value(value)
+    next(b for b in at.sidebar.button if b.label == "Apply to every detector").click().run()
+    assert not problems(at), problems(at)
+    return at
+
+
+def test_an_operating_point_sets_every_detectors_threshold_on_the_validation_normals(app, store, splits):
+    """Issue 27: the analyst's FPR of 0.01 %, chosen once, applied to every detector; the headline names the detector
+    that catches most there, with its counts, and the split's resolution is said."""
+    choose_point(app, "fpr", **{"Target FPR (%)": 0.01})
+    y_val = splits.validation.label("reference")
+    validation = {n: s for n, s in _validation_scores().items()}
+    board = table_with(app, "roc_auc").set_index("detector")
+    for name in store.names:
+        normals = np.sort(validation[name][y_val == 0])
+        t = board.loc[store.entry(name)["display_name"], "threshold"]
+        assert np.mean(normals >= t) <= 1e-4 and np.mean(normals >= normals[normals < t].max()) > 1e-4, name
+    detectors = board[~board["uses_labels"]]
+    assert detectors.index[0] == "PCA · kdd18" and detectors["recall"].iloc[0] == detectors["recall"].max()
+    said = " ".join(m.value for m in app.markdown)
+    assert "**PCA · kdd18** catches the most: **163 of 2,000 attacks**" in said
+    assert "**0 of 8,000** false alarms" in said
+    assert any("finer than the 8,000 normal test records" in i.value for i in app.info)
+    assert app.query_params["op"] == "fpr" and float(app.query_params["fpr"]) == pytest.approx(1e-4)
+
+
+def test_an_alert_budget_means_alerts_on_normal_traffic(app, store):
+    """The budget preset took 0.01 % of every validation record (74.5 % attacks) and flagged nothing; 50 alerts a
+    day for 500,000 records is an FPR of 0.01 % on normal records."""
+    choose_point(app, "fpr", **{"Target FPR (%)": 0.01})
+    by_fpr = table_with(app, "roc_auc").set_index("detector")["threshold"]
+    choose_point(app, "budget", **{"Alerts/day": 50.0, "Records/day": 500_000.0})
+    board = table_with(app, "roc_auc").set_index("detector")
+    pd.testing.assert_series_equal(board["threshold"], by_fpr.loc[board.index])
+    assert (board["flagged"] > 0).sum() > len(board) / 2
+    assert board["alerts_per_day"].iloc[0] == pytest.approx(500_000 * board["fpr"].iloc[0])
+
+
+def test_a_threshold_moved_by_hand_stays_until_the_operating_point_changes(app, store):
     goto(app, EXPLORER)
-    app.number_input(key=f"{field}_{DETECTOR}").set_value(5.0).run()
-    app.button(key=f"preset_{preset}_{DETECTOR}").click().run()
-    assert not problems(app)
-    expected = metrics.threshold_for_rate(store.quantiles(DETECTOR, "reference", kind), 0.05)
-    assert threshold(app) == pytest.approx(expected)
+    release(app, grid_value(app, 0.3))
+    moved_to = threshold(app)
+    assert "(moved by hand)" in in_force(app)
+    goto(app, OVERVIEW)
+    assert table_with(app, "roc_auc").set_index("detector").loc["Autoencoder · kdd18", "threshold"] == moved_to
+    choose_point(app, "cost", **{"A missed attack costs × a false alarm": 5.0})
+    board = table_with(app, "roc_auc").set_index("detector")
+    assert board.loc["Autoencoder · kdd18", "threshold"] != moved_to  # a new point: every detector follows it
 
 
 def test_the_threshold_chosen_in_the_explorer_is_used_on_every_page(app, store):
@@ -411,10 +480,12 @@ def test_presets_say_their_value_and_test_share_and_the_page_says_which_is_in_fo
     buttons = {p["key"]: p for p in sent(app)["presets"]}
     assert buttons["best_f1"]["label"] == "Best F1 (default)"  # the default threshold is the view's best F1
     assert f"{presets['best_f1']:.6g}" in buttons["best_f1"]["help"] and "of the test records" in buttons["best_f1"]["help"]
-    assert "Best F1" in in_force(app)
+    assert "Best F1" in in_force(app) and "the operating point's" in in_force(app)
     release(app, grid_value(app, 0.9))
-    assert "your own threshold" in in_force(app)
-    assert any("class mix differs" in c.value for c in app.caption)
+    assert "moved by hand" in in_force(app)
+    assert app.button(key=f"op_back_{DETECTOR}").label == "Back to the operating point"
+    app.button(key=f"op_back_{DETECTOR}").click().run()
+    assert threshold(app) == store.default_threshold(DETECTOR, "reference")
     if np.isclose(presets["best_accuracy"], presets["best_f1"]):
         assert "The same value as Best F1" in buttons["best_accuracy"]["help"]
 

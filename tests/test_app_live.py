@@ -14,7 +14,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from anodet.app.live import OutsideAlertsDir, Replay, alerts_frame, resolve_alert_path
-from tests.conftest import kdd_frame
+from tests.conftest import threshold_in_force
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = str(ROOT / "app.py")
@@ -68,7 +68,7 @@ def view_of(at: AppTest) -> str:
 
 
 def replay_threshold(at: AppTest) -> float:
-    return at.session_state["thresholds"][view_of(at)][at.session_state["live_detector"]]
+    return threshold_in_force(at, at.session_state["live_detector"], view_of(at))
 
 
 def test_replay_starts_runs_pauses_and_stops(app, clock):
@@ -134,7 +134,7 @@ def test_switching_the_label_view_keeps_the_replays_place_and_says_so(app, clock
     replay = at.session_state["live_replay"]
     assert replay.position == position and count(metric(at, "Records")) == position
     assert any("label view changed to **true**" in i.value for i in at.info)
-    threshold = at.session_state["thresholds"]["true"][at.session_state["live_detector"]]
+    threshold = threshold_in_force(at, at.session_state["live_detector"], "true")
     assert replay.flagged == int((replay.scores[:position] >= threshold).sum())
 
 
@@ -175,10 +175,13 @@ def test_an_alert_opens_its_record_in_flagged_records(app, clock, splits):
     at.button(key="live_pause").click().run()
     replay = at.session_state["live_replay"]
     newest = replay.latest_alerts(replay_threshold(at), 1)[0]
+    record = splits.test.record_id[newest["position"]]
+    table = next(d for d in at.dataframe if d.key and d.key.startswith("live_alerts"))
+    assert table.value["id"].iloc[0] == str(record)  # the alert row names the record as Flagged records does
     _select_newest_alert(at)
     at.button(key="live_open_record").click().run()
     assert not problems(at), problems(at)
-    assert at.subheader[-1].value == f"Record {kdd_frame(splits.test).index[newest['position']]}"
+    assert at.subheader[-1].value == f"Record {record}"
 
 
 def test_opening_an_alert_pauses_the_running_replay_until_the_user_is_back(app, clock, splits):
@@ -308,9 +311,22 @@ def test_the_live_threshold_control_sets_the_threshold_every_page_uses(app):
     from tests.threshold_control import release, sent
 
     data = sent(app, "autoencoder", "reference", prefix="live_control")
-    assert data["compact"] is True and data["threshold"] == app.session_state["thresholds"]["reference"]["autoencoder"]
+    assert data["compact"] is True and data["threshold"] == threshold_in_force(app, "autoencoder", "reference")
     grid = data["grid"]
     value = float(grid["score"].iloc[len(grid) // 2])
     release(app, value, "autoencoder", "reference", prefix="live_control")
     assert app.session_state["thresholds"]["reference"]["autoencoder"] == value
     assert app.number_input(key="live_threshold_autoencoder_reference").value == value  # the typed box follows
+
+
+def test_the_live_monitor_starts_on_the_detector_and_threshold_in_force(store):
+    """Issue 27: after tuning a detector elsewhere, the Live monitor opens on it, at its threshold in force."""
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(APP, default_timeout=180)
+    at.session_state["focus_detector"] = "pca"  # looked at last, e.g. in the threshold explorer
+    at.session_state["thresholds"] = {"reference": {"pca": 0.02}}
+    at.switch_page(LIVE).run()
+    assert not problems(at), problems(at)
+    assert at.selectbox(key="live_detector").value == "pca"
+    assert replay_threshold(at) == 0.02

@@ -120,11 +120,13 @@ def score_histogram(bins: HistogramBins, threshold: float | None = None, log_cou
 
 def roc_figure(curves: dict[str, tuple[np.ndarray, np.ndarray]], aucs: dict[str, float] | None = None,
                points: dict[str, tuple[float, float]] | None = None, title: str = "ROC curves",
-               log_fpr: bool = False) -> go.Figure:
+               log_fpr: bool = False, min_fpr: float = 1e-3, shown: set[str] | None = None,
+               target_fpr: float | None = None) -> go.Figure:
     """ROC curves (false-positive rate vs detection rate), overlaid, each with its operating point.
 
-    ``log_fpr`` puts the false-positive rate on a log axis (0.1% to 100%): good detectors all
-    hug the top-left corner, and the low-FPR region is where they differ.
+    ``log_fpr`` puts the false-positive rate on a log axis from ``min_fpr`` (the split's resolution) to 100 %:
+    good detectors all hug the top-left corner, and the low-FPR region is where they differ. ``shown``: the
+    curves drawn at first (the others are one legend click away); ``target_fpr``: a line at the operating point.
     """
     single = len(curves) == 1
     data: list[dict] = [] if log_fpr else [
@@ -133,21 +135,28 @@ def roc_figure(curves: dict[str, tuple[np.ndarray, np.ndarray]], aucs: dict[str,
     for i, (name, (fpr, tpr)) in enumerate(curves.items()):
         colour = ATTACK_COLOUR if single else _PALETTE[i % len(_PALETTE)]
         label = f"{name} (AUC {aucs[name]:.3f})" if aucs and name in aucs else name
-        data.append({"type": "scatter", "x": fpr, "y": tpr, "mode": "lines", "name": label,
+        visible: bool | str = True if shown is None or name in shown else "legendonly"
+        x = np.maximum(np.asarray(fpr, float), min_fpr / 2) if log_fpr else fpr  # FPR 0 drawn at the axis' edge
+        data.append({"type": "scatter", "x": x, "y": tpr, "mode": "lines", "name": label, "visible": visible,
                      "legendgroup": name, "line": {"color": colour, "width": 2},
-                     "hovertemplate": "FPR %{x:.3f}<br>detection rate %{y:.3f}<extra>" + name + "</extra>"})
+                     "hovertemplate": "FPR %{x:.3%}<br>detection rate %{y:.3f}<extra>" + name + "</extra>"})
         if points and name in points:
             px, py = points[name]
-            data.append({"type": "scatter", "x": [px], "y": [py], "mode": "markers", "legendgroup": name,
+            data.append({"type": "scatter", "x": [max(px, min_fpr / 2) if log_fpr else px], "y": [py],
+                         "mode": "markers", "legendgroup": name, "visible": visible,
                          "showlegend": False, "name": f"{name} at threshold",
                          "marker": {**OPERATING_POINT, "color": colour if not single else THRESHOLD_COLOUR},
-                         "hovertemplate": "at threshold: FPR %{x:.3f}, detection rate %{y:.3f}<extra>" + name + "</extra>"})
+                         "hovertemplate": f"at threshold: FPR {px:.3%}, detection rate %{{y:.3f}}<extra>{name}</extra>"})
     xaxis: dict[str, Any] = {"title": {"text": "false-positive rate" + (" (log scale)" if log_fpr else "")},
                              "range": [0, 1]}
     if log_fpr:
-        xaxis.update({"type": "log", "range": [-3, 0], **LOG_FPR_TICKS})
+        low = float(np.floor(np.log10(min_fpr / 2) * 4) / 4)
+        xaxis.update({"type": "log", "range": [low, 0], **LOG_FPR_TICKS})
     layout = {"title": _title(title), "height": 340, "xaxis": xaxis,
               "yaxis": {"title": {"text": "detection rate (recall)"}, "range": [0, 1.02]}}
+    if target_fpr:
+        layout["shapes"] = [{"type": "line", "x0": target_fpr, "x1": target_fpr, "y0": 0, "y1": 1, "yref": "paper",
+                             "line": {"color": THRESHOLD_COLOUR, "dash": "dash", "width": 1.5}}]
     if single:
         layout["showlegend"] = False
     else:
@@ -200,16 +209,27 @@ def curves_figure(roc: tuple[np.ndarray, np.ndarray], pr: tuple[np.ndarray, np.n
 
 
 def rate_heatmap(detectors: Sequence[str], categories: Sequence[str], rates: np.ndarray,
-                 title: str = "Detection rate per attack category", positive: str = "attack") -> go.Figure:
-    """Share of each category's records flagged (rows detectors, columns categories), 0–1."""
+                 title: str = "Detection rate per attack category", positive: str = "attack",
+                 counts: Sequence[int] | None = None) -> go.Figure:
+    """Share of each category's records flagged (rows detectors, columns categories), 0–1; with ``counts`` (the
+    records of each category), the hover says how many were flagged and the rate's 95 % Wilson interval."""
+    from anodet.evaluation.intervals import wilson
+
     rates = np.asarray(rates, dtype=float)
     text = [[("–" if np.isnan(v) else f"{v:.0%}") for v in row] for row in rates]
-    data = [{"type": "heatmap", "z": rates, "x": list(categories), "y": list(detectors), "text": text,
-             "texttemplate": "%{text}", "zmin": 0, "zmax": 1,
-             "colorscale": [[0, "#fff5f0"], [1, ATTACK_COLOUR]],
-             "colorbar": {"title": {"text": "flagged"}, "tickformat": ".0%"},
-             "hovertemplate": "%{y}<br>%{x}: %{text} flagged<extra></extra>"}]
-    return _figure(data, {
+    data: dict[str, Any] = {"type": "heatmap", "z": rates, "x": list(categories), "y": list(detectors), "text": text,
+                            "texttemplate": "%{text}", "zmin": 0, "zmax": 1,
+                            "colorscale": [[0, "#fff5f0"], [1, ATTACK_COLOUR]],
+                            "colorbar": {"title": {"text": "flagged"}, "tickformat": ".0%"},
+                            "hovertemplate": "%{y}<br>%{x}: %{text} flagged<extra></extra>"}
+    if counts is not None:
+        n = np.broadcast_to(np.asarray(counts, dtype=float), rates.shape)
+        k = np.round(np.nan_to_num(rates) * n)
+        low, high = wilson(k, n)
+        data["customdata"] = np.dstack([k, n, np.nan_to_num(low), np.nan_to_num(high)])
+        data["hovertemplate"] = ("%{y}<br>%{x}: %{customdata[0]:,.0f} of %{customdata[1]:,.0f} flagged (%{text}; "
+                                 "95 % CI %{customdata[2]:.0%} – %{customdata[3]:.0%})<extra></extra>")
+    return _figure([data], {
         "title": _title(title), "height": 120 + 32 * len(detectors),
         "xaxis": {"title": {"text": f"{positive} category (records in the test split)"}, "side": "bottom"},
         "yaxis": {"autorange": "reversed"},

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import streamlit as st
 
 from anodet.app import figures
@@ -21,8 +22,9 @@ from anodet.datasets import catalog
 from anodet.datasets.errors import DatasetError
 from anodet.datasets.model import Splits
 from anodet.detectors import explain
-from anodet.evaluation import leaderboard
+from anodet.evaluation import comparison, leaderboard, operating
 from anodet.evaluation.metrics import ThresholdCurve
+from anodet.evaluation.operating import OperatingPoint
 from anodet.scoring import cache as score_cache
 from anodet.scoring import core as scorer
 from anodet.store.core import MANIFEST, Store, StoreError
@@ -211,6 +213,33 @@ def get_validation_curves(view: str) -> dict[str, ThresholdCurve]:
 def get_curve_summaries(view: str) -> dict[str, leaderboard.CurveSummary]:
     """Per detector, ROC/PR AUCs and light curves on the test split (shared by all sessions)."""
     return _curve_summaries(_root(), _manifest_hash(), view)
+
+
+@st.cache_resource(max_entries=32, show_spinner="Choosing each detector's threshold for the operating point…")
+def _op_thresholds(root: str, manifest_hash: str, view: str, point: OperatingPoint) -> dict[str, float]:
+    store = _open_store(root, manifest_hash)
+    validation = None if point.kind == "preset" else _validation_curves(root, manifest_hash, view)
+    return operating.thresholds_for(point, store.names, validation,
+                                    {n: store.thresholds(n, view) for n in store.names})
+
+
+def get_op_thresholds(view: str, point: OperatingPoint) -> dict[str, float]:
+    """Every detector's threshold for an operating point, chosen on the validation split (shared by all sessions)."""
+    return _op_thresholds(_root(), _manifest_hash(), view, point)
+
+
+@st.cache_resource(max_entries=16, show_spinner="Computing intervals and ties…")
+def _threshold_free(root: str, manifest_hash: str, view: str, max_fpr: float | None) -> pd.DataFrame:
+    store = _open_store(root, manifest_hash)
+    scores = _test_scores(root, manifest_hash)
+    return comparison.threshold_free(_labels("test", view), scores, {n: store.uses_labels(n) for n in scores},
+                                     max_fpr)
+
+
+def get_threshold_free(view: str, max_fpr: float | None) -> pd.DataFrame:
+    """Per detector: ROC AUC and PR AUC intervals, ties with the best, partial AUC intervals up to ``max_fpr``
+    (:func:`anodet.evaluation.comparison.threshold_free`), computed once per store, view and FPR."""
+    return _threshold_free(_root(), _manifest_hash(), view, max_fpr)
 
 
 @st.cache_resource(max_entries=4)

@@ -21,6 +21,7 @@ from anodet.datasets import catalog
 from anodet.datasets.errors import DatasetError
 from anodet.datasets.kdd import DataError
 from anodet.evaluation import leaderboard, metrics
+from anodet.evaluation.operating import OperatingPoint, OperatingPointError
 from anodet.store.core import StoreError
 from anodet.textsafe import markdown_text
 
@@ -96,12 +97,46 @@ def session_thresholds(view: str | None = None) -> dict[str, float]:
 
 
 def get_threshold(name: str, view: str | None = None) -> float:
-    """The session's threshold for a detector under a label view; the validation best-F1 one until set."""
+    """The session's threshold for a detector under a label view: one moved by hand, else the operating
+    point's (chosen on the validation split; the store's default preset until the user chooses a point)."""
     view = view or label_view()
     chosen = session_thresholds(view)
-    if name not in chosen:
-        chosen[name] = get_store(loaded=False).default_threshold(name, view)
-    return float(chosen[name])
+    if name in chosen:
+        return float(chosen[name])
+    return float(op_thresholds(view).get(name, get_store(loaded=False).default_threshold(name, view)))
+
+
+def moved(names: Sequence[str], view: str | None = None) -> list[str]:
+    """The detectors whose threshold was moved by hand away from the operating point's in this view."""
+    chosen = session_thresholds(view)
+    return [n for n in names if n in chosen]
+
+
+OP_KEY = "operating_point"
+"""Session key of the operating point (:class:`anodet.evaluation.operating.OperatingPoint`), one per session."""
+OP_PARAMS = ("op", "preset", "fpr", "alerts", "records", "share", "cost")
+
+
+def operating_point() -> OperatingPoint:
+    """The session's operating point: the one chosen in the sidebar, else the store's default preset."""
+    point = st.session_state.get(OP_KEY)
+    if isinstance(point, OperatingPoint):
+        if point.kind == "preset" or current_dataset().labelled:
+            return point
+    return OperatingPoint("preset", preset=get_store(loaded=False).default_preset)
+
+
+def set_operating_point(point: OperatingPoint) -> None:
+    """Make ``point`` the session's operating point: every detector's threshold follows it (hand-moved ones too)."""
+    st.session_state[OP_KEY] = point
+    st.session_state[THRESHOLDS_KEY] = {}
+
+
+def op_thresholds(view: str) -> dict[str, float]:
+    """Every detector's threshold for the session's operating point under ``view`` (shared by all sessions)."""
+    from anodet.app.loaders import get_op_thresholds
+
+    return get_op_thresholds(view, operating_point())
 
 
 def set_threshold(name: str, value: float, view: str | None = None) -> None:
@@ -143,6 +178,12 @@ def apply_url_state() -> None:
             st.session_state[LABEL_VIEW_KEY] = view
         else:
             problems.append(f"the label view {markdown_text(view)} is not one of {', '.join(views)}")
+    if params.get("op") is not None:
+        try:
+            st.session_state[OP_KEY] = OperatingPoint.from_params({k: params.get(k) for k in OP_PARAMS
+                                                                    if params.get(k) is not None})
+        except OperatingPointError as exc:
+            problems.append(f"operating point cannot be used ({markdown_text(exc)})")
     wanted = [params.get("detector"), params.get("compare")]
     thresholds = params.get_all("threshold")
     if not any(wanted) and not thresholds:
@@ -183,10 +224,24 @@ def set_explorer_url(detectors: Sequence[str], view: str) -> None:
     dataset = current_dataset()
     wanted = {"dataset": [] if dataset.builtin else [dataset.key], "view": [view], "detector": [detectors[0]],
               "compare": list(detectors[1:2]),
-              "threshold": [f"{n}:{get_threshold(n, view)!r}" for n in detectors]}
+              "threshold": [f"{n}:{get_threshold(n, view)!r}" for n in detectors if n in moved(detectors, view)],
+              **{k: [v] for k, v in operating_point().to_params().items()}}
     if all(st.query_params.get_all(k) == v for k, v in wanted.items()) and set(st.query_params) <= set(wanted):
         return
     st.query_params.from_dict({k: v for k, v in wanted.items() if v})
+
+
+def keep_point_in_url() -> None:
+    """Keep the operating point (and the dataset and view) in the page's link, whatever else the page keeps."""
+    dataset = current_dataset()
+    wanted = {**({"dataset": dataset.key} if not dataset.builtin else {}), "view": label_view(),
+              **operating_point().to_params()}
+    stale = [k for k in OP_PARAMS if k in st.query_params and k not in wanted]
+    if all(st.query_params.get(k) == v for k, v in wanted.items()) and not stale:
+        return
+    for key in stale:
+        del st.query_params[key]
+    st.query_params.update(wanted)
 
 
 def show_failure(exc: Exception) -> None:
@@ -207,3 +262,58 @@ def selected(event: Any, kind: str) -> list[Any]:
     """The selected ``kind`` ("rows" or "points") of a dataframe's or chart's selection event ([] when none)."""
     selection = (event or {}).get("selection") or {}
     return list(selection.get(kind) or [])
+
+
+OP_KINDS = {"preset": "A preset (chosen on validation)", "fpr": "A target false-positive rate",
+            "budget": "An alert budget", "cost": "A cost ratio"}
+
+
+def operating_point_switch() -> OperatingPoint:
+    """The sidebar's operating point: one choice for the session, applied to every detector on every page."""
+    point = operating_point()
+    dataset = current_dataset()
+    store = get_store(loaded=False)
+    kinds = list(OP_KINDS) if dataset.labelled else ["preset"]
+    box = st.sidebar.container(border=True)
+    box.markdown("**Operating point**", help="Where you work. Every detector's threshold is chosen for it on the "
+                                             "validation split, and every page judges the detectors there. Moving one "
+                                             "detector's threshold in the threshold explorer overrides it for that "
+                                             "detector only.")
+    if st.session_state.get("op_kind") not in kinds:
+        st.session_state["op_kind"] = point.kind if point.kind in kinds else "preset"
+    kind = box.selectbox("Choose thresholds by", kinds, key="op_kind", format_func=OP_KINDS.__getitem__,
+                         label_visibility="collapsed")
+    with box.form("op_form", border=False):
+        presets = list(store.thresholds(store.names[0], label_view())) if store.names else [store.default_preset]
+        values: dict[str, Any] = {}
+        if kind == "preset":
+            values["preset"] = st.selectbox("Preset", presets, index=presets.index(point.preset)
+                                            if point.kind == "preset" and point.preset in presets else
+                                            presets.index(store.default_preset) if store.default_preset in presets
+                                            else 0, format_func=lambda p: leaderboard.PRESET_LABELS.get(p, p))
+        elif kind == "fpr":
+            values["fpr"] = st.number_input("Target FPR (%)", 0.0, 100.0, point.fpr * 100, step=0.01, format="%.4g",
+                                            help=metrics.PRESET_HELP["target_fpr"]) / 100
+        elif kind == "budget":
+            a, r = st.columns(2)
+            values["alerts_per_day"] = a.number_input("Alerts/day", 0.0, 1e9, point.alerts_per_day, step=10.0,
+                                                      format="%g")
+            values["records_per_day"] = r.number_input("Records/day", 1.0, 1e12, point.records_per_day,
+                                                       step=10_000.0, format="%g")
+            values["attack_share"] = st.number_input(
+                f"Expected {dataset.words.positives} (%)", 0.0, 99.0, point.attack_share * 100, step=1.0,
+                help=f"The share of the daily records you expect to be {dataset.words.positives}: only the rest can "
+                     "raise false alarms.") / 100
+        else:
+            values["cost_ratio"] = st.number_input(f"A missed {dataset.words.positive} costs × a false alarm", 0.0,
+                                                   1e6, point.cost_ratio, step=1.0, format="%g",
+                                                   help=metrics.COST_HELP)
+        if st.form_submit_button("Apply to every detector", width="stretch"):
+            try:
+                set_operating_point(OperatingPoint(kind, **values))
+            except OperatingPointError as exc:
+                st.error(markdown_text(exc))
+            else:
+                st.rerun()
+    box.caption(markdown_text(operating_point().describe().capitalize()) + ".")
+    return operating_point()

@@ -59,22 +59,26 @@ def uncertainty(y: np.ndarray, scores: Mapping[str, np.ndarray], board: pd.DataF
                 at_point: pd.DataFrame | None = None, max_fpr: float | None = None,
                 resamples: int = RESAMPLES, seed: int = 0) -> pd.DataFrame:
     """Interval and tie columns for the rows of ``board`` (:func:`anodet.evaluation.leaderboard.leaderboard`),
-    and for the operating-point columns of ``at_point`` (:func:`anodet.evaluation.operating.at_point`).
+    and for the operating-point columns of ``at_point`` (:func:`anodet.evaluation.operating.at_point`):
+    :func:`threshold_free` joined with :func:`at_thresholds`."""
+    supervised = board["uses_labels"].astype(bool).to_dict()
+    free = threshold_free(y, {n: scores[n] for n in board.index}, supervised, max_fpr, resamples, seed)
+    return free.join(at_thresholds(y, scores, board, at_point))
 
-    Columns: ``roc_auc_ci_low/high``, ``roc_auc_tied`` (not beaten by the best detector: DeLong, Holm),
-    ``pr_auc_ci_low/high``, ``precision/recall/fpr_ci_low/high`` (Wilson, at each detector's threshold) and,
-    with an operating point, ``recall_at_op_ci_low/high``, ``fpr_at_op_ci_low/high``, ``pauc_ci_low/high`` and
-    ``op_tied`` (not significantly fewer attacks caught than the best detector there: McNemar, Holm). The
-    supervised ceiling is never "the best"; ties are among detectors that do not learn from labels.
-    """
-    names = list(board.index)
+
+def threshold_free(y: np.ndarray, scores: Mapping[str, np.ndarray], supervised: Mapping[str, bool],
+                   max_fpr: float | None = None, resamples: int = RESAMPLES, seed: int = 0) -> pd.DataFrame:
+    """What does not depend on thresholds (the dashboard computes it once per store and view): ``roc_auc_ci_low/
+    high``, ``roc_auc_tied`` (not beaten by the best detector: paired DeLong, Holm), ``pr_auc_ci_low/high`` and,
+    with ``max_fpr``, ``pauc_ci_low/high`` (stratified bootstrap). The supervised ceiling is never "the best"."""
+    names = list(scores)
     y = np.asarray(y)
     matrix = {n: np.asarray(scores[n], dtype=np.float64) for n in names}
-    out = pd.DataFrame(index=board.index)
-    detectors = [n for n in names if not bool(board.loc[n, "uses_labels"])]
+    out = pd.DataFrame(index=pd.Index(names, name="name"))
     aucs = intervals.delong(y, matrix, LEVEL)
     out["roc_auc_ci_low"], out["roc_auc_ci_high"] = aucs.low, aucs.high
     out["roc_auc_tied"] = False
+    detectors = [n for n in names if not supervised.get(n, False)]
     if detectors:
         best = max(detectors, key=lambda n: aucs.auc[aucs.index(n)])
         ties = intervals.ties_with_best(intervals.delong(y, {n: matrix[n] for n in detectors}, LEVEL), best)
@@ -85,24 +89,36 @@ def uncertainty(y: np.ndarray, scores: Mapping[str, np.ndarray], board: pd.DataF
     boot = intervals.bootstrap(y, matrix, stats, n_resamples=resamples, seed=seed, level=LEVEL)
     for key, result in boot.items():
         out[f"{key}_ci_low"], out[f"{key}_ci_high"] = result.low, result.high
+    return out
+
+
+def at_thresholds(y: np.ndarray, scores: Mapping[str, np.ndarray], board: pd.DataFrame,
+                  at_point: pd.DataFrame | None = None) -> pd.DataFrame:
+    """What depends on thresholds: Wilson intervals of ``precision``, ``recall`` and ``fpr`` at each detector's
+    threshold in ``board`` and, with ``at_point``, of ``recall_at_op`` and ``fpr_at_op``, and ``op_tied`` (not
+    significantly fewer attacks caught than the best detector there: exact McNemar, Holm)."""
+    names = list(board.index)
+    out = pd.DataFrame(index=board.index)
     counts = board.assign(attacks=board["tp"] + board["fn"], normals=board["fp"] + board["tn"],
                           flagged_n=board["tp"] + board["fp"])
     for column, values in _wilson_columns(counts, "", {"recall": ("tp", "attacks"), "fpr": ("fp", "normals"),
                                                         "precision": ("tp", "flagged_n")}).items():
         out[column] = values
-    if at_point is not None:
-        op = at_point.loc[names]
-        op = op.assign(attacks=op["tp_at_op"] + op["fn_at_op"], normals=op["fp_at_op"] + op["tn_at_op"])
-        for column, values in _wilson_columns(op, "_at_op", {"recall": ("tp_at_op", "attacks"),
-                                                             "fpr": ("fp_at_op", "normals")}).items():
-            out[column] = values
-        out["op_tied"] = False
-        if detectors:
-            attacks = y == 1
-            caught = {n: matrix[n][attacks] >= op.loc[n, "threshold_at_op"] for n in detectors}
-            best = max(detectors, key=lambda n: (op.loc[n, "recall_at_op"], -op.loc[n, "fpr_at_op"]))
-            adjusted = ties_at_point(caught, best)
-            out.loc[[best, *(n for n, q in adjusted.items() if q > 0.05)], "op_tied"] = True
+    if at_point is None:
+        return out
+    op = at_point.loc[names]
+    op = op.assign(attacks=op["tp_at_op"] + op["fn_at_op"], normals=op["fp_at_op"] + op["tn_at_op"])
+    for column, values in _wilson_columns(op, "_at_op", {"recall": ("tp_at_op", "attacks"),
+                                                         "fpr": ("fp_at_op", "normals")}).items():
+        out[column] = values
+    out["op_tied"] = False
+    detectors = [n for n in names if not bool(board.loc[n, "uses_labels"])]
+    if detectors:
+        attacks = np.asarray(y) == 1
+        caught = {n: np.asarray(scores[n])[attacks] >= op.loc[n, "threshold_at_op"] for n in detectors}
+        best = max(detectors, key=lambda n: (op.loc[n, "recall_at_op"], -op.loc[n, "fpr_at_op"]))
+        adjusted = ties_at_point(caught, best)
+        out.loc[[best, *(n for n, q in adjusted.items() if q > 0.05)], "op_tied"] = True
     return out
 
 

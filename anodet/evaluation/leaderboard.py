@@ -45,7 +45,7 @@ def curve_summary(y: np.ndarray, scores: np.ndarray, max_points: int = 300) -> C
     (fpr, tpr), (recall, precision), roc_auc, pr_auc = metrics.curves(y, scores)
     return CurveSummary(
         roc_auc=roc_auc, pr_auc=pr_auc,
-        roc=downsample_curve(fpr, tpr, max_points), pr=downsample_curve(recall, precision, max_points),
+        roc=downsample_curve(fpr, tpr, max_points, log_x=True), pr=downsample_curve(recall, precision, max_points),
         base_rate=float(np.mean(np.asarray(y) == 1)),
     )
 

@@ -299,10 +299,22 @@ def summary(y: np.ndarray, scores: np.ndarray, threshold: float) -> dict[str, fl
     return {"roc_auc": roc_auc(y, scores), "pr_auc": pr_auc(y, scores), **metrics_at(y, scores, threshold)}
 
 
-def downsample_curve(x: np.ndarray, y: np.ndarray, max_points: int = 300) -> tuple[np.ndarray, np.ndarray]:
-    """At most ``max_points`` points of a curve (first and last kept) so charts stay light to send."""
+def downsample_curve(x: np.ndarray, y: np.ndarray, max_points: int = 300,
+                     log_x: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """At most ``max_points`` points of a curve (first and last kept) so charts stay light to send.
+
+    ``log_x`` (a ROC curve drawn on a log FPR axis): half the points are spread evenly in log10(x), so the
+    low false-positive rates keep their detail.
+    """
     x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
     if len(x) <= max_points:
         return x, y
-    keep = np.unique(np.linspace(0, len(x) - 1, max_points).round().astype(int))
+    keep = np.linspace(0, len(x) - 1, max_points // 2 if log_x else max_points).round().astype(int)
+    if log_x:
+        positive = x[x > 0]
+        if len(positive):
+            targets = np.logspace(np.log10(positive.min()), 0, max_points // 2)
+            keep = np.r_[keep, np.searchsorted(x, targets, side="left").clip(0, len(x) - 1),
+                         np.flatnonzero(x > 0)[:1]]
+    keep = np.unique(keep)
     return x[keep], y[keep]

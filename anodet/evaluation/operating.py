@@ -23,9 +23,9 @@ import pandas as pd
 from anodet.evaluation.metrics import ThresholdCurve
 
 KINDS = ("preset", "fpr", "budget", "cost")
-RANKED_BY = {"preset": "f1", "fpr": "recall", "budget": "recall", "cost": "expected_cost"}
-"""What "best at the operating point" means for each kind: F1 at the validation-chosen preset, recall within a
-target FPR or budget, the least expected cost on the test part for a cost ratio."""
+RANKED_BY = {"preset": "roc_auc", "fpr": "recall", "budget": "recall", "cost": "expected_cost"}
+"""What "best at the operating point" means for each kind: ROC AUC (threshold-free) with a preset, recall within
+a target FPR or budget, the least expected cost on the test part for a cost ratio."""
 
 
 class OperatingPointError(ValueError):
@@ -128,6 +128,11 @@ class OperatingPoint:
                                       "50/500000.") from None
 
 
+def percent_range(low: float, high: float) -> str:
+    """An interval of rates, compactly: ``7–9.4 %``."""
+    return f"{percent(low).removesuffix(' %')}–{percent(high)}"
+
+
 def percent(rate: float) -> str:
     """A rate as a percentage with two significant digits, never in scientific notation (0.01 %, 1.2 %, 20 %)."""
     value = rate * 100
@@ -186,8 +191,8 @@ class Resolution:
         if not self.finer_than(fpr):
             return ""
         return (f"The target ({percent(fpr or 0.0)}) is finer than the {self.normals:,} normal test records can show "
-                f"(one of them is {percent(self.step)}): at most 0 false positives are expected there, and seeing 0 "
-                f"still allows a false-positive rate up to {percent(self.zero_upper)} (95 % upper bound).")
+                f"(one of them is {percent(self.step)}): fewer than one false alarm is expected among them, and "
+                f"seeing none still allows a false-positive rate up to {percent(self.zero_upper)} (95 % upper bound).")
 
 
 def at_point(point: OperatingPoint, thresholds: Mapping[str, float],
@@ -222,10 +227,10 @@ def thresholds_for(point: OperatingPoint, names: list[str], validation: Mapping[
 
 def rank(table: pd.DataFrame, point: OperatingPoint) -> pd.DataFrame:
     """``table`` (a leaderboard joined with :func:`at_point`) ordered best first at the operating point, the
-    supervised ceiling last: F1 for a preset, recall (then fewer false alarms) for an FPR or a budget,
+    supervised ceiling last: ROC AUC for a preset, recall (then fewer false alarms) for an FPR or a budget,
     the least expected cost for a cost ratio."""
     by = RANKED_BY[point.kind]
-    keys = {"f1": (["f1"], [False]), "recall": (["recall_at_op", "fpr_at_op"], [False, True]),
+    keys = {"roc_auc": (["roc_auc"], [False]), "recall": (["recall_at_op", "fpr_at_op"], [False, True]),
             "expected_cost": (["expected_cost"], [True])}[by]
     ceiling = table["uses_labels"].astype(bool).to_numpy() if "uses_labels" in table else np.zeros(len(table), bool)
     return (table.assign(_ceiling=ceiling)

@@ -58,8 +58,12 @@ def resolve_thresholds(store: Any, names: list[str], spec: str | float | None, v
 THRESHOLDS_FORMAT = "anodet-thresholds/1"
 
 
-def thresholds_document(values: Mapping[str, float], view: str, store_hash: str | None = None) -> bytes:
-    """A thresholds file (what the dashboard exports and ``--thresholds`` reads back), as UTF-8 JSON."""
+def thresholds_document(values: Mapping[str, float], view: str, store_hash: str | None = None,
+                        operating_point: str | None = None, moved: list[str] | None = None) -> bytes:
+    """A thresholds file (what the dashboard exports and ``--thresholds`` reads back), as UTF-8 JSON.
+
+    ``operating_point``: what chose the thresholds, in words; ``moved``: the detectors moved away from it by hand.
+    """
     import json
 
     document: dict[str, Any] = {
@@ -68,6 +72,10 @@ def thresholds_document(values: Mapping[str, float], view: str, store_hash: str 
     }
     if store_hash:
         document["store"] = store_hash
+    if operating_point:
+        document["operating_point"] = operating_point
+    if moved:
+        document["moved_by_hand"] = list(moved)
     return (json.dumps(document, indent=2) + "\n").encode("utf-8")
 
 

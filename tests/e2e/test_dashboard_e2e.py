@@ -83,11 +83,11 @@ def test_dragging_the_handle_moves_every_view_before_the_release(page, app_url):
     assert len({s["threshold"] for s in seen}) == 12
     for key in ("line", "roc", "tiles", "cells"):
         assert seen[-1][key] != before[key], key
-    assert page.get_by_text(f"In force on every page: threshold {float(before['threshold']):.6g},").count() == 1
+    assert page.get_by_text(f"In force on every page: threshold {float(before['threshold']):.6g} (").count() == 1
     page.mouse.up()
     released = float(seen[-1]["threshold"])
     # On release the server takes the value: the line under the control, and every other page, agree.
-    page.get_by_text(f"In force on every page: threshold {released:.6g},").wait_for(timeout=20_000)
+    page.get_by_text(f"In force on every page: threshold {released:.6g} (").wait_for(timeout=20_000)
     wait_idle(page)
     assert "threshold=autoencoder" in page.url  # the link keeps it
     tall_screenshot(page, "threshold_explorer")
@@ -98,13 +98,13 @@ def test_dragging_the_handle_moves_every_view_before_the_release(page, app_url):
     assert shown(page)["tiles"][-1] == "0"  # above the highest score: nothing flagged
     page.keyboard.press("PageDown")
     after_keys = float(shown(page)["threshold"])
-    page.get_by_text(f"In force on every page: threshold {after_keys:.6g},").wait_for(timeout=20_000)
+    page.get_by_text(f"In force on every page: threshold {after_keys:.6g} (").wait_for(timeout=20_000)
 
     # A preset is one click in the control: it moves at once, is marked, and the server follows.
     preset_button = page.get_by_role("button", name="Mean + 3σ").first
     preset_button.click()
     assert float(shown(page)["threshold"]) != after_keys and preset_button.get_attribute("aria-pressed") == "true"
-    page.get_by_text(f"In force on every page: threshold {float(shown(page)['threshold']):.6g},").wait_for(
+    page.get_by_text(f"In force on every page: threshold {float(shown(page)['threshold']):.6g} (").wait_for(
         timeout=20_000)
     wait_idle(page)
     tall_screenshot(page, "threshold_explorer_preset", also=DOCS / "explorer.png")
