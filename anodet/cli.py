@@ -1,4 +1,4 @@
-"""The command line: ``python -m anodet {train,evaluate,data,dataset,score,stream,benchmark}``.
+"""The command line: ``python -m anodet {train,evaluate,report,data,dataset,score,stream,benchmark}``.
 
 Building the parser imports nothing heavy; each subcommand's module is imported only when it runs.
 """
@@ -24,6 +24,7 @@ SUBCOMMAND_MODULES = {
     "evaluate": "anodet.commands.evaluate",
     "dataset": "anodet.commands.dataset",
     "benchmark": "anodet.commands.benchmark",
+    "report": "anodet.commands.report",
 }
 CHUNK_MB = 4.0
 PRESETS_HELP = "best_f1 (default), best_accuracy, mean_3sigma, target_fpr, contamination, or one number"
@@ -76,7 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_source(train)
     _add_store(train)
 
-    ev = sub.add_parser("evaluate", help="Print the leaderboard on the test split for both label views.")
+    ev = sub.add_parser("evaluate", help="Print the leaderboard on the test split for every label view, with 95 %% "
+                                         "intervals; --fpr/--budget/--cost rank at an operating point.")
     ev.add_argument("--detectors", type=detector_list, help="comma-separated names (default: all in the store)")
     ev.add_argument("--dataset", metavar="NAME", help="the leaderboard of a user dataset's store on its test split")
     from anodet.commands import evaluate
@@ -84,6 +86,11 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_arguments(ev)
     _add_data_source(ev)
     _add_store(ev)
+
+    from anodet.commands.report import add_arguments as add_report
+
+    add_report(sub.add_parser("report", help="Write the decision report on one detector at an operating point "
+                                             "(HTML and/or Markdown)."))
 
     data = sub.add_parser("data", help="Fetch, verify and cache the KDD splits (and the dashboard's scores on them).")
     data.add_argument("--rebuild", action="store_true", help="rebuild the cached splits")

@@ -121,11 +121,11 @@ class OperatingPoint:
         """``"50/500000"`` (alerts a day / records a day) as a budget point."""
         alerts, _, records = str(text).partition("/")
         try:
-            return cls("budget", alerts_per_day=float(alerts), records_per_day=float(records),
-                       attack_share=attack_share)
+            numbers = float(alerts), float(records)
         except ValueError:
             raise OperatingPointError(f"{text!r} is not an alert budget: give ALERTS/RECORDS a day, e.g. "
                                       "50/500000.") from None
+        return cls("budget", alerts_per_day=numbers[0], records_per_day=numbers[1], attack_share=attack_share)
 
 
 def percent_range(low: float, high: float) -> str:
