@@ -11,6 +11,7 @@ PAGES = {
         st.Page("app_pages/overview.py", title="Overview", icon=":material/leaderboard:", default=True),
         st.Page("app_pages/threshold_explorer.py", title="Threshold explorer", icon=":material/tune:"),
         st.Page("app_pages/flagged_records.py", title="Flagged records", icon=":material/flag:"),
+        st.Page("app_pages/benchmark.py", title="Benchmark", icon=":material/trophy:"),
     ],
     "Put to work": [
         st.Page("app_pages/score_csv.py", title="Score a CSV", icon=":material/upload_file:"),
