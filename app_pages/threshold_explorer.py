@@ -81,7 +81,11 @@ def rate_presets(name: str, view: str, compact: bool) -> None:
             ui.set_threshold(name, value, view)
             st.rerun(scope="app")
 
-    validation = loaders.get_validation_curves(view)[name]
+    validation = loaders.get_validation_curves(view).get(name)
+    if validation is None:  # an external detector given without validation scores
+        st.caption("These presets are chosen on the validation split's scores, which this external detector came "
+                   "without; set its threshold with the control above.")
+        return
     widths = [3, 2] if compact else [3, 2, 3, 2]
     rows = [st.columns(widths, vertical_alignment="bottom") for _ in range(4 if compact else 2)]
     slots = [(r[0], r[1]) for r in rows] if compact else [(r[i], r[i + 1]) for r in rows for i in (0, 2)]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import sys
 from typing import Any
 
 import numpy as np
@@ -31,15 +32,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def open_dataset(args: argparse.Namespace) -> tuple[Declaration, Store, Splits]:
-    """The dataset ``--dataset`` names (KDD by default), its store and its splits."""
+    """The dataset ``--dataset`` names (KDD by default), its store with the dataset's external detectors
+    (:func:`anodet.external.view.with_externals`), and its splits."""
+    from anodet.external.view import with_externals
+
     if getattr(args, "dataset", None):
         from anodet.training.datasets import open_store
 
         declaration = catalog.get(args.dataset)
-        return declaration, open_store(args.dataset), declaration.load_splits()
+        return declaration, with_externals(open_store(args.dataset)), declaration.load_splits()
     from anodet.datasets.kdd import load_splits
 
-    return catalog.get(catalog.KDD), Store.open(args.store), load_splits(args.data_source)
+    return catalog.get(catalog.KDD), with_externals(Store.open(args.store)), load_splits(args.data_source)
 
 
 def records(board: pd.DataFrame, view: str) -> list[dict[str, Any]]:
@@ -100,6 +104,8 @@ def text(board: pd.DataFrame, view: str, declaration: Declaration, splits: Split
 def run(args: argparse.Namespace) -> int:
     declaration, store, splits = open_dataset(args)
     fmt = "markdown" if args.markdown else args.format
+    for name, why in getattr(store, "left_out", {}).items():
+        print(f"note: the external detector {name} is left out: {why}.", file=sys.stderr)
     got = boards_on_test(declaration, store, splits, args.detectors)
     if fmt == "json":
         print(json.dumps([r for view, board in got.items() for r in records(board, view)], indent=1))
