@@ -35,6 +35,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     remove.add_argument("--dataset", default=KDD, metavar="D", help=f"default {KDD}")
 
 
+def _left_out(dataset: str) -> dict[str, str]:
+    """The external detectors of ``dataset`` its pages cannot show, each with the reason (none without a store)."""
+    from anodet.datasets import catalog
+    from anodet.external.view import with_externals
+    from anodet.store.core import MANIFEST, Store, StoreError
+
+    root = catalog.get(dataset).store_root
+    try:
+        view = with_externals(Store.open(root)) if (root / MANIFEST).exists() else None
+    except StoreError:
+        return {}
+    return dict(getattr(view, "left_out", {}))
+
+
 def run(args: argparse.Namespace) -> int:
     """0 when done; a DatasetError (one sentence, exit 2) for what cannot be used."""
     from anodet.external import kept
@@ -53,8 +67,11 @@ def run(args: argparse.Namespace) -> int:
         if not externals:
             print(f"dataset {args.dataset} has no external detectors; add one with `python -m anodet external add NAME "
                   f"--dataset {args.dataset} --scores FILE`")
+        left_out = _left_out(args.dataset) if externals else {}
         for external in externals:
             print("\n".join(external.lines()))
+            if external.name in left_out:
+                print(f"  not shown: {left_out[external.name]}")
         return 0
     removed = kept.remove(args.dataset, args.name)
     print(f"removed external detector {args.name} of dataset {args.dataset} ({len(removed)} file(s))")

@@ -291,7 +291,7 @@ class PluginDetector(Detector):
 
     @classmethod
     def _check(cls, params: dict[str, Any]) -> None:
-        unknown = sorted(set(params) - _accepted(cls.estimator_class) - set(cls.default_params))
+        unknown = sorted(set(params) - _accepted(cls.estimator_class))
         if unknown and not cls.free_params:
             raise TypeError(f"{cls.target} takes no parameter {', '.join(unknown)}; it takes "
                             f"{', '.join(sorted(_accepted(cls.estimator_class))) or 'none'}")
