@@ -15,7 +15,7 @@ import pandas as pd
 import streamlit as st
 
 from anodet import textsafe
-from anodet.app import state
+from anodet.app import loaders, state
 from anodet.datasets import catalog, inspection, uploads, userdata
 from anodet.datasets.errors import DatasetError
 from anodet.datasets.files import file_columns
@@ -382,7 +382,8 @@ def scores_section() -> None:
                 external, notes = external_kept.add_upload(
                     name.strip(), dataset, upload.file_id, upload.name, upload, id_column=id_column.strip() or None,
                     score_column=score_column.strip() or None, invert=invert,
-                    replace=name.strip() in [e.name for e in external_kept.list_externals(dataset)])
+                    replace=name.strip() in [e.name for e in external_kept.list_externals(dataset)],
+                    splits=loaders.get_splits() if dataset == current else None)
         except DatasetError as exc:
             st.error(_say(exc))
             return

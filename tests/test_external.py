@@ -135,7 +135,13 @@ def test_score_and_stream_leave_external_detectors_out(tmp_path, external_dir, s
     assert "mine is an external detector (scores made elsewhere" in capsys.readouterr().err
     assert main(["stream", "--detector", "mine", "--input", str(records), "--alerts", str(tmp_path / "a.jsonl")]) == 2
     assert "cannot score new records" in capsys.readouterr().err
-    assert main(["score", str(records), "-o", str(tmp_path / "out.csv"), "--detectors", "pca,zscore"]) == 0
+    exported = tmp_path / "thresholds.json"  # what the explorer exports: the external detector's threshold too
+    exported.write_text(json.dumps({"format": "anodet-thresholds/1", "label_view": "reference",
+                                    "thresholds": {"pca": 0.5, "mine": 0.25}}))
+    assert main(["score", str(records), "-o", str(tmp_path / "out.csv"), "--detectors", "pca,zscore",
+                 "--thresholds", str(exported)]) == 0
+    assert (pd.read_csv(tmp_path / "out.csv")["flag_pca"] == (pd.read_csv(tmp_path / "out.csv")["score_pca"] >= 0.5)
+            ).all()
     assert main(["score", str(records), "-o", str(tmp_path / "all.csv")]) == 0
     assert "note: mine is an external detector (scores made elsewhere), left out" in capsys.readouterr().err
     assert not any("mine" in c for c in pd.read_csv(tmp_path / "all.csv").columns)

@@ -145,11 +145,12 @@ def _views(splits: Any, views: tuple[str, ...], test: np.ndarray, validation: np
 
 def add(name: str, dataset: str, scores_path: Path | str, id_column: str | None = None,
         score_column: str | None = None, invert: bool = False, replace: bool = False,
-        shown_name: str | None = None) -> tuple[External, list[str]]:
+        shown_name: str | None = None, splits: Any = None) -> tuple[External, list[str]]:
     """Match a score file to dataset ``dataset`` (``kdd`` or a declared dataset) and keep it as external
     detector ``name``; return it and the notes on what was ignored (one sentence each).
 
-    ``shown_name``: what the file is called in what is kept and said (an upload's own name).
+    ``shown_name``: what the file is called in what is kept and said (an upload's own name); ``splits``: the
+    dataset's splits when the caller has them loaded (the dashboard), else they are read.
     """
     from anodet.datasets import catalog
 
@@ -165,7 +166,7 @@ def add(name: str, dataset: str, scores_path: Path | str, id_column: str | None 
     clash = _stored_names(declaration)
     if name in clash:
         raise DatasetError(f"Dataset {dataset}'s model store has a detector named {name!r}; choose another name.")
-    splits = declaration.load_splits()
+    splits = splits if splits is not None else declaration.load_splits()
     matched: Matched = match(scores_path, declaration, splits, id_column, score_column, invert, shown_name)
     source = Path(scores_path)
     doc = {"format": FORMAT, "name": name, "dataset": declaration.key, "kind": KIND,
@@ -199,13 +200,12 @@ def add_upload(name: str, dataset: str, upload_id: str, filename: str, source: B
 
 
 def _stored_names(declaration: Any) -> list[str]:
-    from anodet.store.core import MANIFEST, Store, StoreError
+    """The detector names the dataset's store lists (its manifest's keys; the store is validated when opened)."""
+    from anodet.store.core import MANIFEST
 
-    if not (declaration.store_root / MANIFEST).exists():
-        return []
     try:
-        return Store.open(declaration.store_root).names
-    except StoreError:
+        return list(json.loads((declaration.store_root / MANIFEST).read_bytes()).get("detectors", {}))
+    except (OSError, ValueError, AttributeError):
         return []
 
 

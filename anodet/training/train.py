@@ -274,7 +274,7 @@ def train(
         checkpoint("locked")
         recover(root)
         previous = _previous_store(root, names, splits, log, everything)
-        names = _with_dependents(names, previous, log, everything)
+        names = _with_dependents(names, previous, log, [*everything, *(n for n in names if n not in everything)])
         kept = [n for n in (previous.names if previous else []) if n not in names]
         sets_used = [fs for fs in corpus.specs if any(set_of_name(n) == fs for n in [*names, *kept])]
         supervised = any(detector_class(kind_of(n)).uses_labels for n in names)
