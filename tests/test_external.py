@@ -162,3 +162,37 @@ def test_list_replace_and_remove_touch_only_what_anodet_wrote(tmp_path, external
     assert sorted(p.name for p in folder.iterdir()) == ["my-notes.txt"]
     assert main(["external", "remove", "mine"]) == 2
     assert "has no external detector 'mine'" in capsys.readouterr().err
+
+
+def test_a_users_dataset_names_records_by_their_row_or_id_column(tmp_path, monkeypatch, capsys):
+    """WDBC declared from one file (records named by their data row, from 1), then with an id column: scores made
+    elsewhere for its test and validation records give the same leaderboard row as the stored detector."""
+    from anodet.datasets import userdata
+    from anodet.training import datasets as dataset_training
+    from tests.conftest import wdbc_frame
+
+    monkeypatch.setenv("ANODET_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("ANODET_EXTERNAL_DIR", str(tmp_path / "external"))
+    frame = wdbc_frame()
+    frame.insert(0, "patient", [f"p-{i:04d}" for i in range(len(frame))])
+    frame.drop(columns="patient").to_csv(tmp_path / "wdbc.csv", index=False)
+    frame.to_csv(tmp_path / "wdbc-ids.csv", index=False)
+    for name, path, id_column in (("wdbc", "wdbc.csv", None), ("wdbc-ids", "wdbc-ids.csv", "patient")):
+        userdata.add(name, tmp_path / path, label="diagnosis", normal="B", id_column=id_column)
+        dataset_training.train(name, ["mahalanobis", "zscore"], log=lambda m: None)
+        store = dataset_training.open_store(name)
+        splits = userdata.load(name).splits()
+        scores = pd.concat([pd.DataFrame({"rec": splits.part(s).record_id,
+                                          "s": score_frame(store, splits.part(s).rows, [f"mahalanobis@{name}"])[
+                                              f"mahalanobis@{name}"]}) for s in ("test", "validation")])
+        scores = pd.concat([scores, pd.DataFrame({"rec": ["99999"], "s": [1.0]})])  # no such record
+        scores.to_csv(tmp_path / f"{name}-scores.csv", index=False)
+        assert main(["external", "add", "theirs", "--dataset", name, "--scores", str(tmp_path / f"{name}-scores.csv"),
+                     "--id", "rec", "--score", "s"]) == 0
+        err = capsys.readouterr().err
+        assert "1 row(s) name ids the dataset does not have (first: '99999'" in err
+        assert ("data row in its input file, counted from 1" if id_column is None else "by their 'patient' column") \
+            in err
+        rows = board_json(capsys, "--dataset", name)
+        ours, theirs = rows[(f"mahalanobis@{name}", "label")], rows[("theirs", "label")]
+        assert theirs["roc_auc"] == ours["roc_auc"] and theirs["f1"] == ours["f1"]

@@ -41,6 +41,7 @@ def plugin_store(tmp_path_factory, splits) -> Path:
     return root
 
 
+@pytest.mark.slow  # trains on the 97,278 KDD training normals
 def test_the_manifest_says_how_each_plugin_is_kept_and_what_a_refit_costs(plugin_store):
     manifest = json.loads((plugin_store / "manifest.json").read_text())
     ecod, median = manifest["detectors"][ECOD], manifest["detectors"][MEDIAN]
@@ -59,6 +60,7 @@ def test_the_manifest_says_how_each_plugin_is_kept_and_what_a_refit_costs(plugin
                 assert all(data[k].dtype != object for k in data.files)
 
 
+@pytest.mark.slow  # trains on the 97,278 KDD training normals
 def test_evaluate_ranks_the_plugins_with_their_own_scores(plugin_store, splits, capsys):
     from pyod.models.ecod import ECOD as PyodECOD
 
@@ -75,6 +77,7 @@ def test_evaluate_ranks_the_plugins_with_their_own_scores(plugin_store, splits, 
                                                                  abs=1e-12)
 
 
+@pytest.mark.slow  # trains on the 97,278 KDD training normals
 def test_the_overview_and_explorer_show_the_plugins_beside_the_family(plugin_store, monkeypatch, tmp_path):
     from anodet.scoring import cache
 
@@ -92,6 +95,7 @@ def test_the_overview_and_explorer_show_the_plugins_beside_the_family(plugin_sto
     assert sent(at, ECOD, "reference")["n"] == 10_000
 
 
+@pytest.mark.slow  # trains on the 97,278 KDD training normals
 def test_plugins_score_a_file_and_a_stream(plugin_store, splits, tmp_path, capsys):
     records = tmp_path / "records.csv"
     splits.test.rows.head(300).assign(id=range(300)).to_csv(records, index=False)
@@ -113,6 +117,7 @@ def test_plugins_score_a_file_and_a_stream(plugin_store, splits, tmp_path, capsy
     assert len(alerts.read_text().splitlines()) == 300
 
 
+@pytest.mark.slow  # trains on the 97,278 KDD training normals
 def test_a_plugin_is_a_scikit_learn_estimator_like_the_built_in_kinds(plugin_store):
     Store.open(plugin_store).detector(ECOD)  # binds the stored kind in this process
     detector = create(ECOD, seed=3, contamination=0.2)
@@ -163,6 +168,7 @@ def test_what_cannot_be_a_plugin_is_one_sentence_and_writes_nothing(tmp_path, ca
     assert not (root / "manifest.json").exists()
 
 
+@pytest.mark.slow  # trains on the 97,278 KDD training normals
 def test_an_installed_entry_point_is_a_detector_kind(tmp_path, splits):
     """A package declaring ``[anodet.detectors] toy_median = examples.median_distance:MedianDistance`` (a dist-info on
     the path, as pip would install it): ``train --detectors toy_median`` trains it; scoring needs only the store."""
