@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
@@ -19,7 +20,8 @@ from sklearn.base import clone
 from streamlit.testing.v1 import AppTest
 
 from anodet.cli import main
-from anodet.detectors import create, plugins
+from anodet.detectors import Detector, create, plugins
+from anodet.detectors.base import load_arrays, save_arrays
 from anodet.evaluation.metrics import roc_auc
 from anodet.store.core import Store
 from tests.threshold_control import sent
@@ -137,6 +139,37 @@ def test_scikit_learns_outlier_detectors_are_turned_to_higher_is_anomalous():
     assert plugins.orientation(LocalOutlierFactor)[0] == "decision_function"
     assert plugins.orientation(MedianDistance)[1:] == (1.0, "anomalous")
     assert plugins.orientation(MedianDistance, "normal")[1] == -1.0
+
+
+class Spread(Detector):
+    """A plug-in that already is an anodet detector: it keeps its own state (arrays) and parameters."""
+
+    name, display_name, family = "spread", "Spread", "plugin"
+    default_params: ClassVar[dict] = {"power": 2}
+
+    def fit(self, X, y=None):
+        self.mean_ = np.asarray(X, dtype=np.float64).mean(axis=0)
+        return self
+
+    def decision_function(self, X):
+        return (np.abs(np.asarray(X, dtype=np.float64) - self.mean_) ** self.params["power"]).sum(axis=1)
+
+    def _save_state(self, folder):
+        return [save_arrays(folder / "state.npz", mean=self.mean_)]
+
+    def _load_state(self, folder):
+        self.mean_ = load_arrays(folder / "state.npz")["mean"]
+
+
+def test_a_plugin_that_is_an_anodet_detector_keeps_its_own_state(tmp_path, splits, capsys):
+    root = tmp_path / "store"
+    assert main(["train", "--store", str(root), "--feature-sets", "kdd18", "--train-rows", "3000",
+                 "--detector-class", "tests.test_plugins:Spread", "--detector-params", '{"power": 1}']) == 0
+    entry = json.loads((root / "manifest.json").read_text())["detectors"]["tests_spread"]
+    assert entry["plugin"]["mode"] == "detector" and entry["params"] == {"power": 1}
+    detector = Store.open(root).detector("tests_spread")
+    assert detector.params == {"power": 1} and detector.decision_function(np.zeros((2, 18))).shape == (2,)
+    capsys.readouterr()
 
 
 class Restless:
