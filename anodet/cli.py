@@ -134,8 +134,9 @@ def build_parser() -> argparse.ArgumentParser:
                                                          "own data)."))
     from anodet.commands import external
 
-    external.add_arguments(sub.add_parser("external", help="Add, list and remove external detectors: scores made "
-                                                          "elsewhere, compared with anodet's on a dataset's test split."))
+    external.add_arguments(sub.add_parser(
+        "external", help="Add, list and remove external detectors: scores made elsewhere, compared with anodet's on a "
+                         "dataset's test split."))
     _add_score(sub.add_parser("score", help="Score CSV files with the pretrained detectors."))
     _add_stream(sub.add_parser("stream", help="Stream records through a detector and raise alerts."))
     from anodet.commands.benchmark import add_arguments as add_benchmark

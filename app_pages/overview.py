@@ -64,7 +64,8 @@ show_ceiling = has_ceiling and filters[1].toggle(
     "Show the supervised ceiling", value=True, key="overview_ceiling",
     help="A random forest trained on the labelled training records (normal vs attack): what labels reach on the "
          "same features. A reference row, never counted as a detector.")
-names = [n for n in store.names if (store.is_external(n) or store.feature_set_of(n) in (chosen_sets or store.feature_sets))
+names = [n for n in store.names
+         if (store.is_external(n) or store.feature_set_of(n) in (chosen_sets or store.feature_sets))
          and (show_ceiling or not loaders.is_supervised(n))]
 if len(names) < 2:
     st.info("Choose at least one feature set (and keep two or more detectors) to compare detectors.")

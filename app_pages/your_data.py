@@ -39,6 +39,7 @@ GEN_KEY = "yd_upload_generation"  # bumped after a dataset is added, so the uplo
 PICK_KEY = "yd_pick"  # a dataset to select in the list on the next run (set before the selectbox exists)
 ADDED_KEY = "yd_added"
 EXT_ADDED_KEY = "yd_ext_added"
+EXT_GEN_KEY = "yd_ext_generation"  # bumped after scores are added, so their form starts empty again
 BOARD_COLUMNS = ["detector", "roc_auc", "pr_auc", "f1", "precision", "recall", "fpr", "share_flagged", "threshold",
                  "uses_labels"]
 
@@ -356,7 +357,7 @@ def add_section() -> None:
 
 def scores_section() -> None:
     """Scores from the user's own detector, kept as an external detector (:mod:`anodet.external`) of a dataset."""
-    gen = st.session_state.setdefault(GEN_KEY, 0)
+    gen = st.session_state.setdefault(EXT_GEN_KEY, 0)
     st.markdown("Scores your own pipeline made, one per record of a dataset's test split (and its validation split, "
                 "for thresholds): a CSV or Parquet file with each record's id and its score, higher = more anomalous. "
                 "They are shown beside anodet's detectors on every page. The same as `python -m anodet external add`.")
@@ -387,7 +388,7 @@ def scores_section() -> None:
         except DatasetError as exc:
             st.error(_say(exc))
             return
-        st.session_state[GEN_KEY] = gen + 1
+        st.session_state[EXT_GEN_KEY] = gen + 1
         st.session_state[EXT_ADDED_KEY] = (external.lines(), notes)
         st.rerun()
     added = st.session_state.pop(EXT_ADDED_KEY, None)

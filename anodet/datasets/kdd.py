@@ -77,7 +77,8 @@ RAW_FILES: tuple[RawFile, ...] = (
 )
 
 RAW_LINES = {"train": 494_021, "test": 311_029}
-"""Records (lines) in the raw training and test files: KDD's record ids run from 0 to one less (their sha256 fixes them)."""
+"""Records (lines) in the raw training and test files (their sha256 fixes them): KDD's record ids run from 0 to one
+less."""
 
 
 class DataError(RuntimeError):

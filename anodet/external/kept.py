@@ -39,7 +39,7 @@ ROOT_ENV = "ANODET_EXTERNAL_DIR"
 
 
 def external_root(dataset: str) -> Path:
-    """``data/external/<dataset>`` (``$ANODET_EXTERNAL_DIR/<dataset>`` when set; ``$ANODET_DATA_DIR`` moves ``data``)."""
+    """``data/external/<dataset>``, or ``$ANODET_EXTERNAL_DIR/<dataset>`` when that is set."""
     if not _NAME.match(dataset):
         raise DatasetError(f"{dataset!r} is not a dataset name.")
     return Path(os.environ.get(ROOT_ENV) or cache_root() / "external") / dataset
@@ -90,8 +90,8 @@ class External:
         path = self.folder / SCORES
         if sha256_file(path) != self.digest:
             raise DatasetError(f"{path} does not match its sha256 in {DOC} (changed or corrupt); add the scores again "
-                               f"with `python -m anodet external add {self.name} --dataset {self.dataset} --scores FILE "
-                               "--replace`.")
+                               f"with `python -m anodet external add {self.name} --dataset {self.dataset} --scores "
+                               "FILE --replace`.")
         with np.load(path, allow_pickle=False) as data:
             return {k: data[k] for k in data.files}
 

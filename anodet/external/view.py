@@ -105,9 +105,9 @@ class WithExternals(Store):
                 continue
             ids, scores = got
             if record_ids is not None and not np.array_equal(ids, np.asarray(record_ids).astype(str)):
-                raise StoreError(f"The {split} records of dataset {external.dataset} are not those {name}'s scores were "
-                                 f"matched to; add them again with `python -m anodet external add {name} --dataset "
-                                 f"{external.dataset} --scores FILE --replace`.")
+                raise StoreError(f"The {split} records of dataset {external.dataset} are not those {name}'s scores "
+                                 f"were matched to; add them again with `python -m anodet external add {name} "
+                                 f"--dataset {external.dataset} --scores FILE --replace`.")
             scores.flags.writeable = False
             out[name] = scores
         return out
