@@ -1,4 +1,4 @@
-"""The command line: ``python -m anodet {train,evaluate,report,data,dataset,score,stream,benchmark}``.
+"""The command line: ``python -m anodet {train,evaluate,report,data,dataset,external,score,stream,benchmark}``.
 
 Building the parser imports nothing heavy; each subcommand's module is imported only when it runs.
 """
@@ -10,12 +10,14 @@ import contextlib
 import importlib
 import logging
 import os
+import re
 import sys
 from pathlib import Path
 
 from anodet.datasets.kdd import SOURCE_ENV, DataError
 from anodet.datasets.kdd_schema import LABEL_VIEWS
-from anodet.detectors import REGISTRY
+from anodet.detectors import known_kinds
+from anodet.detectors.plugins import PluginError
 from anodet.store.core import StoreError
 
 SUBCOMMAND_MODULES = {
@@ -23,6 +25,7 @@ SUBCOMMAND_MODULES = {
     "stream": "anodet.commands.stream",
     "evaluate": "anodet.commands.evaluate",
     "dataset": "anodet.commands.dataset",
+    "external": "anodet.commands.external",
     "benchmark": "anodet.commands.benchmark",
     "report": "anodet.commands.report",
 }
@@ -31,19 +34,38 @@ PRESETS_HELP = "best_f1 (default), best_accuracy, mean_3sigma, target_fpr, conta
 
 
 def detector_list(value: str) -> list[str]:
-    """argparse type: comma- or space-separated detector names (``pca`` or ``pca@kdd41``), kinds checked
-    against the registry (whether a store holds them is checked when it is opened)."""
-    names = [v.strip() for v in value.replace(",", " ").split() if v.strip()]
-    unknown = [n for n in names if n.split("@", 1)[0] not in REGISTRY]
+    """argparse type: comma- or space-separated detector names to train (``pca`` or ``pca@kdd41``), kinds checked
+    against the built-in and installed plug-in kinds."""
+    names = _names(value)
+    unknown = [n for n in names if n.split("@", 1)[0] not in known_kinds()]
     if unknown:
-        raise argparse.ArgumentTypeError(f"unknown detector(s) {', '.join(unknown)}; choose from {', '.join(REGISTRY)} "
-                                         "(add @SET for another feature set, e.g. pca@kdd41)")
+        raise argparse.ArgumentTypeError(f"unknown detector(s) {', '.join(unknown)}; choose from "
+                                         f"{', '.join(known_kinds())} (add @SET for another feature set, e.g. "
+                                         "pca@kdd41)")
     return names
 
 
-def detector_name(value: str) -> str:
-    """argparse type: one detector name (``pca`` or ``pca@kdd41``)."""
-    names = detector_list(value)
+_STORED = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*(?:@[A-Za-z0-9_-]+)?$")
+
+
+def _names(value: str) -> list[str]:
+    return [v.strip() for v in value.replace(",", " ").split() if v.strip()]
+
+
+def stored_list(value: str) -> list[str]:
+    """argparse type: names of stored detectors (built-in, plug-in or external; whether the store holds them is
+    checked when it is opened)."""
+    names = _names(value)
+    bad = [n for n in names if not _STORED.match(n)]
+    if bad or not names:
+        raise argparse.ArgumentTypeError(f"{bad[0] if bad else value!r} is not a detector name (such as pca, "
+                                         "pca@kdd41 or a plug-in's name)")
+    return names
+
+
+def stored_name(value: str) -> str:
+    """argparse type: one stored detector's name."""
+    names = stored_list(value)
     if len(names) != 1:
         raise argparse.ArgumentTypeError(f"give one detector, not {value!r}")
     return names[0]
@@ -74,12 +96,26 @@ def build_parser() -> argparse.ArgumentParser:
                             "default: wait)")
     train.add_argument("--dataset", metavar="NAME",
                        help="train on a declared user dataset (python -m anodet dataset add) into its own store")
+    train.add_argument("--detector-class", metavar="MODULE:CLASS",
+                       help="also train a plug-in: any class with fit(X, y=None) and decision_function(X) or "
+                            "score_samples(X), e.g. pyod.models.ecod:ECOD (kept as arrays and JSON through its "
+                            "get_state/from_state, or refitted from the stored training rows when first loaded)")
+    train.add_argument("--detector-params", metavar="JSON", default="{}",
+                       help="the plug-in's constructor parameters as a JSON object, e.g. '{\"n_neighbors\": 10}' (the "
+                            "seed goes in as random_state or seed when its constructor takes one)")
+    train.add_argument("--detector-name", metavar="NAME",
+                       help="the kind the plug-in is stored under (default: its package and class, e.g. pyod_ecod)")
+    train.add_argument("--higher-is", choices=("auto", "anomalous", "normal"), default="auto",
+                       help="which way the plug-in's scores point (default auto: decision_function is higher = more "
+                            "anomalous, as PyOD's, except scikit-learn's outlier detectors and score_samples, higher = "
+                            "more normal, which anodet negates)")
     _add_data_source(train)
     _add_store(train)
 
     ev = sub.add_parser("evaluate", help="Print the leaderboard on the test split for every label view, with 95 %% "
                                          "intervals; --fpr/--budget/--cost rank at an operating point.")
-    ev.add_argument("--detectors", type=detector_list, help="comma-separated names (default: all in the store)")
+    ev.add_argument("--detectors", type=stored_list, help="comma-separated names (default: all in the store and the "
+                    "dataset's external detectors)")
     ev.add_argument("--dataset", metavar="NAME", help="the leaderboard of a user dataset's store on its test split")
     from anodet.commands import evaluate
 
@@ -103,6 +139,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     dataset.add_arguments(sub.add_parser("dataset", help="Declare, list, show and delete user datasets (bring your "
                                                          "own data)."))
+    from anodet.commands import external
+
+    external.add_arguments(sub.add_parser(
+        "external", help="Add, list and remove external detectors: scores made elsewhere, compared with anodet's on a "
+                         "dataset's test split."))
     _add_score(sub.add_parser("score", help="Score CSV files with the pretrained detectors."))
     _add_stream(sub.add_parser("stream", help="Stream records through a detector and raise alerts."))
     from anodet.commands.benchmark import add_arguments as add_benchmark
@@ -143,7 +184,7 @@ def _add_score(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--scheduler", metavar="tcp://HOST:PORT",
                         help="the Dask scheduler to use (default: start a LocalCluster on this machine)")
     parser.add_argument("--workers", type=int, default=2, help="LocalCluster worker processes (default 2)")
-    parser.add_argument("--detectors", type=detector_list,
+    parser.add_argument("--detectors", type=stored_list,
                         help="comma-separated names (default: all stored but lof, seq2seq)")
     parser.add_argument("--dataset", metavar="NAME",
                         help="score with a user dataset's store: inputs hold the dataset's columns (a header), "
@@ -166,7 +207,7 @@ def _add_stream(parser: argparse.ArgumentParser) -> None:
     from anodet.streaming.sources.redis import CLAIM_IDLE_S
 
     defaults = {"batch_size": 8192, "max_wait": 0.01, "status_every": 5.0}
-    parser.add_argument("--detector", required=True, type=detector_name,
+    parser.add_argument("--detector", required=True, type=stored_name,
                         help="detector to score with: any stored one, e.g. pca, ocsvm@kdd41, supervised@kdd41")
     _add_thresholds(parser)
     parser.add_argument("--dataset", metavar="NAME",
@@ -223,6 +264,35 @@ def _add_stream(parser: argparse.ArgumentParser) -> None:
     _add_store(parser)
 
 
+def _plugin(args: argparse.Namespace) -> None:
+    """``--detector-class``: bind the plug-in (its parameters become its kind's defaults) and add it to
+    ``--detectors``; a plug-in option without it is refused."""
+    import json
+
+    from anodet.detectors import plugins
+
+    if not args.detector_class:
+        given = [flag for flag, value, default in (("--detector-params", args.detector_params, "{}"),
+                                                   ("--detector-name", args.detector_name, None),
+                                                   ("--higher-is", args.higher_is, "auto")) if value != default]
+        if given:
+            raise PluginError(f"{given[0]} describes a plug-in: give --detector-class MODULE:CLASS with it.")
+        return
+    try:
+        params = json.loads(args.detector_params)
+    except ValueError:
+        params = None
+    if not isinstance(params, dict):
+        raise PluginError(f"--detector-params must be a JSON object such as '{{\"n_neighbors\": 10}}', not "
+                          f"{args.detector_params!r}.")
+    if not plugins.TARGET.match(args.detector_class):
+        raise PluginError(f"--detector-class {args.detector_class!r} is not a class path; give package.module:Class "
+                          "(e.g. pyod.models.ecod:ECOD).")
+    kind = plugins.check_kind(args.detector_name or plugins.default_kind(args.detector_class))
+    plugins.bind(plugins.Spec(kind, args.detector_class, args.higher_is), params)
+    args.detectors = [*(args.detectors or []), kind]
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
     import importlib.util
 
@@ -230,13 +300,14 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from anodet.features.sets import BUILTIN
     from anodet.training.train import train
 
+    _plugin(args)
     if args.dataset:
         return _cmd_train_dataset(args)
     unknown = [s for s in args.feature_sets or [] if s not in BUILTIN]
     if unknown:
         print(f"error: unknown feature set(s) {', '.join(unknown)}; choose from {', '.join(BUILTIN)}.", file=sys.stderr)
         return 2
-    wanted = args.detectors or list(REGISTRY)
+    wanted = args.detectors or known_kinds()
     if any(n.split("@", 1)[0] in NEURAL for n in wanted) and importlib.util.find_spec("keras") is None:
         print("error: training the neural detectors needs TensorFlow and Keras, which the app alone does not install. "
               "Run `.venv/bin/python -m pip install -r requirements-train.txt`, then train again.", file=sys.stderr)
@@ -330,7 +401,7 @@ def main(argv: list[str] | None = None) -> int:
             raise
         _drop_stdout()
         return 0
-    except (DataError, StoreError) as exc:
+    except (DataError, StoreError, PluginError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except ValueError as exc:  # a DatasetError (one sentence about the user's data), or an unknown name

@@ -175,14 +175,19 @@ if position is not None:
         st.plotly_chart(figures.feature_percentile_figure(numeric, pct, values), key="flagged_percentiles")
         st.caption("Bar labels are the raw values. Red: outside the 1st–99th percentile of normal training records.")
     with right:
-        loaded = loaders.get_store()  # the detectors themselves, for per-feature contributions
-        columns, contributions, method = explain.explain_raw(
-            loaded.detector(name), feature_set, test.rows.iloc[[position]], loaders.get_reference_record(feature_set.raw_columns))
-        st.plotly_chart(figures.feature_contribution_figure(columns, contributions, loaders.display_name(name)),
-                        key="flagged_contributions")
-        note = " One-hot parts (each service, protocol, flag) are summed back to their column." if (
-            feature_set.categorical_columns) else ""
-        st.caption(f"Method: {explain.EXPLANATION_METHODS[method]}.{note}")
+        if loaders.is_external(name):
+            st.info(f"{textsafe.markdown_text(loaders.display_name(name))} is an external detector: its scores were "
+                    "made elsewhere, with no model here to split a score across the record's features.")
+        else:
+            loaded = loaders.get_store()  # the detectors themselves, for per-feature contributions
+            columns, contributions, method = explain.explain_raw(
+                loaded.detector(name), feature_set, test.rows.iloc[[position]],
+                loaders.get_reference_record(feature_set.raw_columns))
+            st.plotly_chart(figures.feature_contribution_figure(columns, contributions, loaders.display_name(name)),
+                            key="flagged_contributions")
+            note = " One-hot parts (each service, protocol, flag) are summed back to their column." if (
+                feature_set.categorical_columns) else ""
+            st.caption(f"Method: {explain.EXPLANATION_METHODS[method]}.{note}")
     st.markdown("**Every detector on this record**, each at this session's threshold for it under the "
                 f"**{view}** label view")
     verdicts = records.record_verdicts(scores, ui.get_thresholds(names), position,

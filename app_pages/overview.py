@@ -10,7 +10,7 @@ import streamlit as st
 from anodet import textsafe
 from anodet.app import board, figures, layout, loaders, state, ui
 from anodet.datasets.usersplits import MAX_CATEGORIES
-from anodet.evaluation import agreement, comparison, leaderboard, metrics
+from anodet.evaluation import agreement, comparison, leaderboard, metrics, operating
 from anodet.evaluation.operating import Resolution, percent
 
 
@@ -66,7 +66,8 @@ show_ceiling = has_ceiling and filters[1].toggle(
     "Show the supervised ceiling", value=True, key="overview_ceiling",
     help="A random forest trained on the labelled training records (normal vs attack): what labels reach on the "
          "same features. A reference row, never counted as a detector.")
-names = [n for n in store.names if store.feature_set_of(n) in (chosen_sets or store.feature_sets)
+names = [n for n in store.names
+         if (store.is_external(n) or store.feature_set_of(n) in (chosen_sets or store.feature_sets))
          and (show_ceiling or not loaders.is_supervised(n))]
 if len(names) < 2:
     st.info("Choose at least one feature set (and keep two or more detectors) to compare detectors.")
@@ -100,6 +101,9 @@ st.caption(
        f"{textsafe.markdown_text(', '.join(f'{labels[n]} (threshold {thresholds[n]:.6g})' for n in moved))}."
        if moved else "")
 )
+unchosen = operating.without_threshold(point, [labels[n] for n in names if n not in ui.op_thresholds(view)])
+if unchosen:
+    st.caption(textsafe.markdown_text(unchosen))
 small = comparison.small_sample(n_attacks, n_normals, words.positives)
 if small:
     st.warning(textsafe.markdown_text(small), icon=":material/warning:")

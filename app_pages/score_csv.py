@@ -140,10 +140,12 @@ with st.expander("What file can I upload?", expanded=_result_key() not in st.ses
 upload_file = st.file_uploader("CSV file (optionally .gz)", type=["csv", "gz", "txt"], key="score_upload",
                                help="A header naming the 18 features, or raw KDD records.")
 
-names = st.multiselect("Detectors", store.names, default=default_detectors(store.names),
-                       format_func=loaders.name_format(store.names), key=state.keyed("score_detectors"),
+names = st.multiselect("Detectors", store.scorable, default=default_detectors(store.scorable),
+                       format_func=loaders.name_format(store.scorable), key=state.keyed("score_detectors"),
                        help="Local Outlier Factor and sequence-to-sequence are left out by default: they are "
-                            "much slower.")
+                            "much slower." + (" External detectors are left out: their scores were made elsewhere, "
+                                              "so they cannot score new records." if store.scorable != store.names
+                                              else ""))
 presets = list(store.thresholds(store.names[0], view))
 c2, c3 = st.columns(2)
 threshold_source = c2.selectbox(

@@ -14,7 +14,7 @@ from anodet import textsafe
 from anodet.app import board, figures, layout, loaders, state, ui
 from anodet.app.threshold_control import threshold_control
 from anodet.app.threshold_control.payload import control_payload
-from anodet.evaluation import intervals, leaderboard, metrics, thresholds
+from anodet.evaluation import intervals, leaderboard, metrics, operating, thresholds
 from anodet.evaluation.operating import percent, percent_range
 
 TABLE_PRESETS = ("best_accuracy", "best_f1", "mean_3sigma")
@@ -88,6 +88,7 @@ def operating_point_box(name: str, view: str) -> None:
     st.markdown(f"**Operating point**: {textsafe.markdown_text(point.describe())} (change it in the sidebar, for "
                 "every detector at once).")
     if at_point is None:
+        st.caption(textsafe.markdown_text(operating.without_threshold(point, [loaders.display_name(name)])))
         return
     note = f"This detector's threshold there: {at_point:.6g}, {_test_share(name, view, at_point)}."
     if name in ui.moved([name], view):

@@ -15,13 +15,15 @@ import pandas as pd
 import streamlit as st
 
 from anodet import textsafe
-from anodet.app import state
+from anodet.app import loaders, state
 from anodet.datasets import catalog, inspection, uploads, userdata
 from anodet.datasets.errors import DatasetError
 from anodet.datasets.files import file_columns
 from anodet.datasets.model import PROTOCOLS
 from anodet.detectors import display_name
 from anodet.evaluation.leaderboard import boards_on_test
+from anodet.external import kept as external_kept
+from anodet.external.view import with_externals
 from anodet.store.core import StoreError
 from anodet.training import jobs
 from anodet.training.datasets import open_store
@@ -36,6 +38,8 @@ NONE = "(none)"
 GEN_KEY = "yd_upload_generation"  # bumped after a dataset is added, so the uploaders and options start empty again
 PICK_KEY = "yd_pick"  # a dataset to select in the list on the next run (set before the selectbox exists)
 ADDED_KEY = "yd_added"
+EXT_ADDED_KEY = "yd_ext_added"
+EXT_GEN_KEY = "yd_ext_generation"  # bumped after scores are added, so their form starts empty again
 BOARD_COLUMNS = ["detector", "roc_auc", "pr_auc", "f1", "precision", "recall", "fpr", "share_flagged", "threshold",
                  "uses_labels"]
 
@@ -70,9 +74,9 @@ def _trainable(name: str, root: str, stamp: int) -> tuple[list[str], dict[str, s
 
 
 @st.cache_data(show_spinner="Scoring the test split with every detector…", max_entries=8)
-def _leaderboard(name: str, root: str, stamp: int) -> pd.DataFrame:
+def _leaderboard(name: str, root: str, stamp: int, externals: str) -> pd.DataFrame:
     declaration = catalog.get(name)
-    return next(iter(boards_on_test(declaration, open_store(name), declaration.load_splits()).values()))
+    return next(iter(boards_on_test(declaration, with_externals(open_store(name)), declaration.load_splits()).values()))
 
 
 def _stamp(path: Path) -> int:
@@ -98,7 +102,7 @@ def columns_table(found: inspection.Inspection) -> pd.DataFrame:
 def show_leaderboard(name: str, dataset: userdata.UserDataset) -> None:
     manifest = dataset.store_root / "manifest.json"
     try:
-        board = _leaderboard(name, str(dataset.store_root), _stamp(manifest))
+        board = _leaderboard(name, str(dataset.store_root), _stamp(manifest), external_kept.stamp(name))
     except (DatasetError, StoreError) as exc:
         st.error(_say(exc))
         return
@@ -351,6 +355,53 @@ def add_section() -> None:
         st.rerun()
 
 
+def scores_section() -> None:
+    """Scores from the user's own detector, kept as an external detector (:mod:`anodet.external`) of a dataset."""
+    gen = st.session_state.setdefault(EXT_GEN_KEY, 0)
+    st.markdown("Scores your own pipeline made, one per record of a dataset's test split (and its validation split, "
+                "for thresholds): a CSV or Parquet file with each record's id and its score, higher = more anomalous. "
+                "They are shown beside anodet's detectors on every page. The same as `python -m anodet external add`.")
+    choices = catalog.available()
+    current = state.current_dataset().key
+    c1, c2, c3 = st.columns(3)
+    dataset = c1.selectbox("For dataset", choices, index=choices.index(current) if current in choices else 0,
+                           format_func=catalog.describe, key="yd_ext_dataset",
+                           help="KDD's record id is the record's line in the raw test file corrected, from 0; your "
+                                "dataset's is its id column, else its data row (from 1).")
+    name = c2.text_input("Detector name", key=f"yd_ext_name_{gen}", placeholder="my-pipeline", max_chars=64)
+    id_column = c3.text_input("Id column", key=f"yd_ext_id_{gen}", placeholder="record_id, record or id")
+    upload = st.file_uploader("Scores file (CSV, optionally .gz, or Parquet)", type=["csv", "gz", "parquet", "pq"],
+                              key=f"yd_ext_file_{gen}")
+    c1, c2 = st.columns(2)
+    score_column = c1.text_input("Score column", key=f"yd_ext_score_{gen}", placeholder="score or anomaly_score")
+    invert = c2.checkbox("Higher scores are more normal (invert them)", key=f"yd_ext_invert_{gen}")
+    if st.button("Add the scores", type="primary", icon=":material/add_chart:", key="yd_ext_add",
+                 disabled=upload is None or not name.strip()) and upload is not None:
+        upload.seek(0)
+        try:
+            with st.spinner("Matching the scores to the dataset's records…"):
+                external, notes = external_kept.add_upload(
+                    name.strip(), dataset, upload.file_id, upload.name, upload, id_column=id_column.strip() or None,
+                    score_column=score_column.strip() or None, invert=invert,
+                    replace=name.strip() in [e.name for e in external_kept.list_externals(dataset)],
+                    splits=loaders.get_splits() if dataset == current else None)
+        except DatasetError as exc:
+            st.error(_say(exc))
+            return
+        st.session_state[EXT_GEN_KEY] = gen + 1
+        st.session_state[EXT_ADDED_KEY] = (external.lines(), notes)
+        st.rerun()
+    added = st.session_state.pop(EXT_ADDED_KEY, None)
+    if added:
+        st.success(text("  \n".join(added[0])) + "  \nShown on every page for this dataset.")
+        for note in added[1]:
+            st.caption(text(note))
+    kept = external_kept.list_externals(dataset)
+    if kept:
+        st.caption("External detectors of this dataset: " + text(", ".join(e.name for e in kept)) + ". Remove one "
+                   f"with `python -m anodet external remove NAME --dataset {text(dataset)}`.")
+
+
 # -- the page --------------------------------------------------------------------------------------------
 
 st.title("Your data")
@@ -382,3 +433,6 @@ else:
 
 st.subheader("Add a dataset", anchor=False)
 add_section()
+
+st.subheader("Add scores from your own detector", anchor=False)
+scores_section()

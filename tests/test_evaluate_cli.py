@@ -107,8 +107,10 @@ def test_a_bad_operating_point_is_one_sentence(args, sentence):
 def test_a_bad_detector_is_one_sentence():
     code, _, err = run("evaluate", "--fpr", "0.0001", "--detectors", "pca@kdd99")
     assert code == 2 and "is not in the store" in err and "Traceback" not in err
-    with pytest.raises(SystemExit) as got:  # an unknown kind: argparse's one line after the usage
-        run("evaluate", "--detectors", "bogus")
+    code, _, err = run("evaluate", "--detectors", "bogus")  # not a kind either: the store's sentence says so
+    assert code == 2 and "Detector 'bogus' is not in the store" in err and err.count("\n") == 1
+    with pytest.raises(SystemExit) as got:  # not even a name: argparse's one line after the usage
+        run("evaluate", "--detectors", "pca;rm")
     assert got.value.code == 2
 
 

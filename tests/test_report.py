@@ -345,7 +345,7 @@ def test_a_bad_operating_point_is_one_sentence(tmp_path, capsys, args, sentence)
 
 
 @pytest.mark.parametrize(("detector", "output", "sentence"), [
-    ("bogus", "r.html", "unknown detector(s) bogus"),
+    ("bogus", "r.html", "Detector 'bogus' is not in the store"),
     ("pca", "r.txt", "does not end in .html or .md"),
     ("pca@kdd99", "r.html", "is not in the store"),
 ])

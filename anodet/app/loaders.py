@@ -1,5 +1,9 @@
 """Heavy objects loaded once per server and shared by every session: the store with its detectors, the
-splits, the scores, curves and histograms, keyed by the store's manifest hash (a session holds only its choices).
+splits, the scores, curves and histograms, keyed by the store's manifest hash and its dataset's external
+detectors (a session holds only its choices).
+
+The store pages see is :func:`anodet.external.view.with_externals` of the model store: its dataset's
+external detectors (scores made elsewhere) sit beside the stored ones on every page.
 """
 
 from __future__ import annotations
@@ -25,6 +29,8 @@ from anodet.detectors import explain
 from anodet.evaluation import comparison, leaderboard, operating
 from anodet.evaluation.metrics import ThresholdCurve
 from anodet.evaluation.operating import OperatingPoint
+from anodet.external import kept as external_kept
+from anodet.external.view import with_externals
 from anodet.scoring import cache as score_cache
 from anodet.scoring import core as scorer
 from anodet.store.core import MANIFEST, Store, StoreError
@@ -40,9 +46,11 @@ def _root() -> str:
 
 
 def _manifest_hash() -> str:
-    """sha256 of the current store's manifest, recomputed only when the file changes (read on every rerun).
+    """The key of what pages see: the sha256 of the current store's manifest (recomputed only when the file
+    changes; read on every rerun), and a stamp of its dataset's external detectors when it has any.
 
-    The store is written by replacing ``manifest.json``, which changes its mtime and size.
+    The store is written by replacing ``manifest.json``, which changes its mtime and size; external
+    detectors are added and removed by replacing their folders, which changes the stamp.
     """
     root = Path(_root())
     path = root / MANIFEST
@@ -54,37 +62,58 @@ def _manifest_hash() -> str:
             for old in [k for k in _hash_memo if k[0] == str(path)]:
                 del _hash_memo[old]
             _hash_memo[key] = digest
-        return _hash_memo[key]
+        stamp = external_kept.stamp(current_dataset().key)
+        return _hash_memo[key] + (f"+{stamp}" if stamp else "")
     except OSError:
         dataset = current_dataset()
         how = "python -m anodet train" + ("" if dataset.builtin else f" --dataset {dataset.key}")
         raise StoreError(f"No model store at {root}. Run `{how}` to build it.") from None
 
 
+def _store_hash(key: str) -> str:
+    """The model store's own manifest hash in a key of :func:`_manifest_hash` (without the external stamp)."""
+    return key.split("+", 1)[0]
+
+
 @st.cache_resource(max_entries=2)
-def _open_store(root: str, manifest_hash: str) -> Store:
+def _base_store(root: str, manifest_hash: str) -> Store:
     return Store.open(Path(root))
 
 
+@st.cache_resource(max_entries=4)
+def _open_store(root: str, key: str) -> Store:
+    return with_externals(_base_store(root, _store_hash(key)))
+
+
 @st.cache_resource(show_spinner="Loading the pretrained detectors…", max_entries=2)
-def _load_store(root: str, manifest_hash: str) -> Store:
-    store = _open_store(root, manifest_hash)
+def _loaded_base(root: str, manifest_hash: str) -> Store:
+    store = _base_store(root, manifest_hash)
     # Every detector's state is numpy arrays (or JSON): loading is file reads, ~0.4 s for the 26.
     for name in store.names:  # an ensemble after its members (Store.detector loads members first anyway)
         store.detector(name)
     return store
 
 
-def get_store(loaded: bool = True) -> Store:
-    """The model store (shared by all sessions).
+def _load_store(root: str, key: str) -> Store:
+    _loaded_base(root, _store_hash(key))  # the view shares the loaded detectors with its store
+    return _open_store(root, key)
 
-    ``loaded=True`` (the default) waits until every detector is loaded; ``loaded=False`` returns
+
+def get_store(loaded: bool = True) -> Store:
+    """The model store with its dataset's external detectors (shared by all sessions).
+
+    ``loaded=True`` (the default) waits until every stored detector is loaded; ``loaded=False`` returns
     the same store as soon as its manifest is read, for pages that need only names, thresholds
     and quantiles (and the test scores, which :func:`get_test_scores` keeps on disk).
     """
     if loaded:
         return _load_store(_root(), _manifest_hash())
     return _open_store(_root(), _manifest_hash())
+
+
+def is_external(name: str) -> bool:
+    """Is ``name`` an external detector (scores made elsewhere: no model to explain or score new records with)?"""
+    return get_store(loaded=False).is_external(name)
 
 
 @st.cache_resource(show_spinner="Loading the dataset's splits…", max_entries=3)
@@ -116,11 +145,16 @@ def _validation_scores(root: str, manifest_hash: str) -> dict[str, np.ndarray]:
     return _split_scores(root, manifest_hash, "validation")
 
 
-def _split_scores(root: str, manifest_hash: str, split: str) -> dict[str, np.ndarray]:
-    """Every detector's scores on one split, read from the disk cache or computed and kept there."""
-    scores, _ = score_cache.split_scores(_open_store(root, manifest_hash), get_splits(), split,
-                                         lambda frame: scorer.score_frame(_load_store(root, manifest_hash), frame))
-    return {n: _readonly(s) for n, s in scores.items()}
+def _split_scores(root: str, key: str, split: str) -> dict[str, np.ndarray]:
+    """Every detector's scores on one split: the stored ones from the disk cache (or computed and kept there), the
+    external ones as they were added (an external detector without validation scores is absent from that split)."""
+    base = _base_store(root, _store_hash(key))
+    splits = get_splits()
+    scores, _ = score_cache.split_scores(base, splits, split,
+                                         lambda frame: scorer.score_frame(_loaded_base(root, _store_hash(key)), frame))
+    out = {n: _readonly(s) for n, s in scores.items()}
+    out.update(_open_store(root, key).external_scores(split, splits.part(split).record_id))
+    return out
 
 
 _warming: set[tuple[str, str]] = set()

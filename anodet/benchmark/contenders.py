@@ -24,7 +24,7 @@ from typing import Any, cast
 
 import numpy as np
 
-from anodet.detectors import NEURAL, REGISTRY, SUPERVISED, create, detector_class
+from anodet.detectors import NEURAL, SUPERVISED, create, detector_class, known_kinds
 from anodet.detectors import display_name as kind_display_name
 
 QUICK = ("pca", "iforest", "ocsvm", "lof", "kmeans", "zscore", "mahalanobis", "ecod", "knn", "ensemble")
@@ -55,7 +55,7 @@ def display_name(name: str) -> str:
     """How a contender is shown: ``ECOD`` for the family's, ``ECOD (PyOD)`` for a peer."""
     if is_peer(name):
         return f"{name[len(PEER_PREFIX):]} (PyOD)"
-    return kind_display_name(name) if name in REGISTRY else name
+    return kind_display_name(name) if name in known_kinds() else name
 
 
 def family_names(value: str | None) -> list[str]:
@@ -68,8 +68,8 @@ def family_names(value: str | None) -> list[str]:
     for name in names:
         if name == "quick":
             continue
-        if name not in REGISTRY:
-            known = ", ".join(k for k in REGISTRY if k not in NOT_BENCHMARKED)
+        if name not in known_kinds():  # built-in kinds and installed plug-ins (anodet.detectors entry points)
+            known = ", ".join(k for k in known_kinds() if k not in NOT_BENCHMARKED)
             raise ContenderError(f"Unknown detector {name!r}; choose from {known} (or 'quick').")
         if name in NOT_BENCHMARKED:
             raise ContenderError(f"{name} cannot be benchmarked on its own: {NOT_BENCHMARKED[name]}.")

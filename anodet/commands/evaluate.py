@@ -118,8 +118,11 @@ def point_from_args(args: argparse.Namespace) -> OperatingPoint | None:
 
 
 def open_dataset(args: argparse.Namespace) -> tuple[Declaration, Store, Splits]:
-    """The dataset ``--dataset`` names (KDD by default), its store and its splits; detector names without ``@``
-    are the dataset's own (``pca`` means ``pca@NAME``)."""
+    """The dataset ``--dataset`` names (KDD by default), its store with the dataset's external detectors
+    (:func:`anodet.external.view.with_externals`), and its splits; detector names without ``@`` are the dataset's
+    own (``pca`` means ``pca@NAME``)."""
+    from anodet.external.view import with_externals
+
     if getattr(args, "dataset", None):
         from anodet.datasets import userdata
         from anodet.features.sets import qualified
@@ -135,10 +138,10 @@ def open_dataset(args: argparse.Namespace) -> tuple[Declaration, Store, Splits]:
                 setattr(args, attr, [d if "@" in d else qualified(d, feature_set) for d in value])
             elif isinstance(value, str) and "@" not in value:
                 setattr(args, attr, qualified(value, feature_set))
-        return declaration, open_store(args.dataset), declaration.load_splits()
+        return declaration, with_externals(open_store(args.dataset)), declaration.load_splits()
     from anodet.datasets.kdd import load_splits
 
-    return catalog.get(catalog.KDD), Store.open(args.store), load_splits(args.data_source)
+    return catalog.get(catalog.KDD), with_externals(Store.open(args.store)), load_splits(args.data_source)
 
 
 def _json_value(value: Any) -> Any:
@@ -273,6 +276,8 @@ def run(args: argparse.Namespace) -> int:
     for name in names:
         store.entry(name)  # a name not in the store: a StoreError saying how to train it
     fmt = "markdown" if args.markdown else args.format
+    for name, why in getattr(store, "left_out", {}).items():
+        print(f"note: the external detector {name} is left out: {why}.", file=sys.stderr)
     scores = boards.cached_scores(store, splits)
     try:
         got = boards.view_boards(declaration, store, splits, scores, point, names, resamples=args.resamples,

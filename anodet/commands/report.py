@@ -96,11 +96,11 @@ def _write(path: Path, text: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from anodet.cli import detector_name
+    from anodet.cli import stored_name
     from anodet.evaluation import report
 
     try:
-        detector_name(args.detector)  # a kind the registry knows (whether the store holds it: below)
+        stored_name(args.detector)  # a well-formed name (whether the store holds it: below)
         point = point_from_args(args)
         assert point is not None  # the group is required
         targets = _targets(args.output)

@@ -91,11 +91,32 @@ def command_store(args: argparse.Namespace) -> Any:
     one; a missing ``--threshold`` becomes the store's default preset."""
     from anodet.store.core import Store
 
+    _leave_out_externals(args)
     store = dataset_store(args) if getattr(args, "dataset", None) else Store.open(
         Path(args.store) if args.store else None)
     if args.threshold is None:
         args.threshold = store.default_preset
     return store
+
+
+def _leave_out_externals(args: argparse.Namespace) -> None:
+    """External detectors (scores made elsewhere) cannot score new records: one asked for by name is refused, and
+    when none is named the dataset's are left out with a note. Their names go to ``args.externals``."""
+    from anodet.datasets.catalog import KDD
+    from anodet.external.kept import list_externals
+    from anodet.external.view import not_scorable
+    from anodet.store.core import StoreError
+
+    args.externals = [e.name for e in list_externals(getattr(args, "dataset", None) or KDD)]
+    asked = [*(getattr(args, "detectors", None) or []), *([args.detector] if getattr(args, "detector", None) else [])]
+    named = [n for n in asked if n in args.externals]
+    if named:
+        raise StoreError(not_scorable(named[0]))
+    if args.externals and not asked:
+        one = len(args.externals) == 1
+        what = "is an external detector" if one else "are external detectors"
+        print(f"note: {', '.join(args.externals)} {what} (scores made elsewhere), left out: {'it' if one else 'they'} "
+              "cannot score new records.", file=sys.stderr)
 
 
 def dataset_store(args: argparse.Namespace) -> Any:
@@ -163,14 +184,16 @@ def _run_many(args: argparse.Namespace, store, names: list[str]) -> int:
 
 
 def _thresholds_file(args: argparse.Namespace, known: list[str]) -> dict[str, float] | None:
+    """The thresholds a ``--thresholds`` file sets (an external detector's, which the dashboard exports too, are
+    not used: it does not score)."""
     if not getattr(args, "thresholds", None):
         return None
     from anodet.evaluation.thresholds import read_thresholds_file
 
-    view, values = read_thresholds_file(Path(args.thresholds), known)
+    view, values = read_thresholds_file(Path(args.thresholds), [*known, *getattr(args, "externals", [])])
     if view and view != args.label_view:
         print(f"note: {args.thresholds} was exported under the {view} label view.", file=sys.stderr)
-    return values
+    return {n: v for n, v in values.items() if n in known}
 
 
 def print_summary(summary: Summary, view: str, output: Path | None) -> None:

@@ -76,6 +76,10 @@ RAW_FILES: tuple[RawFile, ...] = (
             "0762f0d4405ef457e60b0179145e5fca328b5103a9364a81e63b99d9f0620c74", False),
 )
 
+RAW_LINES = {"train": 494_021, "test": 311_029}
+"""Records (lines) in the raw training and test files (their sha256 fixes them): KDD's record ids run from 0 to one
+less."""
+
 
 class DataError(RuntimeError):
     """The raw data is missing, partial or corrupt; the message says where and how to fix it."""

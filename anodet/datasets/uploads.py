@@ -30,18 +30,19 @@ def uploads_root() -> Path:
 
 
 def suffix(filename: str) -> str:
-    """``.parquet`` for a Parquet file name, else ``.csv`` (the only two kinds a dataset reads)."""
-    return ".parquet" if filename.lower().endswith((".parquet", ".pq")) else ".csv"
+    """``.parquet`` for a Parquet file name, ``.csv.gz`` for a compressed CSV, else ``.csv``."""
+    lower = filename.lower()
+    return ".parquet" if lower.endswith((".parquet", ".pq")) else ".csv.gz" if lower.endswith(".gz") else ".csv"
 
 
 def save(upload_id: str, role: str, filename: str, source: BinaryIO) -> Path:
     """Write an uploaded file (once per upload id) under ``data/uploads/`` and return its path.
 
-    ``role`` is ``train`` or ``test``; the user's file name only decides the suffix, so no name
-    of theirs becomes a path.
+    ``role`` is ``train`` or ``test`` (a dataset's files) or ``scores`` (an external detector's); the user's
+    file name only decides the suffix, so no name of theirs becomes a path.
     """
-    if role not in ("train", "test"):
-        raise ValueError(f"role must be train or test, not {role!r}")
+    if role not in ("train", "test", "scores"):
+        raise ValueError(f"role must be train, test or scores, not {role!r}")
     folder = uploads_root() / (_ID.sub("_", upload_id)[:80] or "upload")
     path = folder / f"{role}{suffix(filename)}"
     if path.exists():

@@ -31,14 +31,19 @@ class Scored:
 
 
 def cached_scores(store: Any, splits: Splits) -> Scored:
-    """Every stored detector's scores on both parts: from the score cache the dashboard fills, else scored now
-    and kept there (so the next run, and the dashboard, read them)."""
+    """Every detector's scores on both parts: a stored one's from the score cache the dashboard fills, else scored
+    now and kept there (so the next run, and the dashboard, read them); an external one's as it was added (one
+    given without validation scores is absent from that part)."""
     from anodet.scoring import cache
     from anodet.scoring.core import score_frame
 
-    test, _ = cache.split_scores(store, splits, "test", lambda frame: score_frame(store, frame))
-    validation, _ = cache.split_scores(store, splits, "validation", lambda frame: score_frame(store, frame))
-    return Scored(test, validation)
+    base = getattr(store, "base", store)  # a view with external detectors: its stored ones are the base's
+
+    def scored(split: str) -> dict[str, np.ndarray]:
+        got, _ = cache.split_scores(base, splits, split, lambda frame: score_frame(base, frame))
+        return {**got, **store.external_scores(split, splits.part(split).record_id)}
+
+    return Scored(scored("test"), scored("validation"))
 
 
 @dataclass(frozen=True)
@@ -72,7 +77,8 @@ def op_thresholds(point: OperatingPoint, store: Any, splits: Splits, view: str, 
     """Each named detector's threshold for ``point`` under ``view``, chosen on the validation part
     (:func:`anodet.evaluation.operating.thresholds_for`)."""
     y_val = splits.validation.label(view)
-    curves = None if y_val is None else {n: ThresholdCurve.from_scores(y_val, validation[n]) for n in names}
+    curves = None if y_val is None else {n: ThresholdCurve.from_scores(y_val, validation[n]) for n in names
+                                         if n in validation}
     return operating.thresholds_for(point, list(names), curves, {n: store.thresholds(n, view) for n in names})
 
 
@@ -90,6 +96,10 @@ def view_board(declaration: Declaration, store: Any, splits: Splits, view: str, 
     y = test.label(view)
     entrants = entrants_of(store, names)
     chosen = op_thresholds(point, store, splits, view, names, scores.validation) if point is not None else {}
+    missing = ""
+    if point is not None:
+        missing = operating.without_threshold(point, [n for n in names if n not in chosen])
+        chosen.update({n: store.default_threshold(n, view) for n in names if n not in chosen})  # as the pages do
     chosen.update({n: float(v) for n, v in (overrides or {}).items() if n in chosen})
     defaults = (chosen if point is not None and point.kind == "preset"
                 else {n: store.default_threshold(n, view) for n in names})
@@ -104,7 +114,7 @@ def view_board(declaration: Declaration, store: Any, splits: Splits, view: str, 
                                 test.category, order)
     n_attacks, n_normals = int((y == 1).sum()), int((y != 1).sum())
     resolution = Resolution.of(n_normals)
-    notes = []
+    notes = [missing]
     op = None
     if point is not None:
         curves = {n: ThresholdCurve.from_scores(y, test_scores[n]) for n in names}

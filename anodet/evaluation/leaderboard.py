@@ -135,7 +135,12 @@ def boards_on_test(declaration: Declaration, store: Store, splits: Splits,
     from anodet.scoring.core import score_frame
 
     names = names or store.names  # a name not in the store is a StoreError saying how to add it
-    scores = score_frame(store, splits.test.rows, names)
+    for name in names:
+        store.entry(name)
+    external = store.external_scores("test", splits.test.record_id)  # scores made elsewhere (anodet.external)
+    stored = [n for n in names if n not in external]
+    scores = score_frame(store, splits.test.rows, stored) if stored else {}
+    scores = {n: scores[n] if n in scores else external[n] for n in names}
     entrants = entrants_of(store, names)
     test = splits.test
     out = {}

@@ -13,7 +13,7 @@ resolve (fewer than one normal record) is said so.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -221,8 +221,28 @@ def at_point(point: OperatingPoint, thresholds: Mapping[str, float],
 
 def thresholds_for(point: OperatingPoint, names: list[str], validation: Mapping[str, ThresholdCurve] | None,
                    presets: Mapping[str, Mapping[str, float]]) -> dict[str, float]:
-    """Every named detector's threshold for ``point`` (``presets``: each detector's stored presets for the view)."""
+    """Every named detector's threshold for ``point`` (``presets``: each detector's stored presets for the view).
+
+    A detector without validation scores while others have them (an external one given only test scores) gets
+    none: at a point chosen on the validation part, and at a preset it lacks (its presets are chosen without
+    labels). :func:`without_threshold` names it for the page to say so.
+    """
+    if point.kind != "preset" and validation:
+        names = [n for n in names if n in validation]
+    elif point.kind == "preset" and any(point.preset in (presets.get(n) or {}) for n in names):
+        names = [n for n in names if point.preset in (presets.get(n) or {})]
     return {n: threshold_at(point, (validation or {}).get(n), presets.get(n)) for n in names}
+
+
+def without_threshold(point: OperatingPoint, missing: Sequence[str]) -> str:
+    """The sentence for the detectors (named as the reader sees them) :func:`thresholds_for` gave no threshold
+    ("" when there are none)."""
+    if not missing:
+        return ""
+    one = len(missing) == 1
+    return (f"{', '.join(missing)} came without validation scores, so no threshold is chosen for "
+            f"{'it' if one else 'them'} at this operating point: {'its' if one else 'their'} own preset on the test "
+            "scores (chosen without labels) is in force instead.")
 
 
 def rank(table: pd.DataFrame, point: OperatingPoint) -> pd.DataFrame:

@@ -223,7 +223,7 @@ def figures(facts: Mapping[str, Any], splits: Splits, scores: Scored) -> dict[st
         points[s["display"]] = (max(s["fpr"] or 0.0, floor), s["recall"] or 0.0)
     roc = builders.roc_figure(curves, {s["display"]: s["roc_auc"] for s in side}, points,
                               title=f"ROC curves, false-positive rate on a log axis ({view} view; × at the threshold)",
-                              log_fpr=True)
+                              log_fpr=True, min_fpr=step)
     powers = [10.0**p for p in range(math.floor(math.log10(step)) + 1, 1) if 10.0**p > 2 * step]
     roc.update_layout(xaxis={"range": [math.log10(floor) - 0.1, 0], "tickvals": [floor, step, *powers],
                              "ticktext": ["0", percent(step), *(percent(p) for p in powers)]}, height=480)

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from anodet import PROJECT_ROOT
-from anodet.detectors import REGISTRY, Detector, detector_class
+from anodet.detectors import REGISTRY, Detector, detector_class, plugins
 from anodet.features.encoding import InputEncoder
 from anodet.features.sets import FeatureSet, kind_of
 from anodet.store.manifest import (
@@ -246,7 +246,12 @@ class Store:
         entry = self.entry(name)
         folder = self._checked_folder(name, entry["files"])
         try:
-            detector = detector_class(kind_of(name)).load(folder)
+            cls = detector_class(kind_of(name)) if kind_of(name) in REGISTRY else plugins.bind_entry(kind_of(name),
+                                                                                                  entry)
+        except plugins.PluginError as exc:
+            raise StoreError(f"Detector {name!r} is a plug-in that cannot be used here: {exc}") from None
+        try:
+            detector = cls.load(folder)
         except Exception as exc:  # any loader failure is a store problem, told as one sentence
             raise StoreError(f"Cannot load detector {name!r} from {folder}: {exc}. {self.train_hint}") from None
         if detector.members != entry["params"].get("members", []):
@@ -263,6 +268,19 @@ class Store:
         detector.attach({m: self._load(m, (*loading, name)) for m in detector.members})
         self._detectors[name] = detector
         return detector
+
+    def is_external(self, name: str) -> bool:
+        """Is ``name`` an external detector (scores made elsewhere, :mod:`anodet.external`)? Never in a plain store."""
+        return False
+
+    @property
+    def scorable(self) -> list[str]:
+        """The detectors that can score new records: every stored one (a view with external scores leaves those out)."""
+        return self.names
+
+    def external_scores(self, split: str, record_ids: Any = None) -> dict[str, np.ndarray]:
+        """External detectors' scores on a split of the dataset (none in a plain store; see :mod:`anodet.external`)."""
+        return {}
 
     def verify(self) -> None:
         """Check every listed file against its hash without loading any model (StoreError if one fails)."""

@@ -75,20 +75,37 @@ def _key(kind: str) -> str:
     return f"^{kind}(?:@{_SET_NAME})?$"
 
 
-def _entry(name: str) -> dict[str, Any]:
-    """The schema of an entry of detector kind ``name``; its files live in its own folder (checked after)."""
+_PLUGIN_KIND = r"[a-z][a-z0-9_]{0,39}"
+_CLASS_PATH = r"^[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*:[A-Za-z_]\w*$"
+_PLUGIN_KEY = f"^(?!(?:{'|'.join(REGISTRY)})(?:@|$)){_PLUGIN_KIND}(?:@{_SET_NAME})?$"
+"""Names a plug-in detector may be stored under: any kind but a built-in one (:mod:`anodet.detectors.plugins`)."""
+_PLUGIN_INFO = {"type": "object", "required": ["mode", "higher_is"], "properties": {
+    "mode": {"enum": ["state", "refit", "detector"]},
+    "source": {"enum": ["class", "entry point"]},
+    "higher_is": {"enum": ["anomalous", "normal"]},
+    "method": {"enum": ["decision_function", "score_samples"]},
+    "versions": {"type": "object", "additionalProperties": {"type": "string"}},
+    "refit_on_load": {"type": "object", "required": ["rows", "seconds"],
+                      "properties": {"rows": {"type": "integer", "minimum": 1}, "seconds": {"type": "number",
+                                                                                          "minimum": 0}}}}}
+
+
+def _entry(name: str | None) -> dict[str, Any]:
+    """The schema of an entry of detector kind ``name`` (None: a plug-in kind); its files live in its own folder
+    (checked after)."""
     has_members = {"required": ["params"],
                    "properties": {"params": {"required": ["members"], "properties": {"members": {"minItems": 1}}}}}
-    return {
+    files_prefix = f"{name}(?:@{_SET_NAME})?/" if name else f"{_PLUGIN_KIND}(?:@{_SET_NAME})?/"
+    schema: dict[str, Any] = {
         "type": "object",
         "required": ["class", "display_name", "family", "feature_set", "files", "params", "seed", "thresholds",
                      "validation_quantiles", "metrics"],
         "properties": {
-            "class": {"const": REGISTRY[name]},
+            "class": {"const": REGISTRY[name]} if name else {"type": "string", "pattern": _CLASS_PATH},
             "display_name": {"type": "string"},
-            "family": {"enum": ["neural", "classical", "ensemble", "supervised"]},
+            "family": {"enum": ["neural", "classical", "ensemble", "supervised", "plugin"]},
             "feature_set": {"type": "string", "pattern": f"^{_SET_NAME}$"},
-            "files": _files(f"{name}(?:@{_SET_NAME})?/"),
+            "files": _files(files_prefix),
             "params": {"type": "object", "properties": {
                 "members": {"type": "array", "uniqueItems": True, "items": _MEMBER}}},
             "members": {"type": "object", "propertyNames": _MEMBER, "additionalProperties": _files("")},
@@ -99,10 +116,14 @@ def _entry(name: str) -> dict[str, Any]:
             "validation_quantiles": _per_view({"type": "object", "required": ["normal", "all"],
                                                "properties": {"normal": _QUANTILES, "all": _QUANTILES}}),
             "metrics": {"type": "object"},
+            "plugin": _PLUGIN_INFO,
         },
         # A detector built on members records each member's file hashes at fit time.
         "if": has_members, "then": {"required": ["members"]},
     }
+    if not name:
+        schema["required"] = [*schema["required"], "plugin"]
+    return schema
 
 
 SCHEMA: dict[str, Any] = {
@@ -124,7 +145,8 @@ SCHEMA: dict[str, Any] = {
                              "file": {"type": "string", "pattern": f"^featuresets/{_SAFE_PART}$"},
                              "sha256": _HEX64}}},
         "detectors": {"type": "object", "additionalProperties": False,
-                      "patternProperties": {_key(kind): _entry(kind) for kind in REGISTRY}},
+                      "patternProperties": {**{_key(kind): _entry(kind) for kind in REGISTRY},
+                                            _PLUGIN_KEY: _entry(None)}},
     },
 }
 

@@ -72,7 +72,7 @@ def train(name: str, detectors: list[str] | None = None, seed: int = 0, log: Cal
     ``detectors``: kinds (``pca``) or stored names (``pca@NAME``); default every one that fits
     the data. ``progress(done, total, detector)`` is called before each detector and at the end.
     """
-    from anodet.detectors import REGISTRY
+    from anodet.detectors import known_kinds
     from anodet.training.train import train as train_store
 
     dataset = load(name)
@@ -84,7 +84,7 @@ def train(name: str, detectors: list[str] | None = None, seed: int = 0, log: Cal
     if asked_skipped:
         kind = asked_skipped[0].split("@", 1)[0]
         raise DatasetError(f"{kind} cannot be trained on dataset {name!r}: it {got.skip[kind]}.")
-    wrong = [d for d in wanted if d.split("@", 1)[1] != fs or d.split("@", 1)[0] not in REGISTRY]
+    wrong = [d for d in wanted if d.split("@", 1)[1] != fs or d.split("@", 1)[0] not in known_kinds()]
     if wrong:
         raise DatasetError(f"{wrong[0]} is not a detector of dataset {name!r}; give kinds such as pca or "
                            f"{qualified('pca', fs)}.")

@@ -26,7 +26,8 @@ from tqdm.auto import tqdm
 from anodet.datasets.kdd import SPLIT_NAME, load_splits
 from anodet.datasets.kdd_schema import LABEL_VIEWS
 from anodet.datasets.model import Part, Splits
-from anodet.detectors import REGISTRY, Detector, create, detector_class
+from anodet.detectors import REGISTRY, Detector, create, detector_class, known_kinds
+from anodet.detectors.plugins import PluginError, is_plugin, plugin_info
 from anodet.evaluation import metrics
 from anodet.features.sets import BUILTIN, FeatureSet, FeatureSetSpec, kind_of, qualified, set_of_name, spec
 from anodet.store.core import (
@@ -102,22 +103,33 @@ def labelled_pair(splits: Splits, view: str) -> tuple[pd.DataFrame, np.ndarray] 
     return part.rows, y
 
 
-def all_names(feature_sets: list[str] | None = None) -> list[str]:
-    """Every detector a full training writes: each kind on each feature set, in the order shown.
+def all_names(feature_sets: list[str] | None = None, kinds: list[str] | None = None) -> list[str]:
+    """Every detector a full training writes: each kind (default: the built-in ones) on each feature set, in the
+    order shown.
 
     An unknown feature set name is a ValueError naming the known ones.
     """
-    return [qualified(kind, spec(fs).name) for fs in (feature_sets or list(BUILTIN)) for kind in REGISTRY]
+    return [qualified(kind, spec(fs).name) for fs in (feature_sets or list(BUILTIN)) for kind in (kinds or REGISTRY)]
+
+
+def plugin_kinds(names: list[str] | None) -> list[str]:
+    """The plug-in kinds among ``names`` (:mod:`anodet.detectors.plugins`), each checked to be known here."""
+    kinds = list(dict.fromkeys(kind_of(n) for n in names or [] if kind_of(n) not in REGISTRY))
+    unknown = [k for k in kinds if k not in known_kinds()]
+    if unknown:
+        raise ValueError(f"unknown detector(s) {', '.join(unknown)}; choose from {', '.join(known_kinds())}")
+    return kinds
 
 
 def expand_names(names: list[str] | None, feature_sets: list[str] | None = None,
                  known: list[str] | None = None) -> list[str]:
     """Stored names for ``names``: a kind (``pca``) means it on every chosen feature set; ``pca@kdd41`` itself.
 
-    ``known``: every name there is (default: the built-in feature sets' detectors).
+    ``known``: every name there is (default: the built-in feature sets' detectors, and the plug-in kinds named).
     """
-    known = known if known is not None else all_names()
-    everything = all_names(feature_sets) if feature_sets else known
+    kinds = [*REGISTRY, *plugin_kinds(names)]
+    known = known if known is not None else all_names(None, kinds)
+    everything = all_names(feature_sets, kinds) if feature_sets else known
     if not names:
         return everything
     wanted = set()
@@ -252,7 +264,8 @@ def train(
         corpus = kdd_corpus(source)
         builtin = True
     else:
-        names = expand_names(names, None, corpus.names())
+        extra = plugin_kinds(names)
+        names = expand_names(names, None, [*corpus.names(), *(qualified(k, fs) for fs in corpus.specs for k in extra)])
         builtin = False
     splits = corpus.splits
     everything = corpus.names()
@@ -261,7 +274,7 @@ def train(
         checkpoint("locked")
         recover(root)
         previous = _previous_store(root, names, splits, log, everything)
-        names = _with_dependents(names, previous, log, everything)
+        names = _with_dependents(names, previous, log, [*everything, *(n for n in names if n not in everything)])
         kept = [n for n in (previous.names if previous else []) if n not in names]
         sets_used = [fs for fs in corpus.specs if any(set_of_name(n) == fs for n in [*names, *kept])]
         supervised = any(detector_class(kind_of(n)).uses_labels for n in names)
@@ -363,6 +376,21 @@ def _kept_part(staging: Path, previous: Store | None, names: list[str]) -> dict[
     return manifest
 
 
+def _reloaded(name: str, detector: Detector, folder: Path, log) -> Detector:
+    """A plug-in as a store will load it (refitted, or rebuilt from its state), so a plug-in that cannot be
+    stored faithfully is refused now rather than when it is first used."""
+    start = time.perf_counter()
+    try:
+        reloaded = type(detector).load(folder)
+    except Exception as exc:  # the plug-in's own code: any failure is one sentence naming it
+        raise StoreError(f"{name} cannot be stored faithfully, so no store was written: "
+                         f"{exc if isinstance(exc, PluginError) else f'{type(exc).__name__}: {exc}'}.") from None
+    info = plugin_info(reloaded)
+    how = "refitted from its stored rows" if info["mode"] == "refit" else "rebuilt from its stored state"
+    log(f"  {name}: a plug-in, {how} in {time.perf_counter() - start:.1f}s with the same scores")
+    return reloaded
+
+
 def _finite_or_none(value: Any) -> Any:
     """Metrics as JSON allows them: an undefined metric (NaN) becomes null."""
     if isinstance(value, dict):
@@ -413,18 +441,27 @@ def _train_into(staging: Path, manifest: dict[str, Any], names: list[str], previ
         if detector.uses_labels:
             assert got.labelled is not None
             detector.fit(*got.labelled)
+        elif is_plugin(detector):
+            try:
+                detector.fit(X_train)
+            except Exception as exc:  # the plug-in's own code: one sentence naming it
+                raise StoreError(f"The plug-in {name} failed to fit ({type(exc).__name__}: {exc}), so no store was "
+                                 "written; check its parameters.") from None
         else:
             detector.fit(X_train)
         seconds = time.perf_counter() - start
         folder = staging / name
         shutil.rmtree(folder, ignore_errors=True)
         files = detector.save(folder)
+        plugin = plugin_info(detector) if is_plugin(detector) else None
+        if plugin is not None:
+            detector = _reloaded(name, detector, folder, log)
         val_scores, test_scores = detector.decision_function(X_val), detector.decision_function(X_test)
         if not (np.isfinite(val_scores).all() and np.isfinite(test_scores).all()):
             raise StoreError(f"{name} gave NaN or infinite scores after training, so no store was written; "
                              f"check its parameters or the training data.")
         entry = {
-            "class": REGISTRY[kind],
+            "class": REGISTRY.get(kind) or getattr(type(detector), "plugin_target", ""),
             "display_name": f"{detector.display_name} · {fs_name}",
             "family": detector.family,
             "feature_set": fs_name,
@@ -437,6 +474,8 @@ def _train_into(staging: Path, manifest: dict[str, Any], names: list[str], previ
         }
         if subsampled and not detector.uses_labels:
             entry["subsampled_from"] = subsampled
+        if plugin is not None:
+            entry["plugin"] = plugin
         if detector.members:  # what it was fitted on: loading refuses it once a member changes
             entry["members"] = {m: dict(manifest["detectors"][m]["files"]) for m in detector.members}
         manifest["detectors"][name] = entry

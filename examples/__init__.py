@@ -1,0 +1,1 @@
+"""Worked examples: plug-in detectors for ``python -m anodet train --detector-class`` (see the README)."""
