@@ -222,7 +222,7 @@ categories = test.category
 ordered_scores = {n: scores[n] for n in order}
 rates = metrics.category_rates(ordered_scores, thresholds, categories, categories_shown)
 counts = pd.Series(test.category).value_counts()
-columns = [f"{textsafe.markdown_text(c)} ({counts.get(c, 0):,})" for c in categories_shown]
+columns = [f"{c} ({counts.get(c, 0):,})" for c in categories_shown]  # figures show text as typed
 st.plotly_chart(figures.rate_heatmap([labels[n] for n in order], columns, rates,
                                      title=f"Detection rate per {words.positive} category",
                                      positive=words.positive, counts=[int(counts.get(c, 0)) for c in categories_shown]),
