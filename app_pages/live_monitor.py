@@ -111,17 +111,20 @@ def replay_mode() -> None:
     buttons[0].button("Start" if replay.position == 0 or replay.finished else "Resume", type="primary",
                       disabled=replay.running, key="live_start", on_click=replay.start)
     buttons[1].button("Pause", disabled=not replay.running, key="live_pause", on_click=replay.pause)
-    buttons[2].button("Stop", disabled=replay.position == 0, key="live_stop", on_click=replay.reset)
+    buttons[2].button("Stop", disabled=replay.position == 0 and not replay.running, key="live_stop",
+                      on_click=replay.reset)
     buttons[3].caption(f"Replays the {len(replay.scores):,} records of the test split in a fixed shuffled order. "
                        f"It pauses by itself while you are on another page (after {replay.max_gap:.0f} s without "
                        "an update) and resumes where it was when you come back; switching the label view keeps "
                        "its place and recounts it.")
 
+    replay.advance(None, ui.get_threshold(name, view))  # the page run anew: a long gap was time away from it
+
     @st.fragment(run_every=TICK_SECONDS if replay.running else None)
     def live() -> None:
         view_now = state.label_view()
         threshold = ui.get_threshold(name, view_now)
-        replay.advance(None, threshold)
+        replay.advance(None, threshold, watching=True)  # the page's own tick: slow or not, the time is replayed
         if replay.finished and st.session_state.get("live_finished_shown") != id(replay):
             st.session_state["live_finished_shown"] = id(replay)
             st.rerun()  # refresh the buttons: the replay is over

@@ -10,8 +10,9 @@ import streamlit as st
 from anodet import textsafe
 from anodet.app import board, figures, layout, loaders, state, ui
 from anodet.datasets.usersplits import MAX_CATEGORIES
-from anodet.evaluation import agreement, comparison, leaderboard, metrics, operating
-from anodet.evaluation.operating import Resolution, percent
+from anodet.evaluation import agreement, comparison, leaderboard, metrics, operating, report
+from anodet.evaluation.boards import Scored
+from anodet.evaluation.operating import OperatingPoint, Resolution, percent
 
 
 def unlabelled_overview(names: list[str]) -> None:
@@ -201,13 +202,31 @@ with right:
                                 "of": st.column_config.NumberColumn("Of", format="%d")})
 st.caption(f"{textsafe.markdown_text(labels[focus])} at its threshold in force ({thresholds[focus]:.6g}): each "
            f"category's {words.positives} caught and missed on the test split, with the Wilson interval of the rate.")
+report_parts = (loaders.get_store(), loaders.get_splits(), Scored(scores, loaders.get_validation_scores()))
+report_thresholds = {focus: thresholds[focus]} if focus in moved else None
+
+
+def _report(focus: str = focus, view: str = view, point: OperatingPoint = point) -> str:
+    store_, splits_, scored = report_parts
+    return report.build(dataset.key, view, focus, point, report_thresholds, declaration=dataset, store=store_,
+                        splits=splits_, scores=scored,
+                        thresholds_source="moved by hand in this session" if report_thresholds else "")[0]
+
+
+st.download_button(
+    f"Decision report for {labels[focus]} (HTML)", key="overview_report", icon=":material/description:",
+    mime="text/html", on_click="ignore", file_name=f"anodet-report-{dataset.key}-{focus}-{view}.html",
+    data=_report,  # built when clicked (~2 s), not on every rerun
+    help="One self-contained file (it opens offline): the dataset, label view, store hash, this detector, its "
+         "threshold and the operating point, expected alerts, recall per category with counts and intervals, what "
+         "it misses, the charts, and the thresholds file to deploy; every number can be recomputed from the store.")
 
 st.subheader("Detection rate per category")
 categories = test.category
 ordered_scores = {n: scores[n] for n in order}
 rates = metrics.category_rates(ordered_scores, thresholds, categories, categories_shown)
 counts = pd.Series(test.category).value_counts()
-columns = [f"{textsafe.markdown_text(c)} ({counts.get(c, 0):,})" for c in categories_shown]
+columns = [f"{c} ({counts.get(c, 0):,})" for c in categories_shown]  # figures show text as typed
 st.plotly_chart(figures.rate_heatmap([labels[n] for n in order], columns, rates,
                                      title=f"Detection rate per {words.positive} category",
                                      positive=words.positive, counts=[int(counts.get(c, 0)) for c in categories_shown]),

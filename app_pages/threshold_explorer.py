@@ -106,8 +106,16 @@ def share_thresholds(names: list[str], view: str) -> None:
     store = loaders.get_store(loaded=False)
     export, load = st.columns(2, vertical_alignment="bottom")
     point = ui.operating_point()
-    document = thresholds.thresholds_document(ui.get_thresholds(names), view, store.hash,
-                                              operating_point=point.describe(), moved=ui.moved(names, view))
+    at_point = ui.op_thresholds(view)
+    moved_now = ui.session_thresholds(view)  # the live dict: a release in a control's fragment updates it
+
+    def document() -> bytes:
+        """Built when the button is clicked, from what is in force then (no Streamlit call: it may run outside
+        this session's script)."""
+        values = {n: float(moved_now.get(n, at_point.get(n, store.default_threshold(n, view)))) for n in names}
+        return thresholds.thresholds_document(values, view, store.hash, operating_point=point.describe(),
+                                              moved=[n for n in names if n in moved_now])
+
     export.download_button(
         "Export thresholds", key="export_thresholds", mime="application/json", icon=":material/download:",
         file_name=f"anodet-thresholds-{view}.json", on_click="ignore", width="stretch", data=document,

@@ -296,6 +296,46 @@ def test_a_gap_longer_than_max_gap_is_skipped_not_replayed():
     assert replay.advance(None, 5000.0) == 100 and replay.position == 300
 
 
+def test_a_slow_tick_of_the_page_itself_is_replayed_not_taken_for_absence():
+    """Issue 24: on a loaded server the page's own ticks came seconds apart and the replay called that "paused while
+    nobody was watching" (80–110 records/s at 200): a tick of the open page replays its whole gap."""
+    clock = Clock()
+    replay = Replay(np.arange(100_000.0), np.zeros(100_000, bool), speed=200, max_gap=3.0, clock=clock)
+    replay.start()
+    for gap in (4.0, 13.0, 29.0):  # the slow ticks the issue saw
+        clock.tick(gap)
+        assert replay.advance(None, 1e9, watching=True) == int(200 * gap)
+    assert replay.away_seconds == 0.0 and replay.position == 200 * 46
+    clock.tick(600.0)  # the tab slept for ten minutes: not replayed in one burst
+    assert replay.advance(None, 1e9, watching=True) == 0 and replay.away_seconds == 600.0
+
+
+def test_stop_is_usable_while_the_replay_runs(app, clock):
+    at = app
+    at.session_state["live_replay"].clock = clock
+    at.button(key="live_start").click().run()  # drawn right after the start, nothing replayed yet
+    assert not at.button(key="live_stop").disabled
+    at.button(key="live_stop").click().run()
+    assert not at.session_state["live_replay"].running and at.session_state["live_replay"].position == 0
+
+
+def test_opening_a_record_from_a_running_replay_draws_it_every_time(app, clock, splits):
+    """The hand-off from a running replay to Flagged records, repeated: every time the record's detail is drawn."""
+    at = app
+    _replay_a_second(at, clock)
+    for attempt in range(6):
+        replay = at.session_state["live_replay"]
+        assert replay.running, attempt
+        newest = replay.latest_alerts(replay_threshold(at), 1)[0]
+        _select_newest_alert(at)
+        at.button(key="live_open_record").click().run()
+        assert not problems(at), (attempt, problems(at))
+        assert at.subheader[-1].value == f"Record {splits.test.record_id[newest['position']]}", attempt
+        at.switch_page(LIVE).run()  # back: the replay goes on
+        clock.tick(0.5)
+        at.run()
+
+
 def test_relabelling_recounts_the_released_records():
     scores = np.array([0.1, 0.9, 0.8, 0.2])
     replay = Replay(scores, np.array([0, 1, 0, 0], bool), speed=4, clock=Clock())

@@ -376,3 +376,16 @@ def test_a_kdd41_detector_is_explained_over_the_41_named_columns(store, splits):
     assert contributions.sum() == pytest.approx(per_input.sum(), rel=1e-6)
     service = [j for j, g in enumerate(fs.groups) if g == "service"]
     assert contributions[columns.index("service")] == pytest.approx(per_input[service].sum(), rel=1e-6)
+
+
+def test_user_text_in_charts_shows_as_typed_never_as_markup():
+    """Issue 24: a column named like HTML drew a clickable link and 60 px red text on Flagged records."""
+    evil = "<a href='https://example.com'>click</a>"
+    big = "<span style='font-size:60px;color:red'>BIG</span>"
+    figs = [figures.feature_percentile_figure([evil, big], np.array([50.0, 99.0]), np.array([1.0, 2.0])),
+            figures.feature_contribution_figure([evil, big], np.array([0.5, -0.2]), big),
+            figures.rate_heatmap(["PCA"], [evil, big], np.array([[0.5, 0.1]]), counts=[10, 20])]
+    for fig in figs:
+        spec = fig.to_json()
+        assert "<a href" not in spec and "<span style" not in spec, spec[:300]
+        assert "&lt;a href" in spec or "&lt;span style" in spec

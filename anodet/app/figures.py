@@ -9,6 +9,7 @@ and attacks in :data:`ATTACK_COLOUR`.
 
 from __future__ import annotations
 
+import html
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -23,8 +24,8 @@ ATTACK_COLOUR = "#d62728"
 THRESHOLD_COLOUR = "#222222"
 OPERATING_POINT = {"size": 12, "color": THRESHOLD_COLOUR, "symbol": "x", "line": {"width": 2}}
 _MARGIN = {"l": 60, "r": 20, "t": 50, "b": 50}
-LOG_FPR_TICKS = {"tickvals": [0.001, 0.01, 0.1, 1.0], "ticktext": ["0.1%", "1%", "10%", "100%"]}
-"""Four ticks on a log false-positive-rate axis: readable at any panel width."""
+LOG_FPR_TICKS = {"tickvals": [0.0001, 0.001, 0.01, 0.1, 1.0], "ticktext": ["0.01%", "0.1%", "1%", "10%", "100%"]}
+"""Five ticks on a log false-positive-rate axis: readable at any panel width."""
 _PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
             "#bcbd22", "#17becf", "#393b79", "#637939")
 
@@ -36,11 +37,34 @@ def _figure(data: list[dict], layout: dict) -> go.Figure:
     every builder's output instead.
     """
     base = {"margin": _MARGIN, "legend": {"orientation": "h", "y": -0.2}}
-    return go.Figure(data=data, layout={**base, **layout}, _validate=False)
+    return go.Figure(data=[_plain_trace(t) for t in data], layout={**base, **layout}, _validate=False)
+
+
+def plain(text: object) -> str:
+    """Text as plotly shows it literally: it renders a subset of HTML (links, styled spans) in labels, names and
+    hover text, and a column name, a category or a label value is the user's, so its ``<`` and ``&`` are escaped."""
+    return html.escape(str(text), quote=False)
+
+
+def _plain_values(values: Any) -> Any:
+    if isinstance(values, str):
+        return plain(values)
+    if isinstance(values, (list, tuple)) or (isinstance(values, np.ndarray) and values.dtype.kind in "OUS"):
+        return [_plain_values(v) for v in values]
+    return values
+
+
+def _plain_trace(trace: dict) -> dict:
+    """A trace whose category labels, names and text are shown as typed (never as markup)."""
+    out = dict(trace)
+    for key in ("x", "y", "text", "name", "labels"):
+        if key in out:
+            out[key] = _plain_values(out[key])
+    return out
 
 
 def _title(text: str) -> dict:
-    return {"text": text, "x": 0.0, "xanchor": "left"}
+    return {"text": plain(text), "x": 0.0, "xanchor": "left"}
 
 
 @dataclass(frozen=True)

@@ -99,20 +99,22 @@ class Replay:
     """Replays a scored data set as a stream: records are released at ``speed`` records/s.
 
     The scores are precomputed (the dashboard has the test split's scores at hand), so a replay
-    costs nothing but bookkeeping. :meth:`advance` releases what is due since the last call, but
-    never more than ``max_gap`` seconds' worth: when nobody is watching (the user left the page),
-    the replay simply resumes where it was.
+    costs nothing but bookkeeping. :meth:`advance` releases what is due since the last call. A page
+    run after a gap longer than ``max_gap`` means nobody was watching (the user left the page): that
+    time is skipped and the replay resumes where it was. The page's own ticks (``watching=True``)
+    replay the whole gap, up to ``max_catch_up`` seconds: on a loaded server a slow tick is not absence.
     """
 
     def __init__(self, scores: np.ndarray, is_attack: np.ndarray, attack_names: np.ndarray | None = None,
                  speed: float = 200.0, seed: int = 0, max_gap: float = 3.0, history: int = 600,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, max_catch_up: float = 60.0) -> None:
         order = np.random.default_rng(seed).permutation(len(scores))
         self.scores = np.asarray(scores, dtype=np.float64)[order]
         self.is_attack = np.asarray(is_attack).astype(bool)[order]
         self.names = None if attack_names is None else np.asarray(attack_names)[order]
         self.order = order
         self.speed, self.max_gap, self.history_len = float(speed), float(max_gap), history
+        self.max_catch_up = float(max_catch_up)
         self.position = 0
         self.flagged = 0
         self.caught = 0
@@ -142,18 +144,19 @@ class Replay:
         self.history.clear()
         self.pause()
 
-    def advance(self, now: float | None, threshold: float) -> int:
+    def advance(self, now: float | None, threshold: float, watching: bool = False) -> int:
         """Release the records due by ``now`` (seconds of :attr:`clock`; None: read it); return how many.
 
-        A gap longer than ``max_gap`` since the last call means nobody was watching (the page
-        was left, the browser slept): that time is skipped, not replayed, so the replay resumes
-        where it was instead of jumping ahead.
+        Not ``watching`` (the page was run anew): a gap longer than ``max_gap`` since the last call
+        means nobody was watching (the page was left, the browser slept), and that time is skipped, not
+        replayed. ``watching`` (the page's own tick, the tab open and polling): the gap is replayed,
+        however slow the tick was, up to ``max_catch_up`` seconds.
         """
         if not self.running or self._last is None:
             return 0
         now = self.clock() if now is None else now
         gap = max(now - self._last, 0.0)
-        if gap > self.max_gap:
+        if gap > (self.max_catch_up if watching else self.max_gap):
             self.away_seconds += gap
             gap = 0.0
         self._last = now

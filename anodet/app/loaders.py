@@ -216,6 +216,11 @@ def get_test_scores() -> dict[str, np.ndarray]:
     return _test_scores(_root(), _manifest_hash())
 
 
+def get_validation_scores() -> dict[str, np.ndarray]:
+    """Every detector's scores on the validation split, read-only (shared by all sessions)."""
+    return _validation_scores(_root(), _manifest_hash())
+
+
 @st.cache_resource(max_entries=4)
 def _test_curves(root: str, manifest_hash: str, view: str) -> dict[str, ThresholdCurve]:
     y = _labels("test", view)

@@ -281,8 +281,7 @@ def operating_point_switch() -> OperatingPoint:
                                              "detector only.")
     if st.session_state.get("op_kind") not in kinds:
         st.session_state["op_kind"] = point.kind if point.kind in kinds else "preset"
-    kind = box.selectbox("Choose thresholds by", kinds, key="op_kind", format_func=OP_KINDS.__getitem__,
-                         label_visibility="collapsed")
+    kind = box.selectbox("Choose thresholds by", kinds, key="op_kind", format_func=OP_KINDS.__getitem__)
     with box.form("op_form", border=False):
         presets = list(store.thresholds(store.names[0], label_view())) if store.names else [store.default_preset]
         values: dict[str, Any] = {}

@@ -20,10 +20,10 @@ pytestmark = pytest.mark.e2e
 def test_an_operating_point_chosen_in_the_sidebar_ranks_every_detector(page, app_url):
     open_page(page, app_url, charts=2)
     sidebar = page.locator("[data-testid='stSidebar']")
-    sidebar.get_by_role("combobox").last.click()  # the operating point's kind
+    sidebar.locator("[data-testid='stSelectbox']").filter(has_text="Choose thresholds by").click()
     page.get_by_role("option", name="A target false-positive rate").click()
     wait_idle(page)
-    field = sidebar.get_by_label("Target FPR (%)")
+    field = sidebar.get_by_role("spinbutton", name="Target FPR (%)")
     field.fill("0.01")
     field.press("Tab")
     sidebar.get_by_role("button", name="Apply to every detector").click()
@@ -35,6 +35,14 @@ def test_an_operating_point_chosen_in_the_sidebar_ranks_every_detector(page, app
     assert page.get_by_text("is finer than the 8,000 normal test records").count() == 1
     assert page.locator("[data-testid='stException']").count() == 0
     tall_screenshot(page, "overview_operating_point", also=DOCS / "overview.png")
+    # One click writes the decision report on the detector that catches most there
+    report = page.locator("[data-testid='stDownloadButton']", has_text="Decision report for")
+    report.wait_for(timeout=120_000)
+    name = report.inner_text().split("Decision report for ", 1)[1].removesuffix(" (HTML)").strip()
+    with page.expect_download(timeout=120_000) as got:
+        report.get_by_role("button").click()
+    html = got.value.path().read_text()
+    assert name in html and "<script" in html and "operating point" in html.lower()
 
 
 def test_export_writes_the_thresholds_in_force_and_score_uses_them(page, app_url, tmp_path, splits):
