@@ -71,6 +71,11 @@ def test_added_scores_equal_the_stored_detector_on_every_metric(tmp_path, extern
             assert theirs[key] == ours[key], (view, key)
         # chosen on validation by the same code; the store's was chosen when it was trained (BLAS drift, ~1e-7)
         assert theirs["threshold"] == pytest.approx(ours["threshold"], rel=1e-5)
+    at_point = board_json(capsys, "--detectors", f"{DETECTOR},mine", "--fpr", "0.0001")
+    for view in ("reference", "true"):  # at an operating point: the same threshold chosen on the same validation
+        ours, theirs = at_point[(DETECTOR, view)], at_point[("mine", view)]
+        for key in ("recall_at_op", "fpr_at_op", "tp_at_op", "fp_at_op"):
+            assert theirs[key] == ours[key], (view, key)
 
 
 def test_inverted_scores_with_other_column_names(tmp_path, external_dir, splits, stored, capsys):
@@ -124,6 +129,12 @@ def test_test_scores_alone_get_thresholds_without_labels(tmp_path, external_dir,
     assert rows[("testonly", "reference")]["roc_auc"] == rows[(DETECTOR, "reference")]["roc_auc"]
     mean_3sigma = float(np.mean(stored["test"]) + 3 * np.std(stored["test"]))
     assert rows[("testonly", "reference")]["threshold"] == pytest.approx(mean_3sigma)
+    assert main(["evaluate", "--detectors", f"{DETECTOR},testonly", "--fpr", "0.0001"]) == 0
+    out = capsys.readouterr().out  # no threshold can be chosen on validation scores it lacks: said, not invented
+    assert "testonly came without validation scores, so no threshold is chosen for it at this operating point" in out
+    report = tmp_path / "testonly.md"
+    assert main(["report", "--detector", "testonly", "--fpr", "0.0001", "-o", str(report)]) == 0
+    assert "testonly · external" in report.read_text() and "came without validation scores" in report.read_text()
 
 
 def test_score_and_stream_leave_external_detectors_out(tmp_path, external_dir, splits, stored, capsys):

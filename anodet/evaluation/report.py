@@ -206,7 +206,7 @@ def facts(dataset: str, view: str | None, detector: str, point: OperatingPoint,
     words = declaration.words
     y_val = splits.validation.label(view)
     validation: dict[str, Any] | None = None
-    if y_val is not None:
+    if y_val is not None and detector in scores.validation:  # an external detector may come without them
         val_flagged = np.asarray(scores.validation[detector]) >= threshold
         n_val, k_val = int((y_val != 1).sum()), int((val_flagged & (y_val != 1)).sum())
         validation = {"records": len(y_val), "attacks": int((y_val == 1).sum()), "normals": n_val,
