@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from anodet.app import loaders, ui
@@ -95,6 +96,22 @@ def test_overview_shows_every_detector_with_metrics_at_its_threshold(app, store,
     assert [c.key for c in app.get("plotly_chart")] == ["overview_roc", "overview_rates", "overview_agreement",
                                                         "overview_pair"]
     assert 0 < row["precision"] <= 1 and 0 < y.mean() < 1
+
+
+def test_a_fresh_server_reads_the_intervals_back_with_the_scores(app, monkeypatch):
+    from anodet.evaluation import comparison
+
+    shown = table_with(app, "roc_auc_ci")[["detector", "roc_auc_ci", "pr_auc_ci", "tied"]]
+    st.cache_resource.clear()  # a new server: nothing in memory, the score cache and its tables on disk
+
+    def not_again(*args, **kwargs):
+        raise AssertionError("the intervals were computed again instead of read from the score cache")
+
+    monkeypatch.setattr(comparison, "threshold_free", not_again)
+    fresh = AppTest.from_file(APP, default_timeout=300)
+    fresh.run()
+    assert not problems(fresh), problems(fresh)
+    pd.testing.assert_frame_equal(table_with(fresh, "roc_auc_ci")[shown.columns], shown)
 
 
 def test_the_true_view_uses_the_true_views_own_thresholds(app, store):

@@ -26,7 +26,7 @@ from anodet.datasets import catalog
 from anodet.datasets.errors import DatasetError
 from anodet.datasets.model import Splits
 from anodet.detectors import explain
-from anodet.evaluation import comparison, leaderboard, operating
+from anodet.evaluation import comparison, intervals, leaderboard, operating
 from anodet.evaluation.metrics import ThresholdCurve
 from anodet.evaluation.operating import OperatingPoint
 from anodet.external import kept as external_kept
@@ -271,13 +271,17 @@ def get_op_thresholds(view: str, point: OperatingPoint) -> dict[str, float]:
 def _threshold_free(root: str, manifest_hash: str, view: str, max_fpr: float | None) -> pd.DataFrame:
     store = _open_store(root, manifest_hash)
     scores = _test_scores(root, manifest_hash)
-    return comparison.threshold_free(_labels("test", view), scores, {n: store.uses_labels(n) for n in scores},
-                                     max_fpr)
+    modules = [Path(comparison.__file__), Path(intervals.__file__)]
+    return score_cache.kept_table(
+        store, get_splits(), "threshold-free", {"view": view, "max_fpr": max_fpr}, modules,
+        lambda: comparison.threshold_free(_labels("test", view), scores, {n: store.uses_labels(n) for n in scores},
+                                          max_fpr))
 
 
 def get_threshold_free(view: str, max_fpr: float | None) -> pd.DataFrame:
     """Per detector: ROC AUC and PR AUC intervals, ties with the best, partial AUC intervals up to ``max_fpr``
-    (:func:`anodet.evaluation.comparison.threshold_free`), computed once per store, view and FPR."""
+    (:func:`anodet.evaluation.comparison.threshold_free`), computed once per store, view and FPR and kept on disk
+    beside the scores (:func:`anodet.scoring.cache.kept_table`)."""
     return _threshold_free(_root(), _manifest_hash(), view, max_fpr)
 
 

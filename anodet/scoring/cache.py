@@ -1,4 +1,5 @@
-"""Every detector's scores on a split, kept on disk between dashboard runs (git-ignored, under data/cache).
+"""Every detector's scores on a split, and the comparison tables computed from them, kept on disk between
+dashboard runs (git-ignored, under data/cache).
 
 The dashboard needs every stored detector's scores on the test (and validation) split before it
 can draw; computing them costs seconds on a fresh server. They are kept keyed by the store's
@@ -15,11 +16,13 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 import anodet.detectors as detectors_package
 from anodet.datasets.kdd import cache_root
@@ -98,3 +101,32 @@ def fill(store: Any, splits: Any) -> dict[str, float]:
         if computed:
             spent[split] = time.perf_counter() - start
     return spent
+
+
+def kept_table(store: Any, splits: Any, name: str, params: dict[str, Any], code: list[Path],
+               compute: Callable[[], pd.DataFrame]) -> pd.DataFrame:
+    """A table computed from the store's scores on the splits (one numeric or boolean column per statistic, one row
+    per detector), read back when the same store, splits, ``params`` and ``code`` (the modules that compute it)
+    made it before, else ``compute()`` and kept: the Overview's intervals come back with the scores."""
+    stamp = json.dumps([store.hash, splits.checksums, scoring_code_stamp(), name, params], sort_keys=True)
+    digest = hashlib.sha256(stamp.encode())
+    for module in code:
+        digest.update(module.read_bytes())
+    path = cache_root() / "cache" / f"{name}-{digest.hexdigest()[:20]}.npz"
+    try:
+        with np.load(path, allow_pickle=False) as saved:
+            index = saved["__index__"].astype(str)
+            return pd.DataFrame({c: saved[c] for c in saved.files if c != "__index__"},
+                                index=pd.Index(index, name="name"))
+    except (OSError, ValueError, KeyError):
+        pass
+    table = compute()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npz")  # two servers never write one file
+        columns = {str(c): table[c].to_numpy() for c in table.columns}
+        np.savez(tmp, __index__=table.index.to_numpy(dtype=str), **columns)
+        tmp.replace(path)
+    except OSError:
+        pass
+    return table
