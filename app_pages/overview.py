@@ -12,7 +12,7 @@ from anodet.app import board, figures, layout, loaders, state, ui
 from anodet.datasets.usersplits import MAX_CATEGORIES
 from anodet.evaluation import agreement, comparison, leaderboard, metrics, operating, report
 from anodet.evaluation.boards import Scored
-from anodet.evaluation.operating import OperatingPoint, Resolution, percent
+from anodet.evaluation.operating import Resolution, percent
 
 
 def unlabelled_overview(names: list[str]) -> None:
@@ -180,124 +180,149 @@ st.plotly_chart(figures.roc_figure({labels[n]: summaries[n].roc for n in order},
 st.caption(metrics.METRIC_HELP["roc_auc"] + f" The false-positive rate is on a log scale down to one normal test "
            f"record ({percent(resolution.step) if n_normals else '–'}): good detectors differ mostly there.")
 
-st.subheader("What will it miss?")
-focus = ui.detector_picker("Detector", order, key="overview_miss_detector", default=order[0])
-categories_shown = dataset.categories_in(test)
-missing = board.misses(test, scores[focus], thresholds[focus], view, categories_shown)
-left, right = st.columns([3, 2])
-with left:
-    st.dataframe(missing, hide_index=True, key="overview_misses", height=layout.table_height(len(missing)),
-                 column_config={"category": st.column_config.TextColumn("Category"),
-                                "records": st.column_config.NumberColumn("Test records", format="%d"),
-                                "caught": st.column_config.NumberColumn("Caught", format="%d"),
-                                "missed": st.column_config.NumberColumn("Missed", format="%d"),
-                                "rate": st.column_config.NumberColumn("Detection rate", format="percent"),
-                                "interval": st.column_config.TextColumn("95 % CI")})
-with right:
-    names_missed = board.missed_names(test, scores[focus], thresholds[focus], view)
-    st.dataframe(names_missed, hide_index=True, key="overview_missed_names",
-                 height=layout.table_height(len(names_missed)),
-                 column_config={"name": st.column_config.TextColumn("Attack name" if dataset.builtin else "Label value"),
-                                "missed": st.column_config.NumberColumn("Missed", format="%d"),
-                                "of": st.column_config.NumberColumn("Of", format="%d")})
-st.caption(f"{textsafe.markdown_text(labels[focus])} at its threshold in force ({thresholds[focus]:.6g}): each "
-           f"category's {words.positives} caught and missed on the test split, with the Wilson interval of the rate.")
-report_parts = (loaders.get_store(), loaders.get_splits(), Scored(scores, loaders.get_validation_scores()))
-report_thresholds = {focus: thresholds[focus]} if focus in moved else None
+SECTIONS = ("What will it miss?", "Detection rate per category", "Agreement", "Compare two detectors")
+SECTION_KEY = "overview_section"
+PAIR_KEY = "overview_pair_to_compare"
 
 
-def _report(focus: str = focus, view: str = view, point: OperatingPoint = point) -> str:
-    store_, splits_, scored = report_parts
-    return report.build(dataset.key, view, focus, point, report_thresholds, declaration=dataset, store=store_,
-                        splits=splits_, scores=scored,
-                        thresholds_source="moved by hand in this session" if report_thresholds else "")[0]
+def misses_section() -> None:
+    """Caught and missed per category for one detector at its threshold, and its decision report."""
+    focus = ui.detector_picker("Detector", order, key="overview_miss_detector", default=order[0])
+    categories_shown = dataset.categories_in(test)
+    missing = board.misses(test, scores[focus], thresholds[focus], view, categories_shown)
+    left, right = st.columns([3, 2])
+    with left:
+        st.dataframe(missing, hide_index=True, key="overview_misses", height=layout.table_height(len(missing)),
+                     column_config={"category": st.column_config.TextColumn("Category"),
+                                    "records": st.column_config.NumberColumn("Test records", format="%d"),
+                                    "caught": st.column_config.NumberColumn("Caught", format="%d"),
+                                    "missed": st.column_config.NumberColumn("Missed", format="%d"),
+                                    "rate": st.column_config.NumberColumn("Detection rate", format="percent"),
+                                    "interval": st.column_config.TextColumn("95 % CI")})
+    with right:
+        names_missed = board.missed_names(test, scores[focus], thresholds[focus], view)
+        st.dataframe(names_missed, hide_index=True, key="overview_missed_names",
+                     height=layout.table_height(len(names_missed)),
+                     column_config={"name": st.column_config.TextColumn("Attack name" if dataset.builtin
+                                                                        else "Label value"),
+                                    "missed": st.column_config.NumberColumn("Missed", format="%d"),
+                                    "of": st.column_config.NumberColumn("Of", format="%d")})
+    st.caption(f"{textsafe.markdown_text(labels[focus])} at its threshold in force ({thresholds[focus]:.6g}): each "
+               f"category's {words.positives} caught and missed on the test split, with the Wilson interval of the "
+               "rate.")
+    report_thresholds = {focus: thresholds[focus]} if focus in moved else None
+    parts = (loaders.get_store(), loaders.get_splits(), Scored(scores, loaders.get_validation_scores()))
+
+    def build_report() -> str:  # called when the button is clicked, outside this run: everything it needs is bound
+        store_, splits_, scored = parts
+        return report.build(dataset.key, view, focus, point, report_thresholds, declaration=dataset,
+                            store=store_, splits=splits_, scores=scored,
+                            thresholds_source="moved by hand in this session" if report_thresholds else "")[0]
+
+    st.download_button(
+        f"Decision report for {labels[focus]} (HTML)", key="overview_report", icon=":material/description:",
+        mime="text/html", on_click="ignore", file_name=f"anodet-report-{dataset.key}-{focus}-{view}.html",
+        data=build_report,  # built when clicked (~2 s), not on every rerun
+        help="One self-contained file (it opens offline): the dataset, label view, store hash, this detector, its "
+             "threshold and the operating point, expected alerts, recall per category with counts and intervals, "
+             "what it misses, the charts, and the thresholds file to deploy; every number can be recomputed from "
+             "the store.")
 
 
-st.download_button(
-    f"Decision report for {labels[focus]} (HTML)", key="overview_report", icon=":material/description:",
-    mime="text/html", on_click="ignore", file_name=f"anodet-report-{dataset.key}-{focus}-{view}.html",
-    data=_report,  # built when clicked (~2 s), not on every rerun
-    help="One self-contained file (it opens offline): the dataset, label view, store hash, this detector, its "
-         "threshold and the operating point, expected alerts, recall per category with counts and intervals, what "
-         "it misses, the charts, and the thresholds file to deploy; every number can be recomputed from the store.")
+def categories_section() -> None:
+    """Every detector's detection rate per category at its threshold, counts and intervals on hover."""
+    categories_shown = dataset.categories_in(test)
+    rates = metrics.category_rates({n: scores[n] for n in order}, thresholds, test.category, categories_shown)
+    counts = pd.Series(test.category).value_counts()
+    columns = [f"{c} ({counts.get(c, 0):,})" for c in categories_shown]  # figures show text as typed
+    st.plotly_chart(figures.rate_heatmap([labels[n] for n in order], columns, rates,
+                                         title=f"Detection rate per {words.positive} category",
+                                         positive=words.positive,
+                                         counts=[int(counts.get(c, 0)) for c in categories_shown]),
+                    key="overview_rates")
+    st.caption("Share of each category's test records flagged at the detector's threshold (record counts in "
+               "brackets; hover for the count flagged and its 95 % interval). "
+               + ("*novel*: attack types that appear only in the test file." if dataset.builtin else
+                  f"Categories are your label's anomalous values (the {MAX_CATEGORIES} most common; the rest are "
+                  "*other*)."))
 
-st.subheader("Detection rate per category")
-categories = test.category
-ordered_scores = {n: scores[n] for n in order}
-rates = metrics.category_rates(ordered_scores, thresholds, categories, categories_shown)
-counts = pd.Series(test.category).value_counts()
-columns = [f"{c} ({counts.get(c, 0):,})" for c in categories_shown]  # figures show text as typed
-st.plotly_chart(figures.rate_heatmap([labels[n] for n in order], columns, rates,
-                                     title=f"Detection rate per {words.positive} category",
-                                     positive=words.positive, counts=[int(counts.get(c, 0)) for c in categories_shown]),
-                key="overview_rates")
-st.caption("Share of each category's test records flagged at the detector's threshold (record counts in "
-           "brackets; hover for the count flagged and its 95 % interval). "
-           + ("*novel*: attack types that appear only in the test file." if dataset.builtin else
-              f"Categories are your label's anomalous values (the {MAX_CATEGORIES} most common; the rest are *other*)."))
 
-st.subheader("Agreement")
-flags = agreement.flag_matrix(ordered_scores, thresholds)
-common = agreement.agreement(flags)
-cell = st.plotly_chart(figures.agreement_heatmap([labels[n] for n in order], common,
-                                                 title="Which detectors agree: share of one's flags the other "
-                                                       "flags too"),
-                       key="overview_agreement", on_select="rerun", selection_mode="points")
-st.caption("Row *A*, column *B*: the share of the test records *A* flags that *B* flags too, at the current "
-           "thresholds (hover for the counts). Click a cell to compare that pair below.")
+def agreement_section() -> None:
+    """Which detectors flag the same test records; a click on a cell compares that pair."""
+    common = agreement.agreement(agreement.flag_matrix({n: scores[n] for n in order}, thresholds))
+    cell = st.plotly_chart(figures.agreement_heatmap([labels[n] for n in order], common,
+                                              title="Which detectors agree: share of one's flags the other flags "
+                                                    "too"),
+                    key="overview_agreement", on_select="rerun", selection_mode="points")
+    st.caption("Row *A*, column *B*: the share of the test records *A* flags that *B* flags too, at the current "
+               "thresholds (hover for the counts). Click a cell to compare that pair.")
+    clicked = ui.selected(cell, "points")
+    if clicked:
+        i, j = (int(v) for v in layout.customdata_pair(clicked[0].get("customdata")))
+        if i != j and (order[i], order[j]) != st.session_state.get("overview_pair_clicked"):
+            st.session_state["overview_pair_clicked"] = st.session_state[PAIR_KEY] = (order[i], order[j])
+            st.rerun()  # the compare section opens on that pair (a section's state is set before the tabs are)
 
-st.subheader("Compare two detectors")
-clicked = ui.selected(cell, "points")
-if clicked:
-    i, j = (int(v) for v in layout.customdata_pair(clicked[0].get("customdata")))
-    if i != j and (order[i], order[j]) != st.session_state.get("overview_pair_clicked"):
-        st.session_state["overview_pair_clicked"] = (order[i], order[j])
-        st.session_state["overview_a"], st.session_state["overview_b"] = order[i], order[j]
-for key, default in (("overview_a", order[0]), ("overview_b", order[1])):
-    if st.session_state.get(key) not in names:
-        st.session_state[key] = default
-pick_a, pick_b = st.columns(2)
-a = pick_a.selectbox("Detector A", order, key="overview_a", format_func=loaders.name_format(order))
-b = pick_b.selectbox("Detector B", order, key="overview_b", format_func=loaders.name_format(order))
-if a == b:
-    st.info("Choose two different detectors to compare them.")
-else:
-    pair = {labels[n]: (summaries[n].roc, summaries[n].pr) for n in (a, b)}
-    aucs = {labels[n]: (summaries[n].roc_auc, summaries[n].pr_auc) for n in (a, b)}
-    at = {labels[n]: ((table.loc[n, "fpr"], table.loc[n, "recall"]),
-                      (table.loc[n, "recall"], table.loc[n, "precision"]) if table.loc[n, "flagged"] else None)
-          for n in (a, b)}
-    st.plotly_chart(figures.pair_curves_figure(pair, aucs, at, summaries[a].base_rate), key="overview_pair")
-    pair_rows = board.pair_table(y_test, scores, thresholds, a, b, labels)
-    st.dataframe(pair_rows, hide_index=True, key="overview_deltas", height=layout.table_height(len(pair_rows)),
-                 column_config={"metric": st.column_config.TextColumn("", pinned=True),
-                                labels[a]: st.column_config.NumberColumn(format="%.4f"),
-                                labels[b]: st.column_config.NumberColumn(format="%.4f"),
-                                "difference": st.column_config.NumberColumn(f"{labels[b]} − {labels[a]}",
-                                                                            format="%+.4f"),
-                                "p": st.column_config.NumberColumn("p", format="%.3g",
-                                                                   help="Two-sided: paired DeLong for ROC AUC, exact "
-                                                                        "McNemar on the same records for recall and "
-                                                                        "FPR; the bootstrap gives PR AUC's interval "
-                                                                        "only.")})
-    st.caption(f"{textsafe.markdown_text(labels[b])} minus {textsafe.markdown_text(labels[a])} on the same "
-               f"{len(test):,} test records ({view} view), at their thresholds in force, with the 95 % interval of "
-               "each paired difference: an interval that contains 0 is not a difference these records show.")
-    only_a, only_b = agreement.disagreements(scores, thresholds, a, b)
-    list_a, list_b = st.columns(2, gap="medium")
-    y = np.asarray(test.label(view)) == 1
-    for col, only, first, second in ((list_a, only_a, a, b), (list_b, only_b, b, a)):
-        with col:
-            st.markdown(f"**{textsafe.markdown_text(labels[first])} flags, {textsafe.markdown_text(labels[second])} passes**: "
-                        f"{len(only):,} record{'s' if len(only) != 1 else ''} "
-                        f"({dataset.words.count(int(y[only].sum()))} among them)")
-            rows = pd.DataFrame({"attack": test.label_text[only], "category": test.category[only]},
-                                index=pd.Index(test.record_id[only], name="record")).assign(
-                **{labels[first]: scores[first][only], labels[second]: scores[second][only]})
-            rows = rows.iloc[np.argsort(-scores[first][only], kind="stable")]
-            rows.index.name = "record"
-            st.dataframe(rows.reset_index(), hide_index=True, key=f"overview_only_{first}",
-                         height=min(layout.table_height(len(rows)), 320),
-                         column_config={"record": st.column_config.NumberColumn(format="%d"),
-                                        labels[first]: st.column_config.NumberColumn(format="%.4g"),
-                                        labels[second]: st.column_config.NumberColumn(format="%.4g")})
+
+def compare_section() -> None:
+    """Two detectors on the same test records: curves, paired differences with intervals, what each flags alone."""
+    for key, default in (("overview_a", order[0]), ("overview_b", order[1])):
+        if st.session_state.get(key) not in names:
+            st.session_state[key] = default
+    pick_a, pick_b = st.columns(2)
+    a = pick_a.selectbox("Detector A", order, key="overview_a", format_func=loaders.name_format(order))
+    b = pick_b.selectbox("Detector B", order, key="overview_b", format_func=loaders.name_format(order))
+    if a == b:
+        st.info("Choose two different detectors to compare them.")
+    else:
+        pair = {labels[n]: (summaries[n].roc, summaries[n].pr) for n in (a, b)}
+        aucs = {labels[n]: (summaries[n].roc_auc, summaries[n].pr_auc) for n in (a, b)}
+        at = {labels[n]: ((table.loc[n, "fpr"], table.loc[n, "recall"]),
+                          (table.loc[n, "recall"], table.loc[n, "precision"]) if table.loc[n, "flagged"] else None)
+              for n in (a, b)}
+        st.plotly_chart(figures.pair_curves_figure(pair, aucs, at, summaries[a].base_rate), key="overview_pair")
+        pair_rows = board.pair_table(y_test, scores, thresholds, a, b, labels)
+        st.dataframe(pair_rows, hide_index=True, key="overview_deltas", height=layout.table_height(len(pair_rows)),
+                     column_config={"metric": st.column_config.TextColumn("", pinned=True),
+                                    labels[a]: st.column_config.NumberColumn(format="%.4f"),
+                                    labels[b]: st.column_config.NumberColumn(format="%.4f"),
+                                    "difference": st.column_config.NumberColumn(f"{labels[b]} − {labels[a]}",
+                                                                                format="%+.4f"),
+                                    "p": st.column_config.NumberColumn("p", format="%.3g",
+                                                                       help="Two-sided: paired DeLong for ROC AUC, exact "
+                                                                            "McNemar on the same records for recall and "
+                                                                            "FPR; the bootstrap gives PR AUC's interval "
+                                                                            "only.")})
+        st.caption(f"{textsafe.markdown_text(labels[b])} minus {textsafe.markdown_text(labels[a])} on the same "
+                   f"{len(test):,} test records ({view} view), at their thresholds in force, with the 95 % interval of "
+                   "each paired difference: an interval that contains 0 is not a difference these records show.")
+        only_a, only_b = agreement.disagreements(scores, thresholds, a, b)
+        list_a, list_b = st.columns(2, gap="medium")
+        y = np.asarray(test.label(view)) == 1
+        for col, only, first, second in ((list_a, only_a, a, b), (list_b, only_b, b, a)):
+            with col:
+                st.markdown(f"**{textsafe.markdown_text(labels[first])} flags, {textsafe.markdown_text(labels[second])} passes**: "
+                            f"{len(only):,} record{'s' if len(only) != 1 else ''} "
+                            f"({dataset.words.count(int(y[only].sum()))} among them)")
+                rows = pd.DataFrame({"attack": test.label_text[only], "category": test.category[only]},
+                                    index=pd.Index(test.record_id[only], name="record")).assign(
+                    **{labels[first]: scores[first][only], labels[second]: scores[second][only]})
+                rows = rows.iloc[np.argsort(-scores[first][only], kind="stable")]
+                rows.index.name = "record"
+                st.dataframe(rows.reset_index(), hide_index=True, key=f"overview_only_{first}",
+                             height=min(layout.table_height(len(rows)), 320),
+                             column_config={"record": st.column_config.NumberColumn(format="%d"),
+                                            labels[first]: st.column_config.NumberColumn(format="%.4g"),
+                                            labels[second]: st.column_config.NumberColumn(format="%.4g")})
+
+
+st.subheader("Look closer")
+if PAIR_KEY in st.session_state:  # an agreement cell clicked: compare that pair
+    st.session_state["overview_a"], st.session_state["overview_b"] = st.session_state.pop(PAIR_KEY)
+    st.session_state[SECTION_KEY] = SECTIONS[3]
+sections = st.tabs(list(SECTIONS), key=SECTION_KEY, bind="query-params")
+for tab, draw in zip(sections, (misses_section, categories_section, agreement_section, compare_section),
+                     strict=True):
+    if tab.open:  # only the open section is computed and drawn: the first screen stays light
+        with tab:
+            draw()

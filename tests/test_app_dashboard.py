@@ -43,6 +43,14 @@ def app(store, splits) -> AppTest:
     return at
 
 
+def open_section(at: AppTest, label: str) -> AppTest:
+    """Click one of the Overview's section tabs (a tab's state is its label, as the browser sends it)."""
+    at.session_state["overview_section"] = label
+    at.run()
+    assert not problems(at), problems(at)
+    return at
+
+
 def goto(at: AppTest, page: str) -> AppTest:
     at.switch_page(page).run()
     assert not problems(at), problems(at)
@@ -92,10 +100,17 @@ def test_overview_shows_every_detector_with_metrics_at_its_threshold(app, store,
     # Until the user moves it, each detector's threshold is its validation best-F1 one.
     row = board.set_index("threshold").loc[store.default_threshold("pca", "reference")]
     assert row["detector"] == "PCA · kdd18" and row["feature_set"] == "kdd18" and not row["uses_labels"]
-    # ROC overlay, detection rates, agreement, and the curves of the pair compared
-    assert [c.key for c in app.get("plotly_chart")] == ["overview_roc", "overview_rates", "overview_agreement",
-                                                        "overview_pair"]
     assert 0 < row["precision"] <= 1 and 0 < y.mean() < 1
+    # The first screen: the leaderboard, the ROC overlay and what the best detector misses; each other section
+    # (detection rates, agreement, the pair compared) is drawn when its tab is opened
+    assert [t.label for t in app.tabs] == ["What will it miss?", "Detection rate per category", "Agreement",
+                                           "Compare two detectors"]
+    assert [c.key for c in app.get("plotly_chart")] == ["overview_roc"]
+    assert any("Caught" in d.value.columns or "caught" in d.value.columns for d in app.dataframe)
+    for section, chart in (("Detection rate per category", "overview_rates"), ("Agreement", "overview_agreement"),
+                           ("Compare two detectors", "overview_pair")):
+        open_section(app, section)
+        assert [c.key for c in app.get("plotly_chart")] == ["overview_roc", chart], section
 
 
 def test_a_fresh_server_reads_the_intervals_back_with_the_scores(app, monkeypatch):
@@ -132,17 +147,17 @@ def test_every_chart_lists_the_detectors_in_the_leaderboards_order(app):
     assert detectors["roc_auc"].is_monotonic_decreasing
     # The supervised ceiling is a reference row: listed after every detector, whatever its ROC AUC.
     assert len(ceiling) == 2 and list(board.index[-2:]) == list(ceiling.index)
-    assert app.selectbox(key="overview_a").options == list(board["detector"])
+    assert open_section(app, "Compare two detectors").selectbox(key="overview_a").options == list(board["detector"])
     # The heat maps' rows follow the same order (AppTest exposes the charts' specs as JSON).
     import json
 
-    for key in ("overview_rates", "overview_agreement"):
-        chart = next(c for c in app.get("plotly_chart") if c.key == key)
+    for key, section in (("overview_rates", "Detection rate per category"), ("overview_agreement", "Agreement")):
+        chart = next(c for c in open_section(app, section).get("plotly_chart") if c.key == key)
         assert json.loads(chart.proto.spec)["data"][0]["y"] == list(board["detector"]), key
 
 
 def test_comparing_two_detectors_lists_what_each_flags_alone(app, store):
-    app.selectbox(key="overview_a").set_value("pca").run()
+    open_section(app, "Compare two detectors").selectbox(key="overview_a").set_value("pca").run()
     app.selectbox(key="overview_b").set_value("iforest").run()
     assert not problems(app)
     thresholds = {n: store.default_threshold(n, "reference") for n in ("pca", "iforest")}
@@ -166,6 +181,7 @@ def test_comparing_two_detectors_lists_what_each_flags_alone(app, store):
 
 def test_clicking_an_agreement_cell_compares_that_pair(app):
     board = table_with(app, "roc_auc")
+    open_section(app, "Agreement")
     # What Streamlit 1.67 sends for a clicked heat-map cell: customdata as a dict of its items.
     app.session_state["overview_agreement"] = {"selection": {"points": [
         {"curve_number": 0, "point_index": [2, 4], "customdata": {"0": 2, "1": 4, "2": "10", "3": "20"}}],
@@ -173,8 +189,10 @@ def test_clicking_an_agreement_cell_compares_that_pair(app):
     app.run()
     assert not problems(app)
 
+    assert app.session_state["overview_section"] == "Compare two detectors"  # the click opens the comparison
     shown = [loaders.display_name(app.selectbox(key=k).value) for k in ("overview_a", "overview_b")]
     assert shown == [board["detector"].iloc[2], board["detector"].iloc[4]]
+    assert [c.key for c in app.get("plotly_chart")] == ["overview_roc", "overview_pair"]
 
 
 def test_selecting_a_leaderboard_row_opens_that_detector_in_the_explorer(app):

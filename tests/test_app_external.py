@@ -73,9 +73,14 @@ def test_overview_ranks_external_detectors_beside_the_stored_ones(externals, sto
     for column in ("roc_auc", "pr_auc", "precision", "recall", "f1", "flagged"):
         assert table.loc["mine", column] == table.loc["pca", column], column
     assert table.loc["testonly", "roc_auc"] == table.loc["pca", "roc_auc"]
-    specs = [json.dumps(json.loads(c.proto.spec), ensure_ascii=False) for c in at.get("plotly_chart")]
-    shown_in = [spec for spec in specs if "mine · external" in spec]
-    assert len(shown_in) >= 3  # ROC curves, detection rate per category, agreement
+    shown_in = []
+    for section in ("What will it miss?", "Detection rate per category", "Agreement"):  # the tabs a user opens
+        at.session_state["overview_section"] = section
+        at.run()
+        assert not problems(at), problems(at)
+        specs = [json.dumps(json.loads(c.proto.spec), ensure_ascii=False) for c in at.get("plotly_chart")]
+        shown_in += [spec for spec in specs if "mine · external" in spec]
+    assert len(shown_in) >= 5  # ROC curves (on every section's screen), detection rate per category, agreement
 
 
 def test_explorer_moves_an_external_detectors_threshold_everywhere(externals):

@@ -115,6 +115,11 @@ def test_agreement_heatmap_colours_shares_not_counts_and_names_each_cells_pair()
     pairs = figures.agreement_heatmap(["a", "b"], np.array([[100, 80], [80, 90]])).data[0]
     assert pairs.zmin == pytest.approx(0.8)
     assert list(heat.customdata[1][2][:2]) == [1, 2] and heat.customdata[1][2][2] == "90"
+    # A heat map cannot be selected in plotly: an invisible marker on each cell is what a click selects
+    cells = figures.agreement_heatmap(["big", "b", "c"], common).data[1]
+    assert cells.type == "scatter" and cells.marker.opacity == 0 and len(cells.x) == 9
+    clicked = 1 * 3 + 2  # row b, column c
+    assert (cells.y[clicked], cells.x[clicked]) == ("b", "c") and list(cells.customdata[clicked][:2]) == [1, 2]
 
 
 def test_agreement_heatmap_shows_a_dash_for_a_detector_flagging_nothing():

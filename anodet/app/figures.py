@@ -267,8 +267,9 @@ def agreement_heatmap(detectors: Sequence[str], common: np.ndarray,
     Colour is that share, so one detector flagging many records does not flatten the scale for
     the others as raw counts would, and the scale starts at the lowest share between two
     different detectors (the diagonal is always 100%); the counts are in the hover (the
-    diagonal: how many each one flags). Each cell's ``customdata`` is ``[row index, column index]``, so a
-    clicked cell names its pair.
+    diagonal: how many each one flags). Plotly cannot select a heat-map cell, so an invisible marker sits on each
+    one: clicking a cell selects its marker, whose ``customdata`` starts ``[row index, column index]`` and so names
+    the pair.
     """
     common = np.asarray(common, dtype=np.float64)
     totals = np.diag(common)
@@ -284,13 +285,22 @@ def agreement_heatmap(detectors: Sequence[str], common: np.ndarray,
     data = [{"type": "heatmap", "z": shares, "x": list(detectors), "y": list(detectors), "text": text,
              "customdata": custom, "texttemplate": "%{text}", "zmin": zmin, "zmax": 1, "xgap": 1, "ygap": 1,
              "colorscale": [[0, "#f7fbff"], [1, "#2171b5"]],
-             "colorbar": {"title": {"text": "share"}, "tickformat": ".0%"},
-             "hovertemplate": ("%{customdata[2]} of the %{customdata[3]} records %{y} flags are flagged by %{x} "
-                               "too (%{text})<extra></extra>")}]
+             "colorbar": {"title": {"text": "share"}, "tickformat": ".0%"}, "hoverinfo": "skip"}]
+    rows, columns = np.divmod(np.arange(n * n), n)
+    invisible = {"opacity": 0}
+    data.append({"type": "scatter", "mode": "markers", "showlegend": False,
+                 "x": [detectors[j] for j in columns], "y": [detectors[i] for i in rows],
+                 "customdata": [custom[i][j] for i, j in zip(rows, columns, strict=True)],
+                 "text": [text[i][j] for i, j in zip(rows, columns, strict=True)],
+                 "marker": {"symbol": "square", "size": 30, "opacity": 0},
+                 "selected": {"marker": invisible}, "unselected": {"marker": invisible},
+                 "hovertemplate": ("%{customdata[2]} of the %{customdata[3]} records %{y} flags are flagged by %{x} "
+                                   "too (%{text})<extra></extra>")})
     return _figure(data, {
         "title": _title(title), "height": 120 + 34 * n,
-        "xaxis": {"title": {"text": "…also flagged by this detector"}, "tickangle": -35},
-        "yaxis": {"title": {"text": "records flagged by this detector…"}, "autorange": "reversed"},
+        # the cells' extent, fixed: the markers would otherwise pad the axes and shift the cells under the clicks
+        "xaxis": {"title": {"text": "…also flagged by this detector"}, "tickangle": -35, "range": [-0.5, n - 0.5]},
+        "yaxis": {"title": {"text": "records flagged by this detector…"}, "range": [n - 0.5, -0.5]},
     })
 
 

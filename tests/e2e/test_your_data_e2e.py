@@ -89,7 +89,7 @@ def test_add_and_train_wdbc(own_app, browser, tmp_path):
         page.get_by_role("button", name="Open wdbc on every page").click()
         page.get_by_role("heading", name="Overview", exact=True).wait_for(timeout=60_000)
         wait_idle(page, timeout=120_000)
-        page.get_by_text("Best anomaly detector here by ROC AUC").wait_for(timeout=60_000)
+        page.get_by_text("Best detector here by ROC AUC").wait_for(timeout=60_000)
         assert "test split of dataset" in page.locator("[data-testid='stMain']").inner_text()
         expect(page.locator("[data-testid='stSidebar']")).to_contain_text("Anomaly detectors on wdbc")
         tall_screenshot(page, "dataset_overview", also=DOCS / "dataset.png")
