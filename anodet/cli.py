@@ -64,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--feature-sets", type=lambda v: [s.strip() for s in v.split(",") if s.strip()],
                        help="comma-separated feature sets to train on (default: all built in, kdd18,kdd41)")
     train.add_argument("--train-rows", type=int, help="train on a random subset of this many normals (quick runs)")
-    train.add_argument("--epochs", type=int, help="override the epochs of the neural detectors (quick runs)")
+    train.add_argument("--epochs", type=int, help="train the neural detectors for exactly this many epochs, without early stopping (quick runs)")
     train.add_argument("--lock-timeout", type=float, metavar="S",
                        help="when another training holds the store: wait at most S seconds (0: refuse at once; "
                             "default: wait)")

@@ -381,7 +381,8 @@ def _train_into(staging: Path, manifest: dict[str, Any], names: list[str], previ
         if corpus and kind in corpus.params:
             params.update(corpus.params[kind])
         if epochs and "epochs" in detector_class(kind).default_params:
-            params["epochs"] = epochs
+            params["epochs"] = epochs  # exactly these epochs: a quick run, so no early stopping on small data
+            params["early_stopping"] = False
         detector = create(kind, seed=seed, **params)
         if detector.members:
             qualified_members = [qualified(m, fs_name) for m in detector.members]
@@ -422,6 +423,8 @@ def _train_into(staging: Path, manifest: dict[str, Any], names: list[str], previ
         }
         if subsampled and not detector.uses_labels:
             entry["subsampled_from"] = subsampled
+        if getattr(detector, "training_", None):  # neural: which epochs ran and why (anodet.detectors.epochs)
+            entry["training"] = detector.training_
         if detector.members:  # what it was fitted on: loading refuses it once a member changes
             entry["members"] = {m: dict(manifest["detectors"][m]["files"]) for m in detector.members}
         manifest["detectors"][name] = entry
