@@ -53,7 +53,7 @@ class Schedule:
         return self.held_out is not None
 
 
-def _early_on(setting: Any, rows: int) -> tuple[bool, str]:
+def early_stopping_on(setting: Any, rows: int) -> tuple[bool, str]:
     if setting == "auto":
         if rows < SMALL_DATA_ROWS:
             return True, f"{rows:,} training rows, fewer than {SMALL_DATA_ROWS:,} (early_stopping='auto')"
@@ -65,32 +65,41 @@ def _early_on(setting: Any, rows: int) -> tuple[bool, str]:
     raise ValueError(f"early_stopping must be 'auto', True or False, not {setting!r}")
 
 
-def schedule(X: np.ndarray, params: dict[str, Any], seed: int) -> Schedule:
-    """The training plan for rows ``X`` under a neural detector's ``params`` (see the module's rule)."""
-    rows = len(X)
-    early, why = _early_on(params.get("early_stopping", False), rows)
-    fixed = Schedule(X, None, int(params["batch_size"]), int(params["epochs"]), 0,
-                     f"{params['epochs']} epochs (the epochs parameter): {why}")
+def _plan(rows: int, params: dict[str, Any]) -> tuple[int, int, int, str]:
+    """(held-out rows, batch size, most epochs, rule) for ``rows`` training rows; no rows held out: fixed epochs."""
+    early, why = early_stopping_on(params.get("early_stopping", False), rows)
+    batch_size, fixed = int(params["batch_size"]), int(params["epochs"])
     if not early:
-        return fixed
+        return 0, batch_size, fixed, f"{fixed} epochs (the epochs parameter): {why}"
     fraction = float(params["validation_fraction"])
     if not 0 < fraction < 1:
         raise ValueError(f"validation_fraction must be between 0 and 1, not {fraction}")
     n_held = round(rows * fraction)
     if n_held < MIN_HELD_OUT or rows - n_held < 1:
-        fixed.rule = (f"{params['epochs']} epochs (the epochs parameter): {rows:,} training rows leave fewer than "
-                      f"{MIN_HELD_OUT} to hold out for early stopping")
-        return fixed
-    order = np.random.default_rng([seed, 1]).permutation(rows)
-    held, fit = X[np.sort(order[:n_held])], X[np.sort(order[n_held:])]
-    batch = min(int(params["batch_size"]), max(MIN_BATCH, len(fit) // STEPS_PER_EPOCH))
-    steps = math.ceil(len(fit) / batch)
-    epochs = max(1, int(params["max_steps"]) // steps)
-    patience = int(params["patience"])
+        return 0, batch_size, fixed, (f"{fixed} epochs (the epochs parameter): {rows:,} training rows leave fewer "
+                                      f"than {MIN_HELD_OUT} to hold out for early stopping")
+    batch = min(int(params["batch_size"]), max(MIN_BATCH, (rows - n_held) // STEPS_PER_EPOCH))
+    epochs = max(1, int(params["max_steps"]) // math.ceil((rows - n_held) / batch))
     rule = (f"early stopping ({why}): {n_held:,} rows held out (seeded), batches of {batch}, up to {epochs} epochs "
-            f"({params['max_steps']:,} steps), stop after {patience} epochs without a lower held-out reconstruction "
-            f"error, keep the best epoch's weights")
-    return Schedule(fit, held, batch, epochs, patience, rule)
+            f"({params['max_steps']:,} steps), stop after {params['patience']} epochs without a lower held-out "
+            f"reconstruction error, keep the best epoch's weights")
+    return n_held, batch, epochs, rule
+
+
+def most_steps(rows: int, params: dict[str, Any]) -> tuple[int, int]:
+    """(gradient steps at most, batch size) a fit on ``rows`` rows takes under ``params`` (for time estimates)."""
+    n_held, batch, epochs, _ = _plan(rows, params)
+    return epochs * math.ceil((rows - n_held) / batch), batch
+
+
+def schedule(X: np.ndarray, params: dict[str, Any], seed: int) -> Schedule:
+    """The training plan for rows ``X`` under a neural detector's ``params`` (see the module's rule)."""
+    n_held, batch, epochs, rule = _plan(len(X), params)
+    if not n_held:
+        return Schedule(X, None, batch, epochs, 0, rule)
+    order = np.random.default_rng([seed, 1]).permutation(len(X))
+    held, fit = X[np.sort(order[:n_held])], X[np.sort(order[n_held:])]
+    return Schedule(fit, held, batch, epochs, int(params["patience"]), rule)
 
 
 def _batches(X: np.ndarray, batch_size: int, rng: np.random.Generator):

@@ -25,7 +25,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from anodet.detectors import epochs
+from anodet.detectors import epochs, keras_zip
 from anodet.detectors.base import Detector, as_matrix, load_arrays, save_arrays
 from anodet.detectors.numpy_program import NUMPY_ACTIVATIONS, Step, check_program, run_program
 from anodet.detectors.parallel import map_rows, with_float64_retry
@@ -166,9 +166,6 @@ class _ReconstructionDetector(Detector):
             if not np.allclose(self._numpy_forward(probe), keras_out, atol=1e-5):
                 self._chain = None
 
-    training_: dict[str, Any] | None = None
-    """What the last fit ran and why (:func:`anodet.detectors.epochs.run`'s report), for the manifest."""
-
     def _fit_to_reconstruct(self, model, X: np.ndarray):
         """Train ``model`` to output its input (mean squared error) under :func:`epochs.schedule`'s plan.
 
@@ -247,6 +244,7 @@ class _ReconstructionDetector(Detector):
         path = folder / MODEL_FILE
         assert self.model_ is not None, "fit the detector before saving it"
         self.model_.save(path)
+        keras_zip.make_reproducible(path)
         files = [path]
         if self._chain is not None:
             arrays = {f"step{i}_{j}": w for i, (_, ws, _) in enumerate(self._chain) for j, w in enumerate(ws)}

@@ -47,6 +47,7 @@ def _files(prefix: str) -> dict[str, Any]:
 
 
 _VIEW = r"^[a-z][a-z0-9_]*$"
+_WHY = {"type": "object", "additionalProperties": {"type": "string"}}
 DEFAULT_PRESET = "best_f1"
 
 
@@ -99,6 +100,8 @@ def _entry(name: str) -> dict[str, Any]:
             "validation_quantiles": _per_view({"type": "object", "required": ["normal", "all"],
                                                "properties": {"normal": _QUANTILES, "all": _QUANTILES}}),
             "metrics": {"type": "object"},
+            "training": {"type": "object"},  # a neural detector's epochs: which ran and why
+            "not_reproducible": _WHY,  # its files a refit with the same seed does not write byte for byte
         },
         # A detector built on members records each member's file hashes at fit time.
         "if": has_members, "then": {"required": ["members"]},
@@ -115,6 +118,7 @@ SCHEMA: dict[str, Any] = {
         "data": {"type": "object", "required": ["checksums"], "properties": {
             "checksums": {"type": "object", "additionalProperties": {"type": "string"}}}},
         "versions": {"type": "object", "additionalProperties": {"type": "string"}},
+        "reproducibility": {"type": "object", "properties": {"rule": {"type": "string"}, "not_reproducible": _WHY}},
         "label_views": {"type": "array", "minItems": 1, "uniqueItems": True,
                         "items": {"type": "string", "pattern": _VIEW}},
         "default_preset": {"type": "string", "pattern": "^[a-z0-9_]+$"},
@@ -183,6 +187,10 @@ def _check_entries(manifest: dict[str, Any], where: Path) -> None:
         if lacking:
             raise StoreError(f"{where} is not a valid anodet manifest (detector {name} has no {preset} threshold "
                              f"for the {lacking[0]} label view). {TRAIN_HINT}")
+        unlisted = [f for f in entry.get("not_reproducible", {}) if f not in entry["files"]]
+        if unlisted:
+            raise StoreError(f"{where} is not a valid anodet manifest (detector {name} declares {unlisted[0]} not "
+                             f"reproducible but does not list it among its files). {TRAIN_HINT}")
         outside = [f for f in entry["files"] if not f.startswith(f"{name}/")]
         if outside or f"{name}/params.json" not in entry["files"]:
             what = f"lists {outside[0]} outside its folder" if outside else f"does not list {name}/params.json"
