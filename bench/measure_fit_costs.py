@@ -35,10 +35,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 from anodet.detectors import NEURAL, REGISTRY, create, detector_class  # noqa: E402
 from anodet.training import estimates  # noqa: E402
 
-SIZES = {"classical": [(300, 10), (300, 40), (3_000, 10), (3_000, 40), (12_000, 10), (12_000, 40)],
-         "neural": [(300, 10), (300, 40), (3_000, 10), (3_000, 40), (12_000, 10), (12_000, 40)],
-         "seq2seq": [(300, 10), (300, 40), (3_000, 10), (3_000, 40), (12_000, 10)],
-         "supervised": [(300, 10), (3_000, 40), (30_000, 10), (30_000, 40)]}
+SIZES = {"classical": [(300, 10), (300, 40), (3_000, 10), (3_000, 40), (12_000, 10), (12_000, 40), (50_000, 80)],
+         "neural": [(300, 10), (300, 40), (3_000, 10), (3_000, 40), (12_000, 10), (12_000, 40), (40_000, 10),
+                    (40_000, 80)],
+         "seq2seq": [(300, 10), (300, 40), (3_000, 10), (3_000, 40), (12_000, 10), (12_000, 80)],
+         "supervised": [(300, 10), (3_000, 40), (30_000, 10), (30_000, 40), (100_000, 20)]}
 QUICK = {"classical": [(300, 10), (3_000, 40)], "neural": [(300, 10), (3_000, 40)],
          "seq2seq": [(300, 10), (1_000, 10)], "supervised": [(300, 10), (3_000, 40)]}
 STARTUP = ("import time; t = time.perf_counter(); import numpy as np; from anodet.detectors import create; "

@@ -87,9 +87,12 @@ def _plan(rows: int, params: dict[str, Any]) -> tuple[int, int, int, str]:
 
 
 def most_steps(rows: int, params: dict[str, Any]) -> tuple[int, int]:
-    """(gradient steps at most, batch size) a fit on ``rows`` rows takes under ``params`` (for time estimates)."""
+    """(gradient steps at most, batch size) a fit on ``rows`` rows takes under ``params`` (for time estimates):
+    its epochs' steps, or with early stopping its ``max_steps`` budget."""
     n_held, batch, epochs, _ = _plan(rows, params)
-    return epochs * math.ceil((rows - n_held) / batch), batch
+    if n_held:
+        return int(params["max_steps"]), batch
+    return epochs * math.ceil(rows / batch), batch
 
 
 def schedule(X: np.ndarray, params: dict[str, Any], seed: int) -> Schedule:

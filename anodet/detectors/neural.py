@@ -175,7 +175,8 @@ class _ReconstructionDetector(Detector):
         """
         keras, tf = _frameworks()
         p = self.params
-        model.compile(optimizer=keras.optimizers.Adam(p["learning_rate"]), loss="mse")
+        # every Keras object named: auto names (adam_1, dense_3) count up in a process and would end up in the file
+        model.compile(optimizer=keras.optimizers.Adam(p["learning_rate"], name="adam"), loss="mse")
         plan = epochs.schedule(X, p, self.seed)
         if not plan.early:
             with epochs.progress_bar(plan.epochs, self.name) as bar:
@@ -324,7 +325,7 @@ class Seq2Seq(_ReconstructionDetector):
         repeated = keras.layers.RepeatVector(d, name="repeat")(state)
         decoded = keras.layers.LSTM(p["units"], return_sequences=True, name="decoder")(repeated)
         out = keras.layers.TimeDistributed(
-            keras.layers.Dense(1, activation="sigmoid"), name="reconstruction")(decoded)
+            keras.layers.Dense(1, activation="sigmoid", name="step"), name="reconstruction")(decoded)
         outputs = keras.layers.Reshape((d,), name="as_record")(out)
         return self._fit_to_reconstruct(keras.Model(inputs, outputs, name="seq2seq"), X)
 
@@ -354,7 +355,7 @@ class VariationalAutoencoder(_ReconstructionDetector):
         decoder = keras.Model(
             code, keras.layers.Dense(d, activation="sigmoid", name="reconstruction")(hd),
             name="decoder")
-        optimizer = keras.optimizers.Adam(p["learning_rate"])
+        optimizer = keras.optimizers.Adam(p["learning_rate"], name="adam")
         beta = float(p["beta"])
         weights = encoder.trainable_weights + decoder.trainable_weights
 
@@ -410,13 +411,13 @@ class BiGAN(_ReconstructionDetector):
                 _dense_stack(z_in, p["hidden"][::-1], prefix="gen")),
             name="generator")
         dx, dz = keras.Input((d,), name="d_record"), keras.Input((latent,), name="d_code")
-        h = keras.layers.Concatenate()([dx, dz])
+        h = keras.layers.Concatenate(name="joint")([dx, dz])
         h = _dense_stack(h, p["hidden"], activation="leaky_relu", prefix="disc")
         discriminator = keras.Model([dx, dz], keras.layers.Dense(1, name="logit")(h), name="discriminator")
 
         bce = keras.losses.BinaryCrossentropy(from_logits=True)
-        opt_d = keras.optimizers.Adam(p["learning_rate"], beta_1=0.5)
-        opt_g = keras.optimizers.Adam(p["learning_rate"], beta_1=0.5)
+        opt_d = keras.optimizers.Adam(p["learning_rate"], beta_1=0.5, name="adam_discriminator")
+        opt_g = keras.optimizers.Adam(p["learning_rate"], beta_1=0.5, name="adam_generator")
         cycle = float(p["cycle_weight"])
         ge_weights = encoder.trainable_weights + generator.trainable_weights
         d_weights = discriminator.trainable_weights
