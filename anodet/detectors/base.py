@@ -31,9 +31,6 @@ class Detector(ABC):
     family: ClassVar[str]  # "neural", "classical", "ensemble" or "supervised"
     uses_labels: ClassVar[bool] = False  # fitted on labelled records (the supervised ceiling)
     default_params: ClassVar[dict[str, Any]] = {}
-    unreproducible_files: ClassVar[dict[str, str]] = {}
-    """Files of :meth:`save` that differ between two fits with the same seed (file name → why); the store
-    lists them in the manifest (:mod:`anodet.store.reproducibility`)."""
     training_: dict[str, Any] | None = None
     """What the last fit ran and why (the neural detectors' epochs: :mod:`anodet.detectors.epochs`), or None."""
 

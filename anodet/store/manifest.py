@@ -101,7 +101,6 @@ def _entry(name: str) -> dict[str, Any]:
                                                "properties": {"normal": _QUANTILES, "all": _QUANTILES}}),
             "metrics": {"type": "object"},
             "training": {"type": "object"},  # a neural detector's epochs: which ran and why
-            "not_reproducible": _WHY,  # its files a refit with the same seed does not write byte for byte
         },
         # A detector built on members records each member's file hashes at fit time.
         "if": has_members, "then": {"required": ["members"]},
@@ -187,10 +186,6 @@ def _check_entries(manifest: dict[str, Any], where: Path) -> None:
         if lacking:
             raise StoreError(f"{where} is not a valid anodet manifest (detector {name} has no {preset} threshold "
                              f"for the {lacking[0]} label view). {TRAIN_HINT}")
-        unlisted = [f for f in entry.get("not_reproducible", {}) if f not in entry["files"]]
-        if unlisted:
-            raise StoreError(f"{where} is not a valid anodet manifest (detector {name} declares {unlisted[0]} not "
-                             f"reproducible but does not list it among its files). {TRAIN_HINT}")
         outside = [f for f in entry["files"] if not f.startswith(f"{name}/")]
         if outside or f"{name}/params.json" not in entry["files"]:
             what = f"lists {outside[0]} outside its folder" if outside else f"does not list {name}/params.json"

@@ -2,9 +2,9 @@
 
 A store's files are a function of the data, the seed, anodet's code and the libraries' versions,
 computed on one kind of CPU, so a retraining on the same machine writes the same bytes. Wall-clock
-facts (when, how long) are kept out of ``manifest.json`` in ``run.json`` beside it. Files a library
-writes with a timestamp in them (Keras's ``.keras`` zip) are listed in their detector's entry under
-``not_reproducible``, with why; the store's own list is under ``reproducibility``.
+facts (when, how long) are kept out of ``manifest.json`` in ``run.json`` beside it, which the
+manifest's ``reproducibility`` entry lists as not reproducible, with why. Keras's ``.keras`` zips
+carry a save time and object ids; they are written without them (:mod:`anodet.detectors.keras_zip`).
 """
 
 from __future__ import annotations
@@ -16,9 +16,10 @@ from typing import Any
 
 RUN_FILE = "run.json"
 RULE = ("Training again with the same seed on the same data, with the same anodet and library versions, on the "
-        "same kind of CPU, writes byte-identical files, except those listed under not_reproducible (here, and in "
-        "each detector's entry). On another CPU, numbers computed by BLAS and TensorFlow kernels chosen for that "
-        "CPU (weights, scores, thresholds) may differ in their last bits; versions.blas names this machine's BLAS.")
+        "same kind of CPU and number of cores, writes byte-identical files, except those listed under "
+        "not_reproducible. On another CPU, numbers computed by BLAS, OpenMP and TensorFlow kernels chosen for that "
+        "CPU and its cores (weights, scores, thresholds) may differ in their last bits; versions.blas names this "
+        "machine's BLAS.")
 RUN_FILE_WHY = "when the store was written and how long each detector took to fit: wall-clock times"
 
 

@@ -429,10 +429,6 @@ def _train_into(staging: Path, manifest: dict[str, Any], names: list[str], previ
             entry["subsampled_from"] = subsampled
         if detector.training_:  # neural: which epochs ran and why (anodet.detectors.epochs)
             entry["training"] = detector.training_
-        unreproducible = {f"{name}/{f}": why for f, why in detector.unreproducible_files.items()
-                          if f"{name}/{f}" in entry["files"]}
-        if unreproducible:
-            entry["not_reproducible"] = unreproducible
         if detector.members:  # what it was fitted on: loading refuses it once a member changes
             entry["members"] = {m: dict(manifest["detectors"][m]["files"]) for m in detector.members}
         manifest["detectors"][name] = entry
