@@ -10,7 +10,7 @@ imports included):
 and, for the Your data page's path, the whole family through :func:`anodet.training.jobs.start` while
 Streamlit's after-every-run cleanup (``keras.backend.clear_session()`` once Keras is loaded) is called
 each second, as the page's progress fragment does: in a child process (the page's way) and, for
-comparison, in the server's own thread (how the page trained before).
+comparison, in the server's own thread (where the page trained before; today's training code).
 
 Prints and, with ``--write``, writes ``bench/results/training.md``: wall times, each detector's fit
 seconds beside its estimate, the neural models' epochs and why, and test ROC AUC. The machine is
@@ -107,23 +107,26 @@ def main() -> None:
             print(f"{preset}: {wall:.1f} s wall (target ≤ {TARGETS[preset]:.0f} s)", flush=True)
         page: dict[str, tuple[float, int, dict[str, float]]] = {}
         if not args.no_page:
-            for label, in_child in (("child process (the page now)", True), ("server thread (before)", False)):
+            for label, in_child in (("a child process (the page now)", True),
+                                     ("the server's own thread (as the page trained before)", False)):
                 page[label] = page_path(in_child, env)
                 print(f"page path, {label}: {page[label][0]:.1f} s, {page[label][1]} cleanups", flush=True)
+    loads = (load, os.getloadavg()[0])
     for preset, rows in tables.items():
         print(f"\n{preset}:")
         for r in rows:
             print(f"  {r['detector']:<20} fit {r['fit']:6.2f} s  estimate {r['estimate']:>12}  AUC {r['auc']:.4f}  "
                   f"{r['epochs']}")
     if args.write:
-        write(figures, tables, logs, page, load)
+        write(figures, tables, logs, page, loads)
 
 
 def write(figures, tables, logs, page, load) -> None:
     lines = ["# Training time on small data (`bench/bench_training.py`)", "",
              f"WDBC the ODDS way (367 rows x 30 columns; 215 training rows after the validation and test splits), "
              f"declared in a temporary folder. Machine: {platform.machine()}, {os.cpu_count()} cores shared with "
-             f"other work (load average {load:.1f} at the start), Python {platform.python_version()}. One run each; "
+             f"other work (load average {load[0]:.1f} at the start, {load[1]:.1f} at the end), Python "
+             f"{platform.python_version()}. One run each; "
              "wall time of the whole command (Python's start, imports and TensorFlow's included).", "",
              "| command | wall time | target | met |", "| --- | ---: | ---: | :---: |"]
     for preset, wall in figures.items():

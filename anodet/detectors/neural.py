@@ -308,7 +308,7 @@ class Seq2Seq(_ReconstructionDetector):
     block_rows = 2_048  # d steps of (rows, 4 x 32) gates stay in cache
     default_params: ClassVar[dict[str, Any]] = {
         "units": 32, "epochs": 8, "batch_size": 256, "learning_rate": 3e-3, "max_rows": 40_000,
-        **epochs.PARAMS, "max_steps": 600,
+        **epochs.PARAMS, "max_steps": 300,
     }
 
     def fit(self, X: np.ndarray, y: np.ndarray | None = None) -> Seq2Seq:
