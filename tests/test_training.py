@@ -150,3 +150,20 @@ def test_a_dataset_with_too_few_rows_to_hold_out_trains_its_fixed_epochs():
     assert detector.training_ is not None and detector.training_["epochs_run"] == 2
     assert "leave fewer than 8 to hold out" in detector.training_["rule"]
 
+
+
+def test_a_page_training_that_fails_in_its_child_process_says_one_sentence(tmp_path, data_dir):
+    from anodet.training import jobs
+
+    rng = np.random.default_rng(0)
+    flows = tmp_path / "flows.csv"
+    flows.write_text("a,b\n" + "\n".join(f"{x:.4f},{y:.4f}" for x, y in rng.uniform(0, 1, (200, 2))) + "\n")
+    assert main(["dataset", "add", "flows", "--train", str(flows)]) == 0
+    job = jobs.start("flows", ["supervised"])  # no labels: the child refuses it with the library's sentence
+    try:
+        assert job.wait(120) and job.status == jobs.FAILED
+        assert job.error == ("supervised cannot be trained on dataset 'flows': it needs labels (anomalous and "
+                             "normal rows in the validation split).")
+        assert not (data_dir / "datasets" / "flows" / "store").exists()
+    finally:
+        jobs.forget("flows")
