@@ -19,6 +19,7 @@ from anodet.datasets.kdd_schema import LABEL_VIEWS
 from anodet.detectors import known_kinds
 from anodet.detectors.plugins import PluginError
 from anodet.store.core import StoreError
+from anodet.training.estimates import DEFAULT_PRESET, PRESETS
 
 SUBCOMMAND_MODULES = {
     "score": "anodet.commands.score",
@@ -85,12 +86,15 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     train = sub.add_parser("train", help="Build the data, train detectors and write the model store.")
-    train.add_argument("--detectors", type=detector_list, help="comma-separated names (default: all)")
+    train.add_argument("--detectors", type=detector_list, help="comma-separated names (default: the --preset's)")
+    train.add_argument("--preset", choices=list(PRESETS),
+                       help="; ".join(f"{k}: {v}" for k, v in PRESETS.items())
+                       + f" (default: {DEFAULT_PRESET}; each detector's estimated fit time is printed first)")
     train.add_argument("--seed", type=int, default=0, help="random seed (same seed, same models)")
     train.add_argument("--feature-sets", type=lambda v: [s.strip() for s in v.split(",") if s.strip()],
                        help="comma-separated feature sets to train on (default: all built in, kdd18,kdd41)")
     train.add_argument("--train-rows", type=int, help="train on a random subset of this many normals (quick runs)")
-    train.add_argument("--epochs", type=int, help="override the epochs of the neural detectors (quick runs)")
+    train.add_argument("--epochs", type=int, help="train the neural detectors for exactly this many epochs, without early stopping (quick runs)")
     train.add_argument("--lock-timeout", type=float, metavar="S",
                        help="when another training holds the store: wait at most S seconds (0: refuse at once; "
                             "default: wait)")
@@ -298,11 +302,17 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
     from anodet.detectors import NEURAL
     from anodet.features.sets import BUILTIN
+    from anodet.training.estimates import preset_kinds
     from anodet.training.train import train
 
+    if args.detectors and args.preset:
+        print("error: give --detectors or --preset, not both.", file=sys.stderr)
+        return 2
     _plugin(args)
     if args.dataset:
         return _cmd_train_dataset(args)
+    if args.preset:
+        args.detectors = preset_kinds(args.preset)
     unknown = [s for s in args.feature_sets or [] if s not in BUILTIN]
     if unknown:
         print(f"error: unknown feature set(s) {', '.join(unknown)}; choose from {', '.join(BUILTIN)}.", file=sys.stderr)
@@ -316,7 +326,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     train(args.detectors, seed=args.seed, source=args.data_source, store_root=args.store,
           train_rows=args.train_rows, epochs=args.epochs, log=lambda m: print(m, flush=True),
           feature_sets=args.feature_sets,
-          lock_timeout=args.lock_timeout)
+          lock_timeout=args.lock_timeout, named=f"in the {args.preset} preset" if args.preset else "named")
     if args.store is None:  # the store the dashboard opens: score its splits now, not on its first page
         from anodet.datasets.kdd import load_splits
 
@@ -346,7 +356,7 @@ def _cmd_train_dataset(args: argparse.Namespace) -> int:
 
     try:
         train(args.dataset, args.detectors, seed=args.seed, log=lambda m: print(m, flush=True),
-                       progress=progress, epochs=args.epochs, lock_timeout=args.lock_timeout)
+              progress=progress, epochs=args.epochs, lock_timeout=args.lock_timeout, preset=args.preset)
     finally:
         if bar is not None:
             bar.close()

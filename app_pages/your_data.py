@@ -25,7 +25,7 @@ from anodet.evaluation.leaderboard import boards_on_test
 from anodet.external import kept as external_kept
 from anodet.external.view import with_externals
 from anodet.store.core import StoreError
-from anodet.training import jobs
+from anodet.training import estimates, jobs
 from anodet.training.datasets import open_store
 
 GOTO_OVERVIEW = "yd_goto_overview"
@@ -71,6 +71,11 @@ def _inspect(path: str, stamp: int, label: str | None, normal: str | None, id_co
 @st.cache_data(show_spinner=False, max_entries=8)
 def _trainable(name: str, root: str, stamp: int) -> tuple[list[str], dict[str, str]]:
     return jobs.trainable(name)
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def _presets(name: str, root: str, stamp: int) -> list[dict[str, Any]]:
+    return jobs.presets(name)
 
 
 @st.cache_data(show_spinner="Scoring the test split with every detector…", max_entries=8)
@@ -195,9 +200,22 @@ def show_dataset(name: str) -> None:
     except DatasetError as exc:
         st.error(_say(exc))
         return
+    presets = {p["preset"]: p for p in _presets(name, str(dataset.folder), _stamp(decl))}
+    picked = f"yd_detectors_{name}"
+    st.session_state.setdefault(picked, presets["quick"]["kinds"])  # the quick preset is offered first
+
+    def _use_preset() -> None:
+        st.session_state[picked] = presets[st.session_state[f"yd_preset_{name}"]]["kinds"]
+
+    st.radio("Preset", list(presets), key=f"yd_preset_{name}", on_change=_use_preset,
+             format_func=lambda p: (f"{p.capitalize()}: {presets[p]['what']} ({'up to' if presets[p]['upper'] else 'about'} "
+                                    f"{estimates.fmt_seconds(presets[p]['seconds'])})"),
+             help="Estimated fit time from the rows and columns of this dataset and each detector's measured cost "
+                  "(on a busy server it takes longer). The neural models stop early on small data, so theirs is "
+                  "an upper bound.")
     with st.form(f"yd_train_form_{name}", border=False):
         chosen = st.multiselect(
-            "Detectors to train", kinds, default=kinds, key=f"yd_detectors_{name}",
+            "Detectors to train", kinds, key=picked,
             format_func=lambda k: display_name(k),
             help="Every detector that fits this dataset; the neural ones take longest. "
                  + ("Not available here: " + "; ".join(f"{display_name(k)} ({why})"

@@ -12,12 +12,14 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from anodet.detectors import REGISTRY
 from anodet.training import jobs
 from tests.conftest import wdbc_frame
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 PAGE = "app_pages/your_data.py"
 FAST = ["pca", "zscore", "mahalanobis", "kmeans"]
+CLASSICAL = ["pca", "ocsvm", "iforest", "lof", "kmeans", "zscore", "mahalanobis", "ecod", "knn"]
 
 
 @pytest.fixture(autouse=True)
@@ -114,6 +116,14 @@ def test_wdbc_upload_confirm_train_leaderboard(page, data_dir):
     # the upload left data/uploads and was kept with the dataset, all under the temporary data folder
     assert (data_dir / "datasets" / "wdbc" / "input" / "train.csv").is_file()
     assert not any((data_dir / "uploads").glob("*/train.csv"))
+    # the quick preset is offered first and chosen, each preset with its estimated fit time
+    preset = at.radio(key="yd_preset_wdbc")
+    assert preset.value == "quick" and [o.split(":")[0] for o in preset.options] == ["Quick", "Full"]
+    assert re.search(r"\(about \d+(\.\d)? s\)$", preset.options[0]), preset.options
+    assert re.search(r"\(up to \d+(\.\d)? (s|min)\)$", preset.options[1]), preset.options
+    assert at.multiselect(key="yd_detectors_wdbc").value == CLASSICAL
+    preset.set_value("full").run()
+    assert at.multiselect(key="yd_detectors_wdbc").value == list(REGISTRY)
     at.multiselect(key="yd_detectors_wdbc").set_value(FAST)
     at.button(key="yd_train_go").click().run()
     assert not problems(at) and not errors(at), (problems(at), errors(at))
@@ -182,6 +192,7 @@ def test_bad_name_is_one_sentence(page):
 @pytest.mark.slow
 def test_wdbc_whole_family_from_the_page(page):
     at = add_wdbc(page, "wdbc-full")
+    at.radio(key="yd_preset_wdbc-full").set_value("full").run()
     at.button(key="yd_train_go").click().run()
     job = wait_for_job("wdbc-full", timeout=1800)
     assert job.status == jobs.DONE, job.error

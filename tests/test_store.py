@@ -26,7 +26,9 @@ def test_trained_store_lists_files_hashes_and_metadata(small_store):
     manifest = json.loads((small_store / MANIFEST).read_text())
     entry = manifest["detectors"]["pca"]
     assert entry["files"] and all(len(h) == 64 for h in entry["files"].values())
-    assert entry["seed"] == 3 and entry["train_seconds"] >= 0
+    assert entry["seed"] == 3 and "train_seconds" not in entry  # wall-clock times live in run.json
+    run = json.loads((small_store / "run.json").read_text())
+    assert set(run["fit_seconds"]) == set(manifest["detectors"]) and run["fit_seconds"]["pca"] >= 0
     assert set(entry["thresholds"]) == {"reference", "true"}
     assert {"best_f1", "best_accuracy", "mean_3sigma", "target_fpr", "contamination"} <= set(entry["thresholds"]["true"])
     assert manifest["data"]["checksums"]["test"].startswith("547dfb9c")
@@ -119,8 +121,14 @@ def test_retraining_a_member_refits_the_ensemble_in_the_same_run(small_store, tm
     lines: list[str] = []
     train(["pca"], seed=4, store_root=root, train_rows=4000, log=lines.append)
     after = json.loads((root / MANIFEST).read_text())["detectors"]
-    assert [line.strip() for line in lines if "refitted" in line] == [
-        "ensemble: refitted too, since it is built on pca", "ensemble@kdd41: refitted too, since it is built on pca@kdd41"]
+    # every detector retrained is named with its reason: pca@kdd41 because `pca` means every feature set's
+    assert [line.strip() for line in lines[1:5]] == [
+        "pca: named",
+        "ensemble: refitted too, since it is built on pca (its scale comes from its members' scores)",
+        "pca@kdd41: named as pca, which means pca on every feature set (kdd18, kdd41); give pca@kdd18 or pca@kdd41 "
+        "for one",
+        "ensemble@kdd41: refitted too, since it is built on pca@kdd41 (its scale comes from its members' scores)"]
+    assert lines[0] == "training 4 detectors (seed 4); keeping 6 as stored:"
     assert after["ensemble"]["members"]["pca"] == after["pca"]["files"] != before["ensemble"]["members"]["pca"]
     assert after["ensemble"]["members"]["mahalanobis"] == before["mahalanobis"]["files"]
     assert after["ensemble"]["files"]["ensemble/state.npz"] != before["ensemble"]["files"]["ensemble/state.npz"]

@@ -31,6 +31,8 @@ class Detector(ABC):
     family: ClassVar[str]  # "neural", "classical", "ensemble" or "supervised"
     uses_labels: ClassVar[bool] = False  # fitted on labelled records (the supervised ceiling)
     default_params: ClassVar[dict[str, Any]] = {}
+    training_: dict[str, Any] | None = None
+    """What the last fit ran and why (the neural detectors' epochs: :mod:`anodet.detectors.epochs`), or None."""
 
     def __init__(self, seed: int = 0, **params: Any) -> None:
         self._check_names(params)

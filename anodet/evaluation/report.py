@@ -26,6 +26,7 @@ from anodet.evaluation import boards, comparison, intervals
 from anodet.evaluation.boards import Scored, ViewBoard
 from anodet.evaluation.operating import OperatingPoint, percent
 from anodet.evaluation.thresholds import thresholds_document
+from anodet.store.reproducibility import read_run
 
 FORMAT = "anodet-report/1"
 TOP_VALUES = 10
@@ -261,7 +262,7 @@ def facts(dataset: str, view: str | None, detector: str, point: OperatingPoint,
         "notes": list(vb.notes),
         "thresholds_file": document,
         "inputs": {"store_root": str(store.root), "store_manifest_sha256": store.hash,
-                   "store_created": str(store.manifest.get("created", "")),
+                   "store_created": str(store.manifest.get("created") or read_run(store.root).get("created", "")),
                    "split_checksums": dict(splits.checksums),
                    "split_records": {p: len(splits.part(p)) for p in ("train", "validation", "test")},
                    "seed": seed, "resamples": resamples, "level": comparison.LEVEL,

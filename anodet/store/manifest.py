@@ -47,6 +47,7 @@ def _files(prefix: str) -> dict[str, Any]:
 
 
 _VIEW = r"^[a-z][a-z0-9_]*$"
+_WHY = {"type": "object", "additionalProperties": {"type": "string"}}
 DEFAULT_PRESET = "best_f1"
 
 
@@ -117,6 +118,7 @@ def _entry(name: str | None) -> dict[str, Any]:
                                                "properties": {"normal": _QUANTILES, "all": _QUANTILES}}),
             "metrics": {"type": "object"},
             "plugin": _PLUGIN_INFO,
+            "training": {"type": "object"},  # a neural detector's epochs: which ran and why
         },
         # A detector built on members records each member's file hashes at fit time.
         "if": has_members, "then": {"required": ["members"]},
@@ -136,6 +138,7 @@ SCHEMA: dict[str, Any] = {
         "data": {"type": "object", "required": ["checksums"], "properties": {
             "checksums": {"type": "object", "additionalProperties": {"type": "string"}}}},
         "versions": {"type": "object", "additionalProperties": {"type": "string"}},
+        "reproducibility": {"type": "object", "properties": {"rule": {"type": "string"}, "not_reproducible": _WHY}},
         "label_views": {"type": "array", "minItems": 1, "uniqueItems": True,
                         "items": {"type": "string", "pattern": _VIEW}},
         "default_preset": {"type": "string", "pattern": "^[a-z0-9_]+$"},

@@ -177,13 +177,12 @@ def _manifest_hash(root: Path) -> str | None:
 
 
 def _finish(journal: Path, staging: Path, root: Path, old: Path, new_hash: str) -> None:
-    """Carry a journalled swap through from wherever it stopped; idempotent."""
-    if _manifest_hash(root) != new_hash:
-        if _manifest_hash(staging) != new_hash:
-            raise StoreError(
-                f"An interrupted training left {journal}, but neither {root} nor {staging} holds the store it "
-                f"describes; nothing was deleted. Restore {old if old.exists() else root} by hand (rename it to "
-                f"{root}), delete {journal}, and run training again.")
+    """Carry a journalled swap through from wherever it stopped; idempotent.
+
+    The staging store is moved in whenever it is still there, even if the store in place has the same
+    manifest (a retraining with the same seed writes the same one): then only ``run.json`` differs.
+    """
+    if _manifest_hash(staging) == new_hash:
         if root.exists():
             if old.exists():
                 raise StoreError(f"Both {root} and {old} exist while {journal} says one replaces the other; "
@@ -192,6 +191,11 @@ def _finish(journal: Path, staging: Path, root: Path, old: Path, new_hash: str) 
         checkpoint("old-moved")
         staging.rename(root)
         _fsync_dir(root.parent)
+    elif _manifest_hash(root) != new_hash:
+        raise StoreError(
+            f"An interrupted training left {journal}, but neither {root} nor {staging} holds the store it "
+            f"describes; nothing was deleted. Restore {old if old.exists() else root} by hand (rename it to "
+            f"{root}), delete {journal}, and run training again.")
     checkpoint("new-moved")
     shutil.rmtree(old, ignore_errors=True)
     checkpoint("old-removed")

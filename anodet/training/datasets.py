@@ -66,19 +66,24 @@ def corpus(dataset: UserDataset, splits: Splits | None = None) -> Corpus:
 
 def train(name: str, detectors: list[str] | None = None, seed: int = 0, log: Callable[[str], None] = print,
           progress: Progress | None = None, epochs: int | None = None,
-          lock_timeout: float | None = None) -> dict[str, Any]:
+          lock_timeout: float | None = None, preset: str | None = None) -> dict[str, Any]:
     """Train the detector family on dataset ``name`` into its store; return the manifest.
 
     ``detectors``: kinds (``pca``) or stored names (``pca@NAME``); default every one that fits
-    the data. ``progress(done, total, detector)`` is called before each detector and at the end.
+    the data, or ``preset``'s (:data:`anodet.training.estimates.PRESETS`). ``progress(done, total,
+    detector)`` is called before each detector and at the end.
     """
-    from anodet.detectors import known_kinds
+    from anodet.detectors import REGISTRY, known_kinds
+    from anodet.training.estimates import preset_kinds
     from anodet.training.train import train as train_store
 
     dataset = load(name)
     splits = dataset.splits()
     got = corpus(dataset, splits)
     fs = dataset.feature_set_name
+    from_preset = bool(preset and not detectors)
+    if from_preset:
+        detectors = preset_kinds(str(preset), [k for k in REGISTRY if k not in got.skip])
     wanted = [qualified(d, fs) if "@" not in d else d for d in (detectors or [])]
     asked_skipped = [d for d in wanted if d.split("@", 1)[0] in got.skip]
     if asked_skipped:
@@ -99,7 +104,8 @@ def train(name: str, detectors: list[str] | None = None, seed: int = 0, log: Cal
         log("no labels: thresholds are mean_3sigma (default), target_fpr and contamination, chosen on held-out rows; "
             "ROC and PR curves need labels")
     return train_store(wanted or None, seed=seed, store_root=dataset.store_root, epochs=epochs, log=log,
-                       lock_timeout=lock_timeout, corpus=got, progress=progress)
+                       lock_timeout=lock_timeout, corpus=got, progress=progress,
+                       named=f"in the {preset} preset" if from_preset else "named")
 
 
 def open_store(name: str) -> Store:

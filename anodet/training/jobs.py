@@ -1,23 +1,34 @@
 """Background training of user datasets: one job per dataset, shared by every session of the server.
 
-A page starts :func:`start` and returns at once; the job trains in a daemon thread through
-:func:`anodet.datasets.train` and keeps its progress (detectors done / total, the one being
+A page starts :func:`start` and returns at once; the job's daemon thread runs
+:func:`anodet.datasets.dataset_training.train` in a child process (:func:`train_in_child`) and keeps its progress (detectors done / total, the one being
 fitted), its log lines and its outcome (the manifest, or one sentence saying what went wrong)
 in a module-level registry keyed by dataset name. Any session reads it with :func:`get`.
 
 Only one job runs per dataset; jobs of different datasets queue behind :data:`MAX_RUNNING`
 so that a small server is not asked to train several families at once. Streamlit-free.
+
+Why a child process (``python -m anodet.training.jobs``): once Keras is imported, Streamlit calls ``keras.backend.clear_session()``
+after every script run (the progress fragment reruns each second), which collects garbage and
+clears TensorFlow's kernel cache under a training in the same process: the neural models took
+up to twice as long and, as the stateful random kernels restarted, came out different from
+the same seed's models on the command line. A child process keeps TensorFlow out of the server.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import os
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from anodet import PROJECT_ROOT
 from anodet.datasets import userdata
 from anodet.store.core import StoreError
 from anodet.training import datasets as dataset_training
@@ -120,23 +131,86 @@ def forget(name: str) -> None:
             del _JOBS[name]
 
 
+class ChildFailed(RuntimeError):
+    """A training in a child process failed; the message is already the one sentence to show."""
+
+
 def failure_sentence(exc: BaseException) -> str:
     """One sentence for a failed training: the library's own sentence, else the kind of error and its first line."""
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    if isinstance(exc, userdata.DatasetError) or isinstance(exc, StoreError):
+    if isinstance(exc, userdata.DatasetError | StoreError | ChildFailed):
         return text or type(exc).__name__
     return (f"Training stopped on an unexpected {type(exc).__name__}" + (f" ({text})" if text else "")
             + "; the server's log has the details.")
 
 
+MESSAGE = "\x1eanodet-job "
+"""Marks the child's stdout lines that carry a message (JSON) for :func:`train_in_child`."""
+
+
+def _child_main(argv: list[str]) -> int:
+    """``python -m anodet.training.jobs NAME SEED LOCK_TIMEOUT DETECTORS_JSON``: train, printing messages
+    ("log", line), ("progress", done, total, detector), then ("done", manifest) or ("failed", sentence)."""
+    name, seed, lock_timeout, detectors = argv[0], int(argv[1]), json.loads(argv[2]), json.loads(argv[3])
+
+    def say(*message: Any) -> None:
+        print(MESSAGE + json.dumps(message), flush=True)  # a closed pipe (the server went away) ends the training
+
+    try:
+        manifest = dataset_training.train(name, detectors, seed=seed, log=lambda line: say("log", str(line)),
+                                 progress=lambda done, total, det: say("progress", done, total, det),
+                                 lock_timeout=lock_timeout)
+    except Exception as exc:  # told to the server as one sentence; the details go to this process's stderr
+        if not isinstance(exc, userdata.DatasetError | StoreError):
+            logger.error("training dataset %s failed", name, exc_info=exc)
+        say("failed", failure_sentence(exc))
+        return 1
+    say("done", manifest)
+    return 0
+
+
+def train_in_child(name: str, detectors: list[str] | None = None, seed: int = 0,
+                   log: Callable[[str], None] = print, progress: Callable[[int, int, str], None] | None = None,
+                   lock_timeout: float | None = None) -> dict[str, Any]:
+    """:func:`anodet.datasets.dataset_training.train` in a child Python process, its log lines and progress relayed here;
+    returns its manifest, or raises :class:`ChildFailed` with the one sentence saying why."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (str(PROJECT_ROOT), os.environ.get("PYTHONPATH"))
+                                                       if p)}
+    command = [sys.executable, "-m", "anodet.training.jobs", name, str(seed), json.dumps(lock_timeout),
+               json.dumps(detectors)]
+    result: dict[str, Any] | None = None
+    failure = None
+    with subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=env) as child:
+        assert child.stdout is not None
+        for line in child.stdout:
+            if not line.startswith(MESSAGE):
+                log(line.rstrip("\n"))  # something a library printed
+                continue
+            kind, *rest = json.loads(line[len(MESSAGE):])
+            if kind == "log":
+                log(rest[0])
+            elif kind == "progress" and progress is not None:
+                progress(*rest)
+            elif kind == "done":
+                result = rest[0]
+            elif kind == "failed":
+                failure = rest[0]
+    if failure is not None:
+        raise ChildFailed(failure)
+    if result is None:
+        raise ChildFailed(f"The training process ended without a result (exit code {child.returncode}); the server's "
+                          "log has the details.")
+    return result
+
+
 def start(name: str, detectors: list[str] | None = None, seed: int = 0, trainer: Trainer | None = None) -> Job:
-    """Start training dataset ``name`` in a background thread and return its job at once.
+    """Start training dataset ``name`` in the background (a child process: :func:`train_in_child`); return its job.
 
     A JobError when that dataset is already being trained; a DatasetError when it is not declared.
-    ``trainer`` replaces :func:`anodet.datasets.train` (tests).
+    ``trainer`` replaces it, run in the job's thread (tests).
     """
     userdata.load(name)  # a DatasetError now, in the caller's thread, for a name that is not declared
-    train = trainer or dataset_training.train
+    train = trainer or train_in_child
     with _REGISTRY_LOCK:
         old = _JOBS.get(name)
         if old is not None and old.active:
@@ -158,7 +232,7 @@ def start(name: str, detectors: list[str] | None = None, seed: int = 0, trainer:
                 job.manifest, job.status = manifest, DONE
                 job.done = job.total = max(job.total, len(manifest.get("detectors", {})))
         except Exception as exc:  # any failure ends the job with one sentence
-            if not isinstance(exc, userdata.DatasetError):
+            if not isinstance(exc, userdata.DatasetError | ChildFailed):
                 logger.error("training dataset %s failed", name, exc_info=exc)
             with job._lock:
                 job.error, job.status = failure_sentence(exc), FAILED
@@ -200,3 +274,30 @@ def trainable(name: str) -> tuple[list[str], dict[str, str]]:
     d = userdata.load(name)
     skip, _, _ = dataset_training.plan(d, d.splits())
     return [k for k in REGISTRY if k not in skip], skip
+
+
+def presets(name: str) -> list[dict[str, Any]]:
+    """The training presets offered for dataset ``name``, the quick one first: for each, its name, what it trains,
+    its detector kinds (those that fit the data) and the estimated fit time (``seconds``; ``upper``: an upper bound,
+    as a neural model may stop early)."""
+    from anodet.detectors import REGISTRY
+    from anodet.features.sets import qualified
+    from anodet.training import estimates
+    from anodet.training.train import params_for
+
+    d = userdata.load(name)
+    splits = d.splits()
+    got = dataset_training.corpus(d, splits)
+    available = [k for k in REGISTRY if k not in got.skip]
+    shapes = {d.feature_set_name: (len(splits.train), d.width)}
+    out = []
+    for preset, what in estimates.PRESETS.items():
+        kinds = estimates.preset_kinds(preset, available)
+        guess = estimates.estimate([qualified(k, d.feature_set_name) for k in kinds], shapes,
+                                   lambda n: params_for(n, got), got.row_caps, len(splits.validation))
+        out.append({"preset": preset, "what": what, "kinds": kinds, "seconds": guess.total, "upper": bool(guess.upper)})
+    return out
+
+
+if __name__ == "__main__":
+    sys.exit(_child_main(sys.argv[1:]))

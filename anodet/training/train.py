@@ -6,7 +6,6 @@ in its own staging folder and swaps it in with a journalled pair of renames (:mo
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import math
 import platform
@@ -26,10 +25,19 @@ from tqdm.auto import tqdm
 from anodet.datasets.kdd import SPLIT_NAME, load_splits
 from anodet.datasets.kdd_schema import LABEL_VIEWS
 from anodet.datasets.model import Part, Splits
-from anodet.detectors import REGISTRY, Detector, create, detector_class, known_kinds
+from anodet.detectors import NEURAL, REGISTRY, Detector, create, detector_class
 from anodet.detectors.plugins import PluginError, is_plugin, plugin_info
 from anodet.evaluation import metrics
-from anodet.features.sets import BUILTIN, FeatureSet, FeatureSetSpec, kind_of, qualified, set_of_name, spec
+from anodet.features.sets import (
+    BUILTIN,
+    FeatureSet,
+    FeatureSetSpec,
+    kind_of,
+    qualified,
+    set_of_name,
+    spec,
+)
+from anodet.store import reproducibility
 from anodet.store.core import (
     FEATURE_SET_DIR,
     FORMAT_VERSION,
@@ -41,7 +49,16 @@ from anodet.store.core import (
     write_store,
 )
 from anodet.store.swap import StoreLock, checkpoint, commit, new_staging, recover
+from anodet.training import estimates
 from anodet.training.hyperparams import chosen_params
+from anodet.training.names import (
+    all_names,
+    expand_names,
+    plugin_kinds,
+    retrain_reasons,
+    say_what_is_trained,
+    with_dependents,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -101,47 +118,6 @@ def labelled_pair(splits: Splits, view: str) -> tuple[pd.DataFrame, np.ndarray] 
     if part is None or y is None or len(np.unique(y)) < 2:
         return None
     return part.rows, y
-
-
-def all_names(feature_sets: list[str] | None = None, kinds: list[str] | None = None) -> list[str]:
-    """Every detector a full training writes: each kind (default: the built-in ones) on each feature set, in the
-    order shown.
-
-    An unknown feature set name is a ValueError naming the known ones.
-    """
-    return [qualified(kind, spec(fs).name) for fs in (feature_sets or list(BUILTIN)) for kind in (kinds or REGISTRY)]
-
-
-def plugin_kinds(names: list[str] | None) -> list[str]:
-    """The plug-in kinds among ``names`` (:mod:`anodet.detectors.plugins`), each checked to be known here."""
-    kinds = list(dict.fromkeys(kind_of(n) for n in names or [] if kind_of(n) not in REGISTRY))
-    unknown = [k for k in kinds if k not in known_kinds()]
-    if unknown:
-        raise ValueError(f"unknown detector(s) {', '.join(unknown)}; choose from {', '.join(known_kinds())}")
-    return kinds
-
-
-def expand_names(names: list[str] | None, feature_sets: list[str] | None = None,
-                 known: list[str] | None = None) -> list[str]:
-    """Stored names for ``names``: a kind (``pca``) means it on every chosen feature set; ``pca@kdd41`` itself.
-
-    ``known``: every name there is (default: the built-in feature sets' detectors, and the plug-in kinds named).
-    """
-    kinds = [*REGISTRY, *plugin_kinds(names)]
-    known = known if known is not None else all_names(None, kinds)
-    everything = all_names(feature_sets, kinds) if feature_sets else known
-    if not names:
-        return everything
-    wanted = set()
-    for name in names:
-        if "@" in name:
-            wanted.add(name)
-        else:
-            wanted.update(n for n in everything if kind_of(n) == name)
-    unknown = sorted(wanted - set(known))
-    if unknown:
-        raise ValueError(f"unknown detector(s) {', '.join(unknown)}; choose from {', '.join(known)}")
-    return [n for n in known if n in wanted]
 
 
 @dataclass
@@ -248,6 +224,7 @@ def train(
     feature_sets: list[str] | None = None,
     corpus: Corpus | None = None,
     progress: Progress | None = None,
+    named: str = "named",
 ) -> dict[str, Any]:
     """Train ``names`` (default: all, on every feature set) and write them into the store; return the manifest.
 
@@ -256,9 +233,11 @@ def train(
     built on a retrained one (the ensemble) is refitted in the same run. ``lock_timeout``: how
     long to wait for another training writing the same store (None: until it ends; 0: refuse).
     ``corpus``: what to train on (default: the KDD splits from ``source`` and the built-in feature
-    sets). ``progress``: see :data:`Progress`.
+    sets). ``progress``: see :data:`Progress`. ``named``: how ``names`` were asked for, in the reasons printed
+    for each detector trained ("in the quick preset").
     """
     root = Path(store_root) if store_root else default_root()
+    asked = list(names or [])
     if corpus is None:
         names = expand_names(names, feature_sets)
         corpus = kdd_corpus(source)
@@ -274,12 +253,16 @@ def train(
         checkpoint("locked")
         recover(root)
         previous = _previous_store(root, names, splits, log, everything)
-        names = _with_dependents(names, previous, log, [*everything, *(n for n in names if n not in everything)])
+        reasons = retrain_reasons(asked, names, named)
+        names, dependents = with_dependents(names, previous, [*everything, *(n for n in names if n not in everything)])
+        reasons.update(dependents)
         kept = [n for n in (previous.names if previous else []) if n not in names]
+        say_what_is_trained(names, reasons, kept, seed, bool(asked), log)
         sets_used = [fs for fs in corpus.specs if any(set_of_name(n) == fs for n in [*names, *kept])]
         supervised = any(detector_class(kind_of(n)).uses_labels for n in names)
         data = prepare(splits, sets_used, train_rows, seed, supervised, None if builtin else corpus)
         rows = len(next(iter(data.values())).train)
+        _say_estimate(names, data, corpus, epochs, log)
         logger.info("store %s: training %s (seed %d), keeping %s", root, ", ".join(names), seed,
                     ", ".join(n for n in (previous.names if previous else []) if n not in names) or "nothing")
         staging = new_staging(root)
@@ -292,17 +275,21 @@ def train(
                 sets_json[fs_name] = {"file": relpath, "sha256": file_hashes(staging, [path])[relpath]}
             manifest.update({
                 "format": FORMAT_VERSION,
-                "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
                 "data": {**corpus.data, "checksums": splits.checksums, "train_rows": rows,
                          "validation_rows": len(splits.validation), "test_rows": len(splits.test)},
-                "versions": library_versions(),
+                "versions": {**library_versions(), "blas": reproducibility.blas()},
+                "reproducibility": reproducibility.section(),
                 "feature_sets": sets_json,
                 **corpus.extra,
             })
-            _train_into(staging, manifest, names, previous, seed, epochs, data, splits, log, corpus, progress)
+            seconds = _train_into(staging, manifest, names, previous, seed, epochs, data, splits, log, corpus,
+                                  progress)
             order = everything
             manifest["detectors"] = dict(sorted(manifest["detectors"].items(),
                                                 key=lambda kv: order.index(kv[0]) if kv[0] in order else len(order)))
+            kept_seconds = reproducibility.fit_seconds(previous.root, previous.manifest) if previous else {}
+            reproducibility.write_run(staging, {n: seconds[n] if n in seconds else kept_seconds[n]
+                                                for n in manifest["detectors"] if n in seconds or n in kept_seconds})
             new_hash = write_store(staging, manifest)
             checkpoint("staged")
         except BaseException:
@@ -312,6 +299,25 @@ def train(
         logger.info("store %s: swapped in the new store (manifest sha256 %s)", root, new_hash[:12])
         log(f"wrote {root / MANIFEST} ({len(manifest['detectors'])} detectors)")
     return manifest
+
+
+def _say_estimate(names: list[str], data: dict[str, SetData], corpus: Corpus, epochs: int | None, log) -> None:
+    """Each detector's expected fit time, before the first fit; and the quick preset's when this run is slower."""
+    shapes = {fs: (got.train.shape[0], got.train.shape[1]) for fs, got in data.items()}
+    labelled = next((len(got.labelled[0]) for got in data.values() if got.labelled is not None), None)
+
+    def guess(which: list[str]) -> estimates.Estimate:
+        return estimates.estimate(which, shapes, lambda n: params_for(n, corpus, epochs), corpus.row_caps, labelled)
+
+    try:
+        for line in guess(names).lines():
+            log(line)
+        quick = [n for n in names if kind_of(n) in estimates.preset_kinds("quick")]
+        if quick and any(kind_of(n) in NEURAL for n in names):
+            log(f"  (--preset quick trains the {len(quick)} classical detectors only: about "
+                f"{estimates.fmt_seconds(guess(quick).total)})")
+    except (OSError, ValueError, KeyError) as exc:  # an estimate is a guide: never a reason not to train
+        log(f"no fit-time estimate ({exc})")
 
 
 def _previous_store(root: Path, names: list[str], splits: Splits, log, known: list[str] | None = None) -> Store | None:
@@ -342,21 +348,6 @@ def _previous_store(root: Path, names: list[str], splits: Splits, log, known: li
                 raise StoreError(f"Cannot keep {name!r} from the store at {root}; retrain it too "
                                  f"(`--detectors {','.join([*names, name])}`). {exc}") from None
     return previous
-
-
-def _with_dependents(names: list[str], previous: Store | None, log, known: list[str] | None = None) -> list[str]:
-    """``names`` plus every stored detector built on one of them (its fit depends on their scores)."""
-    retrained = set(names)
-    if previous is not None:
-        for name in previous.names:
-            if name in retrained:
-                continue
-            changed = [m for m in previous.entry(name)["params"].get("members", []) if m in retrained]
-            if changed:
-                retrained.add(name)
-                log(f"  {name}: refitted too, since it is built on {', '.join(changed)}")
-    order = known if known is not None else all_names()
-    return sorted(retrained, key=lambda n: order.index(n) if n in order else len(order))
 
 
 def _kept_part(staging: Path, previous: Store | None, names: list[str]) -> dict[str, Any]:
@@ -400,11 +391,26 @@ def _finite_or_none(value: Any) -> Any:
     return value
 
 
+def params_for(name: str, corpus: Corpus | None = None, epochs: int | None = None) -> dict[str, Any]:
+    """The parameters detector ``name`` is trained with: the chosen ones for its feature set, the corpus's changes
+    for large data, and ``epochs`` (exactly that many, no early stopping) when given."""
+    kind, fs_name = kind_of(name), set_of_name(name)
+    params = chosen_params(kind, fs_name)
+    if corpus and kind in corpus.params:
+        params.update(corpus.params[kind])
+    if epochs and "epochs" in detector_class(kind).default_params:
+        params["epochs"] = epochs  # exactly these epochs: a quick run, so no early stopping on small data
+        params["early_stopping"] = False
+    return params
+
+
 def _train_into(staging: Path, manifest: dict[str, Any], names: list[str], previous: Store | None, seed: int,
                 epochs: int | None, data: dict[str, SetData], splits: Splits, log, corpus: Corpus | None = None,
-                progress: Progress | None = None) -> None:
-    """Fit each of ``names`` (members before the detectors built on them) and add its entry to ``manifest``."""
+                progress: Progress | None = None) -> dict[str, float]:
+    """Fit each of ``names`` (members before the detectors built on them), add its entry to ``manifest``;
+    return each one's fit seconds (kept out of the manifest: see :mod:`anodet.store.reproducibility`)."""
     fitted: dict[str, Detector] = {}
+    seconds_of: dict[str, float] = {}
     views = corpus.views if corpus else LABEL_VIEWS
     caps = corpus.row_caps if corpus else {}
     bar = tqdm(names, desc="training", unit="detector", disable=not sys.stderr.isatty())
@@ -420,11 +426,7 @@ def _train_into(staging: Path, manifest: dict[str, Any], names: list[str], previ
         if cap and len(X_train) > cap:
             subsampled = len(X_train)
             X_train = X_train[np.sort(np.random.default_rng(seed).choice(len(X_train), cap, replace=False))]
-        params = chosen_params(kind, fs_name)
-        if corpus and kind in corpus.params:
-            params.update(corpus.params[kind])
-        if epochs and "epochs" in detector_class(kind).default_params:
-            params["epochs"] = epochs
+        params = params_for(name, corpus, epochs)
         detector = create(kind, seed=seed, **params)
         if detector.members:
             qualified_members = [qualified(m, fs_name) for m in detector.members]
@@ -468,7 +470,6 @@ def _train_into(staging: Path, manifest: dict[str, Any], names: list[str], previ
             "files": file_hashes(staging, files),
             "params": detector.params,
             "seed": seed,
-            "train_seconds": round(seconds, 2),
             "train_rows": len(got.labelled[0]) if detector.uses_labels and got.labelled else len(X_train),
             **_finite_or_none(evaluate_scores(val_scores, test_scores, splits, views)),
         }
@@ -476,10 +477,13 @@ def _train_into(staging: Path, manifest: dict[str, Any], names: list[str], previ
             entry["subsampled_from"] = subsampled
         if plugin is not None:
             entry["plugin"] = plugin
+        if detector.training_:  # neural: which epochs ran and why (anodet.detectors.epochs)
+            entry["training"] = detector.training_
         if detector.members:  # what it was fitted on: loading refuses it once a member changes
             entry["members"] = {m: dict(manifest["detectors"][m]["files"]) for m in detector.members}
         manifest["detectors"][name] = entry
         fitted[name] = detector
+        seconds_of[name] = seconds
         aucs = [f"{view} {entry['metrics']['test'][view]['roc_auc']:.4f}" for view in views
                 if entry["metrics"]["test"].get(view, {}).get("roc_auc") is not None]
         note = f" (on {len(X_train):,} of {subsampled:,} rows)" if subsampled and not detector.uses_labels else ""
@@ -487,3 +491,4 @@ def _train_into(staging: Path, manifest: dict[str, Any], names: list[str], previ
             + (f"test ROC AUC {', '.join(aucs)}" if aucs else "no test labels, so no ROC AUC"))
     if progress:
         progress(len(names), len(names), "")
+    return seconds_of
