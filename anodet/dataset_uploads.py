@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from anodet import datasets
+from anodet.access import Principal, require
 from anodet.data import cache_root
 
 UPLOADS = "uploads"
@@ -34,14 +35,16 @@ def suffix(filename: str) -> str:
     return ".parquet" if filename.lower().endswith((".parquet", ".pq")) else ".csv"
 
 
-def save(upload_id: str, role: str, filename: str, source: BinaryIO) -> Path:
+def save(upload_id: str, role: str, filename: str, source: BinaryIO, principal: Principal | None = None) -> Path:
     """Write an uploaded file (once per upload id) under ``data/uploads/`` and return its path.
 
     ``role`` is ``train`` or ``test``; the user's file name only decides the suffix, so no name
-    of theirs becomes a path.
+    of theirs becomes a path. ``principal`` (default: the command line's operator) must be allowed
+    to upload files.
     """
     if role not in ("train", "test"):
         raise ValueError(f"role must be train or test, not {role!r}")
+    require(principal, "upload", resource=f"file:{filename}")
     folder = uploads_root() / (_ID.sub("_", upload_id)[:80] or "upload")
     path = folder / f"{role}{suffix(filename)}"
     if path.exists():
@@ -81,18 +84,21 @@ def discard(paths: Iterable[Path | None]) -> None:
 
 
 def add_from_uploads(name: str, train: Path, test: Path | None = None, replace: bool = False,
-                     **options: object) -> datasets.Dataset:
+                     principal: Principal | None = None, **options: object) -> datasets.Dataset:
     """Declare dataset ``name`` from uploaded files: move them into its ``input/`` folder, then
     :func:`anodet.datasets.add` (``options``: label, normal, id_column, exclude, categorical).
 
     On a DatasetError nothing is left behind: a new dataset's folder is removed, a replaced
-    one keeps its previous input files.
+    one keeps its previous input files. ``principal`` (default: the command line's operator) must
+    be allowed to declare (or replace) it; a refusal touches no file.
     """
     folder = datasets.dataset_dir(name)
     existed = (folder / datasets.DECLARATION).exists()
     if existed and not replace:
         raise datasets.DatasetError(f"Dataset {name!r} is already declared; tick 'Replace it' to declare it again, "
                                     "or choose another name.")
+    principal = require(principal, "replace" if existed else "declare", datasets.owner(name) if existed else None,
+                        resource=f"dataset:{name}")
     staging = folder / (INPUT_DIR + ".new")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
@@ -110,7 +116,7 @@ def add_from_uploads(name: str, train: Path, test: Path | None = None, replace: 
     staging.rename(final)
     try:
         dataset = datasets.add(name, final / train.name, final / test.name if test is not None else None,
-                               replace=replace, **options)  # type: ignore[arg-type]
+                               replace=replace, principal=principal, **options)  # type: ignore[arg-type]
     except BaseException:
         shutil.rmtree(final, ignore_errors=True)
         if old.exists():

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from anodet.access import Principal, audit, require
 from anodet.data import cache_root
 from anodet.featureset import MAX_CATEGORIES, OTHER, ColumnSpec, FeatureSetSpec, qualified
 from anodet.store import sha256_file
@@ -718,21 +719,50 @@ def load(name: str) -> Dataset:
     return Dataset(name, doc)
 
 
+def owner(name: str) -> str | None:
+    """The principal id that declared dataset ``name`` (its owner), or None when unknown or not declared."""
+    try:
+        doc = json.loads((dataset_dir(name) / DECLARATION).read_text())
+    except (OSError, ValueError):
+        return None
+    found = doc.get("owner") if isinstance(doc, dict) else None
+    return found if isinstance(found, str) and found else None
+
+
 def add(name: str, train: Path | str, test: Path | str | None = None, label: str | None = None,
         normal: str | Sequence[str] | None = None, id_column: str | None = None,
         exclude: str | Sequence[str] | None = None, categorical: str | Sequence[str] | None = None,
         log: str | Sequence[str] | None = None, numeric: str | Sequence[str] | None = None,
-        replace: bool = False, progress: Callable[[str], None] | None = None) -> Dataset:
+        replace: bool = False, progress: Callable[[str], None] | None = None,
+        principal: Principal | None = None) -> Dataset:
     """Inspect ``train`` (and ``test``), write the declaration and build the splits; return the dataset.
 
     An existing dataset of that name is a DatasetError unless ``replace``. ``progress`` gets one
-    line per step.
+    line per step. ``principal`` (default: the command line's operator) must be allowed to declare
+    it, or to replace it (its owner or an admin); the outcome goes to the audit log.
     """
-    say = progress or (lambda _m: None)
     folder = dataset_dir(check_name(name))
-    if (folder / DECLARATION).exists() and not replace:
+    existed = (folder / DECLARATION).exists()
+    if existed and not replace:
         raise DatasetError(f"Dataset {name!r} is already declared ({folder / DECLARATION}); add --replace to declare "
                            "it again, or choose another name.")
+    action, previous = ("replace", owner(name)) if existed else ("declare", None)
+    actor = require(principal, action, previous, resource=f"dataset:{name}")
+    try:
+        dataset = _add(name, folder, train, test, label, normal, id_column, exclude, categorical, log, numeric,
+                       progress, previous or actor.id)
+    except Exception as exc:
+        audit.record(actor, action, audit.FAILED, f"dataset:{name}", str(exc) or type(exc).__name__)
+        raise
+    audit.record(actor, action, audit.OK, f"dataset:{name}")
+    return dataset
+
+
+def _add(name: str, folder: Path, train: Path | str, test: Path | str | None, label: str | None,
+         normal: str | Sequence[str] | None, id_column: str | None, exclude: str | Sequence[str] | None,
+         categorical: str | Sequence[str] | None, log: str | Sequence[str] | None,
+         numeric: str | Sequence[str] | None, progress: Callable[[str], None] | None, owner_id: str) -> Dataset:
+    say = progress or (lambda _m: None)
     say(f"inspecting {train} …")
     found = inspect(train, label, normal, id_column, exclude, categorical, log, numeric)
     test_info = _inspect_test(Path(test), found) if test is not None else None
@@ -750,6 +780,7 @@ def add(name: str, train: Path | str, test: Path | str | None = None, label: str
         "split": {"seed": SPLIT_SEED, "validation_fraction": VALIDATION_FRACTION,
                   "test_fraction": None if test is not None else TEST_FRACTION, "max_rows": SPLIT_MAX_ROWS},
         "notes": list(found.notes),
+        "owner": owner_id,
     }
     dataset = Dataset(name, doc)
     folder.mkdir(parents=True, exist_ok=True)
@@ -1029,12 +1060,26 @@ def corpus(dataset: Dataset, splits: DatasetSplits | None = None) -> Any:
 
 def train(name: str, detectors: list[str] | None = None, seed: int = 0, log: Callable[[str], None] = print,
           progress: Progress | None = None, epochs: int | None = None,
-          lock_timeout: float | None = None) -> dict[str, Any]:
+          lock_timeout: float | None = None, principal: Principal | None = None) -> dict[str, Any]:
     """Train the detector family on dataset ``name`` into its store; return the manifest.
 
     ``detectors``: kinds (``pca``) or stored names (``pca@NAME``); default every one that fits
     the data. ``progress(done, total, detector)`` is called before each detector and at the end.
+    ``principal`` (default: the command line's operator) must be allowed to train (admins); the
+    outcome goes to the audit log.
     """
+    actor = require(principal, "train", resource=f"dataset:{name}")
+    try:
+        manifest = _train(name, detectors, seed, log, progress, epochs, lock_timeout)
+    except Exception as exc:
+        audit.record(actor, "train", audit.FAILED, f"dataset:{name}", str(exc) or type(exc).__name__)
+        raise
+    audit.record(actor, "train", audit.OK, f"dataset:{name}", f"{len(manifest.get('detectors', {}))} detectors")
+    return manifest
+
+
+def _train(name: str, detectors: list[str] | None, seed: int, log: Callable[[str], None], progress: Progress | None,
+           epochs: int | None, lock_timeout: float | None) -> dict[str, Any]:
     from anodet.detectors import REGISTRY
     from anodet.train import train as train_store
 

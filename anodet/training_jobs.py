@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from anodet import datasets
+from anodet.access import Principal, require
 from anodet.store import StoreError
 
 logger = logging.getLogger(__name__)
@@ -128,12 +129,15 @@ def failure_sentence(exc: BaseException) -> str:
             + "; the server's log has the details.")
 
 
-def start(name: str, detectors: list[str] | None = None, seed: int = 0, trainer: Trainer | None = None) -> Job:
+def start(name: str, detectors: list[str] | None = None, seed: int = 0, trainer: Trainer | None = None,
+          principal: Principal | None = None) -> Job:
     """Start training dataset ``name`` in a background thread and return its job at once.
 
-    A JobError when that dataset is already being trained; a DatasetError when it is not declared.
-    ``trainer`` replaces :func:`anodet.datasets.train` (tests).
+    A JobError when that dataset is already being trained; a DatasetError when it is not declared;
+    an :class:`~anodet.access.AccessDenied` when ``principal`` (default: the command line's operator)
+    may not train. ``trainer`` replaces :func:`anodet.datasets.train` (tests); it gets ``principal``.
     """
+    principal = require(principal, "train", resource=f"dataset:{name}")  # refused in the caller's thread
     datasets.load(name)  # a DatasetError now, in the caller's thread, for a name that is not declared
     train = trainer or datasets.train
     with _REGISTRY_LOCK:
@@ -152,7 +156,7 @@ def start(name: str, detectors: list[str] | None = None, seed: int = 0, trainer:
             with job._lock:
                 job.status = RUNNING
             manifest = train(name, job.detectors, seed=seed, log=job.log, progress=job.progress,
-                             lock_timeout=LOCK_TIMEOUT)
+                             lock_timeout=LOCK_TIMEOUT, principal=principal)
             with job._lock:
                 job.manifest, job.status = manifest, DONE
                 job.done = job.total = max(job.total, len(manifest.get("detectors", {})))
