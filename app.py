@@ -3,6 +3,7 @@
 import streamlit as st
 
 from anodet import dashboard, ui
+from anodet.app import auth
 
 st.set_page_config(page_title="anodet", page_icon=":material/shield:", layout="wide")
 
@@ -19,6 +20,7 @@ PAGES = {
     ],
 }
 
+principal = auth.gate(PAGES)  # with sign-in configured: the sign-in page only (at every page's URL) until signed in
 page = st.navigation(PAGES)
 st.html(f"<style>{dashboard.RESPONSIVE_CSS}</style>")  # one column below ~900 px, on every page
 st.sidebar.title("anodet")
@@ -26,6 +28,7 @@ ui.apply_url_state()  # a shared link's dataset, view, detectors and thresholds,
 dataset = ui.dataset_switch()
 st.sidebar.caption(f"Anomaly detectors on {dataset.title}, side by side.")
 ui.label_view_switch()
+auth.account_box(principal)
 ui.mark_app_frame()
 try:
     page.run()

@@ -14,6 +14,8 @@ import numpy as np
 import streamlit as st
 
 from anodet import data, evaluate, figures, ui, upload
+from anodet.access import AccessDenied, refusal
+from anodet.app import auth
 from anodet.data import DataError
 from anodet.evaluate import PRESET_HELP
 from anodet.reader import RANGE_COLUMN, ROW_COLUMN, STATUS_COLUMN, InputError, describe_problems
@@ -59,8 +61,9 @@ def _score(source, name: str, names: list[str], thresholds: dict[str, float], po
         result = upload.score_upload(
             source, name, ui.get_store(), names, thresholds, policy, progress=progress, max_bytes=max_mb * 2**20,
             previous=previous, waiting=lambda: bar.progress(0.0, text="Waiting for a free scorer: other uploads are "
-                                                                      "being scored on this server…"))
-    except InputError as exc:
+                                                                      "being scored on this server…"),
+            principal=auth.current_principal())
+    except (InputError, AccessDenied) as exc:
         st.session_state[_result_key()] = {"error": str(exc), "name": name, "problems": getattr(exc, "problems", None)}
         return
     finally:
@@ -132,8 +135,13 @@ with st.expander("What file can I upload?", expanded=_result_key() not in st.ses
         st.download_button(f"Download an example file ({shown_rows} test records)", example, file_name="anodet-example.csv",
                            mime="text/csv", icon=":material/download:", on_click="ignore", key="score_example_download")
 
+# A viewer: the page says why and takes no file; pressing Score anyway is refused by the library, shown and audited.
+cannot_score = refusal(auth.current_principal(), "score")
+if cannot_score:
+    st.info(text(cannot_score), icon=":material/lock:")
 upload_file = st.file_uploader("CSV file (optionally .gz)", type=["csv", "gz", "txt"], key="score_upload",
-                               help="A header naming the 18 features, or raw KDD records.")
+                               help="A header naming the 18 features, or raw KDD records.",
+                               disabled=bool(cannot_score))
 
 names = st.multiselect("Detectors", store.names, default=default_detectors(store.names),
                        format_func=ui.name_format(store.names), key=ui.keyed("score_detectors"),

@@ -15,6 +15,8 @@ import pandas as pd
 import streamlit as st
 
 from anodet import dataset_uploads, datasets, training_jobs, ui
+from anodet.access import AccessDenied, refusal
+from anodet.app import auth
 from anodet.datasets import DatasetError
 from anodet.detectors import DISPLAY_NAMES
 from anodet.store import StoreError
@@ -191,6 +193,9 @@ def show_dataset(name: str) -> None:
                  + ("Not available here: " + "; ".join(f"{DISPLAY_NAMES.get(k, k)} ({why})"
                                                        for k, why in skipped.items()) if skipped else ""))
         go = st.form_submit_button("Train", type="primary", icon=":material/model_training:", key="yd_train_go")
+    cannot_train = refusal(auth.current_principal(), "train")  # said first; pressing Train anyway: the library refuses
+    if cannot_train and not go:
+        st.info(text(cannot_train), icon=":material/lock:")
     if skipped:
         st.caption("Skipped: " + text("; ".join(f"{DISPLAY_NAMES.get(k, k)} ({why})" for k, why in skipped.items())))
     if go:
@@ -198,8 +203,8 @@ def show_dataset(name: str) -> None:
             st.error("Choose at least one detector to train.")
         else:
             try:
-                training_jobs.start(name, chosen)
-            except (DatasetError, training_jobs.JobError) as exc:
+                training_jobs.start(name, chosen, principal=auth.current_principal())
+            except (DatasetError, training_jobs.JobError, AccessDenied) as exc:
                 st.error(_say(exc))
             else:
                 st.rerun()
@@ -221,10 +226,14 @@ def _saved(upload: Any, role: str) -> Path | None:
                  "for larger files.")
         return None
     upload.seek(0)
-    return dataset_uploads.save(upload.file_id, role, upload.name, upload)
+    return dataset_uploads.save(upload.file_id, role, upload.name, upload, principal=auth.current_principal())
 
 
 def add_section() -> None:
+    cannot = refusal(auth.current_principal(), "declare")
+    if cannot:
+        st.info(text(cannot), icon=":material/lock:")
+        return
     gen = st.session_state.setdefault(GEN_KEY, 0)
     st.markdown("A table of records, one per row, with a header: any CSV or Parquet file (flow logs, Zeek connection "
                 "logs, CIC-IDS CSVs…). Numbers are used as they are, text columns as categories. Training rows are the "
@@ -241,8 +250,12 @@ def add_section() -> None:
     if train_up is None:
         st.caption("Upload a training file to see the columns anodet infers from it.")
         return
-    train_path = _saved(train_up, "train")
-    test_path = _saved(test_up, "test")
+    try:
+        train_path = _saved(train_up, "train")
+        test_path = _saved(test_up, "test")
+    except AccessDenied as exc:
+        st.error(text(exc))
+        return
     if train_path is None:
         return
     shown = [(train_path, train_up.name)] + ([(test_path, test_up.name)] if test_path is not None and test_up is not None else [])
@@ -309,8 +322,9 @@ def add_section() -> None:
             with st.spinner("Building the splits…"):
                 dataset_uploads.add_from_uploads(
                     name, train_path, test_path, replace=replace, label=lab, normal=normal.strip() if lab else None,
-                    id_column=ident, exclude=list(exclude), categorical=list(categorical))
-        except DatasetError as exc:
+                    id_column=ident, exclude=list(exclude), categorical=list(categorical),
+                    principal=auth.current_principal())
+        except (DatasetError, AccessDenied) as exc:
             kept = datasets.datasets_root() / name / dataset_uploads.INPUT_DIR
             st.error(_say(exc, *[(kept / p.name, shown_name) for p, shown_name in shown if p is not None], *shown))
             return
