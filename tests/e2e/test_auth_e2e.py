@@ -30,7 +30,7 @@ pytestmark = pytest.mark.e2e
 pytest.importorskip("authlib", reason="Streamlit's st.login needs Authlib (requirements.txt)")
 oidc_provider_mock = pytest.importorskip("oidc_provider_mock", reason="the test provider (requirements-dev.txt)")
 
-SHORT_SECONDS = 20
+SHORT_SECONDS = 30
 """Lifetime of the short provider's ID tokens: long enough to see the app once on a loaded machine."""
 SIGN_IN_NOTE = "This server needs you to sign in before it shows anything."
 SIDEBAR = "[data-testid='stSidebar']"
