@@ -2,7 +2,8 @@
 
 import streamlit as st
 
-from anodet.app import layout, loaders, state, ui
+from anodet.app import auth, layout, loaders, state, ui
+from anodet.datasets import uploads
 
 st.set_page_config(page_title="anodet", page_icon=":material/shield:", layout="wide")
 
@@ -19,6 +20,8 @@ PAGES = {
     ],
 }
 
+principal = auth.gate(PAGES)  # with sign-in configured: the sign-in page only (at every page's URL) until signed in
+uploads.start_sweeper()  # unconfirmed uploads of sessions that ended without saying so do not stay
 page = st.navigation(PAGES)
 st.html(f"<style>{layout.RESPONSIVE_CSS}</style>")  # one column below ~900 px, on every page
 st.sidebar.title("anodet")
@@ -26,6 +29,7 @@ ui.apply_url_state()  # a shared link's dataset, view, detectors and thresholds,
 dataset = state.dataset_switch()
 st.sidebar.caption(f"Anomaly detectors on {dataset.title}, side by side.")
 state.label_view_switch()
+auth.account_box(principal)
 try:
     page.run()
 except Exception as exc:

@@ -6,7 +6,10 @@ fitted), its log lines and its outcome (the manifest, or one sentence saying wha
 in a module-level registry keyed by dataset name. Any session reads it with :func:`get`.
 
 Only one job runs per dataset; jobs of different datasets queue behind :data:`MAX_RUNNING`
-so that a small server is not asked to train several families at once. Streamlit-free.
+so that a small server is not asked to train several families at once. A user has at most their
+``trainings`` quota queued or running, and the server at most :data:`MAX_QUEUED`; whoever started
+a job (or an admin) cancels it: a queued job never starts, a running one stops before its next
+detector and leaves the store as it was. Streamlit-free.
 """
 
 from __future__ import annotations
@@ -18,9 +21,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from anodet.datasets import userdata
+from anodet.access import audit, quotas
+from anodet.access.identity import Principal, cli_principal
+from anodet.access.permissions import AccessDenied, require
+from anodet.datasets import ownership, userdata
 from anodet.store.core import StoreError
+from anodet.textsafe import without_paths
 from anodet.training import datasets as dataset_training
+from anodet.training.datasets import Cancelled
 
 logger = logging.getLogger(__name__)
 
@@ -30,14 +38,18 @@ LOG_LINES = 200
 """Log lines kept per job (the last ones)."""
 LOCK_TIMEOUT = 5.0
 """Seconds to wait for a store lock held by another process (say, the command line) before giving up."""
+MAX_QUEUED = 8
+"""Trainings queued or running on the server at once (every user's together)."""
 
-QUEUED, RUNNING, DONE, FAILED = "queued", "running", "done", "failed"
+QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed", "cancelled"
 
 Trainer = Callable[..., dict[str, Any]]
 
 
 class JobError(RuntimeError):
     """A job cannot be started (one sentence)."""
+
+
 
 
 @dataclass
@@ -53,8 +65,11 @@ class Job:
     lines: list[str] = field(default_factory=list)
     error: str | None = None
     manifest: dict[str, Any] | None = None
+    started_by: str = ""
+    """The id of the principal who started it (they, or an admin, may cancel it)."""
     started: float = field(default_factory=time.time)
     finished: float | None = None
+    cancel_requested: bool = False
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _thread: threading.Thread | None = field(default=None, repr=False)
 
@@ -71,11 +86,16 @@ class Job:
         return (self.finished or time.time()) - self.started
 
     def log(self, line: str) -> None:
+        """Keep a log line for the page (server paths shown as names: anyone who sees the dataset reads it)."""
+        if self.cancel_requested:
+            raise Cancelled()
         with self._lock:
-            self.lines.append(str(line))
+            self.lines.append(without_paths(line))
             del self.lines[:-LOG_LINES]
 
     def progress(self, done: int, total: int, detector: str) -> None:
+        if self.cancel_requested:
+            raise Cancelled()
         with self._lock:
             self.status, self.done, self.total, self.current = RUNNING, done, total, detector
 
@@ -84,6 +104,7 @@ class Job:
         with self._lock:
             return {"name": self.name, "status": self.status, "done": self.done, "total": self.total,
                     "current": self.current, "lines": list(self.lines), "error": self.error,
+                    "started_by": self.started_by, "cancelling": self.cancel_requested and self.active,
                     "trained": sorted((self.manifest or {}).get("detectors", {})),
                     "elapsed": self.elapsed, "fraction": self.fraction}
 
@@ -123,71 +144,127 @@ def forget(name: str) -> None:
 def failure_sentence(exc: BaseException) -> str:
     """One sentence for a failed training: the library's own sentence, else the kind of error and its first line."""
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    if isinstance(exc, userdata.DatasetError) or isinstance(exc, StoreError):
+    if isinstance(exc, (userdata.DatasetError, StoreError, AccessDenied)):
         return text or type(exc).__name__
     return (f"Training stopped on an unexpected {type(exc).__name__}" + (f" ({text})" if text else "")
             + "; the server's log has the details.")
 
 
-def start(name: str, detectors: list[str] | None = None, seed: int = 0, trainer: Trainer | None = None) -> Job:
+def start(name: str, detectors: list[str] | None = None, seed: int = 0, trainer: Trainer | None = None,
+          principal: Principal | None = None) -> Job:
     """Start training dataset ``name`` in a background thread and return its job at once.
 
-    A JobError when that dataset is already being trained; a DatasetError when it is not declared.
-    ``trainer`` replaces :func:`anodet.datasets.train` (tests).
+    A JobError when that dataset is already being trained or the server's queue is full; a
+    DatasetError when it is not declared; an :class:`~anodet.access.AccessDenied` when ``principal``
+    (default: the command line's operator) may not train it (its owner or an admin may) or has their
+    quota of trainings queued. ``trainer`` replaces :func:`anodet.training.datasets.train` (tests).
     """
-    userdata.load(name)  # a DatasetError now, in the caller's thread, for a name that is not declared
+    doc = ownership.read_doc(name)
+    if doc is None:
+        userdata.load(name)  # a DatasetError now, in the caller's thread, for a name that is not declared
+    ownership.hidden_from(principal, name, doc or {}, "train")
+    resource = f"dataset:{name}"
+    actor = require(principal, "train", ownership.owner_of(doc), resource=resource)  # refused in the caller's thread
+    owner = ownership.owner_of(doc) or actor.id
+    quotas.check_disk(actor, owner, ownership.disk_usage(owner), 0, "train", resource)
     train = trainer or dataset_training.train
     with _REGISTRY_LOCK:
         old = _JOBS.get(name)
         if old is not None and old.active:
             raise JobError(f"Dataset {name!r} is already being trained ({old.done} of {old.total or '?'} detectors "
                            "done); wait for it to end.")
-        job = Job(name, list(detectors) if detectors else None)
+        active = [j for j in _JOBS.values() if j.active]
+        if len(active) >= MAX_QUEUED:
+            raise JobError(f"This server already has {len(active)} trainings queued or running, the most it takes; "
+                           "try again when one has ended.")
+        quotas.check_trainings(actor, sum(1 for j in active if j.started_by == actor.id), resource)
+        job = Job(name, list(detectors) if detectors else None, started_by=actor.id)
         _JOBS[name] = job
+    audit.record(actor, "train", audit.STARTED, resource, ", ".join(job.detectors or []) or "every detector")
 
     def run() -> None:
-        if not _SLOTS.acquire(blocking=False):
-            job.log("waiting for another training on this server to end …")
-            _SLOTS.acquire()
+        acquired = False
         try:
+            while not (acquired := _SLOTS.acquire(timeout=0.5)):
+                if job.cancel_requested:
+                    raise Cancelled()
+                if not job.lines:
+                    job.log("waiting for another training on this server to end …")
             with job._lock:
                 job.status = RUNNING
             manifest = train(name, job.detectors, seed=seed, log=job.log, progress=job.progress,
-                             lock_timeout=LOCK_TIMEOUT)
+                             lock_timeout=LOCK_TIMEOUT, principal=actor)  # it audits the outcome
             with job._lock:
                 job.manifest, job.status = manifest, DONE
                 job.done = job.total = max(job.total, len(manifest.get("detectors", {})))
+        except Cancelled:
+            if not acquired:  # never reached the trainer: the audit line is this one
+                audit.record(actor, "train", audit.CANCELLED, resource, "cancelled while queued")
+            with job._lock:
+                job.status, job.error = CANCELLED, "Cancelled; the store is as it was before this training."
         except Exception as exc:  # any failure ends the job with one sentence
             if not isinstance(exc, userdata.DatasetError):
                 logger.error("training dataset %s failed", name, exc_info=exc)
             with job._lock:
-                job.error, job.status = failure_sentence(exc), FAILED
+                job.error, job.status = without_paths(failure_sentence(exc)), FAILED
         finally:
             with job._lock:
                 job.finished = time.time()
                 job.current = ""
-            _SLOTS.release()
+            if acquired:
+                _SLOTS.release()
 
     job._thread = threading.Thread(target=run, name=f"anodet-train-{name}", daemon=True)
     job._thread.start()
     return job
 
 
+def cancel(name: str, principal: Principal | None = None) -> Job | None:
+    """Cancel dataset ``name``'s queued or running training (None when there is none); whoever started it or an
+    admin (``principal``, the command line's operator when None) may. A running one stops before its next step."""
+    job = get(name)
+    if job is None or not job.active:
+        return None
+    resource = f"training:{name}"
+    actor = require(principal, "cancel", job.started_by or None, resource=resource)
+    with job._lock:
+        job.cancel_requested = True
+    audit.record(actor, "cancel", audit.OK, resource, f"started by {job.started_by}")
+    return job
+
+
+def delete_dataset(name: str, principal: Principal | None = None) -> list[Any]:
+    """Delete dataset ``name`` (:func:`anodet.datasets.ownership.delete`), refused while it is queued or being
+    trained here (cancel it first)."""
+    job = get(name)
+    if job is not None and job.active:
+        actor = principal if principal is not None else cli_principal()
+        message = (f"Dataset {name!r} is queued or being trained on this server; cancel the training (or wait for it "
+                   "to end), then delete the dataset.")
+        audit.record(actor, "delete", audit.FAILED, f"dataset:{name}", message)
+        raise userdata.DatasetError(message)
+    removed = ownership.delete(name, principal)
+    forget(name)
+    return removed
+
+
 # -- what a page shows about the declared datasets -----------------------------------------------------
 
 
-def catalogue() -> list[dict[str, Any]]:
-    """One row per declared dataset (from its declaration): name, rows, columns, labelled, trained, training."""
+def catalogue(principal: Principal | None = None) -> list[dict[str, Any]]:
+    """One row per dataset ``principal`` sees (the command line's operator, who sees all, when None; from its
+    declaration): name, owner, sharing, rows, columns, labelled, trained, training."""
     out = []
     active = set(running())
-    for name in userdata.list_datasets():
+    for name in ownership.visible(principal):
         try:
             d = userdata.load(name)
         except userdata.DatasetError:
             continue
         files = d.doc.get("files", {})
         rows = sum(int(f["rows"]) for f in files.values() if f)
-        out.append({"dataset": name, "rows": rows, "columns": len(d.feature_columns), "labelled": d.labelled,
+        out.append({"dataset": name, "owner": ownership.owner_of(d.doc) or "", "shared": ownership.sharing_of(d.doc),
+                    "rows": rows, "columns": len(d.feature_columns), "labelled": d.labelled,
                     "test file": bool(files.get("test")),
                     "trained": (d.store_root / "manifest.json").exists(), "training now": name in active})
     return out
