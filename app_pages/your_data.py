@@ -398,6 +398,9 @@ def add_section() -> None:
     replace = False
     sharing = PRIVATE
     if exists and ownership.sees(state.principal(), name):
+        cannot_replace = refusal(state.principal(), "replace", f"dataset:{name}", ownership.meta(name)[0])
+        if cannot_replace:  # said first; confirming anyway: the library refuses (and audits it)
+            st.info(_say(cannot_replace), icon=":material/lock:")
         replace = st.checkbox(f"Replace the dataset {text(name)} (its store is kept until it is trained again)",
                               key=f"yd_replace_{gen}")
     elif exists:

@@ -11,20 +11,27 @@ from __future__ import annotations
 
 import os
 import re
-import secrets
-import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
 from anodet.access import audit
-from anodet.detectors import DISPLAY_NAMES
 from tests.e2e.conftest import CHROMIUM, screenshot, start_app, stop_app, wait_idle
+from tests.e2e.signin import (
+    FILE_INPUT,
+    SIDEBAR,
+    SIGN_IN_NOTE,
+    Team,
+    assert_shows_nothing_of_the_data,
+    on_sign_in_page,
+    provider,
+    secrets_toml,
+    shown_text,
+    sign_in,
+)
 
 pytestmark = pytest.mark.e2e
 pytest.importorskip("authlib", reason="Streamlit's st.login needs Authlib (requirements.txt)")
@@ -32,32 +39,6 @@ oidc_provider_mock = pytest.importorskip("oidc_provider_mock", reason="the test 
 
 SHORT_SECONDS = 30
 """Lifetime of the short provider's ID tokens: long enough to see the app once on a loaded machine."""
-SIGN_IN_NOTE = "This server needs you to sign in before it shows anything."
-SIDEBAR = "[data-testid='stSidebar']"
-FILE_INPUT = "[data-testid='stFileUploader'] input[type='file']"
-
-
-@contextmanager
-def provider(max_age: timedelta) -> Iterator[str]:
-    """An OpenID Connect provider on 127.0.0.1 in a thread; yields its base URL, stops it after."""
-    from werkzeug.serving import make_server
-
-    server = make_server("127.0.0.1", 0, oidc_provider_mock.app(access_token_max_age=max_age), threaded=True)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        thread.join(10)
-        server.server_close()
-
-
-@dataclass
-class Team:
-    url: str
-    audit_log: Path
-    policy: Path
 
 
 @pytest.fixture(scope="module")
@@ -66,15 +47,7 @@ def team(tmp_path_factory) -> Iterator[Team]:
         pytest.skip("Debian chromium is not installed (test.sh installs it)")
     folder = tmp_path_factory.mktemp("team")
     with provider(timedelta(hours=1)) as main, provider(timedelta(seconds=SHORT_SECONDS)) as short:
-        (folder / "secrets.toml").write_text(
-            "[auth]\n"
-            'redirect_uri = "http://127.0.0.1:{port}/oauth2callback"\n'
-            f'cookie_secret = "{secrets.token_hex(32)}"\n'
-            'client_id = "anodet-e2e"\nclient_secret = "e2e-secret"\n'
-            f'server_metadata_url = "{main}/.well-known/openid-configuration"\n'
-            "[auth.short]\n"
-            'client_id = "anodet-e2e-short"\nclient_secret = "e2e-secret"\n'
-            f'server_metadata_url = "{short}/.well-known/openid-configuration"\n')
+        (folder / "secrets.toml").write_text(secrets_toml(main, short))
         (folder / "policy.toml").write_text(
             'default_role = "viewer"\n[users]\n"admin@example.com" = "admin"\n'
             '[domains]\n"analysts.example.com" = "analyst"\n')
@@ -85,33 +58,6 @@ def team(tmp_path_factory) -> Iterator[Team]:
             yield Team(url, log, folder / "policy.toml")
         finally:
             stop_app(proc)
-
-
-def shown_text(page, where: str = "[data-testid='stApp']") -> str:
-    """What the reader sees (the app breaks e-mail autolinks with zero-width spaces; they are invisible)."""
-    return page.locator(where).inner_text().replace("\u200b", "")
-
-
-def on_sign_in_page(page, timeout: float = 120_000) -> str:
-    page.get_by_text(SIGN_IN_NOTE).wait_for(timeout=timeout)
-    page.get_by_role("button", name="Sign in", exact=True).wait_for()
-    wait_idle(page)
-    return shown_text(page, "body")
-
-
-def assert_shows_nothing_of_the_data(text: str) -> None:
-    assert not re.search(r"\d", text), text  # no count, score, threshold or date
-    for word in ["not found", "KDD", "Overview", "Score a CSV", "Your data", "Dataset", *DISPLAY_NAMES.values()]:
-        assert word.lower() not in text.lower(), (word, text)
-
-
-def sign_in(page, team: Team, user: str, button: str = "Sign in") -> None:
-    """From the sign-in page through the provider's authorization form and back."""
-    page.get_by_role("button", name=button, exact=True).click()
-    page.locator("input[name='sub']").fill(user)
-    page.get_by_role("button", name="Authorize").click()
-    page.locator(SIDEBAR).get_by_role("button", name="Sign out").wait_for(timeout=120_000)
-    assert user in shown_text(page, SIDEBAR)
 
 
 def test_unsigned_visitor_sees_only_the_sign_in_page(team, page):
