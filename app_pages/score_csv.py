@@ -130,7 +130,7 @@ with st.expander("What file can I upload?", expanded=_result_key() not in st.ses
     try:
         example: bytes | None = _example(dataset.key, feature_columns, schema.label if schema is not None else None)
     except DataError as exc:
-        st.info(f"The example file needs the KDD data, which is not available here: {text(exc)}")
+        st.info(f"The example file needs the KDD data, which is not available here: {text(textsafe.without_paths(exc))}")
         example = None
     if example is not None:
         shown_rows = min(400, len(loaders.get_splits().test))

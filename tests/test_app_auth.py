@@ -182,3 +182,59 @@ def test_your_data_by_role(tmp_path, monkeypatch):
     assert ("vera@example.com is a viewer and may not declare datasets: that needs the analyst role, which an admin "
             "gives in the access policy.") in [plain(i.value) for i in viewer.info]
     assert not viewer.file_uploader  # no file of hers reaches the server
+
+
+def test_owner_deletes_after_confirming_and_cancels_her_training(tmp_path, monkeypatch):
+    """Delete asks first (nothing removed before the answer, "Keep it" keeps it); the starter of a training cancels
+    it from the page."""
+    import threading
+
+    from anodet.datasets import ownership, userdata
+    from anodet.training import jobs
+    from tests.conftest import wait_for, wdbc_frame
+
+    monkeypatch.setenv("ANODET_DATA_DIR", str(tmp_path / "data"))
+    policy = tmp_path / "policy.toml"
+    policy.write_text('[domains]\n"corp.example" = "analyst"\n')
+    monkeypatch.setenv("ANODET_POLICY", str(policy))
+    csv = tmp_path / "wdbc.csv"
+    wdbc_frame().to_csv(csv, index=False)
+    from anodet.access.identity import as_user
+    from anodet.access.policy import load_policy
+
+    ann = as_user("ann@corp.example", load_policy())
+    userdata.add("wdbc", csv, label="diagnosis", principal=ann)
+    userdata.add("other", csv, label="diagnosis", principal=ann)
+
+    at = app(signed_in("ann@corp.example"), timeout=120)
+    at.switch_page("app_pages/your_data.py").run()
+    at.selectbox(key="yd_dataset").set_value("wdbc").run()
+    at.button(key="yd_delete_wdbc").click().run()
+    assert any("Delete dataset **wdbc** for everyone?" in w.value for w in at.warning)
+    assert (userdata.dataset_dir("wdbc") / userdata.DECLARATION).is_file()  # nothing removed before the answer
+    at.button(key="yd_delete_no_wdbc").click().run()
+    assert not at.warning and userdata.list_datasets() == ["other", "wdbc"]
+    at.button(key="yd_delete_wdbc").click().run()
+    at.button(key="yd_delete_yes_wdbc").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any("Dataset wdbc deleted" in s.value for s in at.success)
+    assert userdata.list_datasets() == ["other"] and not userdata.dataset_dir("wdbc").exists()
+    assert at.selectbox(key="yd_dataset").options == ["other"]
+
+    started = threading.Event()
+
+    def slow(name, detectors, seed=0, log=print, progress=None, lock_timeout=None, principal=None):
+        started.set()
+        for step in range(2000):
+            progress(step, 2000, "pca@" + name)
+            threading.Event().wait(0.05)
+        return {"detectors": {}}
+
+    job = jobs.start("other", ["pca"], trainer=slow, principal=ann)
+    assert started.wait(30)
+    at.run()
+    at.button(key="yd_cancel_other").click().run()
+    assert wait_for(lambda: job.status == jobs.CANCELLED, timeout=30)
+    assert [(a, o) for _, a, o in entries() if a != "sign-in"] == [
+        ("declare", "ok"), ("declare", "ok"), ("delete", "ok"), ("train", "started"), ("cancel", "ok")]
+    assert ownership.visible(ann) == ["other"]
