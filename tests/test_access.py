@@ -87,6 +87,9 @@ def test_policy_roles_by_user_domain_group_and_default(tmp_path):
     ("session_hours = -1", "give a positive number of hours"),
     ('admins = ["a@b.c"]', "unknown key 'admins'"),
     ("[users\n", "is not valid TOML"),
+    ("[quotas]\ndatasets = 2.5", "quotas.datasets = 2.5; give a whole number of at least 0"),
+    ("[quotas]\nspace_mb = 1", "unknown quota 'space_mb'; the quotas are disk_mb, uploads_mb, datasets"),
+    ("quotas = 3", "write it as a [quotas] table"),
 ])
 def test_bad_policy_is_one_sentence(tmp_path, text, says):
     path = tmp_path / "policy.toml"
