@@ -2,7 +2,8 @@
 
 import streamlit as st
 
-from anodet.app import layout, loaders, state, ui
+from anodet.app import auth, layout, loaders, state, ui
+from anodet.datasets import uploads
 
 st.set_page_config(page_title="anodet", page_icon=":material/shield:", layout="wide")
 
@@ -20,6 +21,8 @@ PAGES = {
     ],
 }
 
+principal = auth.gate(PAGES)  # with sign-in configured: the sign-in page only (at every page's URL) until signed in
+uploads.start_sweeper()  # unconfirmed uploads of sessions that ended without saying so do not stay
 page = st.navigation(PAGES)
 st.html(f"<style>{layout.RESPONSIVE_CSS}</style>")  # one column below ~900 px, on every page
 st.sidebar.title("anodet")
@@ -27,6 +30,7 @@ ui.apply_url_state()  # a shared link's dataset, view, detectors and thresholds,
 dataset = state.dataset_switch()
 st.sidebar.caption(f"Anomaly detectors on {dataset.title}, side by side.")
 state.label_view_switch()
+auth.account_box(principal)
 try:
     ui.operating_point_switch()  # needs the store: a missing one is the page's one sentence below
     page.run()

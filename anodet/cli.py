@@ -82,7 +82,10 @@ def _add_store(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m anodet", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m anodet", description=__doc__,
+        epilog="The command line acts as the operator: it has full access (the admin role) to the data folder, "
+               "whatever the app's access policy says, and its dataset changes go to the audit log as cli:ACCOUNT.")
     sub = parser.add_subparsers(dest="command", required=True)
 
     train = sub.add_parser("train", help="Build the data, train detectors and write the model store.")

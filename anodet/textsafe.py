@@ -83,3 +83,22 @@ _AUTOLINK = re.compile(r"(?i)(:/|www\.|\w@)")
 
 
 _MARKDOWN_SPECIAL = re.compile(r"[\\`*_{}\[\]()<>#+\-.!|~:$=&\"']")
+
+
+_ABS_PATH = re.compile(r"(?<![\w:/.~\\-])/(?:[^\s/'\"`,;:()\[\]{}<>|*]+/)*[^\s/'\"`,;:()\[\]{}<>|*]+/?")
+
+
+def without_paths(text: object) -> str:
+    """Text for a page with no server path in it: the data folder shown as ``data/…``, the project's folder left
+    out, any other absolute path shown as its last name (a file name, a folder name)."""
+    from anodet import PROJECT_ROOT
+    from anodet.datasets.kdd import cache_root
+
+    out = str(text)
+    data = cache_root()
+    for root, shown in ((data.resolve(), "data"), (data.absolute(), "data"), (PROJECT_ROOT.resolve(), ""),
+                        (PROJECT_ROOT.absolute(), "")):
+        prefix = str(root)
+        if len(prefix) > 1:
+            out = out.replace(prefix + "/", f"{shown}/" if shown else "").replace(prefix, shown or ".")
+    return _ABS_PATH.sub(lambda m: m.group(0).rstrip("/").rsplit("/", 1)[-1] or "/", out)

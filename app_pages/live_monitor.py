@@ -216,26 +216,27 @@ def open_record(name: str, position: int) -> None:
 
 def follow_mode() -> None:
     folder = alerts_dir()
-    st.caption(f"Only files in the alerts folder **{textsafe.markdown_text(folder)}** are read (set `ANODET_ALERTS_DIR` "
+    shown = textsafe.without_paths(folder)  # no server path on a page: data/alerts, or the folder's name
+    st.caption(f"Only files in the alerts folder **{textsafe.markdown_text(shown)}** are read (set `ANODET_ALERTS_DIR` "
                "to use another folder). Run the command line with its alert log there (and a stats file for the "
                "counters), for example as below, then name the files here. A Redis alert stream can be followed "
                "too: type its address, redis://HOST:PORT/STREAM (a stream the command's `--alerts redis://…` "
                f"writes to; servers on {textsafe.markdown_text(', '.join(redis_hosts()))} only, set "
                "`ANODET_REDIS_HOSTS` to allow others).")
     st.code(f"python -m anodet stream --detector autoencoder --input tcp://127.0.0.1:9000 --follow "
-            f"--alerts {folder / 'alerts.jsonl'} --stats {folder / 'stats.json'}", language="bash", wrap_lines=True)
+            f"--alerts {shown}/alerts.jsonl --stats {shown}/stats.json", language="bash", wrap_lines=True)
     cols = st.columns(2)
     _keep_widget("live_alert_path", st.session_state.get("live_alert_path_kept", "alerts.jsonl"))
     _keep_widget("live_stats_path", st.session_state.get("live_stats_path_kept", ""))
     path = cols[0].text_input("Alert log", key="live_alert_path",
-                              help=f"A file name in {folder}, or a Redis alert stream: redis://HOST:PORT/STREAM.")
-    stats_path = cols[1].text_input("Stats file (optional)", key="live_stats_path", help=f"A file name in {folder}.")
+                              help=f"A file name in {shown}, or a Redis alert stream: redis://HOST:PORT/STREAM.")
+    stats_path = cols[1].text_input("Stats file (optional)", key="live_stats_path", help=f"A file name in {shown}.")
     st.session_state["live_alert_path_kept"], st.session_state["live_stats_path_kept"] = path, stats_path
     try:
         log = resolve_alert_stream(path) if is_alert_stream(path) else resolve_alert_path(path, folder)
         stats = resolve_alert_path(stats_path, folder) if stats_path.strip() else None
     except OutsideAlertsDir as exc:
-        st.error(textsafe.markdown_text(exc), icon=":material/block:")
+        st.error(textsafe.markdown_text(textsafe.without_paths(exc)), icon=":material/block:")
         return
     follow_on = st.toggle("Follow", key="live_follow_on", help="Poll for new alerts every second.")
     key = (str(log), stats)
@@ -250,7 +251,7 @@ def follow_mode() -> None:
     def live() -> None:
         follower.poll()
         if not follower.found:
-            st.warning(textsafe.markdown_text(follower.missing))
+            st.warning(textsafe.markdown_text(textsafe.without_paths(follower.missing)))
         stats = follower.stats
         cols = st.columns(5)
         cols[0].metric("Alerts in log", f"{follower.total:,}")

@@ -15,6 +15,7 @@ import numpy as np
 import streamlit as st
 
 from anodet import textsafe
+from anodet.access import AccessDenied, refusal
 from anodet.app import figures, loaders, state, ui
 from anodet.datasets import kdd
 from anodet.datasets.kdd import DataError
@@ -64,8 +65,8 @@ def _score(source, name: str, names: list[str], thresholds: dict[str, float], po
     try:
         result = uploads.score_upload(
             source, name, loaders.get_store(), names, thresholds, policy, progress=progress, max_bytes=max_mb * 2**20,
-            previous=previous, waiting=lambda: _waiting(bar))
-    except InputError as exc:
+            previous=previous, waiting=lambda: _waiting(bar), principal=state.principal())
+    except (InputError, AccessDenied) as exc:
         st.session_state[_result_key()] = {"error": str(exc), "name": name, "problems": getattr(exc, "problems", None)}
         return
     finally:
@@ -130,15 +131,19 @@ with st.expander("What file can I upload?", expanded=_result_key() not in st.ses
     try:
         example: bytes | None = _example(dataset.key, feature_columns, schema.label if schema is not None else None)
     except DataError as exc:
-        st.info(f"The example file needs the KDD data, which is not available here: {text(exc)}")
+        st.info(f"The example file needs the KDD data, which is not available here: {text(textsafe.without_paths(exc))}")
         example = None
     if example is not None:
         shown_rows = min(400, len(loaders.get_splits().test))
         st.download_button(f"Download an example file ({shown_rows} test records)", example, file_name="anodet-example.csv",
                            mime="text/csv", icon=":material/download:", on_click="ignore", key="score_example_download")
 
+# A viewer: the page says why and takes no file; pressing Score anyway is refused by the library, shown and audited.
+cannot_score = refusal(state.principal(), "score")
+if cannot_score:
+    st.info(text(cannot_score), icon=":material/lock:")
 upload_file = st.file_uploader("CSV file (optionally .gz)", type=["csv", "gz", "txt"], key="score_upload",
-                               help="A header naming the 18 features, or raw KDD records.")
+                               help="A header naming the 18 features, or raw KDD records.", disabled=bool(cannot_score))
 
 names = st.multiselect("Detectors", store.scorable, default=default_detectors(store.scorable),
                        format_func=loaders.name_format(store.scorable), key=state.keyed("score_detectors"),

@@ -15,10 +15,10 @@ import pandas as pd
 import streamlit as st
 
 from anodet import textsafe
-from anodet.app import loaders, state
-from anodet.datasets import catalog, inspection, uploads, userdata
+from anodet.access import ADMIN, PRIVATE, SHARING, TEAM, AccessDenied, refusal
+from anodet.app import loaders, session_files, state
+from anodet.datasets import catalog, inspection, inspection_cache, ownership, uploads, userdata
 from anodet.datasets.errors import DatasetError
-from anodet.datasets.files import file_columns
 from anodet.datasets.model import PROTOCOLS
 from anodet.detectors import display_name
 from anodet.evaluation.leaderboard import boards_on_test
@@ -40,6 +40,7 @@ PICK_KEY = "yd_pick"  # a dataset to select in the list on the next run (set bef
 ADDED_KEY = "yd_added"
 EXT_ADDED_KEY = "yd_ext_added"
 EXT_GEN_KEY = "yd_ext_generation"  # bumped after scores are added, so their form starts empty again
+DELETED_KEY = "yd_deleted"
 BOARD_COLUMNS = ["detector", "roc_auc", "pr_auc", "f1", "precision", "recall", "fpr", "share_flagged", "threshold",
                  "uses_labels"]
 
@@ -57,15 +58,10 @@ def _say(message: object, *paths: tuple[Path | None, str]) -> str:
     for path, shown in paths:
         if path is not None:
             out = out.replace(str(Path(path).resolve()), shown).replace(str(path), shown).replace(Path(path).name, shown)
-    return text(out)
+    return text(textsafe.without_paths(out))
 
 
-@st.cache_data(show_spinner=False, max_entries=4)
-def _inspect(path: str, stamp: int, label: str | None, normal: str | None, id_column: str | None,
-             exclude: tuple[str, ...], categorical: tuple[str, ...], label_elsewhere: bool) -> inspection.Inspection:
-    return inspection.inspect(path, label=label, normal=normal or None, id_column=id_column, exclude=list(exclude),
-                              categorical=list(categorical), max_rows=userdata.BROWSER_MAX_ROWS,
-                              label_elsewhere=label_elsewhere)
+SHARING_WORDS = {PRIVATE: "only its owner and the admins", TEAM: "everyone signed in"}
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
@@ -172,10 +168,69 @@ def show_progress(name: str) -> None:
         else:
             label = f"Preparing the splits… ({snap['elapsed']:.0f} s)"
         st.progress(snap["fraction"], text=text(label))
+        me = state.principal()
+        if snap["cancelling"]:
+            st.caption("Cancelling: the training stops before its next step.")
+        elif me.role == ADMIN or snap["started_by"] == me.id:
+            if st.button("Cancel training", icon=":material/cancel:", key=f"yd_cancel_{name}"):
+                try:
+                    jobs.cancel(name, me)
+                except AccessDenied as exc:
+                    st.error(_say(exc))
+                st.rerun(scope="fragment")
         with st.expander("Training log"):
             st.code("\n".join(snap["lines"][-40:]) or "…", language=None)
 
     panel()
+
+
+def ownership_controls(name: str, dataset: userdata.UserDataset) -> None:
+    """Who owns the dataset and who sees it; its owner or an admin changes the sharing and deletes it (asked
+    first)."""
+    me = state.principal()
+    owner, sharing = ownership.owner_of(dataset.doc), ownership.sharing_of(dataset.doc)
+    manages = me.role == ADMIN or (owner is not None and owner == me.id)
+    st.caption(f"Declared by {text(owner or 'an unknown owner (admins manage it)')}; seen by "
+               f"{SHARING_WORDS[sharing]}.")
+    if not manages:
+        return
+    c1, c2 = st.columns([3, 1])
+    chosen = c1.radio("Who sees it", SHARING, index=SHARING.index(sharing), horizontal=True,
+                      key=f"yd_sharing_{name}_{sharing}", format_func=lambda v: SHARING_WORDS[v].capitalize(),
+                      help="Private: only its owner and the admins see it anywhere (the sidebar's switch, this list). "
+                           "Everyone signed in: they see it and its detectors, but only its owner or an admin "
+                           "replaces, trains or deletes it.")
+    if chosen != sharing:
+        try:
+            ownership.share(name, chosen, me)
+        except (DatasetError, AccessDenied) as exc:
+            st.error(_say(exc))
+        else:
+            st.rerun()
+    confirm_key = "yd_confirm_delete"
+    if st.session_state.get(confirm_key) != name:
+        if c2.button("Delete…", icon=":material/delete:", key=f"yd_delete_{name}",
+                     help="Removes its declaration, splits, trained detectors and kept files; asks first."):
+            st.session_state[confirm_key] = name
+            st.rerun()
+        return
+    st.warning(f"Delete dataset **{text(name)}** for everyone? Its declaration, splits, trained detectors and kept "
+               "files are removed; this cannot be undone.", icon=":material/delete_forever:")
+    b1, b2 = st.columns(2)
+    if b1.button(f"Delete {name}", type="primary", icon=":material/delete_forever:", key=f"yd_delete_yes_{name}"):
+        st.session_state.pop(confirm_key, None)
+        try:
+            jobs.delete_dataset(name, me)
+        except (DatasetError, AccessDenied) as exc:
+            st.error(_say(exc))
+            return
+        st.session_state[DELETED_KEY] = name
+        if st.session_state.get(state.DATASET_KEY) == name:
+            st.session_state[state.DATASET_KEY] = catalog.KDD
+        st.rerun()
+    if b2.button("Keep it", icon=":material/undo:", key=f"yd_delete_no_{name}"):
+        st.session_state.pop(confirm_key, None)
+        st.rerun()
 
 
 def show_dataset(name: str) -> None:
@@ -186,6 +241,7 @@ def show_dataset(name: str) -> None:
         return
     with st.expander("Declaration", expanded=False):
         st.code("\n".join(dataset.lines()), language=None)
+    ownership_controls(name, dataset)
     job = jobs.get(name)
     if job is not None and job.active:
         show_progress(name)
@@ -221,6 +277,9 @@ def show_dataset(name: str) -> None:
                  + ("Not available here: " + "; ".join(f"{display_name(k)} ({why})"
                                                        for k, why in skipped.items()) if skipped else ""))
         go = st.form_submit_button("Train", type="primary", icon=":material/model_training:", key="yd_train_go")
+    cannot_train = refusal(state.principal(), "train", f"dataset:{name}", ownership.owner_of(dataset.doc))
+    if cannot_train and not go:  # said first; pressing Train anyway: the library refuses (and audits it)
+        st.info(_say(cannot_train), icon=":material/lock:")
     if skipped:
         st.caption("Skipped: " + text("; ".join(f"{display_name(k)} ({why})" for k, why in skipped.items())))
     if go:
@@ -228,8 +287,8 @@ def show_dataset(name: str) -> None:
             st.error("Choose at least one detector to train.")
         else:
             try:
-                jobs.start(name, chosen)
-            except (DatasetError, jobs.JobError) as exc:
+                jobs.start(name, chosen, principal=state.principal())
+            except (DatasetError, jobs.JobError, AccessDenied) as exc:
                 st.error(_say(exc))
             else:
                 st.rerun()
@@ -251,10 +310,14 @@ def _saved(upload: Any, role: str) -> Path | None:
                  "for larger files.")
         return None
     upload.seek(0)
-    return uploads.save(upload.file_id, role, upload.name, upload)
+    return session_files.track(uploads.save(upload.file_id, role, upload.name, upload, principal=state.principal()))
 
 
 def add_section() -> None:
+    cannot = refusal(state.principal(), "declare")
+    if cannot:
+        st.info(_say(cannot), icon=":material/lock:")
+        return
     gen = st.session_state.setdefault(GEN_KEY, 0)
     st.markdown("A table of records, one per row, with a header: any CSV or Parquet file (flow logs, Zeek connection "
                 "logs, CIC-IDS CSVs…). Numbers are used as they are, text columns as categories. Training rows are the "
@@ -273,15 +336,19 @@ def add_section() -> None:
     if train_up is None:
         st.caption("Upload a training file to see the columns anodet infers from it.")
         return
-    train_path = _saved(train_up, "train")
-    test_path = _saved(test_up, "test")
+    try:
+        train_path = _saved(train_up, "train")
+        test_path = _saved(test_up, "test")
+    except AccessDenied as exc:
+        st.error(_say(exc))
+        return
     if train_path is None:
         return
     shown = [(train_path, train_up.name)] + ([(test_path, test_up.name)] if test_path is not None and test_up is not None else [])
     try:
-        names, _ = file_columns(train_path)
-        test_names = file_columns(test_path)[0] if test_path is not None else []
-    except DatasetError as exc:
+        names, _ = inspection_cache.columns(train_path, state.principal())
+        test_names = inspection_cache.columns(test_path, state.principal())[0] if test_path is not None else []
+    except (DatasetError, AccessDenied) as exc:
         st.error(_say(exc, *shown))
         return
     default_name = Path(train_up.name).stem
@@ -327,9 +394,11 @@ def add_section() -> None:
     ident = None if id_column == NONE else id_column
     try:
         with st.spinner("Reading the file…"):
-            found = _inspect(str(train_path), _stamp(train_path), lab, normal.strip() if lab else None, ident,
-                             tuple(exclude), tuple(categorical), test_path is not None)
-    except DatasetError as exc:
+            found = inspection_cache.inspect(train_path, state.principal(), label=lab,
+                                             normal=(normal.strip() or None) if lab else None, id_column=ident,
+                                             exclude=tuple(exclude), categorical=tuple(categorical),
+                                             max_rows=userdata.BROWSER_MAX_ROWS, label_elsewhere=test_path is not None)
+    except (DatasetError, AccessDenied) as exc:
         st.error(_say(exc, *shown))
         return
     st.markdown(f"**{text(train_up.name)}**: {found.rows:,} rows, {len(found.features)} feature columns. "
@@ -349,9 +418,20 @@ def add_section() -> None:
         st.caption(_say(note, *shown))
     exists = name in jobs.running() or (userdata.datasets_root() / name / userdata.DECLARATION).exists()
     replace = False
-    if exists:
+    sharing = PRIVATE
+    if exists and ownership.sees(state.principal(), name):
+        cannot_replace = refusal(state.principal(), "replace", f"dataset:{name}", ownership.meta(name)[0])
+        if cannot_replace:  # said first; confirming anyway: the library refuses (and audits it)
+            st.info(_say(cannot_replace), icon=":material/lock:")
         replace = st.checkbox(f"Replace the dataset {text(name)} (its store is kept until it is trained again)",
                               key=f"yd_replace_{gen}")
+    elif exists:
+        st.warning(f"A dataset named {text(name)} already exists on this server and is not yours; choose another "
+                   "name.")
+    else:
+        sharing = st.radio("Who sees it", SHARING, horizontal=True, key=f"yd_sharing_new_{gen}",
+                           format_func=lambda v: SHARING_WORDS[v].capitalize(),
+                           help="Private (the default): only you and the admins see it. You can change it later.")
     if st.button("Confirm and add the dataset", type="primary", icon=":material/check:", key=f"yd_add_{gen}"):
         if name in jobs.running():
             st.error(f"Dataset {text(name)} is being trained; wait for it to end before replacing it.")
@@ -362,11 +442,12 @@ def add_section() -> None:
                     name, train_path, test_path, replace=replace, label=lab, normal=normal.strip() if lab else None,
                     id_column=ident, exclude=list(exclude), categorical=list(categorical), protocol=protocol,
                     positive=positive.strip() or None, negative=negative.strip() or None,
-                    max_rows=userdata.BROWSER_MAX_ROWS)
-        except DatasetError as exc:
+                    max_rows=userdata.BROWSER_MAX_ROWS, principal=state.principal(), sharing=None if replace else sharing)
+        except (DatasetError, AccessDenied) as exc:
             kept = userdata.datasets_root() / name / uploads.INPUT_DIR
             st.error(_say(exc, *[(kept / p.name, shown_name) for p, shown_name in shown if p is not None], *shown))
             return
+        session_files.confirmed([train_path, test_path])
         st.session_state[GEN_KEY] = gen + 1
         st.session_state[PICK_KEY] = name
         st.session_state[ADDED_KEY] = name
@@ -379,13 +460,18 @@ def scores_section() -> None:
     st.markdown("Scores your own pipeline made, one per record of a dataset's test split (and its validation split, "
                 "for thresholds): a CSV or Parquet file with each record's id and its score, higher = more anomalous. "
                 "They are shown beside anodet's detectors on every page. The same as `python -m anodet external add`.")
-    choices = catalog.available()
+    choices = catalog.available(state.principal())
     current = state.current_dataset().key
     c1, c2, c3 = st.columns(3)
     dataset = c1.selectbox("For dataset", choices, index=choices.index(current) if current in choices else 0,
                            format_func=catalog.describe, key="yd_ext_dataset",
                            help="KDD's record id is the record's line in the raw test file corrected, from 0; your "
                                 "dataset's is its id column, else its data row (from 1).")
+    owner = None if dataset == catalog.KDD else ownership.owner_of(ownership.read_doc(dataset))
+    cannot = refusal(state.principal(), "replace", f"dataset:{dataset}", owner)
+    if cannot:
+        st.info(text(cannot))
+        return
     name = c2.text_input("Detector name", key=f"yd_ext_name_{gen}", placeholder="my-pipeline", max_chars=64)
     id_column = c3.text_input("Id column", key=f"yd_ext_id_{gen}", placeholder="record_id, record or id")
     upload = st.file_uploader("Scores file (CSV, optionally .gz, or Parquet)", type=["csv", "gz", "parquet", "pq"],
@@ -402,8 +488,8 @@ def scores_section() -> None:
                     name.strip(), dataset, upload.file_id, upload.name, upload, id_column=id_column.strip() or None,
                     score_column=score_column.strip() or None, invert=invert,
                     replace=name.strip() in [e.name for e in external_kept.list_externals(dataset)],
-                    splits=loaders.get_splits() if dataset == current else None)
-        except DatasetError as exc:
+                    splits=loaders.get_splits() if dataset == current else None, principal=state.principal())
+        except (DatasetError, AccessDenied) as exc:
             st.error(_say(exc))
             return
         st.session_state[EXT_GEN_KEY] = gen + 1
@@ -429,9 +515,12 @@ st.markdown("Bring your own records, confirm the columns anodet infers, and trai
 added = st.session_state.pop(ADDED_KEY, None)
 if added:
     st.success(f"Dataset {text(added)} added. Train it below.")
+deleted = st.session_state.pop(DELETED_KEY, None)
+if deleted:
+    st.success(f"Dataset {text(deleted)} deleted: its declaration, splits, trained detectors and kept files.")
 
 st.subheader("Your datasets", anchor=False)
-catalogue = jobs.catalogue()
+catalogue = jobs.catalogue(state.principal())
 if not catalogue:
     st.info("No dataset yet: add one below.")
 else:

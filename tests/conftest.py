@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -11,6 +12,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+# Library actions write audit lines: the tests' go to a temporary file, never the repository's data/ (a test that
+# reads the log sets its own).
+os.environ.setdefault("ANODET_AUDIT_LOG", os.path.join(tempfile.mkdtemp(prefix="anodet-audit-"), "audit.jsonl"))
 
 
 def wait_for(predicate: Callable[[], object], timeout: float = 30.0, interval: float = 0.02) -> bool:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import re
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -167,3 +169,42 @@ def test_a_page_training_that_fails_in_its_child_process_says_one_sentence(tmp_p
         assert not (data_dir / "datasets" / "flows" / "store").exists()
     finally:
         jobs.forget("flows")
+
+
+def children_training(name: str) -> list[int]:
+    """Process ids of ``python -m anodet.training.child NAME …`` processes still running."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            args = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"anodet.training.child" in args and name.encode() in args:
+            found.append(int(proc.name))
+    return found
+
+
+@pytest.mark.slow
+def test_cancelling_a_page_training_ends_its_child_process_and_keeps_the_store(tmp_path, data_dir):
+    from anodet.training import jobs
+
+    _declare_wdbc(tmp_path)
+    assert main(["train", "--dataset", "wdbc", "--detectors", "pca"]) == 0
+    store = userdata.store_root("wdbc")
+    before = (store / MANIFEST).read_bytes()
+    job = jobs.start("wdbc", ["autoencoder", "vae", "bigan", "seq2seq"])
+    try:
+        deadline = time.monotonic() + 300
+        while not any(line.startswith("training autoencoder@wdbc") for line in job.lines):  # a fit under way
+            assert job.active and time.monotonic() < deadline, (job.status, job.lines[-3:])
+            time.sleep(0.1)
+        assert children_training("wdbc")  # the fit runs in a child process, not in this one
+        assert jobs.cancel("wdbc") is job
+        assert job.wait(60) and job.status == jobs.CANCELLED, (job.status, job.error)
+        assert not children_training("wdbc")  # ended at once, not left fitting in the background
+        assert job.error == "Cancelled; the store is as it was before this training."
+        assert (store / MANIFEST).read_bytes() == before and Store.open(store).names == ["pca@wdbc"]
+    finally:
+        jobs.forget("wdbc")
+    assert main(["train", "--dataset", "wdbc", "--detectors", "zscore"]) == 0  # the store trains on afterwards
+    assert Store.open(store).names == ["pca@wdbc", "zscore@wdbc"]

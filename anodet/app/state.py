@@ -9,7 +9,8 @@ import functools
 
 import streamlit as st
 
-from anodet.datasets import catalog
+from anodet.access.identity import Principal
+from anodet.datasets import catalog, ownership
 from anodet.datasets.catalog import KDD
 from anodet.datasets.errors import DatasetError
 from anodet.datasets.model import Declaration
@@ -18,13 +19,23 @@ DATASET_KEY = "dataset"
 """Session key of the dataset every page shows (:data:`anodet.datasets.catalog.KDD` or a user dataset's name)."""
 
 
+def principal() -> Principal:
+    """Who this session acts as (the sign-in gate's principal; the local user without sign-in)."""
+    from anodet.app import auth
+
+    return auth.current_principal()
+
+
 def current_dataset() -> Declaration:
-    """The dataset the session looks at (the sidebar switch); KDD until another is chosen."""
+    """The dataset the session looks at (the sidebar switch); KDD until another is chosen, and KDD again when
+    the chosen one is deleted or its owner stops sharing it."""
     key = st.session_state.get(DATASET_KEY, KDD)
     if key != KDD:
         try:
+            if not ownership.sees(principal(), key):
+                raise DatasetError(f"dataset {key!r} is not shared with this user")
             return _user_view(key, declaration_stamp(key))
-        except DatasetError:  # removed since it was chosen: back to the built-in one
+        except DatasetError:  # removed or unshared since it was chosen: back to the built-in one
             st.session_state[DATASET_KEY] = KDD
     return catalog.get(KDD)
 
@@ -38,7 +49,7 @@ def _user_view(key: str, declaration: tuple[str | int, ...]) -> Declaration:
 
 def dataset_switch() -> Declaration:
     """The sidebar's dataset switch (shown once a user dataset is trained); every page reads :func:`current_dataset`."""
-    choices = catalog.available()
+    choices = catalog.available(principal())
     if st.session_state.get(DATASET_KEY, KDD) not in choices:
         st.session_state[DATASET_KEY] = KDD
     if len(choices) > 1:

@@ -16,14 +16,14 @@ import numpy as np
 import streamlit as st
 
 from anodet.app.loaders import DATA_FIX, get_store, name_format
-from anodet.app.state import DATASET_KEY, LABEL_VIEW_KEY, current_dataset, label_view
+from anodet.app.state import DATASET_KEY, LABEL_VIEW_KEY, current_dataset, label_view, principal
 from anodet.datasets import catalog
 from anodet.datasets.errors import DatasetError
 from anodet.datasets.kdd import DataError
 from anodet.evaluation import leaderboard, metrics
 from anodet.evaluation.operating import OperatingPoint, OperatingPointError
 from anodet.store.core import StoreError
-from anodet.textsafe import markdown_text
+from anodet.textsafe import markdown_text, without_paths
 
 logger = logging.getLogger(__name__)
 
@@ -167,7 +167,7 @@ def apply_url_state() -> None:
     problems: list[str] = []
     key = params.get("dataset")
     if key is not None:
-        if key in catalog.available():
+        if key in catalog.available(principal()):
             st.session_state[DATASET_KEY] = key
         else:
             problems.append(f"the dataset {markdown_text(key)} is not one this server has trained")
@@ -245,17 +245,18 @@ def keep_point_in_url() -> None:
 
 
 def show_failure(exc: Exception) -> None:
-    """One sentence on what is wrong and what to do; never a stack trace."""
+    """One sentence on what is wrong and what to do; never a stack trace, never a server path (names instead)."""
+    said = without_paths(exc)
     if isinstance(exc, DataError):
-        st.error(f"The KDD data is not available: {exc}\n\n{DATA_FIX}")  # our sentence, operator-chosen paths
+        st.error(f"The KDD data is not available: {said}\n\n{DATA_FIX}")  # our sentence
     elif isinstance(exc, DatasetError):
-        st.error(f"The dataset cannot be used: {markdown_text(exc)}")
+        st.error(f"The dataset cannot be used: {markdown_text(said)}")
     elif isinstance(exc, StoreError):
-        st.error(f"The model store cannot be used: {exc}")
+        st.error(f"The model store cannot be used: {said}")
     else:
         logger.error("unexpected error on a page", exc_info=exc)
-        st.error(f"Something went wrong: {type(exc).__name__}: {markdown_text(exc)}. Reload the page; if it persists, "
-                 "report it with the steps that led here (the server's log has the details).")
+        st.error(f"Something went wrong: {type(exc).__name__}: {markdown_text(said)}. Reload the page; if it "
+                 "persists, report it with the steps that led here (the server's log has the details).")
 
 
 def selected(event: Any, kind: str) -> list[Any]:

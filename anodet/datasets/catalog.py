@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from anodet.datasets import kdd, userdata
+from anodet.access.identity import Principal
+from anodet.datasets import kdd, ownership, userdata
 from anodet.datasets.errors import DatasetError
 from anodet.datasets.model import Declaration
 from anodet.store.core import MANIFEST
@@ -11,10 +12,11 @@ KDD = "kdd"
 """The key of the built-in dataset (no user dataset may be called so: names starting 'kdd' are refused)."""
 
 
-def trained() -> list[str]:
-    """User datasets with a trained model store, sorted (the ones the dashboard can show)."""
+def trained(principal: Principal | None = None) -> list[str]:
+    """User datasets with a trained model store that ``principal`` sees (the command line's operator, who sees
+    all, when None), sorted: the ones the dashboard can show them."""
     out = []
-    for name in userdata.list_datasets():
+    for name in ownership.visible(principal):
         try:
             if (userdata.store_root(name) / MANIFEST).is_file():
                 out.append(name)
@@ -23,9 +25,9 @@ def trained() -> list[str]:
     return out
 
 
-def available() -> list[str]:
-    """Every dataset the dashboard can show: KDD first, then the trained user datasets."""
-    return [KDD, *trained()]
+def available(principal: Principal | None = None) -> list[str]:
+    """Every dataset the dashboard can show ``principal``: KDD first, then the trained user datasets they see."""
+    return [KDD, *trained(principal)]
 
 
 def get(key: str) -> Declaration:

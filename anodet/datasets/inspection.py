@@ -200,7 +200,8 @@ def inspect(path: Path | str, label: str | None = None, normal: str | Sequence[s
             id_column: str | None = None, exclude: str | Sequence[str] | None = None,
             categorical: str | Sequence[str] | None = None, log: str | Sequence[str] | None = None,
             numeric: str | Sequence[str] | None = None, progress: Callable[[int], None] | None = None,
-            max_rows: int | None = None, label_elsewhere: bool = False) -> Inspection:
+            max_rows: int | None = None, label_elsewhere: bool = False, columns_of: Callable[..., Any] = file_columns,
+            scanner: Callable[..., Any] = scan) -> Inspection:
     """Inspect a CSV or Parquet file in one streamed pass and infer each column's role and kind.
 
     Numbers are ``numeric`` (``log`` when non-negative and heavy-tailed), text is ``categorical``;
@@ -212,10 +213,12 @@ def inspect(path: Path | str, label: str | None = None, normal: str | Sequence[s
     normal records whose test file holds the labels). ``max_rows``: a DatasetError past that many
     rows (uploads from the browser). A DatasetError (one sentence) for a missing or unreadable file,
     a column of numbers and text mixed, no numeric column, or a label that cannot tell normal from
-    anomalous rows.
+    anomalous rows. ``columns_of`` and ``scanner`` read the header and scan the columns
+    (:func:`~anodet.datasets.files.file_columns`, :func:`~anodet.datasets.scan.scan`; the page's
+    cached ones in :mod:`anodet.datasets.inspection_cache`).
     """
     path = check_file(path)
-    names, inferred = file_columns(path)
+    names, inferred = columns_of(path)
     if label and label_elsewhere and label not in names and label.lower() not in {n.lower() for n in names}:
         label = None
     label_col = _resolve(names, [label], "--label", path)[0] if label else None
@@ -232,7 +235,7 @@ def inspect(path: Path | str, label: str | None = None, normal: str | Sequence[s
     types = read_types(names, inferred, text - as_numeric - as_log)
     features = [n for n in names if n not in text or n in as_categorical]
     checks = {n for n in features if n not in as_categorical}
-    rows, stats = scan(path, names, types, checks, progress, max_rows)
+    rows, stats = scanner(path, names, types, checks, progress, max_rows)
     if rows == 0:
         raise DatasetError(f"{path.name} has a header but no rows; give a file with records.")
 

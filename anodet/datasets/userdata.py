@@ -8,6 +8,12 @@ A dataset lives under ``data/datasets/NAME/`` (git-ignored; ``$ANODET_DATA_DIR``
 * ``splits/``: the processed splits (:mod:`anodet.datasets.usersplits`);
 * ``store/``: the model store trained on it (same manifest, hashes, lock and swap as ``models_store/``).
 
+The declaration records who declared the dataset (its ``owner``: only they or an admin replace,
+train, share or delete it) and whom it is shared with (``sharing``: ``private``, the default, or
+``team``); :mod:`anodet.datasets.ownership` answers who sees which dataset, shares and deletes.
+:func:`add` checks the acting principal (the command line's operator when none is given) and its
+quotas, and writes the outcome to the audit log.
+
 The most common set-up is a training file of normal records (no label column) and a labelled
 test file: the label column may come from the test file alone, and the training file is then
 taken as all normal.
@@ -18,13 +24,16 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import os
 import re
-import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from anodet.access import audit, quotas
+from anodet.access.identity import Principal
+from anodet.access.permissions import PRIVATE, SHARING, require
 from anodet.datasets.errors import DatasetError
 from anodet.datasets.files import check_file, is_parquet, listed
 from anodet.datasets.inspection import ColumnInfo, Inspection, inspect, inspect_test, normal_values
@@ -181,7 +190,8 @@ class UserDataset:
         """The human summary of the declaration (``dataset show``): names and hashes, never server paths."""
         d = self.doc
         out = [f"dataset {self.name} ({d['format']}), declared {d.get('created', '?')}"
-               + (f" by {d['owner']}" if d.get("owner") else "")]
+               + (f" by {d['owner']}" if d.get("owner") else "")
+               + ("; shared with the team" if d.get("sharing") == "team" else "; private")]
         for key, f in d["files"].items():
             if f:
                 out.append(f"  {key} file: {Path(f['path']).name} ({f['rows']:,} rows, sha256 {f['sha256'][:12]}…)")
@@ -258,7 +268,8 @@ def add(name: str, train: Path | str, test: Path | str | None = None, label: str
         log: str | Sequence[str] | None = None, numeric: str | Sequence[str] | None = None,
         replace: bool = False, progress: Progress | None = None, protocol: str = PROTOCOLS[0],
         positive: str | None = None, negative: str | None = None, validation: str = "auto",
-        max_rows: int | None = None, owner: str | None = None) -> UserDataset:
+        max_rows: int | None = None, principal: Principal | None = None,
+        sharing: str | None = None) -> UserDataset:
     """Inspect ``train`` (and ``test``), write the declaration and build the splits; return the dataset.
 
     ``label`` may be a column of the test file only: the training file is then all normal records.
@@ -266,16 +277,52 @@ def add(name: str, train: Path | str, test: Path | str | None = None, label: str
     ``positive``/``negative``: what the two classes are called; ``validation``: see
     :data:`VALIDATION_SOURCES`; ``max_rows``: the most rows a file may hold (the browser's cap).
     An existing dataset of that name is a DatasetError unless ``replace``.
+
+    ``principal`` (default: the command line's operator) must be allowed to declare it, or to
+    replace it (its owner or an admin; the owner stays), within the owner's quotas; the outcome goes
+    to the audit log. ``sharing``: ``private`` or ``team`` (default: private, or what a replaced
+    dataset had).
     """
-    say = progress or (lambda _m: None)
+    from anodet.datasets.ownership import disk_usage, hidden_from, owned_by, owner_of, read_doc, sharing_of
+
     folder = dataset_dir(check_name(name))
+    previous = (read_doc(name) or {}) if (folder / DECLARATION).exists() else None  # unreadable: no owner, admins
+    if previous is not None and not replace:
+        raise DatasetError(f"Dataset {name!r} is already declared; add --replace to declare it again, or choose "
+                           "another name.")
+    action, resource = ("replace" if previous is not None else "declare"), f"dataset:{name}"
+    if previous is not None:
+        hidden_from(principal, name, previous, action)
+    actor = require(principal, action, owner_of(previous) if previous else None, resource=resource)
+    owner = (owner_of(previous) if previous else None) or actor.id
+    shared = sharing or (sharing_of(previous) if previous else PRIVATE)
+    if shared not in SHARING:
+        raise DatasetError(f"Unknown sharing {shared!r}; choose {' or '.join(SHARING)}.")
+    if previous is None:
+        quotas.check_datasets(actor, len(owned_by(owner)), resource)
+    incoming = sum(os.stat(f).st_size for f in (train, test) if f is not None and Path(f).is_file())
+    quotas.check_disk(actor, owner, disk_usage(owner, excluding=name), incoming, action, resource)
+    try:
+        dataset = _declare(name, folder, train, test, label, normal, id_column, exclude, categorical, log, numeric,
+                           progress, protocol, positive, negative, validation, max_rows, owner, shared)
+    except Exception as exc:
+        audit.record(actor, action, audit.FAILED, resource, str(exc) or type(exc).__name__)
+        raise
+    audit.record(actor, action, audit.OK, resource, f"owner {owner}, {shared}")
+    return dataset
+
+
+def _declare(name: str, folder: Path, train: Path | str, test: Path | str | None, label: str | None,
+             normal: str | Sequence[str] | None, id_column: str | None, exclude: str | Sequence[str] | None,
+             categorical: str | Sequence[str] | None, log: str | Sequence[str] | None,
+             numeric: str | Sequence[str] | None, progress: Progress | None, protocol: str, positive: str | None,
+             negative: str | None, validation: str, max_rows: int | None, owner: str,
+             sharing: str) -> UserDataset:
+    say = progress or (lambda _m: None)
     if protocol not in PROTOCOLS:
         raise DatasetError(f"Unknown protocol {protocol!r}; choose {' or '.join(PROTOCOLS)}.")
     if validation not in VALIDATION_SOURCES:
         raise DatasetError(f"Unknown validation source {validation!r}; choose one of {', '.join(VALIDATION_SOURCES)}.")
-    if (folder / DECLARATION).exists() and not replace:
-        raise DatasetError(f"Dataset {name!r} is already declared; add --replace to declare it again, or choose "
-                           "another name.")
     normals = [v.strip() for v in ([normal] if isinstance(normal, str) else list(normal or [])) for v in v.split(",")
                if v.strip()]
     say(f"inspecting {Path(train).name} …")
@@ -293,6 +340,7 @@ def add(name: str, train: Path | str, test: Path | str | None = None, label: str
         "name": name,
         "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "owner": owner,
+        "sharing": sharing,
         "files": {"train": _file_entry(found.path, found.rows), "test": test_entry},
         "label": label_doc,
         "id": next((c.name for c in found.columns if c.role == "id"), None),
@@ -387,13 +435,3 @@ def _write_declaration(dataset: UserDataset, splits: Splits) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(doc, indent=1) + "\n")
     tmp.replace(path)
-
-
-def delete(name: str) -> list[Path]:
-    """Remove dataset ``name``: its declaration, splits, store and kept input files (all under its folder)."""
-    folder = dataset_dir(name)
-    if not (folder / DECLARATION).exists():
-        load(name)  # the DatasetError naming the declared ones
-    removed = [p for p in folder.rglob("*") if p.is_file()]
-    shutil.rmtree(folder)
-    return removed

@@ -23,6 +23,8 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
+from anodet.access.identity import Principal
+from anodet.datasets.catalog import KDD
 from anodet.datasets.errors import DatasetError
 from anodet.datasets.kdd import cache_root
 from anodet.external.matching import Matched, match
@@ -184,19 +186,30 @@ def add(name: str, dataset: str, scores_path: Path | str, id_column: str | None 
 
 
 def add_upload(name: str, dataset: str, upload_id: str, filename: str, source: BinaryIO,
-               **options: Any) -> tuple[External, list[str]]:
+               principal: Principal | None = None, **options: Any) -> tuple[External, list[str]]:
     """:func:`add` for a file uploaded from the browser: kept under ``data/uploads/`` while it is matched (nowhere
-    else), removed after; sentences name the file by the user's own name, never a server path."""
-    from anodet.datasets import uploads
+    else), removed after; sentences name the file by the user's own name, never a server path. ``principal`` (the
+    command line's operator when None) must be allowed to change the dataset (its owner or an admin; KDD's
+    external detectors are every user's, so an admin's) and to upload; the outcome goes to the audit log."""
+    from anodet.access import audit
+    from anodet.access.permissions import require
+    from anodet.datasets import ownership, uploads
 
-    path = uploads.save(upload_id, "scores", filename, source)
+    resource = f"dataset:{dataset}"
+    owner = None if dataset == KDD else ownership.owner_of(ownership.read_doc(dataset))
+    actor = require(principal, "replace", owner, resource=resource)
+    path = uploads.save(upload_id, "scores", filename, source, principal=actor)
     try:
-        return add(name, dataset, path, shown_name=filename, **options)
+        got = add(name, dataset, path, shown_name=filename, **options)
     except DatasetError as exc:
-        raise DatasetError(str(exc).replace(str(path.resolve()), filename).replace(str(path), filename)
-                           .replace(path.name, filename)) from None
+        message = (str(exc).replace(str(path.resolve()), filename).replace(str(path), filename)
+                   .replace(path.name, filename))
+        audit.record(actor, "replace", audit.FAILED, resource, f"external scores {name}: {message}")
+        raise DatasetError(message) from None
     finally:
         uploads.discard([path])
+    audit.record(actor, "replace", audit.OK, resource, f"external scores {name} added")
+    return got
 
 
 def _stored_names(declaration: Any) -> list[str]:

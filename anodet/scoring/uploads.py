@@ -28,6 +28,8 @@ from typing import IO, Any
 import numpy as np
 import pyarrow as pa
 
+from anodet.access.identity import Principal
+from anodet.access.permissions import require
 from anodet.datasets.kdd import cache_root
 from anodet.datasets.labels import views_of
 from anodet.reader import Chunk, Layout, Limits
@@ -187,12 +189,15 @@ def _clean_old(folder: Path) -> None:
 
 def score_upload(source: IO[bytes], name: str, store: Any, names: list[str], thresholds: dict[str, float],
                  on_bad_rows: str = "skip", progress: Any = None, max_bytes: int | None = None,
-                 previous: UploadResult | None = None, waiting: Callable[[], None] | None = None) -> UploadResult:
+                 previous: UploadResult | None = None, waiting: Callable[[], None] | None = None,
+                 principal: Principal | None = None) -> UploadResult:
     """Score an upload into a results file on disk, keeping only what the page shows.
 
     At most :data:`CONCURRENT_SCORINGS` uploads are scored at once per server; ``waiting()``
-    (optional) is called every second while this one waits for its turn.
+    (optional) is called every second while this one waits for its turn. ``principal`` (default:
+    the command line's operator) must be allowed to score files, else :class:`~anodet.access.AccessDenied`.
     """
+    require(principal, "score", resource=f"file:{name}")
     while not _SLOTS.acquire(timeout=1.0):
         if waiting:
             waiting()

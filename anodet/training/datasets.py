@@ -5,6 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from anodet.access import audit
+from anodet.access.identity import Principal
+from anodet.access.permissions import require
 from anodet.datasets.errors import DatasetError
 from anodet.datasets.model import Splits
 from anodet.datasets.userdata import LABEL_VIEW, UserDataset, load
@@ -18,6 +21,10 @@ ROW_CAPS: dict[str, int] = {"autoencoder": 100_000, "vae": 100_000, "bigan": 100
 ``max_rows`` distinct rows and the Isolation Forest its ``max_samples`` per tree."""
 LARGE_PARAMS: dict[str, dict[str, Any]] = {"seq2seq": {"epochs": 4}}
 """Parameters changed on large data (more than a row cap of training rows), as for KDD's 41 features."""
+
+
+class Cancelled(Exception):
+    """Raised inside a training (by its log or progress callback) to stop it; the store stays as it was."""
 
 
 def _keras_available() -> bool:
@@ -66,13 +73,43 @@ def corpus(dataset: UserDataset, splits: Splits | None = None) -> Corpus:
 
 def train(name: str, detectors: list[str] | None = None, seed: int = 0, log: Callable[[str], None] = print,
           progress: Progress | None = None, epochs: int | None = None,
-          lock_timeout: float | None = None, preset: str | None = None) -> dict[str, Any]:
+          lock_timeout: float | None = None, principal: Principal | None = None,
+          preset: str | None = None, fit: Callable[..., dict[str, Any]] | None = None) -> dict[str, Any]:
     """Train the detector family on dataset ``name`` into its store; return the manifest.
 
     ``detectors``: kinds (``pca``) or stored names (``pca@NAME``); default every one that fits
     the data, or ``preset``'s (:data:`anodet.training.estimates.PRESETS`). ``progress(done, total,
-    detector)`` is called before each detector and at the end.
+    detector)`` is called before each detector and at the end. ``principal`` (default: the command line's
+    operator) must own the dataset or be an admin; the outcome goes to the audit log. ``fit`` runs the training
+    itself (default :func:`run_training`, here; the page's jobs use :func:`anodet.training.child.train_in_child`).
     """
+    from anodet.access import quotas
+    from anodet.datasets import ownership
+
+    doc = ownership.read_doc(name)
+    if doc is None:
+        load(name)  # the DatasetError naming the declared ones
+    ownership.hidden_from(principal, name, doc or {}, "train")
+    resource = f"dataset:{name}"
+    actor = require(principal, "train", ownership.owner_of(doc), resource=resource)
+    owner = ownership.owner_of(doc) or actor.id
+    quotas.check_disk(actor, owner, ownership.disk_usage(owner), 0, "train", resource)  # a store adds to the disk
+    try:
+        manifest = (fit or run_training)(name, detectors, seed, log, progress, epochs, lock_timeout, preset)
+    except Cancelled:
+        audit.record(actor, "train", audit.CANCELLED, resource)
+        raise
+    except Exception as exc:
+        audit.record(actor, "train", audit.FAILED, resource, str(exc) or type(exc).__name__)
+        raise
+    audit.record(actor, "train", audit.OK, resource, f"{len(manifest.get('detectors', {}))} detectors")
+    return manifest
+
+
+def run_training(name: str, detectors: list[str] | None, seed: int, log: Callable[[str], None],
+                 progress: Progress | None, epochs: int | None, lock_timeout: float | None,
+                 preset: str | None = None) -> dict[str, Any]:
+    """The training itself, without the access checks and the audit (:func:`train` does them)."""
     from anodet.detectors import REGISTRY, known_kinds
     from anodet.training.estimates import preset_kinds
     from anodet.training.train import train as train_store

@@ -1,37 +1,37 @@
 """Background training of user datasets: one job per dataset, shared by every session of the server.
 
-A page starts :func:`start` and returns at once; the job's daemon thread runs
-:func:`anodet.datasets.dataset_training.train` in a child process (:func:`train_in_child`) and keeps its progress (detectors done / total, the one being
+A page starts :func:`start` and returns at once; the job trains in a daemon thread through
+:func:`anodet.training.datasets.train`, fitting in a child process (:mod:`anodet.training.child`: TensorFlow stays
+out of the server), and keeps its progress (detectors done / total, the one being
 fitted), its log lines and its outcome (the manifest, or one sentence saying what went wrong)
 in a module-level registry keyed by dataset name. Any session reads it with :func:`get`.
 
 Only one job runs per dataset; jobs of different datasets queue behind :data:`MAX_RUNNING`
-so that a small server is not asked to train several families at once. Streamlit-free.
-
-Why a child process (``python -m anodet.training.jobs``): once Keras is imported, Streamlit calls ``keras.backend.clear_session()``
-after every script run (the progress fragment reruns each second), which collects garbage and
-clears TensorFlow's kernel cache under a training in the same process: the neural models took
-up to twice as long and, as the stateful random kernels restarted, came out different from
-the same seed's models on the command line. A child process keeps TensorFlow out of the server.
+so that a small server is not asked to train several families at once. A user has at most their
+``trainings`` quota queued or running, and the server at most :data:`MAX_QUEUED`; whoever started
+a job (or an admin) cancels it: a queued job never starts, a running one's process is ended and the
+store stays as it was. Streamlit-free.
 """
 
 from __future__ import annotations
 
-import json
+import functools
 import logging
-import os
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from anodet import PROJECT_ROOT
-from anodet.datasets import userdata
+from anodet.access import audit, quotas
+from anodet.access.identity import Principal, cli_principal
+from anodet.access.permissions import AccessDenied, require
+from anodet.datasets import ownership, userdata
 from anodet.store.core import StoreError
+from anodet.textsafe import without_paths
 from anodet.training import datasets as dataset_training
+from anodet.training.child import ChildFailed, train_in_child
+from anodet.training.datasets import Cancelled
 
 logger = logging.getLogger(__name__)
 
@@ -41,14 +41,18 @@ LOG_LINES = 200
 """Log lines kept per job (the last ones)."""
 LOCK_TIMEOUT = 5.0
 """Seconds to wait for a store lock held by another process (say, the command line) before giving up."""
+MAX_QUEUED = 8
+"""Trainings queued or running on the server at once (every user's together)."""
 
-QUEUED, RUNNING, DONE, FAILED = "queued", "running", "done", "failed"
+QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed", "cancelled"
 
 Trainer = Callable[..., dict[str, Any]]
 
 
 class JobError(RuntimeError):
     """A job cannot be started (one sentence)."""
+
+
 
 
 @dataclass
@@ -64,8 +68,11 @@ class Job:
     lines: list[str] = field(default_factory=list)
     error: str | None = None
     manifest: dict[str, Any] | None = None
+    started_by: str = ""
+    """The id of the principal who started it (they, or an admin, may cancel it)."""
     started: float = field(default_factory=time.time)
     finished: float | None = None
+    cancel_requested: bool = False
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _thread: threading.Thread | None = field(default=None, repr=False)
 
@@ -82,11 +89,16 @@ class Job:
         return (self.finished or time.time()) - self.started
 
     def log(self, line: str) -> None:
+        """Keep a log line for the page (server paths shown as names: anyone who sees the dataset reads it)."""
+        if self.cancel_requested:
+            raise Cancelled()
         with self._lock:
-            self.lines.append(str(line))
+            self.lines.append(without_paths(line))
             del self.lines[:-LOG_LINES]
 
     def progress(self, done: int, total: int, detector: str) -> None:
+        if self.cancel_requested:
+            raise Cancelled()
         with self._lock:
             self.status, self.done, self.total, self.current = RUNNING, done, total, detector
 
@@ -95,6 +107,7 @@ class Job:
         with self._lock:
             return {"name": self.name, "status": self.status, "done": self.done, "total": self.total,
                     "current": self.current, "lines": list(self.lines), "error": self.error,
+                    "started_by": self.started_by, "cancelling": self.cancel_requested and self.active,
                     "trained": sorted((self.manifest or {}).get("detectors", {})),
                     "elapsed": self.elapsed, "fraction": self.fraction}
 
@@ -131,137 +144,134 @@ def forget(name: str) -> None:
             del _JOBS[name]
 
 
-class ChildFailed(RuntimeError):
-    """A training in a child process failed; the message is already the one sentence to show."""
-
-
 def failure_sentence(exc: BaseException) -> str:
     """One sentence for a failed training: the library's own sentence, else the kind of error and its first line."""
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    if isinstance(exc, userdata.DatasetError | StoreError | ChildFailed):
+    if isinstance(exc, userdata.DatasetError | StoreError | AccessDenied | ChildFailed):
         return text or type(exc).__name__
     return (f"Training stopped on an unexpected {type(exc).__name__}" + (f" ({text})" if text else "")
             + "; the server's log has the details.")
 
 
-MESSAGE = "\x1eanodet-job "
-"""Marks the child's stdout lines that carry a message (JSON) for :func:`train_in_child`."""
+def start(name: str, detectors: list[str] | None = None, seed: int = 0, trainer: Trainer | None = None,
+          principal: Principal | None = None) -> Job:
+    """Start training dataset ``name`` in the background (fitting in a child process) and return its job at once.
 
-
-def _child_main(argv: list[str]) -> int:
-    """``python -m anodet.training.jobs NAME SEED LOCK_TIMEOUT DETECTORS_JSON``: train, printing messages
-    ("log", line), ("progress", done, total, detector), then ("done", manifest) or ("failed", sentence)."""
-    name, seed, lock_timeout, detectors = argv[0], int(argv[1]), json.loads(argv[2]), json.loads(argv[3])
-
-    def say(*message: Any) -> None:
-        print(MESSAGE + json.dumps(message), flush=True)  # a closed pipe (the server went away) ends the training
-
-    try:
-        manifest = dataset_training.train(name, detectors, seed=seed, log=lambda line: say("log", str(line)),
-                                 progress=lambda done, total, det: say("progress", done, total, det),
-                                 lock_timeout=lock_timeout)
-    except Exception as exc:  # told to the server as one sentence; the details go to this process's stderr
-        if not isinstance(exc, userdata.DatasetError | StoreError):
-            logger.error("training dataset %s failed", name, exc_info=exc)
-        say("failed", failure_sentence(exc))
-        return 1
-    say("done", manifest)
-    return 0
-
-
-def train_in_child(name: str, detectors: list[str] | None = None, seed: int = 0,
-                   log: Callable[[str], None] = print, progress: Callable[[int, int, str], None] | None = None,
-                   lock_timeout: float | None = None) -> dict[str, Any]:
-    """:func:`anodet.datasets.dataset_training.train` in a child Python process, its log lines and progress relayed here;
-    returns its manifest, or raises :class:`ChildFailed` with the one sentence saying why."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (str(PROJECT_ROOT), os.environ.get("PYTHONPATH"))
-                                                       if p)}
-    command = [sys.executable, "-m", "anodet.training.jobs", name, str(seed), json.dumps(lock_timeout),
-               json.dumps(detectors)]
-    result: dict[str, Any] | None = None
-    failure = None
-    with subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=env) as child:
-        assert child.stdout is not None
-        for line in child.stdout:
-            if not line.startswith(MESSAGE):
-                log(line.rstrip("\n"))  # something a library printed
-                continue
-            kind, *rest = json.loads(line[len(MESSAGE):])
-            if kind == "log":
-                log(rest[0])
-            elif kind == "progress" and progress is not None:
-                progress(*rest)
-            elif kind == "done":
-                result = rest[0]
-            elif kind == "failed":
-                failure = rest[0]
-    if failure is not None:
-        raise ChildFailed(failure)
-    if result is None:
-        raise ChildFailed(f"The training process ended without a result (exit code {child.returncode}); the server's "
-                          "log has the details.")
-    return result
-
-
-def start(name: str, detectors: list[str] | None = None, seed: int = 0, trainer: Trainer | None = None) -> Job:
-    """Start training dataset ``name`` in the background (a child process: :func:`train_in_child`); return its job.
-
-    A JobError when that dataset is already being trained; a DatasetError when it is not declared.
-    ``trainer`` replaces it, run in the job's thread (tests).
+    A JobError when that dataset is already being trained or the server's queue is full; a
+    DatasetError when it is not declared; an :class:`~anodet.access.AccessDenied` when ``principal``
+    (default: the command line's operator) may not train it (its owner or an admin may) or has their
+    quota of trainings queued. ``trainer`` replaces :func:`anodet.training.datasets.train` (tests).
     """
-    userdata.load(name)  # a DatasetError now, in the caller's thread, for a name that is not declared
-    train = trainer or train_in_child
+    doc = ownership.read_doc(name)
+    if doc is None:
+        userdata.load(name)  # a DatasetError now, in the caller's thread, for a name that is not declared
+    ownership.hidden_from(principal, name, doc or {}, "train")
+    resource = f"dataset:{name}"
+    actor = require(principal, "train", ownership.owner_of(doc), resource=resource)  # refused in the caller's thread
+    owner = ownership.owner_of(doc) or actor.id
+    quotas.check_disk(actor, owner, ownership.disk_usage(owner), 0, "train", resource)
     with _REGISTRY_LOCK:
         old = _JOBS.get(name)
         if old is not None and old.active:
             raise JobError(f"Dataset {name!r} is already being trained ({old.done} of {old.total or '?'} detectors "
                            "done); wait for it to end.")
-        job = Job(name, list(detectors) if detectors else None)
+        active = [j for j in _JOBS.values() if j.active]
+        if len(active) >= MAX_QUEUED:
+            raise JobError(f"This server already has {len(active)} trainings queued or running, the most it takes; "
+                           "try again when one has ended.")
+        quotas.check_trainings(actor, sum(1 for j in active if j.started_by == actor.id), resource)
+        job = Job(name, list(detectors) if detectors else None, started_by=actor.id)
         _JOBS[name] = job
+    audit.record(actor, "train", audit.STARTED, resource, ", ".join(job.detectors or []) or "every detector")
 
     def run() -> None:
-        if not _SLOTS.acquire(blocking=False):
-            job.log("waiting for another training on this server to end …")
-            _SLOTS.acquire()
+        acquired = False
         try:
+            while not (acquired := _SLOTS.acquire(timeout=0.5)):
+                if job.cancel_requested:
+                    raise Cancelled()
+                if not job.lines:
+                    job.log("waiting for another training on this server to end …")
             with job._lock:
                 job.status = RUNNING
-            manifest = train(name, job.detectors, seed=seed, log=job.log, progress=job.progress,
-                             lock_timeout=LOCK_TIMEOUT)
+            if trainer is None:  # it audits the outcome; the child is ended as soon as a cancel is asked for
+                manifest = dataset_training.train(
+                    name, job.detectors, seed=seed, log=job.log, progress=job.progress, lock_timeout=LOCK_TIMEOUT,
+                    principal=actor, fit=functools.partial(train_in_child, should_stop=lambda: job.cancel_requested))
+            else:
+                manifest = trainer(name, job.detectors, seed=seed, log=job.log, progress=job.progress,
+                                   lock_timeout=LOCK_TIMEOUT, principal=actor)
             with job._lock:
                 job.manifest, job.status = manifest, DONE
                 job.done = job.total = max(job.total, len(manifest.get("detectors", {})))
+        except Cancelled:
+            if not acquired:  # never reached the trainer: the audit line is this one
+                audit.record(actor, "train", audit.CANCELLED, resource, "cancelled while queued")
+            with job._lock:
+                job.status, job.error = CANCELLED, "Cancelled; the store is as it was before this training."
         except Exception as exc:  # any failure ends the job with one sentence
             if not isinstance(exc, userdata.DatasetError | ChildFailed):
                 logger.error("training dataset %s failed", name, exc_info=exc)
             with job._lock:
-                job.error, job.status = failure_sentence(exc), FAILED
+                job.error, job.status = without_paths(failure_sentence(exc)), FAILED
         finally:
             with job._lock:
                 job.finished = time.time()
                 job.current = ""
-            _SLOTS.release()
+            if acquired:
+                _SLOTS.release()
 
     job._thread = threading.Thread(target=run, name=f"anodet-train-{name}", daemon=True)
     job._thread.start()
     return job
 
 
+def cancel(name: str, principal: Principal | None = None) -> Job | None:
+    """Cancel dataset ``name``'s queued or running training (None when there is none); whoever started it or an
+    admin (``principal``, the command line's operator when None) may. A running one stops before its next step."""
+    job = get(name)
+    if job is None or not job.active:
+        return None
+    resource = f"training:{name}"
+    actor = require(principal, "cancel", job.started_by or None, resource=resource)
+    with job._lock:
+        job.cancel_requested = True
+    audit.record(actor, "cancel", audit.OK, resource, f"started by {job.started_by}")
+    return job
+
+
+def delete_dataset(name: str, principal: Principal | None = None) -> list[Any]:
+    """Delete dataset ``name`` (:func:`anodet.datasets.ownership.delete`), refused while it is queued or being
+    trained here (cancel it first)."""
+    job = get(name)
+    if job is not None and job.active:
+        actor = principal if principal is not None else cli_principal()
+        message = (f"Dataset {name!r} is queued or being trained on this server; cancel the training (or wait for it "
+                   "to end), then delete the dataset.")
+        audit.record(actor, "delete", audit.FAILED, f"dataset:{name}", message)
+        raise userdata.DatasetError(message)
+    removed = ownership.delete(name, principal)
+    forget(name)
+    return removed
+
+
 # -- what a page shows about the declared datasets -----------------------------------------------------
 
 
-def catalogue() -> list[dict[str, Any]]:
-    """One row per declared dataset (from its declaration): name, rows, columns, labelled, trained, training."""
+def catalogue(principal: Principal | None = None) -> list[dict[str, Any]]:
+    """One row per dataset ``principal`` sees (the command line's operator, who sees all, when None; from its
+    declaration): name, owner, sharing, rows, columns, labelled, trained, training."""
     out = []
     active = set(running())
-    for name in userdata.list_datasets():
+    for name in ownership.visible(principal):
         try:
             d = userdata.load(name)
         except userdata.DatasetError:
             continue
         files = d.doc.get("files", {})
         rows = sum(int(f["rows"]) for f in files.values() if f)
-        out.append({"dataset": name, "rows": rows, "columns": len(d.feature_columns), "labelled": d.labelled,
+        out.append({"dataset": name, "owner": ownership.owner_of(d.doc) or "", "shared": ownership.sharing_of(d.doc),
+                    "rows": rows, "columns": len(d.feature_columns), "labelled": d.labelled,
                     "test file": bool(files.get("test")),
                     "trained": (d.store_root / "manifest.json").exists(), "training now": name in active})
     return out
@@ -297,7 +307,3 @@ def presets(name: str) -> list[dict[str, Any]]:
                                    lambda n: params_for(n, got), got.row_caps, len(splits.validation))
         out.append({"preset": preset, "what": what, "kinds": kinds, "seconds": guess.total, "upper": bool(guess.upper)})
     return out
-
-
-if __name__ == "__main__":
-    sys.exit(_child_main(sys.argv[1:]))
