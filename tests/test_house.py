@@ -37,7 +37,9 @@ def imports(path: Path, known: set[str], top_level_only: bool) -> set[str]:
 
 
 def test_no_module_is_over_500_lines():
-    long = {name: n for name, path in modules().items() if (n := len(path.read_text().splitlines())) > 500}
+    files = {**{name: path for name, path in modules().items()},
+             **{f"app_pages.{p.stem}": p for p in (ROOT / "app_pages").glob("*.py")}, "app": ROOT / "app.py"}
+    long = {name: n for name, path in files.items() if (n := len(path.read_text().splitlines())) > 500}
     assert not long, long
 
 
