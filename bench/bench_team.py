@@ -30,10 +30,10 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
-import psutil
-
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from bench_sessions import cpu_seconds  # noqa: E402  # the same CPU count as the anonymous sessions' bench
 
 from tests.e2e.conftest import APP_IDLE, CHROMIUM, CHROMIUM_FLAGS, start_app, stop_app  # noqa: E402
 from tests.e2e.signin import SIGN_IN_NOTE, provider, secrets_toml  # noqa: E402
@@ -120,18 +120,6 @@ async def server_session(url: str, cookies: dict[str, str], path: str, title: st
 
 async def server_wave(url: str, jars: list[dict[str, str]], path: str, title: str) -> list[float]:
     return list(await asyncio.gather(*(server_session(url, jar, path, title) for jar in jars)))
-
-
-def cpu_seconds(pid: int) -> float:
-    proc = psutil.Process(pid)
-    total = 0.0
-    for p in [proc, *proc.children(recursive=True)]:
-        try:
-            t = p.cpu_times()
-            total += t.user + t.system
-        except psutil.Error:
-            pass
-    return total
 
 
 async def run(args: argparse.Namespace) -> list[str]:

@@ -75,3 +75,13 @@ def threshold_in_force(at, name: str, view: str) -> float:
 
     moved = at.session_state["thresholds"].get(view, {}) if "thresholds" in at.session_state else {}
     return float(moved[name]) if name in moved else Store.open(ROOT / "models_store").default_threshold(name, view)
+
+
+def principals():
+    """The four people the access tests act as: a viewer, two analysts and an admin (anodet.access.Principal)."""
+    from anodet.access.identity import Principal
+
+    return (Principal(id="vera@example.com", name="Vera", role="viewer"),
+            Principal(id="ann@example.com", name="Ann", role="analyst"),
+            Principal(id="otto@example.com", name="Otto", role="analyst"),
+            Principal(id="adam@example.com", name="Adam", role="admin"))

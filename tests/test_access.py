@@ -11,7 +11,7 @@ import textwrap
 
 import pytest
 
-from anodet.access import AccessDenied, Principal, audit, cli_principal, require
+from anodet.access import AccessDenied, audit, cli_principal, require
 from anodet.access.identity import from_claims
 from anodet.access.policy import Policy, PolicyError, load_policy, parse_policy
 from anodet.cli import main
@@ -20,12 +20,9 @@ from anodet.datasets import uploads as dataset_uploads
 from anodet.scoring import uploads as upload
 from anodet.training import datasets as dataset_training
 from anodet.training import jobs as training_jobs
-from tests.conftest import wdbc_frame
+from tests.conftest import principals, wdbc_frame
 
-VIEWER = Principal(id="vera@example.com", name="Vera", role="viewer")
-ANALYST = Principal(id="ann@example.com", name="Ann", role="analyst")
-OTHER_ANALYST = Principal(id="otto@example.com", name="Otto", role="analyst")
-ADMIN = Principal(id="adam@example.com", name="Adam", role="admin")
+VIEWER, ANALYST, OTHER_ANALYST, ADMIN = principals()
 
 
 @pytest.fixture(autouse=True)

@@ -12,7 +12,7 @@ import time
 import numpy as np
 import pytest
 
-from anodet.access import AccessDenied, Principal, audit
+from anodet.access import AccessDenied, audit
 from anodet.access.quotas import BUDGET, QuotaExceeded
 from anodet.cli import main
 from anodet.datasets import catalog, inspection, inspection_cache, ownership, uploads, userdata
@@ -20,12 +20,9 @@ from anodet.datasets.errors import DatasetError
 from anodet.scoring import cache
 from anodet.textsafe import without_paths
 from anodet.training import jobs
-from tests.conftest import wdbc_frame
+from tests.conftest import principals, wdbc_frame
 
-VIEWER = Principal(id="vera@example.com", name="Vera", role="viewer")
-ANN = Principal(id="ann@example.com", name="Ann", role="analyst")
-OTTO = Principal(id="otto@example.com", name="Otto", role="analyst")
-ADMIN = Principal(id="adam@example.com", name="Adam", role="admin")
+VIEWER, ANN, OTTO, ADMIN = principals()
 
 
 @pytest.fixture(autouse=True)

@@ -124,20 +124,13 @@ def open_dataset(args: argparse.Namespace) -> tuple[Declaration, Store, Splits]:
     from anodet.external.view import with_externals
 
     if getattr(args, "dataset", None):
-        from anodet.datasets import userdata
-        from anodet.features.sets import qualified
+        from anodet.commands.score import qualify_names
         from anodet.training.datasets import open_store
 
         if getattr(args, "store", None):
             raise ValueError("--dataset names the store (data/datasets/NAME/store); leave out --store.")
         declaration = catalog.get(args.dataset)
-        feature_set = userdata.load(args.dataset).feature_set_name
-        for attr in ("detectors", "detector"):
-            value = getattr(args, attr, None)
-            if isinstance(value, list):
-                setattr(args, attr, [d if "@" in d else qualified(d, feature_set) for d in value])
-            elif isinstance(value, str) and "@" not in value:
-                setattr(args, attr, qualified(value, feature_set))
+        qualify_names(args)
         return declaration, with_externals(open_store(args.dataset)), declaration.load_splits()
     from anodet.datasets.kdd import load_splits
 

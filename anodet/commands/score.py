@@ -123,13 +123,21 @@ def dataset_store(args: argparse.Namespace) -> Any:
     """``--dataset NAME``: its store, its one label view, and detector names qualified with its feature set
     (``pca`` means ``pca@NAME``); refuses ``--store`` beside it. Used by ``score`` and ``stream``."""
     from anodet.datasets import userdata
-    from anodet.features.sets import qualified
     from anodet.training.datasets import open_store
 
     if args.store:
         raise ValueError("--dataset names the store (data/datasets/NAME/store); leave out --store.")
     store = open_store(args.dataset)
     args.label_view = userdata.LABEL_VIEW
+    qualify_names(args)
+    return store
+
+
+def qualify_names(args: argparse.Namespace) -> None:
+    """``--detectors``/``--detector`` names without ``@`` as the ``--dataset``'s own (``pca`` means ``pca@NAME``)."""
+    from anodet.datasets import userdata
+    from anodet.features.sets import qualified
+
     feature_set = userdata.load(args.dataset).feature_set_name
     for attr in ("detectors", "detector"):
         value = getattr(args, attr, None)
@@ -137,7 +145,6 @@ def dataset_store(args: argparse.Namespace) -> Any:
             setattr(args, attr, [d if "@" in d else qualified(d, feature_set) for d in value])
         elif isinstance(value, str) and "@" not in value:
             setattr(args, attr, qualified(value, feature_set))
-    return store
 
 
 def _run_many(args: argparse.Namespace, store, names: list[str]) -> int:

@@ -79,17 +79,22 @@ def test_a_finished_run_and_the_link_to_a_datasets_overview(bench_app, browser):
         context.close()
 
 
+def open_runner(page, url: str, run: str) -> None:
+    """Open the Benchmark page's runner and name the run."""
+    page.goto(f"{url}/benchmark")
+    page.get_by_role("heading", name="Run a suite").wait_for(timeout=120_000)
+    wait_idle(page, timeout=120_000)
+    name = page.get_by_role("textbox", name="Run name")
+    name.fill(run)
+    name.press("Enter")
+    wait_idle(page)
+
+
 def test_a_small_suite_run_from_the_page(bench_app, browser):
     context = browser.new_context(viewport={"width": 1440, "height": 1000})
     page = context.new_page()
     try:
-        page.goto(f"{bench_app}/benchmark")
-        page.get_by_role("heading", name="Run a suite").wait_for(timeout=120_000)
-        wait_idle(page, timeout=120_000)
-        name = page.get_by_role("textbox", name="Run name")
-        name.fill("from-the-browser")
-        name.press("Enter")
-        wait_idle(page)
+        open_runner(page, bench_app, "from-the-browser")
         page.get_by_text("ADBench datasets", exact=False).first.wait_for()
         page.locator("[data-testid='stCheckbox']").filter(has_text="ADBench datasets").click()
         wait_idle(page)
@@ -119,13 +124,7 @@ def test_progress_bar_and_cancel(bench_app, browser):
     context = browser.new_context(viewport={"width": 1440, "height": 1000})
     page = context.new_page()
     try:
-        page.goto(f"{bench_app}/benchmark")
-        page.get_by_role("heading", name="Run a suite").wait_for(timeout=120_000)
-        wait_idle(page, timeout=120_000)
-        name = page.get_by_role("textbox", name="Run name")
-        name.fill("whole-suite")
-        name.press("Enter")
-        wait_idle(page)
+        open_runner(page, bench_app, "whole-suite")
         seeds = page.get_by_role("spinbutton", name="Seeds")
         seeds.fill("1")
         seeds.press("Enter")
