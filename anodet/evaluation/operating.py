@@ -192,7 +192,8 @@ class Resolution:
             return ""
         return (f"The target ({percent(fpr or 0.0)}) is finer than the {self.normals:,} normal test records can show "
                 f"(one of them is {percent(self.step)}): fewer than one false alarm is expected among them, and "
-                f"seeing none still allows a false-positive rate up to {percent(self.zero_upper)} (95 % upper bound).")
+                f"seeing none still allows a false-positive rate up to {percent(self.zero_upper)} (95 % one-sided "
+                "upper bound; the tables' intervals are two-sided).")
 
 
 def at_point(point: OperatingPoint, thresholds: Mapping[str, float],
