@@ -31,17 +31,20 @@ feature_set = store.feature_set_for(name)
 table = records.record_table(test, scores[name], threshold, view if dataset.labelled else None, positive,
                              dataset.words.negative)
 with top[1]:
-    st.markdown(f"**{textsafe.markdown_text(loaders.display_name(name))}** flags **{int((table['score'] >= threshold).sum()):,}** of "
+    st.markdown(f"**{textsafe.markdown_text(loaders.display_name(name))}** flags "
+                f"**{int((table['score'] >= threshold).sum()):,}** of "
                 f"{len(table):,} test records at threshold **{threshold:.6g}**: this session's threshold for it "
                 f"under the **{view}** label view (the validation best-F1 one of that view until you move it).")
-    st.page_link("app_pages/threshold_explorer.py", label="Move the threshold in the threshold explorer", icon=":material/tune:")
+    st.page_link("app_pages/threshold_explorer.py", label="Move the threshold in the threshold explorer",
+                 icon=":material/tune:")
 
 f1, f2, f3 = st.columns([3, 2, 2])
 if dataset.labelled:
     chosen_outcomes = f1.pills("Outcome", records.outcome_names(positive)[:3], selection_mode="multi",
                                default=DEFAULT_OUTCOMES, key=state.keyed("flagged_outcomes"),
-                               help=f"True positive: a flagged {positive}. False positive: a flagged {dataset.words.negative} "
-                                    f"record. Missed {positive}: {'an' if positive[:1] in 'aeiou' else 'a'} {positive} "
+                               help=f"True positive: a flagged {positive}. False positive: a flagged "
+                                    f"{dataset.words.negative} record. Missed {positive}: "
+                                    f"{'an' if positive[:1] in 'aeiou' else 'a'} {positive} "
                                     "scoring below the threshold. None chosen: all records.")
 else:
     chosen_outcomes = f1.pills("Outcome", records.UNLABELLED_OUTCOMES, selection_mode="multi", default=["flagged"],
@@ -51,9 +54,10 @@ else:
 chosen_categories = f2.multiselect("Category", [NORMAL, *dataset.categories_in(test)] if dataset.labelled else [],
                                    key=state.keyed("flagged_categories"), placeholder="All categories",
                                    disabled=not dataset.labelled)
-chosen_attacks = f3.multiselect("Attack name" if dataset.builtin else "Label value", sorted(set(test.label_text.astype(str))),
-                                key=state.keyed("flagged_attacks"), placeholder="All attack names" if dataset.builtin else
-                                "All label values", disabled=not dataset.labelled)
+chosen_attacks = f3.multiselect("Attack name" if dataset.builtin else "Label value",
+                                sorted(set(test.label_text.astype(str))), key=state.keyed("flagged_attacks"),
+                                placeholder="All attack names" if dataset.builtin else "All label values",
+                                disabled=not dataset.labelled)
 shown = records.filter_records(table, chosen_outcomes, chosen_attacks, chosen_categories)
 
 filter_id = abs(hash((name, threshold, view, tuple(chosen_outcomes or ()), tuple(chosen_categories),
@@ -156,16 +160,19 @@ if position is not None:
         head[0].caption("This record is not in the list above (its filters leave it out), so there is no "
                         "previous or next record to step to.")
     a, b, c, d = st.columns(4)
-    a.metric("Label", record["label"], help=("Under the {view} label view." if len(dataset.view_keys) > 1 else "As declared.").format(view=view))
+    a.metric("Label", record["label"],
+             help=("Under the {view} label view." if len(dataset.view_keys) > 1 else "As declared.").format(view=view))
     b.metric("Attack name" if dataset.builtin else "Label value", textsafe.markdown_text(record["attack"]))
     c.metric("Category", textsafe.markdown_text(record["category"]),
              help="novel: an attack type that appears only in the test file." if dataset.builtin else
              f"The label value; values rarer than the {MAX_CATEGORIES} most common are 'other'.")
-    d.metric(f"{loaders.display_name(name)} score", f"{record['score']:.4g}", delta=record["outcome"], delta_color="off")
+    d.metric(f"{loaders.display_name(name)} score", f"{record['score']:.4g}", delta=record["outcome"],
+             delta_color="off")
     fields = test.rows.iloc[position]
     if dataset.builtin:
         st.markdown("**Connection**: " + " · ".join(
-            f"{label} **{textsafe.markdown_text(fields[field])}**" for field, label in records.CONNECTION_FIELDS.items()))
+            f"{label} **{textsafe.markdown_text(fields[field])}**"
+            for field, label in records.CONNECTION_FIELDS.items()))
     numeric = feature_set.numeric_columns
     values = fields[numeric].to_numpy(dtype=np.float64)
     left, right = st.columns(2)

@@ -80,7 +80,8 @@ def replay_mode() -> None:
         threshold_control(name, view)
     dataset = state.current_dataset()
     if dataset.labelled:
-        live_control(control_payload(loaders.get_control_static(name, view), ui.get_threshold(name, view), compact=True),
+        live_control(control_payload(loaders.get_control_static(name, view), ui.get_threshold(name, view),
+                                     compact=True),
                      key=f"live_control_{name}_{view}", on_release=lambda value: ui.set_threshold(name, value, view))
     threshold = ui.get_threshold(name, view)
 
@@ -135,7 +136,8 @@ def replay_mode() -> None:
         cols[1].metric("Alerts", f"{flagged:,}", help="Records scoring at or above the threshold.")
         cols[2].metric("Anomaly rate", f"{flagged / seen:.1%}" if seen else "–")
         words = state.current_dataset().words
-        cols[3].metric(f"{words.positives.capitalize()} caught", f"{caught / attacks_seen:.0%}" if attacks_seen else "–",
+        cols[3].metric(f"{words.positives.capitalize()} caught",
+                       f"{caught / attacks_seen:.0%}" if attacks_seen else "–",
                        help=f"{caught:,} of the {words.count(attacks_seen)} replayed so far (under the {view_now} "
                             "label view) raised an alert." if state.has_labels() else "This dataset has no labels.")
         cols[4].metric("False alarms", f"{flagged - caught:,}", help="Normal records that raised an alert.")
@@ -209,8 +211,8 @@ def open_record(name: str, position: int) -> None:
             st.session_state[RESUME_KEY] = True
 
     record = loaders.get_splits().test.record_id[position]
-    if st.button(f"Open record {textsafe.markdown_text(record)} in Flagged records", icon=":material/open_in_new:", key="live_open_record",
-                 on_click=_go):
+    if st.button(f"Open record {textsafe.markdown_text(record)} in Flagged records", icon=":material/open_in_new:",
+                 key="live_open_record", on_click=_go):
         st.rerun(scope="app")
 
 

@@ -288,11 +288,10 @@ def compare_section() -> None:
                                     labels[b]: st.column_config.NumberColumn(format="%.4f"),
                                     "difference": st.column_config.NumberColumn(f"{labels[b]} − {labels[a]}",
                                                                                 format="%+.4f"),
-                                    "p": st.column_config.NumberColumn("p", format="%.3g",
-                                                                       help="Two-sided: paired DeLong for ROC AUC, exact "
-                                                                            "McNemar on the same records for recall and "
-                                                                            "FPR; the bootstrap gives PR AUC's interval "
-                                                                            "only.")})
+                                    "p": st.column_config.NumberColumn(
+                                        "p", format="%.3g",
+                                        help="Two-sided: paired DeLong for ROC AUC, exact McNemar on the same records "
+                                             "for recall and FPR; the bootstrap gives PR AUC's interval only.")})
         st.caption(f"{textsafe.markdown_text(labels[b])} minus {textsafe.markdown_text(labels[a])} on the same "
                    f"{len(test):,} test records ({view} view), at their thresholds in force, with the 95 % interval of "
                    "each paired difference: an interval that contains 0 is not a difference these records show.")
@@ -301,7 +300,8 @@ def compare_section() -> None:
         y = np.asarray(test.label(view)) == 1
         for col, only, first, second in ((list_a, only_a, a, b), (list_b, only_b, b, a)):
             with col:
-                st.markdown(f"**{textsafe.markdown_text(labels[first])} flags, {textsafe.markdown_text(labels[second])} passes**: "
+                st.markdown(f"**{textsafe.markdown_text(labels[first])} flags, "
+                            f"{textsafe.markdown_text(labels[second])} passes**: "
                             f"{len(only):,} record{'s' if len(only) != 1 else ''} "
                             f"({dataset.words.count(int(y[only].sum()))} among them)")
                 rows = pd.DataFrame({"attack": test.label_text[only], "category": test.category[only]},

@@ -83,7 +83,8 @@ def _preset_label(choice: str, store, view: str) -> str:
     if choice == EXPLORER:
         return "as set in the threshold explorer"
     value = store.thresholds(store.names[0], view).get(choice)
-    return f"preset: {choice}" + (f" (e.g. {loaders.display_name(store.names[0])} {value:.4g})" if value is not None else "")
+    return f"preset: {choice}" + (f" (e.g. {loaders.display_name(store.names[0])} {value:.4g})"
+                                  if value is not None else "")
 
 
 dataset = state.current_dataset()
@@ -131,11 +132,13 @@ with st.expander("What file can I upload?", expanded=_result_key() not in st.ses
     try:
         example: bytes | None = _example(dataset.key, feature_columns, schema.label if schema is not None else None)
     except DataError as exc:
-        st.info(f"The example file needs the KDD data, which is not available here: {text(textsafe.without_paths(exc))}")
+        st.info(f"The example file needs the KDD data, which is not available here: "
+                f"{text(textsafe.without_paths(exc))}")
         example = None
     if example is not None:
         shown_rows = min(400, len(loaders.get_splits().test))
-        st.download_button(f"Download an example file ({shown_rows} test records)", example, file_name="anodet-example.csv",
+        st.download_button(f"Download an example file ({shown_rows} test records)", example,
+                           file_name="anodet-example.csv",
                            mime="text/csv", icon=":material/download:", on_click="ignore", key="score_example_download")
 
 # A viewer: the page says why and takes no file; pressing Score anyway is refused by the library, shown and audited.
@@ -301,8 +304,8 @@ if counts is not None:
 flagged_total = summary.flagged[focus]
 top = result.top.table(focus)
 shown = top.to_pandas() if top is not None else None
-st.markdown(f"**{flagged_total:,} rows flagged by {loaders.display_name(focus)}** at threshold {threshold:.4g}, highest "
-            "score first" + (f" (the {uploads.TOP_ROWS:,} highest-scoring shown; all are in the download)"
+st.markdown(f"**{flagged_total:,} rows flagged by {loaders.display_name(focus)}** at threshold {threshold:.4g}, "
+            "highest score first" + (f" (the {uploads.TOP_ROWS:,} highest-scoring shown; all are in the download)"
                              if flagged_total > uploads.TOP_ROWS else "") + ". Click a column header to sort.")
 if shown is not None:
     first = [ROW_COLUMN, f"score_{focus}", RANGE_COLUMN]

@@ -201,8 +201,8 @@ others = [n for n in names if n != primary]
 if st.session_state.get("explorer_compare") not in [*others, None]:
     st.session_state["explorer_compare"] = None
 with compare:
-    other = st.selectbox("Compare with (optional)", others, index=None,
-                         key="explorer_compare", format_func=loaders.name_format(others), placeholder="No second detector")
+    other = st.selectbox("Compare with (optional)", others, index=None, key="explorer_compare",
+                         format_func=loaders.name_format(others), placeholder="No second detector")
 chosen = (primary, *([other] if other else []))
 for column, name in zip(st.columns(len(chosen)), chosen, strict=True):
     with column:

@@ -55,7 +55,8 @@ def _say(message: object, *paths: tuple[Path | None, str]) -> str:
     out = _FLAG.sub(lambda m: f"'{FIELDS[m.group(0)]}'", str(message))
     for path, shown in paths:
         if path is not None:
-            out = out.replace(str(Path(path).resolve()), shown).replace(str(path), shown).replace(Path(path).name, shown)
+            out = (out.replace(str(Path(path).resolve()), shown).replace(str(path), shown)
+                   .replace(Path(path).name, shown))
     return text(textsafe.without_paths(out))
 
 
@@ -90,7 +91,8 @@ def columns_table(found: inspection.Inspection) -> pd.DataFrame:
     rows = []
     for c in found.columns:
         span = f"{c.min:.4g} to {c.max:.4g}" if c.min is not None and c.max is not None else ""
-        rows.append({"column": c.name, "role": c.role, "kind": c.kind or "", "levels": "" if c.levels is None else f"{c.levels:,}",
+        rows.append({"column": c.name, "role": c.role, "kind": c.kind or "",
+                     "levels": "" if c.levels is None else f"{c.levels:,}",
                      "range": span, "empty cells": c.nulls, "note": c.note})
     return pd.DataFrame(rows)
 
@@ -262,7 +264,8 @@ def show_dataset(name: str) -> None:
         st.session_state[picked] = presets[st.session_state[f"yd_preset_{name}"]]["kinds"]
 
     st.radio("Preset", list(presets), key=f"yd_preset_{name}", on_change=_use_preset,
-             format_func=lambda p: (f"{p.capitalize()}: {presets[p]['what']} ({'up to' if presets[p]['upper'] else 'about'} "
+             format_func=lambda p: (f"{p.capitalize()}: {presets[p]['what']} "
+                                    f"({'up to' if presets[p]['upper'] else 'about'} "
                                     f"{estimates.fmt_seconds(presets[p]['seconds'])})"),
              help="Estimated fit time from the rows and columns of this dataset and each detector's measured cost "
                   "(on a busy server it takes longer). The neural models stop early on small data, so theirs is "
@@ -342,7 +345,8 @@ def add_section() -> None:
         return
     if train_path is None:
         return
-    shown = [(train_path, train_up.name)] + ([(test_path, test_up.name)] if test_path is not None and test_up is not None else [])
+    shown = [(train_path, train_up.name)] + ([(test_path, test_up.name)]
+                                             if test_path is not None and test_up is not None else [])
     try:
         names, _ = inspection_cache.columns(train_path, state.principal())
         test_names = inspection_cache.columns(test_path, state.principal())[0] if test_path is not None else []
@@ -350,7 +354,8 @@ def add_section() -> None:
         st.error(_say(exc, *shown))
         return
     default_name = Path(train_up.name).stem
-    default_name = "".join(ch if ch.isalnum() or ch in "-_" else "-" for ch in default_name)[:64].strip("-_") or "mydata"
+    default_name = "".join(ch if ch.isalnum() or ch in "-_" else "-"
+                           for ch in default_name)[:64].strip("-_") or "mydata"
     if default_name.lower().startswith("kdd"):
         default_name = "my-" + default_name
     c1, c2, c3 = st.columns(3)
@@ -362,8 +367,8 @@ def add_section() -> None:
         st.session_state[f"yd_label_{gen}"] = suggested
     label = c2.selectbox("Label column", label_choices, key=f"yd_label_{gen}",
                          help="The column telling normal rows from anomalies, in the training file, the test file or "
-                              "both; a training file without it is taken as all normal records. With labels, thresholds "
-                              "are chosen on labelled rows and the leaderboard shows ROC and PR AUC.")
+                              "both; a training file without it is taken as all normal records. With labels, "
+                              "thresholds are chosen on labelled rows and the leaderboard shows ROC and PR AUC.")
     normal = c3.text_input("Normal value(s)", key=f"yd_normal_{gen}", disabled=label == NONE,
                            placeholder="e.g. normal or B,benign; blank: guessed",
                            help="Label values of normal rows, comma-separated, any case. Blank: a usual name (normal, "
@@ -440,7 +445,8 @@ def add_section() -> None:
                     name, train_path, test_path, replace=replace, label=lab, normal=normal.strip() if lab else None,
                     id_column=ident, exclude=list(exclude), categorical=list(categorical), protocol=protocol,
                     positive=positive.strip() or None, negative=negative.strip() or None,
-                    max_rows=userdata.BROWSER_MAX_ROWS, principal=state.principal(), sharing=None if replace else sharing)
+                    max_rows=userdata.BROWSER_MAX_ROWS, principal=state.principal(),
+                    sharing=None if replace else sharing)
         except (DatasetError, AccessDenied) as exc:
             kept = userdata.datasets_root() / name / uploads.INPUT_DIR
             st.error(_say(exc, *[(kept / p.name, shown_name) for p, shown_name in shown if p is not None], *shown))

@@ -214,7 +214,8 @@ def main(argv: list[str] | None = None) -> int:
             runs = [{**run_consumers(server, d, rows, n, tmp, shape), "detector": d}
                     for d in detectors for shape in SHAPES for n in (1, 2)]
             for r in runs:
-                print(f"{r['detector']}, {r['consumers']} consumer(s), {r['shape']}: {r['records']:,} records in {r['seconds']:.2f} s = "
+                print(f"{r['detector']}, {r['consumers']} consumer(s), {r['shape']}: {r['records']:,} records in "
+                      f"{r['seconds']:.2f} s = "
                       f"{r['rate']:,.0f} records/s; per consumer {r['shares']}; {r['alerts']:,} alerts", flush=True)
             kills = [kill_restart(server, detectors[0], rows, tmp), kill_claim(server, detectors[0], rows, tmp)]
             for k in kills:
@@ -229,7 +230,8 @@ def main(argv: list[str] | None = None) -> int:
              "| detector | entry shape | consumers | records | seconds | records/s | records per consumer | alerts |",
              "| --- | --- | ---: | ---: | ---: | ---: | --- | ---: |"]
     for r in runs:
-        lines.append(f"| `{r['detector']}` | {SHAPES[r['shape']]} | {r['consumers']} | {r['records']:,} | {r['seconds']:.2f} | {r['rate']:,.0f} | "
+        lines.append(f"| `{r['detector']}` | {SHAPES[r['shape']]} | {r['consumers']} | {r['records']:,} | "
+                     f"{r['seconds']:.2f} | {r['rate']:,.0f} | "
                      f"{' / '.join(f'{s:,}' for s in r['shares'])} | {r['alerts']:,} |")
     lines += ["", "Records/s: entries / (consumers starting to read → every entry acknowledged by the group); it "
               "includes XREADGROUP, parsing, scoring, writing the alert log and XACK. The stream is filled before "

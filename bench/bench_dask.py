@@ -84,26 +84,29 @@ def main() -> int:
         startup = time.perf_counter() - start
         try:
             start = time.perf_counter()
-            score_many(files, tmp / "dask", store, names, thresholds, engine="dask", scheduler=cluster.scheduler_address)
+            score_many(files, tmp / "dask", store, names, thresholds, engine="dask",
+                       scheduler=cluster.scheduler_address)
             dask_parts = time.perf_counter() - start
         finally:
             Client(cluster).close()
             cluster.close()
-        same = all((tmp / "local" / f"part-{i:05d}.csv").read_bytes() == (tmp / "dask" / f"part-{i:05d}.csv").read_bytes()
+        same = all((tmp / "local" / f"part-{i:05d}.csv").read_bytes()
+                   == (tmp / "dask" / f"part-{i:05d}.csv").read_bytes()
                    for i in range(args.files))
 
     rate = lambda s: args.rows / s  # noqa: E731
     lines = [
         f"`python bench/bench_dask.py` — {args.rows:,} all-distinct rows (41 columns), default detector set "
-        f"({len(names)} detectors), {os.cpu_count()} CPUs ({platform.machine()}), load average {load:.1f} at the start.",
+        f"({len(names)} detectors), {os.cpu_count()} CPUs ({platform.machine()}), "
+        f"load average {load:.1f} at the start.",
         "",
         "| engine | input | seconds | rows/s | vs. local, one file |",
         "| --- | --- | ---: | ---: | ---: |",
         f"| local | 1 file | {one_file:.1f} | {rate(one_file):,.0f} | 100% |",
         f"| local | {args.files} files, one after another | {local_parts:.1f} | {rate(local_parts):,.0f} | "
         f"{one_file / local_parts:.0%} |",
-        f"| dask LocalCluster, 2 workers × 1 thread | {args.files} files | {dask_parts:.1f} | {rate(dask_parts):,.0f} | "
-        f"{one_file / dask_parts:.0%} |",
+        f"| dask LocalCluster, 2 workers × 1 thread | {args.files} files | {dask_parts:.1f} | "
+        f"{rate(dask_parts):,.0f} | {one_file / dask_parts:.0%} |",
         "",
         f"Cluster start-up (not in the dask row): {startup:.1f} s. Each worker loads the model store once "
         f"(in the dask row). Parts byte-identical to the local engine's: {'yes' if same else 'NO'}.",

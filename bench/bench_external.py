@@ -7,7 +7,8 @@ timed), written the way a pipeline would: record id and ``score_samples`` (highe
 test plus the 62,205 validation records (thresholds on validation, as for anodet's detectors).
 
 Timed per file, median of ``--runs``: adding them as the Your data page does (``anodet.external.kept.add`` in the
-server's process, with the splits the server has loaded), then each page drawn by the server (Streamlit's AppTest runs ``app.py`` as a server does, without
+server's process, with the splits the server has loaded), then each page drawn by the server \
+(Streamlit's AppTest runs ``app.py`` as a server does, without
 a browser) in one session that already drew every page once: the Overview (leaderboard, charts, agreement), the
 threshold explorer on the external detector (its control and presets), Flagged records on it (a record open, every
 detector's verdict) and the Live monitor replaying it. Also timed once per file: ``python -m anodet external add``
@@ -137,7 +138,8 @@ def run(runs: int) -> dict:
 
 def write(results: dict, runs: int) -> str:
     load = os.getloadavg()[0]
-    lines = [f"### An external score file added and shown on every page (`python bench/bench_external.py --runs {runs}`)",
+    lines = [f"### An external score file added and shown on every page "
+             f"(`python bench/bench_external.py --runs {runs}`)",
              "",
              f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, load average "
              f"{load:.1f} when the run ended. Median of {runs} runs, seconds; target: add + every page <= "
@@ -155,9 +157,9 @@ def write(results: dict, runs: int) -> str:
               "were added (Streamlit's AppTest: the script's run on the server, not a browser's drawing). Adding the "
               "scores changes the key of everything pages share, so the first page after it re-reads the stored "
               "detectors' split scores from the disk cache and sorts every detector's curves again; the pages after "
-              "it reuse them. The new process's time includes starting Python and importing pandas and pyarrow. CPU time: "
-              "the server process's, from the add to the last page (the shared machine's load stretches wall time "
-              "beyond it).",
+              "it reuse them. The new process's time includes starting Python and importing pandas and pyarrow. "
+              "CPU time: the server process's, from the add to the last page (the shared machine's load stretches "
+              "wall time beyond it).",
               "", "The external detector: " + "; ".join(
                   f"{label}: test ROC AUC {got['roc_auc']:.4f} (reference view), thresholds on the "
                   f"{got['thresholds_on']}" for label, got in results["files"].items()) + "."]

@@ -6,7 +6,8 @@ through the provider's form in headless Chromium, each in a browser context of i
 page of the app, all N sessions open it at once, measured two ways:
 
 * **browser**: each Chromium tab opens the page from the sidebar, as a signed-in user does; ready =
-  the page's heading shown, the script idle and every chart drawn. All tabs share the server's 2 cores with the browser, which renders them
+  the page's heading shown, the script idle and every chart drawn. \
+All tabs share the server's 2 cores with the browser, which renders them
   all (on a team server each user's browser runs on their own machine);
 * **server**: the same N signed-in users (their identity cookies, taken from the browser contexts) each
   open a websocket session of their own and ask for the page as the browser does; ready = the server

@@ -4,7 +4,8 @@ For every kind, fits a fresh detector (default parameters) on synthetic rows of 
 (rows × model inputs), times it, and fits the per-kind coefficients of
 :func:`anodet.training.estimates.work`'s terms by non-negative least squares on relative errors
 (a 0.1 s fit counts as much as a 30 s one; below :data:`FLOOR` seconds, timer and
-scheduling noise dominate, so those count as absolute errors on that scale). A neural model's terms use the gradient steps it
+scheduling noise dominate, so those count as absolute errors on that scale). \
+A neural model's terms use the gradient steps it
 actually ran (early stopping ends some sooner than the estimate's upper bound). TensorFlow's
 import and first-fit set-up are measured once, in a fresh process, as the ``startup`` cost.
 

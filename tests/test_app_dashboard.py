@@ -514,7 +514,8 @@ def test_presets_say_their_value_and_test_share_and_the_page_says_which_is_in_fo
     presets = store.thresholds(DETECTOR, "reference")
     buttons = {p["key"]: p for p in sent(app)["presets"]}
     assert buttons["best_f1"]["label"] == "Best F1 (default)"  # the default threshold is the view's best F1
-    assert f"{presets['best_f1']:.6g}" in buttons["best_f1"]["help"] and "of the test records" in buttons["best_f1"]["help"]
+    assert (f"{presets['best_f1']:.6g}" in buttons["best_f1"]["help"]
+            and "of the test records" in buttons["best_f1"]["help"])
     assert "Best F1" in in_force(app) and "the operating point's" in in_force(app)
     release(app, grid_value(app, 0.9))
     assert "moved by hand" in in_force(app)

@@ -129,7 +129,8 @@ def test_scores_added_from_the_your_data_page_show_on_the_overview(externals, tm
     at.file_uploader(key="yd_ext_file_0").set_value(("my scores.csv", data, "text/csv")).run()
     at.button(key="yd_ext_add").click().run()
     assert not problems(at), problems(at)
-    assert any("uploaded (uploaded · external), dataset kdd" in plain(s.value) for s in at.success), [s.value for s in at.success]
+    assert any("uploaded (uploaded · external), dataset kdd" in plain(s.value)
+               for s in at.success), [s.value for s in at.success]
     doc = json.loads((externals["folder"] / "kdd" / "uploaded" / "external.json").read_text())
     assert doc["source"]["file"] == "my scores.csv" and not list((tmp_path / "uploads").glob("*/*"))
     at.switch_page("app_pages/overview.py").run()

@@ -44,7 +44,9 @@ def upload(at: AppTest, name: str, data: bytes, policy: str = "skip") -> AppTest
 
 
 def sample_csv(splits, n: int = 200, extra: dict | None = None) -> bytes:
-    rows = kdd_frame(splits.test).iloc[np.r_[0:n - n // 2, len(kdd_frame(splits.test)) - n // 2:len(kdd_frame(splits.test))]]  # normals and attacks
+    # normals and attacks
+    rows = kdd_frame(splits.test).iloc[np.r_[0:n - n // 2,
+                                             len(kdd_frame(splits.test)) - n // 2:len(kdd_frame(splits.test))]]
     frame = rows[list(FEATURES)[::-1]].copy()
     frame.insert(0, "id", range(n))
     frame["label"] = rows["attack"].to_numpy()

@@ -22,7 +22,8 @@ NAMES = ["pca", "ocsvm@kdd41", "ensemble@kdd41", "supervised"]
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory, splits):
     folder = tmp_path_factory.mktemp("many")
-    rows = kdd_frame(splits.test)[list(RAW_COLUMNS)].assign(conn_id=[f"c{i}" for i in range(len(kdd_frame(splits.test)))])
+    rows = kdd_frame(splits.test)[list(RAW_COLUMNS)].assign(
+        conn_id=[f"c{i}" for i in range(len(kdd_frame(splits.test)))])
     rows.iloc[:1500].to_csv(folder / "a.csv", index=False)
     rows.iloc[1500:3000].to_csv(folder / "b.csv.gz", index=False, compression="gzip")
     rows.iloc[3000:4500].to_parquet(folder / "c.parquet", index=False)
@@ -63,7 +64,8 @@ def test_parquet_in_and_out_with_the_local_engine(store, inputs, tmp_path):
 
 
 def test_a_bad_parquet_value_is_a_skipped_row_or_a_rejection(store, splits, tmp_path):
-    rows = kdd_frame(splits.test).iloc[:20][list(FEATURES)].astype(str)  # numbers written as text, one of them not a number
+    # numbers written as text, one of them not a number
+    rows = kdd_frame(splits.test).iloc[:20][list(FEATURES)].astype(str)
     rows.iloc[4, 2] = "oops"
     rows.to_parquet(tmp_path / "bad.parquet")
     tables = []

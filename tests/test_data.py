@@ -100,7 +100,8 @@ def test_cache_is_rebuilt_when_the_raw_files_change(tmp_path, monkeypatch):
 
 
 def test_raw_lines_parse_labels_without_the_trailing_dot():
-    line = "0,tcp,http,SF,181,5450," + ",".join(["0"] * 16) + ",8,8" + ",0.00" * 7 + ",9,9" + ",1.00,0.00,0.11,0.00,0.00,0.00,0.00,0.00" + ",smurf.\n"
+    line = ("0,tcp,http,SF,181,5450," + ",".join(["0"] * 16) + ",8,8" + ",0.00" * 7 + ",9,9"
+            + ",1.00,0.00,0.11,0.00,0.00,0.00,0.00,0.00" + ",smurf.\n")
     frame = kdd.parse_raw_lines(line.encode())
     assert frame.loc[0, "label"] == "smurf"
     assert frame.shape == (1, 42)

@@ -136,7 +136,8 @@ def test_higher_means_more_anomalous():
     rng = np.random.default_rng(1)
     for name in ("ecod", "knn"):
         detector = create(name).fit(X)
-        inside, outside = detector.decision_function(X[:50]), detector.decision_function(X[:50] + rng.choice([-5.0, 5.0], X[:50].shape))
+        inside, outside = (detector.decision_function(X[:50]),
+                           detector.decision_function(X[:50] + rng.choice([-5.0, 5.0], X[:50].shape)))
         assert (outside > inside).mean() > 0.95, name
 
 

@@ -22,7 +22,8 @@ DETECTOR = "pca"
 @pytest.fixture(scope="module")
 def stored(store, splits) -> dict[str, np.ndarray]:
     """The committed PCA's scores on the test and validation splits: what "my pipeline" hands over."""
-    return {split: score_frame(store, splits.part(split).rows, [DETECTOR])[DETECTOR] for split in ("test", "validation")}
+    return {split: score_frame(store, splits.part(split).rows, [DETECTOR])[DETECTOR]
+            for split in ("test", "validation")}
 
 
 @pytest.fixture

@@ -87,5 +87,6 @@ def test_raw_kdd_lines_score_every_feature_set_and_the_supervised_ceiling(store)
                            name="raw", sink=tables.append)
     assert summary.names == names and not summary.skipped_detectors
     columns = [c for c in tables[0].column_names if c.startswith("score_")]
-    assert {"score_autoencoder", "score_autoencoder@kdd41", "score_supervised", "score_supervised@kdd41"} <= set(columns)
+    assert {"score_autoencoder", "score_autoencoder@kdd41", "score_supervised",
+            "score_supervised@kdd41"} <= set(columns)
     assert all(np.isfinite(tables[0].column(c).to_numpy()).all() for c in columns)

@@ -345,7 +345,8 @@ def test_isolation_forest_gets_its_own_perturbation_explanation(store, splits):
     j = int(np.argmax(np.abs(contributions)))
     typical = x.copy()
     typical[j] = median[j]
-    assert contributions[j] == pytest.approx(iforest.decision_function(x[None, :])[0] - iforest.decision_function(typical[None, :])[0])
+    assert contributions[j] == pytest.approx(iforest.decision_function(x[None, :])[0]
+                                             - iforest.decision_function(typical[None, :])[0])
     assert np.abs(contributions).max() > 0
 
 

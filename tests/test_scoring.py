@@ -65,7 +65,9 @@ def test_header_csv_any_order_passes_columns_through(store, sample):
     assert out["row"].tolist() == list(range(1, len(sample) + 1))
     X = store.feature_set("kdd18").transform(sample[list(FEATURES)].to_numpy())
     for name in FAST:
-        np.testing.assert_allclose(out[f"score_{name}"], store.detector(name).decision_function(X), rtol=1e-5, atol=1e-9)  # float32 sums in other block sizes
+        # float32 sums in other block sizes
+        np.testing.assert_allclose(out[f"score_{name}"], store.detector(name).decision_function(X), rtol=1e-5,
+                                   atol=1e-9)
         assert (out[f"flag_{name}"] == (out[f"score_{name}"] >= summary.thresholds[name])).all()
 
 
@@ -108,7 +110,8 @@ def test_ensemble_from_member_scores_equals_its_own_score(store, sample):
     X = sample[list(FEATURES)].to_numpy()
     scores = core.Scorer(store, ["ensemble", "pca"]).score(X).by_detector
     # float32 networks differ in the last bits with the batch a row is scored in
-    np.testing.assert_allclose(scores["ensemble"], store.detector("ensemble").decision_function(store.feature_set("kdd18").transform(X)),
+    np.testing.assert_allclose(scores["ensemble"],
+                               store.detector("ensemble").decision_function(store.feature_set("kdd18").transform(X)),
                                rtol=1e-4, atol=1e-6)
 
 
@@ -132,7 +135,8 @@ def test_after_an_all_distinct_batch_repeats_are_looked_for_again_every_few_batc
     counted = [s.rows_scored]
     for _ in range(core.DISTINCT_RECHECK):
         got = s.score(repeating).by_detector["pca"]
-        np.testing.assert_allclose(got, pca.decision_function(store.feature_set("kdd18").transform(repeating)), rtol=1e-5, atol=1e-9)
+        np.testing.assert_allclose(got, pca.decision_function(store.feature_set("kdd18").transform(repeating)),
+                                   rtol=1e-5, atol=1e-9)
         counted.append(s.rows_scored)
     scored = np.diff(counted)
     # unchecked batches are scored row by row; then the batch is checked again and its repeats found
@@ -283,7 +287,8 @@ def test_nan_and_empty_found_by_the_fast_path(store, sample):
     frame = sample.iloc[:5].copy()
     frame.loc[frame.index[2], "srv_count"] = np.nan
     summary, _ = score(header_csv(frame).replace(b",,", b",NaN,"), store)
-    assert [p.row for p in summary.problems] == [3] and "srv_count is missing (empty or NaN)" in summary.problems[0].reason
+    assert ([p.row for p in summary.problems] == [3]
+            and "srv_count is missing (empty or NaN)" in summary.problems[0].reason)
 
 
 # ------------------------------------------------------------------ downloads
@@ -317,7 +322,8 @@ def test_thresholds(store):
 
 def run_cli(*args: str, cwd=None) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "anodet", "score", *args], capture_output=True, text=True,
-                          cwd=cwd or ROOT, timeout=300, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(ROOT)})
+                          cwd=cwd or ROOT, timeout=300,
+                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(ROOT)})
 
 
 @pytest.mark.slow

@@ -48,7 +48,8 @@ def copy(clean_env) -> Path:
     (folder / "anodet").mkdir(parents=True)
     shutil.copy(ROOT / "run.sh", folder / "run.sh")
     shutil.copy(ROOT / "anodet" / "__init__.py", folder / "anodet" / "__init__.py")
-    shutil.copytree(ROOT / "anodet" / "access", folder / "anodet" / "access", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(ROOT / "anodet" / "access", folder / "anodet" / "access",
+                    ignore=shutil.ignore_patterns("__pycache__"))
     (folder / ".streamlit").mkdir()
     shutil.copy(ROOT / ".streamlit" / "config.toml", folder / ".streamlit" / "config.toml")
     return folder

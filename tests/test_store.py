@@ -17,7 +17,8 @@ from tests.conftest import ROOT, kdd_frame
 @pytest.fixture(scope="module")
 def small_store(tmp_path_factory):
     root = tmp_path_factory.mktemp("store")
-    train(["pca", "zscore", "iforest", "mahalanobis", "ensemble"], seed=3, store_root=root, train_rows=4000, log=lambda m: None)
+    train(["pca", "zscore", "iforest", "mahalanobis", "ensemble"], seed=3, store_root=root, train_rows=4000,
+          log=lambda m: None)
     return root
 
 
@@ -30,7 +31,8 @@ def test_trained_store_lists_files_hashes_and_metadata(small_store):
     run = json.loads((small_store / "run.json").read_text())
     assert set(run["fit_seconds"]) == set(manifest["detectors"]) and run["fit_seconds"]["pca"] >= 0
     assert set(entry["thresholds"]) == {"reference", "true"}
-    assert {"best_f1", "best_accuracy", "mean_3sigma", "target_fpr", "contamination"} <= set(entry["thresholds"]["true"])
+    assert {"best_f1", "best_accuracy", "mean_3sigma", "target_fpr",
+            "contamination"} <= set(entry["thresholds"]["true"])
     assert manifest["data"]["checksums"]["test"].startswith("547dfb9c")
     assert "scikit-learn" in manifest["versions"]
     # The ensemble keeps those of its default members that exist (autoencoder, bigan, ocsvm are not trained here).

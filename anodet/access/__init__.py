@@ -20,5 +20,5 @@ from anodet.access.permissions import (
 from anodet.access.policy import Policy, PolicyError, load_policy
 
 __all__ = ["ACTIONS", "ADMIN", "ANALYST", "PRIVATE", "ROLES", "SHARING", "TEAM", "VIEWER", "AccessDenied", "Policy",
-           "PolicyError", "Principal", "allowed", "cli_principal", "load_policy", "local_principal", "may_see", "record",
-           "refusal", "require"]
+           "PolicyError", "Principal", "allowed", "cli_principal", "load_policy", "local_principal", "may_see",
+           "record", "refusal", "require"]

@@ -1,4 +1,5 @@
-"""The sign-in gate: with ``[auth]`` in Streamlit's secrets, every page needs sign-in and nothing of the data shows before it.
+"""The sign-in gate: with ``[auth]`` in Streamlit's secrets, every page needs sign-in and nothing of the data \
+shows before it.
 
 app.py calls :func:`gate` right after ``st.set_page_config``, before its navigation and sidebar.
 Sign-in is Streamlit's own OpenID Connect (``st.login`` / ``st.logout`` / ``st.user``, configured

@@ -56,8 +56,8 @@ def run_picker() -> runs.Run | None:
     elif st.session_state.get(RUN_KEY) not in names:
         st.session_state[RUN_KEY] = names[0]
     chosen = st.selectbox("Run", names, key=RUN_KEY,
-                          help="Runs started here (kept in the data folder under benchmarks/) and any folder written by "
-                               "`python -m anodet benchmark -o FOLDER` in the data folder; newest first.")
+                          help="Runs started here (kept in the data folder under benchmarks/) and any folder "
+                               "written by `python -m anodet benchmark -o FOLDER` in the data folder; newest first.")
     ref = refs[names.index(chosen)]
     try:
         return _load(str(ref.folder), ref.stamp, ref.name)
@@ -246,7 +246,8 @@ def datasets(run: runs.Run, protocol: str) -> None:
                  height=min(layout.table_height(len(frame)), 600),
                  column_config={"best ROC AUC": st.column_config.NumberColumn(format="%.4f"),
                                 "choice picked": st.column_config.TextColumn(
-                                    help="The detector the per-dataset choice (family) picked, most often over seeds.")})
+                                    help="The detector the per-dataset choice (family) picked, "
+                                         "most often over seeds.")})
     declared = run.declared(userdata.list_datasets())
     if not declared:
         return

@@ -124,7 +124,8 @@ def _resume() -> None:
     try:
         request = jobs.Request.from_json(doc)
     except (KeyError, TypeError, ValueError):
-        st.session_state[MESSAGE_KEY] = f"The run {name!r} cannot be resumed (its request is unreadable); start a new one."
+        st.session_state[MESSAGE_KEY] = (f"The run {name!r} cannot be resumed (its request is unreadable); "
+                                         "start a new one.")
         return
     _start(request, resume=True)
 
@@ -144,8 +145,8 @@ def run_form(busy: bool) -> None:
     chosen = 0
     if files:
         everything = c1.checkbox(f"All {len(files)} ADBench datasets", value=True, key="bm_all_adbench",
-                                 help="ADBench's classical tabular datasets (the shared folder set by $ANODET_ADBENCH); "
-                                      "untick to choose some.")
+                                 help="ADBench's classical tabular datasets (the shared folder set by "
+                                      "$ANODET_ADBENCH); untick to choose some.")
         if everything:
             chosen += len(files)
         else:

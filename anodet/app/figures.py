@@ -170,7 +170,8 @@ def roc_figure(curves: dict[str, tuple[np.ndarray, np.ndarray]], aucs: dict[str,
                          "mode": "markers", "legendgroup": name, "visible": visible,
                          "showlegend": False, "name": f"{name} at threshold",
                          "marker": {**OPERATING_POINT, "color": colour if not single else THRESHOLD_COLOUR},
-                         "hovertemplate": f"at threshold: FPR {px:.3%}, detection rate %{{y:.3f}}<extra>{name}</extra>"})
+                         "hovertemplate": f"at threshold: FPR {px:.3%}, detection rate "
+                                          f"%{{y:.3f}}<extra>{name}</extra>"})
     xaxis: dict[str, Any] = {"title": {"text": "false-positive rate" + (" (log scale)" if log_fpr else "")},
                              "range": [0, 1]}
     if log_fpr:
@@ -336,7 +337,8 @@ def pair_curves_figure(summaries: dict[str, tuple[tuple[np.ndarray, np.ndarray],
             data.append({"type": "scatter", "x": [pr_point[0]], "y": [pr_point[1]], "mode": "markers",
                          "xaxis": "x2", "yaxis": "y2", "legendgroup": name, "showlegend": False,
                          "marker": {**OPERATING_POINT, "color": colour},
-                         "hovertemplate": "at threshold: recall %{x:.3f}, precision %{y:.3f}<extra>" + name + "</extra>"})
+                         "hovertemplate": "at threshold: recall %{x:.3f}, precision %{y:.3f}<extra>" + name
+                                          + "</extra>"})
     return _figure(data, {
         "title": _title("ROC and precision-recall curves of the pair (× = current thresholds)"), "height": 400,
         "legend": {"orientation": "h", "y": -0.22, "yanchor": "top"},
@@ -373,7 +375,8 @@ def feature_percentile_figure(features: Sequence[str], percentiles: np.ndarray, 
 
 
 def feature_contribution_figure(features: Sequence[str], contributions: np.ndarray, detector: str) -> go.Figure:
-    """Each feature's contribution to a detector's score for one record, largest first (signed: negative pulls it down)."""
+    """Each feature's contribution to a detector's score for one record, largest first \
+(signed: negative pulls it down)."""
     contributions = np.asarray(contributions, dtype=float)
     order = np.argsort(-np.abs(contributions))
     share = contributions / (np.abs(contributions).sum() or 1.0)

@@ -35,7 +35,8 @@ from anodet.scoring import cache as score_cache
 from anodet.scoring import core as scorer
 from anodet.store.core import MANIFEST, Store, StoreError
 
-DATA_FIX = "Run `python -m anodet data` (with `ANODET_KDD_SOURCE` naming the folder or URL of the raw KDD files) to build it."
+DATA_FIX = ("Run `python -m anodet data` (with `ANODET_KDD_SOURCE` naming the folder or URL of the raw KDD files) "
+            "to build it.")
 
 
 _hash_memo: dict[tuple[str, int, int], str] = {}
@@ -122,7 +123,8 @@ def _load_splits(key: str, declaration: str) -> Splits:
 
 
 def get_splits() -> Splits:
-    """The session's dataset's splits (shared by all sessions), in the one dataset model (:mod:`anodet.datasets.model`)."""
+    """The session's dataset's splits (shared by all sessions), in the one dataset model \
+(:mod:`anodet.datasets.model`)."""
     dataset = current_dataset()
     declaration = "" if dataset.builtin else json.dumps(list(declaration_stamp(dataset.key)))
     return _load_splits(dataset.key, declaration)
@@ -316,7 +318,8 @@ def _reference_record(key: str, columns: tuple[str, ...]) -> Any:
 
 
 def get_reference_record(columns: Sequence[str]) -> Any:
-    """A typical normal training record over ``columns`` (medians and most common categories), as a one-row DataFrame."""
+    """A typical normal training record over ``columns`` (medians and most common categories), \
+as a one-row DataFrame."""
     return _reference_record(current_dataset().key, tuple(columns))
 
 

@@ -57,7 +57,8 @@ def record_table(test: Part, scores: np.ndarray, threshold: float, view: str | N
 
 
 def filter_records(table: pd.DataFrame, outcomes_: Sequence[str] | None = None, attacks: Sequence[str] | None = None,
-                   categories: Sequence[str] | None = None, score_range: tuple[float, float] | None = None) -> pd.DataFrame:
+                   categories: Sequence[str] | None = None,
+                   score_range: tuple[float, float] | None = None) -> pd.DataFrame:
     """Rows of a :func:`record_table` matching every given filter (an empty filter keeps all)."""
     keep = np.ones(len(table), dtype=bool)
     if outcomes_:

@@ -339,7 +339,8 @@ def inspect_test(path: Path | str, train: Inspection, label: str | None, normal:
         found = [n for n in names if n.lower() == label.lower()]
         if not found:
             raise DatasetError(f"The test file {path.name} has no label column {label!r}, so nothing could be compared "
-                               f"on labels; add the column, or leave out --label to declare the dataset without labels.")
+                               f"on labels; add the column, or leave out --label to declare the dataset "
+                               "without labels.")
         label_col = found[0]
         types[label_col] = pa.string()
     categorical = [c for c in needed if kinds[c] == "categorical"]

@@ -97,13 +97,14 @@ def read_types(names: list[str], inferred: dict[str, pa.DataType], text: set[str
 
 
 def too_many_rows(path: Path, max_rows: int) -> DatasetError:
-    return DatasetError(f"{path.name} has more than {max_rows:,} rows, the most a dataset declared from the browser may "
-                        "hold; declare it from the command line (python -m anodet dataset add NAME --train FILE), where "
-                        "splits are sampled in bounded memory.")
+    return DatasetError(f"{path.name} has more than {max_rows:,} rows, the most a dataset declared from the browser "
+                        "may hold; declare it from the command line (python -m anodet dataset add NAME --train FILE), "
+                        "where splits are sampled in bounded memory.")
 
 
 def scan(path: Path, names: list[str], types: dict[str, pa.DataType], text_checks: set[str],
-          progress: Callable[[int], None] | None = None, max_rows: int | None = None) -> tuple[int, dict[str, ColumnStats]]:
+          progress: Callable[[int], None] | None = None,
+          max_rows: int | None = None) -> tuple[int, dict[str, ColumnStats]]:
     """(rows, per-column statistics) in one streamed pass over the file; a DatasetError past ``max_rows`` rows."""
     import pyarrow as pa
 

@@ -179,8 +179,8 @@ class UserDataset:
         help_text = "This dataset has no labels."
         if label:
             help_text = (f"Your label column {label['column']!r}: {', '.join(map(repr, label['normal']))} "
-                         f"{self.words.negative}, every other value {'an' if self.words.positive[:1] in 'aeiou' else 'a'}"
-                         f" {self.words.positive}.")
+                         f"{self.words.negative}, every other value "
+                         f"{'an' if self.words.positive[:1] in 'aeiou' else 'a'} {self.words.positive}.")
         numeric = tuple(n for n, k in self.feature_columns if k != "categorical")
         return Declaration(self.name, self.name, (LabelView(LABEL_VIEW, help_text),), self.words, numeric,
                            self.store_root, self.splits, id_column=self.id_column, protocol=self.protocol,
@@ -399,7 +399,8 @@ def train_name(found: Inspection) -> str:
 
 
 def _test_label_counts(test: Path | str, column: str) -> dict[str, int]:
-    """The values of ``column`` in the test file with their counts (to guess the normal value when only it has labels)."""
+    """The values of ``column`` in the test file with their counts \
+(to guess the normal value when only it has labels)."""
     import pyarrow as pa
 
     from anodet.datasets.files import file_columns

@@ -99,9 +99,9 @@ def build_splits(dataset: UserDataset) -> Splits:
     if label and "validation" in labelled_parts:
         y = parts["validation"].label("label")
         if y is not None and not y.any():
-            raise DatasetError(f"Dataset {dataset.name!r} has no {dataset.words.positive} to choose thresholds on (every "
-                               f"labelled row is {dataset.words.negative}); add {dataset.words.positives}, or leave out "
-                               "--label.")
+            raise DatasetError(f"Dataset {dataset.name!r} has no {dataset.words.positive} to choose thresholds on "
+                               f"(every labelled row is {dataset.words.negative}); add {dataset.words.positives}, or "
+                               "leave out --label.")
     if len(parts["train"]) == 0:
         raise DatasetError(f"Dataset {dataset.name!r} has no {dataset.words.negative} rows left to train on.")
     if len(parts["test"]) == 0:
@@ -122,7 +122,8 @@ def _checked(dataset: UserDataset, key: str) -> Any:
     return path
 
 
-def _types(dataset: UserDataset, path: Any, numeric_only: bool) -> tuple[dict[str, pa.DataType], str | None, str | None]:
+def _types(dataset: UserDataset, path: Any,
+           numeric_only: bool) -> tuple[dict[str, pa.DataType], str | None, str | None]:
     """(column → Arrow type to read, the file's label column, the file's id column)."""
     import pyarrow as pa
 

@@ -30,7 +30,8 @@ def agreement_shares(common: np.ndarray) -> np.ndarray:
         return np.where(totals > 0, common / np.where(totals > 0, totals, 1.0), np.nan)
 
 
-def disagreements(scores: Mapping[str, np.ndarray], thresholds: Mapping[str, float], a: str, b: str) -> tuple[np.ndarray, np.ndarray]:
+def disagreements(scores: Mapping[str, np.ndarray], thresholds: Mapping[str, float],
+                  a: str, b: str) -> tuple[np.ndarray, np.ndarray]:
     """Positions (score arrays' rows) flagged by ``a`` but passed by ``b``, and the reverse."""
     flag_a = np.asarray(scores[a]) >= thresholds[a]
     flag_b = np.asarray(scores[b]) >= thresholds[b]

@@ -14,8 +14,10 @@ QUANTILE_PROBS = np.union1d(np.linspace(0.0, 1.0, 101), np.linspace(0.9, 1.0, 20
 """Probabilities at which the manifest keeps validation score quantiles (for FPR/contamination presets)."""
 
 METRIC_HELP = {
-    "roc_auc": "Area under the ROC curve: the chance a random attack scores above a random normal record (1 = perfect, 0.5 = chance).",
-    "pr_auc": "Area under the precision-recall curve (average precision); unlike ROC AUC it reflects how rare attacks are.",
+    "roc_auc": ("Area under the ROC curve: the chance a random attack scores above a random normal record "
+                "(1 = perfect, 0.5 = chance)."),
+    "pr_auc": ("Area under the precision-recall curve (average precision); "
+               "unlike ROC AUC it reflects how rare attacks are."),
     "precision": "Of the records flagged, the share that are attacks.",
     "recall": "Of the attacks, the share flagged (detection rate).",
     "f1": "Harmonic mean of precision and recall.",

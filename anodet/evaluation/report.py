@@ -198,7 +198,8 @@ def facts(dataset: str, view: str | None, detector: str, point: OperatingPoint,
     flagged = np.asarray(scores.test[detector]) >= threshold
     at = _at(vb, detector)
     row = vb.board.loc[detector]
-    at.update({"pauc_max_fpr": at["fpr"] if point.target_fpr is None else point.target_fpr, "tied_with_best": bool(row.get("op_tied", False))})
+    at.update({"pauc_max_fpr": at["fpr"] if point.target_fpr is None else point.target_fpr,
+               "tied_with_best": bool(row.get("op_tied", False))})
     if point.kind == "cost":
         at["expected_cost"] = _f(row["expected_cost"])
     ranked = [n for n in vb.board.index if not store.uses_labels(n)]

@@ -61,7 +61,8 @@ def expand_inputs(patterns: list[str]) -> list[str]:
     for pattern in patterns:
         matches = sorted(glob.glob(pattern)) if glob.has_magic(pattern) else [pattern]
         if not matches:
-            raise InputError(f"No file matches {pattern!r}. Check the pattern (quote it so the shell does not expand it).")
+            raise InputError(f"No file matches {pattern!r}. "
+                             "Check the pattern (quote it so the shell does not expand it).")
         for match in matches:
             if Path(match).is_dir():
                 raise InputError(f"{match} is a folder; name the files in it (e.g. {Path(match) / '*.csv'}).")

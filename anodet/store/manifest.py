@@ -26,7 +26,8 @@ MANIFEST = "manifest.json"
 SIGNATURE = "manifest.sig"
 KEY_ENV = "ANODET_STORE_KEY"
 FORMAT_VERSION = 3
-TRAIN_HINT = "Run `python -m anodet train` to rebuild the store, or `git checkout models_store` to restore the committed one."
+TRAIN_HINT = ("Run `python -m anodet train` to rebuild the store, "
+              "or `git checkout models_store` to restore the committed one.")
 
 
 class StoreError(RuntimeError):

@@ -226,8 +226,8 @@ def recover(root: Path) -> None:
             staging, old = root.parent / record["staging"], root.parent / record["old"]
             new_hash = record["new_manifest"]
         except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise StoreError(f"{journal}, left by an interrupted training, is unreadable ({exc}); nothing was "
-                             f"changed. Check {root} and the hidden folders beside it, then delete {journal}.") from None
+            raise StoreError(f"{journal}, left by an interrupted training, is unreadable ({exc}); nothing was changed. "
+                             f"Check {root} and the hidden folders beside it, then delete {journal}.") from None
         logger.warning("store %s: finishing the swap of a training that was interrupted (pid %s)",
                        root, record.get("pid"))
         _finish(journal, staging, root, old, new_hash)
@@ -238,7 +238,8 @@ def recover(root: Path) -> None:
     if not (root / MANIFEST).exists():
         copies = [p for p in leftovers(root) if (p / MANIFEST).exists()]
         if copies:
-            listed = ", ".join(f"{p} (written {dt.datetime.fromtimestamp((p / MANIFEST).stat().st_mtime):%Y-%m-%d %H:%M})"
+            listed = ", ".join(f"{p} (written "
+                               f"{dt.datetime.fromtimestamp((p / MANIFEST).stat().st_mtime):%Y-%m-%d %H:%M})"
                                for p in copies)
             raise StoreError(f"The store {root} is missing but an interrupted training left {listed}; nothing was "
                              f"deleted. Rename the one to keep to {root} (a `.staging` folder holds the newer "

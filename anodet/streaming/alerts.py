@@ -112,7 +112,8 @@ class AlertFormatter:
                 values = fields[i]
                 cached = fields_json.get(values)
                 if cached is None:
-                    cached = "{" + ", ".join([k + _json_value(v) for k, v in zip(names_json, values, strict=True)]) + "}"
+                    cached = "{" + ", ".join([k + _json_value(v)
+                                              for k, v in zip(names_json, values, strict=True)]) + "}"
                     if len(fields_json) < VALUES_CACHE:
                         fields_json[values] = cached
                 fj = cached

@@ -121,7 +121,8 @@ class Estimate:
     def lines(self) -> list[str]:
         """What ``train`` prints before it starts: one line per detector, then the total."""
         out = [f"estimated fit times (measured costs in {COSTS_FILE.name}; the machine's load scales them):"]
-        out += [f"  {name}: {'up to ' if name in self.upper else ''}{fmt_seconds(s)}" for name, s in self.seconds.items()]
+        out += [f"  {name}: {'up to ' if name in self.upper else ''}{fmt_seconds(s)}"
+                for name, s in self.seconds.items()]
         if self.startup:
             out.append(f"  importing TensorFlow: {fmt_seconds(self.startup)}")
         out.append(f"  total: about {fmt_seconds(self.total)}")

@@ -41,8 +41,8 @@ def header_csv(rows: pd.DataFrame, extra: dict | None = None) -> bytes:
     return frame.to_csv(index=False).encode()
 
 
-EXTREME_VALUES = ["1e308", "-1e308", "1e39", "-1e39", "1.7976931348623157e308", "1e300", "4.9e-324", "2.2250738585072014e-308",
-                  "-0.0", "0", "-1e-300", "123456789012345678901234567890"]
+EXTREME_VALUES = ["1e308", "-1e308", "1e39", "-1e39", "1.7976931348623157e308", "1e300", "4.9e-324",
+                  "2.2250738585072014e-308", "-0.0", "0", "-1e-300", "123456789012345678901234567890"]
 
 
 @pytest.fixture(scope="session")

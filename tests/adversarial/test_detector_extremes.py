@@ -77,5 +77,5 @@ def test_scores_stay_finite_far_outside_the_box(store, name):
     assert np.isfinite(scores).all(), f"{name}: {np.count_nonzero(~np.isfinite(scores))} non-finite scores"
     # a row in a block with such rows gets the score it gets alone
     typical = np.full((1, N_FEATURES), 0.5, np.float32)
-    np.testing.assert_allclose(detector.decision_function(np.vstack([typical, X]))[0], detector.decision_function(typical)[0],
-                               rtol=1e-6)
+    np.testing.assert_allclose(detector.decision_function(np.vstack([typical, X]))[0],
+                               detector.decision_function(typical)[0], rtol=1e-6)

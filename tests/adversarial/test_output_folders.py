@@ -74,7 +74,8 @@ def test_a_rerun_replaces_only_the_parts_its_earlier_summary_lists(tmp_path, inp
     assert code == 0
     assert sorted(p.name for p in out.iterdir()) == ["notes.txt", "part-00000.csv", "part-00001.csv", "summary.json"]
     assert (out / "notes.txt").read_text() == "the user's own notes"
-    assert set(pd.read_csv(out / "part-00000.csv")["src"]) == {"d"} and set(pd.read_csv(out / "part-00001.csv")["src"]) == {"a"}
+    assert (set(pd.read_csv(out / "part-00000.csv")["src"]) == {"d"}
+            and set(pd.read_csv(out / "part-00001.csv")["src"]) == {"a"})
     summary = json.loads((out / "summary.json").read_text())
     assert summary["parts"] == ["part-00000.csv", "part-00001.csv"] and summary["rows_read"] == 600
 

@@ -75,7 +75,8 @@ def on_sign_in_page(page, timeout: float = 120_000) -> str:
 
 def assert_shows_nothing_of_the_data(text: str) -> None:
     assert not re.search(r"\d", text), text  # no count, score, threshold or date
-    for word in ["not found", "KDD", "Overview", "Score a CSV", "Your data", "Dataset", *(display_name(k) for k in REGISTRY)]:
+    for word in ["not found", "KDD", "Overview", "Score a CSV", "Your data", "Dataset",
+                 *(display_name(k) for k in REGISTRY)]:
         assert word.lower() not in text.lower(), (word, text)
 
 

@@ -16,7 +16,8 @@ pytestmark = pytest.mark.e2e
 WIDTHS = (1280, 820)
 PAGES = {"overview": ("", 3), "flagged_records": ("flagged_records", 1), "live_monitor": ("live_monitor", 0)}
 
-CUT_TEXT = """() => [...document.querySelectorAll("[data-testid='stMetricValue'] > div, [data-testid='stMetricLabel'] p")]
+CUT_TEXT = """() => [...document.querySelectorAll(\
+"[data-testid='stMetricValue'] > div, [data-testid='stMetricLabel'] p")]
     .filter(e => e.scrollWidth > e.clientWidth + 1).map(e => e.textContent)"""
 SIDE_BY_SIDE = """() => [...document.querySelectorAll("[data-testid='stMain'] [data-testid='stHorizontalBlock']")]
     .filter(row => !row.querySelector("[data-testid='stMetric']") && !row.querySelector("[data-testid='stButton']"))

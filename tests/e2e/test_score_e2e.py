@@ -109,7 +109,8 @@ def test_hostile_file_names_and_cells_render_as_text(app_url, page, splits, tmp_
     wait_idle(page)
     screenshot(page, "score_csv_hostile_text")
     links = page.locator("a[href*='evil.example']")
-    assert links.count() == 0, [links.nth(i).evaluate("a => a.outerHTML + ' IN ' + a.parentElement.textContent") for i in range(links.count())]
+    assert links.count() == 0, [links.nth(i).evaluate("a => a.outerHTML + ' IN ' + a.parentElement.textContent")
+                                for i in range(links.count())]
     assert page.locator("strong", has_text="fbold").count() == 0
     assert page.locator("strong", has_text="URGENT").count() == 0
     assert page.get_by_text("[click me](https://evil.example/phish)").count() >= 1

@@ -33,7 +33,8 @@ from tests.conftest import kdd_frame, wait_for
 ROOT = Path(__file__).resolve().parents[2]
 BAD_LINES = {  # position in the stream (0-based data line) -> malformed line
     5: b"this is not a record",
-    17: b"0,tcp,http,SF,1,2,0,0,0,0,0,1,0,0,0,0,0,0,0,0,0,0,1,1,x,0.00,0.00,0.00,1.00,0.00,0.00,9,9,1.00,0.00,0.11,0.00,0.00,0.00,0.00,0.00,normal.",
+    17: b"0,tcp,http,SF,1,2,0,0,0,0,0,1,0,0,0,0,0,0,0,0,0,0,1,1,x,0.00,0.00,0.00,1.00,0.00,0.00,9,9,1.00,0.00,0.11,"
+        b"0.00,0.00,0.00,0.00,0.00,normal.",
     300: b"1,2,3",
 }
 
