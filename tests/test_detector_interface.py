@@ -1,4 +1,4 @@
-"""Every detector kind has scikit-learn's shape: \
+"""Every detector kind has scikit-learn's shape:
 clone, get/set_params, fit(X, y=None) returning self, decision_function."""
 
 from __future__ import annotations

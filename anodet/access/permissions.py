@@ -78,8 +78,8 @@ def may_see(principal: Principal | None, owner: str | None, sharing: str | None)
 
 
 def allowed(principal: Principal, action: str, resource_owner: str | None = None) -> bool:
-    """May ``principal`` take ``action`` (on a resource owned by ``resource_owner``)? \
-No audit line: for drawing pages."""
+    """May ``principal`` take ``action`` (on a resource owned by ``resource_owner``)?
+    No audit line: for drawing pages."""
     return refusal(principal, action, None, resource_owner) is None
 
 

@@ -1,4 +1,4 @@
-"""The sign-in gate: with ``[auth]`` in Streamlit's secrets, every page needs sign-in and nothing of the data \
+"""The sign-in gate: with ``[auth]`` in Streamlit's secrets, every page needs sign-in and nothing of the data
 shows before it.
 
 app.py calls :func:`gate` right after ``st.set_page_config``, before its navigation and sidebar.

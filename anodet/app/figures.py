@@ -375,8 +375,8 @@ def feature_percentile_figure(features: Sequence[str], percentiles: np.ndarray, 
 
 
 def feature_contribution_figure(features: Sequence[str], contributions: np.ndarray, detector: str) -> go.Figure:
-    """Each feature's contribution to a detector's score for one record, largest first \
-(signed: negative pulls it down)."""
+    """Each feature's contribution to a detector's score for one record, largest first
+    (signed: negative pulls it down)."""
     contributions = np.asarray(contributions, dtype=float)
     order = np.argsort(-np.abs(contributions))
     share = contributions / (np.abs(contributions).sum() or 1.0)

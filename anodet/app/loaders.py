@@ -123,8 +123,8 @@ def _load_splits(key: str, declaration: str) -> Splits:
 
 
 def get_splits() -> Splits:
-    """The session's dataset's splits (shared by all sessions), in the one dataset model \
-(:mod:`anodet.datasets.model`)."""
+    """The session's dataset's splits (shared by all sessions), in the one dataset model
+    (:mod:`anodet.datasets.model`)."""
     dataset = current_dataset()
     declaration = "" if dataset.builtin else json.dumps(list(declaration_stamp(dataset.key)))
     return _load_splits(dataset.key, declaration)
@@ -318,8 +318,8 @@ def _reference_record(key: str, columns: tuple[str, ...]) -> Any:
 
 
 def get_reference_record(columns: Sequence[str]) -> Any:
-    """A typical normal training record over ``columns`` (medians and most common categories), \
-as a one-row DataFrame."""
+    """A typical normal training record over ``columns`` (medians and most common categories),
+    as a one-row DataFrame."""
     return _reference_record(current_dataset().key, tuple(columns))
 
 

@@ -1,4 +1,4 @@
-"""Column names, numeric and text columns, the reference's 18 features, label views and attack categories \
+"""Column names, numeric and text columns, the reference's 18 features, label views and attack categories
 of KDD Cup 99."""
 
 from __future__ import annotations

@@ -399,8 +399,8 @@ def train_name(found: Inspection) -> str:
 
 
 def _test_label_counts(test: Path | str, column: str) -> dict[str, int]:
-    """The values of ``column`` in the test file with their counts \
-(to guess the normal value when only it has labels)."""
+    """The values of ``column`` in the test file with their counts
+    (to guess the normal value when only it has labels)."""
     import pyarrow as pa
 
     from anodet.datasets.files import file_columns

@@ -1,4 +1,4 @@
-"""The one detector interface (scikit-learn's shape): \
+"""The one detector interface (scikit-learn's shape):
 ``fit(X, y=None)``, ``decision_function`` higher = more anomalous."""
 
 from __future__ import annotations
@@ -80,8 +80,8 @@ class Detector(ABC):
         """One float per record, higher = more anomalous; shape ``(n,)``."""
 
     def score(self, X: np.ndarray) -> np.ndarray:
-        """Deprecated alias of :meth:`decision_function` (scikit-learn's ``score`` is a metric); \
-kept for one release."""
+        """Deprecated alias of :meth:`decision_function` (scikit-learn's ``score`` is a metric);
+        kept for one release."""
         warnings.warn(f"{type(self).__name__}.score(X) is deprecated: call decision_function(X) (higher = more "
                       "anomalous); score will be removed in the next release", FutureWarning, stacklevel=2)
         return self.decision_function(X)

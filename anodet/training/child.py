@@ -72,8 +72,8 @@ def train_in_child(name: str, detectors: list[str] | None, seed: int, log: Calla
                    should_stop: Callable[[], bool] | None = None) -> dict[str, Any]:
     """:func:`anodet.training.datasets.run_training` in a child process (the arguments are its own); returns its
     manifest, raises :class:`ChildFailed` with the one sentence saying why it failed, or
-    :class:`~anodet.training.datasets.Cancelled` once ``should_stop()`` turned true and the child was ended. \
-An exception raised by ``log`` or ``progress`` ends the
+    :class:`~anodet.training.datasets.Cancelled` once ``should_stop()`` turned true and the child was ended.
+    An exception raised by ``log`` or ``progress`` ends the
     child too, and is raised here."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (str(PROJECT_ROOT), os.environ.get("PYTHONPATH"))
                                                        if p)}

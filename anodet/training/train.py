@@ -85,8 +85,8 @@ class Corpus:
 
     ``splits`` are the dataset's parts (:class:`anodet.datasets.model.Splits`; a view whose validation
     part has no labels gets only the unlabelled threshold presets). ``labelled()`` gives (rows,
-    1 = attack) for the supervised ceiling, or None when there are no labels. \
-``row_caps`` bounds the training rows per detector kind (large user datasets);
+    1 = attack) for the supervised ceiling, or None when there are no labels.
+    ``row_caps`` bounds the training rows per detector kind (large user datasets);
     ``skip`` names detector kinds left out, each with the reason.
     """
 
