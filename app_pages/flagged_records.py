@@ -34,7 +34,11 @@ with top[1]:
     st.markdown(f"**{textsafe.markdown_text(loaders.display_name(name))}** flags "
                 f"**{int((table['score'] >= threshold).sum()):,}** of "
                 f"{len(table):,} test records at threshold **{threshold:.6g}**: this session's threshold for it "
-                f"under the **{view}** label view (the validation best-F1 one of that view until you move it).")
+                f"under the **{view}** label view ("
+                + ("moved by hand" if name in ui.moved([name], view) else
+                   "chosen on the validation split for the operating point, "
+                   + textsafe.markdown_text(ui.operating_point().describe()))
+                + ").")
     st.page_link("app_pages/threshold_explorer.py", label="Move the threshold in the threshold explorer",
                  icon=":material/tune:")
 

@@ -81,7 +81,7 @@ def _problem_table(problems) -> None:
 
 def _preset_label(choice: str, store, view: str) -> str:
     if choice == EXPLORER:
-        return "as set in the threshold explorer"
+        return "in force: the operating point's (or moved by hand)"
     value = store.thresholds(store.names[0], view).get(choice)
     return f"preset: {choice}" + (f" (e.g. {loaders.display_name(store.names[0])} {value:.4g})"
                                   if value is not None else "")
@@ -159,8 +159,9 @@ c2, c3 = st.columns(2)
 threshold_source = c2.selectbox(
     "Thresholds", [EXPLORER, *presets], key="score_threshold_source",
     format_func=lambda p: _preset_label(p, store, view),
-    help=f"The threshold explorer's per-detector thresholds (this session, {view} view), or a preset chosen on the "
-         "validation split:  \n" + "  \n".join(f"**{k}**: {v}" for k, v in PRESET_HELP.items()))
+    help=f"The thresholds in force on every page (this session, {view} view): each detector's for the sidebar's "
+         "operating point, or the one moved by hand in the threshold explorer; or a preset chosen on the validation "
+         "split:  \n" + "  \n".join(f"**{k}**: {v}" for k, v in PRESET_HELP.items()))
 policy = c3.radio("Rows that cannot be scored", ["skip", "reject"], key="score_policy", horizontal=True,
                   format_func=lambda p: {"skip": "skip and list them", "reject": "reject the file"}[p])
 
