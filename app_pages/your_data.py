@@ -15,12 +15,13 @@ import pandas as pd
 import streamlit as st
 
 from anodet import textsafe
-from anodet.access import ADMIN, PRIVATE, SHARING, TEAM, AccessDenied, refusal
-from anodet.app import scores_form, session_files, state
+from anodet.access import ADMIN, PRIVATE, SHARING, AccessDenied, refusal
+from anodet.app import dataset_access, scores_form, session_files, state
 from anodet.datasets import catalog, inspection, inspection_cache, ownership, uploads, userdata
 from anodet.datasets.errors import DatasetError
 from anodet.datasets.model import PROTOCOLS
 from anodet.detectors import display_name
+from anodet.evaluation import comparison
 from anodet.evaluation.leaderboard import boards_on_test
 from anodet.external import kept as external_kept
 from anodet.external.view import with_externals
@@ -38,9 +39,8 @@ NONE = "(none)"
 GEN_KEY = "yd_upload_generation"  # bumped after a dataset is added, so the uploaders and options start empty again
 PICK_KEY = "yd_pick"  # a dataset to select in the list on the next run (set before the selectbox exists)
 ADDED_KEY = "yd_added"
-DELETED_KEY = "yd_deleted"
-BOARD_COLUMNS = ["detector", "roc_auc", "pr_auc", "f1", "precision", "recall", "fpr", "share_flagged", "threshold",
-                 "uses_labels"]
+BOARD_COLUMNS = ["detector", "roc_auc", "pr_auc", "f1", "precision", "recall", "caught", "fpr", "share_flagged",
+                 "threshold", "uses_labels"]
 
 
 # the command line's options as this page's fields, for the library's sentences
@@ -60,7 +60,6 @@ def _say(message: object, *paths: tuple[Path | None, str]) -> str:
     return text(textsafe.without_paths(out))
 
 
-SHARING_WORDS = {PRIVATE: "only its owner and the admins", TEAM: "everyone signed in"}
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
@@ -107,8 +106,17 @@ def show_leaderboard(name: str, dataset: userdata.UserDataset) -> None:
     except (DatasetError, StoreError) as exc:
         st.error(_say(exc))
         return
+    if {"tp", "fn"} <= set(board.columns):  # the count each recall rests on
+        board = board.assign(caught=[f"{int(tp):,} / {int(tp + fn):,}" for tp, fn in zip(board["tp"], board["fn"],
+                                                                                         strict=True)])
     shown = board[[c for c in BOARD_COLUMNS if c in board.columns]]
     shown = shown.assign(detector=shown["detector"].str.removesuffix(f" · {name}"))
+    if {"tp", "fn", "fp", "tn"} <= set(board.columns) and len(board):
+        first = board.iloc[0]
+        small = comparison.small_sample(int(first["tp"] + first["fn"]), int(first["fp"] + first["tn"]),
+                                        dataset.declaration().words.positives)
+        if small:
+            st.warning(text(small), icon=":material/warning:")
     if "roc_auc" in shown.columns:
         unsupervised = shown[~shown["uses_labels"].astype(bool)]
         ranked = unsupervised if len(unsupervised) else shown
@@ -129,6 +137,8 @@ def show_leaderboard(name: str, dataset: userdata.UserDataset) -> None:
         "f1": st.column_config.NumberColumn("F1", format="%.3f"),
         "precision": st.column_config.NumberColumn("precision", format="%.3f"),
         "recall": st.column_config.NumberColumn("recall", format="%.3f"),
+        "caught": st.column_config.TextColumn("caught", help="Anomalies flagged / all anomalies in the test split: "
+                                                              "what the recall rests on."),
         "fpr": st.column_config.NumberColumn("FPR", format="%.4f"),
         "share_flagged": st.column_config.NumberColumn("flagged", format="percent"),
         "uses_labels": st.column_config.CheckboxColumn("labels", help="Ticked: the supervised ceiling, trained on "
@@ -136,7 +146,7 @@ def show_leaderboard(name: str, dataset: userdata.UserDataset) -> None:
         "threshold": st.column_config.NumberColumn("threshold", format="%.4g"),
     })
     st.caption("Test split of the dataset; metrics at each detector's default threshold, chosen on the validation "
-               "split. Score files with `python -m anodet score --dataset "
+               "split. Open it on every page for the intervals, ties and an operating point of your own. Score files with `python -m anodet score --dataset "
                f"{text(name)} FILE -o OUT`.")
 
     def _show_everywhere() -> None:
@@ -184,55 +194,6 @@ def show_progress(name: str) -> None:
     panel()
 
 
-def ownership_controls(name: str, dataset: userdata.UserDataset) -> None:
-    """Who owns the dataset and who sees it; its owner or an admin changes the sharing and deletes it (asked
-    first)."""
-    me = state.principal()
-    owner, sharing = ownership.owner_of(dataset.doc), ownership.sharing_of(dataset.doc)
-    manages = me.role == ADMIN or (owner is not None and owner == me.id)
-    st.caption(f"Declared by {text(owner or 'an unknown owner (admins manage it)')}; seen by "
-               f"{SHARING_WORDS[sharing]}.")
-    if not manages:
-        return
-    c1, c2 = st.columns([3, 1])
-    chosen = c1.radio("Who sees it", SHARING, index=SHARING.index(sharing), horizontal=True,
-                      key=f"yd_sharing_{name}_{sharing}", format_func=lambda v: SHARING_WORDS[v].capitalize(),
-                      help="Private: only its owner and the admins see it anywhere (the sidebar's switch, this list). "
-                           "Everyone signed in: they see it and its detectors, but only its owner or an admin "
-                           "replaces, trains or deletes it.")
-    if chosen != sharing:
-        try:
-            ownership.share(name, chosen, me)
-        except (DatasetError, AccessDenied) as exc:
-            st.error(_say(exc))
-        else:
-            st.rerun()
-    confirm_key = "yd_confirm_delete"
-    if st.session_state.get(confirm_key) != name:
-        if c2.button("Delete…", icon=":material/delete:", key=f"yd_delete_{name}",
-                     help="Removes its declaration, splits, trained detectors and kept files; asks first."):
-            st.session_state[confirm_key] = name
-            st.rerun()
-        return
-    st.warning(f"Delete dataset **{text(name)}** for everyone? Its declaration, splits, trained detectors and kept "
-               "files are removed; this cannot be undone.", icon=":material/delete_forever:")
-    b1, b2 = st.columns(2)
-    if b1.button(f"Delete {name}", type="primary", icon=":material/delete_forever:", key=f"yd_delete_yes_{name}"):
-        st.session_state.pop(confirm_key, None)
-        try:
-            jobs.delete_dataset(name, me)
-        except (DatasetError, AccessDenied) as exc:
-            st.error(_say(exc))
-            return
-        st.session_state[DELETED_KEY] = name
-        if st.session_state.get(state.DATASET_KEY) == name:
-            st.session_state[state.DATASET_KEY] = catalog.KDD
-        st.rerun()
-    if b2.button("Keep it", icon=":material/undo:", key=f"yd_delete_no_{name}"):
-        st.session_state.pop(confirm_key, None)
-        st.rerun()
-
-
 def show_dataset(name: str) -> None:
     try:
         dataset = userdata.load(name)
@@ -241,7 +202,7 @@ def show_dataset(name: str) -> None:
         return
     with st.expander("Declaration", expanded=False):
         st.code("\n".join(dataset.lines()), language=None)
-    ownership_controls(name, dataset)
+    dataset_access.ownership_controls(name, dataset)
     job = jobs.get(name)
     if job is not None and job.active:
         show_progress(name)
@@ -433,7 +394,7 @@ def add_section() -> None:
                    "name.")
     else:
         sharing = st.radio("Who sees it", SHARING, horizontal=True, key=f"yd_sharing_new_{gen}",
-                           format_func=lambda v: SHARING_WORDS[v].capitalize(),
+                           format_func=lambda v: dataset_access.SHARING_WORDS[v].capitalize(),
                            help="Private (the default): only you and the admins see it. You can change it later.")
     if st.button("Confirm and add the dataset", type="primary", icon=":material/check:", key=f"yd_add_{gen}"):
         if name in jobs.running():
@@ -467,7 +428,7 @@ st.markdown("Bring your own records, confirm the columns anodet infers, and trai
 added = st.session_state.pop(ADDED_KEY, None)
 if added:
     st.success(f"Dataset {text(added)} added. Train it below.")
-deleted = st.session_state.pop(DELETED_KEY, None)
+deleted = st.session_state.pop(dataset_access.DELETED_KEY, None)
 if deleted:
     st.success(f"Dataset {text(deleted)} deleted: its declaration, splits, trained detectors and kept files.")
 

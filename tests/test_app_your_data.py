@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from anodet.datasets import userdata
 from anodet.detectors import REGISTRY
 from anodet.training import jobs
 from tests.conftest import wdbc_frame
@@ -134,6 +135,9 @@ def test_wdbc_upload_confirm_train_leaderboard(page, data_dir):
     assert not problems(at) and not errors(at), (problems(at), errors(at))
     board = table(at, "roc_auc")
     assert len(board) == len(FAST) and board["roc_auc"].max() >= 0.95, board
+    anomalies = int(userdata.load("wdbc").splits().test.label("label").sum())  # WDBC's test split: a handful
+    assert board["caught"].str.endswith(f"/ {anomalies:,}").all()  # each recall with the count it rests on
+    assert any(f"only {anomalies:,} anomalies" in w.value for w in at.warning)  # too few to rank on, said so
     best = {m.label: m.value for m in at.metric}["Best test ROC AUC"]
     assert float(best) >= 0.95
     assert table(at, "trained")["trained"][0]
