@@ -1,6 +1,7 @@
 """The command line: ``python -m anodet {train,evaluate,data,dataset,score,stream,benchmark}``.
 
-Building the parser imports nothing heavy; each subcommand's module is imported only when it runs.
+Building the parser imports nothing heavy: only the subcommand being run gets its options (so only its
+module is imported), and each subcommand's module is imported only when it runs.
 """
 
 from __future__ import annotations
@@ -11,12 +12,11 @@ import importlib
 import logging
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
-from anodet.datasets.kdd import SOURCE_ENV, DataError
 from anodet.datasets.kdd_schema import LABEL_VIEWS
 from anodet.detectors import REGISTRY
-from anodet.store.core import StoreError
 
 SUBCOMMAND_MODULES = {
     "score": "anodet.commands.score",
@@ -49,6 +49,8 @@ def detector_name(value: str) -> str:
 
 
 def _add_data_source(parser: argparse.ArgumentParser) -> None:
+    from anodet.datasets.kdd import SOURCE_ENV
+
     parser.add_argument("--data-source", metavar="FOLDER|URL",
                         help=f"where the raw KDD files are (default: ${SOURCE_ENV} or the official archive)")
 
@@ -57,11 +59,20 @@ def _add_store(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--store", metavar="DIR", help="model store folder (default: $ANODET_STORE or models_store/)")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser of every subcommand; with ``command``, only that one gets its options (the others are listed
+    with their help: what ``python -m anodet --help`` shows is the same), so running one builds no other."""
     parser = argparse.ArgumentParser(prog="python -m anodet", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
+    for name, help_text, add in _SUBCOMMANDS:
+        subparser = sub.add_parser(name, help=help_text)
+        if command is None or command == name:
+            add(subparser)
+    parser.add_argument("-v", "--verbose", action="store_true", help="log what happens (to stderr)")
+    return parser
 
-    train = sub.add_parser("train", help="Build the data, train detectors and write the model store.")
+
+def _add_train(train: argparse.ArgumentParser) -> None:
     train.add_argument("--detectors", type=detector_list, help="comma-separated names (default: all)")
     train.add_argument("--seed", type=int, default=0, help="random seed (same seed, same models)")
     train.add_argument("--feature-sets", type=lambda v: [s.strip() for s in v.split(",") if s.strip()],
@@ -76,7 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_source(train)
     _add_store(train)
 
-    ev = sub.add_parser("evaluate", help="Print the leaderboard on the test split for both label views.")
+
+def _add_evaluate(ev: argparse.ArgumentParser) -> None:
     ev.add_argument("--detectors", type=detector_list, help="comma-separated names (default: all in the store)")
     ev.add_argument("--dataset", metavar="NAME", help="the leaderboard of a user dataset's store on its test split")
     from anodet.commands import evaluate
@@ -85,25 +97,25 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_source(ev)
     _add_store(ev)
 
-    data = sub.add_parser("data", help="Fetch, verify and cache the KDD splits (and the dashboard's scores on them).")
+
+def _add_data(data: argparse.ArgumentParser) -> None:
     data.add_argument("--rebuild", action="store_true", help="rebuild the cached splits")
     data.add_argument("--no-scores", action="store_true",
                       help="do not score the test and validation splits with the model store for the dashboard")
     _add_data_source(data)
     _add_store(data)
 
+
+def _add_dataset(parser: argparse.ArgumentParser) -> None:
     from anodet.commands import dataset
 
-    dataset.add_arguments(sub.add_parser("dataset", help="Declare, list, show and delete user datasets (bring your "
-                                                         "own data)."))
-    _add_score(sub.add_parser("score", help="Score CSV files with the pretrained detectors."))
-    _add_stream(sub.add_parser("stream", help="Stream records through a detector and raise alerts."))
-    from anodet.commands.benchmark import add_arguments as add_benchmark
+    dataset.add_arguments(parser)
 
-    add_benchmark(sub.add_parser("benchmark", help="Benchmark the detector family (and PyOD's detectors) on a suite "
-                                 "of labelled datasets."))
-    parser.add_argument("-v", "--verbose", action="store_true", help="log what happens (to stderr)")
-    return parser
+
+def _add_benchmark(parser: argparse.ArgumentParser) -> None:
+    from anodet.commands.benchmark import add_arguments
+
+    add_arguments(parser)
 
 
 def _add_thresholds(parser: argparse.ArgumentParser) -> None:
@@ -290,7 +302,7 @@ def _fill_score_cache(splits, store_root: str | None) -> None:
     """Score the splits the dashboard reads with the model store, once per store (its first page then draws
     without scoring). A missing or unusable store only skips this: the data itself is ready."""
     from anodet.scoring import cache as score_cache
-    from anodet.store.core import Store
+    from anodet.store.core import Store, StoreError
 
     try:
         store = Store.open(Path(store_root) if store_root else None)
@@ -306,8 +318,38 @@ def _fill_score_cache(splits, store_root: str | None) -> None:
         print(f"    scores: cached for this store ({len(store.names)} detectors)")
 
 
+_SUBCOMMANDS: tuple[tuple[str, str, Callable[[argparse.ArgumentParser], None]], ...] = (
+    ("train", "Build the data, train detectors and write the model store.", _add_train),
+    ("evaluate", "Print the leaderboard on the test split for both label views.", _add_evaluate),
+    ("data", "Fetch, verify and cache the KDD splits (and the dashboard's scores on them).", _add_data),
+    ("dataset", "Declare, list, show and delete user datasets (bring your own data).", _add_dataset),
+    ("score", "Score CSV files with the pretrained detectors.", _add_score),
+    ("stream", "Stream records through a detector and raise alerts.", _add_stream),
+    ("benchmark", "Benchmark the detector family (and PyOD's detectors) on a suite of labelled datasets.",
+     _add_benchmark),
+)
+"""Subcommands in the order ``--help`` lists them: name, help, and what adds their options."""
+
+
+def _command_of(argv: list[str]) -> str | None:
+    """The subcommand ``argv`` runs (its first word that is not an option), or None."""
+    return next((a for a in argv if not a.startswith("-")), None)
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    """The raw-data and model-store errors (one sentence, exit 2), from their modules where those are loaded:
+    an error of a module that was never imported was never raised."""
+    found = []
+    for module, name in (("anodet.datasets.kdd", "DataError"), ("anodet.store.manifest", "StoreError")):
+        loaded = sys.modules.get(module)
+        if loaded is not None:
+            found.append(getattr(loaded, name))
+    return tuple(found)
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser(_command_of(argv)).parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, stream=sys.stderr,
                         format="%(levelname)s %(name)s: %(message)s")
     handlers = {"train": _cmd_train, "data": _cmd_data}
@@ -323,10 +365,12 @@ def main(argv: list[str] | None = None) -> int:
             raise
         _drop_stdout()
         return 0
-    except (DataError, StoreError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except ValueError as exc:  # a DatasetError (one sentence about the user's data), or an unknown name
+    except Exception as exc:
+        if isinstance(exc, _user_errors()):
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        if not isinstance(exc, ValueError):  # a ValueError may be a DatasetError (one sentence about the user's data)
+            raise
         from anodet.datasets.errors import DatasetError
 
         if not isinstance(exc, DatasetError) and args.command != "dataset" and not getattr(args, "dataset", None):

@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from anodet.detectors.base import Detector, as_matrix, load_arrays, save_arrays
 from anodet.detectors.numpy_program import NUMPY_ACTIVATIONS, Step, check_program, run_program
@@ -67,6 +66,8 @@ def _batches(X: np.ndarray, batch_size: int, rng: np.random.Generator):
 
 
 def _epochs(n: int, label: str):
+    from tqdm.auto import tqdm  # training only: scoring never draws a bar
+
     return tqdm(range(n), desc=label, unit="epoch", leave=False, disable=not sys.stderr.isatty())
 
 
