@@ -180,12 +180,10 @@ def distinct_rows(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(index of the first occurrence of each distinct row, row → distinct index), exactly.
 
     Every value's bits are mixed (xor-shift-multiply, over the whole matrix at once) and each row
-    hashed to 64 bits as a weighted sum of them (one integer matrix-vector product), then factorised.
+    hashed to 64 bits as a weighted sum of them (one integer matrix-vector product), then grouped.
     Rows the hash put together are checked against each other and, on a collision, the grouping is
-    redone exactly with pandas; when every row is distinct nothing was put together.
+    redone exactly on the rows themselves; when every row is distinct nothing was put together.
     """
-    import pandas as pd
-
     X = np.ascontiguousarray(X, dtype=np.float64)
     if X.shape[1] > len(_ROW_WEIGHTS):
         return _distinct_rows_exactly(X)
@@ -195,8 +193,7 @@ def distinct_rows(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         bits *= _MIX
         bits ^= bits >> np.uint64(29)
         h = bits @ _ROW_WEIGHTS[: X.shape[1]]
-    codes = pd.factorize(h)[0]
-    first = np.unique(codes, return_index=True)[1]
+    first, codes = _in_order(*np.unique(h, return_index=True, return_inverse=True)[1:])
     if len(first) == len(X):
         return first, codes
     shared = np.bincount(codes)[codes] > 1  # rows grouped with another: are they really equal?
@@ -206,11 +203,16 @@ def distinct_rows(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _distinct_rows_exactly(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`distinct_rows` by pandas' exact grouping (slower; for hash collisions)."""
-    import pandas as pd
+    """:func:`distinct_rows` by comparing whole rows (slower; for hash collisions)."""
+    return _in_order(*np.unique(X + 0.0, axis=0, return_index=True, return_inverse=True)[1:])
 
-    codes = pd.DataFrame(X + 0.0).groupby(list(range(X.shape[1])), sort=False, dropna=False).ngroup().to_numpy()
-    return np.unique(codes, return_index=True)[1], codes
+
+def _in_order(first: np.ndarray, inverse: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``np.unique``'s groups (first index of each, row → group) renumbered in order of first occurrence."""
+    order = np.argsort(first, kind="stable")
+    rank = np.empty_like(order)
+    rank[order] = np.arange(len(order))
+    return first[order], rank[inverse.reshape(-1)]
 
 
 def encode_chunk(encoder: Any, chunk: Any, rows: np.ndarray) -> np.ndarray:
@@ -225,6 +227,9 @@ def encode_chunk(encoder: Any, chunk: Any, rows: np.ndarray) -> np.ndarray:
 
     every_row = len(rows) == len(chunk.features)  # the usual chunk: no row to leave out, nothing to gather
     features = chunk.features if every_row else chunk.features[rows]
+    if not encoder.categorical and all(c in position for c in encoder.columns):  # numbers only: taken at once
+        taken = [position[c] for c in encoder.columns]
+        return features if taken == list(range(features.shape[1])) else features[:, taken]
     text_rows = None if every_row else rows
 
     def column(name: str) -> Any:

@@ -14,6 +14,7 @@ import contextlib
 import csv
 import errno
 import gzip
+import io
 import os
 import queue
 import secrets
@@ -21,15 +22,15 @@ import sys
 import threading
 import zlib
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
+from anodet.reader.arrays import float_values
 from anodet.reader.layout import RANGE_COLUMN, ROW_COLUMN, STATUS_COLUMN
-from anodet.textsafe import neutralise_table
+from anodet.textsafe import neutralise_arrow, neutralise_table
 
 RESULT_COLUMNS = (ROW_COLUMN, STATUS_COLUMN, RANGE_COLUMN)
 """Columns every results file holds: an existing file whose header has them (and a score column) is anodet's."""
@@ -64,8 +65,13 @@ class CsvSink:
     Formatting numbers as text is as costly as scoring them, so chunks are written by a
     background thread while the next chunk is parsed and scored (at most two chunks wait), and
     formatted by polars' CSV writer, which needs less CPU time than pyarrow's for the same
-    shortest round-trip numbers. Text is quoted only where CSV needs it; a float column whose values
+    shortest round-trip numbers (polars is imported by that thread as soon as the sink exists,
+    while the models load). Text is quoted only where CSV needs it; a float column whose values
     in a chunk are all whole numbers is written without ``.0`` (``128``, as the input had it).
+
+    A chunk handed over with the input lines it was parsed from (every row valid, one line each,
+    no cell that could run as a formula) keeps those lines as they were read and has only its
+    result columns formatted: the input columns are copied, not parsed numbers printed again.
     """
 
     def __init__(self, target: str | os.PathLike | IO[bytes], compresslevel: int = 3) -> None:
@@ -78,12 +84,19 @@ class CsvSink:
         self._thread = threading.Thread(target=self._work, name="anodet-csv-writer", daemon=True)
         self._thread.start()
 
-    def __call__(self, table: pa.Table) -> None:
+    takes_lines = True
+    """:func:`anodet.scoring.files.score_source` hands this sink each chunk's input lines too."""
+
+    def __call__(self, table: pa.Table, lines: bytes | None = None, inputs: int = 0) -> None:
+        """Queue ``table`` for writing; ``lines``: the input rows as read, one per line, when the table's
+        first ``inputs`` columns are those rows (written as read)."""
         if self._error is not None:
             raise self._error
-        self._queue.put(table)
+        self._queue.put((table, lines, inputs))
 
     def _work(self) -> None:
+        with contextlib.suppress(ImportError):  # load it while the models load; a missing polars fails on writing
+            import polars  # noqa: F401
         while True:
             item = self._queue.get()
             if item is None:
@@ -91,26 +104,32 @@ class CsvSink:
             if self._error is not None:
                 continue
             try:
-                self._write(item)
+                self._write(*item)
             except BaseException as exc:
                 self._error = exc
 
-    def _write(self, table: pa.Table) -> None:
-        import polars as pl  # only when results are written: ~0.2 s to import
+    def _write(self, table: pa.Table, lines: bytes | None, inputs: int) -> None:
+        import polars as pl
 
-        table = for_download(table)
-        header = self._schema is None
-        if header:
+        if self._schema is None:
             if isinstance(self._target, (str, os.PathLike)):
                 path = str(self._target)
                 self._file = (gzip.open(path, "wb", compresslevel=self._compresslevel)  # type: ignore[assignment]
                               if path.endswith(".gz") else open(path, "wb"))
             else:
                 self._file = self._target
-            self._schema = table.schema
-        frame = pl.from_arrow(whole_numbers_as_integers(table.cast(self._schema)))
+            header = for_download(table.slice(0, 0))
+            self._schema = header.schema
+            _frame(header).write_csv(self._file, include_header=True)
+        body = _as_read(table, lines, inputs) if lines is not None else None
+        if body is not None:
+            assert self._file is not None
+            self._file.write(body)
+            return
+        table = for_download(table).cast(self._schema)
+        frame = pl.from_arrow(whole_numbers_as_integers(table))
         assert isinstance(frame, pl.DataFrame)  # a table gives a frame (a lone array would give a Series)
-        frame.write_csv(self._file, include_header=header)
+        frame.write_csv(self._file, include_header=False)
 
     def close(self) -> None:
         """Finish writing (waits for the queued chunks); raise any error the writer met."""
@@ -128,6 +147,63 @@ class CsvSink:
             raise self._error
 
 
+def _frame(table: pa.Table):  # -> polars.DataFrame
+    import polars as pl
+
+    frame = pl.from_arrow(table)
+    assert isinstance(frame, pl.DataFrame)
+    return frame
+
+
+def _line_ends(data: bytes) -> np.ndarray:
+    """Positions of the line feeds in ``data``."""
+    return np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == 10)
+
+
+def _binary(data: bytes, ends: np.ndarray) -> pa.Array:
+    """The lines of ``data`` (each with its line feed) as one Arrow binary array, without copying."""
+    offsets = np.zeros(len(ends) + 1, dtype=np.int32)
+    offsets[1:] = ends + 1
+    return pa.Array.from_buffers(pa.binary(), len(ends), [None, pa.py_buffer(offsets), pa.py_buffer(data)])
+
+
+def _as_read(table: pa.Table, lines: bytes, inputs: int) -> bytes | None:
+    """The CSV text of ``table``: each input line as read, a comma, its result columns as formatted; None
+    when the lines cannot be used (a cell to neutralise, a line end other than LF or CRLF, blank lines)."""
+    if has_formula_text(table.select(range(inputs))):
+        return None
+    if b"\r" in lines:
+        lines = lines.replace(b"\r\n", b"\n")
+        if b"\r" in lines:
+            return None
+    if not lines.endswith(b"\n"):
+        lines += b"\n"
+    ends = _line_ends(lines)
+    results = io.BytesIO()
+    _frame(whole_numbers_as_integers(table.select(range(inputs, table.num_columns)))).write_csv(
+        results, include_header=False)
+    text = results.getvalue()
+    result_ends = _line_ends(text)
+    n = table.num_rows
+    if len(ends) != n or len(result_ends) != n or len(lines) + len(text) + n >= 2**31:
+        return None
+    comma = pa.Array.from_buffers(pa.binary(), n, [None, pa.py_buffer(np.arange(n + 1, dtype=np.int32)),
+                                                  pa.py_buffer(b"," * n)])
+    joined = pc.binary_join_element_wise(pc.binary_slice(_binary(lines, ends), 0, -1), _binary(text, result_ends),
+                                         comma)
+    offsets = np.frombuffer(joined.buffers()[1], dtype=np.int32, count=n + 1, offset=joined.offset * 4)
+    return joined.buffers()[2].to_pybytes()[offsets[0]:offsets[-1]]
+
+
+def has_formula_text(table: pa.Table) -> bool:
+    """Whether a text cell of ``table`` would be neutralised (:func:`anodet.textsafe.neutralise_arrow`)."""
+    for column in table.columns:
+        if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+            if neutralise_arrow(column) is not column:
+                return True
+    return False
+
+
 def whole_numbers_as_integers(table: pa.Table) -> pa.Table:
     """``table`` with each float column whose values are all whole numbers (and exact as integers) cast to
     int64, so a count read as ``128`` is written back as ``128``, not ``128.0``."""
@@ -135,10 +211,16 @@ def whole_numbers_as_integers(table: pa.Table) -> pa.Table:
     for i, column in enumerate(columns):
         if not pa.types.is_floating(column.type) or column.null_count == len(column):
             continue
-        values = pc.drop_null(column).to_numpy()
-        if np.all(np.abs(values) <= 2**53) and np.array_equal(values, np.trunc(values)):
+        values = float_values(column if column.type == pa.float64() else pc.cast(column, pa.float64()))
+        values = values[~np.isnan(values)] if column.null_count else values
+        if _whole(values[:64]) and _whole(values):  # a score column fails on its first values
             columns[i] = pc.cast(column, pa.int64())
     return pa.table(columns, names=table.column_names)
+
+
+def _whole(values: np.ndarray) -> bool:
+    """Every value a whole number that int64 holds exactly."""
+    return bool(np.all(np.abs(values) <= 2**53) and np.array_equal(values, np.trunc(values)))
 
 
 class ParquetSink:
@@ -146,9 +228,11 @@ class ParquetSink:
 
     def __init__(self, target: str | os.PathLike) -> None:
         self._target = target
-        self._writer: pq.ParquetWriter | None = None
+        self._writer: Any = None  # a pyarrow.parquet.ParquetWriter once the first chunk arrives
 
     def __call__(self, table: pa.Table) -> None:
+        import pyarrow.parquet as pq  # here: CSV results never need it
+
         table = for_download(table)
         if self._writer is None:
             self._writer = pq.ParquetWriter(self._target, table.schema, compression="zstd")
@@ -173,6 +257,8 @@ def written_by_anodet(path: Path) -> bool:
         with open(path, "rb") as f:
             head = f.read(HEADER_BYTES)
         if head.startswith(b"PAR1"):
+            import pyarrow.parquet as pq
+
             names = pq.read_schema(path).names
         else:
             if head.startswith(b"\x1f\x8b"):
