@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     store = Store.open()
     frame = distinct_rows(args.rows)
     fraction = distinct_fraction(frame)
-    test = load_splits().test
+    test = load_splits().test.rows
     repeat_rows = test.iloc[np.random.default_rng(1).integers(0, len(test), args.rows)]
 
     rows = []
