@@ -185,14 +185,9 @@ def distinct_rows(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     redone exactly on the rows themselves; when every row is distinct nothing was put together.
     """
     X = np.ascontiguousarray(X, dtype=np.float64)
-    if X.shape[1] > len(_ROW_WEIGHTS):
+    h = row_hashes(X)
+    if h is None:
         return _distinct_rows_exactly(X)
-    bits = (X + 0.0).view(np.uint64)  # + 0.0: -0.0 and 0.0 are the same value; a copy we may scramble
-    with np.errstate(over="ignore"):
-        bits ^= bits >> np.uint64(31)
-        bits *= _MIX
-        bits ^= bits >> np.uint64(29)
-        h = bits @ _ROW_WEIGHTS[: X.shape[1]]
     first, codes = _in_order(*np.unique(h, return_index=True, return_inverse=True)[1:])
     if len(first) == len(X):
         return first, codes
@@ -200,6 +195,18 @@ def distinct_rows(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     if not (X[first[codes[shared]]] == X[shared]).all():
         return _distinct_rows_exactly(X)
     return first, codes
+
+
+def row_hashes(X: np.ndarray) -> np.ndarray | None:
+    """A 64-bit hash of each row of a float64 matrix (equal rows, equal hashes), or None if it is too wide."""
+    if X.shape[1] > len(_ROW_WEIGHTS):
+        return None
+    bits = (X + 0.0).view(np.uint64)  # + 0.0: -0.0 and 0.0 are the same value; a copy we may scramble
+    with np.errstate(over="ignore"):
+        bits ^= bits >> np.uint64(31)
+        bits *= _MIX
+        bits ^= bits >> np.uint64(29)
+        return bits @ _ROW_WEIGHTS[: X.shape[1]]
 
 
 def _distinct_rows_exactly(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -324,11 +331,16 @@ class Scorer:
         if self._unchecked:  # recent batches were all but distinct: score this one as it is
             self._unchecked -= 1
             return self._scores(self._score_distinct(X_raw))
+        if not self._cache:
+            hashes = row_hashes(X_raw)  # distinct hashes are distinct rows (a collision only lowers the count)
+            if hashes is not None and np.count_nonzero(np.diff(np.sort(hashes))) + 1 > 0.9 * len(X_raw):
+                # Nearly all distinct and nothing remembered: the cache would only cost time. A big batch
+                # says so for the next few too (a stream's small batches are checked every time).
+                self._unchecked = DISTINCT_RECHECK - 1 if len(X_raw) >= RECHECK_MIN_ROWS else 0
+                return self._scores(self._score_distinct(X_raw))
         first, inverse = distinct_rows(X_raw)
         distinct = X_raw[first]
         if len(distinct) > 0.9 * len(X_raw) and not self._cache:
-            # Nearly all distinct and nothing remembered: the cache would only cost time. A big batch
-            # says so for the next few too (a stream's small batches are checked every time).
             self._unchecked = DISTINCT_RECHECK - 1 if len(X_raw) >= RECHECK_MIN_ROWS else 0
             results = self._score_distinct(distinct)
         else:
