@@ -45,7 +45,9 @@ from anodet.scoring.core import default_detectors, plan  # noqa: E402
 from bench.inputs import write_csv  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "score.md"
-ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(ROOT)}
+ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+ENV.update({"TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(ROOT)})
+"""The commands run as a user's do: Python caches their bytecode (the first, warm-up run writes it)."""
 
 
 def run(args: list[str], poll: float = 0.05) -> tuple[float, float, str]:

@@ -173,7 +173,21 @@ def score_frame(store: Any, frame: Any, names: list[str] | None = None) -> dict[
 
 
 _MIX = np.uint64(0xBF58476D1CE4E5B9)
-_ROW_WEIGHTS = np.random.default_rng(0x5EED).integers(1, 2**62, 512, dtype=np.int64).astype(np.uint64) * 2 + 1
+
+
+def _odd_weights(n: int) -> np.ndarray:
+    """``n`` fixed, well-mixed odd 64-bit weights (splitmix64 of 1..n; no numpy.random to import)."""
+    with np.errstate(over="ignore"):
+        z = np.arange(1, n + 1, dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15)
+        z ^= z >> np.uint64(30)
+        z *= _MIX
+        z ^= z >> np.uint64(27)
+        z *= np.uint64(0x94D049BB133111EB)
+        z ^= z >> np.uint64(31)
+    return z | np.uint64(1)
+
+
+_ROW_WEIGHTS = _odd_weights(512)
 
 
 def distinct_rows(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -104,13 +104,15 @@ class CsvSink:
             if self._error is not None:
                 continue
             try:
-                self._write(*item)
+                self._write(item)
             except BaseException as exc:
                 self._error = exc
 
-    def _write(self, table: pa.Table, lines: bytes | None, inputs: int) -> None:
+    def _write(self, item: tuple[pa.Table, bytes | None, int]) -> None:
+        """Write one queued chunk: (results table, its input lines or None, how many input columns it starts with)."""
         import polars as pl
 
+        table, lines, inputs = item
         if self._schema is None:
             if isinstance(self._target, (str, os.PathLike)):
                 path = str(self._target)
