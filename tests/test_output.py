@@ -111,3 +111,31 @@ def test_lines_that_cannot_be_copied_are_formatted(store, splits, tmp_path):
     rows = pacsv.read_csv(pa.py_buffer(_scored_csv(store, b"\n".join(bad) + b"\n", tmp_path)))
     assert rows.column("row").to_pylist() == list(range(1, 31))
     assert rows.column("status").to_pylist()[3].startswith("skipped: ")
+
+
+def test_small_chunks_are_written_byte_for_byte_as_polars_writes_them():
+    """A chunk of a few rows is formatted in Python (no polars import for a 3-row file): the same bytes."""
+    import io
+
+    import polars as pl
+
+    from anodet.scoring.output import _python_csv
+
+    rng = np.random.default_rng(1)
+    n = 40_000
+    floats = rng.random(n) * np.power(10.0, rng.integers(-320, 309, n).astype(float))
+    floats[:12] = [0.0, -0.0, 1e-5, 9.999999999999999e-06, 1e-4, 1e15, 1e16, 9999999999999998.0, 5e-324,
+                   np.inf, -np.inf, np.nan]
+    floats[12:4000] = np.round(floats[12:4000] % 1e17)  # whole numbers of every size
+    text = ["ok", "a,b", 'say "hi"', "line\nbreak", "cr\rx", " lead", "", "'=x", "é", "#x"]
+    table = pa.table({
+        "score, of x": pa.array(floats, mask=np.arange(n) % 97 == 3),
+        "row": pa.array(np.arange(n) - 5),
+        "flag": pa.array(floats > 1, mask=np.arange(n) % 89 == 1),
+        "note": pa.array([text[i % len(text)] for i in range(n)], mask=np.arange(n) % 83 == 2),
+        'say "x"': pa.array([text[i % len(text)] for i in range(n)], pa.large_string()),
+    })
+    for header in (True, False):
+        expected = io.BytesIO()
+        pl.from_arrow(table).write_csv(expected, include_header=header)
+        assert _python_csv(table, header) == expected.getvalue()

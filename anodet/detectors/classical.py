@@ -3,8 +3,9 @@
 Every detector's learned state is stored as plain arrays in ``state.npz`` (read with
 ``allow_pickle=False``). The One-Class SVM, Isolation Forest and Local Outlier Factor are fitted
 with scikit-learn, but only the arrays their scores need are kept, and they are scored from those
-(:mod:`anodet.detectors.fast`), so loading them never imports scikit-learn (the trees and LOF's
-neighbour search import the part of it they use on their first score).
+(:mod:`anodet.detectors.from_arrays`), so loading them never imports scikit-learn, nor does scoring
+them (the trees are walked in numpy, :mod:`anodet.detectors.forest`), but for LOF's neighbour search,
+imported on its first score.
 
 Scoring runs block by block on every core (:mod:`anodet.detectors.parallel`), in float32 with
 a float64 retry for rows whose float32 score overflows. The scorers built from the arrays are
@@ -230,7 +231,7 @@ class _ArrayModel(Detector):
 
     :meth:`_arrays` takes the arrays from the fitted estimator; :meth:`_use` builds the scorer
     from them (after fit and after load, so both score the same way, without the estimator). After
-    fitting, the scorer is checked against the estimator on probe rows (:func:`anodet.detectors.fast.check`).
+    fitting, the scorer is checked against the estimator on probe rows (:func:`anodet.detectors.from_arrays.check`).
     The estimator itself (``model_``) is kept only in the process that fitted it.
     """
 
@@ -275,7 +276,7 @@ class _ArrayModel(Detector):
 class OneClassSVMDetector(_ArrayModel):
     """RBF One-Class SVM on a random subset of distinct normals; score = minus the decision value.
 
-    Stored: support vectors, dual coefficients, intercept and gamma (:class:`~anodet.detectors.fast.RBFDecision`).
+    Stored: support vectors, dual coefficients, intercept and gamma (:class:`~anodet.detectors.from_arrays.RBFDecision`).
     """
 
     name = "ocsvm"
@@ -308,7 +309,7 @@ class IsolationForestDetector(_ArrayModel):
     """Isolation Forest; score = minus scikit-learn's ``score_samples`` (shorter paths score higher).
 
     Stored: the trees' node arrays with the leaf table ``depth + c(n) - 1`` per leaf, and the
-    normalising denominator ``n_trees * c(max_samples)`` (:class:`~anodet.detectors.fast.TreeEnsemble`).
+    normalising denominator ``n_trees * c(max_samples)`` (:class:`~anodet.detectors.from_arrays.TreeEnsemble`).
     """
 
     name = "iforest"
@@ -361,7 +362,7 @@ class LocalOutlierFactorDetector(_ArrayModel):
     """Local Outlier Factor in novelty mode, fitted on a random subset of distinct normals.
 
     Stored: the fitted rows, their k-distances and local reachability densities, and k
-    (:class:`~anodet.detectors.fast.LOFScores`).
+    (:class:`~anodet.detectors.from_arrays.LOFScores`).
     """
 
     name = "lof"

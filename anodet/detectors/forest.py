@@ -71,9 +71,7 @@ class Forest:
         self.tree = tree
         self.depth = self._depths()
         self.max_depth = int(self.depth.max()) if n else 0
-        inner = ~self.leaf
-        self.compare_calls = len(np.unique(self.depth[inner] * (int(self.feature.max(initial=0)) + 1)
-                                           + self.feature[inner]))
+        self._compare_calls = 0
         self._plan: _Plan | None = None
         self._lock = threading.Lock()
 
@@ -89,6 +87,15 @@ class Forest:
         return depth
 
     @property
+    def compare_calls(self) -> int:
+        """Comparison calls :meth:`bitsliced` makes per block: one per (depth, feature) with splits there."""
+        if not self._compare_calls:
+            inner = ~self.leaf
+            self._compare_calls = len(np.unique(self.depth[inner] * (int(self.feature.max(initial=0)) + 1)
+                                                + self.feature[inner]))
+        return self._compare_calls
+
+    @property
     def bitsliceable(self) -> bool:
         """Whether :meth:`bitsliced` applies: the path table stays small."""
         return self.n_trees << self.max_depth <= MAX_PATH_TABLE
@@ -96,7 +103,8 @@ class Forest:
     def total(self, X: np.ndarray) -> np.ndarray:
         """Per row (float32 matrix): the sum over trees, in their order, of the value at the leaf it reaches."""
         walk_steps = len(X) * self.n_trees * self.max_depth
-        if walk_steps > WALK_STEPS_PER_CALL * self.compare_calls and self.bitsliceable and not np.isnan(X).any():
+        if (walk_steps > WALK_STEPS_PER_CALL * self.max_depth and walk_steps > WALK_STEPS_PER_CALL * self.compare_calls
+                and self.bitsliceable and not np.isnan(X).any()):
             return np.concatenate([self.bitsliced(X[i:i + BITSLICE_ROWS]) for i in range(0, len(X), BITSLICE_ROWS)])
         return self.walk(X)
 

@@ -23,7 +23,7 @@ class SupervisedForest(_ArrayModel):
     """Random forest on labelled records (normal vs attack); score = attack probability.
 
     Stored: the trees' node arrays with each leaf's attack probability
-    (:class:`~anodet.detectors.fast.TreeEnsemble`); the score is their mean over the trees, summed
+    (:class:`~anodet.detectors.from_arrays.TreeEnsemble`); the score is their mean over the trees, summed
     in the trees' order as ``predict_proba`` does with one thread.
     """
 

@@ -15,6 +15,7 @@ import csv
 import errno
 import gzip
 import io
+import math
 import os
 import queue
 import secrets
@@ -65,9 +66,10 @@ class CsvSink:
     Formatting numbers as text is as costly as scoring them, so chunks are written by a
     background thread while the next chunk is parsed and scored (at most two chunks wait), and
     formatted by polars' CSV writer, which needs less CPU time than pyarrow's for the same
-    shortest round-trip numbers (polars is imported by that thread as soon as the sink exists,
-    while the models load). Text is quoted only where CSV needs it; a float column whose values
-    in a chunk are all whole numbers is written without ``.0`` (``128``, as the input had it).
+    shortest round-trip numbers. A chunk of a few rows is formatted in Python, to the same bytes
+    (:func:`csv_text`): importing polars would take longer than scoring it. Text is quoted only
+    where CSV needs it; a float column whose values in a chunk are all whole numbers is written
+    without ``.0`` (``128``, as the input had it).
 
     A chunk handed over with the input lines it was parsed from (every row valid, one line each,
     no cell that could run as a formula) keeps those lines as they were read and has only its
@@ -95,8 +97,6 @@ class CsvSink:
         self._queue.put((table, lines, inputs))
 
     def _work(self) -> None:
-        with contextlib.suppress(ImportError):  # load it while the models load; a missing polars fails on writing
-            import polars  # noqa: F401
         while True:
             item = self._queue.get()
             if item is None:
@@ -110,8 +110,6 @@ class CsvSink:
 
     def _write(self, item: tuple[pa.Table, bytes | None, int]) -> None:
         """Write one queued chunk: (results table, its input lines or None, how many input columns it starts with)."""
-        import polars as pl
-
         table, lines, inputs = item
         if self._schema is None:
             if isinstance(self._target, (str, os.PathLike)):
@@ -122,16 +120,13 @@ class CsvSink:
                 self._file = self._target
             header = for_download(table.slice(0, 0))
             self._schema = header.schema
-            _frame(header).write_csv(self._file, include_header=True)
+            self._file.write(csv_text(header, include_header=True))  # type: ignore[union-attr]
+        assert self._file is not None
         body = _as_read(table, lines, inputs) if lines is not None else None
         if body is not None:
-            assert self._file is not None
             self._file.write(body)
             return
-        table = for_download(table).cast(self._schema)
-        frame = pl.from_arrow(whole_numbers_as_integers(table))
-        assert isinstance(frame, pl.DataFrame)  # a table gives a frame (a lone array would give a Series)
-        frame.write_csv(self._file, include_header=False)
+        self._file.write(csv_text(whole_numbers_as_integers(for_download(table).cast(self._schema))))
 
     def close(self) -> None:
         """Finish writing (waits for the queued chunks); raise any error the writer met."""
@@ -149,12 +144,75 @@ class CsvSink:
             raise self._error
 
 
-def _frame(table: pa.Table):  # -> polars.DataFrame
+PYTHON_ROWS = 256
+"""Chunks of at most this many rows are formatted in Python (:func:`csv_text`), larger ones by polars."""
+
+
+def csv_text(table: pa.Table, include_header: bool = False) -> bytes:
+    """``table`` as CSV text, exactly as polars' ``write_csv`` writes it (shortest round-trip numbers, text
+    quoted where needed); a small table of the column types results hold is formatted in Python without
+    importing polars (``tests/test_output.py`` checks the bytes are polars')."""
+    if table.num_rows <= PYTHON_ROWS:
+        text = _python_csv(table, include_header)
+        if text is not None:
+            return text
     import polars as pl
 
     frame = pl.from_arrow(table)
-    assert isinstance(frame, pl.DataFrame)
-    return frame
+    assert isinstance(frame, pl.DataFrame)  # a table gives a frame (a lone array would give a Series)
+    out = io.BytesIO()
+    frame.write_csv(out, include_header=include_header)
+    return out.getvalue()
+
+
+def _python_csv(table: pa.Table, include_header: bool) -> bytes | None:
+    """:func:`csv_text` in Python for int64, float64, bool and text columns (None for any other table)."""
+    columns: list[list[str]] = []
+    for column in table.columns:
+        kind = column.type
+        values = column.to_pylist()
+        if kind == pa.float64():
+            columns.append(["" if v is None else polars_float(v) for v in values])
+        elif kind == pa.int64():
+            columns.append(["" if v is None else str(v) for v in values])
+        elif kind == pa.bool_():
+            columns.append(["" if v is None else ("true" if v else "false") for v in values])
+        elif kind in (pa.string(), pa.large_string()):
+            columns.append(["" if v is None else _quoted(v) for v in values])
+        else:
+            return None
+    names = table.column_names
+    if include_header and not all(names):
+        return None  # polars names an unnamed column itself
+    lines = [",".join(_quoted(n) for n in names)] if include_header else []
+    lines.extend(",".join(row) for row in zip(*columns, strict=True))
+    return "".join(line + "\n" for line in lines).encode("utf-8")
+
+
+def _quoted(text: str) -> str:
+    """A text field as polars writes it: quoted (quotes doubled) when it holds a comma, quote or line break,
+    or is empty."""
+    if not text or any(c in text for c in ',"\n\r'):
+        return '"' + text.replace('"', '""') + '"'
+    return text
+
+
+def polars_float(x: float) -> str:
+    """A float64 as polars writes it: the shortest text that reads back as ``x``, in positional notation for
+    1e-5 <= |x| < 1e16 (``123.0``, ``0.000015``) and scientific otherwise (``1e-7``, ``1.5e+16``)."""
+    if x != x:
+        return "NaN"
+    if x in (math.inf, -math.inf):
+        return "inf" if x > 0 else "-inf"
+    text = repr(x)  # Python's shortest round-trip digits; positional for 1e-4 <= |x| < 1e16
+    if "e" not in text:
+        return text
+    mantissa, exponent = text.split("e")
+    power = int(exponent)
+    if power == -5:
+        sign = "-" if mantissa.startswith("-") else ""
+        return f"{sign}0.0000{mantissa.lstrip('-').replace('.', '')}"
+    return f"{mantissa}e{'+' if power >= 0 else '-'}{abs(power)}"
 
 
 def _line_ends(data: bytes) -> np.ndarray:
@@ -181,10 +239,7 @@ def _as_read(table: pa.Table, lines: bytes, inputs: int) -> bytes | None:
     if not lines.endswith(b"\n"):
         lines += b"\n"
     ends = _line_ends(lines)
-    results = io.BytesIO()
-    _frame(whole_numbers_as_integers(table.select(range(inputs, table.num_columns)))).write_csv(
-        results, include_header=False)
-    text = results.getvalue()
+    text = csv_text(whole_numbers_as_integers(table.select(range(inputs, table.num_columns))))
     result_ends = _line_ends(text)
     n = table.num_rows
     if len(ends) != n or len(result_ends) != n or len(lines) + len(text) + n >= 2**31:
