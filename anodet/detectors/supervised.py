@@ -82,4 +82,4 @@ class SupervisedForest(_ArrayModel):
         # predict_proba), so a row scores the same whichever block or thread it is in.
         self._trees.prepare()
         n_trees = self._trees.n_trees
-        return map_rows(lambda b: self._trees.total(b) / n_trees, X, block=65_536)
+        return map_rows(lambda b: self._trees.total(b) / n_trees, X)

@@ -138,7 +138,7 @@ def score_rows(store: Any, rows: Any, names: list[str] | None = None,
     any_saturated = np.zeros(n, dtype=bool)
     inputs = {}
     for fs in encoder.sets:
-        got = encoder.transform(M, fs)
+        got = _transform(encoder, M, fs)
         inputs[fs] = got
         out_of_range |= got.out_of_range
         any_saturated |= got.saturated
@@ -164,6 +164,18 @@ def score_rows(store: Any, rows: Any, names: list[str] | None = None,
     if any_saturated.any():
         logger.info("%d row(s) far outside the training range scored +inf", int(any_saturated.sum()))
     return Scores(by_detector, out_of_range, any_saturated)
+
+
+def _transform(encoder: Any, M: np.ndarray, feature_set: str) -> Any:
+    """``encoder.transform(M, feature_set)`` in row blocks on every core (it works row by row: the same result)."""
+    from anodet.detectors.parallel import map_blocks
+    from anodet.features.encoding import SetInput
+
+    parts = map_blocks(lambda block: encoder.transform(block, feature_set), M)
+    if len(parts) == 1:
+        return parts[0]
+    return SetInput(np.concatenate([p.X for p in parts]), np.concatenate([p.out_of_range for p in parts]),
+                    np.concatenate([p.saturated for p in parts]))
 
 
 def score_frame(store: Any, frame: Any, names: list[str] | None = None) -> dict[str, np.ndarray]:

@@ -1,8 +1,8 @@
 """Score an input file or upload chunk by chunk: read → score → hand each results chunk to a sink.
 
 Every input row ends up in the results exactly once: scored, or skipped with its row number
-and the reason. Reading (a background thread), scoring (both cores) and writing (the sink's own
-thread) overlap, so a large file costs about as long as its slowest stage.
+and the reason. Reading and encoding (a background thread), scoring (both cores) and writing (the
+sink's own thread) overlap, so a large file costs about as long as its slowest stage.
 """
 
 from __future__ import annotations
@@ -237,7 +237,12 @@ def score_source(
     else:
         chunks = read_chunks(source, name, chunk_bytes, limits, on_layout, lambda f: fraction.__setitem__(0, f),
                              schema)
-    for chunk in prefetch(chunks):
+    def encoded(chunks: Iterator[Chunk]) -> Iterator[tuple[Chunk, np.ndarray, np.ndarray]]:
+        for chunk in chunks:  # in the reading thread, while the main one scores the chunk before
+            good = np.flatnonzero(chunk.valid)
+            yield chunk, good, scorer.encode_chunk(chunk, good)
+
+    for chunk, good, X in prefetch(encoded(chunks)):
         n = len(chunk)
         bad = np.flatnonzero(~chunk.valid)
         problems = [RowProblem(chunk.first_row + int(i), chunk.reasons[i] or "") for i in bad]
@@ -247,8 +252,6 @@ def score_source(
         summary.rows_read += n
         summary.rows_skipped += len(bad)
         summary.rows_scored += n - len(bad)
-        good = np.flatnonzero(chunk.valid)
-        X = scorer.encode_chunk(chunk, good)
         scores = fail_closed(scorer.score(X), chunk.fail_closed[good])
         summary.fail_closed += int(chunk.fail_closed.sum())
         summary.out_of_range += int(scores.out_of_range.sum())
