@@ -5,14 +5,14 @@ are bit for bit those of ``score_samples`` / ``predict_proba``), neither importi
 
 * :meth:`Forest.walk`: every tree at once, one level at a time (gather each row's node, its
   feature, its threshold; step left or right). Cheap to start, so it scores small batches.
-* :meth:`Forest.bitsliced`: every split compared with every row, 64 rows to a machine word. For
-  each feature, its splits' thresholds (sorted) are compared with the feature's column in one
-  broadcast and packed into bits; then, level by level, the rows that reach a node (a bit mask)
-  are split into the rows that go right (mask AND comparison) and left (the rest), and the rights
-  of each level make one bit of the row's path. The path (left/right at each level, zeros after the
-  leaf) indexes a table of leaf values. No step depends on a row's earlier step, so it runs as long
-  vector operations; for shallow trees with ~100 splits (Isolation Forests) it does a row's
-  ~1,000 comparisons faster than a branching walk does its ~10.
+* :meth:`Forest.bitsliced`: every split compared with every row, 64 rows to a machine word. At
+  each depth, each feature's splits there are compared with the feature's column in one broadcast
+  and packed into bits; the rows that reach a node (a bit mask) are split into those that go right
+  (mask AND comparison) and left (the rest), and the rights of each depth make one bit of the row's
+  path. The path (left/right at each depth, zeros after the leaf) indexes a table of leaf values,
+  summed tree after tree in the stored order. No step depends on a row's earlier step, so it runs
+  as long vector operations: it makes ten times the comparisons a walk makes, each far cheaper
+  (figures: ``bench/results/detectors.md``).
 
 Thresholds are compared in float32: scikit-learn sends a float32 value ``x`` left when
 ``x <= t`` (``t`` a float64); with ``t32`` the largest float32 not above ``t``, ``x <= t`` exactly
@@ -34,7 +34,7 @@ VALUE_ROWS = 1_024
 """Rows whose leaf values are looked up at a time (the per-tree indexes stay in cache)."""
 WALK_STEPS_PER_CALL = 1_000
 """The walk is used while it takes fewer (row, tree, depth) steps than this many per comparison call the
-bit-sliced scorer makes (one per depth and feature, measured ~1,000 steps each on the KDD forests)."""
+bit-sliced scorer makes (one per depth and feature): where the two cost the same on the KDD forests."""
 MAX_PATH_TABLE = 1 << 22
 """Largest leaf-value table (trees × 2**depth entries) the bit-sliced scorer builds; deeper forests are walked."""
 

@@ -1,7 +1,7 @@
 """Arrow arrays to and from numpy through their buffers, without pyarrow importing pandas.
 
-``pa.array``, ``pa.scalar`` and ``to_numpy`` look for pandas on first use and import it (~0.25 s),
-so a command that scores three rows would spend most of its time loading a library it never calls.
+``pa.array``, ``pa.scalar`` and ``to_numpy`` look for pandas on first use and import it, so a
+command that scores three rows would spend most of its time loading a library it never calls.
 These helpers build and read the few layouts the scoring path uses (float64, int64, bool, UTF-8 text,
 each with an optional validity mask) straight from their buffers.
 """

@@ -318,8 +318,8 @@ def release_memory() -> None:
 
     glibc keeps freed blocks in per-thread arenas; without this the resident size of a long run
     creeps up with every chunk even though the working set does not grow. Trimming costs more than
-    it looks (the pages given back are faulted in again by the next chunk: ~17 ms a 4 MB chunk, as
-    long as scoring it with PCA), so it is done only once RSS has grown by :data:`RELEASE_GROWTH`.
+    it looks (the pages given back are faulted in again by the next chunk, which can take as long as
+    scoring it with a fast detector), so it is done only once RSS has grown by :data:`RELEASE_GROWTH`.
     """
     global _libc
     resident = _resident_bytes()
