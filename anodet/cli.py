@@ -1,6 +1,7 @@
 """The command line: ``python -m anodet {train,evaluate,report,data,dataset,external,score,stream,benchmark}``.
 
-Building the parser imports nothing heavy; each subcommand's module is imported only when it runs.
+Building the parser imports nothing heavy: only the subcommand being run gets its options (so only its
+module is imported), and each subcommand's module is imported only when it runs.
 """
 
 from __future__ import annotations
@@ -12,16 +13,14 @@ import logging
 import os
 import re
 import sys
-from pathlib import Path
+from collections.abc import Callable
 
-from anodet.datasets.kdd import SOURCE_ENV, DataError
 from anodet.datasets.kdd_schema import LABEL_VIEWS
 from anodet.detectors import known_kinds
-from anodet.detectors.plugins import PluginError
-from anodet.store.core import StoreError
-from anodet.training.estimates import DEFAULT_PRESET, PRESETS
 
 SUBCOMMAND_MODULES = {
+    "train": "anodet.commands.train",
+    "data": "anodet.commands.data",
     "score": "anodet.commands.score",
     "stream": "anodet.commands.stream",
     "evaluate": "anodet.commands.evaluate",
@@ -73,6 +72,8 @@ def stored_name(value: str) -> str:
 
 
 def _add_data_source(parser: argparse.ArgumentParser) -> None:
+    from anodet.datasets.kdd import SOURCE_ENV
+
     parser.add_argument("--data-source", metavar="FOLDER|URL",
                         help=f"where the raw KDD files are (default: ${SOURCE_ENV} or the official archive)")
 
@@ -81,14 +82,25 @@ def _add_store(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--store", metavar="DIR", help="model store folder (default: $ANODET_STORE or models_store/)")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser of every subcommand; with ``command``, only that one gets its options (the others are listed
+    with their help: what ``python -m anodet --help`` shows is the same), so running one builds no other."""
     parser = argparse.ArgumentParser(
         prog="python -m anodet", description=__doc__,
         epilog="The command line acts as the operator: it has full access (the admin role) to the data folder, "
                "whatever the app's access policy says, and its dataset changes go to the audit log as cli:ACCOUNT.")
     sub = parser.add_subparsers(dest="command", required=True)
+    for name, help_text, add in _SUBCOMMANDS:
+        subparser = sub.add_parser(name, help=help_text)
+        if command is None or command == name:
+            add(subparser)
+    parser.add_argument("-v", "--verbose", action="store_true", help="log what happens (to stderr)")
+    return parser
 
-    train = sub.add_parser("train", help="Build the data, train detectors and write the model store.")
+
+def _add_train(train: argparse.ArgumentParser) -> None:
+    from anodet.training.estimates import DEFAULT_PRESET, PRESETS
+
     train.add_argument("--detectors", type=detector_list, help="comma-separated names (default: the --preset's)")
     train.add_argument("--preset", choices=list(PRESETS),
                        help="; ".join(f"{k}: {v}" for k, v in PRESETS.items())
@@ -97,7 +109,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--feature-sets", type=lambda v: [s.strip() for s in v.split(",") if s.strip()],
                        help="comma-separated feature sets to train on (default: all built in, kdd18,kdd41)")
     train.add_argument("--train-rows", type=int, help="train on a random subset of this many normals (quick runs)")
-    train.add_argument("--epochs", type=int, help="train the neural detectors for exactly this many epochs, without early stopping (quick runs)")
+    train.add_argument("--epochs", type=int,
+                       help="train the neural detectors for exactly this many epochs, without early stopping (quick "
+                            "runs)")
     train.add_argument("--lock-timeout", type=float, metavar="S",
                        help="when another training holds the store: wait at most S seconds (0: refuse at once; "
                             "default: wait)")
@@ -119,8 +133,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_source(train)
     _add_store(train)
 
-    ev = sub.add_parser("evaluate", help="Print the leaderboard on the test split for every label view, with 95 %% "
-                                         "intervals; --fpr/--budget/--cost rank at an operating point.")
+
+def _add_evaluate(ev: argparse.ArgumentParser) -> None:
     ev.add_argument("--detectors", type=stored_list, help="comma-separated names (default: all in the store and the "
                     "dataset's external detectors)")
     ev.add_argument("--dataset", metavar="NAME", help="the leaderboard of a user dataset's store on its test split")
@@ -130,35 +144,37 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_source(ev)
     _add_store(ev)
 
-    from anodet.commands.report import add_arguments as add_report
 
-    add_report(sub.add_parser("report", help="Write the decision report on one detector at an operating point "
-                                             "(HTML and/or Markdown)."))
-
-    data = sub.add_parser("data", help="Fetch, verify and cache the KDD splits (and the dashboard's scores on them).")
+def _add_data(data: argparse.ArgumentParser) -> None:
     data.add_argument("--rebuild", action="store_true", help="rebuild the cached splits")
     data.add_argument("--no-scores", action="store_true",
                       help="do not score the test and validation splits with the model store for the dashboard")
     _add_data_source(data)
     _add_store(data)
 
+
+def _add_dataset(parser: argparse.ArgumentParser) -> None:
     from anodet.commands import dataset
 
-    dataset.add_arguments(sub.add_parser("dataset", help="Declare, list, show and delete user datasets (bring your "
-                                                         "own data)."))
+    dataset.add_arguments(parser)
+
+
+def _add_report(parser: argparse.ArgumentParser) -> None:
+    from anodet.commands.report import add_arguments
+
+    add_arguments(parser)
+
+
+def _add_external(parser: argparse.ArgumentParser) -> None:
     from anodet.commands import external
 
-    external.add_arguments(sub.add_parser(
-        "external", help="Add, list and remove external detectors: scores made elsewhere, compared with anodet's on a "
-                         "dataset's test split."))
-    _add_score(sub.add_parser("score", help="Score CSV files with the pretrained detectors."))
-    _add_stream(sub.add_parser("stream", help="Stream records through a detector and raise alerts."))
-    from anodet.commands.benchmark import add_arguments as add_benchmark
+    external.add_arguments(parser)
 
-    add_benchmark(sub.add_parser("benchmark", help="Benchmark the detector family (and PyOD's detectors) on a suite "
-                                 "of labelled datasets."))
-    parser.add_argument("-v", "--verbose", action="store_true", help="log what happens (to stderr)")
-    return parser
+
+def _add_benchmark(parser: argparse.ArgumentParser) -> None:
+    from anodet.commands.benchmark import add_arguments
+
+    add_arguments(parser)
 
 
 def _add_thresholds(parser: argparse.ArgumentParser) -> None:
@@ -271,142 +287,48 @@ def _add_stream(parser: argparse.ArgumentParser) -> None:
     _add_store(parser)
 
 
-def _plugin(args: argparse.Namespace) -> None:
-    """``--detector-class``: bind the plug-in (its parameters become its kind's defaults) and add it to
-    ``--detectors``; a plug-in option without it is refused."""
-    import json
-
-    from anodet.detectors import plugins
-
-    if not args.detector_class:
-        given = [flag for flag, value, default in (("--detector-params", args.detector_params, "{}"),
-                                                   ("--detector-name", args.detector_name, None),
-                                                   ("--higher-is", args.higher_is, "auto")) if value != default]
-        if given:
-            raise PluginError(f"{given[0]} describes a plug-in: give --detector-class MODULE:CLASS with it.")
-        return
-    try:
-        params = json.loads(args.detector_params)
-    except ValueError:
-        params = None
-    if not isinstance(params, dict):
-        raise PluginError(f"--detector-params must be a JSON object such as '{{\"n_neighbors\": 10}}', not "
-                          f"{args.detector_params!r}.")
-    if not plugins.TARGET.match(args.detector_class):
-        raise PluginError(f"--detector-class {args.detector_class!r} is not a class path; give package.module:Class "
-                          "(e.g. pyod.models.ecod:ECOD).")
-    kind = plugins.check_kind(args.detector_name or plugins.default_kind(args.detector_class))
-    plugins.bind(plugins.Spec(kind, args.detector_class, args.higher_is), params)
-    args.detectors = [*(args.detectors or []), kind]
+_SUBCOMMANDS: tuple[tuple[str, str, Callable[[argparse.ArgumentParser], None]], ...] = (
+    ("train", "Build the data, train detectors and write the model store.", _add_train),
+    ("evaluate", "Print the leaderboard on the test split for every label view, with 95 %% intervals; "
+                 "--fpr/--budget/--cost rank at an operating point.", _add_evaluate),
+    ("report", "Write the decision report on one detector at an operating point (HTML and/or Markdown).",
+     _add_report),
+    ("data", "Fetch, verify and cache the KDD splits (and the dashboard's scores on them).", _add_data),
+    ("dataset", "Declare, list, show and delete user datasets (bring your own data).", _add_dataset),
+    ("external", "Add, list and remove external detectors: scores made elsewhere, compared with anodet's on a "
+                 "dataset's test split.", _add_external),
+    ("score", "Score CSV files with the pretrained detectors.", _add_score),
+    ("stream", "Stream records through a detector and raise alerts.", _add_stream),
+    ("benchmark", "Benchmark the detector family (and PyOD's detectors) on a suite of labelled datasets.",
+     _add_benchmark),
+)
+"""Subcommands in the order ``--help`` lists them: name, help, and what adds their options."""
 
 
-def _cmd_train(args: argparse.Namespace) -> int:
-    import importlib.util
-
-    from anodet.detectors import NEURAL
-    from anodet.features.sets import BUILTIN
-    from anodet.training.estimates import preset_kinds
-    from anodet.training.train import train
-
-    if args.detectors and args.preset:
-        print("error: give --detectors or --preset, not both.", file=sys.stderr)
-        return 2
-    _plugin(args)
-    if args.dataset:
-        return _cmd_train_dataset(args)
-    if args.preset:
-        args.detectors = preset_kinds(args.preset)
-    unknown = [s for s in args.feature_sets or [] if s not in BUILTIN]
-    if unknown:
-        print(f"error: unknown feature set(s) {', '.join(unknown)}; choose from {', '.join(BUILTIN)}.", file=sys.stderr)
-        return 2
-    wanted = args.detectors or known_kinds()
-    if any(n.split("@", 1)[0] in NEURAL for n in wanted) and importlib.util.find_spec("keras") is None:
-        print("error: training the neural detectors needs TensorFlow and Keras, which the app alone does not install. "
-              "Run `.venv/bin/python -m pip install -r requirements-train.txt`, then train again.", file=sys.stderr)
-        return 2
-
-    train(args.detectors, seed=args.seed, source=args.data_source, store_root=args.store,
-          train_rows=args.train_rows, epochs=args.epochs, log=lambda m: print(m, flush=True),
-          feature_sets=args.feature_sets,
-          lock_timeout=args.lock_timeout, named=f"in the {args.preset} preset" if args.preset else "named")
-    if args.store is None:  # the store the dashboard opens: score its splits now, not on its first page
-        from anodet.datasets.kdd import load_splits
-
-        _fill_score_cache(load_splits(args.data_source), None)
-    return 0
+def _command_of(argv: list[str]) -> str | None:
+    """The subcommand ``argv`` runs (its first word that is not an option), or None."""
+    return next((a for a in argv if not a.startswith("-")), None)
 
 
-def _cmd_train_dataset(args: argparse.Namespace) -> int:
-    from anodet.training.datasets import train
-
-    clash = [flag for flag, value in (("--feature-sets", args.feature_sets), ("--train-rows", args.train_rows),
-                                      ("--data-source", args.data_source), ("--store", args.store)) if value]
-    if clash:
-        print(f"error: {clash[0]} does not apply to --dataset (a dataset has one feature set, its own splits and its "
-              f"store under data/datasets/{args.dataset}/).", file=sys.stderr)
-        return 2
-    bar = None
-    if sys.stderr.isatty():
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=1, unit="detector", desc=f"training {args.dataset}", file=sys.stderr)
-
-    def progress(done: int, total: int, name: str) -> None:
-        if bar is not None:
-            bar.total, bar.n = total, done
-            bar.set_postfix_str(name)
-
-    try:
-        train(args.dataset, args.detectors, seed=args.seed, log=lambda m: print(m, flush=True),
-              progress=progress, epochs=args.epochs, lock_timeout=args.lock_timeout, preset=args.preset)
-    finally:
-        if bar is not None:
-            bar.close()
-    return 0
-
-
-def _cmd_data(args: argparse.Namespace) -> int:
-    from anodet.datasets.kdd import load_splits
-
-    splits = load_splits(args.data_source, rebuild=args.rebuild)
-    for name in ("train", "validation", "test"):
-        print(f"{name:>10}: {len(getattr(splits, name)):,} rows")
-    if not args.no_scores:
-        _fill_score_cache(splits, args.store)
-    return 0
-
-
-def _fill_score_cache(splits, store_root: str | None) -> None:
-    """Score the splits the dashboard reads with the model store, once per store (its first page then draws
-    without scoring). A missing or unusable store only skips this: the data itself is ready."""
-    from anodet.scoring import cache as score_cache
-    from anodet.store.core import Store
-
-    try:
-        store = Store.open(Path(store_root) if store_root else None)
-        spent = score_cache.fill(store, splits)
-    except StoreError as exc:
-        print(f"dashboard scores not cached ({exc})", file=sys.stderr)
-        return
-    if spent:
-        print(f"    scores: {len(store.names)} detectors on " + ", ".join(
-            f"{split} ({len(getattr(splits, split)):,} rows, {seconds:.1f} s)" for split, seconds in spent.items())
-            + " cached for the dashboard")
-    else:
-        print(f"    scores: cached for this store ({len(store.names)} detectors)")
+def _user_errors() -> tuple[type[BaseException], ...]:
+    """The raw-data and model-store errors (one sentence, exit 2), from their modules where those are loaded:
+    an error of a module that was never imported was never raised."""
+    found = []
+    for module, name in (("anodet.datasets.kdd", "DataError"), ("anodet.store.manifest", "StoreError"),
+                         ("anodet.detectors.plugins", "PluginError")):
+        loaded = sys.modules.get(module)
+        if loaded is not None:
+            found.append(getattr(loaded, name))
+    return tuple(found)
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser(_command_of(argv)).parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, stream=sys.stderr,
                         format="%(levelname)s %(name)s: %(message)s")
-    handlers = {"train": _cmd_train, "data": _cmd_data}
     try:
-        if args.command in handlers:
-            code = handlers[args.command](args)
-        else:
-            code = importlib.import_module(SUBCOMMAND_MODULES[args.command]).run(args)
+        code = importlib.import_module(SUBCOMMAND_MODULES[args.command]).run(args)
         sys.stdout.flush()  # here, not at exit: a closed pipe must be seen while it can still be answered
         return code
     except BrokenPipeError:  # ``… | head``: the reader has what it wanted
@@ -414,10 +336,12 @@ def main(argv: list[str] | None = None) -> int:
             raise
         _drop_stdout()
         return 0
-    except (DataError, StoreError, PluginError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except ValueError as exc:  # a DatasetError (one sentence about the user's data), or an unknown name
+    except Exception as exc:
+        if isinstance(exc, _user_errors()):
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        if not isinstance(exc, ValueError):  # a ValueError may be a DatasetError (one sentence about the user's data)
+            raise
         from anodet.datasets.errors import DatasetError
 
         if not isinstance(exc, DatasetError) and args.command != "dataset" and not getattr(args, "dataset", None):

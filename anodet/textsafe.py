@@ -9,10 +9,13 @@ CSV files, flagged records) goes through this module.
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 FORMULA_START = r"^[=+\-@\t\r]"
 PLAIN_NUMBER = r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$"
@@ -51,6 +54,8 @@ def neutralise_table(table: pa.Table) -> pa.Table:
 
 def neutralise_frame(frame: pd.DataFrame) -> pd.DataFrame:
     """A copy of a pandas frame whose text cells, column names and text index are safe."""
+    import pandas as pd  # here: files written from Arrow tables never need it
+
     out = frame.copy()
     for column in out.columns:
         if out[column].dtype == object or pd.api.types.is_string_dtype(out[column]):

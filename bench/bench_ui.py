@@ -20,6 +20,11 @@ Measures, against a fresh ``streamlit run app.py``:
 * memory: the server's RSS (psutil) with 1, 5 and 10 sessions open.
 
 Usage: ``python bench/bench_ui.py [--releases 25] [--sessions 10]``; writes ``bench/results/ui.md``.
+
+``--against-bare`` measures only the cold start against its floor (issue 32): a fresh server →
+the Overview drawn (score cache on disk), alternating with a bare Streamlit app that draws one
+Plotly histogram, started and drawn the same way; medians of ``--cold-runs``; writes
+``bench/results/ui_cold.md``.
 """
 
 from __future__ import annotations
@@ -71,15 +76,15 @@ def free_port() -> int:
 
 
 class Server:
-    """``streamlit run app.py`` with server-side timing lines collected from its output."""
+    """``streamlit run app.py`` (or another script) with server-side timing lines collected from its output."""
 
-    def __init__(self) -> None:
+    def __init__(self, script: str = "app.py") -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.timings: list[float] = []
         self.started = time.perf_counter()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", "app.py", "--server.address", "127.0.0.1",
+            [sys.executable, "-m", "streamlit", "run", script, "--server.address", "127.0.0.1",
              "--server.port", str(self.port), "--server.headless", "true"],
             cwd=ROOT, env={**os.environ, "ANODET_UI_TIMING": "1"}, stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT, text=True)
@@ -244,6 +249,61 @@ def overview_cold(with_cache: bool, runs: int) -> list[dict[str, float]]:
     return out
 
 
+BARE_APP = """import numpy as np
+import plotly.express as px
+import streamlit as st
+
+st.title("Bare")
+st.plotly_chart(px.histogram(x=np.random.default_rng(0).normal(size=10_000)))
+"""
+"""The floor of a cold start: a Streamlit app that draws one Plotly histogram."""
+
+
+def cold_drawn(browser, script: str, charts: int) -> float:
+    """Seconds from spawning ``streamlit run script`` to its first page drawn (``charts`` Plotly charts, idle)."""
+    page = browser.new_context(viewport={"width": 1440, "height": 1000}).new_page()
+    server = Server(script)
+    try:
+        page.goto(server.url)
+        page.wait_for_function(DRAWN_JS, arg=[charts, 0], timeout=180_000)
+        return time.perf_counter() - server.started
+    finally:
+        page.context.close()
+        server.stop()
+        time.sleep(1.0)
+
+
+def against_bare(runs: int, overview_charts: int) -> None:
+    """Cold start to the Overview drawn (score cache on disk) against the bare app, alternating; medians."""
+    import tempfile
+
+    load_before = os.getloadavg()[0]
+    overview, bare = [], []
+    with tempfile.TemporaryDirectory() as tmp, sync_playwright() as pw:
+        script = Path(tmp) / "bare_app.py"
+        script.write_text(BARE_APP)
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        cold_drawn(browser, str(script), 1)  # the first start of all reads every file from disk: not counted
+        for _ in range(runs):
+            bare.append(cold_drawn(browser, str(script), 1))
+            overview.append(cold_drawn(browser, "app.py", overview_charts))
+            print(f"bare {bare[-1]:.2f} s, Overview {overview[-1]:.2f} s", flush=True)
+        browser.close()
+    o, b = statistics.median(overview), statistics.median(bare)
+    text = (f"Cold start against a bare Streamlit app (`python bench/bench_ui.py --against-bare`), "
+            f"{time.strftime('%Y-%m-%d %H:%M')}, {platform.machine()}, {os.cpu_count()} CPUs, load average "
+            f"{load_before:.1f} at the start; alternating fresh servers, medians of {runs}.\n\n"
+            "| measure | median | runs | target |\n| --- | ---: | ---: | --- |\n"
+            f"| bare app (one Plotly histogram): spawn → drawn | {b:.2f} s | {min(bare):.2f}–{max(bare):.2f} s | "
+            "the floor |\n"
+            f"| `streamlit run app.py` → Overview drawn ({overview_charts} charts, score cache on disk) | **{o:.2f} s "
+            f"({o / b:.2f}×)** | {min(overview):.2f}–{max(overview):.2f} s | ≤ 1.3× |\n")
+    out = RESULTS.with_name("ui_cold.md")
+    out.write_text(text)
+    print(text)
+    print(f"wrote {out.relative_to(ROOT)}")
+
+
 def explorer_cold() -> float:
     """A fresh server, the explorer's URL opened first: seconds from spawn to its control drawn."""
     server = Server()
@@ -264,7 +324,13 @@ def main() -> None:
     parser.add_argument("--releases", type=int, default=25, help="handle releases to time")
     parser.add_argument("--sessions", type=int, default=10, help="browser sessions for the memory figure")
     parser.add_argument("--cold-runs", type=int, default=3, help="fresh servers per cold-start case")
+    parser.add_argument("--against-bare", action="store_true",
+                        help="only the cold start to the Overview against a bare Streamlit app (writes ui_cold.md)")
+    parser.add_argument("--overview-charts", type=int, default=3, help="Plotly charts that make the Overview drawn")
     args = parser.parse_args()
+    if args.against_bare:
+        against_bare(args.cold_runs, args.overview_charts)
+        return
     random.seed(3)
     load_before = os.getloadavg()[0]
     cold_runs = {}

@@ -4,9 +4,10 @@ KDD's test rows repeat a lot, so a scorer that caches or deduplicates looks fast
 than it is on real traffic. These rows are drawn from the cached kdd-8020 test split and the
 15 rate columns are jittered by at most ``JITTER`` (reflected back into [0, 1]), so at least
 99.9% of the rows are distinct while staying in KDD's value ranges. Written as a header CSV
-naming the 18 features. Nothing generated here is committed.
+naming all 41 KDD columns (or, with ``columns=FEATURES``, the 18 the kdd18 detectors read).
+Nothing generated here is committed.
 
-    python bench/inputs.py OUT.csv [--rows 1000000] [--seed 0]
+    python bench/inputs.py OUT.csv [--rows 1000000] [--seed 0] [--kdd18]
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ def distinct_rows(rows: int, seed: int = 0) -> pd.DataFrame:
     """``rows`` records (all 41 KDD columns) sampled from the test split, rate columns jittered."""
     from anodet.datasets.kdd import load_splits
 
-    test = load_splits().test
+    test = load_splits().test.rows
     rng = np.random.default_rng(seed)
     sample = test[list(RAW_COLUMNS)].iloc[rng.integers(0, len(test), rows)].reset_index(drop=True)
     for column in RATE_COLUMNS:
@@ -46,9 +47,9 @@ def distinct_fraction(frame: pd.DataFrame) -> float:
     return 1 - frame.duplicated().sum() / max(len(frame), 1)
 
 
-def write_csv(path: Path, rows: int, seed: int = 0) -> float:
-    """Write the rows to ``path``; return their distinct fraction."""
-    frame = distinct_rows(rows, seed)
+def write_csv(path: Path, rows: int, seed: int = 0, columns: tuple[str, ...] = RAW_COLUMNS) -> float:
+    """Write the rows (``columns`` of them) to ``path``; return their distinct fraction."""
+    frame = distinct_rows(rows, seed)[list(columns)]
     frame.to_csv(path, index=False)
     return distinct_fraction(frame)
 
@@ -58,8 +59,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("out", type=Path)
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--kdd18", action="store_true", help="only the 18 columns the kdd18 detectors read")
     args = parser.parse_args(argv)
-    fraction = write_csv(args.out, args.rows, args.seed)
+    fraction = write_csv(args.out, args.rows, args.seed, FEATURES if args.kdd18 else RAW_COLUMNS)
     print(f"wrote {args.rows:,} rows to {args.out} ({fraction:.4%} distinct)")
     return 0 if fraction >= 0.999 else 1
 

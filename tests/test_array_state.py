@@ -100,13 +100,42 @@ def test_lof_from_arrays_is_score_samples(kdd, tmp_path, search):
         assert ties.mean() < 0.05
 
 
-def test_tree_traversal_fallback_matches_scikit_learn_trees(kdd, store):
-    trees: TreeEnsemble = store.detector("iforest")._trees
-    X = kdd["score"][:3000]
-    fast = trees.total(X)
-    fallback = TreeEnsemble({k: v for k, v in store.detector("iforest").state_.items()})
-    fallback._trees = []  # force the numpy traversal
-    np.testing.assert_array_equal(fallback.total(X), fast)
+def _on_the_thresholds(trees: TreeEnsemble, rows: np.ndarray) -> np.ndarray:
+    """``rows`` with one feature set to a split's threshold as float32 (rounded each way, and one step past):
+    where float32 rounding of a float64 threshold decides left or right."""
+    inner = np.flatnonzero(trees.left != -1)[:: max(1, (trees.left != -1).sum() // 400)]
+    out = []
+    for i, node in enumerate(inner):
+        t = trees.threshold[node]
+        for value in (np.float32(t), np.nextafter(np.float32(t), np.float32(-np.inf)),
+                      np.nextafter(np.float32(t), np.float32(np.inf))):
+            row = rows[i % len(rows)].copy()
+            row[trees.feature[node]] = value
+            out.append(row)
+    return np.asarray(out, dtype=np.float32)
+
+
+@pytest.mark.parametrize("kind", ["iforest", "supervised"])
+def test_both_tree_traversals_give_scikit_learns_scores(kdd, kind):
+    """The level walk (small batches) and the bit-sliced comparison (large ones) find scikit-learn's leaves,
+    also for values on a split's threshold, in batches of any size."""
+    if kind == "iforest":
+        fitted = create("iforest", n_estimators=40, max_samples=128).fit(kdd["train"])
+        expected = lambda X: -fitted.model_.score_samples(X)  # noqa: E731
+    else:
+        fitted = create("supervised", n_estimators=10, max_depth=12).fit(*kdd["labelled"])
+        fitted.model_.n_jobs = 1
+        expected = lambda X: fitted.model_.predict_proba(X)[:, 1]  # noqa: E731
+    trees: TreeEnsemble = fitted._trees
+    trees.prepare()
+    forest = trees._forest
+    X = np.vstack([_on_the_thresholds(trees, kdd["score"]), kdd["score"][:3000]])
+    walked = forest.walk(X)
+    for rows in (1, 63, 64, 65, 1000, 4096):
+        sliced = np.concatenate([forest.bitsliced(X[i:i + rows]) for i in range(0, min(len(X), 20 * rows), rows)])
+        np.testing.assert_array_equal(sliced, walked[: len(sliced)])
+    np.testing.assert_array_equal(trees.total(X), walked)
+    np.testing.assert_allclose(fitted.decision_function(X), expected(X), rtol=0, atol=1e-12)
 
 
 def test_loading_the_store_imports_neither_skops_nor_scikit_learn():

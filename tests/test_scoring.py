@@ -344,6 +344,23 @@ def test_cli_round_trip_every_row_once(tmp_path, sample):
     assert table["score_kmeans"].notna().sum() == 306 and table.loc[4, "score_kmeans"] == np.inf
 
 
+def test_scoring_a_small_file_loads_only_what_it_uses(tmp_path, sample, store):
+    """Every default detector scores a 3-row file without importing scikit-learn, scipy, pandas, TensorFlow,
+    polars or tqdm: the command's start-up is Python, numpy and pyarrow, and the models."""
+    src, out = tmp_path / "three.csv", tmp_path / "three.scored.csv"
+    sample.iloc[:3][list(RAW_COLUMNS)].to_csv(src, index=False)
+    code = ("import sys\nfrom anodet.cli import main\n"
+            f"status = main(['score', {str(src)!r}, '-o', {str(out)!r}])\n"
+            "heavy = {'sklearn', 'scipy', 'pandas', 'tensorflow', 'keras', 'polars', 'tqdm', 'numba', 'dask'}\n"
+            "print(status, sorted({m.split('.')[0] for m in sys.modules} & heavy))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=300,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert result.stdout.strip().splitlines()[-1] == "0 []", result.stderr[-2000:]
+    scored = pd.read_csv(out)
+    assert len(scored) == 3
+    assert set(scored.filter(like="score_").columns) == {f"score_{n}" for n in core.default_detectors(store.names)}
+
+
 @pytest.mark.slow
 def test_cli_bad_input_exit_code_and_message(tmp_path, sample):
     src = tmp_path / "bad.csv"

@@ -36,8 +36,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from tqdm.auto import tqdm
-
     store = command_store(args)  # a DatasetError or a --dataset clash: one line and exit 2 (cli.main)
     names = args.detectors or default_detectors(store.names)
     if args.engine == "dask" or len(args.input) > 1 or any(glob.has_magic(i) for i in args.input):
@@ -52,12 +50,12 @@ def _run(args: argparse.Namespace) -> int:
     except (InputError, ThresholdError, OutputError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    bar = tqdm(total=100, unit="%", desc="scoring", disable=not sys.stderr.isatty(), file=sys.stderr,
-               bar_format="{l_bar}{bar}| {postfix}")
+    bar = _progress_bar()
 
     def progress(fraction: float, rows: int) -> None:
-        bar.n = round(fraction * 100, 1)
-        bar.set_postfix_str(f"{rows:,} rows")
+        if bar is not None:
+            bar.n = round(fraction * 100, 1)
+            bar.set_postfix_str(f"{rows:,} rows")
 
     limits = Limits(read_timeout_s=args.read_timeout)
     try:
@@ -68,7 +66,8 @@ def _run(args: argparse.Namespace) -> int:
         results.commit()
     except BaseException as exc:
         results.discard()
-        bar.close()
+        if bar is not None:
+            bar.close()
         if isinstance(exc, (OSError, OutputError)) and results.to_stdout and stdout_closed():
             # ``-o - | head``: the reader has what it wanted; cli.main ends quietly
             raise BrokenPipeError("standard output was closed") from None
@@ -81,9 +80,19 @@ def _run(args: argparse.Namespace) -> int:
             print(f"error: {describe_os_error(exc, results.path or 'standard output')}", file=sys.stderr)
             return 1
         raise
-    bar.close()
+    if bar is not None:
+        bar.close()
     print_summary(summary, args.label_view, results.path)
     return 0
+
+
+def _progress_bar() -> Any:
+    """A progress bar on standard error when it is a terminal (tqdm is imported only then), else None."""
+    if not sys.stderr.isatty():
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=100, unit="%", desc="scoring", file=sys.stderr, bar_format="{l_bar}{bar}| {postfix}")
 
 
 def command_store(args: argparse.Namespace) -> Any:

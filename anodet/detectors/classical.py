@@ -3,8 +3,9 @@
 Every detector's learned state is stored as plain arrays in ``state.npz`` (read with
 ``allow_pickle=False``). The One-Class SVM, Isolation Forest and Local Outlier Factor are fitted
 with scikit-learn, but only the arrays their scores need are kept, and they are scored from those
-(:mod:`anodet.detectors.fast`), so loading them never imports scikit-learn (the trees and LOF's
-neighbour search import the part of it they use on their first score).
+(:mod:`anodet.detectors.from_arrays`), so loading them never imports scikit-learn, nor does scoring
+them (the trees are walked in numpy, :mod:`anodet.detectors.forest`), but for LOF's neighbour search,
+imported on its first score.
 
 Scoring runs block by block on every core (:mod:`anodet.detectors.parallel`), in float32 with
 a float64 retry for rows whose float32 score overflows. The scorers built from the arrays are
@@ -164,7 +165,12 @@ class ZScore(Detector):
 
 
 class Mahalanobis(Detector):
-    """Squared Mahalanobis distance to the normal mean under a shrunk covariance."""
+    """Squared Mahalanobis distance to the normal mean under a shrunk covariance.
+
+    The score is taken as ``|L' d|^2`` with ``P = L L'`` (the precision's Cholesky factor, from
+    float64): a sum of squares, so float32 matrix products lose only float32's relative precision
+    (~1e-6 of the score), where ``d' P d`` summed term by term cancels large terms (see :meth:`_terms`).
+    """
 
     name = "mahalanobis"
     display_name = "Mahalanobis"
@@ -177,6 +183,7 @@ class Mahalanobis(Detector):
         model = LedoitWolf().fit(as_matrix(X).astype(np.float64))
         self.mean_ = model.location_.astype(np.float32)
         self.precision_ = model.precision_.astype(np.float32)
+        self._factor()
         return self
 
     def _terms(self, X: np.ndarray) -> np.ndarray:
@@ -193,8 +200,22 @@ class Mahalanobis(Detector):
         """Each feature's term of ``d' P d``; the terms sum to the score (some may be negative)."""
         return _feature_scores(self._terms, X)
 
+    def _factor(self) -> None:
+        """``L`` with ``P = L L'`` from the float64 precision (None if it is not positive definite)."""
+        P = self.precision_.astype(np.float64)
+        try:
+            self.factor_: np.ndarray | None = np.linalg.cholesky((P + P.T) / 2)
+        except np.linalg.LinAlgError:
+            self.factor_ = None
+
+    def _squares(self, X: np.ndarray) -> np.ndarray:
+        if self.factor_ is None:
+            return self._terms(X).sum(axis=1)
+        y = (X - _cast(self.mean_, X)) @ _cast(self.factor_, X)
+        return np.einsum("ij,ij->i", y, y)
+
     def decision_function(self, X: np.ndarray) -> np.ndarray:
-        return _row_scores(lambda b: self._terms(b).sum(axis=1), X)
+        return _row_scores(self._squares, X)
 
     def _save_state(self, folder: Path) -> list[Path]:
         return [save_arrays(folder / STATE_FILE, mean=self.mean_, precision=self.precision_)]
@@ -202,6 +223,7 @@ class Mahalanobis(Detector):
     def _load_state(self, folder: Path) -> None:
         state = load_arrays(folder / STATE_FILE)
         self.mean_, self.precision_ = state["mean"], state["precision"]
+        self._factor()
 
 
 class _ArrayModel(Detector):
@@ -209,7 +231,7 @@ class _ArrayModel(Detector):
 
     :meth:`_arrays` takes the arrays from the fitted estimator; :meth:`_use` builds the scorer
     from them (after fit and after load, so both score the same way, without the estimator). After
-    fitting, the scorer is checked against the estimator on probe rows (:func:`anodet.detectors.fast.check`).
+    fitting, the scorer is checked against the estimator on probe rows (:func:`anodet.detectors.from_arrays.check`).
     The estimator itself (``model_``) is kept only in the process that fitted it.
     """
 
@@ -254,7 +276,7 @@ class _ArrayModel(Detector):
 class OneClassSVMDetector(_ArrayModel):
     """RBF One-Class SVM on a random subset of distinct normals; score = minus the decision value.
 
-    Stored: support vectors, dual coefficients, intercept and gamma (:class:`~anodet.detectors.fast.RBFDecision`).
+    Stored: support vectors, dual coefficients, intercept and gamma (:class:`~anodet.detectors.from_arrays.RBFDecision`).
     """
 
     name = "ocsvm"
@@ -287,7 +309,7 @@ class IsolationForestDetector(_ArrayModel):
     """Isolation Forest; score = minus scikit-learn's ``score_samples`` (shorter paths score higher).
 
     Stored: the trees' node arrays with the leaf table ``depth + c(n) - 1`` per leaf, and the
-    normalising denominator ``n_trees * c(max_samples)`` (:class:`~anodet.detectors.fast.TreeEnsemble`).
+    normalising denominator ``n_trees * c(max_samples)`` (:class:`~anodet.detectors.from_arrays.TreeEnsemble`).
     """
 
     name = "iforest"
@@ -340,7 +362,7 @@ class LocalOutlierFactorDetector(_ArrayModel):
     """Local Outlier Factor in novelty mode, fitted on a random subset of distinct normals.
 
     Stored: the fitted rows, their k-distances and local reachability densities, and k
-    (:class:`~anodet.detectors.fast.LOFScores`).
+    (:class:`~anodet.detectors.from_arrays.LOFScores`).
     """
 
     name = "lof"

@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from tqdm.auto import tqdm
 
 SMALL_DATA_ROWS = 10_000
 """Below this many training rows, ``early_stopping="auto"`` turns early stopping on."""
@@ -113,6 +112,8 @@ def _batches(X: np.ndarray, batch_size: int, rng: np.random.Generator):
 
 def progress_bar(n: int, label: str):
     """One tick per epoch, on a terminal only."""
+    from tqdm.auto import tqdm  # training only: scoring never draws a bar
+
     return tqdm(total=n, desc=label, unit="epoch", leave=False, disable=not sys.stderr.isatty())
 
 

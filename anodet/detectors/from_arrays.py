@@ -17,10 +17,8 @@ fitting, that its arrays give scikit-learn's scores on probe rows, and refuses t
 * :class:`TreeEnsemble`: trees as flat node arrays with one value per leaf (for an Isolation
   Forest the leaf table ``depth + c(n) - 1``, for a random forest the class-1 probability),
   summed over the trees in their stored order: the same float64 operations as scikit-learn's
-  ``score_samples`` / ``predict_proba``. The leaves are found by scikit-learn's Cython
-  ``Tree.apply`` (it releases the GIL, so row blocks run on every core), rebuilt from the arrays
-  on the first score: only ``sklearn.tree._tree`` is imported, and only then. A numpy traversal
-  (5-9 times slower, measured) is the fallback if that private class ever changes shape.
+  ``score_samples`` / ``predict_proba``. The leaves are found in numpy (:mod:`anodet.detectors.forest`:
+  the leaf ``Tree.apply`` finds, without importing scikit-learn), so row blocks run on every core.
 * :class:`LOFScores`: ``LocalOutlierFactor.score_samples`` (novelty mode, euclidean, brute force)
   from the fitted rows, their k-distances and local reachability densities, with scikit-learn's
   formula in scikit-learn's dtypes. The k nearest fitted rows come from scikit-learn's own brute
@@ -36,11 +34,11 @@ fitting, that its arrays give scikit-learn's scores on probe rows, and refuses t
 from __future__ import annotations
 
 import threading
-import warnings
 from typing import Any
 
 import numpy as np
 
+from anodet.detectors.forest import Forest
 from anodet.detectors.parallel import map_rows, with_float64_retry
 
 PROBE_ROWS = 256
@@ -141,7 +139,7 @@ class TreeEnsemble:
         self.leaf_value = np.asarray(arrays["leaf_value"], dtype=np.float64)
         self.n_features = int(np.asarray(arrays["n_features"]).reshape(-1)[0])
         self._validate()
-        self._trees: list[Any] | None = None
+        self._forest: Forest | None = None
         self._lock = threading.Lock()
 
     def _validate(self) -> None:
@@ -192,74 +190,22 @@ class TreeEnsemble:
     def n_trees(self) -> int:
         return len(self.offsets) - 1
 
-    def _sklearn_trees(self) -> list[Any] | None:
-        """scikit-learn ``Tree`` objects rebuilt from the arrays, or None if this scikit-learn's layout differs."""
-        try:
-            from sklearn.tree._tree import NODE_DTYPE, Tree
-        except ImportError:
-            return None
-        trees = []
-        try:
-            for start, stop in zip(self.offsets[:-1], self.offsets[1:], strict=True):
-                nodes = np.zeros(stop - start, dtype=NODE_DTYPE)
-                nodes["left_child"] = self.left[start:stop]
-                nodes["right_child"] = self.right[start:stop]
-                nodes["feature"] = self.feature[start:stop]
-                nodes["threshold"] = self.threshold[start:stop]
-                if "missing_go_to_left" in NODE_DTYPE.names:
-                    nodes["missing_go_to_left"] = self.missing_left[start:stop]
-                tree = Tree(self.n_features, np.array([1], dtype=np.intp), 1)
-                tree.__setstate__({"max_depth": self._depth(start, stop), "node_count": stop - start,
-                                   "nodes": nodes, "values": np.zeros((stop - start, 1, 1))})
-                trees.append(tree)
-        except (KeyError, ValueError, TypeError) as exc:
-            warnings.warn(f"scikit-learn's Tree cannot be rebuilt here ({exc}); trees are traversed in numpy "
-                          f"(several times slower).", RuntimeWarning, stacklevel=4)
-            return None
-        return trees
-
-    def _depth(self, start: int, stop: int) -> int:
-        """The tree's depth, one level at a time from the root (child indexes are tree-local)."""
-        left, right = self.left[start:stop], self.right[start:stop]
-        depth, level = 0, np.zeros(1, dtype=np.int64)
-        while True:
-            level = np.concatenate([left[level], right[level]])
-            level = level[level != -1]
-            if not len(level):
-                return depth
-            depth += 1
-
-    def _leaves_numpy(self, X: np.ndarray, start: int) -> np.ndarray:
-        """Tree-local leaf index of each row, one level at a time (the fallback)."""
-        flat = X.ravel()
-        row_start = np.arange(len(X)) * X.shape[1]
-        node = np.zeros(len(X), dtype=np.int64)
-        while True:
-            g = node + start
-            inner = self.left[g] != -1
-            if not inner.any():
-                return node
-            value = flat[row_start + np.where(inner, self.feature[g], 0)].astype(np.float64)
-            go_left = np.where(np.isnan(value), self.missing_left[g] == 1, value <= self.threshold[g])
-            node = np.where(inner, np.where(go_left, self.left[g], self.right[g]), node)
-
     def prepare(self) -> None:
-        """Build the scoring trees now (the first :meth:`total` does it otherwise)."""
+        """Build the scoring arrays now (the first :meth:`total` does it otherwise)."""
         with self._lock:
-            if self._trees is None:
-                self._trees = self._sklearn_trees() or []
+            if self._forest is None:
+                self._forest = Forest(self.offsets, self.left, self.right, self.feature, self.threshold,
+                                      self.missing_left, self.leaf_value)
 
     def total(self, X: np.ndarray) -> np.ndarray:
         """Per row: the sum over trees of the value at the leaf it reaches (float32 rows, as scikit-learn)."""
         X = np.ascontiguousarray(X, dtype=np.float32)
         _require(X.ndim == 2 and X.shape[1] == self.n_features,
                  f"rows of shape {X.shape}, expected {self.n_features} features")
-        self.prepare()
-        total = np.zeros(len(X))
-        for i, start in enumerate(self.offsets[:-1]):
-            leaves = self._trees[i].apply(X) if self._trees else self._leaves_numpy(X, int(start))
-            total += self.leaf_value[start + leaves]
-        return total
+        if self._forest is None:
+            self.prepare()
+        assert self._forest is not None
+        return self._forest.total(X)
 
 
 class LOFScores:

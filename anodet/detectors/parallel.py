@@ -15,8 +15,11 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
 
 import numpy as np
+
+T = TypeVar("T")
 
 BLOCK_ROWS = 8_192
 THREADS = max(1, min(int(os.environ.get("ANODET_THREADS", os.cpu_count() or 1)), 8))
@@ -57,18 +60,25 @@ def with_float64_retry(kernel: Callable[[np.ndarray], np.ndarray]) -> Callable[[
     return run
 
 
-def map_rows(kernel: Callable[[np.ndarray], np.ndarray], X: np.ndarray, block: int = BLOCK_ROWS,
-             threads: int | None = None) -> np.ndarray:
-    """``kernel`` applied to row blocks of ``X`` (in a thread pool when there are several)."""
+def map_blocks(fn: Callable[[np.ndarray], T], X: np.ndarray, block: int = BLOCK_ROWS,
+               threads: int | None = None) -> list[T]:
+    """``fn`` of each row block of ``X``, in order (in a thread pool when there are several)."""
     threads = THREADS if threads is None else threads
     if len(X) <= block:
-        return kernel(X)
+        return [fn(X)]
     blocks = [X[i:i + block] for i in range(0, len(X), block)]
     with _one_blas_thread():
         if threads <= 1:
-            parts = [kernel(b) for b in blocks]
-        else:
-            parts = list(_executor().map(kernel, blocks))
+            return [fn(b) for b in blocks]
+        return list(_executor().map(fn, blocks))
+
+
+def map_rows(kernel: Callable[[np.ndarray], np.ndarray], X: np.ndarray, block: int = BLOCK_ROWS,
+             threads: int | None = None) -> np.ndarray:
+    """``kernel`` applied to row blocks of ``X`` (in a thread pool when there are several)."""
+    parts = map_blocks(kernel, X, block, threads)
+    if len(parts) == 1:
+        return parts[0]
     if len({p.dtype for p in parts}) > 1:  # some block needed its float64 retry
         parts = [p.astype(np.float64) for p in parts]
     return np.concatenate(parts)

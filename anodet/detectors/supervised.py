@@ -23,7 +23,7 @@ class SupervisedForest(_ArrayModel):
     """Random forest on labelled records (normal vs attack); score = attack probability.
 
     Stored: the trees' node arrays with each leaf's attack probability
-    (:class:`~anodet.detectors.fast.TreeEnsemble`); the score is their mean over the trees, summed
+    (:class:`~anodet.detectors.from_arrays.TreeEnsemble`); the score is their mean over the trees, summed
     in the trees' order as ``predict_proba`` does with one thread.
     """
 
@@ -82,4 +82,4 @@ class SupervisedForest(_ArrayModel):
         # predict_proba), so a row scores the same whichever block or thread it is in.
         self._trees.prepare()
         n_trees = self._trees.n_trees
-        return map_rows(lambda b: self._trees.total(b) / n_trees, X, block=65_536)
+        return map_rows(lambda b: self._trees.total(b) / n_trees, X)

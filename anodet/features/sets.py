@@ -116,12 +116,14 @@ def category_codes(categories: Sequence[str], values: object) -> np.ndarray:
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    array = values if isinstance(values, pa.Array | pa.ChunkedArray) else pa.array(
-        np.asarray(values, dtype=object).astype(str))
+    from anodet.reader.arrays import int_values, text_array  # Arrow without pyarrow importing pandas
+
+    array = values if isinstance(values, pa.Array | pa.ChunkedArray) else text_array(
+        list(np.asarray(values, dtype=object).astype(str)))
     if array.type != pa.string():
         array = pc.cast(array, pa.string())
-    found = pc.index_in(array, value_set=pa.array(list(categories), pa.string()))
-    return pc.fill_null(found, -1).to_numpy(zero_copy_only=False).astype(np.int64)
+    found = pc.index_in(array, value_set=text_array(list(categories)))
+    return int_values(found, null=-1)
 
 
 def _log(values: np.ndarray) -> np.ndarray:

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from anodet.reader.errors import InputError
 from anodet.reader.layout import InputSchema, Layout, header_layout
@@ -32,6 +31,8 @@ def read_parquet_chunks(path: str | Path, on_layout: Callable[[Layout], None] | 
                         progress: Callable[[float], None] | None = None,
                         batch_rows: int = BATCH_ROWS, schema: InputSchema | None = None) -> Iterator[Chunk]:
     """Chunks of a Parquet file, ``batch_rows`` rows at a time, numbered 1, 2, … like a CSV's rows."""
+    import pyarrow.parquet as pq  # here: a CSV input never needs it
+
     name = str(path)
     try:
         handle = pq.ParquetFile(path)

@@ -23,6 +23,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
+from anodet.reader.arrays import float_values
 from anodet.reader.layout import Layout, split_line
 from anodet.reader.limits import MAX_LINE_BYTES
 
@@ -45,6 +46,7 @@ class Chunk:
     first_row: int  # row number of the first row
     numeric_columns: tuple[str, ...] = ()  # the columns of ``features``, in order
     fail_closed: np.ndarray = None  # type: ignore[assignment]  # (n,) bool: valid rows scored +inf (reasons says why)
+    lines: bytes | None = None  # the block as read, when each row is one of its non-empty lines (the fast parse)
 
     def __post_init__(self) -> None:
         if self.fail_closed is None:
@@ -81,8 +83,7 @@ def _fast_parse(data: bytes, layout: Layout) -> pa.Table | None:
 def _feature_matrix(table: pa.Table, columns: tuple[str, ...]) -> np.ndarray:
     if not table.num_rows or not columns:
         return np.empty((table.num_rows, len(columns)))
-    return np.column_stack([table.column(f).to_numpy(zero_copy_only=False) for f in columns]).astype(
-        np.float64, copy=False)
+    return np.column_stack([float_values(table.column(f)) for f in columns])
 
 
 def _value_reasons(X: np.ndarray, columns: tuple[str, ...]) -> tuple[np.ndarray, list[str | None], np.ndarray]:
@@ -215,4 +216,4 @@ def parse_block(data: bytes, layout: Layout, first_row: int = 1) -> Chunk:
     numeric = layout.numeric_columns
     X = _feature_matrix(table, numeric)
     valid, reasons, closed = _value_reasons(X, numeric)
-    return Chunk(table, X, valid, reasons, first_row, numeric, closed)
+    return Chunk(table, X, valid, reasons, first_row, numeric, closed, data)

@@ -138,7 +138,7 @@ def score_rows(store: Any, rows: Any, names: list[str] | None = None,
     any_saturated = np.zeros(n, dtype=bool)
     inputs = {}
     for fs in encoder.sets:
-        got = encoder.transform(M, fs)
+        got = _transform(encoder, M, fs)
         inputs[fs] = got
         out_of_range |= got.out_of_range
         any_saturated |= got.saturated
@@ -166,6 +166,18 @@ def score_rows(store: Any, rows: Any, names: list[str] | None = None,
     return Scores(by_detector, out_of_range, any_saturated)
 
 
+def _transform(encoder: Any, M: np.ndarray, feature_set: str) -> Any:
+    """``encoder.transform(M, feature_set)`` in row blocks on every core (it works row by row: the same result)."""
+    from anodet.detectors.parallel import map_blocks
+    from anodet.features.encoding import SetInput
+
+    parts = map_blocks(lambda block: encoder.transform(block, feature_set), M)
+    if len(parts) == 1:
+        return parts[0]
+    return SetInput(np.concatenate([p.X for p in parts]), np.concatenate([p.out_of_range for p in parts]),
+                    np.concatenate([p.saturated for p in parts]))
+
+
 def score_frame(store: Any, frame: Any, names: list[str] | None = None) -> dict[str, np.ndarray]:
     """Every named detector's scores (default: all stored) for the records of ``frame`` (raw columns): what
     the leaderboard and the dashboard tabulate."""
@@ -173,30 +185,36 @@ def score_frame(store: Any, frame: Any, names: list[str] | None = None) -> dict[
 
 
 _MIX = np.uint64(0xBF58476D1CE4E5B9)
-_ROW_WEIGHTS = np.random.default_rng(0x5EED).integers(1, 2**62, 512, dtype=np.int64).astype(np.uint64) * 2 + 1
+
+
+def _odd_weights(n: int) -> np.ndarray:
+    """``n`` fixed, well-mixed odd 64-bit weights (splitmix64 of 1..n; no numpy.random to import)."""
+    with np.errstate(over="ignore"):
+        z = np.arange(1, n + 1, dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15)
+        z ^= z >> np.uint64(30)
+        z *= _MIX
+        z ^= z >> np.uint64(27)
+        z *= np.uint64(0x94D049BB133111EB)
+        z ^= z >> np.uint64(31)
+    return z | np.uint64(1)
+
+
+_ROW_WEIGHTS = _odd_weights(512)
 
 
 def distinct_rows(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(index of the first occurrence of each distinct row, row → distinct index), exactly.
 
     Every value's bits are mixed (xor-shift-multiply, over the whole matrix at once) and each row
-    hashed to 64 bits as a weighted sum of them (one integer matrix-vector product), then factorised.
+    hashed to 64 bits as a weighted sum of them (one integer matrix-vector product), then grouped.
     Rows the hash put together are checked against each other and, on a collision, the grouping is
-    redone exactly with pandas; when every row is distinct nothing was put together.
+    redone exactly on the rows themselves; when every row is distinct nothing was put together.
     """
-    import pandas as pd
-
     X = np.ascontiguousarray(X, dtype=np.float64)
-    if X.shape[1] > len(_ROW_WEIGHTS):
+    h = row_hashes(X)
+    if h is None:
         return _distinct_rows_exactly(X)
-    bits = (X + 0.0).view(np.uint64)  # + 0.0: -0.0 and 0.0 are the same value; a copy we may scramble
-    with np.errstate(over="ignore"):
-        bits ^= bits >> np.uint64(31)
-        bits *= _MIX
-        bits ^= bits >> np.uint64(29)
-        h = bits @ _ROW_WEIGHTS[: X.shape[1]]
-    codes = pd.factorize(h)[0]
-    first = np.unique(codes, return_index=True)[1]
+    first, codes = _in_order(*np.unique(h, return_index=True, return_inverse=True)[1:])
     if len(first) == len(X):
         return first, codes
     shared = np.bincount(codes)[codes] > 1  # rows grouped with another: are they really equal?
@@ -205,12 +223,29 @@ def distinct_rows(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return first, codes
 
 
-def _distinct_rows_exactly(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`distinct_rows` by pandas' exact grouping (slower; for hash collisions)."""
-    import pandas as pd
+def row_hashes(X: np.ndarray) -> np.ndarray | None:
+    """A 64-bit hash of each row of a float64 matrix (equal rows, equal hashes), or None if it is too wide."""
+    if X.shape[1] > len(_ROW_WEIGHTS):
+        return None
+    bits = (X + 0.0).view(np.uint64)  # + 0.0: -0.0 and 0.0 are the same value; a copy we may scramble
+    with np.errstate(over="ignore"):
+        bits ^= bits >> np.uint64(31)
+        bits *= _MIX
+        bits ^= bits >> np.uint64(29)
+        return bits @ _ROW_WEIGHTS[: X.shape[1]]
 
-    codes = pd.DataFrame(X + 0.0).groupby(list(range(X.shape[1])), sort=False, dropna=False).ngroup().to_numpy()
-    return np.unique(codes, return_index=True)[1], codes
+
+def _distinct_rows_exactly(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`distinct_rows` by comparing whole rows (slower; for hash collisions)."""
+    return _in_order(*np.unique(X + 0.0, axis=0, return_index=True, return_inverse=True)[1:])
+
+
+def _in_order(first: np.ndarray, inverse: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``np.unique``'s groups (first index of each, row → group) renumbered in order of first occurrence."""
+    order = np.argsort(first, kind="stable")
+    rank = np.empty_like(order)
+    rank[order] = np.arange(len(order))
+    return first[order], rank[inverse.reshape(-1)]
 
 
 def encode_chunk(encoder: Any, chunk: Any, rows: np.ndarray) -> np.ndarray:
@@ -225,6 +260,9 @@ def encode_chunk(encoder: Any, chunk: Any, rows: np.ndarray) -> np.ndarray:
 
     every_row = len(rows) == len(chunk.features)  # the usual chunk: no row to leave out, nothing to gather
     features = chunk.features if every_row else chunk.features[rows]
+    if not encoder.categorical and all(c in position for c in encoder.columns):  # numbers only: taken at once
+        taken = [position[c] for c in encoder.columns]
+        return features if taken == list(range(features.shape[1])) else features[:, taken]
     text_rows = None if every_row else rows
 
     def column(name: str) -> Any:
@@ -319,11 +357,16 @@ class Scorer:
         if self._unchecked:  # recent batches were all but distinct: score this one as it is
             self._unchecked -= 1
             return self._scores(self._score_distinct(X_raw))
+        if not self._cache:
+            hashes = row_hashes(X_raw)  # distinct hashes are distinct rows (a collision only lowers the count)
+            if hashes is not None and np.count_nonzero(np.diff(np.sort(hashes))) + 1 > 0.9 * len(X_raw):
+                # Nearly all distinct and nothing remembered: the cache would only cost time. A big batch
+                # says so for the next few too (a stream's small batches are checked every time).
+                self._unchecked = DISTINCT_RECHECK - 1 if len(X_raw) >= RECHECK_MIN_ROWS else 0
+                return self._scores(self._score_distinct(X_raw))
         first, inverse = distinct_rows(X_raw)
         distinct = X_raw[first]
         if len(distinct) > 0.9 * len(X_raw) and not self._cache:
-            # Nearly all distinct and nothing remembered: the cache would only cost time. A big batch
-            # says so for the next few too (a stream's small batches are checked every time).
             self._unchecked = DISTINCT_RECHECK - 1 if len(X_raw) >= RECHECK_MIN_ROWS else 0
             results = self._score_distinct(distinct)
         else:

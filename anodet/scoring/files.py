@@ -1,8 +1,8 @@
 """Score an input file or upload chunk by chunk: read → score → hand each results chunk to a sink.
 
 Every input row ends up in the results exactly once: scored, or skipped with its row number
-and the reason. Reading (a background thread), scoring (both cores) and writing (the sink's own
-thread) overlap, so a large file costs about as long as its slowest stage.
+and the reason. Reading and encoding (a background thread), scoring (both cores) and writing (the
+sink's own thread) overlap, so a large file costs about as long as its slowest stage.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from anodet.reader import (
     describe_problems,
     read_chunks,
 )
+from anodet.reader.arrays import bool_array, dictionary_codes, float_array, int_array, repeated_text, text_array
 from anodet.reader.parquet import is_parquet, read_parquet_chunks
 from anodet.scoring.core import Scorer, fail_closed, input_schema
 
@@ -175,26 +176,29 @@ def _own_names_apart(table: pa.Table, names: list[str]) -> pa.Table:
 def results_table(chunk: Chunk, scores: Any, names: list[str], thresholds: dict[str, float]) -> pa.Table:
     """A chunk's input columns, then ``row``, ``status``, ``out_of_range``, then ``score_``/``flag_`` per detector."""
     n = len(chunk)
-    good = np.flatnonzero(chunk.valid)
-    bad = np.flatnonzero(~chunk.valid)
-    mask = ~chunk.valid
-    status = np.full(n, OK, dtype=object)
-    status[bad] = [f"skipped: {chunk.reasons[i]}" for i in bad]
-    closed = np.flatnonzero(chunk.fail_closed)
-    status[closed] = [f"fail closed: {chunk.reasons[i]}" for i in closed]
+    every = bool(chunk.valid.all())
+    good = slice(None) if every else np.flatnonzero(chunk.valid)
+    valid = None if every else chunk.valid
+    if every and not chunk.fail_closed.any():
+        status = repeated_text(OK, n)
+    else:
+        text = np.full(n, OK, dtype=object)
+        bad = np.flatnonzero(~chunk.valid)
+        text[bad] = [f"skipped: {chunk.reasons[i]}" for i in bad]
+        closed = np.flatnonzero(chunk.fail_closed)
+        text[closed] = [f"fail closed: {chunk.reasons[i]}" for i in closed]
+        status = text_array(list(text))
     table = _own_names_apart(chunk.table, names)
-    table = table.append_column(ROW_COLUMN, pa.array(np.arange(chunk.first_row, chunk.first_row + n), pa.int64()))
-    table = table.append_column(STATUS_COLUMN, pa.array(status, pa.string()))
+    table = table.append_column(ROW_COLUMN, int_array(np.arange(chunk.first_row, chunk.first_row + n)))
+    table = table.append_column(STATUS_COLUMN, status)
     oor = np.zeros(n, dtype=bool)
     oor[good] = scores.out_of_range
-    table = table.append_column(RANGE_COLUMN, pa.array(oor, mask=mask))
+    table = table.append_column(RANGE_COLUMN, bool_array(oor, valid))
     for name in names:
         s = np.full(n, np.nan)
         s[good] = scores.by_detector[name]
-        flag = np.zeros(n, dtype=bool)
-        flag[good] = scores.by_detector[name] >= thresholds[name]
-        table = table.append_column(f"score_{name}", pa.array(s, mask=mask))
-        table = table.append_column(f"flag_{name}", pa.array(flag, mask=mask))
+        table = table.append_column(f"score_{name}", float_array(s, valid))
+        table = table.append_column(f"flag_{name}", bool_array(s >= thresholds[name], valid))
     return table
 
 
@@ -233,7 +237,12 @@ def score_source(
     else:
         chunks = read_chunks(source, name, chunk_bytes, limits, on_layout, lambda f: fraction.__setitem__(0, f),
                              schema)
-    for chunk in prefetch(chunks):
+    def encoded(chunks: Iterator[Chunk]) -> Iterator[tuple[Chunk, np.ndarray, np.ndarray]]:
+        for chunk in chunks:  # in the reading thread, while the main one scores the chunk before
+            good = np.flatnonzero(chunk.valid)
+            yield chunk, good, scorer.encode_chunk(chunk, good)
+
+    for chunk, good, X in prefetch(encoded(chunks)):
         n = len(chunk)
         bad = np.flatnonzero(~chunk.valid)
         problems = [RowProblem(chunk.first_row + int(i), chunk.reasons[i] or "") for i in bad]
@@ -243,8 +252,6 @@ def score_source(
         summary.rows_read += n
         summary.rows_skipped += len(bad)
         summary.rows_scored += n - len(bad)
-        good = np.flatnonzero(chunk.valid)
-        X = scorer.encode_chunk(chunk, good)
         scores = fail_closed(scorer.score(X), chunk.fail_closed[good])
         summary.fail_closed += int(chunk.fail_closed.sum())
         summary.out_of_range += int(scores.out_of_range.sum())
@@ -256,7 +263,12 @@ def score_source(
         if on_scores and summary.layout is not None:
             on_scores(chunk, scores, summary.layout)
         if sink:
-            sink(results_table(chunk, scores, summary.names, thresholds))
+            table = results_table(chunk, scores, summary.names, thresholds)
+            if getattr(sink, "takes_lines", False) and chunk.lines is not None and not len(bad) \
+                    and not chunk.fail_closed.any():
+                sink(table, chunk.lines, chunk.table.num_columns)  # type: ignore[call-arg]
+            else:
+                sink(table)
         del chunk
         if progress:
             progress(fraction[0], summary.rows_read)
@@ -271,8 +283,11 @@ def _count(summary: Summary, chunk: Chunk, good: np.ndarray, scores: Any, names:
            thresholds: dict[str, float]) -> None:
     """Flag counts and, when the input has labels, streamed confusion counts per view."""
     layout = summary.layout
-    labels = (views_of(chunk.table.column(layout.label).to_numpy(zero_copy_only=False)[good], layout.normal)
-              if layout is not None and layout.label else None)
+    labels = None
+    if layout is not None and layout.label:  # the label rule on each distinct label text, then per row
+        values, codes = dictionary_codes(chunk.table.column(layout.label))
+        labels = {view: np.append(y, np.nan)[codes[good]]
+                  for view, y in views_of([v if v is not None else "" for v in values], layout.normal).items()}
     for name in names:
         flag = scores.by_detector[name] >= thresholds[name]
         summary.flagged[name] += int(flag.sum())
@@ -293,15 +308,23 @@ def _count(summary: Summary, chunk: Chunk, good: np.ndarray, scores: Any, names:
 
 
 _libc: Any = None
+RELEASE_GROWTH = 64 << 20
+"""Resident memory grown by this many bytes since the last release makes the next chunk release it."""
+_released_at = [0]
 
 
 def release_memory() -> None:
-    """Hand freed memory back to the system after a chunk, so RSS tracks the working set.
+    """Hand freed memory back to the system when the resident size has grown, so RSS tracks the working set.
 
     glibc keeps freed blocks in per-thread arenas; without this the resident size of a long run
-    creeps up with every chunk even though the working set does not grow.
+    creeps up with every chunk even though the working set does not grow. Trimming costs more than
+    it looks (the pages given back are faulted in again by the next chunk, which can take as long as
+    scoring it with a fast detector), so it is done only once RSS has grown by :data:`RELEASE_GROWTH`.
     """
     global _libc
+    resident = _resident_bytes()
+    if resident is not None and resident - _released_at[0] < RELEASE_GROWTH:
+        return
     if _libc is None:
         try:
             import ctypes
@@ -312,3 +335,13 @@ def release_memory() -> None:
     pa.default_memory_pool().release_unused()
     if _libc:
         _libc.malloc_trim(0)
+    _released_at[0] = _resident_bytes() or 0
+
+
+def _resident_bytes() -> int | None:
+    """This process's resident size (Linux's /proc/self/statm), or None where it cannot be read."""
+    try:
+        with open("/proc/self/statm", "rb") as statm:
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return None

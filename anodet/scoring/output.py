@@ -14,6 +14,8 @@ import contextlib
 import csv
 import errno
 import gzip
+import io
+import math
 import os
 import queue
 import secrets
@@ -21,15 +23,15 @@ import sys
 import threading
 import zlib
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
+from anodet.reader.arrays import float_values
 from anodet.reader.layout import RANGE_COLUMN, ROW_COLUMN, STATUS_COLUMN
-from anodet.textsafe import neutralise_table
+from anodet.textsafe import neutralise_arrow, neutralise_table
 
 RESULT_COLUMNS = (ROW_COLUMN, STATUS_COLUMN, RANGE_COLUMN)
 """Columns every results file holds: an existing file whose header has them (and a score column) is anodet's."""
@@ -64,8 +66,14 @@ class CsvSink:
     Formatting numbers as text is as costly as scoring them, so chunks are written by a
     background thread while the next chunk is parsed and scored (at most two chunks wait), and
     formatted by polars' CSV writer, which needs less CPU time than pyarrow's for the same
-    shortest round-trip numbers. Text is quoted only where CSV needs it; a float column whose values
-    in a chunk are all whole numbers is written without ``.0`` (``128``, as the input had it).
+    shortest round-trip numbers. A chunk of a few rows is formatted in Python, to the same bytes
+    (:func:`csv_text`): importing polars would take longer than scoring it. Text is quoted only
+    where CSV needs it; a float column whose values in a chunk are all whole numbers is written
+    without ``.0`` (``128``, as the input had it).
+
+    A chunk handed over with the input lines it was parsed from (every row valid, one line each,
+    no cell that could run as a formula) keeps those lines as they were read and has only its
+    result columns formatted: the input columns are copied, not parsed numbers printed again.
     """
 
     def __init__(self, target: str | os.PathLike | IO[bytes], compresslevel: int = 3) -> None:
@@ -78,10 +86,15 @@ class CsvSink:
         self._thread = threading.Thread(target=self._work, name="anodet-csv-writer", daemon=True)
         self._thread.start()
 
-    def __call__(self, table: pa.Table) -> None:
+    takes_lines = True
+    """:func:`anodet.scoring.files.score_source` hands this sink each chunk's input lines too."""
+
+    def __call__(self, table: pa.Table, lines: bytes | None = None, inputs: int = 0) -> None:
+        """Queue ``table`` for writing; ``lines``: the input rows as read, one per line, when the table's
+        first ``inputs`` columns are those rows (written as read)."""
         if self._error is not None:
             raise self._error
-        self._queue.put(table)
+        self._queue.put((table, lines, inputs))
 
     def _work(self) -> None:
         while True:
@@ -95,22 +108,25 @@ class CsvSink:
             except BaseException as exc:
                 self._error = exc
 
-    def _write(self, table: pa.Table) -> None:
-        import polars as pl  # only when results are written: ~0.2 s to import
-
-        table = for_download(table)
-        header = self._schema is None
-        if header:
+    def _write(self, item: tuple[pa.Table, bytes | None, int]) -> None:
+        """Write one queued chunk: (results table, its input lines or None, how many input columns it starts with)."""
+        table, lines, inputs = item
+        if self._schema is None:
             if isinstance(self._target, (str, os.PathLike)):
                 path = str(self._target)
                 self._file = (gzip.open(path, "wb", compresslevel=self._compresslevel)  # type: ignore[assignment]
                               if path.endswith(".gz") else open(path, "wb"))
             else:
                 self._file = self._target
-            self._schema = table.schema
-        frame = pl.from_arrow(whole_numbers_as_integers(table.cast(self._schema)))
-        assert isinstance(frame, pl.DataFrame)  # a table gives a frame (a lone array would give a Series)
-        frame.write_csv(self._file, include_header=header)
+            header = for_download(table.slice(0, 0))
+            self._schema = header.schema
+            self._file.write(csv_text(header, include_header=True))  # type: ignore[union-attr]
+        assert self._file is not None
+        body = _as_read(table, lines, inputs) if lines is not None else None
+        if body is not None:
+            self._file.write(body)
+            return
+        self._file.write(csv_text(whole_numbers_as_integers(for_download(table).cast(self._schema))))
 
     def close(self) -> None:
         """Finish writing (waits for the queued chunks); raise any error the writer met."""
@@ -128,6 +144,123 @@ class CsvSink:
             raise self._error
 
 
+PYTHON_ROWS = 256
+"""Chunks of at most this many rows are formatted in Python (:func:`csv_text`), larger ones by polars."""
+
+
+def csv_text(table: pa.Table, include_header: bool = False) -> bytes:
+    """``table`` as CSV text, exactly as polars' ``write_csv`` writes it (shortest round-trip numbers, text
+    quoted where needed); a small table of the column types results hold is formatted in Python without
+    importing polars (``tests/test_output.py`` checks the bytes are polars')."""
+    if table.num_rows <= PYTHON_ROWS:
+        text = _python_csv(table, include_header)
+        if text is not None:
+            return text
+    import polars as pl
+
+    frame = pl.from_arrow(table)
+    assert isinstance(frame, pl.DataFrame)  # a table gives a frame (a lone array would give a Series)
+    out = io.BytesIO()
+    frame.write_csv(out, include_header=include_header)
+    return out.getvalue()
+
+
+def _python_csv(table: pa.Table, include_header: bool) -> bytes | None:
+    """:func:`csv_text` in Python for int64, float64, bool and text columns (None for any other table)."""
+    columns: list[list[str]] = []
+    for column in table.columns:
+        kind = column.type
+        values = column.to_pylist()
+        if kind == pa.float64():
+            columns.append(["" if v is None else polars_float(v) for v in values])
+        elif kind == pa.int64():
+            columns.append(["" if v is None else str(v) for v in values])
+        elif kind == pa.bool_():
+            columns.append(["" if v is None else ("true" if v else "false") for v in values])
+        elif kind in (pa.string(), pa.large_string()):
+            columns.append(["" if v is None else _quoted(v) for v in values])
+        else:
+            return None
+    names = table.column_names
+    if include_header and not all(names):
+        return None  # polars names an unnamed column itself
+    lines = [",".join(_quoted(n) for n in names)] if include_header else []
+    lines.extend(",".join(row) for row in zip(*columns, strict=True))
+    return "".join(line + "\n" for line in lines).encode("utf-8")
+
+
+def _quoted(text: str) -> str:
+    """A text field as polars writes it: quoted (quotes doubled) when it holds a comma, quote or line break,
+    or is empty."""
+    if not text or any(c in text for c in ',"\n\r'):
+        return '"' + text.replace('"', '""') + '"'
+    return text
+
+
+def polars_float(x: float) -> str:
+    """A float64 as polars writes it: the shortest text that reads back as ``x``, in positional notation for
+    1e-5 <= |x| < 1e16 (``123.0``, ``0.000015``) and scientific otherwise (``1e-7``, ``1.5e+16``)."""
+    if x != x:
+        return "NaN"
+    if x in (math.inf, -math.inf):
+        return "inf" if x > 0 else "-inf"
+    text = repr(x)  # Python's shortest round-trip digits; positional for 1e-4 <= |x| < 1e16
+    if "e" not in text:
+        return text
+    mantissa, exponent = text.split("e")
+    power = int(exponent)
+    if power == -5:
+        sign = "-" if mantissa.startswith("-") else ""
+        return f"{sign}0.0000{mantissa.lstrip('-').replace('.', '')}"
+    return f"{mantissa}e{'+' if power >= 0 else '-'}{abs(power)}"
+
+
+def _line_ends(data: bytes) -> np.ndarray:
+    """Positions of the line feeds in ``data``."""
+    return np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == 10)
+
+
+def _binary(data: bytes, ends: np.ndarray) -> pa.Array:
+    """The lines of ``data`` (each with its line feed) as one Arrow binary array, without copying."""
+    offsets = np.zeros(len(ends) + 1, dtype=np.int32)
+    offsets[1:] = ends + 1
+    return pa.Array.from_buffers(pa.binary(), len(ends), [None, pa.py_buffer(offsets), pa.py_buffer(data)])
+
+
+def _as_read(table: pa.Table, lines: bytes, inputs: int) -> bytes | None:
+    """The CSV text of ``table``: each input line as read, a comma, its result columns as formatted; None
+    when the lines cannot be used (a cell to neutralise, a line end other than LF or CRLF, blank lines)."""
+    if has_formula_text(table.select(range(inputs))):
+        return None
+    if b"\r" in lines:
+        lines = lines.replace(b"\r\n", b"\n")
+        if b"\r" in lines:
+            return None
+    if not lines.endswith(b"\n"):
+        lines += b"\n"
+    ends = _line_ends(lines)
+    text = csv_text(whole_numbers_as_integers(table.select(range(inputs, table.num_columns))))
+    result_ends = _line_ends(text)
+    n = table.num_rows
+    if len(ends) != n or len(result_ends) != n or len(lines) + len(text) + n >= 2**31:
+        return None
+    comma = pa.Array.from_buffers(pa.binary(), n, [None, pa.py_buffer(np.arange(n + 1, dtype=np.int32)),
+                                                  pa.py_buffer(b"," * n)])
+    joined = pc.binary_join_element_wise(pc.binary_slice(_binary(lines, ends), 0, -1), _binary(text, result_ends),
+                                         comma)
+    offsets = np.frombuffer(joined.buffers()[1], dtype=np.int32, count=n + 1, offset=joined.offset * 4)
+    return joined.buffers()[2].to_pybytes()[offsets[0]:offsets[-1]]
+
+
+def has_formula_text(table: pa.Table) -> bool:
+    """Whether a text cell of ``table`` would be neutralised (:func:`anodet.textsafe.neutralise_arrow`)."""
+    for column in table.columns:
+        if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+            if neutralise_arrow(column) is not column:
+                return True
+    return False
+
+
 def whole_numbers_as_integers(table: pa.Table) -> pa.Table:
     """``table`` with each float column whose values are all whole numbers (and exact as integers) cast to
     int64, so a count read as ``128`` is written back as ``128``, not ``128.0``."""
@@ -135,10 +268,16 @@ def whole_numbers_as_integers(table: pa.Table) -> pa.Table:
     for i, column in enumerate(columns):
         if not pa.types.is_floating(column.type) or column.null_count == len(column):
             continue
-        values = pc.drop_null(column).to_numpy()
-        if np.all(np.abs(values) <= 2**53) and np.array_equal(values, np.trunc(values)):
+        values = float_values(column if column.type == pa.float64() else pc.cast(column, pa.float64()))
+        values = values[~np.isnan(values)] if column.null_count else values
+        if _whole(values[:64]) and _whole(values):  # a score column fails on its first values
             columns[i] = pc.cast(column, pa.int64())
     return pa.table(columns, names=table.column_names)
+
+
+def _whole(values: np.ndarray) -> bool:
+    """Every value a whole number that int64 holds exactly."""
+    return bool(np.all(np.abs(values) <= 2**53) and np.array_equal(values, np.trunc(values)))
 
 
 class ParquetSink:
@@ -146,9 +285,11 @@ class ParquetSink:
 
     def __init__(self, target: str | os.PathLike) -> None:
         self._target = target
-        self._writer: pq.ParquetWriter | None = None
+        self._writer: Any = None  # a pyarrow.parquet.ParquetWriter once the first chunk arrives
 
     def __call__(self, table: pa.Table) -> None:
+        import pyarrow.parquet as pq  # here: CSV results never need it
+
         table = for_download(table)
         if self._writer is None:
             self._writer = pq.ParquetWriter(self._target, table.schema, compression="zstd")
@@ -173,6 +314,8 @@ def written_by_anodet(path: Path) -> bool:
         with open(path, "rb") as f:
             head = f.read(HEADER_BYTES)
         if head.startswith(b"PAR1"):
+            import pyarrow.parquet as pq
+
             names = pq.read_schema(path).names
         else:
             if head.startswith(b"\x1f\x8b"):
