@@ -13,10 +13,14 @@ never looked at. Two criteria (:class:`anodet.training.selection.Criterion`):
   ``--out``) and ``bench/results/hyperparams_pauc.md``.
 
 ``--train-rows N`` fits candidates on N training normals (a quicker search; training then uses all of them).
+``--keep NAMES`` (stored names, e.g. ``bigan@kdd41,ocsvm@kdd41``) leaves those detectors as ``hyperparams.json`` has
+them: the pAUC choices do not name them (an ensemble searched over them uses them as they are). Keep the store's best
+detectors by full ROC AUC so that figure cannot drop.
 
     python scripts/search_hyperparams.py [--sets kdd18,kdd41] [--kinds pca,ocsvm] [--seed 0]
-    python scripts/search_hyperparams.py --criterion pauc --max-fpr 0.001 --views true --roc-tolerance 0.005 \\
-        --kinds pca,zscore,mahalanobis,kmeans,knn,ecod,iforest,lof,ocsvm,bigan,ensemble
+    python scripts/search_hyperparams.py --criterion pauc --max-fpr 0.001 --views true --roc-tolerance 0.02 \\
+        --keep bigan@kdd41,ocsvm@kdd41 \\
+        --kinds pca,zscore,mahalanobis,kmeans,knn,ecod,iforest,lof,ocsvm,bigan,autoencoder,vae,ensemble
 """
 
 from __future__ import annotations
@@ -35,8 +39,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from anodet.datasets.kdd import load_splits  # noqa: E402
 from anodet.datasets.kdd_schema import LABEL_VIEWS  # noqa: E402
-from anodet.features.sets import BUILTIN, qualified  # noqa: E402
-from anodet.training.hyperparams import CHOICES_FILE, OPERATING_POINT_FILE  # noqa: E402
+from anodet.features.sets import BUILTIN, kind_of, qualified, set_of_name  # noqa: E402
+from anodet.training.hyperparams import CHOICES_FILE, OPERATING_POINT_FILE, choices  # noqa: E402
 from anodet.training.selection import GRIDS, Criterion, Search, search  # noqa: E402
 from anodet.training.train import prepare  # noqa: E402
 
@@ -52,6 +56,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--roc-tolerance", type=float, default=None,
                         help="with --criterion pauc: only candidates within this of the best validation ROC AUC")
     parser.add_argument("--train-rows", type=int, default=None, help="fit candidates on this many training normals")
+    parser.add_argument("--keep", default="", help="stored names left as hyperparams.json has them (see above)")
     parser.add_argument("--out", type=Path, default=None, help="the choices file to write (default: see above)")
     return parser.parse_args(argv)
 
@@ -68,7 +73,8 @@ def main(argv: list[str] | None = None) -> int:
     splits = load_splits()
     data = prepare(splits, sets, args.train_rows, args.seed, labelled="supervised" in kinds)
     labels = {view: splits.labels("validation", view) for view in LABEL_VIEWS}
-    found = search(data, labels, kinds, criterion, args.seed, log=lambda m: print(m, flush=True))
+    found = search(data, labels, kinds, criterion, args.seed, log=lambda m: print(m, flush=True),
+                   fixed=kept(args.keep.split(",")) if criterion.name == "pauc" else None)
     out = args.out or (CHOICES_FILE if criterion.name == "roc_auc" else OPERATING_POINT_FILE)
     write_choices(out, found, args.seed, args.train_rows)
     table = ROOT / "bench" / "results" / ("hyperparams.md" if criterion.name == "roc_auc" else "hyperparams_pauc.md")
@@ -77,14 +83,29 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def kept(names: list[str]) -> dict[str, dict[str, dict[str, Any]]]:
+    """{feature set: {kind: parameters in hyperparams.json}} of the stored ``names`` left as they are."""
+    today = choices(CHOICES_FILE).get("chosen", {})
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for name in (n.strip() for n in names if n.strip()):
+        kind, fs = kind_of(name), set_of_name(name)
+        out.setdefault(fs, {})[kind] = dict(today.get(fs, {}).get(kind, {}))
+    return out
+
+
 def write_choices(path: Path, found: Search, seed: int, train_rows: int | None) -> dict[str, Any]:
-    """Merge the search's choices into the choices file at ``path`` (kinds not searched keep theirs); the document."""
+    """Merge the search's choices into the choices file at ``path`` (kinds not searched keep theirs, kept ones are
+    left out); the document."""
     previous = json.loads(path.read_text()) if path.exists() else {}
     chosen: dict[str, dict[str, dict[str, Any]]] = previous.get("chosen", {})
-    for fs, kinds in found.chosen().items():
+    for fs, kinds in found.chosen(with_fixed=False).items():
         chosen.setdefault(fs, {}).update(kinds)
+    for fs, kinds in found.fixed.items():
+        for kind in kinds:
+            chosen.get(fs, {}).pop(kind, None)
     doc = {"written_by": "scripts/search_hyperparams.py", "criterion": found.criterion.to_json(), "seed": seed,
-           "train_rows": train_rows, "date": dt.date.today().isoformat(), "chosen": chosen}
+           "train_rows": train_rows, "date": dt.date.today().isoformat(),
+           "kept": sorted(qualified(k, fs) for fs, kinds in found.fixed.items() for k in kinds), "chosen": chosen}
     path.write_text(json.dumps(doc, indent=1) + "\n")
     return doc
 
@@ -110,7 +131,8 @@ def validation_table(found: Search, seed: int, train_rows: int | None) -> str:
             best = found.best(fs, kind)
             for c in candidates:
                 mark = "**" if c is best else ""
-                lines.append(f"| {mark}{qualified(kind, fs)}{mark} | `{json.dumps(c.params)}` | "
+                held = " (kept)" if c is best and kind in found.fixed.get(fs, {}) else ""
+                lines.append(f"| {mark}{qualified(kind, fs)}{mark}{held} | `{json.dumps(c.params)}` | "
                              f"{c.roc_auc['reference']:.4f} | {c.roc_auc['true']:.4f} | {c.pauc['reference']:.4f} | "
                              f"{c.pauc['true']:.4f} | {c.seconds:.1f} |")
     return "\n".join(lines) + "\n"

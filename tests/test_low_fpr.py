@@ -56,6 +56,20 @@ def test_the_pauc_search_picks_the_better_top_of_the_ranking_not_the_better_roc_
     assert guarded.params == {"min_std": 0.001}
 
 
+def test_a_kept_detector_keeps_its_parameters_and_is_left_out_of_the_choices(monkeypatch, tmp_path):
+    from scripts.search_hyperparams import write_choices
+
+    data, labels = _two_candidates(monkeypatch)
+    found = selection.search(data, labels, ["zscore"], Criterion("pauc", 0.005, ("true",)), log=lambda m: None,
+                             fixed={"synthetic": {"zscore": {"min_std": 0.001}}})
+    assert found.best("synthetic", "zscore").params == {"min_std": 0.001}  # not the better pAUC: it is kept
+    out = tmp_path / "choices.json"
+    out.write_text(json.dumps({"chosen": {"synthetic": {"zscore": {"min_std": 0.3}}}}))
+    doc = write_choices(out, found, 0, None)
+    assert "zscore" not in doc["chosen"].get("synthetic", {}) and doc["kept"] == ["zscore@synthetic"]
+    assert json.loads(out.read_text()) == doc
+
+
 def test_the_ensemble_search_keeps_weights_and_combination_the_ensemble_scores_with(monkeypatch):
     data, labels = _two_candidates(monkeypatch)
     monkeypatch.setitem(selection.GRIDS, "pca", {"n_components": [1]})

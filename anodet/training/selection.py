@@ -6,7 +6,7 @@ records) only the top of its ranking matters; the full ROC AUC also rewards the 
 :meth:`anodet.evaluation.metrics.ThresholdCurve.partial_auc`: 0.5 is chance, 1 perfect), averaged over the chosen
 label views. Ties (at a strict point many candidates flag no attack above the top normal record: 0.5) go to the
 higher mean ROC AUC. ``roc_tolerance`` keeps the full ranking honest: a candidate whose validation ROC AUC falls
-more than that below the best candidate's in any view is not chosen.
+more than that below, in any view, the candidate the ``roc_auc`` criterion would choose is not chosen.
 
 Every number here comes from the validation split; the test split is never looked at. Candidates are fitted on the
 training normals with the seed and parameters training uses (:func:`fit_candidate`), so what is chosen is what
@@ -17,6 +17,7 @@ training normals with the seed and parameters training uses (:func:`fit_candidat
 from __future__ import annotations
 
 import itertools
+import json
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -70,8 +71,8 @@ def grid(kind: str, feature_set: str) -> list[dict[str, Any]]:
 @dataclass(frozen=True)
 class Criterion:
     """How candidates are compared: ``roc_auc`` (mean validation ROC AUC over ``views``) or ``pauc`` (mean
-    validation partial ROC AUC up to ``max_fpr`` over ``views``, among candidates within ``roc_tolerance`` of the
-    best validation ROC AUC in every view judged; None: no such bound)."""
+    validation partial ROC AUC up to ``max_fpr`` over ``views``, among candidates whose validation ROC AUC is within
+    ``roc_tolerance``, in every view judged, of the candidate with the best mean ROC AUC; None: no such bound)."""
 
     name: str = "roc_auc"
     max_fpr: float = 1e-3
@@ -92,7 +93,8 @@ class Criterion:
         views = " and ".join(self.views)
         if self.name == "roc_auc":
             return f"mean validation ROC AUC ({views} view)"
-        bound = (f", among candidates within {self.roc_tolerance:g} of the best validation ROC AUC in every view"
+        bound = (f", among candidates within {self.roc_tolerance:g} in every view of the validation ROC AUC of the "
+                 "candidate with the best mean ROC AUC"
                  if self.roc_tolerance is not None else "")
         return f"mean validation partial ROC AUC up to FPR {self.max_fpr:g} ({views} view){bound}"
 
@@ -141,9 +143,9 @@ def choose(candidates: Sequence[Candidate], criterion: Criterion) -> Candidate:
         raise ValueError("no candidates to choose from")
     eligible = list(candidates)
     if criterion.name == "pauc" and criterion.roc_tolerance is not None:
-        best = {v: max(c.roc_auc[v] for c in candidates) for v in candidates[0].roc_auc}
+        by_roc = max(candidates, key=lambda c: round(c.mean_roc_auc(), 12))  # what the roc_auc criterion picks
         eligible = [c for c in candidates
-                    if all(c.roc_auc[v] >= best[v] - criterion.roc_tolerance - 1e-12 for v in best)]
+                    if all(c.roc_auc[v] >= by_roc.roc_auc[v] - criterion.roc_tolerance - 1e-12 for v in c.roc_auc)]
     return max(eligible, key=lambda c: (round(c.value(criterion), 12), round(c.mean_roc_auc(), 12)))
 
 
@@ -203,33 +205,59 @@ class SetLike(Protocol):
 
 @dataclass
 class Search:
-    """Every candidate judged, per feature set and kind (in grid order), and the criterion that chooses."""
+    """Every candidate judged, per feature set and kind (in grid order), and the criterion that chooses.
+
+    ``fixed`` ({feature set: {kind: parameters}}) holds detectors whose parameters are not the criterion's to change
+    (the store's best by full ROC AUC, which must keep it): for them :meth:`best` is the candidate with those
+    parameters, and an ensemble searched over them uses that one.
+    """
 
     criterion: Criterion
     candidates: dict[str, dict[str, list[Candidate]]] = field(default_factory=dict)
+    fixed: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
 
     def best(self, feature_set: str, kind: str, criterion: Criterion | None = None) -> Candidate:
-        return choose(self.candidates[feature_set][kind], criterion or self.criterion)
+        candidates = self.candidates[feature_set][kind]
+        held = self.fixed.get(feature_set, {}).get(kind)
+        if held is not None:
+            return next(c for c in candidates if effective(kind, c.params) == effective(kind, held))
+        return choose(candidates, criterion or self.criterion)
 
-    def chosen(self, criterion: Criterion | None = None) -> dict[str, dict[str, dict[str, Any]]]:
-        """{feature set: {kind: chosen parameters}}."""
-        return {fs: {kind: self.best(fs, kind, criterion).params for kind in kinds}
+    def chosen(self, criterion: Criterion | None = None,
+               with_fixed: bool = True) -> dict[str, dict[str, dict[str, Any]]]:
+        """{feature set: {kind: chosen parameters}} (without the fixed ones unless ``with_fixed``)."""
+        return {fs: {kind: self.best(fs, kind, criterion).params for kind in kinds
+                     if with_fixed or kind not in self.fixed.get(fs, {})}
                 for fs, kinds in self.candidates.items()}
 
 
+def effective(kind: str, params: Mapping[str, Any]) -> dict[str, Any]:
+    """``params`` with the class defaults of ``kind`` filled in (two ways of writing the same detector compare
+    equal)."""
+    from anodet.detectors import detector_class
+
+    return json.loads(json.dumps({**detector_class(kind).default_params, **params}))
+
+
 def search(data: Mapping[str, SetLike], labels: Mapping[str, np.ndarray], kinds: Sequence[str], criterion: Criterion,
-           seed: int = 0, log=print, keep_scores: bool = False) -> Search:
+           seed: int = 0, log=print, keep_scores: bool = False,
+           fixed: Mapping[str, Mapping[str, Mapping[str, Any]]] | None = None) -> Search:
     """Fit every candidate of every kind on each feature set of ``data`` and judge it on the validation split
     (``labels``: the validation labels per view). Scores are kept for the chosen candidates (an ensemble search
-    needs them) or, with ``keep_scores``, for all."""
-    out = Search(criterion)
+    needs them) or, with ``keep_scores``, for all. ``fixed``: see :class:`Search` (their parameters are judged too,
+    when the grid lacks them)."""
+    out = Search(criterion, fixed={fs: {k: dict(p) for k, p in kinds.items()} for fs, kinds in (fixed or {}).items()})
     for fs, got in data.items():
         calibration = calibration_rows(got.train, seed)
         for kind in kinds:
             if kind == "ensemble":
                 continue
             judged = []
-            for params in grid(kind, fs):
+            options = grid(kind, fs)
+            held = out.fixed.get(fs, {}).get(kind)
+            if held is not None and all(effective(kind, p) != effective(kind, held) for p in options):
+                options.append(dict(held))
+            for params in options:
                 detector, seconds = fit_candidate(kind, params, got.train, seed, got.labelled)
                 candidate = judge(kind, params, detector.decision_function(got.validation), labels,
                                   criterion.max_fpr, seconds, keep_scores=True)
@@ -239,12 +267,12 @@ def search(data: Mapping[str, SetLike], labels: Mapping[str, np.ndarray], kinds:
                     + " ".join(f"{v} {a:.4f}" for v, a in candidate.roc_auc.items())
                     + f"  pAUC@{criterion.max_fpr:g} " + " ".join(f"{v} {a:.4f}" for v, a in candidate.pauc.items())
                     + f"  ({seconds:.1f} s)")
-            best = choose(judged, criterion)
+            out.candidates.setdefault(fs, {})[kind] = judged
+            best = out.best(fs, kind)
             if not keep_scores:
                 for candidate in judged:
                     if candidate is not best:
                         candidate.forget_scores()
-            out.candidates.setdefault(fs, {})[kind] = judged
         ensembles = search_ensembles(out, fs, labels, seed) if "ensemble" in kinds else []
         if ensembles:
             out.candidates[fs]["ensemble"] = ensembles
@@ -275,3 +303,27 @@ def search_ensembles(found: Search, feature_set: str, labels: Mapping[str, np.nd
 
 def _short(params: Mapping[str, Any]) -> str:
     return ", ".join(f"{k}={v}" for k, v in params.items()) or "defaults"
+
+
+def rejudge(found: Search, labels: Mapping[str, np.ndarray], criterion: Criterion, seed: int = 0) -> Search:
+    """``found`` judged again under ``criterion`` (from the validation scores it kept: search with ``keep_scores``),
+    its ensembles searched again over the members ``criterion`` chooses."""
+    out = Search(criterion, fixed=found.fixed)
+    for fs, kinds in found.candidates.items():
+        out.candidates[fs] = {}
+        for kind, candidates in kinds.items():
+            if kind == "ensemble":
+                continue
+            again = []
+            for c in candidates:
+                if c.validation is None:
+                    raise ValueError("rejudging needs every candidate's validation scores: search with keep_scores")
+                judged = judge(kind, c.params, c.validation, labels, criterion.max_fpr, c.seconds, keep_scores=True)
+                judged.calibration = c.calibration
+                again.append(judged)
+            out.candidates[fs][kind] = again
+        if "ensemble" in kinds:
+            ensembles = search_ensembles(out, fs, labels, seed)
+            if ensembles:
+                out.candidates[fs]["ensemble"] = ensembles
+    return out
