@@ -114,10 +114,16 @@ def validation_table(found: Search, seed: int, train_rows: int | None) -> str:
     """Every candidate's validation figures as Markdown, the chosen ones in bold."""
     crit = found.criterion
     rows = "all training normals" if not train_rows else f"{train_rows:,} training normals"
+    flags = f"--criterion {crit.name}"
+    if crit.name == "pauc":
+        flags += f" --max-fpr {crit.max_fpr:g} --views {','.join(crit.views)}"
+        flags += f" --roc-tolerance {crit.roc_tolerance:g}" if crit.roc_tolerance is not None else ""
+        kept_names = [qualified(k, fs) for fs, kinds in found.fixed.items() for k in kinds]
+        flags += f" --keep {','.join(kept_names)}" if kept_names else ""
     lines = [
         "# Hyperparameters chosen on the validation split",
         "",
-        f"`python scripts/search_hyperparams.py --criterion {crit.name}` (seed {seed}, candidates fitted on {rows}),",
+        f"`python scripts/search_hyperparams.py {flags}` (seed {seed}, candidates fitted on {rows}),",
         f"{dt.date.today().isoformat()}. Chosen by {crit.describe()}. Each candidate is fitted on the training",
         "normals and scored on the validation split (62,205 records: the reference prototype's 20% of KDD's test",
         "file); the test split is not used. Chosen rows are in **bold**.",
