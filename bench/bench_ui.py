@@ -66,6 +66,9 @@ SHOWN_JS = """(c) => [c.dataset.threshold, c.dataset.flagged,
     c.querySelector('.adt-threshold-line').getAttribute('x1'),
     c.querySelector('.adt-marker').getAttribute('transform')]"""
 EXPLORER = ("Threshold explorer", 0, 1)
+OVERVIEW_CHARTS = 1
+"""The Overview's first screen: the leaderboard, the ROC curves and what the best detector misses (its other
+sections are tabs drawn when opened)."""
 """The explorer is drawn when its threshold control is: no plotly chart left on it."""
 
 
@@ -238,7 +241,7 @@ def overview_cold(with_cache: bool, runs: int) -> list[dict[str, float]]:
                 phases["title shown"] = time.perf_counter() - server.started
                 page.wait_for_selector(IDLE, timeout=180_000)
                 phases["script done"] = time.perf_counter() - server.started
-                page.wait_for_function(DRAWN_JS, arg=[3, 0], timeout=180_000)
+                page.wait_for_function(DRAWN_JS, arg=[OVERVIEW_CHARTS, 0], timeout=180_000)
                 phases["drawn"] = time.perf_counter() - server.started
                 out.append(phases)
             finally:
@@ -326,7 +329,8 @@ def main() -> None:
     parser.add_argument("--cold-runs", type=int, default=3, help="fresh servers per cold-start case")
     parser.add_argument("--against-bare", action="store_true",
                         help="only the cold start to the Overview against a bare Streamlit app (writes ui_cold.md)")
-    parser.add_argument("--overview-charts", type=int, default=3, help="Plotly charts that make the Overview drawn")
+    parser.add_argument("--overview-charts", type=int, default=OVERVIEW_CHARTS,
+                        help="Plotly charts that make the Overview drawn (its first screen: the ROC curves)")
     args = parser.parse_args()
     if args.against_bare:
         against_bare(args.cold_runs, args.overview_charts)
@@ -364,7 +368,7 @@ def main() -> None:
             for _ in range(3):
                 switches.append(switch_to(page, *EXPLORER))
                 switches.append(switch_to(page, "Flagged records", 1))
-                switches.append(switch_to(page, "Overview", 3))
+                switches.append(switch_to(page, "Overview", OVERVIEW_CHARTS))
             print(f"page switch: median {statistics.median(switches):.2f} s, max {max(switches):.2f} s")
 
             switch_to(page, *EXPLORER)

@@ -27,14 +27,22 @@ SMALL_NORMALS = 1_000
 
 
 def mcnemar(a: np.ndarray, b: np.ndarray) -> float:
-    """Exact two-sided McNemar p-value: do two detectors catch different numbers of the same records?"""
-    from scipy.stats import binomtest
+    """Exact two-sided McNemar p-value: do two detectors catch different numbers of the same records?
 
+    The discordant records split as Binomial(n, 1/2) under the null; the distribution is symmetric, so the
+    two-sided p-value is twice the smaller tail (capped at 1), summed in log space: exact for any n, and without
+    importing scipy.stats on the Overview's first draw.
+    """
     a, b = np.asarray(a, dtype=bool), np.asarray(b, dtype=bool)
     only_a, only_b = int((a & ~b).sum()), int((b & ~a).sum())
-    if only_a + only_b == 0:
+    n, k = only_a + only_b, min(only_a, only_b)
+    if n == 0 or only_a == only_b:
         return 1.0
-    return float(binomtest(only_a, only_a + only_b, 0.5).pvalue)
+    i = np.arange(k + 1)
+    log_terms = (math.lgamma(n + 1) - np.array([math.lgamma(j + 1) + math.lgamma(n - j + 1) for j in i])
+                 - n * math.log(2.0))
+    top = log_terms.max()
+    return float(min(1.0, 2.0 * math.exp(top) * np.exp(log_terms - top).sum()))
 
 
 def ties_at_point(caught: Mapping[str, np.ndarray], best: str, alpha: float = 0.05) -> dict[str, float]:
