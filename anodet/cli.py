@@ -199,7 +199,8 @@ def _add_score(parser: argparse.ArgumentParser) -> None:
                              "or - for stdin")
     parser.add_argument("-o", "--output", metavar="OUTPUT",
                         help="results file: CSV (.gz to compress), .parquet, or '-' for standard output; default: "
-                             "INPUT's name with .scored.csv, in the current folder; an existing file is replaced only if "
+                             "INPUT's name with .scored.csv, in the current folder; an existing file is replaced only "
+                             "if "
                              "anodet wrote it. With several inputs: a new or empty folder, or one anodet wrote before "
                              "(parts are .parquet if the folder's name ends in .parquet, else .csv)")
     parser.add_argument("--engine", choices=("local", "dask"), default="local",
@@ -218,7 +219,8 @@ def _add_score(parser: argparse.ArgumentParser) -> None:
                         help="skip rows that cannot be scored (listed in the output) or reject the file "
                              "(default: skip)")
     parser.add_argument("--read-timeout", type=float, default=READ_TIMEOUT_S, metavar="S",
-                        help=f"give up when a pipe or standard input stays silent this long (default {READ_TIMEOUT_S:.0f})")
+                        help="give up when a pipe or standard input stays silent this long "
+                             f"(default {READ_TIMEOUT_S:.0f})")
     _add_store(parser)
     parser.add_argument("--chunk-mb", type=float, default=CHUNK_MB, help=argparse.SUPPRESS)
 

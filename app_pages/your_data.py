@@ -146,7 +146,8 @@ def show_leaderboard(name: str, dataset: userdata.UserDataset) -> None:
         "threshold": st.column_config.NumberColumn("threshold", format="%.4g"),
     })
     st.caption("Test split of the dataset; metrics at each detector's default threshold, chosen on the validation "
-               "split. Open it on every page for the intervals, ties and an operating point of your own. Score files with `python -m anodet score --dataset "
+               "split. Open it on every page for the intervals, ties and an operating point of your own. Score "
+               "files with `python -m anodet score --dataset "
                f"{text(name)} FILE -o OUT`.")
 
     def _show_everywhere() -> None:

@@ -148,8 +148,8 @@ def one_detector(tmp: Path, rows: int, runs: int) -> list[str]:
         wall = statistics.median(walls)
         verdict = "met" if wall <= 3 * floor else "missed"
         lines.append(f"| `score --detectors {name}` | **{wall:.2f}** | {spread(walls)} | "
-                     f"{statistics.median([p for _, p, _ in got]):.2f} | {statistics.median([c for _, _, c in got]):.2f} "
-                     f"| **{wall / floor:.1f}×** | ≤ 3× ({verdict}) |")
+                     f"{statistics.median([p for _, p, _ in got]):.2f} | "
+                     f"{statistics.median([c for _, _, c in got]):.2f} | **{wall / floor:.1f}×** | ≤ 3× ({verdict}) |")
         print(f"{name}: {wall:.2f} s = {wall / floor:.1f}x pyarrow's {floor:.2f} s", flush=True)
     return lines
 

@@ -61,7 +61,8 @@ def library_scorer(store: Any, name: str) -> tuple[str, Scorer] | None:
         from sklearn.decomposition import PCA
 
         pca = PCA(n_components=params["n_components"], random_state=params["seed"]).fit(X_train)
-        return "PCA.transform + inverse_transform", lambda X: ((X - pca.inverse_transform(pca.transform(X))) ** 2).sum(1)
+        return ("PCA.transform + inverse_transform",
+                lambda X: ((X - pca.inverse_transform(pca.transform(X))) ** 2).sum(1))
     if kind == "kmeans":
         from sklearn.cluster import KMeans
 

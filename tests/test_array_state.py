@@ -40,7 +40,8 @@ def kdd(splits, store):
     train = scaled(kdd_frame(splits.train).sample(6000, random_state=0))
     validation = kdd_frame(splits.validation).sample(6000, random_state=0)
     y = splits.labels("validation", "reference")[validation.index.map(kdd_frame(splits.validation).index.get_loc)]
-    score = np.vstack([scaled(kdd_frame(splits.test).iloc[:8000]), rng.uniform(-1, 2, (2000, len(FEATURES)))]).astype(np.float32)
+    score = np.vstack([scaled(kdd_frame(splits.test).iloc[:8000]),
+                       rng.uniform(-1, 2, (2000, len(FEATURES)))]).astype(np.float32)
     return {"train": train, "labelled": (scaled(validation), np.asarray(y)), "score": score}
 
 

@@ -276,7 +276,8 @@ class _ArrayModel(Detector):
 class OneClassSVMDetector(_ArrayModel):
     """RBF One-Class SVM on a random subset of distinct normals; score = minus the decision value.
 
-    Stored: support vectors, dual coefficients, intercept and gamma (:class:`~anodet.detectors.from_arrays.RBFDecision`).
+    Stored: support vectors, dual coefficients, intercept and gamma
+    (:class:`~anodet.detectors.from_arrays.RBFDecision`).
     """
 
     name = "ocsvm"

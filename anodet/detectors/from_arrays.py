@@ -63,7 +63,8 @@ def _require(condition: bool, message: str) -> None:
 
 
 class RBFDecision:
-    """The decision function of an RBF One-Class SVM from its support vectors, dual coefficients, intercept and gamma."""
+    """The decision function of an RBF One-Class SVM from its support vectors, dual coefficients, intercept and
+    gamma."""
 
     BLOCK_ROWS = 1_024  # a (1024, n_sv) float32 block of exponents stays in L2 cache
 

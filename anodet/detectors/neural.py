@@ -117,7 +117,8 @@ def _numpy_program(model) -> list[Step] | None:
             steps.append(("dense", tuple(w.astype(np.float32) for w in layer.layer.get_weights()),
                           _activation_name(layer.layer.activation)))
         elif isinstance(layer, keras.layers.LSTM):
-            if (_activation_name(layer.activation), _activation_name(layer.recurrent_activation)) != ("tanh", "sigmoid"):
+            activations = (_activation_name(layer.activation), _activation_name(layer.recurrent_activation))
+            if activations != ("tanh", "sigmoid"):
                 return None
             op = "lstm_sequence" if layer.return_sequences else "lstm_last"
             steps.append((op, tuple(w.astype(np.float32) for w in layer.get_weights()), ""))

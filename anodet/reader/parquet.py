@@ -58,15 +58,20 @@ def read_parquet_chunks(path: str | Path, on_layout: Callable[[Layout], None] | 
             progress(min(1.0, (row - 1) / total))
 
 
+NUMBER = r"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$"
+"""Text that reads as a number (anything else in a numeric column makes its row invalid)."""
+
+
 def _typed(table: pa.Table, layout: Layout) -> pa.Table:
-    """Numeric model columns as float64 (anything that is not a number becomes null: its row is invalid), the rest text."""
+    """Numeric model columns as float64 (anything that is not a number becomes null: its row is invalid), the rest
+    text."""
     columns = []
     for name in layout.columns:
         column = table.column(name)
         if name in layout.numeric_columns:
             if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
-                column = pc.cast(pc.if_else(pc.match_substring_regex(column, r"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$"),
-                                            column, pa.scalar(None, pa.string())), pa.float64())
+                numeric = pc.match_substring_regex(column, NUMBER)
+                column = pc.cast(pc.if_else(numeric, column, pa.scalar(None, pa.string())), pa.float64())
             else:
                 column = pc.cast(column, pa.float64(), safe=False)
         else:

@@ -133,7 +133,8 @@ class InputStream:
         try:
             handle = open(path, "rb")
         except OSError as exc:
-            raise InputError(f"Cannot open {path}: {exc.strerror or exc}. Check the path and its permissions.") from None
+            raise InputError(f"Cannot open {path}: {exc.strerror or exc}. Check the path and its "
+                             "permissions.") from None
         self.size = info.st_size
         return handle
 
@@ -203,7 +204,8 @@ class InputStream:
         cap = limits.max_decompressed_bytes
         if cap is not None and self._produced > cap:
             raise InputError(
-                f"{self.name} holds more than {cap / 1e6:,.0f} MB of text{' once decompressed' if self.compressed else ''}"
+                f"{self.name} holds more than {cap / 1e6:,.0f} MB of text"
+                f"{' once decompressed' if self.compressed else ''}"
                 f", over the limit here. Score it with `python -m anodet score`, or split it into smaller files."
             )
         if (self.compressed and self._produced > limits.inflation_grace_bytes
