@@ -9,11 +9,10 @@ fitting, that its arrays give scikit-learn's scores on probe rows, and refuses t
   blocked float32 matrix products. Rows and support vectors are first centred on the support
   vectors' mean (distances do not change; the norms, and so the rounding of
   ``|x|^2 + |sv|^2 - 2 x.sv``, get smaller), then one GEMM gives every exponent, one pass takes
-  the exponentials (they are two thirds of the time: numpy's float32 ``exp`` is ~2 ns a value
-  here, three times faster than float64's) and one matrix-vector product sums them with float32
-  weights. On 200,000 distinct KDD-like rows it differs from the same sum taken in float64 by at
-  most 2.8e-5 on values of magnitude ~40 (1.3e-5 when the exponents were float64, 1.45 times
-  slower); rows whose float32 result is not finite are scored again in float64.
+  the exponentials in float32 (most of the time goes there, and float32's ``exp`` is the faster)
+  and one matrix-vector product sums them with float32 weights: within the 1e-4 of scikit-learn's
+  float64 sum that the fit-time check allows (``tests/test_array_state.py``); rows whose float32
+  result is not finite are scored again in float64.
 * :class:`TreeEnsemble`: trees as flat node arrays with one value per leaf (for an Isolation
   Forest the leaf table ``depth + c(n) - 1``, for a random forest the class-1 probability),
   summed over the trees in their stored order: the same float64 operations as scikit-learn's
@@ -23,12 +22,10 @@ fitting, that its arrays give scikit-learn's scores on probe rows, and refuses t
   from the fitted rows, their k-distances and local reachability densities, with scikit-learn's
   formula in scikit-learn's dtypes. The k nearest fitted rows come from scikit-learn's own brute
   ``NearestNeighbors`` rebuilt on the fitted rows at the first score (``sklearn.neighbors`` is
-  imported then, not on load): the same neighbour search as the fitted estimator, and ~1.4 times
-  faster than the numpy alternative kept as the fallback (blocked matrix products and
-  ``np.argpartition``: 28k vs 40k rows/s measured on 2 cores). The fallback differs from
-  scikit-learn where squared distances round differently in the last bits (~1e-7 relative on the
-  score) and where two fitted rows tie for the k-th neighbour (either is a valid pick; on the KDD
-  test split 22 of 10,000 rows, up to 0.55% relative).
+  imported then, not on load): the same neighbour search as the fitted estimator, and faster than
+  the numpy alternative kept as the fallback (blocked matrix products and ``np.argpartition``).
+  The fallback differs from scikit-learn where squared distances round differently in the last
+  bits and where two fitted rows tie for the k-th neighbour (either is a valid pick).
 """
 
 from __future__ import annotations
