@@ -211,12 +211,12 @@ def misses_section() -> None:
                f"category's {words.positives} caught and missed on the test split, with the Wilson interval of the "
                "rate.")
     report_thresholds = {focus: thresholds[focus]} if focus in moved else None
-    parts = (loaders.get_store(), loaders.get_splits(), Scored(scores, loaders.get_validation_scores()))
+    parts = (loaders.get_store(), loaders.get_splits(), loaders.validation_scores_later())
 
     def build_report() -> str:  # called when the button is clicked, outside this run: everything it needs is bound
-        store_, splits_, scored = parts
+        store_, splits_, validation_scores = parts
         return report.build(dataset.key, view, focus, point, report_thresholds, declaration=dataset,
-                            store=store_, splits=splits_, scores=scored,
+                            store=store_, splits=splits_, scores=Scored(scores, validation_scores()),
                             thresholds_source="moved by hand in this session" if report_thresholds else "")[0]
 
     st.download_button(

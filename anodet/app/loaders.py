@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -143,15 +143,16 @@ def _test_scores(root: str, manifest_hash: str) -> dict[str, np.ndarray]:
 
 
 @st.cache_resource(show_spinner="Scoring the validation split…", max_entries=2)
-def _validation_scores(root: str, manifest_hash: str) -> dict[str, np.ndarray]:
-    return _split_scores(root, manifest_hash, "validation")
+def _validation_scores(root: str, manifest_hash: str, _splits: Splits | None = None) -> dict[str, np.ndarray]:
+    return _split_scores(root, manifest_hash, "validation", _splits)
 
 
-def _split_scores(root: str, key: str, split: str) -> dict[str, np.ndarray]:
+def _split_scores(root: str, key: str, split: str, splits: Splits | None = None) -> dict[str, np.ndarray]:
     """Every detector's scores on one split: the stored ones from the disk cache (or computed and kept there), the
-    external ones as they were added (an external detector without validation scores is absent from that split)."""
+    external ones as they were added (an external detector without validation scores is absent from that split).
+    ``splits`` default: the session's dataset's."""
     base = _base_store(root, _store_hash(key))
-    splits = get_splits()
+    splits = splits if splits is not None else get_splits()
     scores, _ = score_cache.split_scores(base, splits, split,
                                          lambda frame: scorer.score_frame(_loaded_base(root, _store_hash(key)), frame))
     out = {n: _readonly(s) for n, s in scores.items()}
@@ -221,6 +222,13 @@ def get_test_scores() -> dict[str, np.ndarray]:
 def get_validation_scores() -> dict[str, np.ndarray]:
     """Every detector's scores on the validation split, read-only (shared by all sessions)."""
     return _validation_scores(_root(), _manifest_hash())
+
+
+def validation_scores_later() -> Callable[[], dict[str, np.ndarray]]:
+    """A call returning :func:`get_validation_scores`, bound now to the session's dataset, for work done outside the
+    script run (a download built when it is clicked): a first page that may never need them does not score them."""
+    root, manifest_hash, splits = _root(), _manifest_hash(), get_splits()
+    return lambda: _validation_scores(root, manifest_hash, splits)
 
 
 @st.cache_resource(max_entries=4)
