@@ -67,11 +67,11 @@ def page_path(in_child: bool, env: dict[str, str]) -> tuple[float, int, dict[str
     os.environ.update(env)
     from streamlit.runtime.scriptrunner.script_runner import _clean_problem_modules
 
-    from anodet.datasets import catalog
+    from anodet.training import datasets as training_datasets
     from anodet.training import jobs
 
     start = time.perf_counter()
-    job = jobs.start("wdbc", None, trainer=None if in_child else catalog.train)
+    job = jobs.start("wdbc", None, trainer=None if in_child else training_datasets.train)
     cleanups = 0
     while job.active:
         time.sleep(1.0)

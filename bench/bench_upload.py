@@ -42,7 +42,7 @@ RESULTS = ROOT / "bench" / "results" / "upload.md"
 
 def make_upload(path: Path, target_bytes: int, seed: int = 0) -> tuple[int, int]:
     """A gzip file of header CSV rows drawn from the test split, ``target_bytes`` once decompressed."""
-    test = load_splits().test
+    test = load_splits().test.rows
     rng = np.random.default_rng(seed)
     block = test.iloc[rng.integers(0, len(test), 20_000)][list(FEATURES)].to_csv(index=False, header=False).encode()
     header = (",".join(FEATURES) + "\n").encode()
