@@ -318,6 +318,19 @@ def test_an_operating_point_sets_every_detectors_threshold_on_the_validation_nor
     assert app.query_params["op"] == "fpr" and float(app.query_params["fpr"]) == pytest.approx(1e-4)
 
 
+def test_what_will_it_miss_follows_the_best_at_the_operating_point_until_a_detector_is_chosen(app, store):
+    """The Overview opened at the preset shows the best by ROC AUC; a new operating point moves "What will it miss?"
+    (and its decision report) to the detector that catches most there, unless the user picked one."""
+    first_row = table_with(app, "roc_auc")["detector"].iloc[0]
+    assert store.entry(app.selectbox(key="overview_miss_detector").value)["display_name"] == first_row
+    choose_point(app, "fpr", **{"Target FPR (%)": 0.01})
+    assert app.selectbox(key="overview_miss_detector").value == "pca"
+    assert "PCA · kdd18" in app.get("download_button")[0].proto.label
+    app.selectbox(key="overview_miss_detector").set_value("iforest").run()
+    choose_point(app, "fpr", **{"Target FPR (%)": 0.1})
+    assert app.selectbox(key="overview_miss_detector").value == "iforest"  # the user's choice stays
+
+
 def test_an_alert_budget_means_alerts_on_normal_traffic(app, store):
     """The budget preset took 0.01 % of every validation record (74.5 % attacks) and flagged nothing; 50 alerts a
     day for 500,000 records is an FPR of 0.01 % on normal records."""

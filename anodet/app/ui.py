@@ -41,12 +41,15 @@ def detector_picker(label: str, names: Sequence[str], key: str, help: str | None
                     default: str | None = None) -> str:
     """A detector selectbox that remembers the choice across pages (under :data:`FOCUS_KEY`).
 
-    A widget's own state is dropped when its page is left; the shared key is not.
+    A widget's own state is dropped when its page is left; the shared key is not. Until the user chooses, the
+    picker follows ``default`` (e.g. the best detector at the operating point, which changes with it).
     """
     names = list(names)
-    focus = st.session_state.get(FOCUS_KEY, default or names[0])
-    if st.session_state.get(key) not in names:
-        st.session_state[key] = focus if focus in names else names[0]
+    chosen = st.session_state.get(FOCUS_KEY)
+    if chosen not in names:
+        st.session_state[key] = default if default in names else names[0]
+    elif st.session_state.get(key) not in names:
+        st.session_state[key] = chosen
 
     def _remember() -> None:
         st.session_state[FOCUS_KEY] = st.session_state[key]
