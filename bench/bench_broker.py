@@ -87,6 +87,7 @@ def consumer(server, detector: str, stream_name: str, name: str, log: Path, *ext
 def wait_started(proc: subprocess.Popen) -> float:
     """Wait for the 'stream: DETECTOR on …' line (model loaded, about to read); return that moment."""
     while True:
+        assert proc.stderr is not None
         line = proc.stderr.readline()
         if not line:
             raise RuntimeError("the consumer ended before it started reading")

@@ -118,9 +118,9 @@ def main(argv: list[str] | None = None) -> int:
         "| pool rows/s, repeating rows | anodet ÷ library | max difference | ≥ 2× the library |",
         "| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | :---: |",
     ]
-    for name, load_s, call, lib_rate, one, pool, again, ratio, difference, verdict in rows:
+    for name, load_s, call, lib_rate, one_thread, pool, again, ratio, difference, verdict in rows:
         lines.append(f"| {name} | {load_s:.2f} | {call or '— (numpy)' if 'zscore' in name else call or '—'} | "
-                     f"{f'{lib_rate:,.0f}' if lib_rate else '—'} | {one:,.0f} | {pool:,.0f} | {again:,.0f} | "
+                     f"{f'{lib_rate:,.0f}' if lib_rate else '—'} | {one_thread:,.0f} | {pool:,.0f} | {again:,.0f} | "
                      f"{f'{ratio:.1f}×' if ratio else '—'} | {difference or '—'} | {verdict} |")
     text = "\n".join(lines)
     print(text)

@@ -29,6 +29,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -39,7 +40,7 @@ import pandas as pd  # noqa: E402
 RESULTS = ROOT / "bench" / "results" / "external.md"
 TARGET_S = 2.0
 NAME = "my-iforest"
-PAGES = {  # page -> session state that points it at the external detector
+PAGES: dict[str, tuple[str, dict[str, Any]]] = {  # page -> session state that points it at the external detector
     "Overview": ("app_pages/overview.py", {}),
     "Threshold explorer": ("app_pages/threshold_explorer.py", {"focus_detector": NAME, "explorer_detector": NAME}),
     "Flagged records": ("app_pages/flagged_records.py", {"focus_detector": NAME, "flagged_detector": NAME,
@@ -94,8 +95,8 @@ def run(runs: int) -> dict:
     files = pipeline_scores(folder)
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=600)
     at.run()
-    for path, _state in PAGES.values():  # a server that has drawn every page once: store, scores, curves loaded
-        at.switch_page(path).run()
+    for page_file, _state in PAGES.values():  # a server that has drawn every page once: store, scores, curves loaded
+        at.switch_page(page_file).run()
     results: dict = {"files": {}}
     splits = load_splits()  # the server's splits, loaded once and shared (the Your data page passes them)
     for label, path in files.items():

@@ -21,6 +21,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -32,7 +33,7 @@ from anodet.datasets import inspection, inspection_cache  # noqa: E402
 from anodet.datasets.files import file_columns  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "inspection.md"
-STEPS = [("first read (label suggested)", {"label": "label"}),
+STEPS: list[tuple[str, dict[str, Any]]] = [("first read (label suggested)", {"label": "label"}),
          ("normal value typed", {"label": "label", "normal": "normal"}),
          ("a column made categorical", {"label": "label", "normal": "normal", "categorical": ("c1",)}),
          ("a column excluded", {"label": "label", "normal": "normal", "categorical": ("c1",), "exclude": ("c2",)}),
@@ -62,7 +63,7 @@ def main() -> None:
         size = path.stat().st_size / 2**20
         rows = []
         for label, options in STEPS:
-            plain_opts = {k: list(v) if isinstance(v, tuple) else v for k, v in options.items()}
+            plain_opts: dict[str, Any] = {k: list(v) if isinstance(v, tuple) else v for k, v in options.items()}
             t0 = time.perf_counter()
             file_columns(path)
             inspection.inspect(path, **plain_opts)

@@ -30,6 +30,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -127,6 +128,12 @@ def halvings(text: np.ndarray, n: int, seed: int = 0) -> list[np.ndarray]:
     return masks
 
 
+def kept_scores(candidate: Any) -> np.ndarray:
+    """A candidate's validation scores (the search keeps them: ``keep_scores=True``)."""
+    assert candidate.validation is not None, "search(..., keep_scores=True) keeps every candidate's scores"
+    return np.asarray(candidate.validation)
+
+
 def study(found: Search, labels: dict[str, np.ndarray], text: np.ndarray, rules: list[str],
           n_halvings: int) -> dict[str, dict[str, list[float]]]:
     """{rule: {view: [best held-out recall per halving and direction]}}, and ``{rule: {"mean_<view>": [...]}}`` the
@@ -142,15 +149,15 @@ def study(found: Search, labels: dict[str, np.ndarray], text: np.ndarray, rules:
                     continue
                 variants = {r: parse_rule(r) for r in rules}
                 ranges = sorted({c.max_fpr for c in variants.values()})
-                judged = {rng: [judge(kind, c.params, c.validation[pick], on_pick, rng) for c in candidates]
+                judged = {rng: [judge(kind, c.params, kept_scores(c)[pick], on_pick, rng) for c in candidates]
                           for rng in ranges}
                 for r, crit in variants.items():
                     options = judged[crit.max_fpr]
                     best = candidates[options.index(choose(options, crit))]
                     for view, y in labels.items():
-                        curve = metrics.ThresholdCurve.from_scores(y[pick], best.validation[pick])
+                        curve = metrics.ThresholdCurve.from_scores(y[pick], kept_scores(best)[pick])
                         threshold = curve.threshold_within_fpr(FPR)
-                        held = metrics.ThresholdCurve.from_scores(y[judge_on], best.validation[judge_on])
+                        held = metrics.ThresholdCurve.from_scores(y[judge_on], kept_scores(best)[judge_on])
                         tp, _fp, fn, _tn = held.counts(threshold)
                         out[r].setdefault(f"{view}:{fs}:{kind}", []).append(tp / (tp + fn))
     summary: dict[str, dict[str, list[float]]] = {}
@@ -379,7 +386,7 @@ def main(argv: list[str] | None = None) -> int:
 
     start = time.perf_counter()
     data = prepare(splits, ["kdd18", "kdd41"], None, 0, labelled=False)
-    labels = {view: splits.labels("validation", view) for view in LABEL_VIEWS}
+    labels = {view: y for view in LABEL_VIEWS if (y := splits.labels("validation", view)) is not None}
     crit = parse_rule(args.rule)
     keep = roc_best(results["committed store"])
     found = search(data, labels, kinds, crit, seed=0, log=lambda m: print(m, flush=True), keep_scores=True,
@@ -404,8 +411,8 @@ def main(argv: list[str] | None = None) -> int:
             results[label] = at_op(store, splits, scored_now(store, splits), store.names)
 
     test_text = np.asarray(splits.test.label_text).astype(str)
-    ceilings = {view: ceiling(found, labels, text, test_text, splits.labels("test", view), view)
-                for view in LABEL_VIEWS}
+    ceilings = {view: ceiling(found, labels, text, test_text, y_test, view)
+                for view in LABEL_VIEWS if (y_test := splits.labels("test", view)) is not None}
     seeds = []
     start = time.perf_counter()
     for name in [n for n in args.seed_check.split(",") if n]:

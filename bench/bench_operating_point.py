@@ -69,7 +69,8 @@ def main() -> None:
     args = parser.parse_args()
     port = 8700 + os.getpid() % 200
     proc = start(port)
-    new, seen = [], []
+    new: list[float] = []
+    seen: list[float] = []
     try:
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS)

@@ -55,6 +55,7 @@ def paced(detector: str, lines: list[bytes], rate: float, seconds: float, tmp: P
     alerts.unlink(missing_ok=True)
     proc = subprocess.Popen(command(detector, "--alerts", str(alerts), "--stats", str(stats)), cwd=ROOT, env=env(),
                             stdin=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdin is not None and proc.stderr is not None
     # Wait until the detector is loaded (the first status line), so start-up is not measured.
     proc.stderr.readline()
     total = int(rate * seconds)

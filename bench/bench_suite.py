@@ -21,6 +21,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -32,7 +33,7 @@ from anodet.benchmark.suites import default_suite  # noqa: E402
 from anodet.benchmark.summary import ProtocolSummary  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "suite.md"
-ISSUE = {"unsupervised": {"best": ("IForest", 0.7721), "oracle": 0.8309},
+ISSUE: dict[str, dict[str, Any]] = {"unsupervised": {"best": ("IForest", 0.7721), "oracle": 0.8309},
          "normal-only": {"best": ("KNN", 0.8582), "oracle": 0.8875}}
 """The issue's figures (PyOD 3.6.7 defaults, ADBench protocol, 3 seeds, fitted on all normal training rows)."""
 BUDGET_S = 20 * 60

@@ -38,6 +38,7 @@ def run_once(lines: list[bytes], workdir: Path) -> float:
                              "--status-every", "0"], cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True)
     port = None
     while port is None:
+        assert proc.stderr is not None
         line = proc.stderr.readline()
         if not line:
             raise RuntimeError("the stream command ended before listening")

@@ -96,7 +96,8 @@ async def server_session(url: str, cookies: dict[str, str], path: str, title: st
     headers = {"Cookie": "; ".join(f"{k}={v}" for k, v in cookies.items()), "Origin": url}
     xsrf = cookies.get("_streamlit_xsrf", "")
     ws_url = url.replace("http://", "ws://") + "/_stcore/stream"
-    async with websockets.connect(ws_url, subprotocols=["streamlit", xsrf], additional_headers=headers,
+    protocols = [websockets.Subprotocol("streamlit"), websockets.Subprotocol(xsrf)]
+    async with websockets.connect(ws_url, subprotocols=protocols, additional_headers=headers,
                                   max_size=None, open_timeout=600) as ws:
         msg = BackMsg()
         msg.rerun_script.query_string = ""

@@ -103,6 +103,7 @@ class Server:
 
     def _read(self) -> None:
         pattern = re.compile(r"anodet-timing explorer_panel \S+ ([0-9.]+) ms")
+        assert self.proc.stdout is not None
         for line in self.proc.stdout:
             match = pattern.search(line)
             if match:
@@ -141,7 +142,7 @@ def control(page):
     return page.locator(".adt").first
 
 
-def drag(page, start: float, end: float, moves: int) -> tuple[list[list[str]], list[float]]:
+def drag(page, start: float, end: float, moves: int) -> tuple[list[list[str]], dict[str, list[float]]]:
     """Hold the handle and move it ``moves`` times from ``start`` to ``end`` (track fractions).
 
     Returns what the control showed after each move (read before the next one, button still
@@ -355,7 +356,8 @@ def main() -> None:
             page = ctx.new_page()
             open_drawn(page, server.url, 3)
 
-            warm, warm_explorer = [], []
+            warm: list[float] = []
+            warm_explorer: list[float] = []
             for _ in range(3):  # a new tab is a new Streamlit session; the browser keeps its HTTP cache
                 for url, drawn, times in ((server.url, (3, 0), warm),
                                           (f"{server.url}/threshold_explorer", EXPLORER[1:], warm_explorer)):

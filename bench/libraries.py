@@ -73,9 +73,9 @@ def library_scorer(store: Any, name: str) -> tuple[str, Scorer] | None:
 
         lw = LedoitWolf().fit(X_train.astype(np.float64))
         return "LedoitWolf.mahalanobis", lw.mahalanobis
-    detector = create(kind, **params)
+    detector: Any = create(kind, **params)
     detector.fit(*data.labelled) if detector.uses_labels else detector.fit(X_train)
-    model = detector.model_
+    model = detector.model_  # the scikit-learn estimator its fit kept (the sklearn-backed kinds)
     if kind == "ocsvm":
         return "OneClassSVM.decision_function", lambda X: -model.decision_function(X)
     if kind in ("iforest", "lof"):

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -56,7 +57,7 @@ def migrate(root: Path) -> list[str]:
         kind = kind_of(name)
         model = sio.load(folder / SKOPS_FILE, trusted=TRUSTED[kind])
         saved = json.loads((folder / PARAMS_FILE).read_text())
-        detector = detector_class(kind)(seed=saved["seed"], **saved["params"])
+        detector: Any = detector_class(kind)(seed=saved["seed"], **saved["params"])
         n_features = model.n_features_in_
         extra = getattr(model, "support_vectors_", None)
         if extra is None:

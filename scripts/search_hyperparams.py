@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     kinds = [k for k in args.kinds.split(",") if k]
     splits = load_splits()
     data = prepare(splits, sets, args.train_rows, args.seed, labelled="supervised" in kinds)
-    labels = {view: splits.labels("validation", view) for view in LABEL_VIEWS}
+    labels = {view: y for view in LABEL_VIEWS if (y := splits.labels("validation", view)) is not None}
     found = search(data, labels, kinds, criterion, args.seed, log=lambda m: print(m, flush=True),
                    fixed=kept(args.keep.split(",")) if criterion.name == "pauc" else None)
     out = args.out or (CHOICES_FILE if criterion.name == "roc_auc" else OPERATING_POINT_FILE)

@@ -43,7 +43,8 @@ def start_app(env: dict[str, str] | None = None, timeout: float = 90.0):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"streamlit exited: {proc.stdout.read().decode(errors='replace')[-2000:]}")
+            output = proc.stdout.read() if proc.stdout else b""
+            raise RuntimeError(f"streamlit exited: {output.decode(errors='replace')[-2000:]}")
         try:
             with urllib.request.urlopen(f"{url}/_stcore/health", timeout=1) as r:
                 if r.status == 200:
