@@ -324,9 +324,13 @@ def add_section() -> None:
     name = c1.text_input("Dataset name", value=default_name, key=f"yd_name_{gen}", max_chars=64,
                          help="Letters, digits, '-' or '_'; not starting with 'kdd'.")
     label_choices = [NONE, *names, *[n for n in test_names if n not in names]]
-    suggested = next((n for n in label_choices if n.strip().lower() in inspection.LABEL_NAMES), None)
-    if f"yd_label_{gen}" not in st.session_state and suggested:
+    only_in_test = [n for n in test_names if n not in names]  # a training file of normals lacks just the label
+    suggested = next((n for n in label_choices if n.strip().lower() in inspection.LABEL_NAMES),
+                     only_in_test[0] if len(only_in_test) == 1 else None)
+    if suggested and st.session_state.get(f"yd_label_suggested_{gen}") != suggested \
+            and st.session_state.get(f"yd_label_{gen}", NONE) == NONE:  # a new suggestion, and no choice made yet
         st.session_state[f"yd_label_{gen}"] = suggested
+        st.session_state[f"yd_label_suggested_{gen}"] = suggested
     label = c2.selectbox("Label column", label_choices, key=f"yd_label_{gen}",
                          help="The column telling normal rows from anomalies, in the training file, the test file or "
                               "both; a training file without it is taken as all normal records. With labels, "
@@ -403,7 +407,7 @@ def add_section() -> None:
             return
         try:
             with st.spinner("Building the splits…"):
-                uploads.add_from_uploads(
+                added = uploads.add_from_uploads(
                     name, train_path, test_path, replace=replace, label=lab, normal=normal.strip() if lab else None,
                     id_column=ident, exclude=list(exclude), categorical=list(categorical), protocol=protocol,
                     positive=positive.strip() or None, negative=negative.strip() or None,
@@ -416,7 +420,7 @@ def add_section() -> None:
         session_files.confirmed([train_path, test_path])
         st.session_state[GEN_KEY] = gen + 1
         st.session_state[PICK_KEY] = name
-        st.session_state[ADDED_KEY] = name
+        st.session_state[ADDED_KEY] = (name, list(added.doc.get("notes", [])))
         st.rerun()
 
 
@@ -428,7 +432,9 @@ st.markdown("Bring your own records, confirm the columns anodet infers, and trai
 
 added = st.session_state.pop(ADDED_KEY, None)
 if added:
-    st.success(f"Dataset {text(added)} added. Train it below.")
+    added_name, added_notes = added
+    st.success(f"Dataset {text(added_name)} added. Train it below."
+               + "".join(f"\n\n{text(note)}" for note in added_notes))
 deleted = st.session_state.pop(dataset_access.DELETED_KEY, None)
 if deleted:
     st.success(f"Dataset {text(deleted)} deleted: its declaration, splits, trained detectors and kept files.")

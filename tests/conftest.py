@@ -56,6 +56,22 @@ def wdbc_frame():
     return out
 
 
+def odds_files(tmp_path, label_in_train: bool = False):
+    """WDBC built the ODDS way, split as the most common set-up: benign records to train on (no label column) and
+    a labelled test file (the rest of the benign records and the malignant ones), with an id column."""
+    import pandas as pd
+
+    frame = wdbc_frame().reset_index(drop=True)
+    frame.insert(0, "patient_id", [f"p{i:04d}" for i in range(len(frame))])
+    benign = frame[frame["diagnosis"] == "B"]
+    train = benign.iloc[:250]
+    test = pd.concat([benign.iloc[250:], frame[frame["diagnosis"] == "M"]])
+    train_path, test_path = tmp_path / "normals.csv", tmp_path / "labelled.csv"
+    (train if label_in_train else train.drop(columns="diagnosis")).to_csv(train_path, index=False)
+    test.to_csv(test_path, index=False)
+    return train_path, test_path
+
+
 def kdd_frame(part):
     """A KDD part as one frame, the way the cached splits keep it: the 41 raw columns, the attack name, its category
     and both label views' 0/1 columns, indexed by the record's line in its raw file (tests read it like that)."""

@@ -15,7 +15,7 @@ from streamlit.testing.v1 import AppTest
 from anodet.datasets import userdata
 from anodet.detectors import REGISTRY
 from anodet.training import jobs
-from tests.conftest import wdbc_frame
+from tests.conftest import odds_files, wdbc_frame
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 PAGE = "app_pages/your_data.py"
@@ -141,6 +141,40 @@ def test_wdbc_upload_confirm_train_leaderboard(page, data_dir):
     best = {m.label: m.value for m in at.metric}["Best test ROC AUC"]
     assert float(best) >= 0.95
     assert table(at, "trained")["trained"][0]
+
+
+def test_normal_records_to_train_on_and_a_labelled_test_file_keep_the_labels(page, tmp_path):
+    """Issue 26's most common set-up, from the page: the training file has no label column, the test file has it.
+    The label is suggested from the test file (uploaded second, as users do), the page says the training rows are
+    taken as normal, the dataset keeps the test file's labels, and the quick preset ranks it by ROC AUC."""
+    train, test = odds_files(tmp_path)
+    page.file_uploader(key="yd_train_file_0").set_value(("normals.csv", train.read_bytes(), "text/csv")).run()
+    assert at_label(page) == "(none)"  # nothing in the training file looks like a label
+    page.file_uploader(key="yd_test_file_0").set_value(("labelled.csv", test.read_bytes(), "text/csv")).run()
+    assert not problems(page) and not errors(page), (problems(page), errors(page))
+    assert at_label(page) == "diagnosis"  # the one column only the test file has
+    said = " ".join(plain(m.value) for m in page.markdown)
+    assert "The training file has no column **diagnosis**: its rows are taken as normal records" in said
+    page.text_input(key="yd_name_0").set_value("wdbc")
+    page.text_input(key="yd_normal_0").set_value("B")
+    page.selectbox(key="yd_id_0").set_value("patient_id")
+    page.run()
+    page.button(key="yd_add_0").click().run()
+    assert not problems(page) and not errors(page), (problems(page), errors(page))
+    added = plain(page.success[0].value)
+    assert "Dataset wdbc added" in added and "a stratified half of the labelled test file" in added
+    splits = userdata.load("wdbc").splits()
+    assert int(splits.validation.label("label").sum()) + int(splits.test.label("label").sum()) == 10  # none dropped
+    assert page.radio(key="yd_preset_wdbc").value == "quick"
+    page.button(key="yd_train_go").click().run()
+    assert wait_for_job("wdbc").status == jobs.DONE
+    page.run()
+    board = table(page, "roc_auc")
+    assert len(board) == len(CLASSICAL) and board["roc_auc"].max() >= 0.95, board
+
+
+def at_label(at: AppTest) -> str:
+    return at.selectbox(key="yd_label_0").value
 
 
 def test_second_training_of_the_same_dataset_is_refused_while_one_runs(page):

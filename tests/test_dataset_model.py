@@ -14,7 +14,7 @@ from anodet.cli import main
 from anodet.datasets import catalog, userdata
 from anodet.datasets.errors import DatasetError
 from anodet.datasets.model import Vocabulary, plural
-from tests.conftest import ROOT, wdbc_frame
+from tests.conftest import ROOT, odds_files, wdbc_frame
 
 CLASSICAL = "pca,zscore,mahalanobis,kmeans,iforest"
 
@@ -24,20 +24,6 @@ def data_dir(tmp_path, monkeypatch):
     folder = tmp_path / "data"
     monkeypatch.setenv("ANODET_DATA_DIR", str(folder))
     return folder
-
-
-def odds_files(tmp_path, label_in_train: bool = False):
-    """WDBC built the ODDS way, split as the most common set-up: benign records to train on (no label column) and
-    a labelled test file (the rest of the benign records and the malignant ones), with an id column."""
-    frame = wdbc_frame().reset_index(drop=True)
-    frame.insert(0, "patient_id", [f"p{i:04d}" for i in range(len(frame))])
-    benign = frame[frame["diagnosis"] == "B"]
-    train = benign.iloc[:250]
-    test = pd.concat([benign.iloc[250:], frame[frame["diagnosis"] == "M"]])
-    train_path, test_path = tmp_path / "normals.csv", tmp_path / "labelled.csv"
-    (train if label_in_train else train.drop(columns="diagnosis")).to_csv(train_path, index=False)
-    test.to_csv(test_path, index=False)
-    return train_path, test_path
 
 
 def cli(*args: str) -> int:
