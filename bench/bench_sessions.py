@@ -9,7 +9,7 @@ builds its own figures. This script measures, against a fresh ``streamlit run ap
 * **cold**: N sessions open the explorer at once on a server that has served nobody yet;
 * **warm**: N more sessions open it at once afterwards.
 
-For each: per-session time from ``goto`` to the page drawn (2 charts, script idle), median and
+For each: per-session time from ``goto`` to the page drawn (its threshold control drawn, script idle), median and
 max, and the server's RSS. Writes ``bench/results/sessions.md``.
 
 Usage: ``python bench/bench_sessions.py [--sessions 20]``
@@ -32,11 +32,10 @@ from playwright.sync_api import sync_playwright
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.bench_ui import DRAWN_JS  # noqa: E402
 from tests.e2e.conftest import APP_IDLE, CHROMIUM, CHROMIUM_FLAGS, start_app, stop_app  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "sessions.md"
-DRAWN = """() => document.querySelectorAll('.js-plotly-plot .main-svg').length >= 2
-    && !!document.querySelector("[data-testid='stApp'][data-test-script-state='notRunning']")"""
 
 
 def rss(pid: int) -> int:
@@ -87,7 +86,7 @@ def open_all(browser, url: str, n: int) -> list[float]:
         p.evaluate(f"() => {{ window.location.href = '{url}/threshold_explorer'; }}")
     times = []
     for p in pages:
-        p.wait_for_function(DRAWN, timeout=600_000, polling=100)
+        p.wait_for_function(DRAWN_JS, arg=[0, 1], timeout=600_000, polling=100)  # its threshold control drawn
         times.append(time.perf_counter() - start)
     for p in pages:
         p.wait_for_selector(APP_IDLE, timeout=600_000)

@@ -36,6 +36,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench_sessions import cpu_seconds  # noqa: E402  # the same CPU count as the anonymous sessions' bench
 
+from bench.bench_ui import CONTROLS_JS  # noqa: E402
 from tests.e2e.conftest import APP_IDLE, CHROMIUM, CHROMIUM_FLAGS, start_app, stop_app  # noqa: E402
 from tests.e2e.signin import SIGN_IN_NOTE, provider, secrets_toml  # noqa: E402
 
@@ -44,13 +45,18 @@ PAGES = [("threshold_explorer", "Threshold explorer"), ("flagged_records", "Flag
          ("score_csv", "Score a CSV"), ("live_monitor", "Live monitor"), ("your_data", "Your data"), ("", "Overview")]
 """Every page; the sessions start on the Overview (after sign-in), so it comes last."""
 TARGET_S = 15.0
-READY = ("""(title) => {
+READY = ("""([title, controls]) => {
     const idle = !!document.querySelector(`""" + APP_IDLE + """`);
     const heading = [...document.querySelectorAll("[data-testid='stMain'] h1")].some(h => h.innerText.trim() === title);
     const charts = [...document.querySelectorAll("[data-testid='stPlotlyChart']")];
     const drawn = charts.every(c => c.querySelector('.main-svg'));
-    return idle && heading && drawn;
+    const controlsDrawn = (""" + CONTROLS_JS + """)().filter(c => c.querySelectorAll('.adt-svg polyline, .adt-svg rect')
+        .length > 10).length >= controls;
+    return idle && heading && drawn && controlsDrawn;
 }""")
+"""A page is ready when its title shows, the script is idle, every Plotly chart and every threshold control (the
+explorer's, in its shadow root) is drawn."""
+CONTROLS = {"Threshold explorer": 1}
 POLICY = ('default_role = "viewer"\n[users]\n"user0@example.com" = "admin"\n'
           '[domains]\n"analysts.example.com" = "analyst"\n')
 
@@ -80,7 +86,7 @@ async def browser_wave(pages, path: str, title: str) -> list[float]:
     async def one(page) -> float:
         await page.locator("[data-testid='stSidebarNav']").get_by_role("link", name=title, exact=True).click(
             timeout=600_000)
-        await page.wait_for_function(READY, arg=title, timeout=600_000, polling=100)
+        await page.wait_for_function(READY, arg=[title, CONTROLS.get(title, 0)], timeout=600_000, polling=100)
         return time.perf_counter() - start
 
     return list(await asyncio.gather(*(one(p) for p in pages)))
