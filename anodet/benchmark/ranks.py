@@ -102,13 +102,11 @@ def nemenyi_groups(average_ranks: dict[str, float], cd: float) -> list[list[str]
 
 
 def holm(p_values: Sequence[float], alpha: float = 0.05) -> tuple[np.ndarray, np.ndarray]:
-    """(Holm-adjusted p-values, rejected) for ``p_values``: step-down, the i-th smallest against α/(m−i+1)."""
-    p = np.asarray(p_values, dtype=np.float64)
-    m = len(p)
-    order = np.argsort(p, kind="stable")
-    adjusted_sorted = np.minimum(1.0, np.maximum.accumulate(p[order] * (m - np.arange(m))))
-    adjusted = np.empty(m)
-    adjusted[order] = adjusted_sorted
+    """(Holm-adjusted p-values, rejected) for ``p_values``: step-down, the i-th smallest against α/(m−i+1)
+    (:func:`anodet.evaluation.intervals.holm`, the one implementation)."""
+    from anodet.evaluation.intervals import holm as holm_adjusted
+
+    adjusted = holm_adjusted(np.asarray(p_values, dtype=np.float64))
     return adjusted, adjusted <= alpha
 
 

@@ -54,18 +54,20 @@ def _wilson(k: int, n: int) -> list[float | None]:
     return [_f(low), _f(high)]
 
 
-def open_dataset(dataset: str) -> tuple[Declaration, Any, Splits]:
-    """A dataset's declaration, model store and splits, by key (``kdd`` or a user dataset's name)."""
-    declaration = catalog.get(dataset)
-    if declaration.builtin:
+def open_dataset(dataset: str, declaration: Declaration | None = None, store: Any = None,
+                 splits: Splits | None = None) -> tuple[Declaration, Any, Splits]:
+    """A dataset's declaration, model store and splits, by key (``kdd`` or a user dataset's name); each is opened
+    only when it is not given."""
+    declaration = declaration or catalog.get(dataset)
+    if store is None and declaration.builtin:
         from anodet.store.core import Store
 
         store = Store.open(declaration.store_root)
-    else:
+    elif store is None:
         from anodet.training.datasets import open_store
 
         store = open_store(dataset)
-    return declaration, store, declaration.load_splits()
+    return declaration, store, splits if splits is not None else declaration.load_splits()
 
 
 def command_line(dataset: str, view: str, detector: str, point: OperatingPoint, seed: int, resamples: int,
@@ -179,8 +181,7 @@ def facts(dataset: str, view: str | None, detector: str, point: OperatingPoint,
     first), as a JSON-ready dict. ``thresholds`` (e.g. a thresholds file, or the thresholds in force in a session)
     replaces the point's threshold for the detectors it names; every other detector is judged at the point.
     ``declaration``, ``store``, ``splits`` and ``scores`` may be given when the caller holds them already."""
-    if declaration is None or store is None or splits is None:
-        declaration, store, splits = open_dataset(dataset)
+    declaration, store, splits = open_dataset(dataset, declaration, store, splits)
     views = declaration.view_keys or tuple(store.label_views[:1])
     view = view or views[0]
     if view not in views:
@@ -287,8 +288,7 @@ def build(dataset: str, view: str | None, detector: str, point: OperatingPoint,
     """The decision report on ``detector`` at ``point`` as (self-contained HTML, Markdown); see :func:`facts`."""
     from anodet.evaluation import report_render
 
-    if declaration is None or store is None or splits is None:
-        declaration, store, splits = open_dataset(dataset)
+    declaration, store, splits = open_dataset(dataset, declaration, store, splits)
     scores = scores or boards.cached_scores(store, splits)
     got = facts(dataset, view, detector, point, thresholds, declaration=declaration, store=store, splits=splits,
                 scores=scores, resamples=resamples, seed=seed, thresholds_source=thresholds_source)
