@@ -323,8 +323,8 @@ def add_section() -> None:
     c1, c2, c3 = st.columns(3)
     name = c1.text_input("Dataset name", value=default_name, key=f"yd_name_{gen}", max_chars=64,
                          help="Letters, digits, '-' or '_'; not starting with 'kdd'.")
-    label_choices = [NONE, *names, *[n for n in test_names if n not in names]]
     only_in_test = [n for n in test_names if n not in names]  # a training file of normals lacks just the label
+    label_choices = [NONE, *names, *only_in_test]
     suggested = next((n for n in label_choices if n.strip().lower() in inspection.LABEL_NAMES),
                      only_in_test[0] if len(only_in_test) == 1 else None)
     if suggested and st.session_state.get(f"yd_label_suggested_{gen}") != suggested \
@@ -407,7 +407,7 @@ def add_section() -> None:
             return
         try:
             with st.spinner("Building the splits…"):
-                added = uploads.add_from_uploads(
+                declared = uploads.add_from_uploads(
                     name, train_path, test_path, replace=replace, label=lab, normal=normal.strip() if lab else None,
                     id_column=ident, exclude=list(exclude), categorical=list(categorical), protocol=protocol,
                     positive=positive.strip() or None, negative=negative.strip() or None,
@@ -420,7 +420,7 @@ def add_section() -> None:
         session_files.confirmed([train_path, test_path])
         st.session_state[GEN_KEY] = gen + 1
         st.session_state[PICK_KEY] = name
-        st.session_state[ADDED_KEY] = (name, list(added.doc.get("notes", [])))
+        st.session_state[ADDED_KEY] = (name, list(declared.doc.get("notes", [])))
         st.rerun()
 
 
