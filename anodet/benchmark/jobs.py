@@ -14,7 +14,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import logging
-import re
 import threading
 import time
 from collections.abc import Callable
@@ -23,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from anodet.benchmark import runs
+from anodet.textsafe import without_paths
 
 logger = logging.getLogger(__name__)
 
@@ -117,17 +117,16 @@ def peer_choices() -> list[str]:
 
 # -- sentences without server paths ---------------------------------------------------------------------------
 
-_PATH = re.compile(r"(?<![\w.])/(?:[^\s/'\"`,;:()]+/)+([^\s/'\"`,;:()]+)")
-
 
 def public(message: object) -> str:
-    """A library sentence for the page: the ADBench folder, the data folder and any other path by name only."""
+    """A library sentence for the page: the ADBench folder and the data folder by name, any other path as
+    :func:`anodet.textsafe.without_paths` shows it (its last name)."""
     text = str(message)
     for folder, shown in ((adbench_folder(), "the ADBench folder"), (runs.data_root(), "the data folder")):
         if folder is not None:
             for spelled in {str(folder.resolve()), str(folder)}:
                 text = text.replace(spelled + "/", "").replace(spelled, shown)
-    return _PATH.sub(r"\1", text)
+    return without_paths(text)
 
 
 # -- the job ---------------------------------------------------------------------------------------------------
