@@ -24,7 +24,7 @@ from anodet.datasets import catalog
 from anodet.datasets.model import NORMAL, Declaration, Splits
 from anodet.evaluation import boards, comparison, intervals
 from anodet.evaluation.boards import Scored, ViewBoard
-from anodet.evaluation.operating import OperatingPoint, percent
+from anodet.evaluation.operating import OperatingPoint
 from anodet.evaluation.thresholds import thresholds_document
 from anodet.store.reproducibility import read_run
 
@@ -294,8 +294,3 @@ def build(dataset: str, view: str | None, detector: str, point: OperatingPoint,
                 scores=scores, resamples=resamples, seed=seed, thresholds_source=thresholds_source)
     figures = report_render.figures(got, splits, scores)
     return report_render.html(got, figures), report_render.markdown(got)
-
-
-def percent_or_dash(value: float | None) -> str:
-    """A rate as :func:`anodet.evaluation.operating.percent` writes it, or ``–``."""
-    return "–" if value is None else percent(value)
