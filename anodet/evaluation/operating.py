@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from anodet.evaluation import intervals
 from anodet.evaluation.metrics import ThresholdCurve
 
 KINDS = ("preset", "fpr", "budget", "cost")
@@ -180,7 +181,7 @@ class Resolution:
     def of(cls, normals: int) -> Resolution:
         if normals <= 0:
             return cls(0, math.nan, math.nan)
-        return cls(normals, 1.0 / normals, 1.0 - 0.05 ** (1.0 / normals))
+        return cls(normals, *intervals.fpr_resolution(normals))
 
     def finer_than(self, fpr: float | None) -> bool:
         """Is ``fpr`` finer than the part can tell (below one normal record)?"""
