@@ -219,14 +219,10 @@ def get_test_scores() -> dict[str, np.ndarray]:
     return _test_scores(_root(), _manifest_hash())
 
 
-def get_validation_scores() -> dict[str, np.ndarray]:
-    """Every detector's scores on the validation split, read-only (shared by all sessions)."""
-    return _validation_scores(_root(), _manifest_hash())
-
-
 def validation_scores_later() -> Callable[[], dict[str, np.ndarray]]:
-    """A call returning :func:`get_validation_scores`, bound now to the session's dataset, for work done outside the
-    script run (a download built when it is clicked): a first page that may never need them does not score them."""
+    """A call returning every detector's scores on the validation split (read-only, shared by all sessions), bound
+    now to the session's dataset, for work done outside the script run (a download built when it is clicked): a
+    first page that may never need them does not score them."""
     root, manifest_hash, splits = _root(), _manifest_hash(), get_splits()
     return lambda: _validation_scores(root, manifest_hash, splits)
 
@@ -254,9 +250,7 @@ def _validation_curves(root: str, manifest_hash: str, view: str) -> dict[str, Th
     return {n: ThresholdCurve.from_scores(y, s) for n, s in _validation_scores(root, manifest_hash).items()}
 
 
-def get_validation_curves(view: str) -> dict[str, ThresholdCurve]:
-    """Per detector, the sorted validation scores: what the cost and alert-budget presets are chosen on."""
-    return _validation_curves(_root(), _manifest_hash(), view)
+
 
 
 def get_curve_summaries(view: str) -> dict[str, leaderboard.CurveSummary]:

@@ -22,7 +22,6 @@ from typing import Any
 
 import numpy as np
 
-from anodet.benchmark.contenders import is_peer
 from anodet.benchmark.runner import ROW_COLUMNS, Task
 
 CHOICES = {"choice:family": "Per-dataset choice (family)", "choice:all": "Per-dataset choice (family + peers)"}
@@ -129,8 +128,3 @@ def typed(table: Any) -> Any:
     for column in ("dataset", "protocol", "detector", "display", "group", "chosen", "params", "error"):
         table[column] = table[column].fillna("").astype(str)
     return table
-
-
-def peers_of(table: Any) -> set[str]:
-    """The peer contenders present in a results table."""
-    return {d for d in table["detector"].unique() if is_peer(d)}

@@ -304,26 +304,3 @@ def search_ensembles(found: Search, feature_set: str, labels: Mapping[str, np.nd
 def _short(params: Mapping[str, Any]) -> str:
     return ", ".join(f"{k}={v}" for k, v in params.items()) or "defaults"
 
-
-def rejudge(found: Search, labels: Mapping[str, np.ndarray], criterion: Criterion, seed: int = 0) -> Search:
-    """``found`` judged again under ``criterion`` (from the validation scores it kept: search with ``keep_scores``),
-    its ensembles searched again over the members ``criterion`` chooses."""
-    out = Search(criterion, fixed=found.fixed)
-    for fs, kinds in found.candidates.items():
-        out.candidates[fs] = {}
-        for kind, candidates in kinds.items():
-            if kind == "ensemble":
-                continue
-            again = []
-            for c in candidates:
-                if c.validation is None:
-                    raise ValueError("rejudging needs every candidate's validation scores: search with keep_scores")
-                judged = judge(kind, c.params, c.validation, labels, criterion.max_fpr, c.seconds, keep_scores=True)
-                judged.calibration = c.calibration
-                again.append(judged)
-            out.candidates[fs][kind] = again
-        if "ensemble" in kinds:
-            ensembles = search_ensembles(out, fs, labels, seed)
-            if ensembles:
-                out.candidates[fs]["ensemble"] = ensembles
-    return out
