@@ -105,6 +105,19 @@ def test_mcnemar_and_ties_at_the_point():
     assert ties["c"] == 1.0 and ties["b"] < 1.0
 
 
+def test_a_paired_rate_difference_has_the_normal_interval_of_the_per_record_differences():
+    from statistics import NormalDist
+
+    a = np.array([1, 1, 1, 1, 1, 1, 0, 0], bool)
+    b = np.array([1, 0, 0, 0, 0, 0, 0, 1], bool)
+    d = b.astype(float) - a.astype(float)  # per record: +1 only b flags it, -1 only a does
+    se = math.sqrt(((d - d.mean()) ** 2).sum()) / len(d)
+    z = NormalDist().inv_cdf(0.975)
+    diff, low, high = comparison.paired_rate_difference(a, b)
+    assert (diff, low, high) == pytest.approx((-0.5, -0.5 - z * se, -0.5 + z * se))
+    assert comparison.paired_rate_difference(a, a) == (0.0, 0.0, 0.0)
+
+
 def test_uncertainty_columns_bracket_their_estimates():
     y, scores = synthetic()
     scores["ceiling"] = y + RNG.normal(0, 0.01, len(y))

@@ -188,11 +188,7 @@ def pair_table(y: np.ndarray, scores: Mapping[str, np.ndarray], thresholds: Mapp
     for metric, records in (("recall", y), ("fpr", ~y)):
         fa = np.asarray(scores[a])[records] >= thresholds[a]
         fb = np.asarray(scores[b])[records] >= thresholds[b]
-        n = max(int(records.sum()), 1)
-        only_a, only_b = int((fa & ~fb).sum()), int((fb & ~fa).sum())
-        diff = (only_b - only_a) / n
-        se = math.sqrt(max(only_a + only_b - (only_b - only_a) ** 2 / n, 0.0)) / n
-        rows.append((metric, fa.mean(), fb.mean(), diff, diff - 1.96 * se, diff + 1.96 * se,
+        rows.append((metric, fa.mean(), fb.mean(), *comparison.paired_rate_difference(fa, fb),
                      comparison.mcnemar(fa, fb)))
     names = {"roc_auc": "ROC AUC", "pr_auc": "PR AUC", "recall": "Recall at the threshold",
              "fpr": "FPR at the threshold"}

@@ -45,6 +45,17 @@ def mcnemar(a: np.ndarray, b: np.ndarray) -> float:
     return float(min(1.0, 2.0 * math.exp(top) * np.exp(log_terms - top).sum()))
 
 
+def paired_rate_difference(a: np.ndarray, b: np.ndarray, level: float = LEVEL) -> tuple[float, float, float]:
+    """(b's rate − a's, low, high) over the same records (``a``, ``b``: which of them each flags): the normal
+    interval of a paired difference of proportions, from the records only one of the two flags."""
+    a, b = np.asarray(a, dtype=bool), np.asarray(b, dtype=bool)
+    n = max(len(a), 1)
+    only_a, only_b = int((a & ~b).sum()), int((b & ~a).sum())
+    diff = (only_b - only_a) / n
+    half = intervals.z_value(level) * math.sqrt(max(only_a + only_b - (only_b - only_a) ** 2 / n, 0.0)) / n
+    return diff, diff - half, diff + half
+
+
 def ties_at_point(caught: Mapping[str, np.ndarray], best: str, alpha: float = 0.05) -> dict[str, float]:
     """Holm-adjusted McNemar p-value of each detector against ``best`` on the attacks (``caught``: which
     attacks each one flags at the operating point); a detector is tied when its value exceeds ``alpha``."""

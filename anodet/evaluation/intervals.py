@@ -49,7 +49,7 @@ def _alpha(level: float) -> float:  # 1 - level, once the level is checked
     return 1.0 - level
 
 
-def _z(level: float) -> float:
+def z_value(level: float) -> float:  # the two-sided normal quantile of a ``level`` interval
     return NormalDist().inv_cdf(1 - _alpha(level) / 2)
 
 
@@ -122,7 +122,7 @@ def delong(y: np.ndarray, scores: Scores, level: float = 0.95,
     for every record off one sort per detector. The AUC is the attacks' mean; the covariance is
     ``S10/m + S01/n`` over the m attacks and n normals: O(k·n log n + k²·n).
     """
-    z = _z(level)
+    z = z_value(level)
     names, pos, matrix = _inputs(y, scores)
     m, n = int(pos.sum()), int((~pos).sum())
     k, total = matrix.shape
@@ -170,7 +170,7 @@ class PairedTest:
 
     def interval(self, level: float = 0.95) -> tuple[float, float]:
         """Normal interval of the difference."""
-        return self.difference - _z(level) * self.se, self.difference + _z(level) * self.se
+        return self.difference - z_value(level) * self.se, self.difference + z_value(level) * self.se
 
 
 def _paired(aucs: AucIntervals, a: int, others: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -437,7 +437,7 @@ def _counts(k: np.ndarray | float, n: np.ndarray | float) -> tuple[np.ndarray, n
 
 def wilson(k: np.ndarray | float, n: np.ndarray | float, level: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
     """Wilson score interval of k/n, elementwise (NaN where n = 0); sound at k = 0 and k = n too."""
-    z = _z(level)
+    z = z_value(level)
     k_, n_ = _counts(k, n)
     with np.errstate(divide="ignore", invalid="ignore"):
         p, shrink = k_ / n_, 1 / (1 + z * z / n_)
